@@ -1,0 +1,1 @@
+"""vpp: controller for a city swarm power plant."""

@@ -1,0 +1,22 @@
+"""The ``vpp`` command: one subcommand per job (check-config, scan, simulate, plan, ...)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="vpp",
+    help="Controller for a city swarm power plant: PV, batteries and a waste-heat pump.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Controller for a city swarm power plant: PV, batteries and a waste-heat pump."""
+
+
+# Each module registers its commands on ``app`` when imported.
+from vpp.cli import config_cmd as _config_cmd  # noqa: E402,F401

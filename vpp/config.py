@@ -1,0 +1,381 @@
+"""Site configuration: TOML files validated once, at load, with pydantic.
+
+This module is the one source of defaults and units for everything a site is made of. Every
+field carries its unit in its name (``power_w``, ``capacity_wh``, ``temp_c``...). A bad file
+fails fast with :class:`ConfigError`, whose message names each bad field by its path, e.g.
+``devices[3].modbus.port: must be 1..65535``.
+
+The module imports nothing from ``adapters`` or ``optimizer``: both may import the types here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+
+def _between(lo: float, hi: float) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if not lo <= value <= hi:
+            lo_s = f"{lo:g}" if isinstance(lo, float) else str(lo)
+            hi_s = f"{hi:g}" if isinstance(hi, float) else str(hi)
+            raise ValueError(f"must be {lo_s}..{hi_s}, got {value}")
+        return value
+
+    return check
+
+
+def _positive(value: Any) -> Any:
+    if not value > 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
+
+
+def _non_negative(value: Any) -> Any:
+    if not value >= 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_between(1, 65535))]
+UnitId = Annotated[int, AfterValidator(_between(0, 247))]
+RegisterAddress = Annotated[int, AfterValidator(_between(0, 65535))]
+Pct = Annotated[float, AfterValidator(_between(0.0, 100.0))]
+Ratio = Annotated[float, AfterValidator(_between(0.0, 1.0))]
+Efficiency = Annotated[float, AfterValidator(_between(0.01, 1.0))]
+PositiveFloat = Annotated[float, AfterValidator(_positive)]
+NonNegativeFloat = Annotated[float, AfterValidator(_non_negative)]
+TempC = Annotated[float, AfterValidator(_between(-50.0, 150.0))]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+class ConfigError(ValueError):
+    """A site file that cannot be used. ``errors`` holds one ``path: message`` per problem."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceKind(StrEnum):
+    PV = "pv"
+    BATTERY = "battery"
+    METER = "meter"
+    HEAT_PUMP = "heat_pump"
+    DATACENTRE = "datacentre"
+
+
+class ModbusEndpoint(_Model):
+    """Where a device answers Modbus TCP."""
+
+    host: str = "127.0.0.1"
+    port: Port = 502
+    unit: UnitId = 1
+    timeout_s: PositiveFloat = 1.0
+    retries: Annotated[int, AfterValidator(_between(0, 10))] = 1
+    #: SunSpec base address; None means discovery at 40000, 0 and 50000.
+    base: RegisterAddress | None = None
+
+
+class SimOptions(_Model):
+    """How the simulator presents this device (ignored for real hardware)."""
+
+    #: SunSpec model the simulated device presents (103/113 PV, 124/802 storage, 203 meter).
+    sunspec_model: int | None = None
+    response_delay_s: NonNegativeFloat = 0.0
+
+
+class _DeviceBase(_Model):
+    id: Identifier
+    name: str | None = None
+    modbus: ModbusEndpoint
+    feeder: str = "main"
+    enabled: bool = True
+    sim: SimOptions = SimOptions()
+
+
+class PvDevice(_DeviceBase):
+    """A rooftop PV inverter controlled through SunSpec model 123 or 704."""
+
+    kind: Literal[DeviceKind.PV]
+    rated_w: PositiveFloat
+    #: Installed DC peak power; defaults to the AC rating.
+    peak_wp: PositiveFloat | None = None
+    #: Lowest PV limit the controller writes: some inverters go to standby at 0 %.
+    min_limit_pct: Annotated[float, AfterValidator(_between(1.0, 100.0))] = 5.0
+    control: Literal["123", "704"] = "123"
+    tilt_deg: Annotated[float, AfterValidator(_between(0.0, 90.0))] = 30.0
+    azimuth_deg: Annotated[float, AfterValidator(_between(0.0, 360.0))] = 180.0
+
+    @property
+    def dc_peak_w(self) -> float:
+        return self.peak_wp if self.peak_wp is not None else self.rated_w
+
+
+class BatteryDevice(_DeviceBase):
+    """A home or district battery controlled through SunSpec model 124 or 802 + 7xx."""
+
+    kind: Literal[DeviceKind.BATTERY]
+    capacity_wh: PositiveFloat
+    max_charge_w: PositiveFloat
+    max_discharge_w: PositiveFloat
+    charge_efficiency: Efficiency = 0.95
+    discharge_efficiency: Efficiency = 0.95
+    soc_min_pct: Pct = 10.0
+    soc_max_pct: Pct = 95.0
+    #: Initial state of charge of a simulated battery.
+    soc_initial_pct: Pct = 50.0
+    control: Literal["124", "802"] = "124"
+    #: Cost of cycling, charged per kWh discharged (covers wear).
+    wear_cost_eur_per_mwh: NonNegativeFloat = 20.0
+
+    @model_validator(mode="after")
+    def _soc_window(self) -> BatteryDevice:
+        if self.soc_min_pct >= self.soc_max_pct:
+            raise ValueError(
+                f"soc_min_pct ({self.soc_min_pct}) must be below soc_max_pct ({self.soc_max_pct})"
+            )
+        return self
+
+
+class MeterDevice(_DeviceBase):
+    """A SunSpec meter (model 201-204); the grid-connection meter is named in ``grid.meter``."""
+
+    kind: Literal[DeviceKind.METER]
+
+
+class HeatPumpDevice(_DeviceBase):
+    """A large heat pump lifting the data centre's waste heat into the heating network."""
+
+    kind: Literal[DeviceKind.HEAT_PUMP]
+    register_map: Identifier = "heat_pump"
+    max_el_w: PositiveFloat
+    #: Lowest electric power while running, as a share of ``max_el_w`` (0 = fully modulating).
+    min_part_load_pct: Pct = 0.0
+    #: Carnot efficiency factor: COP = eta * T_supply / (T_supply - T_source), kelvin.
+    carnot_efficiency: Ratio = 0.5
+    #: Temperature drop across the evaporator, degC.
+    source_approach_k: NonNegativeFloat = 5.0
+
+
+class DatacentreDevice(_DeviceBase):
+    """The data centre's heat meter: IT power and the waste heat it offers."""
+
+    kind: Literal[DeviceKind.DATACENTRE]
+    register_map: Identifier = "datacentre_meter"
+    it_power_w: PositiveFloat
+    #: Share of IT power available as recoverable waste heat.
+    heat_recovery_ratio: Ratio = 0.9
+    waste_heat_temp_c: TempC = 35.0
+    #: Electric power of the dry coolers per watt of heat rejected (must-cool).
+    dry_cooler_el_per_th: Annotated[float, AfterValidator(_between(0.0, 0.5))] = 0.05
+
+
+Device = Annotated[
+    PvDevice | BatteryDevice | MeterDevice | HeatPumpDevice | DatacentreDevice,
+    Field(discriminator="kind"),
+]
+
+
+class SiteInfo(_Model):
+    name: str
+    timezone: str = "Europe/Berlin"
+    latitude_deg: Annotated[float, AfterValidator(_between(-90.0, 90.0))] = 51.34
+    longitude_deg: Annotated[float, AfterValidator(_between(-180.0, 180.0))] = 12.37
+
+
+class GridConnection(_Model):
+    """The district's connection to the distribution grid."""
+
+    import_limit_w: PositiveFloat
+    export_limit_w: PositiveFloat
+    #: Device id of the grid-connection meter.
+    meter: Identifier | None = None
+    #: Grid fees, levies and taxes on each MWh imported, on top of the day-ahead price.
+    import_fee_eur_per_mwh: NonNegativeFloat = 120.0
+    #: Fee deducted from the day-ahead price for each MWh exported.
+    export_fee_eur_per_mwh: NonNegativeFloat = 5.0
+    #: Site load that is not a modelled device (households, street lights), peak value.
+    base_load_peak_w: NonNegativeFloat = 0.0
+    #: Annual energy of that load, for the standard load profile.
+    base_load_annual_wh: NonNegativeFloat = 0.0
+
+
+class HeatSystem(_Model):
+    """Heating network, thermal store and backup boiler fed by the heat pump."""
+
+    supply_temp_c: TempC = 70.0
+    return_temp_c: TempC = 45.0
+    store_capacity_wh: NonNegativeFloat = 0.0
+    store_initial_pct: Pct = 50.0
+    #: Standing loss of the store, share of its content per hour.
+    store_loss_pct_per_h: Pct = 0.5
+    store_max_charge_th_w: NonNegativeFloat = 0.0
+    store_max_discharge_th_w: NonNegativeFloat = 0.0
+    boiler_max_th_w: NonNegativeFloat = 0.0
+    boiler_efficiency: Efficiency = 0.92
+    gas_price_eur_per_mwh: NonNegativeFloat = 45.0
+    #: Annual heat demand of the connected homes, for the standard heat-load profile.
+    annual_demand_wh: NonNegativeFloat = 0.0
+    #: Penalty for heat demand not met (slack), per MWh thermal.
+    unmet_heat_penalty_eur_per_mwh: PositiveFloat = 5000.0
+
+    @model_validator(mode="after")
+    def _temps(self) -> HeatSystem:
+        if self.return_temp_c >= self.supply_temp_c:
+            raise ValueError(
+                f"return_temp_c ({self.return_temp_c}) must be below "
+                f"supply_temp_c ({self.supply_temp_c})"
+            )
+        return self
+
+
+class Economics(_Model):
+    co2_price_eur_per_t: NonNegativeFloat = 80.0
+    gas_co2_kg_per_mwh: NonNegativeFloat = 201.0
+
+
+class OptimizerSettings(_Model):
+    horizon_h: Annotated[int, AfterValidator(_between(1, 72))] = 36
+    step_min: Literal[5, 15, 30, 60] = 15
+    time_limit_s: PositiveFloat = 10.0
+    #: "aggregated" plans clusters of similar devices; "device" plans each device.
+    mode: Literal["aggregated", "device"] = "aggregated"
+    milp: bool = False
+
+
+class PollSettings(_Model):
+    interval_s: PositiveFloat = 10.0
+    max_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
+    #: Consecutive failures that open a device's circuit breaker.
+    breaker_failures: Annotated[int, AfterValidator(_between(1, 100))] = 3
+    #: Seconds an open breaker waits before one trial request.
+    breaker_reset_s: PositiveFloat = 30.0
+    #: Revert timer written with every control: the device falls back to its own defaults
+    #: if the controller goes silent this long.
+    revert_s: Annotated[int, AfterValidator(_between(10, 86400))] = 900
+
+
+class Site(_Model):
+    """A whole site: everything the controller, the optimizer and the simulator need."""
+
+    site: SiteInfo
+    grid: GridConnection
+    heat: HeatSystem = HeatSystem()
+    economics: Economics = Economics()
+    optimizer: OptimizerSettings = OptimizerSettings()
+    poll: PollSettings = PollSettings()
+    devices: list[Device] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Site:
+        problems: list[str] = []
+        ids = Counter(d.id for d in self.devices)
+        problems += [f"duplicate device id {i!r}" for i, n in ids.items() if n > 1]
+        endpoints = Counter((d.modbus.host, d.modbus.port, d.modbus.unit) for d in self.devices)
+        problems += [
+            f"two devices share host {h} port {p} unit {u}"
+            for (h, p, u), n in endpoints.items()
+            if n > 1
+        ]
+        if self.grid.meter is not None:
+            meter = next((d for d in self.devices if d.id == self.grid.meter), None)
+            if meter is None or meter.kind != DeviceKind.METER:
+                problems.append(f"grid.meter {self.grid.meter!r} is not a meter device of this site")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def of_kind(self, kind: DeviceKind) -> list[Any]:
+        return [d for d in self.devices if d.kind == kind and d.enabled]
+
+    @property
+    def pv(self) -> list[PvDevice]:
+        return self.of_kind(DeviceKind.PV)
+
+    @property
+    def batteries(self) -> list[BatteryDevice]:
+        return self.of_kind(DeviceKind.BATTERY)
+
+    @property
+    def heat_pump(self) -> HeatPumpDevice | None:
+        found = self.of_kind(DeviceKind.HEAT_PUMP)
+        return found[0] if found else None
+
+    @property
+    def datacentre(self) -> DatacentreDevice | None:
+        found = self.of_kind(DeviceKind.DATACENTRE)
+        return found[0] if found else None
+
+    def device(self, device_id: str) -> Any:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        raise KeyError(f"no device {device_id!r} in site {self.site.name!r}")
+
+
+def _format_loc(loc: Iterable[int | str], kinds: set[str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in kinds or part.startswith("function-after"):
+            # pydantic adds the union tag and validator names to the path; users never wrote them.
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(file)"
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One ``path: message`` line per error, paths as a user reads them in the TOML file."""
+    kinds = {k.value for k in DeviceKind}
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"]
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "required field missing"
+        lines.append(f"{_format_loc(err['loc'], kinds)}: {msg}")
+    return lines
+
+
+def parse_site(data: dict[str, Any], source: str = "<site>") -> Site:
+    """Validate a parsed TOML document; raise :class:`ConfigError` naming every bad field."""
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, format_errors(exc)) from None
+
+
+def read_site(path: str | Path) -> Site:
+    """Read and validate a site TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), [f"(file): not found: {path}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"(file): not valid TOML: {exc}"]) from None
+    return parse_site(data, str(path))
