@@ -10,6 +10,7 @@ value = raw * scale;  raw = round(value / scale)
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import tomllib
@@ -102,14 +103,14 @@ def decode_register(
     raw = struct.unpack(">" + _STRUCT[reg.type], struct.pack(f">{len(words)}H", *words))[0]
     if reg.type == "float32":
         return None if not math.isfinite(raw) else float(raw) * reg.scale
-    return raw * reg.scale
+    return float(raw * reg.scale)
 
 
 def encode_register(reg: RegisterDef, value: float, word_order: str = "big") -> list[int]:
     """Registers for ``value`` (engineering units); RegisterMapError if it does not fit."""
     if not math.isfinite(value):
         raise RegisterMapError(f"{reg.channel}: value {value} is not a finite number")
-    if reg.min is not None and value < reg.min or reg.max is not None and value > reg.max:
+    if (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
         raise RegisterMapError(f"{reg.channel}: {value} {reg.unit} outside {reg.min}..{reg.max}")
     raw: float | int = value / reg.scale
     if reg.type != "float32":
@@ -170,7 +171,7 @@ def parse_map(name: str, text: str) -> RegisterMap:
 def _check_overlaps(name: str, regs: Sequence[RegisterDef]) -> None:
     for table in ("holding", "input"):
         spans = sorted((r.address, r.address + r.size, r.channel) for r in regs if r.table == table)
-        for (_, end, a), (start, _, b) in zip(spans, spans[1:], strict=False):
+        for (_, end, a), (start, _, b) in itertools.pairwise(spans):
             if start < end:
                 raise RegisterMapError(f"map {name!r}: {a} and {b} overlap in {table} registers")
 

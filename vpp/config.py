@@ -299,7 +299,9 @@ class Site(_Model):
         if self.grid.meter is not None:
             meter = next((d for d in self.devices if d.id == self.grid.meter), None)
             if meter is None or meter.kind != DeviceKind.METER:
-                problems.append(f"grid.meter {self.grid.meter!r} is not a meter device of this site")
+                problems.append(
+                    f"grid.meter {self.grid.meter!r} is not a meter device of this site"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -18,7 +18,13 @@ from adapters.regmap import (
 
 def reg(type_: str, scale: float = 1.0, **kw: object) -> RegisterDef:
     return RegisterDef(
-        channel="x", address=0, type=type_, scale=scale, unit="W", access="rw", table="holding",
+        channel="x",
+        address=0,
+        type=type_,
+        scale=scale,
+        unit="W",
+        access="rw",
+        table="holding",
         **kw,  # type: ignore[arg-type]
     )
 
