@@ -1,0 +1,192 @@
+"""The simulator's Modbus side: discovery, access rules, faults, delays, gateways going away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pymodbus.exceptions import ModbusIOException
+
+from adapters.sim.fleet import SimFleet
+from adapters.sim.profiles import constant_profile
+from tests.adapters.sim.util import (
+    NOON,
+    battery,
+    client,
+    make_site,
+    point,
+    pv,
+    raw,
+    scan_unit,
+    write_point,
+)
+from tests.conftest import free_ports
+from vpp.clock import ManualClock
+
+ILLEGAL_ADDRESS, ILLEGAL_VALUE, GATEWAY_NO_RESPONSE = 0x02, 0x03, 0x0B
+
+
+def two_port_fleet(**kwargs: object) -> tuple[SimFleet, int, int]:
+    pa, pb = free_ports(2)
+    site = make_site([pv("pv-1", pa, 1), pv("pv-2", pa, 2, 113), battery("bat-1", pb, 1)])
+    fleet = SimFleet(site, ManualClock(NOON), irradiance=constant_profile(600.0),
+                     step_interval_s=None, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+    return fleet, pa, pb
+
+
+async def test_scan_reads_what_the_physics_says() -> None:
+    fleet, pa, pb = two_port_fleet()
+    async with fleet:
+        fleet.step(10)
+        for unit, model in ((1, 103), (2, 113)):
+            found = await scan_unit(pa, unit)
+            assert found.base == 40000
+            dev = fleet.device(f"pv-{unit}")
+            assert found.model(model).values["W"] == pytest.approx(dev.state.pv_w, abs=1)
+            assert found.model(model).values["WH"] == pytest.approx(dev.state.energy_wh, abs=1)
+        found = await scan_unit(pb, 1)
+        assert found.model(124).values["ChaState"] == 50.0
+
+
+@pytest.mark.parametrize("base", [0, 50000])
+async def test_discovery_finds_other_base_addresses(base: int) -> None:
+    (port,) = free_ports(1)
+    site = make_site([pv("pv-1", port, 1)])
+    async with SimFleet(site, ManualClock(NOON), bases={"pv-1": base}, step_interval_s=None):
+        found = await scan_unit(port, 1)
+    assert found.base == base
+    assert [loc.id for loc in found.locations] == [1, 103, 120, 123]
+
+
+async def test_writes_to_read_only_registers_and_bad_values_are_refused() -> None:
+    fleet, pa, _pb = two_port_fleet()
+    async with fleet:
+        found = await scan_unit(pa, 1)
+        c = client(pa)
+        await c.connect()
+        try:
+            w_address, _ = point(found, 103, "W")
+            reply = await c.write_registers(w_address, [1234], device_id=1)
+            assert reply.isError() and reply.exception_code == ILLEGAL_ADDRESS
+            sf_address, _ = point(found, 123, "WMaxLimPct_SF")
+            lim_address, _ = point(found, 123, "WMaxLimPct")
+            # A write spanning RW points and a read-only one is refused as a whole.
+            span = await c.write_registers(lim_address, [0] * (sf_address - lim_address + 1),
+                                           device_id=1)  # fmt: skip
+            assert span.isError() and span.exception_code == ILLEGAL_ADDRESS
+            bad = await write_point(c, 1, found, 123, "WMaxLimPct", 150.0)
+            assert bad.isError() and bad.exception_code == ILLEGAL_VALUE
+            ok = await write_point(c, 1, found, 123, "WMaxLimPct", 55.0)
+            assert not ok.isError()
+            back = await c.read_holding_registers(lim_address, count=1, device_id=1)
+            assert back.registers == raw(found, 123, "WMaxLimPct", 55.0)
+            assert fleet.device("pv-1").writes == 1
+            unknown = await c.read_holding_registers(40000, count=2, device_id=77)
+            assert unknown.isError() and unknown.exception_code == GATEWAY_NO_RESPONSE
+        finally:
+            c.close()
+
+
+async def test_error_and_garbage_faults() -> None:
+    fleet, pa, _pb = two_port_fleet()
+    async with fleet:
+        fleet.step(10)
+        found = await scan_unit(pa, 1)
+        w_address, _ = point(found, 103, "W")
+        model = found.model(103)
+        c = client(pa)
+        await c.connect()
+        try:
+            fleet.device("pv-1").fault = "error"
+            reply = await c.read_holding_registers(w_address, count=2, device_id=1)
+            assert reply.isError() and reply.exception_code == GATEWAY_NO_RESPONSE
+            other = await c.read_holding_registers(w_address, count=2, device_id=2)
+            assert not other.isError()  # the gateway's other units still answer
+            fleet.device("pv-1").fault = "garbage"
+            body = await c.read_holding_registers(model.address, count=2 + model.length,
+                                                  device_id=1)  # fmt: skip
+            assert body.registers[:2] == [103, model.length]  # headers stay intact
+            assert body.registers[2:] != [*model.raw]
+            common = await c.read_holding_registers(40002, count=2, device_id=1)
+            assert common.registers == [1, 66]
+            fleet.device("pv-1").fault = "none"
+            clean = await c.read_holding_registers(model.address + 2, count=model.length,
+                                                   device_id=1)  # fmt: skip
+            assert clean.registers == model.raw
+        finally:
+            c.close()
+
+
+async def test_silent_device_times_out_and_shutdown_is_not_held_up() -> None:
+    fleet, pa, _pb = two_port_fleet(silent_hold_s=30.0)
+    async with fleet:
+        fleet.device("pv-1").fault = "silent"
+        c = client(pa, timeout_s=0.3)
+        await c.connect()
+        try:
+            started = time.monotonic()
+            with pytest.raises(ModbusIOException):
+                await c.read_holding_registers(40000, count=2, device_id=1)
+            assert time.monotonic() - started < 2.0
+        finally:
+            c.close()
+        slow = client(pa, timeout_s=1.5)
+        await slow.connect()
+
+        async def read() -> object:
+            return await slow.read_holding_registers(40000, count=2, device_id=1)
+
+        pending = asyncio.create_task(read())
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await fleet.stop()
+        assert time.monotonic() - started < 2.0
+        with pytest.raises(ModbusIOException):
+            await asyncio.wait_for(pending, 5.0)
+        slow.close()
+
+
+async def test_response_delay_lets_many_requests_be_in_flight() -> None:
+    (port,) = free_ports(1)
+    site = make_site([pv(f"pv-{u}", port, u, sim={"response_delay_s": 0.3}) for u in range(1, 7)])
+    async with SimFleet(site, ManualClock(NOON), step_interval_s=None) as fleet:
+        assert fleet.device("pv-3").response_delay_s == 0.3
+        clients = [client(port) for _ in range(6)]
+        for c in clients:
+            await c.connect()
+        try:
+            started = time.monotonic()
+            replies = await asyncio.gather(*(
+                c.read_holding_registers(40000, count=2, device_id=u)
+                for u, c in enumerate(clients, start=1)))  # fmt: skip
+            elapsed = time.monotonic() - started
+        finally:
+            for c in clients:
+                c.close()
+    assert all(not r.isError() for r in replies)
+    assert 0.3 <= elapsed < 1.0  # in parallel, not 6 x 0.3 s
+
+
+async def test_fleet_wide_delay_override() -> None:
+    fleet, _pa, _pb = two_port_fleet(delay_s=0.05)
+    assert {d.response_delay_s for d in fleet.devices} == {0.05}
+
+
+async def test_stop_and_start_port() -> None:
+    fleet, pa, pb = two_port_fleet()
+    async with fleet:
+        await fleet.stop_port(pa)
+        assert not fleet.is_serving(pa) and fleet.is_serving(pb)
+        c = client(pa, timeout_s=0.5)
+        assert not await c.connect()
+        c.close()
+        assert (await scan_unit(pb, 1)).model(124).values["ChaState"] == 50.0
+        energy_before = fleet.device("pv-1").state.energy_wh
+        fleet.step(3600)  # the inverter keeps producing while its gateway is away
+        await fleet.start_port(pa)
+        found = await scan_unit(pa, 1)
+        assert found.model(103).values["WH"] > energy_before + 1000
+        await fleet.stop_port(pa)
+        await fleet.stop_port(pa)  # idempotent
+    assert not fleet.is_serving(pb)
