@@ -1,0 +1,208 @@
+"""Forecasts as of a moment: the horizon, the oracle, price publication, and no peeking."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vpp.data import read_inputs, shipped_inputs
+from vpp.forecast import (
+    ForecastSettings,
+    cutoffs,
+    forecast,
+    forecast_index,
+    forecast_solar,
+    price_known_until,
+)
+
+PRICE = "price_eur_per_mwh"
+Q = pd.Timedelta(minutes=15)
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    """Six weeks of the shipped 2018 year (UTC), around Whitsun and the June heat."""
+    return read_inputs(shipped_inputs(2018), "2018-05-01T00:00Z", "2018-06-12T00:00Z")
+
+
+def local(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="Europe/Berlin").tz_convert("UTC")
+
+
+@pytest.mark.parametrize(
+    ("now", "horizon", "first", "steps"),
+    [
+        ("2018-06-01T10:07:31Z", timedelta(hours=36), "2018-06-01T10:00Z", 144),
+        ("2018-06-01T10:00Z", timedelta(hours=24), "2018-06-01T10:00Z", 96),
+        ("2018-06-01T23:59Z", timedelta(minutes=20), "2018-06-01T23:45Z", 2),
+    ],
+)
+def test_forecast_covers_the_horizon_in_utc_quarter_hours(
+    history: pd.DataFrame, now: str, horizon: timedelta, first: str, steps: int
+) -> None:
+    got = forecast(history, pd.Timestamp(now), horizon)
+    expected = pd.date_range(first, periods=steps, freq="15min", tz="UTC")
+    assert got.index.equals(expected) and got.index.equals(
+        forecast_index(pd.Timestamp(now), horizon)
+    )
+    assert str(pd.DatetimeIndex(got.index).tz) == "UTC"
+    assert list(got.columns) == list(history.columns)
+
+
+def test_perfect_is_the_truth(history: pd.DataFrame) -> None:
+    now = pd.Timestamp("2018-05-20T05:40Z")
+    got = forecast(history, now, timedelta(hours=36), mode="perfect")
+    truth = history.loc["2018-05-20T05:30Z":].iloc[:144]
+    pd.testing.assert_frame_equal(got, truth, check_freq=False)
+    with pytest.raises(ValueError, match="no values for 2018-06-12T00:00"):
+        forecast(history, pd.Timestamp("2018-06-11T12:00Z"), timedelta(hours=36), "perfect")
+
+
+@pytest.mark.parametrize(
+    ("now_local", "known_until_local"),
+    [
+        ("2018-06-01 12:59", "2018-06-02 00:00"),  # results not out yet: today only
+        ("2018-06-01 13:00", "2018-06-03 00:00"),  # published: tomorrow too
+        ("2018-06-01 00:10", "2018-06-02 00:00"),
+        ("2026-03-28 13:30", "2026-03-30 00:00"),  # across the 23-hour day
+        ("2026-10-24 14:00", "2026-10-26 00:00"),  # across the 25-hour day
+    ],
+)
+def test_price_publication_rule(now_local: str, known_until_local: str) -> None:
+    assert price_known_until(local(now_local)) == local(known_until_local)
+
+
+def test_prices_of_tomorrow_are_used_only_once_published(history: pd.DataFrame) -> None:
+    tomorrow = slice(local("2018-06-02 00:00"), local("2018-06-03 00:00") - Q)
+    truth = history.loc[tomorrow, PRICE]
+    before = forecast(history, local("2018-06-01 12:45"))
+    after = forecast(history, local("2018-06-01 13:00"))
+    np.testing.assert_array_equal(after.loc[tomorrow, PRICE], truth)
+    assert not np.allclose(before.loc[tomorrow, PRICE], truth)
+    # Before publication tomorrow repeats today's published prices, quarter hour by quarter hour.
+    today = history.loc[local("2018-06-01 00:00") : local("2018-06-02 00:00") - Q, PRICE]
+    np.testing.assert_array_equal(before.loc[tomorrow, PRICE], today.to_numpy())
+    # Today's remaining prices are known either way.
+    rest_of_today = slice(local("2018-06-01 13:00"), local("2018-06-02 00:00") - Q)
+    np.testing.assert_array_equal(
+        before.loc[rest_of_today, PRICE], history.loc[rest_of_today, PRICE]
+    )
+
+
+PERTURBATIONS = ("noise", "nan", "drop", "constant")
+
+
+def perturb_unknown(history: pd.DataFrame, now: pd.Timestamp, how: str, seed: int) -> pd.DataFrame:
+    """Change everything not yet known at ``now`` (per column cutoff), in one of four ways."""
+    rng = np.random.default_rng(seed)
+    out = history.copy()
+    limits = cutoffs(list(history.columns), now, ForecastSettings())
+    if how == "drop":
+        return out[out.index < min(limits.values())].combine_first(
+            out[[PRICE]][out.index < limits[PRICE]]
+        )
+    for column, cutoff in limits.items():
+        future = out.index >= cutoff
+        if how == "noise":
+            out.loc[future, column] += rng.normal(0.0, 50.0, int(future.sum()))
+        elif how == "nan":
+            out.loc[future & (rng.random(len(out)) < 0.5), column] = np.nan
+        else:
+            out.loc[future, column] = 1.0
+    return out
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    minutes=st.integers(min_value=0, max_value=24 * 60 * 20),
+    how=st.sampled_from(PERTURBATIONS),
+    seed=st.integers(min_value=0, max_value=2**16),
+    hours=st.integers(min_value=1, max_value=48),
+)
+def test_no_peeking_changing_the_unknown_future_changes_nothing(
+    history: pd.DataFrame, minutes: int, how: str, seed: int, hours: int
+) -> None:
+    now = pd.Timestamp("2018-05-15T00:00Z") + pd.Timedelta(minutes=minutes)
+    horizon = timedelta(hours=hours)
+    expected = forecast(history, now, horizon)
+    got = forecast(perturb_unknown(history, now, how, seed), now, horizon)
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_the_no_peeking_check_is_not_vacuous(history: pd.DataFrame) -> None:
+    """Changing the known past does change the forecast."""
+    now = pd.Timestamp("2018-05-20T09:00Z")
+    changed = history.copy()
+    changed.loc[now - pd.Timedelta(days=7) : now - Q] *= 0.9
+    before, after = forecast(history, now), forecast(changed, now)
+    differs = [c for c in history.columns if not np.allclose(before[c], after[c])]
+    assert differs == list(history.columns)
+
+
+def test_asof_forecast_is_deterministic_and_complete(history: pd.DataFrame) -> None:
+    now = pd.Timestamp("2018-06-05T07:20Z")
+    first, second = forecast(history, now), forecast(history, now)
+    pd.testing.assert_frame_equal(first, second)
+    assert first.notna().all().all()
+
+
+def test_household_load_follows_the_standard_profile(history: pd.DataFrame) -> None:
+    """H25 repeats by month and day type: a June Tuesday from the last June Tuesday,
+    rescaled by the dynamisation factor, is the profile itself (to the file's rounding)."""
+    now = local("2018-06-05 06:00")  # Tuesday
+    got = forecast(history, now, timedelta(hours=36))["load_w_per_mwh_a"]
+    truth = history["load_w_per_mwh_a"].reindex(got.index)
+    np.testing.assert_allclose(got, truth, atol=0.01)
+
+
+def test_it_load_is_last_weeks_same_quarter_hour(history: pd.DataFrame) -> None:
+    now = pd.Timestamp("2018-05-23T11:00Z")
+    got = forecast(history, now, timedelta(hours=30))["it_load_ratio"]
+    week_before = history["it_load_ratio"].reindex(
+        pd.DatetimeIndex(got.index) - pd.Timedelta(days=7)
+    )
+    np.testing.assert_array_equal(got.to_numpy(), week_before.to_numpy())
+
+
+def test_temperature_is_persistence_of_the_last_24_hours(history: pd.DataFrame) -> None:
+    now = pd.Timestamp("2018-05-23T11:00Z")
+    got = forecast(history, now, timedelta(hours=30))["outdoor_temp_c"]
+    for t in (now, now + pd.Timedelta(hours=23, minutes=45), now + pd.Timedelta(hours=29)):
+        lag = pd.Timedelta(days=1) if t < now + pd.Timedelta(days=1) else pd.Timedelta(days=2)
+        assert got[t] == history.loc[t - lag, "outdoor_temp_c"]
+
+
+def test_pv_blends_persistence_and_clear_sky(history: pd.DataFrame) -> None:
+    now = pd.Timestamp("2018-06-01T04:00Z")
+    index = forecast_index(now, timedelta(hours=24))
+    known = history.loc[: now - Q, "pv_w_per_kwp"]
+    cutoff = now
+
+    def pv(weight: float) -> np.ndarray:
+        s = ForecastSettings(solar_persistence_weight=weight)
+        return forecast_solar(known, index, cutoff, s)
+
+    persistence = np.mean(
+        [history["pv_w_per_kwp"].reindex(index - pd.Timedelta(days=d)) for d in (1, 2, 3)], axis=0
+    )
+    np.testing.assert_allclose(pv(1.0), persistence)
+    clear = pv(0.0)
+    night = (index.hour >= 20) | (index.hour < 2)  # UTC, June
+    assert (clear[night] == 0.0).all() and clear[~night].max() > 100.0
+    np.testing.assert_allclose(pv(0.5), 0.5 * persistence + 0.5 * clear)
+    # The clear-sky part keeps the recent days' energy per clear-sky energy.
+    assert pv(0.0).sum() == pytest.approx(persistence.sum(), rel=0.25)
+
+
+def test_bad_inputs_are_refused(history: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        forecast(history, pd.Timestamp("2018-06-01T10:00"))
+    with pytest.raises(ValueError, match="unknown forecast mode"):
+        forecast(history, pd.Timestamp("2018-06-01T10:00Z"), mode="oracle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        forecast(history.tz_localize(None), pd.Timestamp("2018-06-01T10:00Z"))

@@ -1,0 +1,373 @@
+"""Forecasts of the input schema "as of" a moment: only what was known then is used.
+
+:func:`forecast` turns a history in the raw input schema (:mod:`vpp.data.schema`) into a
+forecast for the quarter hours ``[floor(now), floor(now) + horizon)``. The live controller
+passes what it has recorded; replay passes a whole historic year, future included, and
+``mode="asof"`` must not look at that future. What counts as known at ``now``:
+
+- measured series (PV, weather, CO2, loads, IT load): the quarter hours that have ended,
+  i.e. those before ``floor(now)``;
+- day-ahead prices: as published. The auction for delivery day D closes at 12:00
+  Europe/Berlin on D-1 and its results appear at about 12:45-13:00; from 13:00 local
+  (:data:`PRICE_PUBLICATION`) tomorrow's prices are known, before that only today's.
+
+Everything after the cutoff is replaced by an estimate from the known past, one small
+pure function per quantity (see each for the method). ``mode="perfect"`` is the oracle:
+the true values from the history. All results are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pvlib  # type: ignore[import-untyped]
+
+from vpp.data.profiles import bdew_dynamisation, saxony_holidays, slp_day_types
+from vpp.data.schema import COLUMNS, INDEX_NAME, SCHEMA, STEP
+from vpp.data.timegrid import LOCAL_TZ
+from vpp.sources.daymap import DayTable, day_table, local_days, local_slots
+
+Mode = Literal["asof", "perfect"]
+#: Local time from which the next delivery day's day-ahead prices count as published.
+PRICE_PUBLICATION = time(13, 0)
+DEFAULT_HORIZON = timedelta(hours=36)
+#: History older than this before the cutoff is not looked at (bounds the work per call).
+LOOKBACK = pd.Timedelta(days=35)
+DAY = pd.Timedelta(days=1)
+WEEK = pd.Timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """Site position and method parameters of the forecasts."""
+
+    latitude_deg: float = 51.34
+    longitude_deg: float = 12.37
+    price_publication: time = PRICE_PUBLICATION
+    #: Past days averaged for PV persistence and for the clear-sky index.
+    solar_days: int = 3
+    #: Weight of persistence in the PV blend; the rest goes to the scaled clear-sky shape.
+    solar_persistence_weight: float = 0.5
+
+
+def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:
+    """UTC quarter hours from the one containing ``now``, as many as cover ``horizon``."""
+    start = _utc(now).floor(STEP)
+    steps = int(np.ceil(pd.Timedelta(horizon) / STEP))
+    return pd.date_range(start, periods=steps, freq=STEP, name=INDEX_NAME)
+
+
+def price_known_until(now: datetime, publication: time = PRICE_PUBLICATION) -> pd.Timestamp:
+    """End (UTC) of the day-ahead prices published at ``now``: the next local midnight,
+    or the one after it from ``publication`` local time on."""
+    local = _utc(now).tz_convert(LOCAL_TZ)
+    days = 2 if local.time() >= publication else 1
+    midnight = local.normalize()
+    for _ in range(days):  # step over 23/25-hour days without drifting off midnight
+        midnight = (midnight + pd.Timedelta(hours=26)).normalize()
+    return midnight.tz_convert("UTC")
+
+
+def cutoffs(
+    columns: list[str], now: datetime, settings: ForecastSettings
+) -> dict[str, pd.Timestamp]:
+    """First instant (UTC) not known at ``now``, per column."""
+    measured = _utc(now).floor(STEP)
+    prices = price_known_until(now, settings.price_publication)
+    return {c: prices if c == "price_eur_per_mwh" else measured for c in columns}
+
+
+def forecast(
+    history: pd.DataFrame,
+    now: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+    mode: Mode = "asof",
+    settings: ForecastSettings | None = None,
+) -> pd.DataFrame:
+    """Raw-schema forecast for the quarter hours of :func:`forecast_index`.
+
+    Parameters
+    ----------
+    history : DataFrame
+        Schema columns on a UTC quarter-hour index; may reach past ``now``.
+    now : datetime
+        The moment the forecast is made (timezone-aware).
+    horizon : timedelta
+        Length of the forecast, rounded up to whole quarter hours.
+    mode : {"asof", "perfect"}
+        ``"asof"``: only what was known at ``now``; ``"perfect"``: the true values.
+
+    Returns
+    -------
+    DataFrame
+        The history's schema columns (schema order) on the forecast index; NaN where
+        there was nothing to estimate from.
+    """
+    settings = settings or ForecastSettings()
+    index = forecast_index(now, horizon)
+    columns = [c.name for c in SCHEMA if c.name in history.columns]
+    data = _utc_index(history)
+    if mode == "perfect":
+        return perfect(data, index, columns)
+    if mode != "asof":
+        raise ValueError(f"unknown forecast mode {mode!r} (asof or perfect)")
+    out = {}
+    for column, cutoff in cutoffs(columns, now, settings).items():
+        known = known_series(data[column], cutoff)
+        estimate = _FORECASTERS[column](known, index, cutoff, settings)
+        out[column] = _clip(column, estimate)
+    return pd.DataFrame(out, index=index)
+
+
+def perfect(history: pd.DataFrame, index: pd.DatetimeIndex, columns: list[str]) -> pd.DataFrame:
+    """The true values on ``index``; ValueError naming the first quarter hour missing."""
+    truth = history[columns].reindex(index).astype(float)
+    missing = truth.isna().any(axis=1)
+    if missing.any():
+        first = missing[missing].index[0]
+        raise ValueError(f"perfect forecast: history has no values for {first.isoformat()}")
+    return truth
+
+
+def known_series(series: pd.Series, cutoff: pd.Timestamp) -> pd.Series:
+    """Values before ``cutoff`` (and after ``cutoff - LOOKBACK``), missing ones dropped."""
+    index = pd.DatetimeIndex(series.index)
+    inside = (index < cutoff) & (index >= cutoff - LOOKBACK)
+    return series[inside].dropna().astype(float)
+
+
+# --- one estimate per quantity ------------------------------------------------------------
+
+
+def forecast_price(
+    known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> np.ndarray:
+    """Published prices [EUR/MWh] where known; beyond them the same local wall-clock
+    quarter hour of the last complete published day (day-ahead persistence)."""
+    values = known.reindex(index).to_numpy(dtype=float, copy=True)
+    table = day_table(known)
+    last = _last_complete(table)
+    if last >= 0:
+        todo = np.isnan(values)
+        rows = np.full(int(todo.sum()), last)
+        values[todo] = table.lookup(rows, local_slots(index[todo]))
+    return values
+
+
+def forecast_solar(
+    known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> np.ndarray:
+    """PV per kWp [W/kWp] (also GHI/DHI [W/m^2]): a blend of persistence and clear sky.
+
+    - persistence: mean of the same UTC quarter hour (same sun position, to within
+      minutes) over the ``solar_days`` latest known days;
+    - clear sky: the target quarter hour's clear-sky GHI (pvlib, Haurwitz model, at the
+      site) times the recent clear-sky index: the known energy of those days over their
+      clear-sky energy. It moves sunrise and sunset to the target day and keeps night at 0.
+
+    Blended ``w * persistence + (1 - w) * clear sky`` with ``w = solar_persistence_weight``.
+    """
+    days = settings.solar_days
+    persistence = shift_persistence(known, index, cutoff, DAY, count=days, average=True)
+    recent = known[known.index >= cutoff - days * DAY]
+    sky_recent = clear_sky_ghi(pd.DatetimeIndex(recent.index), settings)
+    total_sky = float(sky_recent.sum())
+    if total_sky <= 0.0:
+        return persistence
+    clear = clear_sky_ghi(index, settings) * float(recent.sum()) / total_sky
+    w = settings.solar_persistence_weight
+    return np.where(np.isnan(persistence), clear, w * persistence + (1.0 - w) * clear)
+
+
+def forecast_load(
+    known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> np.ndarray:
+    """Household load [W per MWh/a] from the BDEW H25 structure, without the profile table.
+
+    H25 is a value per (month, day type, wall-clock quarter hour) times the dynamisation
+    factor F(day of year). So each target day takes the latest known complete day of the
+    same day type (working day, Saturday, Sunday/holiday in Saxony), preferably of the
+    same month, rescaled by F(target) / F(source): exact when the month matches.
+    """
+    table = day_table(known)
+    target_days = local_days(index)
+    values = np.full(len(index), np.nan)
+    for day in np.unique(target_days):
+        source = _same_day_type(table, day)
+        if source < 0:
+            continue
+        scale = _dynamisation(day) / _dynamisation(table.days[source])
+        here = target_days == day
+        rows = np.full(int(here.sum()), source)
+        values[here] = table.lookup(rows, local_slots(index[here])) * scale
+    return values
+
+
+def forecast_heat(
+    known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> np.ndarray:
+    """Heat demand [W per MWh/a]: the last complete known day's wall-clock profile.
+
+    The SigLinDe profile is a function of the smoothed daily temperature (and weekday
+    factors, all 1 for multi-family houses), so repeating yesterday's profile is the
+    profile under a persistence forecast of temperature.
+    """
+    table = day_table(known)
+    last = _last_complete(table)
+    if last < 0:
+        return np.full(len(index), np.nan)
+    return table.lookup(np.full(len(index), last), local_slots(index))
+
+
+def forecast_daily(
+    known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> np.ndarray:
+    """Persistence of the last 24 h: the latest known value at the same UTC time of day
+    (temperature, CO2 intensity, waste-heat temperature)."""
+    return shift_persistence(known, index, cutoff, DAY)
+
+
+def forecast_weekly(
+    known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> np.ndarray:
+    """Persistence of the same quarter hour of the last known week (data-centre IT load,
+    which follows office hours and weekdays)."""
+    return shift_persistence(known, index, cutoff, WEEK)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def shift_persistence(
+    known: pd.Series,
+    index: pd.DatetimeIndex,
+    cutoff: pd.Timestamp,
+    period: pd.Timedelta,
+    count: int = 1,
+    average: bool = False,
+) -> np.ndarray:
+    """Values ``period`` (or whole multiples of it) earlier, from before ``cutoff``.
+
+    For each target ``t`` the lags are ``n * period`` for the smallest ``n`` with
+    ``t - n * period < cutoff`` and on; the first ``count`` lags with a value are taken,
+    and averaged if ``average``. NaN where none of ``count + 7`` lags has a value.
+    """
+    lag0 = np.floor((index - cutoff) / period).astype(int) + 1
+    first = np.maximum(np.asarray(lag0), 1)
+    found = np.zeros(len(index), dtype=int)
+    total = np.zeros(len(index))
+    for extra in range(count + 7):
+        lagged = index - pd.to_timedelta((first + extra) * period.value, unit="ns")
+        value = known.reindex(lagged).to_numpy(dtype=float)
+        take = ~np.isnan(value) & (found < count)
+        total[take] += value[take]
+        found[take] += 1
+    divisor = np.maximum(found, 1) if average else 1
+    return np.where(found > 0, total / divisor, np.nan)
+
+
+def clear_sky_ghi(index: pd.DatetimeIndex, settings: ForecastSettings) -> np.ndarray:
+    """Clear-sky global horizontal irradiance [W/m^2], mean sun of each quarter hour."""
+    if len(index) == 0:
+        return np.array([])
+    middle = index + STEP / 2
+    sun = pvlib.solarposition.get_solarposition(
+        middle, settings.latitude_deg, settings.longitude_deg
+    )
+    ghi = np.asarray(pvlib.clearsky.haurwitz(sun["apparent_zenith"])["ghi"], dtype=float)
+    filled: np.ndarray = np.nan_to_num(ghi)
+    return filled
+
+
+def _last_complete(table: DayTable) -> int:
+    rows = np.flatnonzero(table.complete)
+    return int(rows[-1]) if len(rows) else -1
+
+
+def _day_type(day: np.datetime64) -> str:
+    year = pd.Timestamp(day).year
+    types = slp_day_types(pd.Series([pd.Timestamp(day)]), set(saxony_holidays(year)))
+    return str(types[0])
+
+
+def _same_day_type(table: DayTable, day: np.datetime64) -> int:
+    """Row of the latest complete day before ``day`` of its day type, same month first."""
+    wanted = _day_type(day)
+    month = pd.Timestamp(day).month
+    candidates = [
+        r
+        for r in np.flatnonzero(table.complete)[::-1]
+        if table.days[r] < day and _day_type(table.days[r]) == wanted
+    ]
+    same_month = [r for r in candidates if pd.Timestamp(table.days[r]).month == month]
+    chosen = same_month or candidates
+    return int(chosen[0]) if chosen else -1
+
+
+def _dynamisation(day: np.datetime64) -> float:
+    return float(bdew_dynamisation(np.array([pd.Timestamp(day).day_of_year]))[0])
+
+
+def _clip(column: str, values: np.ndarray) -> np.ndarray:
+    spec = COLUMNS[column]
+    clipped: np.ndarray = np.clip(values, spec.min, spec.max)
+    return clipped
+
+
+def _utc(when: datetime | pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(when)
+    if ts.tzinfo is None:
+        raise ValueError(f"forecast time {ts} has no time zone (UTC expected)")
+    return ts.tz_convert("UTC")
+
+
+def _utc_index(history: pd.DataFrame) -> pd.DataFrame:
+    index = history.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise ValueError("forecast history needs a timezone-aware DatetimeIndex (UTC)")
+    if str(index.tz) == "UTC" and index.is_monotonic_increasing and index.is_unique:
+        return history  # the usual case: no copy of a year of data per call
+    out = history.copy()
+    out.index = index.tz_convert("UTC")
+    return out[~out.index.duplicated(keep="first")].sort_index()
+
+
+Forecaster = Callable[[pd.Series, pd.DatetimeIndex, pd.Timestamp, ForecastSettings], np.ndarray]
+
+#: Which estimate each schema column gets.
+_FORECASTERS: dict[str, Forecaster] = {
+    "price_eur_per_mwh": forecast_price,
+    "pv_w_per_kwp": forecast_solar,
+    "ghi_w_per_m2": forecast_solar,
+    "dhi_w_per_m2": forecast_solar,
+    "load_w_per_mwh_a": forecast_load,
+    "heat_w_per_mwh_a": forecast_heat,
+    "outdoor_temp_c": forecast_daily,
+    "co2_g_per_kwh": forecast_daily,
+    "waste_heat_temp_c": forecast_daily,
+    "it_load_ratio": forecast_weekly,
+}
+
+__all__ = [
+    "DEFAULT_HORIZON",
+    "PRICE_PUBLICATION",
+    "ForecastSettings",
+    "cutoffs",
+    "forecast",
+    "forecast_daily",
+    "forecast_heat",
+    "forecast_index",
+    "forecast_load",
+    "forecast_price",
+    "forecast_solar",
+    "forecast_weekly",
+    "known_series",
+    "perfect",
+    "price_known_until",
+    "shift_persistence",
+]
