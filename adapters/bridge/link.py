@@ -1,0 +1,78 @@
+"""Register access bound to one device: what drivers and controls talk through."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from adapters.breaker import CircuitBreaker
+from adapters.bridge.errors import CommsError, with_device
+from vpp.config import ModbusEndpoint
+
+if TYPE_CHECKING:
+    from adapters.bridge.modbus import ModbusBridge
+
+
+class DeviceLink:
+    """One device's registers: a SunSpec ``RegisterReader`` plus input reads and writes.
+
+    Errors carry the device id in front. :meth:`attempt` wraps one whole device operation (a
+    poll, a control write) in the device's circuit breaker.
+    """
+
+    def __init__(
+        self,
+        bridge: ModbusBridge,
+        device_id: str,
+        endpoint: ModbusEndpoint,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self.bridge = bridge
+        self.device_id = device_id
+        self.endpoint = endpoint
+        self.breaker = breaker
+
+    async def read(self, address: int, count: int) -> list[int]:
+        """Holding registers ``address .. address+count-1``."""
+        try:
+            return await self.bridge.read_holding(self.endpoint, address, count)
+        except CommsError as exc:
+            raise with_device(exc, self.device_id) from None
+
+    async def read_input(self, address: int, count: int) -> list[int]:
+        """Input registers ``address .. address+count-1``."""
+        try:
+            return await self.bridge.read_input(self.endpoint, address, count)
+        except CommsError as exc:
+            raise with_device(exc, self.device_id) from None
+
+    async def write(self, address: int, values: Sequence[int]) -> None:
+        """Holding registers from ``address``, function code 16."""
+        try:
+            await self.bridge.write(self.endpoint, address, values)
+        except CommsError as exc:
+            raise with_device(exc, self.device_id) from None
+
+    @asynccontextmanager
+    async def attempt(self, not_failures: tuple[type[Exception], ...] = ()) -> AsyncIterator[None]:
+        """One device operation under the breaker.
+
+        Refused at once with BreakerOpenError while the breaker is open; an exception inside
+        counts as a failure, a clean exit as a success; a cancellation counts as neither.
+        Exceptions of the ``not_failures`` types (the caller's own refusals after the device
+        answered fine) count as a success and propagate.
+        """
+        self.breaker.check()
+        try:
+            yield
+        except not_failures:
+            self.breaker.record_success()
+            raise
+        except Exception as exc:
+            self.breaker.record_failure(str(exc))
+            raise
+        except BaseException:
+            self.breaker.release()
+            raise
+        self.breaker.record_success()

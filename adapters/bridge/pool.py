@@ -1,0 +1,183 @@
+"""Connections to one ``host:port``: a small pool of pymodbus async clients.
+
+A pymodbus client serialises its requests (one in flight per connection; measured: ten
+concurrent reads on one client take ten times as long as on ten clients), so a pool holds up
+to ``size`` connections and hands each to one request at a time. A connection that did not
+complete its exchange (timeout, broken, cancelled) is closed and never reused: a late answer
+must not be taken for the answer to the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException
+
+from adapters.bridge.errors import ConnectError
+
+#: pymodbus' own timeout is pushed out of the way: the bridge enforces its own per request.
+_PYMODBUS_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One Modbus request: read ``count`` registers, or write ``values``, at ``address``."""
+
+    op: Literal["holding", "input", "write"]
+    unit: int
+    address: int
+    count: int
+    values: Sequence[int] = ()
+
+    def describe(self) -> str:
+        if self.op == "write":
+            return f"writing {self.count} registers at {self.address}"
+        return f"reading {self.op} {self.address}+{self.count}"
+
+
+async def execute(client: AsyncModbusTcpClient, req: Request) -> Any:
+    """Send ``req`` on ``client``; returns the response PDU (an exception PDU included)."""
+    if req.op == "holding":
+        return await client.read_holding_registers(req.address, count=req.count, device_id=req.unit)
+    if req.op == "input":
+        return await client.read_input_registers(req.address, count=req.count, device_id=req.unit)
+    return await client.write_registers(req.address, list(req.values), device_id=req.unit)
+
+
+class _StaleConnectionError(Exception):
+    """A pooled connection was found closed by the peer when it was used again."""
+
+
+class ClientPool:
+    """Up to ``size`` connections to ``host:port``, each used by one request at a time."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host = host
+        self.port = port
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[AsyncModbusTcpClient] = []
+        self._all: set[AsyncModbusTcpClient] = set()
+        self._connect_failed_at = -math.inf
+        self.closed = False
+
+    async def send(self, req: Request, timeout_s: float) -> Any:
+        """Send ``req`` and return the answer PDU; ``timeout_s`` bounds connecting and,
+        separately, the answer (TimeoutError). Waiting for a free connection is not bounded
+        (a busy gateway is not a dead one).
+
+        A reused connection that turns out closed by the peer (the device restarted while it
+        sat idle) is replaced by a fresh one, once, together with the other idle ones.
+        """
+        try:
+            return await self._send(req, timeout_s, reuse=True)
+        except _StaleConnectionError:
+            for client in self._idle:
+                self._discard(client)
+            self._idle.clear()
+            return await self._send(req, timeout_s, reuse=False)
+
+    async def _send(self, req: Request, timeout_s: float, reuse: bool) -> Any:
+        async with self.client(timeout_s, reuse) as (client, reused), asyncio.timeout(timeout_s):
+            try:
+                return await execute(client, req)
+            except ConnectionException as exc:
+                if reused:
+                    raise _StaleConnectionError(str(exc)) from exc
+                raise
+
+    @asynccontextmanager
+    async def client(
+        self, connect_timeout_s: float, reuse: bool = True
+    ) -> AsyncIterator[tuple[AsyncModbusTcpClient, bool]]:
+        """(client, reused) for one exchange; the client is closed unless the exchange
+        completed. ``reuse`` False skips idle connections and connects anew."""
+        queued_at = time.monotonic()
+        async with self._slots:
+            if self.closed:
+                raise ConnectError(f"{self.host}:{self.port}: bridge is closed")
+            client = self._take_idle() if reuse else None
+            reused = client is not None
+            if client is None:
+                # A connect that failed while this request queued fails it too: a dead gateway
+                # with 100 units costs one connect timeout, not 100 of them.
+                if self._connect_failed_at > queued_at:
+                    raise ConnectError(f"cannot connect to {self.host}:{self.port}")
+                client = await self._connect(connect_timeout_s)
+            completed = False
+            try:
+                yield client, reused
+                completed = True
+            finally:
+                if completed and client.connected and not self.closed:
+                    self._idle.append(client)
+                else:
+                    self._discard(client)
+
+    def _take_idle(self) -> AsyncModbusTcpClient | None:
+        while self._idle:
+            client = self._idle.pop()
+            if client.connected:
+                return client
+            self._discard(client)
+        return None
+
+    async def _connect(self, timeout_s: float) -> AsyncModbusTcpClient:
+        # reconnect_delay=0: pymodbus must not start its own reconnect tasks; the pool
+        # reconnects on demand.
+        client = AsyncModbusTcpClient(
+            self.host, port=self.port, reconnect_delay=0, timeout=_PYMODBUS_TIMEOUT_S, retries=0
+        )
+        client.ctx.trace_connect = _fail_pending_on_disconnect(client)
+        self._all.add(client)
+        try:
+            async with asyncio.timeout(timeout_s):
+                connected = await client.connect()
+        except TimeoutError:
+            connected = False
+        except BaseException:
+            self._discard(client)
+            raise
+        if not connected:
+            self._discard(client)
+            self._connect_failed_at = time.monotonic()
+            raise ConnectError(
+                f"cannot connect to {self.host}:{self.port} (refused, unreachable or no "
+                f"answer within {timeout_s:g} s)"
+            )
+        return client
+
+    def _discard(self, client: AsyncModbusTcpClient) -> None:
+        client.close()
+        self._all.discard(client)
+
+    def close(self) -> None:
+        """Close every connection, idle or in use; the pool refuses further requests."""
+        self.closed = True
+        for client in list(self._all):
+            self._discard(client)
+        self._idle.clear()
+
+    @property
+    def open_connections(self) -> int:
+        return sum(1 for c in self._all if c.connected)
+
+
+def _fail_pending_on_disconnect(client: AsyncModbusTcpClient) -> Callable[[bool], None]:
+    """A pymodbus ``trace_connect`` hook failing the request in flight when the peer hangs up.
+
+    Without it a request whose server went away waits for its full timeout.
+    """
+
+    def on_connect(connected: bool) -> None:
+        future = getattr(client.ctx, "response_future", None)
+        if not connected and future is not None and not future.done():
+            future.set_exception(ConnectionException("connection closed by peer"))
+
+    return on_connect

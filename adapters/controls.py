@@ -1,0 +1,399 @@
+"""Setpoint writes to devices, as adapters/DEVICES.md specifies, each read back and compared.
+
+* PV limit: model 123 (``WMaxLimPct``, ``WMaxLimPct_RvrtTms``, ``WMaxLim_Ena``) or 704
+  (``WMaxLimPct``, ``WMaxLimPctRvrtTms``, ``WMaxLimPctEna``): limit, revert timer, enable.
+* Battery with 124: ``OutWRte``/``InWRte`` [% of ``WChaMax``] with ``InOutWRte_RvrtTms`` in one
+  request, then ``StorCtl_Mod``. Battery with 802: 704 ``WSetMod`` + ``WSet`` [W], then
+  ``WSetRvrtTms``, then ``WSetEna``.
+* Heat pump: ``setpoint_revert_s`` and ``el_setpoint_w`` through its register map.
+
+Every write uses function code 16 and sets the revert timer (``poll.revert_s``), so a device
+falls back to its own control if the controller goes silent. A value outside the device's
+ratings (from the config or the device's own rating points) is refused with
+:class:`ControlRefused` before anything is written; a PV limit below ``min_limit_pct`` is
+clamped up to it (several inverters go to standby at 0 %) and the result says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.devices import DeviceDataError, Driver, SunSpecDriver, protocol_of
+from adapters.devices.sunspec import Step
+from adapters.poll import FleetPoller
+from adapters.regmap import RegisterMapError, decode_register, encode_register, load_map
+from adapters.sunspec.codec import unscale
+from adapters.sunspec.decode import DecodedModel
+
+
+class ControlRefused(ValueError):
+    """A setpoint outside what the device may do (its ratings); nothing was written."""
+
+    def __init__(self, device_id: str, quantity: str, value: float, why: str) -> None:
+        self.device_id, self.quantity, self.value = device_id, quantity, value
+        super().__init__(f"{device_id}: {quantity} {value:g} refused, {why}; nothing written")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlResult:
+    """What a control write did. ``ok`` is False when the read-back differs from the write."""
+
+    device_id: str
+    quantity: str
+    requested: float
+    written: float
+    read_back: float | None
+    ok: bool
+    message: str
+    revert_s: int
+    clamped: bool = False
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Checked value to write, plus what the result should say about clamping."""
+
+    written: float
+    clamped: bool = False
+    note: str = ""
+
+
+#: Writes one setpoint: (driver, value, revert_s) -> result.
+Writer = Callable[[Driver, float, int], Awaitable[ControlResult]]
+_WRITERS: dict[tuple[str, str], Writer] = {}
+
+
+def control_of(device: Any) -> str:
+    """How a device takes setpoints: its ``control`` model ("123", "124"...) or "regmap"."""
+    return str(getattr(device, "control", None) or protocol_of(device))
+
+
+def _writer(kind: str, control: str) -> Callable[[Writer], Writer]:
+    def add(fn: Writer) -> Writer:
+        _WRITERS[(kind, control)] = fn
+        return fn
+
+    return add
+
+
+class Controls:
+    """Writes setpoints to the devices of ``poller`` (sharing its discovery and breakers).
+
+    ``revert_s`` [s] overrides the site's ``poll.revert_s`` revert timer.
+    """
+
+    def __init__(self, poller: FleetPoller, revert_s: int | None = None) -> None:
+        self.poller = poller
+        self.revert_s = revert_s if revert_s is not None else poller.site.poll.revert_s
+
+    async def apply(self, device_id: str, value: float) -> ControlResult:
+        """Write the setpoint of the device's kind: PV limit [%], battery or heat pump [W]."""
+        driver = self.poller.driver(device_id)
+        key = (str(driver.device.kind), control_of(driver.device))
+        writer = _WRITERS.get(key)
+        if writer is None:
+            raise LookupError(f"{device_id}: no setpoint for {key[0]} via {key[1]}")
+        if not math.isfinite(value):
+            raise ControlRefused(device_id, "setpoint", value, "not a finite number")
+        async with driver.link.attempt(not_failures=(ControlRefused,)):
+            return await writer(driver, float(value), self.revert_s)
+
+    async def set_pv_limit(self, device_id: str, pct: float) -> ControlResult:
+        """PV limit [% of rated power], clamped up to ``min_limit_pct``, refused above 100."""
+        return await self._apply_kind(device_id, "pv", pct)
+
+    async def set_battery_power(self, device_id: str, power_w: float) -> ControlResult:
+        """Battery setpoint [W], > 0 discharging, < 0 charging."""
+        return await self._apply_kind(device_id, "battery", power_w)
+
+    async def set_heat_pump_power(self, device_id: str, power_w: float) -> ControlResult:
+        """Heat pump electric power setpoint [W], 0..``max_el_w``."""
+        return await self._apply_kind(device_id, "heat_pump", power_w)
+
+    async def _apply_kind(self, device_id: str, kind: str, value: float) -> ControlResult:
+        found = str(self.poller.driver(device_id).device.kind)
+        if found != kind:
+            raise LookupError(f"{device_id} is a {found} device, not {kind}")
+        return await self.apply(device_id, value)
+
+
+def _result(
+    driver: Driver,
+    quantity: str,
+    requested: float,
+    plan: _Plan,
+    read_back: float | None,
+    tolerance: float,
+    revert_s: int,
+    other_mismatches: Sequence[str] = (),
+) -> ControlResult:
+    problems = list(other_mismatches)
+    read_back = None if read_back is None else float(read_back)
+    if read_back is None or abs(read_back - plan.written) > tolerance:
+        problems.insert(0, f"read back {read_back} instead of {plan.written:g}")
+    message = "; ".join(problems) if problems else f"{quantity} = {plan.written:g} confirmed"
+    if plan.note:
+        message = f"{plan.note}; {message}"
+    return ControlResult(
+        driver.device_id,
+        quantity,
+        requested,
+        plan.written,
+        read_back,
+        not problems,
+        message,
+        revert_s,
+        plan.clamped,
+    )
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _mismatches(model: DecodedModel, expected: dict[str, Any]) -> list[str]:
+    return [
+        f"model {model.id} {name} read back {model.values.get(name)} instead of {want}"
+        for name, want in expected.items()
+        if model.values.get(name) != want
+    ]
+
+
+def _half_step(sf: int | None) -> float:
+    """Half a step of a register with scale factor ``sf``, plus float slack: the read-back
+    tolerance (the value written is already a whole number of steps)."""
+    return 0.5 * 10.0 ** (sf or 0) + 1e-9
+
+
+def _refuse_range(
+    device_id: str,
+    quantity: str,
+    value: float,
+    lo: float,
+    hi: float,
+    unit: str,
+    lo_name: str,
+    hi_name: str,
+) -> None:
+    """Raise ControlRefused unless ``lo <= value <= hi`` [unit]."""
+    if value > hi:
+        raise ControlRefused(device_id, quantity, value, f"above {hi_name} {hi:g} {unit}")
+    if value < lo:
+        raise ControlRefused(device_id, quantity, value, f"below {lo_name} {lo:g} {unit}")
+
+
+def _sunspec(driver: Driver) -> SunSpecDriver:
+    if not isinstance(driver, SunSpecDriver):
+        raise TypeError(f"{driver.device_id}: not a SunSpec device")
+    return driver
+
+
+# ---- PV limit ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LimitPoints:
+    model: int
+    limit: str
+    revert: str
+    enable: str
+
+
+_PV_LIMIT = {
+    "123": _LimitPoints(123, "WMaxLimPct", "WMaxLimPct_RvrtTms", "WMaxLim_Ena"),
+    "704": _LimitPoints(704, "WMaxLimPct", "WMaxLimPctRvrtTms", "WMaxLimPctEna"),
+}
+
+
+def _pv_raw(device: Any, pct: float, sf: int | None) -> tuple[int | float, _Plan]:
+    """Raw register value for a limit [%] and what the result reports; clamps to the floor."""
+    _refuse_range(device.id, "pv_limit_pct", pct, 0.0, 100.0, "%", "the minimum", "the maximum")
+    floor = float(device.min_limit_pct)
+    target = max(pct, floor)
+    raw = unscale(target, sf)
+    if raw * 10.0 ** (sf or 0) < floor - 1e-9:  # rounding must not undercut the floor
+        raw += 1
+    written = raw * 10.0 ** (sf or 0)
+    if pct < floor:
+        return raw, _Plan(written, True, f"{pct:g} % clamped up to min_limit_pct {floor:g} %")
+    return raw, _Plan(written)
+
+
+@_writer("pv", "123")
+@_writer("pv", "704")
+async def _write_pv_limit(driver: Driver, pct: float, revert_s: int) -> ControlResult:
+    points, ss = _PV_LIMIT[driver.device.control], _sunspec(driver)
+    _pv_raw(driver.device, pct, 0)  # refuse before any I/O
+    model = (await ss.read_now(points.model))[points.model]
+    sf = model.values.get("WMaxLimPct_SF")
+    raw, plan = _pv_raw(driver.device, pct, sf)
+    steps: list[Step] = [[(points.limit, raw)], [(points.revert, revert_s)], [(points.enable, 1)]]
+    await ss.write_points(model, steps)
+    back = (await ss.read_now(points.model))[points.model]
+    wrong = _mismatches(back, {points.revert: revert_s, points.enable: 1})
+    return _result(
+        driver,
+        "pv_limit_pct",
+        pct,
+        plan,
+        back.values.get(points.limit),
+        _half_step(sf),
+        revert_s,
+        wrong,
+    )
+
+
+# ---- battery -------------------------------------------------------------------------------
+
+
+def _battery_limits(
+    driver: Driver, p: float, charge: Sequence[Any] = (), discharge: Sequence[Any] = ()
+) -> None:
+    """Refuse ``p`` [W] beyond the smallest known charge/discharge rating (config, device)."""
+    dev = driver.device
+    max_charge = min([float(dev.max_charge_w), *(float(c) for c in charge if c)])
+    max_discharge = min([float(dev.max_discharge_w), *(float(d) for d in discharge if d)])
+    _refuse_range(
+        dev.id,
+        "battery_power_w",
+        p,
+        -max_charge,
+        max_discharge,
+        "W",
+        "the maximum charge power (negative)",
+        "the maximum discharge power",
+    )
+
+
+def _static(driver: SunSpecDriver, role: str, point: str) -> Any:
+    """A point of a model read once at discovery (ratings)."""
+    model = driver.layout.static.get(role) if driver.layout else None
+    return model.values.get(point) if model is not None else None
+
+
+@_writer("battery", "124")
+async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
+    _battery_limits(driver, p)  # the config's ratings first: no I/O for an obvious refusal
+    ss = _sunspec(driver)
+    model = (await ss.read_now(124))[124]
+    wchamax = model.values.get("WChaMax")
+    if not wchamax or wchamax <= 0:
+        raise DeviceDataError(f"{driver.device_id}: model 124 WChaMax is {wchamax}, need > 0")
+    _battery_limits(
+        driver,
+        p,
+        (wchamax, _static(ss, "rating", "MaxChaRte")),
+        (wchamax, _static(ss, "rating", "MaxDisChaRte")),
+    )
+    sf = model.values.get("InOutWRte_SF")
+    rate = unscale(abs(p) / wchamax * 100.0, sf)
+    out_raw, in_raw = (rate, 0) if p > 0 else (0, rate)
+    mode = 2 if p > 0 else 1 if p < 0 else 3  # DISCHARGE, CHARGE, both bits: hold at 0 W
+    rates: Step = [
+        ("OutWRte", out_raw),
+        ("InWRte", in_raw),
+        ("InOutWRte_WinTms", model.values.get("InOutWRte_WinTms")),
+        ("InOutWRte_RvrtTms", revert_s),
+    ]
+    await ss.write_points(model, [rates, [("StorCtl_Mod", mode)]])
+    back = (await ss.read_now(124))[124]
+    wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
+    written = _Plan((out_raw - in_raw) * 10.0 ** (sf or 0) / 100.0 * wchamax)
+    read_back = _rate_w(back.values.get("OutWRte"), back.values.get("InWRte"), wchamax)
+    return _result(
+        driver,
+        "battery_power_w",
+        p,
+        written,
+        read_back,
+        _half_step(sf) * wchamax / 100.0,
+        revert_s,
+        wrong,
+    )
+
+
+def _rate_w(out_pct: Any, in_pct: Any, wchamax: float) -> float | None:
+    """Setpoint [W] from discharge and charge rates [% of ``wchamax`` W]."""
+    if out_pct is None or in_pct is None:
+        return None
+    return float((out_pct - in_pct) / 100.0 * wchamax)
+
+
+@_writer("battery", "802")
+async def _write_802(driver: Driver, p: float, revert_s: int) -> ControlResult:
+    _battery_limits(driver, p)
+    ss = _sunspec(driver)
+    models = await ss.read_now(704, 802)
+    model, battery = models[704], models[802]
+    _battery_limits(
+        driver,
+        p,
+        (battery.values.get("WChaRteMax"), _static(ss, "rating", "WChaRteMaxRtg")),
+        (battery.values.get("WDisChaRteMax"), _static(ss, "rating", "WDisChaRteMaxRtg")),
+    )
+    sf = model.values.get("WSet_SF")
+    raw = unscale(p, sf)
+    steps: list[Step] = [
+        [("WSetMod", 1), ("WSet", raw)],
+        [("WSetRvrtTms", revert_s)],
+        [("WSetEna", 1)],
+    ]
+    await ss.write_points(model, steps)
+    back = (await ss.read_now(704))[704]
+    wrong = _mismatches(back, {"WSetMod": 1, "WSetRvrtTms": revert_s, "WSetEna": 1})
+    return _result(
+        driver,
+        "battery_power_w",
+        p,
+        _Plan(raw * 10.0 ** (sf or 0)),
+        back.values.get("WSet"),
+        _half_step(sf),
+        revert_s,
+        wrong,
+    )
+
+
+# ---- heat pump -----------------------------------------------------------------------------
+
+
+@_writer("heat_pump", "regmap")
+async def _write_heat_pump(driver: Driver, p: float, revert_s: int) -> ControlResult:
+    dev = driver.device
+    _refuse_range(
+        dev.id, "heat_pump_el_w", p, 0.0, float(dev.max_el_w), "W", "the minimum", "max_el_w"
+    )
+    rmap = load_map(dev.register_map)
+    setpoint, timer = rmap.channel("el_setpoint_w"), rmap.channel("setpoint_revert_s")
+    try:
+        timer_regs = encode_register(timer, revert_s, rmap.word_order)
+    except RegisterMapError as exc:
+        raise ValueError(f"{dev.id}: revert timer: {exc}") from None
+    try:
+        setpoint_regs = encode_register(setpoint, p, rmap.word_order)
+    except RegisterMapError as exc:
+        raise ControlRefused(dev.id, "heat_pump_el_w", p, f"register map: {exc}") from None
+    if timer.address + timer.size == setpoint.address:  # one request: both or neither
+        await driver.link.write(timer.address, timer_regs + setpoint_regs)
+    elif setpoint.address + setpoint.size == timer.address:
+        await driver.link.write(setpoint.address, setpoint_regs + timer_regs)
+    else:  # timer first: the new setpoint must not run on an old timer
+        await driver.link.write(timer.address, timer_regs)
+        await driver.link.write(setpoint.address, setpoint_regs)
+    back: dict[str, float | None] = {}
+    for reg in (setpoint, timer):
+        regs = await driver.link.read(reg.address, reg.size)
+        back.update(rmap.decode("holding", reg.address, regs))
+    got = back.get("setpoint_revert_s")
+    wrong = [] if got == revert_s else [f"setpoint_revert_s read back {got}, not {revert_s}"]
+    return _result(
+        driver,
+        "heat_pump_el_w",
+        p,
+        _Plan(decode_register(setpoint, setpoint_regs, rmap.word_order) or p),
+        back.get("el_setpoint_w"),
+        setpoint.scale / 2 + 1e-9,
+        revert_s,
+        wrong,
+    )

@@ -1,0 +1,252 @@
+"""Common part of the SunSpec drivers: discovery once, then a few planned reads per poll.
+
+First contact: find the "SunS" marker (configured base, else 40000/0/50000), walk the model
+chain, pick the models the driver needs (a :class:`Variant`: one model of each :class:`Role`,
+the first alternative the device has) and read the static ones (nameplate, ratings) once. The
+result is cached until a failure (:meth:`SunSpecDriver.forget`). Every poll then reads only
+the dynamic models, in the fewest requests of <= 125 registers (``plan_reads``).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.bridge import DeviceLink
+from adapters.devices.base import DeviceDataError, Driver, checked
+from adapters.snapshot import Reading
+from adapters.sunspec.codec import encode_value
+from adapters.sunspec.decode import DecodedModel, point_address
+from adapters.sunspec.discovery import ModelLocation, find_base, read_chain, read_models
+from adapters.sunspec.models import load_model, symbol_name
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """One thing a driver needs from the chain: the first of ``ids`` the device has.
+
+    ``static`` models (nameplate, ratings) are read once at discovery, the others every poll.
+    """
+
+    name: str
+    ids: tuple[int, ...]
+    required: bool = True
+    static: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A set of roles that together make one way of reading a device (e.g. 124 vs 802)."""
+
+    name: str
+    roles: tuple[Role, ...]
+
+    def pick(self, chain: Sequence[ModelLocation]) -> dict[str, ModelLocation] | None:
+        """Role name -> location for this chain; None if a required role has no model."""
+        first: dict[int, ModelLocation] = {}
+        for location in chain:
+            first.setdefault(location.id, location)
+        chosen: dict[str, ModelLocation] = {}
+        for role in self.roles:
+            found = next((first[i] for i in role.ids if i in first), None)
+            if found is not None:
+                chosen[role.name] = found
+            elif role.required:
+                return None
+        return chosen
+
+
+@dataclass(slots=True)
+class Layout:
+    """What discovery learned about a device; cached between polls."""
+
+    base: int
+    chain: list[ModelLocation]
+    variant: Variant
+    roles: dict[str, ModelLocation]
+    static: dict[str, DecodedModel]
+    unreadable: set[int] = field(default_factory=set)
+
+    @property
+    def dynamic(self) -> list[ModelLocation]:
+        """Locations read every poll."""
+        static = {r.name for r in self.variant.roles if r.static}
+        return [loc for name, loc in self.roles.items() if name not in static]
+
+    def location(self, model_id: int) -> ModelLocation | None:
+        """First location of ``model_id`` in the chain."""
+        return next((loc for loc in self.chain if loc.id == model_id), None)
+
+
+class Models:
+    """Decoded models of one poll by role, with point access that names device and point."""
+
+    def __init__(
+        self, device_id: str, by_role: Mapping[str, DecodedModel], variant: str = ""
+    ) -> None:
+        self.device_id = device_id
+        self.by_role = by_role
+        self.variant = variant
+
+    def has(self, role: str) -> bool:
+        return role in self.by_role
+
+    def model(self, role: str) -> DecodedModel | None:
+        return self.by_role.get(role)
+
+    def value(self, role: str, point: str) -> Any:
+        """Scaled value of ``point`` in the model of ``role``; None if absent."""
+        model = self.by_role.get(role)
+        if model is None:
+            return None
+        return model.values.get(point)
+
+    def name(self, role: str, point: str) -> str:
+        """``model 103 point W`` for messages."""
+        model = self.by_role.get(role)
+        return f"model {model.id} point {point}" if model else f"{role} point {point}"
+
+    def number(
+        self, role: str, point: str, lo: float, hi: float, unit: str, *, required: bool = False
+    ) -> float | None:
+        """``value`` checked to lie in ``lo..hi`` [unit] (see ``base.checked``)."""
+        value = self.value(role, point)
+        return checked(
+            self.device_id, self.name(role, point), value, lo, hi, unit, required=required
+        )
+
+    def symbol(self, role: str, point: str) -> str | None:
+        """Symbol name of an enum point (``MPPT``), or its number when it has no symbol."""
+        model = self.by_role.get(role)
+        value = self.value(role, point)
+        if model is None or value is None:
+            return None
+        pdef = load_model(model.id).group.point(point)
+        return symbol_name(pdef, value) or str(value)
+
+
+class SunSpecDriver(Driver):
+    """Base of the SunSpec drivers; subclasses name their variants and normalise."""
+
+    def __init__(self, device: Any, link: DeviceLink) -> None:
+        super().__init__(device, link)
+        self._layout: Layout | None = None
+
+    @abstractmethod
+    def variants(self) -> Sequence[Variant]:
+        """Ways to read this device, most preferred first."""
+
+    @abstractmethod
+    def normalise(self, models: Models) -> Reading:
+        """The reading from this poll's models (static ones included); check plausibility."""
+
+    def forget(self) -> None:
+        self._layout = None
+
+    @property
+    def layout(self) -> Layout | None:
+        """The cached discovery result, None before first contact or after a failure."""
+        return self._layout
+
+    async def discover(self) -> Layout:
+        """Find the base, walk the chain, choose a variant and read its static models."""
+        base = await find_base(self.link, self.device.modbus.base)
+        chain = await read_chain(self.link, base)
+        for variant in self.variants():
+            roles = variant.pick(chain)
+            if roles is not None:
+                break
+        else:
+            wanted = "; ".join(
+                f"{v.name}: " + ", ".join(f"{r.name} {r.ids}" for r in v.roles if r.required)
+                for v in self.variants()
+            )
+            have = [loc.id for loc in chain]
+            raise DeviceDataError(f"{self.device_id}: models {have} lack what is needed ({wanted})")
+        layout = Layout(base, chain, variant, roles, {})
+        static = [roles[r.name] for r in variant.roles if r.static and r.name in roles]
+        if static:
+            layout.static = self._by_role(layout, await self._read(layout, static))
+        self._layout = layout
+        return layout
+
+    async def ensure_layout(self) -> Layout:
+        """The cached layout, discovering first if there is none."""
+        return self._layout if self._layout is not None else await self.discover()
+
+    async def read_roles(self, layout: Layout) -> dict[str, DecodedModel]:
+        """This poll's dynamic models by role, decode errors turned into DeviceDataError."""
+        decoded = await self._read(layout, layout.dynamic)
+        return self._by_role(layout, decoded)
+
+    async def read(self) -> Reading:
+        layout = await self.ensure_layout()
+        by_role = {**layout.static, **await self.read_roles(layout)}
+        return self.normalise(Models(self.device_id, by_role, layout.variant.name))
+
+    async def read_now(self, *model_ids: int) -> dict[int, DecodedModel]:
+        """A fresh read of ``model_ids`` (for controls); DeviceDataError if one is missing or
+        does not decode cleanly."""
+        layout = await self.ensure_layout()
+        found = [loc for loc in (layout.location(m) for m in model_ids) if loc is not None]
+        if len(found) < len(model_ids):
+            have = [m.id for m in layout.chain]
+            raise DeviceDataError(f"{self.device_id}: needs models {model_ids}, has {have}")
+        models = await self._read(layout, found)
+        for model in models.values():
+            _check_decoded(self.device_id, model)
+        return models
+
+    async def write_points(self, model: DecodedModel, steps: Sequence[Step]) -> None:
+        """Write raw point values of ``model``, one request (function code 16) per step of
+        contiguous points, in order. Every step is encoded before the first write, so a value
+        that does not fit its register means nothing is written."""
+        requests = [_encode_points(model, step) for step in steps]
+        for address, regs in requests:
+            await self.link.write(address, regs)
+
+    async def _read(
+        self, layout: Layout, wanted: Sequence[ModelLocation]
+    ) -> dict[int, DecodedModel]:
+        # The whole chain is passed so the plan may read across models in between: one
+        # longer request costs less than two.
+        ids = {loc.id for loc in wanted}
+        return await read_models(self.link, layout.chain, ids, unreadable=layout.unreadable)
+
+    def _by_role(self, layout: Layout, decoded: Mapping[int, DecodedModel]) -> dict[str, Any]:
+        out: dict[str, DecodedModel] = {}
+        for role, loc in layout.roles.items():
+            model = decoded.get(loc.id)
+            if model is not None:
+                out[role] = _check_decoded(self.device_id, model)
+        return out
+
+
+#: One write request: (point name, raw value) of contiguous points.
+Step = Sequence[tuple[str, Any]]
+
+
+def _check_decoded(device_id: str, model: DecodedModel) -> DecodedModel:
+    """``model`` if it decoded without errors (scale factors in range, length fits...)."""
+    if model.errors or not model.decoded:
+        problems = "; ".join(str(e) for e in model.errors) or "not decodable"
+        raise DeviceDataError(f"{device_id}: {problems}")
+    return model
+
+
+def _encode_points(model: DecodedModel, points: Step) -> tuple[int, list[int]]:
+    """(address, registers) that write raw values to contiguous points of ``model``."""
+    mdef = load_model(model.id)
+    start, regs = -1, list[int]()
+    for name, raw in points:
+        address, pdef = point_address(mdef, model.address, name)
+        start = address if start < 0 else start
+        if address != start + len(regs):
+            raise ValueError(f"points {[p for p, _ in points]} are not contiguous")
+        try:
+            regs += encode_value(pdef.type, raw, pdef.size)
+        except ValueError as exc:
+            raise ValueError(f"model {model.id} point {name}: {exc}") from None
+    return start, regs

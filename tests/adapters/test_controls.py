@@ -1,0 +1,200 @@
+"""Control writes: register sequences per DEVICES.md, read-back, clamping and refusals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from adapters.breaker import BreakerOpenError
+from adapters.bridge import ModbusBridge
+from adapters.controls import ControlRefused, Controls
+from adapters.poll import FleetPoller
+from adapters.regmap import load_map
+from adapters.snapshot import BatteryReading, PvReading
+from adapters.sunspec.decode import point_address
+from adapters.sunspec.models import load_model
+from tests.adapters.fleet import Fleet, serve_fleet
+from tests.adapters.servers import FakeUnit
+
+REVERT_S = 600
+
+
+@asynccontextmanager
+async def controlled() -> AsyncIterator[tuple[Fleet, FleetPoller, Controls]]:
+    async with serve_fleet(revert_s=REVERT_S) as fleet, ModbusBridge() as bridge:
+        poller = FleetPoller(fleet.site, bridge)
+        await poller.poll()  # discovery, as in the running controller
+        yield fleet, poller, Controls(poller)
+
+
+def address(poller: FleetPoller, device_id: str, model_id: int, point: str) -> int:
+    layout = poller.driver(device_id).layout  # type: ignore[attr-defined]
+    loc = layout.location(model_id)
+    return point_address(load_model(model_id), loc.address, point)[0]
+
+
+def written(fake: FakeUnit) -> list[tuple[int, int, list[int]]]:
+    return list(fake.writes)
+
+
+async def test_pv_limit_123_writes_limit_timer_enable_and_reads_back() -> None:
+    async with controlled() as (fleet, poller, controls):
+        result = await controls.set_pv_limit("pv-1", 42.5)
+        a = {
+            p: address(poller, "pv-1", 123, p)
+            for p in ("WMaxLimPct", "WMaxLimPct_RvrtTms", "WMaxLim_Ena")
+        }
+        assert written(fleet.units["pv-1"]) == [
+            (16, a["WMaxLimPct"], [425]),  # WMaxLimPct_SF = -1
+            (16, a["WMaxLimPct_RvrtTms"], [REVERT_S]),
+            (16, a["WMaxLim_Ena"], [1]),
+        ]
+        reading = (await poller.poll_device("pv-1")).reading
+    assert result.ok and not result.clamped
+    assert (result.requested, result.written, result.read_back) == (42.5, 42.5, 42.5)
+    assert result.revert_s == REVERT_S and result.device_id == "pv-1"
+    assert isinstance(reading, PvReading) and reading.limit_pct == 42.5
+
+
+async def test_pv_limit_704_and_quantisation_to_the_register_step() -> None:
+    async with controlled() as (fleet, poller, controls):
+        result = await controls.set_pv_limit("pv-2", 70.4)  # WMaxLimPct_SF = 0
+        a = address(poller, "pv-2", 704, "WMaxLimPctRvrtTms")
+        assert (16, a, [0, REVERT_S]) in written(fleet.units["pv-2"])  # uint32 timer
+    assert result.ok and result.written == 70.0 and result.read_back == 70.0
+
+
+async def test_pv_limit_below_minimum_is_clamped_up_and_reported() -> None:
+    async with controlled() as (fleet, _, controls):
+        result = await controls.set_pv_limit("pv-1", 0.0)  # min_limit_pct defaults to 5
+        assert written(fleet.units["pv-1"])[0][2] == [50]
+    assert result.clamped and result.ok and result.written == 5.0
+    assert "clamped up to min_limit_pct 5 %" in result.message
+
+
+@pytest.mark.parametrize(
+    ("pct", "why"), [(100.5, "above the maximum 100 %"), (-1, "below the minimum 0 %")]
+)
+async def test_pv_limit_outside_0_100_is_refused_and_nothing_written(pct: float, why: str) -> None:
+    async with controlled() as (fleet, _, controls):
+        with pytest.raises(ControlRefused, match=f"pv-1: pv_limit_pct {pct:g} refused, {why}"):
+            await controls.set_pv_limit("pv-1", pct)
+        assert written(fleet.units["pv-1"]) == []
+
+
+@pytest.mark.parametrize(
+    ("power_w", "rates", "mode"),
+    [(2000.0, [40, 0], 2), (-1250.0, [0, 25], 1), (0.0, [0, 0], 3)],
+)
+async def test_battery_124_rates_timer_then_mode(
+    power_w: float, rates: list[int], mode: int
+) -> None:
+    async with controlled() as (fleet, poller, controls):
+        result = await controls.set_battery_power("bat-1", power_w)
+        a_rates = address(poller, "bat-1", 124, "OutWRte")
+        a_mode = address(poller, "bat-1", 124, "StorCtl_Mod")
+        assert written(fleet.units["bat-1"]) == [
+            (16, a_rates, [*rates, 0xFFFF, REVERT_S]),  # OutWRte, InWRte, WinTms kept, timer
+            (16, a_mode, [mode]),
+        ]
+        reading = (await poller.poll_device("bat-1")).reading
+    assert result.ok and result.written == power_w and result.read_back == power_w
+    assert isinstance(reading, BatteryReading) and reading.setpoint_w == power_w
+
+
+async def test_battery_802_writes_wset_mode_timer_enable() -> None:
+    async with controlled() as (fleet, poller, controls):
+        result = await controls.set_battery_power("bat-2", -3333.0)
+        a = {p: address(poller, "bat-2", 704, p) for p in ("WSetMod", "WSetRvrtTms", "WSetEna")}
+        assert written(fleet.units["bat-2"]) == [
+            (16, a["WSetMod"], [1, 0xFFFF, 0xFFFF - 3332]),  # WSetMod, WSet int32 = -3333
+            (16, a["WSetRvrtTms"], [0, REVERT_S]),
+            (16, a["WSetEna"], [1]),
+        ]
+        reading = (await poller.poll_device("bat-2")).reading
+    assert result.ok and result.read_back == -3333.0
+    assert isinstance(reading, BatteryReading) and reading.setpoint_w == -3333.0
+
+
+@pytest.mark.parametrize(
+    ("device_id", "power_w", "match"),
+    [
+        (
+            "bat-1",
+            5001.0,
+            "bat-1: battery_power_w 5001 refused, above the maximum discharge power 5000 W",
+        ),
+        (
+            "bat-2",
+            -10500.0,
+            "bat-2: battery_power_w -10500 refused, below the maximum charge "
+            "power .negative. -10000 W",
+        ),
+    ],
+)
+async def test_battery_beyond_config_rating_is_refused_without_io(
+    device_id: str, power_w: float, match: str
+) -> None:
+    async with controlled() as (fleet, _, controls):
+        requests = fleet.units[device_id].requests
+        with pytest.raises(ControlRefused, match=match):
+            await controls.set_battery_power(device_id, power_w)
+        assert fleet.units[device_id].requests == requests  # refused before any I/O
+        assert written(fleet.units[device_id]) == []
+
+
+async def test_battery_beyond_the_devices_own_rating_is_refused() -> None:
+    async with controlled() as (fleet, poller, controls):
+        fake = fleet.units["bat-1"]
+        fake.set(address(poller, "bat-1", 124, "WChaMax"), [3000])  # device: 3 kW, config: 5
+        with pytest.raises(ControlRefused, match="above the maximum discharge power 3000 W"):
+            await controls.set_battery_power("bat-1", 4000.0)
+        assert written(fake) == []
+        assert (await controls.set_battery_power("bat-1", 3000.0)).ok
+
+
+async def test_heat_pump_setpoint_and_timer_in_one_write() -> None:
+    async with controlled() as (fleet, poller, controls):
+        result = await controls.set_heat_pump_power("hp", 250_000.0)
+        rmap = load_map("heat_pump")
+        timer, setpoint = rmap.channel("setpoint_revert_s"), rmap.channel("el_setpoint_w")
+        regs = await poller.driver("hp").link.read(setpoint.address, 3)
+        with pytest.raises(
+            ControlRefused, match=r"hp: heat_pump_el_w 400001 refused, above max_el_w"
+        ):
+            await controls.set_heat_pump_power("hp", 400_001.0)
+        assert len(written(fleet.units["hp"])) == 1
+    assert result.ok and result.read_back == 250_000.0
+    assert rmap.decode("holding", setpoint.address, regs)["setpoint_revert_s"] == REVERT_S
+    assert timer.address == setpoint.address + 2
+
+
+async def test_read_back_mismatch_is_reported_not_hidden() -> None:
+    async with controlled() as (fleet, _, controls):
+        fleet.units["pv-1"].ignore_writes = True  # acknowledges, keeps its old values
+        result = await controls.set_pv_limit("pv-1", 30.0)
+    assert not result.ok
+    assert "read back 100.0 instead of 30" in result.message
+    assert "WMaxLim_Ena read back 0 instead of 1" in result.message
+
+
+async def test_open_breaker_refuses_a_control_at_once() -> None:
+    async with controlled() as (fleet, poller, controls):
+        fleet.units["bat-1"].fault = "silent"
+        for _ in range(2):  # breaker_failures = 2 in the test site
+            await poller.poll()
+        t0 = time.monotonic()
+        with pytest.raises(BreakerOpenError, match="bat-1: circuit breaker open"):
+            await controls.set_battery_power("bat-1", 100.0)
+        assert time.monotonic() - t0 < 0.1
+
+
+async def test_kind_mismatch_is_refused() -> None:
+    async with controlled() as (_, _, controls):
+        with pytest.raises(LookupError, match="pv-1 is a pv device, not battery"):
+            await controls.set_battery_power("pv-1", 100.0)
+        with pytest.raises(KeyError, match="no enabled device 'nope'"):
+            await controls.apply("nope", 1.0)
