@@ -1,0 +1,34 @@
+"""The recorder: an embedded SQLite (WAL) store of what the controller saw and did.
+
+Append-only tables of snapshots (one row per device per poll), plans, setpoints, events and
+the external inputs known at the time; bounded by retention; a recorded day exports in the
+replay's input schema. On start the controller reloads the last plan and snapshot from here.
+
+    with Recorder("var/vpp.sqlite", retention_days=90) as rec:
+        await asyncio.to_thread(rec.record_snapshot, snapshot)
+        last = rec.last_plan()
+
+See :mod:`vpp.recorder.store` for how the asyncio controller should call it, and
+:mod:`vpp.recorder.retention` for how the file stays bounded.
+"""
+
+from __future__ import annotations
+
+from vpp.recorder.db import SCHEMA_VERSION, RecorderError
+from vpp.recorder.export import ExportError, ExportResult, day_bounds, export_day, write_day
+from vpp.recorder.retention import RetentionStats
+from vpp.recorder.store import PlanLike, Recorder, SetpointRecord
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ExportError",
+    "ExportResult",
+    "PlanLike",
+    "Recorder",
+    "RecorderError",
+    "RetentionStats",
+    "SetpointRecord",
+    "day_bounds",
+    "export_day",
+    "write_day",
+]
