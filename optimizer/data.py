@@ -1,0 +1,361 @@
+"""The numbers one plan is built from: site, state and forecast reduced to arrays.
+
+:func:`build_problem` turns the inputs into a :class:`ModelData` (unit level, what the LP sees)
+plus the device-level context the split needs. Everything here is in W, Wh, EUR and hours; the
+Pyomo model rescales to kW internally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from optimizer.aggregate import (
+    BatteryFleet,
+    BatteryUnits,
+    Clusters,
+    PvFleet,
+    battery_fleet,
+    battery_units,
+    cluster_batteries,
+    cluster_pv,
+    pv_available,
+    pv_fleet,
+    taper_lines,
+)
+from optimizer.carnot import cop_series
+from optimizer.inputs import PV_OVERRIDE_SUFFIX, State
+from optimizer.params import OptimizerParams
+from vpp.config import Site
+
+F64 = NDArray[np.float64]
+
+
+@dataclass
+class ModelData:
+    """Unit-level inputs of the LP. Arrays are per step (T,) or per unit and step (U, T)."""
+
+    index: pd.DatetimeIndex
+    dt_h: float
+    milp: bool
+    bat: BatteryUnits
+    #: Per-step power limits of each battery unit, W; start at the unit's rating and are
+    #: tightened where the split found the devices could not follow the unit.
+    bat_charge_max_w: F64
+    bat_discharge_max_w: F64
+    #: SoC bounds per unit and step, Wh: the window, widened along the fastest way back for
+    #: a unit that starts outside it (:func:`soc_bounds`).
+    bat_soc_lo_wh: F64
+    bat_soc_hi_wh: F64
+    #: Taper lines ``p <= a + b * headroom`` per unit (U, 2): a in W, b in 1/h (see
+    #: :func:`optimizer.aggregate.taper_lines`); None when no unit is large enough for one.
+    bat_charge_taper: tuple[F64, F64] | None
+    bat_discharge_taper: tuple[F64, F64] | None
+    #: Value of energy stored at the horizon's end, EUR per MWh stored, per unit; it is
+    #: ``bat_terminal_price_eur_per_mwh * eta_c * eta_d``.
+    bat_terminal_eur_per_mwh: F64
+    bat_terminal_price_eur_per_mwh: float
+    pv_names: tuple[str, ...]
+    pv_avail_w: F64
+    pv_min_w: F64
+    load_w: F64
+    import_cap_w: F64
+    export_cap_w: F64
+    price_import_eur_per_mwh: F64
+    price_export_eur_per_mwh: F64
+    co2_g_per_kwh: F64
+    hp_max_el_w: F64
+    hp_min_part: float
+    cop: F64
+    waste_heat_w: F64
+    dry_cooler_el_per_th: float
+    heat_demand_w: F64
+    boiler_max_w: float
+    boiler_efficiency: float
+    store_capacity_wh: float
+    store_max_charge_w: float
+    store_max_discharge_w: float
+    #: Share of the store's content kept over one step: (1 - loss per hour) ** dt_h.
+    store_keep: float
+    store0_wh: float
+    store_terminal_eur_per_mwh: float
+    gas_eur_per_mwh: float
+    co2_price_eur_per_t: float
+    gas_co2_kg_per_mwh: float
+    unserved_el_penalty_eur_per_mwh: float
+    spilled_el_penalty_eur_per_mwh: float
+    unmet_heat_penalty_eur_per_mwh: float
+
+    @property
+    def steps(self) -> int:
+        return len(self.index)
+
+    @property
+    def n_bat(self) -> int:
+        return len(self.bat.names)
+
+    @property
+    def n_pv(self) -> int:
+        return len(self.pv_names)
+
+    def structure_key(self) -> tuple[object, ...]:
+        """What fixes the model's shape; a plan with the same key reuses the built model."""
+        return (
+            self.steps,
+            self.dt_h,
+            self.n_bat,
+            self.n_pv,
+            self.milp,
+            self.milp and self.hp_min_part > 0,
+            self.bat_charge_taper is not None,
+        )
+
+    def import_eur_per_mwh(self) -> F64:
+        """Cost of one MWh imported: price plus its CO2 at the CO2 price, EUR/MWh."""
+        return self.price_import_eur_per_mwh + self.co2_price_eur_per_t * self.co2_g_per_kwh / 1e3
+
+    def boiler_eur_per_mwh_th(self) -> float:
+        """Cost of one MWh of boiler heat: gas and its CO2, divided by the efficiency."""
+        gas = self.gas_eur_per_mwh + self.co2_price_eur_per_t * self.gas_co2_kg_per_mwh / 1e3
+        return gas / self.boiler_efficiency
+
+
+@dataclass
+class Problem:
+    """A plan's inputs at unit level (``data``) and device level (for the split)."""
+
+    data: ModelData
+    batteries: BatteryFleet
+    bat_clusters: Clusters
+    pv: PvFleet
+    pv_clusters: Clusters
+    #: Available AC power and lowest reachable output per inverter and step, W.
+    pv_avail_w: F64
+    pv_min_w: F64
+    forecast: pd.DataFrame
+    mode: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_problem(
+    site: Site, state: State, forecast: pd.DataFrame, mode: str, milp: bool, params: OptimizerParams
+) -> Problem:
+    """Reduce site, state and a prepared forecast (one row per step) to a :class:`Problem`."""
+    index = pd.DatetimeIndex(forecast.index)
+    dt_h = float((index[1] - index[0]) / pd.Timedelta(hours=1)) if len(index) > 1 else 0.25
+    fleet, warnings = battery_fleet(site, state)
+    bat_cl = cluster_batteries(fleet, mode, params)
+    units = battery_units(fleet, bat_cl)
+    pvf = pv_fleet(site, state)
+    pv_cl = cluster_pv(pvf, mode)
+    avail = pv_available(
+        pvf, forecast["pv_w_per_kwp"].to_numpy(float), _pv_overrides(pvf, forecast)
+    )
+    pv_min = np.minimum(avail, pvf.min_limit_w[:, None])
+    price_imp = forecast["price_import_eur_per_mwh"].to_numpy(float)
+    steps = len(index)
+    tapers = _tapers(fleet, bat_cl, params.taper_min_members)
+    heat = _heat_inputs(site, state, forecast, dt_h, params, warnings)
+    data = ModelData(
+        index=index,
+        dt_h=dt_h,
+        milp=milp,
+        bat=units,
+        bat_charge_max_w=np.repeat(units.max_charge_w[:, None], steps, axis=1),
+        bat_discharge_max_w=np.repeat(units.max_discharge_w[:, None], steps, axis=1),
+        bat_soc_lo_wh=np.zeros((len(units.names), steps)),
+        bat_soc_hi_wh=np.zeros((len(units.names), steps)),
+        bat_charge_taper=tapers[0],
+        bat_discharge_taper=tapers[1],
+        bat_terminal_eur_per_mwh=np.zeros(len(units.names)),
+        bat_terminal_price_eur_per_mwh=0.0,
+        pv_names=pv_cl.names,
+        pv_avail_w=pv_cl.sum(avail),
+        pv_min_w=pv_cl.sum(pv_min),
+        load_w=forecast["load_w"].to_numpy(float),
+        import_cap_w=_cap(forecast["import_limit_w"], site.grid.import_limit_w),
+        export_cap_w=_cap(forecast["export_limit_w"], site.grid.export_limit_w),
+        price_import_eur_per_mwh=price_imp,
+        price_export_eur_per_mwh=forecast["price_export_eur_per_mwh"].to_numpy(float),
+        co2_g_per_kwh=forecast["co2_g_per_kwh"].to_numpy(float),
+        hp_max_el_w=heat.hp_max_el_w,
+        hp_min_part=heat.hp_min_part,
+        cop=heat.cop,
+        waste_heat_w=heat.waste_heat_w,
+        dry_cooler_el_per_th=heat.dry_cooler_el_per_th,
+        heat_demand_w=forecast["heat_demand_th_w"].to_numpy(float),
+        boiler_max_w=site.heat.boiler_max_th_w,
+        boiler_efficiency=site.heat.boiler_efficiency,
+        store_capacity_wh=site.heat.store_capacity_wh,
+        store_max_charge_w=site.heat.store_max_charge_th_w,
+        store_max_discharge_w=site.heat.store_max_discharge_th_w,
+        store_keep=(1.0 - site.heat.store_loss_pct_per_h / 100) ** dt_h,
+        store0_wh=heat.store0_wh,
+        store_terminal_eur_per_mwh=0.0,
+        gas_eur_per_mwh=site.heat.gas_price_eur_per_mwh,
+        co2_price_eur_per_t=site.economics.co2_price_eur_per_t,
+        gas_co2_kg_per_mwh=site.economics.gas_co2_kg_per_mwh,
+        unserved_el_penalty_eur_per_mwh=params.unserved_el_penalty_eur_per_mwh,
+        spilled_el_penalty_eur_per_mwh=params.spilled_el_penalty_eur_per_mwh,
+        unmet_heat_penalty_eur_per_mwh=site.heat.unmet_heat_penalty_eur_per_mwh,
+    )
+    set_soc_bounds(data)
+    set_terminal_values(data, params)
+    return Problem(
+        data=data,
+        batteries=fleet,
+        bat_clusters=bat_cl,
+        pv=pvf,
+        pv_clusters=pv_cl,
+        pv_avail_w=avail,
+        pv_min_w=pv_min,
+        forecast=forecast,
+        mode=mode,
+        warnings=warnings,
+    )
+
+
+def set_soc_bounds(data: ModelData) -> None:
+    """SoC bounds per unit and step, Wh::
+
+        E_lo[t] = min(E_min, soc0 + eta_c * dt * sum_{s<=t} P_ch[s])
+        E_hi[t] = max(E_max, soc0 - dt / eta_d * sum_{s<=t} P_dis[s])
+
+    Inside the window from the start this is just the window; a unit that starts below (above)
+    it must climb (fall) back at full power and may not leave it again. Recomputed whenever
+    the per-step power limits change.
+    """
+    bat = data.bat
+    dt = data.dt_h
+    up = bat.soc0_wh[:, None] + bat.eta_charge[:, None] * dt * np.cumsum(data.bat_charge_max_w, 1)
+    down = bat.soc0_wh[:, None] - dt / bat.eta_discharge[:, None] * np.cumsum(
+        data.bat_discharge_max_w, 1
+    )
+    data.bat_soc_lo_wh = np.minimum(bat.soc_min_wh[:, None], up)
+    data.bat_soc_hi_wh = np.maximum(bat.soc_max_wh[:, None], down)
+
+
+def set_terminal_values(data: ModelData, params: OptimizerParams) -> None:
+    """Value energy left at the horizon's end at a low quantile of what it displaces.
+
+    Battery: ``q(import cost) * eta_c * eta_d`` per MWh stored -- a stored MWh delivers
+    ``eta_d`` MWh later, and is worth a round trip less than buying it now, so the plan keeps
+    energy it would otherwise dump at the end but does not buy energy just to hold it.
+    Store: ``q(cheapest heat per step)``, the cheaper of boiler heat and heat-pump heat
+    (import cost / COP) at each step. ``q`` is ``params.terminal_price_quantile``.
+    """
+    q = params.terminal_price_quantile
+    price = max(0.0, float(np.quantile(data.import_eur_per_mwh(), q)))
+    data.bat_terminal_price_eur_per_mwh = price
+    data.bat_terminal_eur_per_mwh = price * data.bat.eta_charge * data.bat.eta_discharge
+    heat_cost = np.full(
+        data.steps, data.boiler_eur_per_mwh_th() if data.boiler_max_w > 0 else np.inf
+    )
+    runs = (data.hp_max_el_w > 0) & (data.cop > 0)
+    hp_cost = np.where(runs, data.import_eur_per_mwh() / np.where(runs, data.cop, 1.0), np.inf)
+    cheapest = np.minimum(heat_cost, hp_cost)
+    finite = cheapest[np.isfinite(cheapest)]
+    data.store_terminal_eur_per_mwh = (
+        max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
+    )
+
+
+Taper = tuple[F64, F64] | None
+
+
+def _tapers(fleet: BatteryFleet, clusters: Clusters, min_members: int) -> tuple[Taper, Taper]:
+    """Charge and discharge taper lines of the battery units.
+
+    Units with fewer than ``min_members`` members get lines that never bind (full power at
+    any headroom); without any such unit the model has no taper constraints at all.
+    """
+    members = np.diff(clusters.start)
+    if not (members >= min_members).any():
+        return None, None
+    room = fleet.soc_max_wh - fleet.soc0_wh
+    stored = fleet.soc0_wh - fleet.soc_min_wh
+    small = members < min_members
+    lines = []
+    for head, power, eta in (
+        (room, fleet.max_charge_w, fleet.eta_charge),
+        (stored, fleet.max_discharge_w, 1.0 / fleet.eta_discharge),
+    ):
+        a, g = taper_lines(head, power, eta, clusters)
+        a[small], g[small] = clusters.sum(power)[small, None], 0.0
+        lines.append((a, g))
+    return lines[0], lines[1]
+
+
+def _cap(operator: pd.Series, site_limit: float) -> F64:
+    """Operator cap where given (NaN = none), never above the site's limit nor below 0, W."""
+    values = operator.to_numpy(float)
+    return np.clip(np.where(np.isnan(values), site_limit, values), 0.0, site_limit)
+
+
+def _pv_overrides(fleet: PvFleet, forecast: pd.DataFrame) -> dict[int, F64]:
+    position = {pid: i for i, pid in enumerate(fleet.ids)}
+    out: dict[int, F64] = {}
+    for col in forecast.columns:
+        pid = str(col).removesuffix(PV_OVERRIDE_SUFFIX)
+        if str(col).endswith(PV_OVERRIDE_SUFFIX) and pid in position:
+            out[position[pid]] = forecast[col].to_numpy(float)
+    return out
+
+
+@dataclass(frozen=True)
+class _Heat:
+    hp_max_el_w: F64
+    hp_min_part: float
+    cop: F64
+    waste_heat_w: F64
+    dry_cooler_el_per_th: float
+    store0_wh: float
+
+
+def _heat_inputs(
+    site: Site,
+    state: State,
+    forecast: pd.DataFrame,
+    dt_h: float,
+    params: OptimizerParams,
+    warnings: list[str],
+) -> _Heat:
+    """Heat pump and data centre per step, and the store's start (see :class:`ModelData`).
+
+    An offline data centre offers no waste heat (nothing is known about it), so the heat
+    pump cannot run either; an offline heat pump leaves all waste heat to the dry coolers.
+    """
+    steps = len(forecast)
+    heat = site.heat
+    dc = site.datacentre
+    hp = site.heat_pump
+    dc_on = dc is not None and dc.id not in state.offline
+    waste = (
+        forecast["it_power_w"].to_numpy(float) * dc.heat_recovery_ratio
+        if dc is not None and dc_on
+        else np.zeros(steps)
+    )
+    cop = np.zeros(steps)
+    hp_max = np.zeros(steps)
+    if hp is not None and dc_on and hp.id not in state.offline:
+        cop = cop_series(
+            hp, heat.supply_temp_c, forecast["waste_heat_temp_c"].to_numpy(float), params
+        )
+        hp_max = np.where(cop > 0, hp.max_el_w, 0.0)
+    store0 = heat.store_capacity_wh * heat.store_initial_pct / 100
+    if state.store_wh is not None:
+        store0 = float(state.store_wh)
+    if not np.isfinite(store0) or not 0.0 <= store0 <= heat.store_capacity_wh:
+        warnings.append(f"thermal store energy {store0:g} Wh outside 0..capacity: clamped")
+        store0 = float(np.clip(np.nan_to_num(store0), 0.0, heat.store_capacity_wh))
+    return _Heat(
+        hp_max_el_w=hp_max,
+        hp_min_part=hp.min_part_load_pct / 100 if hp else 0.0,
+        cop=cop,
+        waste_heat_w=waste,
+        dry_cooler_el_per_th=dc.dry_cooler_el_per_th if dc is not None else 0.0,
+        store0_wh=store0,
+    )

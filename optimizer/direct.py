@@ -1,0 +1,191 @@
+"""The planner's LP written directly as sparse arrays and handed to HiGHS, without Pyomo.
+
+Same variables, constraints and objective as :mod:`optimizer.model` (LP mode, kW and kWh), so
+its optimum must equal the Pyomo model's. It serves as the floor for the modelling overhead in
+``bench/optimizer_scaling.py`` and as an independent check of the Pyomo formulation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+from numpy.typing import NDArray
+
+from optimizer.data import ModelData
+from optimizer.model.base import KW
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+@dataclass
+class _Lp:
+    """Columns with bounds and costs; rows as COO triplets with bounds."""
+
+    lower: list[F64] = field(default_factory=list)
+    upper: list[F64] = field(default_factory=list)
+    cost: list[F64] = field(default_factory=list)
+    n_col: int = 0
+    rows: list[I64] = field(default_factory=list)
+    cols: list[I64] = field(default_factory=list)
+    vals: list[F64] = field(default_factory=list)
+    row_lo: list[F64] = field(default_factory=list)
+    row_hi: list[F64] = field(default_factory=list)
+    n_row: int = 0
+
+    def var(
+        self, shape: tuple[int, ...], lo: F64 | float, hi: F64 | float, cost: F64 | float = 0.0
+    ) -> I64:
+        """Add a block of columns; returns their indices in ``shape``."""
+        n = int(np.prod(shape))
+        idx = np.arange(self.n_col, self.n_col + n).reshape(shape)
+        self.n_col += n
+        for target, value in ((self.lower, lo), (self.upper, hi), (self.cost, cost)):
+            target.append(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel())
+        return idx
+
+    def rows_of(self, n: int, lo: F64 | float, hi: F64 | float) -> I64:
+        """Add ``n`` rows with bounds; returns their indices."""
+        idx = np.arange(self.n_row, self.n_row + n)
+        self.n_row += n
+        self.row_lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)).ravel())
+        self.row_hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)).ravel())
+        return idx
+
+    def coef(self, rows: I64, cols: I64, vals: F64 | float) -> None:
+        """Add coefficients ``vals`` at (rows, cols) (broadcast together)."""
+        r, c, v = np.broadcast_arrays(rows, cols, np.asarray(vals, dtype=float))
+        self.rows.append(r.ravel())
+        self.cols.append(c.ravel())
+        self.vals.append(v.ravel())
+
+    def csc(self) -> tuple[I64, I64, F64]:
+        """The matrix in compressed-column form: (column starts, row indices, values)."""
+        rows, cols = np.concatenate(self.rows), np.concatenate(self.cols)
+        vals = np.concatenate(self.vals)
+        order = np.lexsort((rows, cols))
+        start = np.concatenate(([0], np.cumsum(np.bincount(cols, minlength=self.n_col))))
+        return start.astype(np.int64), rows[order], vals[order]
+
+    def highs_lp(self) -> highspy.HighsLp:
+        start, index, value = self.csc()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.n_col, self.n_row
+        lp.col_cost_ = np.concatenate(self.cost)
+        lp.col_lower_, lp.col_upper_ = np.concatenate(self.lower), np.concatenate(self.upper)
+        lp.row_lower_, lp.row_upper_ = np.concatenate(self.row_lo), np.concatenate(self.row_hi)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = start
+        lp.a_matrix_.index_ = index
+        lp.a_matrix_.value_ = value
+        return lp
+
+
+@dataclass(frozen=True)
+class DirectResult:
+    objective_eur: float
+    build_s: float
+    solve_s: float
+    n_variables: int
+    n_constraints: int
+
+
+def _shift(idx: I64) -> I64:
+    """Indices of the previous step (the first step's own index; masked by the caller)."""
+    return np.concatenate([idx[..., :1], idx[..., :-1]], axis=-1)
+
+
+def build_lp(d: ModelData) -> _Lp:
+    """The LP of :func:`optimizer.model.build_model` (``milp=False``) as arrays."""
+    lp = _Lp()
+    T, U, V, dt = d.steps, d.n_bat, d.n_pv, d.dt_h
+    k = dt * 1e-3  # EUR per (kW * step * EUR/MWh)
+    inf = highspy.kHighsInf
+    ch = lp.var((U, T), 0.0, d.bat_charge_max_w * KW)
+    dis = lp.var((U, T), 0.0, d.bat_discharge_max_w * KW, k * d.bat.wear_eur_per_mwh[:, None])
+    soc_cost = np.zeros((U, T))
+    soc_cost[:, -1] = -1e-3 * d.bat_terminal_eur_per_mwh
+    soc = lp.var((U, T), d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW, soc_cost)
+    pv = lp.var((V, T), d.pv_min_w * KW, d.pv_avail_w * KW)
+    imp = lp.var((T,), 0.0, d.import_cap_w * KW, k * d.import_eur_per_mwh())
+    exp = lp.var((T,), 0.0, d.export_cap_w * KW, -k * d.price_export_eur_per_mwh)
+    unserved = lp.var((T,), 0.0, inf, k * d.unserved_el_penalty_eur_per_mwh)
+    spilled = lp.var((T,), 0.0, inf, k * d.spilled_el_penalty_eur_per_mwh)
+    hp = lp.var((T,), 0.0, d.hp_max_el_w * KW)
+    dry = lp.var((T,), 0.0, inf)
+    st_ch = lp.var((T,), 0.0, d.store_max_charge_w * KW)
+    st_dis = lp.var((T,), 0.0, d.store_max_discharge_w * KW)
+    st_cost = np.zeros(T)
+    st_cost[-1] = -1e-3 * d.store_terminal_eur_per_mwh
+    st_e = lp.var((T,), 0.0, d.store_capacity_wh * KW, st_cost)
+    boiler = lp.var((T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
+    unmet = lp.var((T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
+
+    first = np.zeros((U, T))
+    first[:, 0] = d.bat.soc0_wh * KW
+    rows = lp.rows_of(U * T, first.ravel(), first.ravel()).reshape(U, T)
+    lp.coef(rows, soc, 1.0)
+    lp.coef(rows[:, 1:], _shift(soc)[:, 1:], -1.0)
+    lp.coef(rows, ch, -dt * d.bat.eta_charge[:, None])
+    lp.coef(rows, dis, dt / d.bat.eta_discharge[:, None])
+    if d.bat_charge_taper is not None and d.bat_discharge_taper is not None:
+        for j in range(2):
+            a, g = d.bat_charge_taper[0][:, j] * KW, d.bat_charge_taper[1][:, j]
+            r = lp.rows_of(U * T, -inf, (a[:, None] + g[:, None] * d.bat_soc_hi_wh * KW).ravel())
+            lp.coef(r.reshape(U, T), ch, 1.0)
+            lp.coef(r.reshape(U, T), soc, g[:, None])
+            a, g = d.bat_discharge_taper[0][:, j] * KW, d.bat_discharge_taper[1][:, j]
+            r = lp.rows_of(U * T, -inf, (a[:, None] - g[:, None] * d.bat_soc_lo_wh * KW).ravel())
+            lp.coef(r.reshape(U, T), dis, 1.0)
+            lp.coef(r.reshape(U, T), soc, -g[:, None])
+
+    waste = d.waste_heat_w * KW
+    r = lp.rows_of(T, waste, waste)
+    lp.coef(r, dry, 1.0)
+    lp.coef(r, hp, d.cop - 1.0)
+
+    e0 = np.zeros(T)
+    e0[0] = d.store_keep * d.store0_wh * KW
+    r = lp.rows_of(T, e0, e0)
+    lp.coef(r, st_e, 1.0)
+    lp.coef(r[1:], st_e[:-1], -d.store_keep)
+    lp.coef(r, st_ch, -dt)
+    lp.coef(r, st_dis, dt)
+
+    demand = d.heat_demand_w * KW
+    r = lp.rows_of(T, demand, demand)
+    lp.coef(r, hp, d.cop)
+    for col, sign in ((boiler, 1.0), (st_dis, 1.0), (st_ch, -1.0), (unmet, 1.0)):
+        lp.coef(r, col, sign)
+
+    load = d.load_w * KW
+    r = lp.rows_of(T, load, load)
+    for col, sign in ((imp, 1.0), (exp, -1.0), (unserved, 1.0), (spilled, -1.0), (hp, -1.0)):
+        lp.coef(r, col, sign)
+    lp.coef(r, dry, -d.dry_cooler_el_per_th)
+    lp.coef(r[None, :], pv, 1.0)
+    lp.coef(r[None, :], dis, 1.0)
+    lp.coef(r[None, :], ch, -1.0)
+    return lp
+
+
+def solve_direct(data: ModelData, threads: int = 1) -> DirectResult:
+    """Build the LP as arrays, pass it to HiGHS, solve; objective in EUR."""
+    tic = time.perf_counter()
+    lp = build_lp(data)
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", threads)
+    h.passModel(lp.highs_lp())
+    build_s = time.perf_counter() - tic
+    tic = time.perf_counter()
+    h.run()
+    solve_s = time.perf_counter() - tic
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise RuntimeError(f"direct LP ended with {h.modelStatusToString(h.getModelStatus())}")
+    return DirectResult(
+        float(h.getInfo().objective_function_value), build_s, solve_s, lp.n_col, lp.n_row
+    )

@@ -1,0 +1,36 @@
+"""Thermal store of the heating network."""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from optimizer.data import ModelData
+from optimizer.model.base import KW, add_param
+
+
+def add_store_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
+    """Thermal store over steps ``t`` (kW, kWh thermal)::
+
+        e[t] = keep * e[t-1] + (q_ch[t] - q_dis[t]) * dt        (e[-1] = e0)
+        keep = (1 - loss_per_h) ** dt                            (standing losses)
+        0 <= e[t] <= E     0 <= q_ch[t] <= Q_ch     0 <= q_dis[t] <= Q_dis
+
+    The initial energy is clamped to ``0..E`` when the state is read, so the recursion is
+    always feasible (discharge and losses never have to exceed what is stored).
+    """
+    T = m.T
+    add_param(m, "store_cap", (), lambda d: d.store_capacity_wh * KW, data)
+    add_param(m, "store_ch_max", (), lambda d: d.store_max_charge_w * KW, data)
+    add_param(m, "store_dis_max", (), lambda d: d.store_max_discharge_w * KW, data)
+    add_param(m, "store_keep", (), lambda d: d.store_keep, data)
+    add_param(m, "store0", (), lambda d: d.store0_wh * KW, data)
+    m.store_ch = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_ch_max))
+    m.store_dis = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_dis_max))
+    m.store_e = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_cap))
+    dt = m.dt
+
+    def balance(m: pyo.ConcreteModel, t: int) -> object:
+        prev = m.store0 if t == 0 else m.store_e[t - 1]
+        return m.store_e[t] == m.store_keep * prev + dt * (m.store_ch[t] - m.store_dis[t])
+
+    m.store_balance = pyo.Constraint(T, rule=balance)

@@ -1,0 +1,77 @@
+"""Constants of the optimiser that the site file does not carry, and per-call solve options.
+
+:class:`OptimizerParams` holds modelling choices (penalty prices, terminal valuation, clustering
+bands, COP limits); every field has its unit in its name and a reason in its docstring.
+:class:`SolveOptions` holds what a caller may change per call: time limit, mode, and the two
+switches that let tests force a timeout or a solver failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: Carnot efficiency fitted to the water/water and brine/water heat pumps of the hplib database
+#: (median over 110 units, full-load point, source 0-10 degC, supply 35-55 degC, 5 K evaporator
+#: approach). ``optimizer/fit_carnot.py`` recomputes it; ``optimizer/carnot_fit.csv`` holds the
+#: result with its spread. Used when the site file leaves ``carnot_efficiency`` at its default.
+FITTED_CARNOT_EFFICIENCY = 0.57
+
+
+@dataclass(frozen=True)
+class OptimizerParams:
+    """Modelling constants; the defaults suit a district of homes, PV and batteries."""
+
+    #: Penalty for electric demand that cannot be served (import cap below must-run load), EUR/MWh.
+    #: Above the EU day-ahead price cap (4,000 EUR/MWh) plus fees, so it is used only when needed.
+    unserved_el_penalty_eur_per_mwh: float = 10_000.0
+    #: Penalty for surplus generation that can neither be used nor exported (export cap below
+    #: the PV inverters' minimum limits), EUR/MWh; above any price so it is a last resort.
+    spilled_el_penalty_eur_per_mwh: float = 10_000.0
+    #: Quantile of the horizon's prices used to value energy left at the horizon's end. A low
+    #: quantile keeps the terminal value below what the energy would fetch on most future days,
+    #: so the plan neither hoards nor empties the stores at the end.
+    terminal_price_quantile: float = 0.25
+    #: Highest COP the model uses. The Carnot form keeps growing as the lift shrinks, but the fitted
+    #: units cover lifts of 25-55 K and published data-centre heat pumps reach 5.5 at a 15 K lift.
+    cop_max: float = 6.0
+    #: Lowest COP at which the heat pump is worth running; below it the unit is treated as off.
+    cop_min: float = 1.2
+    #: Batteries whose hours at full discharge (capacity / max discharge power) differ by less
+    #: than this factor share a virtual unit (bands 1.0-1.5 h, 1.5-2.25 h, ...).
+    battery_ratio_band_factor: float = 1.5
+    #: Efficiencies are rounded to this step when grouping batteries into units.
+    efficiency_band: float = 0.02
+    #: Wear costs are rounded to this step, EUR/MWh, when grouping batteries into units.
+    wear_band_eur_per_mwh: float = 5.0
+    #: Battery clusters are cut into this many groups by fill level (see
+    #: :func:`optimizer.aggregate.cluster_batteries`); 1 = no grouping.
+    soc_groups: int = 4
+    #: Units with at least this many members get taper lines (their power falls as members run
+    #: full or empty, :func:`optimizer.aggregate.taper_lines`). With fewer members the curve is
+    #: a few coarse steps that the lines approximate too cautiously (up to 0.75 % dearer plans
+    #: on 100 batteries), while the split rounds settle such small units in a few re-solves.
+    taper_min_members: int = 8
+    #: Rounds of "split, tighten the units that could not be split, re-solve" before the plan
+    #: accepts what the devices can do and lets the grid take the difference.
+    split_rounds: int = 10
+    #: Power below which a flow counts as zero when checking splits and simultaneity, W.
+    tolerance_w: float = 1.0
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Per-call options. ``None`` fields fall back to the site's ``[optimizer]`` settings."""
+
+    #: Wall-clock limit handed to HiGHS, s. Tests pass ~0 to force the time-limit fallback.
+    time_limit_s: float | None = None
+    #: ``"aggregated"`` plans clusters of similar devices, ``"device"`` plans each device.
+    mode: Literal["aggregated", "device"] | None = None
+    #: Binaries for battery charge/discharge exclusion and the heat pump's minimum part load.
+    milp: bool | None = None
+    #: Make the solve fail as if HiGHS had returned an error (for tests of the fallback).
+    force_failure: bool = False
+    #: Threads for HiGHS; 1 keeps the controller from starving other work on a small machine.
+    threads: int = 1
+    #: Relative MIP gap when ``milp`` is on.
+    mip_rel_gap: float = 1e-4

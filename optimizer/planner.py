@@ -1,0 +1,325 @@
+"""The planner: inputs in, a :class:`~optimizer.plan.Plan` out, every quarter hour.
+
+A :class:`Planner` keeps its Pyomo model and persistent HiGHS instance between calls. When the
+next plan has the same structure (number of units, steps, step length, MILP switches) it only
+refreshes the mutable parameters and re-solves from the previous basis; otherwise it builds a
+new model. A solve that fails or runs out of time gives the rule-based fallback plan with the
+reason in ``plan.info.fallback_reason``; it never raises to the caller. Inputs that cannot be
+planned at all (a forecast without a required column) raise :class:`ForecastError`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from optimizer.data import ModelData, Problem, build_problem, set_soc_bounds
+from optimizer.fallback import fallback_flows
+from optimizer.flows import Flows
+from optimizer.inputs import State, plan_index, plan_start, prepare_forecast
+from optimizer.model import KW, build_model, update_params
+from optimizer.params import OptimizerParams, SolveOptions
+from optimizer.plan import Plan, SolveInfo, plan_frame, summarise, unit_frame, used_slacks
+from optimizer.readback import read_flows, simultaneous_steps
+from optimizer.solve import PersistentHighs, SolveFailed, SolveResult
+from optimizer.split import DeviceDispatch, split_batteries, split_pv
+from vpp.config import Site
+
+
+@dataclass
+class _Timer:
+    start: float = field(default_factory=time.perf_counter)
+    build_s: float = 0.0
+    solve_s: float = 0.0
+    split_s: float = 0.0
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+@dataclass
+class _Built:
+    model: pyo.ConcreteModel
+    solver: PersistentHighs
+    key: tuple[object, ...]
+    n_variables: int
+    n_constraints: int
+
+
+class Planner:
+    """Plans one site; reuses its built model while the structure stays the same."""
+
+    def __init__(
+        self, site: Site, params: OptimizerParams | None = None, options: SolveOptions | None = None
+    ) -> None:
+        self.site = site
+        self.params = params or OptimizerParams()
+        self.options = options or SolveOptions()
+        self._built: _Built | None = None
+
+    def plan(
+        self, state: State, forecast: pd.DataFrame, now: object, options: SolveOptions | None = None
+    ) -> Plan:
+        """Plan from the step containing ``now`` over the site's horizon.
+
+        state : batteries' energy, store energy and offline devices at ``now``
+        forecast : table of :data:`optimizer.inputs.FORECAST_COLUMNS` on a UTC index
+        now : a time (datetime, pandas Timestamp or ISO string; naive = UTC)
+        """
+        timer = _Timer()
+        opts = options or self.options
+        problem = self.problem(state, forecast, now, opts)
+        timer.build_s = timer.total()
+        try:
+            return self._optimise(problem, opts, timer)
+        except SolveFailed as exc:
+            reason = str(exc)
+        except Exception as exc:  # a model or read-back error: plan safely, say why
+            reason = f"optimiser error: {exc!r}"
+        if "time limit" not in reason:
+            self._built = None  # do not reuse a solver that failed
+        return self._fallback(problem, reason, timer)
+
+    def problem(
+        self, state: State, forecast: pd.DataFrame, now: object, opts: SolveOptions
+    ) -> Problem:
+        """The inputs of a plan reduced to arrays: what :meth:`plan` builds and solves."""
+        cfg = self.site.optimizer
+        steps = max(2, int(cfg.horizon_h * 60 // cfg.step_min))
+        index = plan_index(plan_start(now, cfg.step_min), steps, cfg.step_min)
+        prepared, warnings = prepare_forecast(self.site, forecast, index)
+        mode = opts.mode or cfg.mode
+        milp = cfg.milp if opts.milp is None else opts.milp
+        problem = build_problem(self.site, state, prepared, mode, milp, self.params)
+        problem.warnings[:0] = warnings
+        return problem
+
+    def _load(self, data: ModelData) -> tuple[_Built, bool]:
+        key = data.structure_key()
+        built = self._built
+        if built is not None and built.key == key:
+            update_params(built.model, data)
+            built.solver.refresh_parameters()
+            return built, True
+        model = build_model(data)
+        solver = PersistentHighs()
+        solver.load(model)
+        built = _Built(model, solver, key, model.nvariables(), model.nconstraints())
+        self._built = built
+        return built, False
+
+    def _optimise(self, problem: Problem, opts: SolveOptions, timer: _Timer) -> Plan:
+        data = problem.data
+        tic = time.perf_counter()
+        built, reused = self._load(data)
+        timer.build_s += time.perf_counter() - tic
+        limit = self.site.optimizer.time_limit_s if opts.time_limit_s is None else opts.time_limit_s
+        result = self._solve(built, opts, limit, data, timer)
+        flows = read_flows(built.model, built.solver, data)
+        warnings: list[str] = []
+        both = simultaneous_steps(flows, self.params.tolerance_w)
+        if both:
+            warnings.append(
+                f"batteries charge and discharge at once in {both} unit-step(s) "
+                "(burning energy at negative prices)"
+            )
+        rounds = 0
+        history: dict[tuple[int, int], tuple[float, float, float]] = {}
+        while True:
+            tic = time.perf_counter()
+            dispatch = split(problem, flows, self.params.tolerance_w)
+            timer.split_s += time.perf_counter() - tic
+            short = dispatch.bat_shortfall_w
+            done = short.max(initial=0.0) <= self.params.tolerance_w
+            if done or rounds >= self.params.split_rounds:
+                break
+            rounds += 1
+            self._tighten(built, data, flows, short, history)
+            result = self._solve(built, opts, limit, data, timer)
+            flows = read_flows(built.model, built.solver, data)
+        return self._finish(
+            problem,
+            flows,
+            dispatch,
+            timer,
+            warnings,
+            {
+                "status": "optimal",
+                "objective_eur": result.objective,
+                "reused_model": reused,
+                "n_variables": built.n_variables,
+                "n_constraints": built.n_constraints,
+                "split_rounds": rounds,
+            },
+        )
+
+    def _solve(
+        self, built: _Built, opts: SolveOptions, limit: float, data: ModelData, timer: _Timer
+    ) -> SolveResult:
+        tic = time.perf_counter()
+        try:
+            return built.solver.solve(opts, limit, data.milp)
+        finally:
+            timer.solve_s += time.perf_counter() - tic
+
+    def _tighten(
+        self,
+        built: _Built,
+        data: ModelData,
+        flows: Flows,
+        short: np.ndarray,
+        history: dict[tuple[int, int], tuple[float, float, float]],
+    ) -> None:
+        """Lower a unit's power bound where its devices fell short of it.
+
+        The first time by the shortfall. When the same step falls short again (the model moved
+        the energy to earlier steps, draining the members further), by a secant step through
+        the last two (power, shortfall) pairs, or by twice the last cut if the shortfall did
+        not shrink; this closes the gap in a few rounds instead of creeping towards it.
+        """
+        m = built.model
+        changed: list[Any] = []
+        for u, t in zip(*np.nonzero(short > self.params.tolerance_w), strict=True):
+            charging = bool(flows.bat_net_w[u, t] < 0)
+            now = flows.bat_charge_w[u, t] if charging else flows.bat_discharge_w[u, t]
+            cut = float(short[u, t])
+            before = history.get((u, t))
+            if before is not None:
+                now_before, short_before, cut_before = before
+                if short_before > cut and now_before > now:
+                    cut = max(cut, cut * (now_before - now) / (short_before - cut))
+                else:
+                    cut = max(cut, 2.0 * cut_before)
+            history[(u, t)] = (now, float(short[u, t]), cut)
+            value = max(now - cut, 0.0)
+            if charging:
+                data.bat_charge_max_w[u, t] = value
+                m.bat_ch_max[u, t].set_value(value * KW)
+                changed.append(m.bat_ch[u, t])
+            else:
+                data.bat_discharge_max_w[u, t] = value
+                m.bat_dis_max[u, t].set_value(value * KW)
+                changed.append(m.bat_dis[u, t])
+        lo, hi = data.bat_soc_lo_wh, data.bat_soc_hi_wh
+        set_soc_bounds(data)
+        if np.array_equal(lo, data.bat_soc_lo_wh) and np.array_equal(hi, data.bat_soc_hi_wh):
+            built.solver.refresh_bounds(changed)
+        else:  # a unit recovering into its window: its recovery path moved
+            update_params(m, data)
+            built.solver.refresh_parameters()
+
+    def _fallback(self, problem: Problem, reason: str, timer: _Timer) -> Plan:
+        tic = time.perf_counter()
+        flows = fallback_flows(problem.data)
+        dispatch = split(problem, flows, self.params.tolerance_w)
+        timer.split_s += time.perf_counter() - tic
+        return self._finish(
+            problem,
+            flows,
+            dispatch,
+            timer,
+            [],
+            {
+                "status": "fallback",
+                "objective_eur": None,
+                "reused_model": False,
+                "n_variables": 0,
+                "n_constraints": 0,
+                "fallback_reason": reason,
+            },
+        )
+
+    def _finish(
+        self,
+        problem: Problem,
+        flows: Flows,
+        dispatch: DeviceDispatch,
+        timer: _Timer,
+        warnings: list[str],
+        fields: dict[str, Any],
+    ) -> Plan:
+        tic = time.perf_counter()
+        short = dispatch.bat_shortfall_w
+        if short.max(initial=0.0) > self.params.tolerance_w:
+            energy = short.sum() * problem.data.dt_h
+            warnings.append(
+                f"devices could not follow their units by {energy:.0f} Wh in total; "
+                "the grid takes the difference"
+            )
+        if short.max(initial=0.0) > 0.0:  # below the tolerance too: keep balances exact
+            flows = absorb_shortfall(problem, flows, dispatch)
+        frame = plan_frame(problem, flows, dispatch)
+        units = unit_frame(problem, flows, short)
+        timer.split_s += time.perf_counter() - tic
+        info = SolveInfo(
+            mode=problem.mode,
+            cost_eur=summarise(frame, problem),
+            build_s=timer.build_s,
+            solve_s=timer.solve_s,
+            split_s=timer.split_s,
+            total_s=timer.total(),
+            n_units={"battery": problem.data.n_bat, "pv": problem.data.n_pv},
+            slacks=used_slacks(frame, problem.data.dt_h, self.params.tolerance_w),
+            warnings=tuple(problem.warnings + warnings),
+            **fields,
+        )
+        return Plan(frame=frame, info=info, units=units)
+
+
+def split(problem: Problem, flows: Flows, tolerance_w: float) -> DeviceDispatch:
+    """Split unit flows over the devices (see :mod:`optimizer.split`)."""
+    bat_w, soc, short = split_batteries(
+        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h
+    )
+    pv_w, limit = split_pv(
+        flows.pv_w,
+        problem.pv_clusters,
+        problem.pv_avail_w,
+        problem.pv_min_w,
+        problem.pv.rated_w,
+        tolerance_w,
+    )
+    return DeviceDispatch(
+        bat_w=bat_w, bat_soc_wh=soc, pv_w=pv_w, pv_limit_w=limit, bat_shortfall_w=short
+    )
+
+
+def absorb_shortfall(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> Flows:
+    """Make the units' flows what their devices do; the grid (or its slacks) takes the rest."""
+    d = problem.data
+    net = problem.bat_clusters.sum(dispatch.bat_w)
+    delta = (net - flows.bat_net_w).sum(axis=0)
+    exchange = (
+        flows.grid_import_w - flows.grid_export_w + flows.el_unserved_w - flows.el_spilled_w - delta
+    )
+    imp = np.clip(exchange, 0.0, d.import_cap_w)
+    exp = np.clip(-exchange, 0.0, d.export_cap_w)
+    return Flows(
+        **{
+            **flows.__dict__,
+            "bat_charge_w": np.maximum(-net, 0.0),
+            "bat_discharge_w": np.maximum(net, 0.0),
+            "bat_soc_wh": problem.bat_clusters.sum(dispatch.bat_soc_wh),
+            "grid_import_w": imp,
+            "grid_export_w": exp,
+            "el_unserved_w": np.maximum(exchange - imp, 0.0),
+            "el_spilled_w": np.maximum(-exchange - exp, 0.0),
+        }
+    )
+
+
+def plan(
+    site: Site,
+    state: State,
+    forecast: pd.DataFrame,
+    now: object,
+    options: SolveOptions | None = None,
+    params: OptimizerParams | None = None,
+) -> Plan:
+    """One plan without keeping a model (builds, solves, splits; see :class:`Planner`)."""
+    return Planner(site, params, options).plan(state, forecast, now)

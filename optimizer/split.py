@@ -1,0 +1,168 @@
+"""Split each virtual unit's plan over its devices.
+
+PV: a unit's output lies between the sum of its inverters' lowest reachable outputs and the sum
+of their available powers; every inverter gets the same fraction of its own curtailable range,
+which adds up exactly and keeps each inverter inside its range.
+
+Batteries: step by step, the unit's net power is shared by water-filling over the devices'
+headroom. Charging power goes in proportion to each device's room below its SoC maximum,
+discharging power in proportion to its energy above its SoC minimum, each capped by the
+device's power limit and by what fits into the rest of the step. Sharing by room keeps the
+members' fill levels converging, so the unit keeps behaving like one battery. When the unit
+asks for more than its devices can give in a step (its members have drifted apart), the
+shortfall is returned per unit and step; the planner tightens that unit's bound and re-solves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from optimizer.aggregate import BatteryFleet, Clusters
+
+F64 = NDArray[np.float64]
+
+
+@dataclass
+class DeviceDispatch:
+    """Per-device setpoints. Powers W, energies Wh; shapes (devices, steps)."""
+
+    #: Net battery power, > 0 discharging.
+    bat_w: F64
+    #: Battery energy at the end of each step.
+    bat_soc_wh: F64
+    #: PV output after curtailment.
+    pv_w: F64
+    #: PV limit to write: the output where curtailed, else the rated power (no limit).
+    pv_limit_w: F64
+    #: Unit power the devices could not deliver, per battery unit and step, W (>= 0).
+    bat_shortfall_w: F64
+
+
+def split_pv(
+    unit_w: F64, clusters: Clusters, avail_w: F64, min_w: F64, rated_w: F64, tolerance_w: float
+) -> tuple[F64, F64]:
+    """Share each PV unit's output over its inverters; returns (output, limit), W.
+
+    ``out[i,t] = lo[i,t] + f[u,t] * (avail[i,t] - lo[i,t])`` with the unit's fraction
+    ``f = (P[u,t] - sum lo) / (sum avail - sum lo)``, so ``sum_i out[i,t] = P[u,t]``.
+    """
+    if len(clusters) == 0:
+        empty = np.zeros_like(avail_w)
+        return empty, empty
+    lo_sum = clusters.sum(min_w)
+    span = clusters.sum(avail_w) - lo_sum
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(span > 0, (unit_w - lo_sum) / np.where(span > 0, span, 1.0), 0.0)
+    frac = np.clip(frac, 0.0, 1.0)[clusters.unit_of]
+    out = min_w + frac * (avail_w - min_w)
+    limit = np.where(out < avail_w - tolerance_w, out, rated_w[:, None])
+    return out, limit
+
+
+def split_batteries(
+    unit_net_w: F64, clusters: Clusters, fleet: BatteryFleet, dt_h: float
+) -> tuple[F64, F64, F64]:
+    """Share each battery unit's net power over its devices.
+
+    Returns (device net power W, device energy Wh at step ends, unit shortfall W).
+    """
+    n, steps = len(fleet), unit_net_w.shape[1] if unit_net_w.ndim == 2 else 0
+    if n == 0:
+        return np.zeros((0, steps)), np.zeros((0, steps)), np.zeros((0, steps))
+    return _split_kernel(
+        np.ascontiguousarray(unit_net_w, dtype=np.float64),
+        clusters.order,
+        clusters.start,
+        fleet.soc0_wh,
+        fleet.soc_min_wh,
+        fleet.soc_max_wh,
+        fleet.max_charge_w,
+        fleet.max_discharge_w,
+        fleet.eta_charge,
+        fleet.eta_discharge,
+        float(dt_h),
+    )
+
+
+@njit(cache=True)
+def _waterfill(amount: float, head: F64, weight: F64) -> F64:
+    """Share ``amount`` in proportion to ``weight``, capped at ``head``; exact if it fits."""
+    k = head.shape[0]
+    x = np.zeros(k)
+    if amount <= 0.0:
+        return x
+    if amount >= head.sum():
+        return head.copy()
+    free = head > 0.0
+    w = np.where(free & (weight > 0.0), weight, 0.0)
+    if w.sum() <= 0.0:
+        w = np.where(free, head, 0.0)
+    remaining = amount
+    for _ in range(k + 1):
+        total = w[free].sum()
+        if total <= 0.0 or remaining <= 0.0:
+            break
+        lam = remaining / total
+        saturated = free & (lam * w >= head)
+        if not saturated.any():
+            for i in range(k):
+                if free[i]:
+                    x[i] = lam * w[i]
+            break
+        for i in range(k):
+            if saturated[i]:
+                x[i] = head[i]
+                remaining -= head[i]
+                free[i] = False
+    # Rounding: put the last fraction of a watt where there is room.
+    rest = amount - x.sum()
+    j = np.argmax(head - x)
+    x[j] = min(head[j], max(0.0, x[j] + rest))
+    return x
+
+
+@njit(cache=True)
+def _split_kernel(
+    net: F64,
+    order: NDArray[np.int64],
+    start: NDArray[np.int64],
+    soc0: F64,
+    lo: F64,
+    hi: F64,
+    pch: F64,
+    pdis: F64,
+    eta_c: F64,
+    eta_d: F64,
+    dt: float,
+) -> tuple[F64, F64, F64]:
+    units, steps = net.shape
+    n = soc0.shape[0]
+    power = np.zeros((n, steps))
+    soc = np.zeros((n, steps))
+    short = np.zeros((units, steps))
+    for u in range(units):
+        idx = order[start[u] : start[u + 1]]
+        s = soc0[idx].copy()
+        for t in range(steps):
+            target = net[u, t]
+            if target < 0.0:
+                room = np.maximum(hi[idx] - s, 0.0)
+                head = np.minimum(pch[idx], room / (eta_c[idx] * dt))
+                x = _waterfill(-target, head, room)
+                s = s + eta_c[idx] * x * dt
+                power[idx, t] = -x
+            else:
+                avail = np.maximum(s - lo[idx], 0.0)
+                head = np.minimum(pdis[idx], avail * eta_d[idx] / dt)
+                x = _waterfill(target, head, avail)
+                s = s - x * dt / eta_d[idx]
+                power[idx, t] = x
+            soc[idx, t] = s
+            gap = abs(target) - x.sum()
+            # Differences at the level of float rounding are not a shortfall.
+            short[u, t] = gap if gap > 1e-9 * max(1.0, abs(target)) else 0.0
+    return power, soc, short
