@@ -24,8 +24,9 @@ def _parse_day(text: str) -> date:
 
 @app.command("export")
 def export(
-    day: Annotated[str, typer.Option(help="Local calendar day in the site's time zone, "
-                                     "YYYY-MM-DD")],
+    day: Annotated[
+        str, typer.Option(help="Local calendar day in the site's time zone, YYYY-MM-DD")
+    ],
     db: Annotated[Path, typer.Option(help="Recorder database file")],
     out: Annotated[Path, typer.Option(help="Folder to write the files to")] = Path("."),
     config: Annotated[Path, typer.Option(help="Site TOML file")] = DEFAULT_CONFIG,

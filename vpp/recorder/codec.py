@@ -177,8 +177,9 @@ def snapshot_row(poll: int, device_key: int, state: DeviceState) -> SnapshotRow:
     )  # fmt: skip
 
 
-def device_state(device_id: str, kind: str, read_at_ms: int | None, reading: str | None,
-                 health: str) -> DeviceState:
+def device_state(
+    device_id: str, kind: str, read_at_ms: int | None, reading: str | None, health: str
+) -> DeviceState:
     """Rebuild a DeviceState from its stored row."""
     return DeviceState(
         id=device_id,

@@ -127,9 +127,7 @@ CREATE TABLE inputs (
 """
 
 #: MIGRATIONS[v] turns schema version v into v + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    lambda conn: _script(conn, _V1),
-)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (lambda conn: _script(conn, _V1),)
 
 
 def _script(conn: sqlite3.Connection, sql: str) -> None:
@@ -186,8 +184,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise RecorderError(
-            path, "open", f"schema version {version} is newer than this program's "
-            f"({SCHEMA_VERSION}); upgrade vpp or use another file"
+            path,
+            "open",
+            f"schema version {version} is newer than this program's "
+            f"({SCHEMA_VERSION}); upgrade vpp or use another file",
         )
     if version == SCHEMA_VERSION:
         return  # nothing to write: a reader opening a live file takes no write lock

@@ -90,11 +90,14 @@ def write_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> Expo
         raise ExportError(f"{rec.path}: no snapshots recorded on {day} ({site.site.timezone})")
     totals = rec.poll_totals(start, end, groups(site))
     if totals.empty:
-        raise ExportError(f"{rec.path}: none of the devices of site {site.site.name!r} was "
-                          f"recorded on {day} (another site file?)")
+        raise ExportError(
+            f"{rec.path}: none of the devices of site {site.site.name!r} was "
+            f"recorded on {day} (another site file?)"
+        )
     measured, coverage = measured_inputs(rec, site, totals, quarters)
-    coverage.insert(0, "polls", polls.groupby(polls.dt.floor(STEP)).size()
-                    .reindex(quarters, fill_value=0))
+    coverage.insert(
+        0, "polls", polls.groupby(polls.dt.floor(STEP)).size().reindex(quarters, fill_value=0)
+    )
     table = measured.combine_first(rec.inputs(start, end).reindex(quarters))
     table = table[[c.name for c in SCHEMA if c.name in table]]
     table, filled = _fill(table, day)
@@ -103,11 +106,17 @@ def write_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> Expo
     coverage["clipped"] = _mask_names(clipped)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(inputs=write_inputs(table, out / f"inputs_{day}.csv"),
-                          quarter_hours=len(quarters), filled=_counts(filled),
-                          clipped=_counts(clipped))
-    result.files = [result.inputs, _csv(coverage.reset_index(), out / f"coverage_{day}.csv"),
-                    *_records(rec, day, start, end, out)]
+    result = ExportResult(
+        inputs=write_inputs(table, out / f"inputs_{day}.csv"),
+        quarter_hours=len(quarters),
+        filled=_counts(filled),
+        clipped=_counts(clipped),
+    )
+    result.files = [
+        result.inputs,
+        _csv(coverage.reset_index(), out / f"coverage_{day}.csv"),
+        *_records(rec, day, start, end, out),
+    ]
     return result
 
 
@@ -145,8 +154,9 @@ def per_poll(totals: pd.DataFrame, site: Site) -> pd.DataFrame:
     return out
 
 
-def measured_inputs(rec: Recorder, site: Site, totals: pd.DataFrame,
-                    quarters: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
+def measured_inputs(
+    rec: Recorder, site: Site, totals: pd.DataFrame, quarters: pd.DatetimeIndex
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Quarter-hour means of the measured columns, and the coverage table.
 
     ``totals`` are the day's :meth:`Recorder.poll_totals` over the groups of :func:`groups`.
@@ -164,8 +174,7 @@ def measured_inputs(rec: Recorder, site: Site, totals: pd.DataFrame,
     if "it_load_ratio" in means:
         table["it_load_ratio"] = means["it_load_ratio"]
     if site.datacentre is not None:
-        table["waste_heat_temp_c"] = _waste_heat_temp(rec, site.datacentre.id, start, end,
-                                                      quarters)
+        table["waste_heat_temp_c"] = _waste_heat_temp(rec, site.datacentre.id, start, end, quarters)
     coverage = pd.DataFrame(index=quarters)
     meter_polls = quarter["grid_ok"].sum().reindex(quarters, fill_value=0)
     coverage["grid_polls"] = meter_polls.astype(int)
@@ -173,8 +182,9 @@ def measured_inputs(rec: Recorder, site: Site, totals: pd.DataFrame,
     return table, coverage
 
 
-def _waste_heat_temp(rec: Recorder, device: str, start: pd.Timestamp, end: pd.Timestamp,
-                     quarters: pd.DatetimeIndex) -> pd.Series:
+def _waste_heat_temp(
+    rec: Recorder, device: str, start: pd.Timestamp, end: pd.Timestamp, quarters: pd.DatetimeIndex
+) -> pd.Series:
     rows = rec.snapshots_frame(start, end, devices=[device], with_json=True)
     rows = rows[rows["online"] & rows["reading"].notna()]
     temps = [json.loads(r).get("waste_heat_temp_c") for r in rows["reading"]]
@@ -188,8 +198,10 @@ def _fill(table: pd.DataFrame, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     empty = [str(c) for c in table.columns if table[c].isna().all()]
     missing = [c for c in REQUIRED if c not in table or c in empty]
     if missing:
-        raise ExportError(f"{day}: nothing recorded for {', '.join(missing)} (the inputs "
-                          "table or the devices they are measured from)")
+        raise ExportError(
+            f"{day}: nothing recorded for {', '.join(missing)} (the inputs "
+            "table or the devices they are measured from)"
+        )
     table = table.drop(columns=empty)
     gaps = table.isna()
     filled = table.interpolate(method="time", limit_area="inside").ffill().bfill()
@@ -223,8 +235,9 @@ def _csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _records(rec: Recorder, day: date, start: pd.Timestamp, end: pd.Timestamp,
-             out: Path) -> list[Path]:
+def _records(
+    rec: Recorder, day: date, start: pd.Timestamp, end: pd.Timestamp, out: Path
+) -> list[Path]:
     frames: dict[str, Any] = {
         "plans": rec.plans(start, end),
         "setpoints": rec.setpoints(start, until=end),

@@ -76,14 +76,23 @@ def device_keys(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[int, str]:
     return found
 
 
-def snapshots_frame(conn: sqlite3.Connection, start: datetime, end: datetime,
-                    devices: Iterable[str] | None, with_json: bool) -> pd.DataFrame:
+def snapshots_frame(
+    conn: sqlite3.Connection,
+    start: datetime,
+    end: datetime,
+    devices: Iterable[str] | None,
+    with_json: bool,
+) -> pd.DataFrame:
     """Snapshot rows with poll time in ``[start, end)``, in time order."""
     columns = list(SNAPSHOT_COLUMNS) + (["reading", "health"] if with_json else [])
-    select = ("SELECT p.time_ms, d.id, d.kind, s.online, s.read_at_ms, s.power_w, s.soc_pct, "
-              "s.energy_wh" + (", s.reading, s.health" if with_json else ""))
-    sql = (f"{select} FROM polls p JOIN snapshots s ON s.poll = p.id "
-           "JOIN devices d ON d.key = s.device WHERE p.time_ms >= ? AND p.time_ms < ?")
+    select = (
+        "SELECT p.time_ms, d.id, d.kind, s.online, s.read_at_ms, s.power_w, s.soc_pct, "
+        "s.energy_wh" + (", s.reading, s.health" if with_json else "")
+    )
+    sql = (
+        f"{select} FROM polls p JOIN snapshots s ON s.poll = p.id "
+        "JOIN devices d ON d.key = s.device WHERE p.time_ms >= ? AND p.time_ms < ?"
+    )
     params: list[Any] = [to_ms(start), to_ms(end)]
     if devices is not None:
         keys = list(device_keys(conn, devices))
@@ -95,19 +104,27 @@ def snapshots_frame(conn: sqlite3.Connection, start: datetime, end: datetime,
     return frame
 
 
-def poll_totals(conn: sqlite3.Connection, start: datetime, end: datetime,
-                groups: Mapping[str, tuple[str, float]]) -> pd.DataFrame:
+def poll_totals(
+    conn: sqlite3.Connection,
+    start: datetime,
+    end: datetime,
+    groups: Mapping[str, tuple[str, float]],
+) -> pd.DataFrame:
     """Per poll and device group: summed power of the online devices and their weights.
 
     ``groups`` maps device id -> (group name, weight), e.g. a PV inverter's kWp. A device
     counts when it is online and reports a power. Columns :data:`TOTALS_COLUMNS`; power in W.
     """
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS total_groups "
-                 "(device INTEGER PRIMARY KEY, grp TEXT NOT NULL, weight REAL NOT NULL)")
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS total_groups "
+        "(device INTEGER PRIMARY KEY, grp TEXT NOT NULL, weight REAL NOT NULL)"
+    )
     conn.execute("DELETE FROM temp.total_groups")
     keys = device_keys(conn, groups)
-    conn.executemany("INSERT INTO temp.total_groups VALUES (?, ?, ?)",
-                     [(key, groups[i][0], float(groups[i][1])) for key, i in keys.items()])
+    conn.executemany(
+        "INSERT INTO temp.total_groups VALUES (?, ?, ?)",
+        [(key, groups[i][0], float(groups[i][1])) for key, i in keys.items()],
+    )
     counted = "s.online AND s.power_w IS NOT NULL"
     # CROSS JOIN fixes the loop order: polls by time, then each poll's contiguous rows.
     rows = conn.execute(
@@ -123,22 +140,26 @@ def poll_totals(conn: sqlite3.Connection, start: datetime, end: datetime,
 
 def poll_times(conn: sqlite3.Connection, start: datetime, end: datetime) -> pd.Series:
     """UTC times of the polls in ``[start, end)``."""
-    rows = conn.execute("SELECT time_ms FROM polls WHERE time_ms >= ? AND time_ms < ? "
-                        "ORDER BY time_ms", (to_ms(start), to_ms(end))).fetchall()
+    rows = conn.execute(
+        "SELECT time_ms FROM polls WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms",
+        (to_ms(start), to_ms(end)),
+    ).fetchall()
     return _times(pd.Series([r[0] for r in rows], dtype="Int64", name="time"))
 
 
 def last_plan(conn: sqlite3.Connection) -> tuple[datetime, pd.DataFrame, str] | None:
     """(created_at, plan table, info JSON) of the most recently recorded plan."""
-    row = conn.execute("SELECT created_ms, frame, info FROM plans ORDER BY id DESC LIMIT 1"
-                       ).fetchone()
+    row = conn.execute(
+        "SELECT created_ms, frame, info FROM plans ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     if row is None:
         return None
     return from_ms(row[0]), frame_from_parquet(row[1]), str(row[2])
 
 
-def plans_frame(conn: sqlite3.Connection, since: datetime | None,
-                until: datetime | None) -> pd.DataFrame:
+def plans_frame(
+    conn: sqlite3.Connection, since: datetime | None, until: datetime | None
+) -> pd.DataFrame:
     """One row per plan created in ``[since, until)``: :data:`PLAN_COLUMNS`."""
     rows = conn.execute(
         "SELECT created_ms, first_step_ms, n_steps, status, fallback_reason, objective_eur, "
@@ -148,11 +169,18 @@ def plans_frame(conn: sqlite3.Connection, since: datetime | None,
     return _frame(rows, PLAN_COLUMNS, ("created_at", "first_step"))
 
 
-def setpoints_frame(conn: sqlite3.Connection, since: datetime | None, until: datetime | None,
-                    device: str | None, limit: int | None) -> pd.DataFrame:
+def setpoints_frame(
+    conn: sqlite3.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    device: str | None,
+    limit: int | None,
+) -> pd.DataFrame:
     """Setpoint rows in ``[since, until)`` (the latest ``limit``), in time order."""
-    sql = ("SELECT time_ms, device, quantity, requested, written, readback, ok, message, "
-           "dry_run FROM setpoints WHERE time_ms >= ? AND time_ms < ?")
+    sql = (
+        "SELECT time_ms, device, quantity, requested, written, readback, ok, message, "
+        "dry_run FROM setpoints WHERE time_ms >= ? AND time_ms < ?"
+    )
     rows = _latest(conn, sql, list(_range(since, until)), device, limit)
     frame = _frame(rows, SETPOINT_COLUMNS, ("time",))
     frame["ok"] = frame["ok"].astype(bool)
@@ -160,17 +188,25 @@ def setpoints_frame(conn: sqlite3.Connection, since: datetime | None, until: dat
     return frame
 
 
-def events_frame(conn: sqlite3.Connection, since: datetime | None, until: datetime | None,
-                 device: str | None, limit: int | None) -> pd.DataFrame:
+def events_frame(
+    conn: sqlite3.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    device: str | None,
+    limit: int | None,
+) -> pd.DataFrame:
     """Event rows in ``[since, until)`` (the latest ``limit``), in time order; data as JSON."""
-    sql = ("SELECT time_ms, level, source, device, kind, message, data FROM events "
-           "WHERE time_ms >= ? AND time_ms < ?")
+    sql = (
+        "SELECT time_ms, level, source, device, kind, message, data FROM events "
+        "WHERE time_ms >= ? AND time_ms < ?"
+    )
     rows = _latest(conn, sql, list(_range(since, until)), device, limit)
     return _frame(rows, EVENT_COLUMNS, ("time",))
 
 
-def _latest(conn: sqlite3.Connection, sql: str, params: list[Any], device: str | None,
-            limit: int | None) -> list[Any]:
+def _latest(
+    conn: sqlite3.Connection, sql: str, params: list[Any], device: str | None, limit: int | None
+) -> list[Any]:
     if device is not None:
         sql += " AND device = ?"
         params.append(device)
@@ -183,14 +219,16 @@ def _latest(conn: sqlite3.Connection, sql: str, params: list[Any], device: str |
     return rows
 
 
-def inputs_frame(conn: sqlite3.Connection, since: datetime | None,
-                 until: datetime | None) -> pd.DataFrame:
+def inputs_frame(
+    conn: sqlite3.Connection, since: datetime | None, until: datetime | None
+) -> pd.DataFrame:
     """Recorded inputs in ``[since, until)``, indexed by ``time`` (UTC); NaN where unknown."""
     names = input_columns(conn)
     quoted = ", ".join(f'"{n}"' for n in names)
-    rows = conn.execute(f"SELECT time_ms, {quoted} FROM inputs "
-                        "WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms",
-                        _range(since, until)).fetchall()
+    rows = conn.execute(
+        f"SELECT time_ms, {quoted} FROM inputs WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms",
+        _range(since, until),
+    ).fetchall()
     frame = pd.DataFrame.from_records(rows, columns=["time", *names])
     frame["time"] = _times(frame["time"])
     return frame.set_index("time").astype("float64")

@@ -60,8 +60,10 @@ def delete_polls(run: Runner[int], cutoff_ms: int) -> int:
 
 
 def _delete_poll_batch(conn: sqlite3.Connection, cutoff_ms: int) -> int:
-    polls = conn.execute("SELECT id, n_devices FROM polls WHERE time_ms < ? "
-                         "ORDER BY time_ms LIMIT 1000", (cutoff_ms,)).fetchall()
+    polls = conn.execute(
+        "SELECT id, n_devices FROM polls WHERE time_ms < ? ORDER BY time_ms LIMIT 1000",
+        (cutoff_ms,),
+    ).fetchall()
     if not polls:
         return -1
     ids: list[int] = []
@@ -80,12 +82,15 @@ def _delete_poll_batch(conn: sqlite3.Connection, cutoff_ms: int) -> int:
 def delete_before(run: Runner[int], table: str, column: str, cutoff_ms: int) -> int:
     """Delete rows of ``table`` with ``column`` < ``cutoff_ms``, BATCH_ROWS per transaction."""
     key = "time_ms" if table == "inputs" else "id"
-    sql = (f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "
-           f"WHERE {column} < ? ORDER BY {column} LIMIT {BATCH_ROWS})")
+    sql = (
+        f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "
+        f"WHERE {column} < ? ORDER BY {column} LIMIT {BATCH_ROWS})"
+    )
     total = 0
     while True:
-        deleted = run(f"apply retention ({table})",
-                      lambda c: int(c.execute(sql, (cutoff_ms,)).rowcount))
+        deleted = run(
+            f"apply retention ({table})", lambda c: int(c.execute(sql, (cutoff_ms,)).rowcount)
+        )
         total += deleted
         if deleted < BATCH_ROWS:
             return total

@@ -74,11 +74,18 @@ class Recorder:
     without a time and decides "now" for retention.
     """
 
-    def __init__(self, path: str | Path, *, retention_days: float = 90,
-                 clock: Clock | None = None, snapshot_retention_days: float | None = None,
-                 busy_timeout_s: float = 2.0) -> None:
-        snapshot_days = retention_days if snapshot_retention_days is None else (
-            snapshot_retention_days)
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_days: float = 90,
+        clock: Clock | None = None,
+        snapshot_retention_days: float | None = None,
+        busy_timeout_s: float = 2.0,
+    ) -> None:
+        snapshot_days = (
+            retention_days if snapshot_retention_days is None else (snapshot_retention_days)
+        )
         if retention_days <= 0 or snapshot_days <= 0:
             raise ValueError("retention days must be > 0")
         self.path = Path(path)
@@ -111,8 +118,12 @@ class Recorder:
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def _connection(self, operation: str) -> sqlite3.Connection:
@@ -128,8 +139,9 @@ class Recorder:
         """Run ``work`` outside an explicit transaction (statements that manage their own)."""
         return self._locked_write(operation, work, transaction=False)
 
-    def _locked_write(self, operation: str, work: Callable[[sqlite3.Connection], T],
-                      transaction: bool) -> T:
+    def _locked_write(
+        self, operation: str, work: Callable[[sqlite3.Connection], T], transaction: bool
+    ) -> T:
         with self._lock:
             conn = self._connection(operation)
             try:
@@ -174,11 +186,14 @@ class Recorder:
 
         def work(conn: sqlite3.Connection) -> int:
             keys, new = self._keys(conn, [(s.id, s.kind) for s in states])
-            cur = conn.execute("INSERT INTO polls (time_ms, n_devices) VALUES (?, ?)",
-                               (time_ms, len(states)))
+            cur = conn.execute(
+                "INSERT INTO polls (time_ms, n_devices) VALUES (?, ?)", (time_ms, len(states))
+            )
             poll = int(cur.lastrowid or 0)
-            conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [(poll, k, *r) for k, r in zip(keys, rows, strict=True)])
+            conn.executemany(
+                "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(poll, k, *r) for k, r in zip(keys, rows, strict=True)],
+            )
             new_keys.update(new)
             return poll
 
@@ -188,14 +203,16 @@ class Recorder:
         self._device_keys.update(new_keys)
         return poll
 
-    def _keys(self, conn: sqlite3.Connection, pairs: list[tuple[str, str]]
-              ) -> tuple[list[int], dict[tuple[str, str], int]]:
+    def _keys(
+        self, conn: sqlite3.Connection, pairs: list[tuple[str, str]]
+    ) -> tuple[list[int], dict[tuple[str, str], int]]:
         new: dict[tuple[str, str], int] = {}
         for pair in pairs:
             if pair not in self._device_keys and pair not in new:
                 conn.execute("INSERT OR IGNORE INTO devices (id, kind) VALUES (?, ?)", pair)
-                row = conn.execute("SELECT key FROM devices WHERE id = ? AND kind = ?",
-                                   pair).fetchone()
+                row = conn.execute(
+                    "SELECT key FROM devices WHERE id = ? AND kind = ?", pair
+                ).fetchone()
                 new[pair] = int(row[0])
         known = self._device_keys
         return [known[p] if p in known else new[p] for p in pairs], new
@@ -207,31 +224,83 @@ class Recorder:
         info = info_dict(plan.info)
         index = frame.index
         first = to_ms(index[0]) if isinstance(index, pd.DatetimeIndex) and len(index) else None
-        row = (to_ms(created_at), first, len(frame), info.get("status"),
-               info.get("fallback_reason"), _float_or_none(info.get("objective_eur")),
-               dumps(info), frame_to_parquet(frame))
-        return self._write("record plan", lambda c: int(c.execute(
-            "INSERT INTO plans (created_ms, first_step_ms, n_steps, status, fallback_reason, "
-            "objective_eur, info, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid or 0))
+        row = (
+            to_ms(created_at),
+            first,
+            len(frame),
+            info.get("status"),
+            info.get("fallback_reason"),
+            _float_or_none(info.get("objective_eur")),
+            dumps(info),
+            frame_to_parquet(frame),
+        )
+        return self._write(
+            "record plan",
+            lambda c: int(
+                c.execute(
+                    "INSERT INTO plans (created_ms, first_step_ms, n_steps, status, "
+                    "fallback_reason, objective_eur, info, frame) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                ).lastrowid
+                or 0
+            ),
+        )
 
     def record_setpoints(self, results: Iterable[SetpointRecord], dry_run: bool = False) -> int:
         """Record a batch of setpoints in one transaction; returns the number of rows."""
-        rows = [(to_ms(r.time), r.device_id, r.quantity, r.requested, r.written, r.readback,
-                 int(r.ok), r.message, int(dry_run)) for r in results]
-        self._write("record setpoints", lambda c: c.executemany(
-            "INSERT INTO setpoints (time_ms, device, quantity, requested, written, readback, "
-            "ok, message, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+        rows = [
+            (
+                to_ms(r.time),
+                r.device_id,
+                r.quantity,
+                r.requested,
+                r.written,
+                r.readback,
+                int(r.ok),
+                r.message,
+                int(dry_run),
+            )
+            for r in results
+        ]
+        self._write(
+            "record setpoints",
+            lambda c: c.executemany(
+                "INSERT INTO setpoints (time_ms, device, quantity, requested, written, readback, "
+                "ok, message, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            ),
+        )
         return len(rows)
 
-    def record_event(self, level: str, source: str, kind: str, message: str,
-                     device: str | None = None, data: Mapping[str, Any] | None = None,
-                     time: datetime | None = None) -> None:
+    def record_event(
+        self,
+        level: str,
+        source: str,
+        kind: str,
+        message: str,
+        device: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        time: datetime | None = None,
+    ) -> None:
         """Record one event (``time`` defaults to the clock's now); ``data`` as JSON."""
-        row = (to_ms(time or self.clock.now()), level, source, device, kind, message,
-               dumps(data) if data is not None else None)
-        self._write("record event", lambda c: c.execute(
-            "INSERT INTO events (time_ms, level, source, device, kind, message, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", row))
+        row = (
+            to_ms(time or self.clock.now()),
+            level,
+            source,
+            device,
+            kind,
+            message,
+            dumps(data) if data is not None else None,
+        )
+        self._write(
+            "record event",
+            lambda c: c.execute(
+                "INSERT INTO events (time_ms, level, source, device, kind, message, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            ),
+        )
 
     def record_inputs(self, frame: pd.DataFrame) -> int:
         """Upsert external inputs by quarter hour (columns of :mod:`vpp.data.schema`).
@@ -241,19 +310,25 @@ class Recorder:
         problems = index_problems(frame.index)
         unknown = [str(c) for c in frame.columns if c not in COLUMNS]
         if problems or unknown:
-            raise ValueError("inputs: " + "; ".join([str(p) for p in problems]
-                                                    + [f"unknown column {c}" for c in unknown]))
+            raise ValueError(
+                "inputs: "
+                + "; ".join([str(p) for p in problems] + [f"unknown column {c}" for c in unknown])
+            )
         names = [str(c) for c in frame.columns]
         index = pd.DatetimeIndex(frame.index).tz_convert("UTC").as_unit("ms")
         now = to_ms(self.clock.now())
         values = frame.to_numpy(dtype=float, na_value=float("nan")).tolist()
-        rows = [(int(t), now, *(None if v != v else v for v in vals))
-                for t, vals in zip(index.asi8, values, strict=True)]
+        rows = [
+            (int(t), now, *(None if v != v else v for v in vals))
+            for t, vals in zip(index.asi8, values, strict=True)
+        ]
         cols = ", ".join(f'"{n}"' for n in names)
         updates = ", ".join(f'"{n}" = coalesce(excluded."{n}", inputs."{n}")' for n in names)
-        sql = (f"INSERT INTO inputs (time_ms, recorded_ms, {cols}) "
-               f"VALUES ({', '.join('?' * (len(names) + 2))}) ON CONFLICT (time_ms) "
-               f"DO UPDATE SET recorded_ms = excluded.recorded_ms, {updates}")
+        sql = (
+            f"INSERT INTO inputs (time_ms, recorded_ms, {cols}) "
+            f"VALUES ({', '.join('?' * (len(names) + 2))}) ON CONFLICT (time_ms) "
+            f"DO UPDATE SET recorded_ms = excluded.recorded_ms, {updates}"
+        )
         self._write("record inputs", lambda c: c.executemany(sql, rows))
         return len(rows)
 
@@ -271,42 +346,61 @@ class Recorder:
         """The last recorded poll rebuilt as a Snapshot (times to the ms), or None."""
         return self._read("read last snapshot", queries.last_snapshot)
 
-    def events(self, since: datetime | None = None, limit: int | None = 1000, *,
-               until: datetime | None = None, device: str | None = None) -> pd.DataFrame:
+    def events(
+        self,
+        since: datetime | None = None,
+        limit: int | None = 1000,
+        *,
+        until: datetime | None = None,
+        device: str | None = None,
+    ) -> pd.DataFrame:
         """The latest ``limit`` events in ``[since, until)``, oldest first (``data`` JSON)."""
-        return self._read("read events", lambda c: queries.events_frame(
-            c, since, until, device, limit))
+        return self._read(
+            "read events", lambda c: queries.events_frame(c, since, until, device, limit)
+        )
 
-    def setpoints(self, since: datetime | None = None, *, until: datetime | None = None,
-                  device: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    def setpoints(
+        self,
+        since: datetime | None = None,
+        *,
+        until: datetime | None = None,
+        device: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
         """Setpoints in ``[since, until)`` (the latest ``limit``), oldest first."""
-        return self._read("read setpoints", lambda c: queries.setpoints_frame(
-            c, since, until, device, limit))
+        return self._read(
+            "read setpoints", lambda c: queries.setpoints_frame(c, since, until, device, limit)
+        )
 
-    def plans(self, since: datetime | None = None,
-              until: datetime | None = None) -> pd.DataFrame:
+    def plans(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         """One summary row per plan created in ``[since, until)`` (without the tables)."""
         return self._read("read plans", lambda c: queries.plans_frame(c, since, until))
 
-    def inputs(self, since: datetime | None = None,
-               until: datetime | None = None) -> pd.DataFrame:
+    def inputs(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         """Recorded inputs in ``[since, until)`` indexed by UTC ``time``; NaN where unknown."""
         return self._read("read inputs", lambda c: queries.inputs_frame(c, since, until))
 
-    def snapshots_frame(self, start: datetime, end: datetime, *,
-                        devices: Iterable[str] | None = None,
-                        with_json: bool = False) -> pd.DataFrame:
+    def snapshots_frame(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        devices: Iterable[str] | None = None,
+        with_json: bool = False,
+    ) -> pd.DataFrame:
         """One row per device and poll with poll time in ``[start, end)``.
 
         Columns: time, device, kind, online, read_at, power_w [W], soc_pct [%], energy_wh
         [Wh], plus the reading and health JSON if ``with_json``. A day of 1,000 devices is
         8.6 million rows: narrow it with ``devices`` or use :meth:`poll_totals`.
         """
-        return self._read("read snapshots", lambda c: queries.snapshots_frame(
-            c, start, end, devices, with_json))
+        return self._read(
+            "read snapshots", lambda c: queries.snapshots_frame(c, start, end, devices, with_json)
+        )
 
-    def poll_totals(self, start: datetime, end: datetime,
-                    groups: Mapping[str, tuple[str, float]]) -> pd.DataFrame:
+    def poll_totals(
+        self, start: datetime, end: datetime, groups: Mapping[str, tuple[str, float]]
+    ) -> pd.DataFrame:
         """Per poll and group, summed power [W] and weight of the online devices (SQL-side)."""
         return self._read("sum snapshots", lambda c: queries.poll_totals(c, start, end, groups))
 
@@ -324,15 +418,17 @@ class Recorder:
         now = now or self.clock.now()
         stats = retention.RetentionStats()
         stats.deleted = retention.delete_all_old(
-            self._write, to_ms(now - self.retention), to_ms(now - self.snapshot_retention))
+            self._write, to_ms(now - self.retention), to_ms(now - self.snapshot_retention)
+        )
         stats.released_pages = retention.release_free_pages(self._autocommit)
         stats.page_count, stats.freelist_count = self._read("checkpoint", _checkpoint)
         return stats
 
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` messages; ``["ok"]`` for a sound file. Reads it all."""
-        return self._read("integrity check", lambda c: [
-            str(r[0]) for r in c.execute("PRAGMA integrity_check")])
+        return self._read(
+            "integrity check", lambda c: [str(r[0]) for r in c.execute("PRAGMA integrity_check")]
+        )
 
     def page_counts(self) -> tuple[int, int]:
         """(pages in the file, free pages among them); pages are 4 KiB."""

@@ -16,26 +16,44 @@ from adapters.snapshot import (
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
 
-def state(device_id: str, kind: str, reading: Reading | None, at: datetime,
-          online: bool = True) -> DeviceState:
+def state(
+    device_id: str, kind: str, reading: Reading | None, at: datetime, online: bool = True
+) -> DeviceState:
     """A device read at ``at`` (online) or whose last poll at ``at`` failed (offline)."""
     if online:
         health = CommsHealth(last_success=at, last_attempt=at, latency_s=0.0125)
         return DeviceState(device_id, kind, reading, health, read_at=at)
     earlier = at - timedelta(seconds=30)
-    health = CommsHealth(last_success=earlier, last_attempt=at, consecutive_failures=3,
-                         error_count=7, last_error=f"{device_id}: timeout")
+    health = CommsHealth(
+        last_success=earlier,
+        last_attempt=at,
+        consecutive_failures=3,
+        error_count=7,
+        last_error=f"{device_id}: timeout",
+    )
     return DeviceState(device_id, kind, reading, health, read_at=earlier)
 
 
 def pv(power_w: float, energy_wh: float = 1.0e6) -> PvReading:
-    return PvReading(ac_power_w=power_w, energy_wh=energy_wh, dc_power_w=power_w * 1.04,
-                     status="MPPT", rated_w=5600.0, limit_pct=100.0)
+    return PvReading(
+        ac_power_w=power_w,
+        energy_wh=energy_wh,
+        dc_power_w=power_w * 1.04,
+        status="MPPT",
+        rated_w=5600.0,
+        limit_pct=100.0,
+    )
 
 
 def battery(power_w: float, soc_pct: float = 55.5) -> BatteryReading:
-    return BatteryReading(soc_pct=soc_pct, power_w=power_w, capacity_wh=10_000.0,
-                          max_charge_w=5000.0, max_discharge_w=5000.0, status="idle")
+    return BatteryReading(
+        soc_pct=soc_pct,
+        power_w=power_w,
+        capacity_wh=10_000.0,
+        max_charge_w=5000.0,
+        max_discharge_w=5000.0,
+        status="idle",
+    )
 
 
 def fleet_snapshot(at: datetime, n_devices: int, seed: int = 0) -> Snapshot:

@@ -25,8 +25,13 @@ def run_and_kill(db: Path, first: int, n_reported: int, deadline_s: float = 20.0
     """Start a writer at batch ``first``, read until it reported ``n_reported`` batches (or the
     deadline), SIGKILL it and return the batch numbers it reported."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(db), str(first), str(N_DEVICES)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), str(db), str(first), str(N_DEVICES)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.stdout is not None
     reported: list[int] = []
     buffer = b""

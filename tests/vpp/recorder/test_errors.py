@@ -47,8 +47,11 @@ def test_a_full_disk_fails_the_write_counts_it_and_keeps_going(tmp_path: Path) -
         # The file may not grow past its current size: a disk with no space left.
         rec._conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # type: ignore[union-attr]
         big = fleet_snapshot(T0 + timedelta(seconds=10), 1000)
-        with pytest.raises(RecorderError, match=r"full.sqlite: record snapshot failed: "
-                                                r"database or disk is full"):
+        with pytest.raises(
+            RecorderError,
+            match=r"full.sqlite: record snapshot failed: "
+            r"database or disk is full",
+        ):
             rec.record_snapshot(big)
         assert rec.write_errors == 1
         assert rec.last_error is not None and "disk is full" in rec.last_error
@@ -67,8 +70,11 @@ def test_a_locked_file_fails_the_write_after_the_busy_timeout(tmp_path: Path) ->
         other = sqlite3.connect(db, isolation_level=None)
         try:
             other.execute("BEGIN EXCLUSIVE")
-            with pytest.raises(RecorderError, match=r"locked.sqlite: record event failed: "
-                                                    "database is locked"):
+            with pytest.raises(
+                RecorderError,
+                match=r"locked.sqlite: record event failed: "
+                "database is locked",
+            ):
                 rec.record_event("info", "t", "k", "m", time=T0)
             other.execute("ROLLBACK")
         finally:

@@ -89,8 +89,11 @@ def poll(k: int, at: datetime, offline: set[str] = frozenset()) -> Snapshot:  # 
     return Snapshot(at, {s.id: s for s in states})
 
 
-def record_day(rec: Recorder, make: Callable[[int, datetime], Snapshot] = poll,
-               skip: Callable[[datetime], bool] = lambda at: False) -> list[tuple[int, datetime]]:
+def record_day(
+    rec: Recorder,
+    make: Callable[[int, datetime], Snapshot] = poll,
+    skip: Callable[[datetime], bool] = lambda at: False,
+) -> list[tuple[int, datetime]]:
     """Polls every 5 minutes over the day, inputs for it (and an hour either side)."""
     polls = []
     k, at = 0, START
@@ -99,8 +102,13 @@ def record_day(rec: Recorder, make: Callable[[int, datetime], Snapshot] = poll,
             rec.record_snapshot(make(k, at))
             polls.append((k, at))
         k, at = k + 1, at + EVERY
-    index = pd.date_range(START - timedelta(hours=1), END + timedelta(hours=1), freq="15min",
-                          inclusive="left", name="time")
+    index = pd.date_range(
+        START - timedelta(hours=1),
+        END + timedelta(hours=1),
+        freq="15min",
+        inclusive="left",
+        name="time",
+    )
     n = np.arange(len(index), dtype=float)
     rec.record_inputs(pd.DataFrame({
         "price_eur_per_mwh": 80.0 + n, "heat_w_per_mwh_a": 120.0 + n / 10,
@@ -111,10 +119,16 @@ def record_day(rec: Recorder, make: Callable[[int, datetime], Snapshot] = poll,
 
 def expected(polls: list[tuple[int, datetime]]) -> pd.DataFrame:
     """Quarter-hour means of the true per-kWp PV and load, computed from the flows alone."""
-    rows = [{"time": pd.Timestamp(at).floor("15min"), "pv_w_per_kwp": flows(k)["pv_w_per_kwp"],
-             "load_w_per_mwh_a": flows(k)["load"] / ANNUAL_MWH,
-             "it_load_ratio": flows(k)["it"] / 500_000.0,
-             "waste_heat_temp_c": flows(k)["waste_heat_temp_c"]} for k, at in polls]
+    rows = [
+        {
+            "time": pd.Timestamp(at).floor("15min"),
+            "pv_w_per_kwp": flows(k)["pv_w_per_kwp"],
+            "load_w_per_mwh_a": flows(k)["load"] / ANNUAL_MWH,
+            "it_load_ratio": flows(k)["it"] / 500_000.0,
+            "waste_heat_temp_c": flows(k)["waste_heat_temp_c"],
+        }
+        for k, at in polls
+    ]
     return pd.DataFrame(rows).groupby("time").mean()
 
 
@@ -163,9 +177,14 @@ def test_a_gap_is_interpolated_and_reported(tmp_path: Path, site: Site) -> None:
     got = read_inputs(result.inputs)
     before, after = got.loc[gap - timedelta(minutes=15)], got.loc[gap + timedelta(minutes=15)]
     assert got.loc[gap, "load_w_per_mwh_a"] == pytest.approx(
-        (before["load_w_per_mwh_a"] + after["load_w_per_mwh_a"]) / 2)
-    assert result.filled == {"pv_w_per_kwp": 1, "load_w_per_mwh_a": 1, "it_load_ratio": 1,
-                             "waste_heat_temp_c": 1}
+        (before["load_w_per_mwh_a"] + after["load_w_per_mwh_a"]) / 2
+    )
+    assert result.filled == {
+        "pv_w_per_kwp": 1,
+        "load_w_per_mwh_a": 1,
+        "it_load_ratio": 1,
+        "waste_heat_temp_c": 1,
+    }
     coverage = pd.read_csv(tmp_path / "coverage_2026-03-29.csv", parse_dates=["time"])
     row = coverage[coverage["time"] == gap].iloc[0]
     assert row["polls"] == 0 and "load_w_per_mwh_a" in row["filled"]
@@ -180,9 +199,13 @@ def test_records_of_the_day_are_written_beside(tmp_path: Path, site: Site) -> No
             rec.record_event("warning", "poll", "offline", "bat-1 offline", "bat-1", time=at)
         result = write_day(rec, DAY, tmp_path, site)
     names = sorted(p.name for p in result.files)
-    assert names == ["coverage_2026-03-29.csv", "events_2026-03-29.csv",
-                     "inputs_2026-03-29.csv", "plans_2026-03-29.csv",
-                     "setpoints_2026-03-29.csv"]
+    assert names == [
+        "coverage_2026-03-29.csv",
+        "events_2026-03-29.csv",
+        "inputs_2026-03-29.csv",
+        "plans_2026-03-29.csv",
+        "setpoints_2026-03-29.csv",
+    ]
     events = pd.read_csv(tmp_path / "events_2026-03-29.csv")
     assert list(events["time"]) == ["2026-03-29T04:00:00.000Z"]
     assert len(pd.read_csv(tmp_path / "setpoints_2026-03-29.csv")) == 1
@@ -195,23 +218,26 @@ def test_a_day_without_polls_is_an_error(tmp_path: Path, site: Site) -> None:
             rec.export_day(date(2026, 3, 30), tmp_path, site)
 
 
-def test_a_site_whose_devices_were_not_recorded_is_an_error(tmp_path: Path,
-                                                             site: Site) -> None:
+def test_a_site_whose_devices_were_not_recorded_is_an_error(tmp_path: Path, site: Site) -> None:
     with Recorder(tmp_path / "vpp.sqlite") as rec:
         record_day(rec)
         renamed = [d.model_copy(update={"id": f"x-{d.id}"}) for d in site.devices]
         grid = site.grid.model_copy(update={"meter": "x-grid-meter"})
         other = site.model_copy(update={"devices": renamed, "grid": grid})
-        with pytest.raises(ExportError, match="none of the devices of site 'test district' "
-                                              "was recorded on 2026-03-29"):
+        with pytest.raises(
+            ExportError,
+            match="none of the devices of site 'test district' was recorded on 2026-03-29",
+        ):
             rec.export_day(DAY, tmp_path, other)
 
 
 def test_a_day_without_prices_is_an_error(tmp_path: Path, site: Site) -> None:
     with Recorder(tmp_path / "vpp.sqlite") as rec:
         rec.record_snapshot(poll(0, START))
-        with pytest.raises(ExportError, match="nothing recorded for price_eur_per_mwh, "
-                                              "heat_w_per_mwh_a, outdoor_temp_c"):
+        with pytest.raises(
+            ExportError,
+            match="nothing recorded for price_eur_per_mwh, heat_w_per_mwh_a, outdoor_temp_c",
+        ):
             rec.export_day(DAY, tmp_path, site)
 
 
@@ -220,8 +246,20 @@ def test_cli_exports_a_recorded_day(tmp_path: Path, site_file: Path, site: Site)
     with Recorder(db) as rec:
         record_day(rec)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["export", "--config", str(site_file), "--db", str(db),
-                                      "--day", "2026-03-29", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--config",
+            str(site_file),
+            "--db",
+            str(db),
+            "--day",
+            "2026-03-29",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"wrote {out / 'inputs_2026-03-29.csv'}" in result.output
     assert len(read_inputs(out / "inputs_2026-03-29.csv")) == 92
@@ -231,8 +269,20 @@ def test_cli_fails_cleanly_for_a_day_without_data(tmp_path: Path, site_file: Pat
     db = tmp_path / "vpp.sqlite"
     with Recorder(db) as rec:
         rec.record_event("info", "t", "k", "m", time=START)
-    result = CliRunner().invoke(app, ["export", "--config", str(site_file), "--db", str(db),
-                                      "--day", "2026-03-29", "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--config",
+            str(site_file),
+            "--db",
+            str(db),
+            "--day",
+            "2026-03-29",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 1
     assert "export 2026-03-29 failed" in result.output
     assert "no snapshots recorded on 2026-03-29" in result.output
@@ -241,8 +291,9 @@ def test_cli_fails_cleanly_for_a_day_without_data(tmp_path: Path, site_file: Pat
 
 def test_cli_fails_cleanly_without_a_database(tmp_path: Path, site_file: Path) -> None:
     missing = tmp_path / "missing.sqlite"
-    result = CliRunner().invoke(app, ["export", "--config", str(site_file), "--db", str(missing),
-                                      "--day", "2026-03-29"])
+    result = CliRunner().invoke(
+        app, ["export", "--config", str(site_file), "--db", str(missing), "--day", "2026-03-29"]
+    )
     assert result.exit_code == 1
     assert "recorder database not found" in result.output
     assert not missing.exists()

@@ -23,8 +23,7 @@ def fill(rec: Recorder, start: datetime, hours: int, n_devices: int, every: time
         rec.record_snapshot(fleet_snapshot(at, n_devices, seed=i))
         if (at - T0) % timedelta(minutes=15) == timedelta(0):
             rec.record_plan(Plan(plan_table(at, 8), solve_info(), pd.DataFrame()), at)
-            rec.record_setpoints([SetpointRecord(at, "bat-0004", "battery_w", 1.0, 1.0, 1.0,
-                                                 True)])
+            rec.record_setpoints([SetpointRecord(at, "bat-0004", "battery_w", 1.0, 1.0, 1.0, True)])
             rec.record_event("info", "test", "tick", "tick", time=at)
             index = pd.DatetimeIndex([at], name="time")
             rec.record_inputs(pd.DataFrame({"price_eur_per_mwh": [50.0]}, index=index))
@@ -48,10 +47,20 @@ def test_retention_deletes_only_rows_older_than_the_cutoff(tmp_path: Path) -> No
         stats = rec.apply_retention(now)
         cutoff = pd.Timestamp(now - timedelta(days=1))
         assert rec.poll_times(T0, now).min() == cutoff
-        assert counts(rec) == {"polls": 288, "plans": 96, "setpoints": 96, "events": 96,
-                               "inputs": 96}
-        assert stats.deleted == {"snapshots": 288 * 3, "plans": 96, "setpoints": 96,
-                                 "events": 96, "inputs": 96}
+        assert counts(rec) == {
+            "polls": 288,
+            "plans": 96,
+            "setpoints": 96,
+            "events": 96,
+            "inputs": 96,
+        }
+        assert stats.deleted == {
+            "snapshots": 288 * 3,
+            "plans": 96,
+            "setpoints": 96,
+            "events": 96,
+            "inputs": 96,
+        }
         assert rec.plans()["created_at"].min() == cutoff
         assert rec.events(limit=None)["time"].min() == cutoff
         assert rec.inputs().index.min() == cutoff
@@ -63,8 +72,13 @@ def test_snapshots_can_be_kept_shorter_than_the_rest(tmp_path: Path) -> None:
     with Recorder(tmp_path / "r.sqlite", retention_days=2, snapshot_retention_days=0.25) as rec:
         fill(rec, T0, hours=12, n_devices=2, every=timedelta(minutes=15))
         rec.apply_retention(T0 + timedelta(hours=12))
-        assert counts(rec) == {"polls": 24, "plans": 48, "setpoints": 48, "events": 48,
-                               "inputs": 48}
+        assert counts(rec) == {
+            "polls": 24,
+            "plans": 48,
+            "setpoints": 48,
+            "events": 48,
+            "inputs": 48,
+        }
 
 
 def test_file_stops_growing_over_fill_and_retention_cycles(tmp_path: Path) -> None:

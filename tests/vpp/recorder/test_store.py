@@ -44,12 +44,25 @@ def mixed_snapshot(at: datetime) -> Snapshot:
         state("bat-1", "battery", battery(-1500.0, 42.5), at),
         state("bat-2", "battery", battery(800.0), at, online=False),
         state("meter", "meter", MeterReading(12_000.0, 5.0e8, 1.0e8), at),
-        state("hp", "heat_pump", HeatPumpReading(90_000.0, 100_000.0, 270_000.0, 31.5, 70.0,
-                                                 running=True), at),
+        state(
+            "hp",
+            "heat_pump",
+            HeatPumpReading(90_000.0, 100_000.0, 270_000.0, 31.5, 70.0, running=True),
+            at,
+        ),
         state("dc", "datacentre", DatacentreReading(450_000.0, 34.5, 80.0, None), at),
-        DeviceState("pv-dead", "pv", None, CommsHealth(
-            last_attempt=at, consecutive_failures=9, error_count=9,
-            breaker=BreakerState.OPEN, last_error="pv-dead: connection refused")),
+        DeviceState(
+            "pv-dead",
+            "pv",
+            None,
+            CommsHealth(
+                last_attempt=at,
+                consecutive_failures=9,
+                error_count=9,
+                breaker=BreakerState.OPEN,
+                last_error="pv-dead: connection refused",
+            ),
+        ),
         # A reading whose class does not follow from its kind is kept as it was.
         state("odd", "pv", MeterReading(1.0, None, None), at),
     ]
@@ -80,8 +93,9 @@ def test_snapshots_frame_has_main_numbers_and_json(db: Path) -> None:
         rec.record_snapshot(mixed_snapshot(T0 - timedelta(seconds=10)))  # outside the window
         rec.record_snapshot(mixed_snapshot(T0))
         frame = rec.snapshots_frame(T0, T0 + timedelta(minutes=1), with_json=True)
-        only = rec.snapshots_frame(T0 - timedelta(minutes=1), T0 + timedelta(minutes=1),
-                                   devices=["bat-1"])
+        only = rec.snapshots_frame(
+            T0 - timedelta(minutes=1), T0 + timedelta(minutes=1), devices=["bat-1"]
+        )
     rows = frame.set_index("device")
     assert len(rows) == 8
     assert (frame["time"] == pd.Timestamp(T0)).all()
@@ -103,24 +117,43 @@ def test_snapshot_rows_view_reads_like_a_flat_table(db: Path) -> None:
     with Recorder(db) as rec:
         rec.record_snapshot(mixed_snapshot(T0))
     with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT time_utc, kind, power_w FROM snapshot_rows "
-                           "WHERE device = 'pv-1'").fetchone()
+        row = conn.execute(
+            "SELECT time_utc, kind, power_w FROM snapshot_rows WHERE device = 'pv-1'"
+        ).fetchone()
     assert row == ("2026-05-01T08:00:00.000Z", "pv", 4321.5)
 
 
 def solve_info(status: str = "optimal", reason: str | None = None) -> SolveInfo:
     return SolveInfo(
-        status=status, mode="aggregated", objective_eur=None if reason else 123.45,
-        cost_eur={"energy": 100.0, "wear": 23.45}, build_s=0.1, solve_s=0.5, split_s=0.01,
-        total_s=0.61, n_variables=1000, n_constraints=900, n_units={"battery": 3, "pv": 2},
-        reused_model=False, slacks={}, fallback_reason=reason, warnings=("late prices",))
+        status=status,
+        mode="aggregated",
+        objective_eur=None if reason else 123.45,
+        cost_eur={"energy": 100.0, "wear": 23.45},
+        build_s=0.1,
+        solve_s=0.5,
+        split_s=0.01,
+        total_s=0.61,
+        n_variables=1000,
+        n_constraints=900,
+        n_units={"battery": 3, "pv": 2},
+        reused_model=False,
+        slacks={},
+        fallback_reason=reason,
+        warnings=("late prices",),
+    )
 
 
 def plan_table(start: datetime, steps: int = 144) -> pd.DataFrame:
     index = pd.date_range(start, periods=steps, freq="15min", name="timestamp")
     rng = np.random.default_rng(1)
-    return pd.DataFrame({"pv_w": rng.uniform(0, 1e6, steps), "battery_w": rng.normal(0, 1e5, steps),
-                         "bat-001.battery_w": rng.normal(0, 5e3, steps)}, index=index)
+    return pd.DataFrame(
+        {
+            "pv_w": rng.uniform(0, 1e6, steps),
+            "battery_w": rng.normal(0, 1e5, steps),
+            "bat-001.battery_w": rng.normal(0, 5e3, steps),
+        },
+        index=index,
+    )
 
 
 def test_plan_round_trip_after_reopen(db: Path) -> None:
@@ -128,8 +161,9 @@ def test_plan_round_trip_after_reopen(db: Path) -> None:
     frame = plan_table(T0 + timedelta(minutes=15))
     with Recorder(db) as rec:
         rec.record_plan(Plan(plan_table(T0), solve_info(), pd.DataFrame()), T0)
-        rec.record_plan(Plan(frame, solve_info("fallback", "solver timed out"), pd.DataFrame()),
-                        created)
+        rec.record_plan(
+            Plan(frame, solve_info("fallback", "solver timed out"), pd.DataFrame()), created
+        )
     with Recorder(db) as rec:
         last = rec.last_plan()
         summary = rec.plans()
@@ -173,7 +207,11 @@ def test_setpoints_round_trip(db: Path) -> None:
     assert len(frame) == 3
     first = frame.iloc[0]
     assert (first["device"], first["requested"], first["written"], first["readback"]) == (
-        "bat-1", 6000.0, 5000.0, 4990.0)
+        "bat-1",
+        6000.0,
+        5000.0,
+        4990.0,
+    )
     assert first["ok"] and first["message"] == "clamped" and not first["dry_run"]
     assert np.isnan(frame.iloc[1]["readback"]) and not frame.iloc[1]["ok"]
     assert list(since["dry_run"]) == [True]
@@ -184,8 +222,14 @@ def test_events_round_trip_and_limit(db: Path) -> None:
     clock = ManualClock(T0)
     with Recorder(db, clock=clock) as rec:
         for i in range(5):
-            rec.record_event("warning", "poll", "device_offline", f"bat-{i} offline",
-                             device=f"bat-{i}", data={"failures": i, "nan": float("nan")})
+            rec.record_event(
+                "warning",
+                "poll",
+                "device_offline",
+                f"bat-{i} offline",
+                device=f"bat-{i}",
+                data={"failures": i, "nan": float("nan")},
+            )
             clock.advance(60)
         rec.record_event("info", "plan", "plan_ready", "plan ok", time=T0 - timedelta(hours=1))
     with Recorder(db) as rec:
@@ -204,8 +248,10 @@ def test_events_round_trip_and_limit(db: Path) -> None:
 def test_inputs_upsert_by_time(db: Path) -> None:
     index = pd.date_range(T0, periods=4, freq="15min", name="time")
     prices = pd.DataFrame({"price_eur_per_mwh": [50.0, 60.0, 70.0, 80.0]}, index=index)
-    weather = pd.DataFrame({"outdoor_temp_c": [5.0, np.nan, 7.0], "price_eur_per_mwh":
-                            [np.nan, 61.0, np.nan]}, index=index[1:])
+    weather = pd.DataFrame(
+        {"outdoor_temp_c": [5.0, np.nan, 7.0], "price_eur_per_mwh": [np.nan, 61.0, np.nan]},
+        index=index[1:],
+    )
     with Recorder(db) as rec:
         rec.record_inputs(prices)
         rec.record_inputs(weather)
@@ -271,8 +317,12 @@ async def test_concurrent_writes_from_the_event_loop_through_threads(db: Path) -
     with Recorder(db) as rec, ThreadPoolExecutor(4) as pool:
         await asyncio.gather(
             *(loop.run_in_executor(pool, rec.record_snapshot, s) for s in snapshots),
-            *(loop.run_in_executor(pool, partial(rec.record_event, "info", "t", "k", f"e{i}",
-                                                 time=T0)) for i in range(20)),
+            *(
+                loop.run_in_executor(
+                    pool, partial(rec.record_event, "info", "t", "k", f"e{i}", time=T0)
+                )
+                for i in range(20)
+            ),
         )
         frame = rec.snapshots_frame(T0, T0 + timedelta(hours=1))
         assert len(frame) == 20 * 100 and frame.groupby("time").size().eq(100).all()

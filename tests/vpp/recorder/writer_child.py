@@ -19,8 +19,9 @@ def main(db: Path, first: int, n_devices: int) -> None:
         for batch in range(first, first + 100_000):
             at = T0 + timedelta(seconds=10 * batch)
             rec.record_snapshot(fleet_snapshot(at, n_devices, seed=batch))
-            rec.record_event("info", "child", "batch", f"batch {batch}", time=at,
-                             data={"batch": batch})
+            rec.record_event(
+                "info", "child", "batch", f"batch {batch}", time=at, data={"batch": batch}
+            )
             print(batch, flush=True)
 
 
