@@ -44,8 +44,15 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
+        # "asyncio_N" threads are the event loop's default executor, which pytest-asyncio
+        # shuts down with the loop after this fixture has run.
         leaked = [
-            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+            t
+            for t in threading.enumerate()
+            if t not in before
+            and t.is_alive()
+            and not t.daemon
+            and not t.name.startswith("asyncio_")
         ]
         if not leaked:
             return

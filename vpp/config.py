@@ -274,6 +274,36 @@ class PollSettings(_Model):
     revert_s: Annotated[int, AfterValidator(_between(10, 86400))] = 900
 
 
+class RunSettings(_Model):
+    """How ``vpp run`` runs this site."""
+
+    #: Serve every device from the simulator on 127.0.0.1 and control that (the demo).
+    simulate: bool = False
+    #: Recorder database (SQLite); relative paths are relative to the working directory.
+    db_path: str = "var/vpp.sqlite"
+    retention_days: PositiveFloat = 90.0
+    #: Operator page, JSON API and Prometheus ``/metrics``; loopback unless told otherwise.
+    http_host: str = "127.0.0.1"
+    http_port: Port = 9310
+    #: Token that operator actions (caps, pause, re-plan) must carry; the environment variable
+    #: ``VPP_API_TOKEN`` overrides it. Without a token every write is refused.
+    api_token: str | None = None
+    #: Historic inputs in the vpp.data schema, mapped onto today's calendar; None = the
+    #: shipped year.
+    inputs_file: str | None = None
+    #: Input sources, e.g. ``[{kind = "entsoe"}, {kind = "file", path = "..."}]``: each column
+    #: comes from the first source that has it. Empty = the historic year in ``inputs_file``.
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    #: Grid departures from the plan smaller than this are not corrected, W.
+    correction_deadband_w: NonNegativeFloat = 5000.0
+    #: Seconds between intra-quarter corrections.
+    correction_interval_s: PositiveFloat = 60.0
+    #: Devices written at the same time during a dispatch.
+    dispatch_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
+    #: A snapshot older than this many poll intervals is stale.
+    stale_polls: Annotated[int, AfterValidator(_between(2, 100))] = 3
+
+
 class Site(_Model):
     """A whole site: everything the controller, the optimizer and the simulator need."""
 
@@ -283,6 +313,7 @@ class Site(_Model):
     economics: Economics = Economics()
     optimizer: OptimizerSettings = OptimizerSettings()
     poll: PollSettings = PollSettings()
+    run: RunSettings = RunSettings()
     devices: list[Device] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from adapters.snapshot import BatteryReading, CommsHealth, DeviceState, MeterReading, Snapshot
+from tests.vpp.control.harness import small_site
+from vpp.config import DeviceKind
+from vpp.control.dispatch import correct_batteries, plan_row, pv_limit_pct, setpoints_from_row
+
+T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
+SITE = small_site()
+OK = CommsHealth(last_success=T0)
+
+
+def row(**values: float) -> pd.Series:
+    base = {"grid_import_w": 20_000.0, "grid_export_w": 0.0, "heat_pump_el_w": 5_000.0}
+    base.update({f"{b.id}.battery_w": 1000.0 for b in SITE.batteries})
+    base.update({f"{p.id}.pv_limit_w": p.rated_w for p in SITE.pv})
+    base.update(values)
+    return pd.Series(base)
+
+
+def test_plan_row_is_the_quarter_hour_containing_now() -> None:
+    index = pd.date_range(T0, periods=4, freq="15min", tz="UTC")
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}, index=index)
+    assert plan_row(frame, T0 + timedelta(minutes=29, seconds=59))["x"] == 2.0  # type: ignore[index]
+    assert plan_row(frame, T0 - timedelta(seconds=1)) is None
+    assert plan_row(frame, T0 + timedelta(hours=1)) is None
+
+
+def test_pv_cap_in_watts_becomes_a_percentage() -> None:
+    assert pv_limit_pct(float("nan"), 10_000) == 100.0
+    assert pv_limit_pct(10_000, 10_000) == 100.0
+    assert pv_limit_pct(2_500, 10_000) == 25.0
+
+
+def test_setpoints_only_for_online_devices() -> None:
+    pv0 = SITE.pv[0]
+    hp = SITE.heat_pump
+    assert hp is not None
+    online = {SITE.batteries[0].id, pv0.id, hp.id}
+    r = row(**{f"{pv0.id}.pv_limit_w": pv0.rated_w / 2})
+    sps = {sp.device_id: sp for sp in setpoints_from_row(SITE, r, online)}
+    assert set(sps) == online
+    assert sps[pv0.id].value == pytest.approx(50.0) and sps[pv0.id].kind == DeviceKind.PV
+    assert sps[hp.id].value == 5000.0
+    assert sps[SITE.batteries[0].id].value == 1000.0
+
+
+def snap(grid_w: float, soc: float = 50.0) -> Snapshot:
+    devices = {
+        SITE.grid.meter: DeviceState(SITE.grid.meter, "meter", MeterReading(grid_w, 0, 0), OK, T0)
+    }
+    for b in SITE.batteries:
+        reading = BatteryReading(soc, 1000.0, b.capacity_wh, b.max_charge_w, b.max_discharge_w)
+        devices[b.id] = DeviceState(b.id, "battery", reading, OK, T0)
+    return Snapshot(T0, devices)
+
+
+def test_correction_cancels_the_departure_from_the_planned_grid_exchange() -> None:
+    active = {b.id: 1000.0 for b in SITE.batteries}
+    # Importing 6 kW more than planned (e.g. PV below forecast): discharge 6 kW more.
+    out = correct_batteries(SITE, snap(26_000), row(), active, 300, 2000)
+    assert sum(sp.value - 1000.0 for sp in out) == pytest.approx(6000.0)
+    for sp in out:
+        bat = SITE.device(sp.device_id)
+        assert sp.value <= bat.max_discharge_w and "correction" in sp.reason
+    # Exporting more than planned: charge instead.
+    out = correct_batteries(SITE, snap(14_000), row(), active, 300, 2000)
+    assert sum(sp.value - 1000.0 for sp in out) == pytest.approx(-6000.0)
+
+
+def test_correction_is_bounded_by_headroom_and_ignores_noise() -> None:
+    active = {b.id: 1000.0 for b in SITE.batteries}
+    assert correct_batteries(SITE, snap(21_000), row(), active, 300, 2000) == []
+    out = correct_batteries(SITE, snap(500_000), row(), active, 300, 2000)
+    assert all(sp.value == pytest.approx(SITE.device(sp.device_id).max_discharge_w) for sp in out)
+    # Batteries at their floor cannot discharge more.
+    floor = SITE.batteries[0].soc_min_pct
+    assert correct_batteries(SITE, snap(26_000, soc=floor), row(), active, 300, 2000) == []

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.snapshot import (
+    BatteryReading,
+    CommsHealth,
+    DeviceState,
+    MeterReading,
+    PvReading,
+    Snapshot,
+)
+from tests.vpp.control.harness import small_site
+from vpp.config import BatteryDevice, DeviceKind
+from vpp.control.safety import (
+    Setpoint,
+    battery_window_w,
+    check_setpoints,
+    grid_limits_w,
+    guard_grid,
+)
+from vpp.control.state import OperatorCap
+
+T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
+OK = CommsHealth(last_success=T0)
+SITE = small_site()
+BAT: BatteryDevice = SITE.batteries[0]
+
+
+def bat_reading(soc: float, power: float = 0.0) -> BatteryReading:
+    return BatteryReading(
+        soc_pct=soc,
+        power_w=power,
+        capacity_wh=BAT.capacity_wh,
+        max_charge_w=BAT.max_charge_w,
+        max_discharge_w=BAT.max_discharge_w,
+    )
+
+
+def snapshot(grid_w: float, **readings: object) -> Snapshot:
+    devices = {
+        SITE.grid.meter: DeviceState(
+            SITE.grid.meter, "meter", MeterReading(grid_w, 0.0, 0.0), OK, T0
+        )
+    }
+    for device_id, reading in readings.items():
+        kind = SITE.device(device_id).kind.value
+        devices[device_id] = DeviceState(device_id, kind, reading, OK, T0)  # type: ignore[arg-type]
+    return Snapshot(T0, devices)
+
+
+def test_battery_window_follows_ratings_and_state_of_charge() -> None:
+    lo, hi = battery_window_w(BAT, bat_reading(50), 900)
+    assert (lo, hi) == (-BAT.max_charge_w, BAT.max_discharge_w)
+    # 1 % above the floor: a quarter hour may discharge at most that energy, times efficiency.
+    soc = BAT.soc_min_pct + 1
+    _, hi = battery_window_w(BAT, bat_reading(soc), 900)
+    assert hi == pytest.approx(0.01 * BAT.capacity_wh * BAT.discharge_efficiency / 0.25)
+    lo, hi = battery_window_w(BAT, bat_reading(BAT.soc_min_pct - 2), 900)
+    assert hi == 0.0 and lo == -BAT.max_charge_w
+    lo, _ = battery_window_w(BAT, bat_reading(BAT.soc_max_pct), 900)
+    assert lo == 0.0
+
+
+def test_live_rating_below_config_wins() -> None:
+    reading = BatteryReading(50, 0, BAT.capacity_wh, max_charge_w=1000, max_discharge_w=1500)
+    assert battery_window_w(BAT, reading, 900) == (-1000, 1500)
+
+
+def test_setpoints_are_clamped_and_say_why() -> None:
+    pv, hp = SITE.pv[0], SITE.heat_pump
+    assert hp is not None
+    sps = [
+        Setpoint(BAT.id, DeviceKind.BATTERY, 1e6, 1e6),
+        Setpoint(pv.id, DeviceKind.PV, 0.0, 0.0),
+        Setpoint(pv.id, DeviceKind.PV, 140.0, 140.0),
+        Setpoint(hp.id, DeviceKind.HEAT_PUMP, hp.max_el_w * 2, hp.max_el_w * 2),
+        Setpoint(BAT.id, DeviceKind.BATTERY, float("nan"), 0.0),
+    ]
+    out = check_setpoints(SITE, snapshot(0, **{BAT.id: bat_reading(50)}), sps, 900)
+    assert out[0].value == BAT.max_discharge_w and out[0].clamped and "discharge" in out[0].reason
+    assert out[1].value == pv.min_limit_pct and "minimum" in out[1].reason
+    assert out[2].value == 100.0
+    assert out[3].value == hp.max_el_w
+    assert out[4].value == 0.0 and "finite" in out[4].reason
+
+
+def test_caps_tighten_grid_limits_only_inside_their_window() -> None:
+    cap = OperatorCap("import", 50_000, T0, T0 + timedelta(hours=1))
+    assert grid_limits_w(SITE, [cap], T0) == (50_000, SITE.grid.export_limit_w)
+    assert grid_limits_w(SITE, [cap], T0 + timedelta(hours=1))[0] == SITE.grid.import_limit_w
+
+
+def test_guard_holds_back_charging_that_would_breach_the_import_limit() -> None:
+    bats = SITE.batteries[:2]
+    readings = {b.id: bat_reading(50, power=0.0) for b in bats}
+    snap = snapshot(SITE.grid.import_limit_w - 3000, **readings)
+    sps = [Setpoint(b.id, DeviceKind.BATTERY, -2500.0, -2500.0) for b in bats]
+    out = guard_grid(SITE, snap, sps, SITE.grid.import_limit_w, SITE.grid.export_limit_w)
+    predicted = SITE.grid.import_limit_w - 3000 - sum(sp.value for sp in out)
+    assert predicted == pytest.approx(SITE.grid.import_limit_w)
+    assert all(sp.clamped and "import" in sp.reason for sp in out)
+
+
+def test_guard_never_makes_a_breach_worse_but_lets_batteries_relieve_it() -> None:
+    bats = SITE.batteries[:2]
+    readings = {b.id: bat_reading(50, power=0.0) for b in bats}
+    over = SITE.grid.import_limit_w + 10_000
+    worse = [Setpoint(b.id, DeviceKind.BATTERY, -2000.0, -2000.0) for b in bats]
+    out = guard_grid(SITE, snapshot(over, **readings), worse, SITE.grid.import_limit_w, 1e9)
+    assert [sp.value for sp in out] == [0.0, 0.0]
+    relief = [Setpoint(b.id, DeviceKind.BATTERY, 2000.0, 2000.0) for b in bats]
+    out = guard_grid(SITE, snapshot(over, **readings), relief, SITE.grid.import_limit_w, 1e9)
+    assert [sp.value for sp in out] == [2000.0, 2000.0]
+
+
+def test_guard_caps_pv_limit_raises_that_could_breach_export() -> None:
+    pv = SITE.pv[0]
+    reading = PvReading(
+        ac_power_w=0.2 * pv.rated_w,
+        energy_wh=0,
+        dc_power_w=None,
+        status=None,
+        rated_w=pv.rated_w,
+        limit_pct=20.0,
+    )
+    exp = SITE.grid.export_limit_w
+    snap = snapshot(-exp + 100.0, **{pv.id: reading})
+    out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
+    # The new limit lets output rise by at most the 100 W of headroom left.
+    assert out[0].value == pytest.approx(20.0 + 100.0 / pv.rated_w * 100)

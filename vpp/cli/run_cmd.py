@@ -1,0 +1,64 @@
+"""``vpp run``: the controller, unattended (APScheduler), until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vpp.cli import app
+from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+
+
+def _parse_start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise typer.BadParameter("--start needs a timezone, e.g. 2026-06-21T06:00:00+02:00")
+    return when
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Site TOML file")] = DEFAULT_CONFIG,
+    speed: Annotated[float, typer.Option(help="Run K times faster than real time")] = 1.0,
+    start: Annotated[str | None, typer.Option(help="Start time (ISO, with zone)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compute and record setpoints, write nothing")
+    ] = False,
+    simulate: Annotated[
+        bool | None,
+        typer.Option("--simulate/--no-simulate", help="Serve the site from simulated devices"),
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="Recorder database (SQLite)")] = None,
+    http_port: Annotated[int | None, typer.Option(help="Port of the page and /metrics")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Poll, plan, dispatch and watch the site until Ctrl-C or SIGTERM."""
+    from vpp.control.app import RunOptions, run
+
+    if speed <= 0:
+        raise typer.BadParameter("--speed must be > 0")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("apscheduler", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # The bridge reports every Modbus failure with the device named; pymodbus's own log
+    # repeats them as raw frames.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    site = load_or_exit(config)
+    opts = RunOptions(
+        speed=speed,
+        start=_parse_start(start),
+        dry_run=dry_run,
+        simulate=simulate,
+        db_path=str(db) if db else None,
+        http_port=http_port,
+    )
+    asyncio.run(run(site, opts))

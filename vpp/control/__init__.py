@@ -1,0 +1,1 @@
+"""The control loop: jobs, safety, dispatch and the scheduler that runs them."""

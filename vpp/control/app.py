@@ -1,0 +1,111 @@
+"""Assembling a controller from a site file and running it: what ``vpp run`` does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from adapters.bridge import ModbusBridge
+from adapters.controls import Controls
+from adapters.poll import FleetPoller
+from optimizer.planner import Planner
+from vpp.clock import Clock, ScaledClock, SystemClock
+from vpp.config import Site
+from vpp.control.controller import Controller
+from vpp.control.inputs import InputProvider
+from vpp.control.restore import restore
+from vpp.control.runner import install_signal_handlers, run_until_stopped
+from vpp.control.state import ControllerState
+
+log = logging.getLogger("vpp.run")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    speed: float = 1.0
+    start: datetime | None = None
+    dry_run: bool = False
+    simulate: bool | None = None  # None = the site's [run] simulate
+    db_path: str | None = None
+    http_host: str | None = None
+    http_port: int | None = None
+    #: Seconds of wall time by which a plan precedes its quarter hour.
+    plan_lead_wall_s: float = 30.0
+
+
+def make_clock(opts: RunOptions) -> Clock:
+    if opts.speed == 1.0 and opts.start is None:
+        return SystemClock()
+    return ScaledClock(opts.start or SystemClock().now(), opts.speed)
+
+
+async def build_controller(
+    site: Site, clock: Clock, opts: RunOptions, stack: AsyncExitStack
+) -> Controller:
+    """Bridge, poller, controls, planner, inputs, recorder, metrics and HTTP server."""
+    from vpp.metrics import Metrics
+    from vpp.recorder import Recorder
+    from vpp.web.server import make_app, serve
+
+    # Breakers wait in controller time, so a fast demo retries dead devices as often as live.
+    bridge = await stack.enter_async_context(ModbusBridge(clock=lambda: clock.now().timestamp()))
+    poller = FleetPoller(site, bridge, clock)
+    state = ControllerState(site=site, started_at=clock.now(), dry_run=opts.dry_run)
+    db_path = Path(opts.db_path or site.run.db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    recorder = Recorder(db_path, retention_days=site.run.retention_days)
+    stack.callback(recorder.close)
+    registry = CollectorRegistry()
+    metrics = Metrics(state, registry, clock)
+    ctl = Controller(
+        site=site,
+        clock=clock,
+        poller=poller,
+        controls=Controls(poller),
+        planner=Planner(site),
+        inputs=InputProvider.for_run(site.run.inputs_file, site.run.sources),
+        state=state,
+        recorder=recorder,
+        metrics=metrics,
+    )
+    restore(ctl)
+    app = make_app(state, registry, controller=ctl)
+    host = opts.http_host or site.run.http_host
+    port = opts.http_port if opts.http_port is not None else site.run.http_port
+    await stack.enter_async_context(serve(app, host, port))
+    log.info("operator page and metrics on http://%s:%d/", host, port)
+    return ctl
+
+
+async def run(
+    site: Site,
+    opts: RunOptions,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Controller], Any] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop``); stops everything it started."""
+    stop = stop or asyncio.Event()
+    clock = make_clock(opts)
+    simulate = site.run.simulate if opts.simulate is None else opts.simulate
+    remove_handlers = install_signal_handlers(stop)
+    try:
+        async with AsyncExitStack() as stack:
+            if simulate:
+                from adapters.sim.fleet import SimFleet
+
+                await stack.enter_async_context(SimFleet(site, clock=clock))
+                log.info("simulated fleet of %d devices on 127.0.0.1", len(site.devices))
+            ctl = await build_controller(site, clock, opts, stack)
+            if on_ready is not None:
+                on_ready(ctl)
+            await run_until_stopped(ctl, stop, stack, opts.plan_lead_wall_s)
+    finally:
+        remove_handlers()

@@ -1,0 +1,115 @@
+"""From the current step of a Plan to one setpoint per device, and the intra-quarter correction.
+
+Pure functions. The plan's per-device columns are ``<id>.battery_w`` (W, > 0 discharge) and
+``<id>.pv_limit_w`` (W cap); the heat pump follows the site column ``heat_pump_el_w``.
+
+Correction: between quarter hours the batteries hold the planned grid exchange. With ``e`` the
+measured minus the planned grid power (> 0: importing more than planned), each battery's active
+setpoint moves by ``e * h_i / sum(h)``, where ``h_i`` is its headroom in the needed direction,
+so the fleet absorbs the forecast error of PV and load. Errors inside a deadband are left
+alone so that meter noise does not make the batteries chatter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+
+import pandas as pd
+
+from adapters.snapshot import BatteryReading, Snapshot
+from vpp.clock import floor_quarter
+from vpp.config import DeviceKind, Site
+from vpp.control.safety import Setpoint, battery_window_w, measured_grid_w
+
+
+def plan_row(frame: pd.DataFrame, when: datetime) -> pd.Series | None:
+    """The plan's row for the quarter hour containing ``when`` (None if outside the plan)."""
+    step = pd.Timestamp(floor_quarter(when))
+    if step not in frame.index:
+        return None
+    row = frame.loc[step]
+    return row if isinstance(row, pd.Series) else row.iloc[0]
+
+
+def pv_limit_pct(limit_w: float, rated_w: float) -> float:
+    """A planned PV cap [W] as a limit in % of rating; no cap (NaN or >= rating) is 100 %."""
+    if not math.isfinite(limit_w) or limit_w >= rated_w * 0.999:
+        return 100.0
+    return max(0.0, 100.0 * limit_w / rated_w)
+
+
+def setpoints_from_row(site: Site, row: pd.Series, online: set[str]) -> list[Setpoint]:
+    """One setpoint per online controllable device for this plan step (none where the plan
+    has no value for it, e.g. a device that was offline when the step was planned)."""
+    out: list[Setpoint] = []
+    for bat in site.batteries:
+        col = f"{bat.id}.battery_w"
+        if bat.id in online and col in row.index and math.isfinite(float(row[col])):
+            value = float(row[col])
+            out.append(Setpoint(bat.id, DeviceKind.BATTERY, value, value))
+    for pv in site.pv:
+        col = f"{pv.id}.pv_limit_w"
+        if pv.id in online and col in row.index:
+            pct = pv_limit_pct(float(row[col]), pv.rated_w)
+            out.append(Setpoint(pv.id, DeviceKind.PV, pct, pct))
+    hp = site.heat_pump
+    if (
+        hp is not None
+        and hp.id in online
+        and "heat_pump_el_w" in row.index
+        and math.isfinite(float(row["heat_pump_el_w"]))
+    ):
+        value = float(row["heat_pump_el_w"])
+        out.append(Setpoint(hp.id, DeviceKind.HEAT_PUMP, value, value))
+    return out
+
+
+def planned_grid_w(row: pd.Series) -> float:
+    """Planned grid power of a step [W, > 0 import]."""
+    return float(row["grid_import_w"]) - float(row["grid_export_w"])
+
+
+def correct_batteries(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    active: Mapping[str, float],
+    horizon_s: float,
+    deadband_w: float,
+) -> list[Setpoint]:
+    """New battery setpoints that cancel the grid's departure from the plan.
+
+    active : the battery setpoints in force now [W], by device id
+    horizon_s : seconds until the next correction (for the SoC headroom)
+    deadband_w : departures smaller than this are ignored [W]
+    """
+    grid = measured_grid_w(site, snapshot)
+    if grid is None or not active:
+        return []
+    error = grid - planned_grid_w(row)
+    if abs(error) < deadband_w:
+        return []
+    rooms: dict[str, float] = {}
+    for bat in site.batteries:
+        if bat.id not in active:
+            continue
+        state = snapshot.devices.get(bat.id)
+        reading = state.reading if state is not None and state.health.online else None
+        if not isinstance(reading, BatteryReading):
+            continue
+        lo, hi = battery_window_w(bat, reading, horizon_s)
+        rooms[bat.id] = max(0.0, hi - active[bat.id] if error > 0 else active[bat.id] - lo)
+    total = sum(rooms.values())
+    if total <= 0:
+        return []
+    share = min(1.0, abs(error) / total)
+    sign = 1.0 if error > 0 else -1.0
+    out = []
+    for device_id, room in rooms.items():
+        value = active[device_id] + sign * room * share
+        planned = float(row.get(f"{device_id}.battery_w", active[device_id]))
+        why = f"correction: grid {error:+.0f} W off plan"
+        out.append(Setpoint(device_id, DeviceKind.BATTERY, value, planned, reason=why))
+    return out

@@ -1,0 +1,145 @@
+"""Running the controller: live under APScheduler, or stepped by a virtual clock.
+
+``run_live`` is what ``vpp run`` does: it starts (optionally) the simulated fleet, the Modbus
+bridge, the recorder, the HTTP server for metrics and the operator page, restores the last plan
+and snapshot from the recorder, runs poll, plan and dispatch once, and then lets APScheduler run
+the jobs of :mod:`vpp.control.schedule` until SIGINT/SIGTERM or ``stop`` is set. With a
+:class:`~vpp.clock.ScaledClock` of speed K every job runs K times as often in wall time, and the
+simulated devices follow the same clock.
+
+``step`` runs the same jobs in the same order against a :class:`~vpp.clock.ManualClock`, for
+tests and for replay: no sleeping, no wall-clock dependence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from vpp.clock import Clock, ManualClock, ScaledClock
+from vpp.control.controller import Controller
+from vpp.control.schedule import JobSpec, job_specs
+
+log = logging.getLogger("vpp.run")
+
+
+def wall_seconds(clock: Clock, controller_s: float) -> float:
+    return controller_s / clock.speed if isinstance(clock, ScaledClock) else controller_s
+
+
+async def start_jobs(ctl: Controller, plan_lead_wall_s: float = 30.0) -> AsyncIOScheduler:
+    """Run poll, plan and dispatch once, then schedule every job; returns the scheduler."""
+    for name in ("poll", "plan", "dispatch"):
+        await ctl.run_job(name)
+    speed = ctl.clock.speed if isinstance(ctl.clock, ScaledClock) else 1.0
+    # Plans take wall time to solve: lead by wall seconds, at most a third of a quarter.
+    ctl.plan_lead_s = min(plan_lead_wall_s * speed, 300.0)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    now = ctl.clock.now()
+    wall_now = datetime.now(UTC)
+    for spec in job_specs(ctl.site, ctl.plan_lead_s):
+        first = spec.next_after(now)
+        start = wall_now + timedelta(seconds=wall_seconds(ctl.clock, (first - now).total_seconds()))
+        period = wall_seconds(ctl.clock, spec.period_s)
+        scheduler.add_job(
+            ctl.run_job,
+            IntervalTrigger(seconds=period, start_date=start, timezone=UTC),
+            args=[spec.name],
+            id=spec.name,
+            name=spec.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(period / 2)),
+        )
+
+    last_event: dict[str, float] = {}
+
+    def missed(event: JobExecutionEvent) -> None:
+        stats = ctl.state.job(event.job_id)
+        stats.misses += 1
+        # Count every miss; report at most one event a minute per job.
+        if time.monotonic() - last_event.get(event.job_id, -1e9) >= 60.0:
+            last_event[event.job_id] = time.monotonic()
+            ctl.event(
+                "warning",
+                "scheduler",
+                "job_missed",
+                f"job {event.job_id} missed a run ({stats.misses} so far)",
+            )
+
+    scheduler.add_listener(missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    scheduler.start()
+    return scheduler
+
+
+async def step(
+    ctl: Controller,
+    clock: ManualClock,
+    until: datetime,
+    *,
+    tick_s: float | None = None,
+    before_jobs: Callable[[datetime], Any] | None = None,
+    plan_lead_s: float = 60.0,
+) -> None:
+    """Run the controller's jobs in controller time from now until ``until``.
+
+    tick_s : resolution of the virtual clock (default: the poll interval)
+    before_jobs : called with the new time after each tick, before the jobs (e.g. to advance
+        a simulated plant)
+    """
+    specs = job_specs(ctl.site, plan_lead_s)
+    ctl.plan_lead_s = plan_lead_s
+    tick = tick_s or ctl.site.poll.interval_s
+    due = {s.name: s.next_after(clock.now()) for s in specs}
+    for _ in range(int((until - clock.now()).total_seconds() // tick) + 1):
+        if clock.now() >= until:
+            break
+        clock.advance(tick)
+        now = clock.now()
+        if before_jobs is not None:
+            result = before_jobs(now)
+            if asyncio.iscoroutine(result):
+                await result
+        await _run_due(ctl, specs, due, now)
+
+
+async def _run_due(
+    ctl: Controller, specs: list[JobSpec], due: dict[str, datetime], now: datetime
+) -> None:
+    for spec in specs:
+        if due[spec.name] <= now:
+            await ctl.run_job(spec.name)
+            due[spec.name] = spec.next_after(now)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT and SIGTERM set ``stop``; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def run_until_stopped(
+    ctl: Controller, stop: asyncio.Event, stack: AsyncExitStack, plan_lead_wall_s: float = 30.0
+) -> None:
+    scheduler = await start_jobs(ctl, plan_lead_wall_s)
+    stack.callback(scheduler.shutdown, wait=False)
+    await stop.wait()
+    log.info("stopping")

@@ -1,0 +1,123 @@
+"""What the controller knows right now: the one object jobs write and readers (metrics, the
+operator page, the API) read.
+
+Jobs replace whole values (a new Snapshot, a new Plan) rather than mutating them, so a reader
+on another thread always sees a consistent picture. Counters only grow.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from adapters.snapshot import Snapshot
+from vpp.config import Site
+
+if TYPE_CHECKING:
+    from optimizer.plan import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCap:
+    """A grid operator's cap on import or export for a time window (UTC, end exclusive)."""
+
+    direction: str  # "import" or "export"
+    limit_w: float
+    start: datetime
+    end: datetime
+    reason: str = ""
+    created_at: datetime | None = None
+
+    def active(self, when: datetime) -> bool:
+        return self.start <= when < self.end
+
+
+@dataclass(slots=True)
+class SetpointStatus:
+    """The last setpoint sent to one device and what the device said back."""
+
+    device_id: str
+    quantity: str  # "battery_w", "pv_limit_pct", "heat_pump_el_w"
+    time: datetime
+    planned: float  # what the plan asked for
+    requested: float  # after safety clamps
+    written: float | None  # what was written (None in dry-run or when refused)
+    read_back: float | None
+    ok: bool
+    clamped: bool = False
+    dry_run: bool = False
+    message: str = ""
+
+
+@dataclass(slots=True)
+class JobStats:
+    """Run statistics of one named job (poll, plan, dispatch, keepalive, watchdog)."""
+
+    runs: int = 0
+    failures: int = 0
+    misses: int = 0
+    last_start: datetime | None = None
+    last_duration_s: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    time: datetime
+    level: str  # "info", "warning", "error"
+    source: str  # "poll", "plan", "dispatch", "watchdog", "operator", "source:<name>"...
+    kind: str  # short machine-readable kind, e.g. "device_offline", "fallback_plan"
+    message: str
+    device: str | None = None
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    """Health of one external data source (prices, weather, IT-load forecast)."""
+
+    name: str
+    last_success: datetime | None = None
+    failures: int = 0
+    stale: bool = False
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class ControllerState:
+    site: Site
+    started_at: datetime
+    dry_run: bool = False
+    snapshot: Snapshot | None = None
+    plan: Plan | None = None
+    plan_created_at: datetime | None = None
+    #: Forecast table the current plan was made from (optimizer schema).
+    forecast: Any = None
+    setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
+    caps: list[OperatorCap] = field(default_factory=list)
+    jobs: dict[str, JobStats] = field(default_factory=dict)
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=500))
+    # Counters (only grow).
+    plans_total: int = 0
+    fallbacks_total: int = 0
+    readback_mismatches_total: dict[str, int] = field(default_factory=dict)
+    setpoint_clamps_total: dict[str, int] = field(default_factory=dict)
+    setpoint_refusals_total: dict[str, int] = field(default_factory=dict)
+    recorder_errors_total: int = 0
+    #: Money spent on energy since start, from measured grid exchange and prices, EUR.
+    cost_accrued_eur: float = 0.0
+    #: Heat delivered since start, Wh thermal, by source ("heat_pump", "boiler").
+    heat_delivered_wh: dict[str, float] = field(default_factory=dict)
+    #: Last measured minus forecast value, W, by quantity ("pv_w", "load_w").
+    forecast_error_w: dict[str, float] = field(default_factory=dict)
+
+    def job(self, name: str) -> JobStats:
+        return self.jobs.setdefault(name, JobStats())
+
+    def active_caps(self, when: datetime) -> list[OperatorCap]:
+        return [c for c in self.caps if c.active(when)]
+
+    def add_event(self, event: Event) -> None:
+        self.events.append(event)

@@ -1,0 +1,29 @@
+"""The controller's HTTP side: ``/metrics`` for Prometheus, ``/healthz``, the operator page
+(``/``, :mod:`vpp.web.page`) and its JSON API (``/api/...``, :mod:`vpp.web.api`).
+
+See :mod:`vpp.web.server`.
+"""
+
+from __future__ import annotations
+
+from vpp.web.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    METRICS_CONTENT_TYPE,
+    REGISTRY_KEY,
+    STATE_KEY,
+    WebServer,
+    make_app,
+    serve,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "METRICS_CONTENT_TYPE",
+    "REGISTRY_KEY",
+    "STATE_KEY",
+    "WebServer",
+    "make_app",
+    "serve",
+]
