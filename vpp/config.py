@@ -209,6 +209,9 @@ class GridConnection(_Model):
     export_limit_w: PositiveFloat
     #: Device id of the grid-connection meter.
     meter: Identifier | None = None
+    #: Share of each grid limit that plans keep free, so that forecast errors between two
+    #: corrections do not push the measured exchange past the limit.
+    limit_margin_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 3.0
     #: Grid fees, levies and taxes on each MWh imported, on top of the day-ahead price.
     import_fee_eur_per_mwh: NonNegativeFloat = 120.0
     #: Fee deducted from the day-ahead price for each MWh exported.

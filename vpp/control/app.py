@@ -24,6 +24,7 @@ from vpp.control.inputs import InputProvider
 from vpp.control.restore import restore
 from vpp.control.runner import install_signal_handlers, run_until_stopped
 from vpp.control.state import ControllerState
+from vpp.control.world import irradiance_from_inputs
 
 log = logging.getLogger("vpp.run")
 
@@ -48,7 +49,11 @@ def make_clock(opts: RunOptions) -> Clock:
 
 
 async def build_controller(
-    site: Site, clock: Clock, opts: RunOptions, stack: AsyncExitStack
+    site: Site,
+    clock: Clock,
+    opts: RunOptions,
+    stack: AsyncExitStack,
+    inputs: InputProvider | None = None,
 ) -> Controller:
     """Bridge, poller, controls, planner, inputs, recorder, metrics and HTTP server."""
     from vpp.metrics import Metrics
@@ -71,7 +76,7 @@ async def build_controller(
         poller=poller,
         controls=Controls(poller),
         planner=Planner(site),
-        inputs=InputProvider.for_run(site.run.inputs_file, site.run.sources),
+        inputs=inputs or InputProvider.for_run(site.run.inputs_file, site.run.sources),
         state=state,
         recorder=recorder,
         metrics=metrics,
@@ -98,12 +103,14 @@ async def run(
     remove_handlers = install_signal_handlers(stop)
     try:
         async with AsyncExitStack() as stack:
+            inputs = InputProvider.for_run(site.run.inputs_file, site.run.sources)
             if simulate:
                 from adapters.sim.fleet import SimFleet
 
-                await stack.enter_async_context(SimFleet(site, clock=clock))
+                world = irradiance_from_inputs(inputs.sources[0])
+                await stack.enter_async_context(SimFleet(site, clock=clock, irradiance=world))
                 log.info("simulated fleet of %d devices on 127.0.0.1", len(site.devices))
-            ctl = await build_controller(site, clock, opts, stack)
+            ctl = await build_controller(site, clock, opts, stack, inputs)
             if on_ready is not None:
                 on_ready(ctl)
             await run_until_stopped(ctl, stop, stack, opts.plan_lead_wall_s)

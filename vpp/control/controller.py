@@ -28,7 +28,12 @@ from optimizer.planner import Planner
 from vpp.clock import Clock, floor_quarter
 from vpp.config import BatteryDevice, DeviceKind, Site
 from vpp.control import events as ev
-from vpp.control.dispatch import correct_batteries, plan_row, setpoints_from_row
+from vpp.control.dispatch import (
+    correct_batteries,
+    curtail_export,
+    plan_row,
+    setpoints_from_row,
+)
 from vpp.control.inputs import InputProvider
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.control.state import ControllerState, SetpointStatus
@@ -183,7 +188,7 @@ class Controller:
         forecast = await asyncio.to_thread(self._forecast, at)
         start_state = self.plan_state()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
-        plan = self._keep_current_step(plan, now)
+        plan = self._keep_current_step(self._true_limits(plan), now)
         self.state.plan, self.state.plan_created_at = plan, now
         self.state.forecast = forecast
         self.state.plans_total += 1
@@ -201,6 +206,18 @@ class Controller:
             self.store.on_plan(start_state.store_wh)
         if self.recorder is not None:
             await asyncio.to_thread(self._record, "plan", self.recorder.record_plan, plan, now)
+
+    def _true_limits(self, plan: Plan) -> Plan:
+        """The plan keeps the margin free, but its table shows the limits in force, as the
+        operator set them."""
+        keep = 1.0 - self.site.grid.limit_margin_pct / 100.0
+        if keep >= 1.0:
+            return plan
+        frame = plan.frame.copy()
+        for col in ("import_cap_w", "export_cap_w"):
+            if col in frame:
+                frame[col] = frame[col] / keep
+        return replace(plan, frame=frame)
 
     def _keep_current_step(self, plan: Plan, now: datetime) -> Plan:
         """A plan made ahead starts at the next quarter hour; until then the old plan's row
@@ -230,15 +247,20 @@ class Controller:
         return self._with_caps(forecast_from_raw(self.site, raw))
 
     def _with_caps(self, forecast: pd.DataFrame) -> pd.DataFrame:
-        """Operator caps become the plan's time-varying import/export limits."""
-        imp = pd.Series(float("nan"), index=forecast.index)
-        exp = pd.Series(float("nan"), index=forecast.index)
+        """Operator caps and the site's limits, less the planning margin, become the plan's
+        time-varying import/export limits."""
+        keep = 1.0 - self.site.grid.limit_margin_pct / 100.0
+        limits = {
+            "import": pd.Series(self.site.grid.import_limit_w, index=forecast.index),
+            "export": pd.Series(self.site.grid.export_limit_w, index=forecast.index),
+        }
         for cap in self.state.caps:
             window = (forecast.index >= cap.start) & (forecast.index < cap.end)
-            target = imp if cap.direction == "import" else exp
-            target[window] = target[window].fillna(cap.limit_w).clip(upper=cap.limit_w)
+            target = limits[cap.direction]
+            target[window] = target[window].clip(upper=cap.limit_w)
         forecast = forecast.copy()
-        forecast["import_limit_w"], forecast["export_limit_w"] = imp, exp
+        forecast["import_limit_w"] = limits["import"] * keep
+        forecast["export_limit_w"] = limits["export"] * keep
         return forecast
 
     def plan_state(self) -> State:
@@ -289,6 +311,9 @@ class Controller:
         setpoints = correct_batteries(
             self.site, snapshot, row, active, run.correction_interval_s, run.correction_deadband_w
         )
+        _, export_limit = grid_limits_w(self.site, self.state.caps, self.clock.now())
+        absorbed = sum(sp.value - active[sp.device_id] for sp in setpoints)
+        setpoints += curtail_export(self.site, snapshot, export_limit, charge_added_w=-absorbed)
         if setpoints:
             await self.apply(setpoints, "correct")
 

@@ -113,3 +113,38 @@ def correct_batteries(
         why = f"correction: grid {error:+.0f} W off plan"
         out.append(Setpoint(device_id, DeviceKind.BATTERY, value, planned, reason=why))
     return out
+
+
+def curtail_export(
+    site: Site, snapshot: Snapshot, export_limit_w: float, charge_added_w: float = 0.0
+) -> list[Setpoint]:
+    """PV limits that bring a measured export above ``export_limit_w`` back under it.
+
+    When the batteries cannot take the surplus (full, or already charging at their limit),
+    forecast error can push the export past the connection's limit. The excess, less the
+    extra charging ``charge_added_w`` [W] the batteries were just given, is cut from the
+    inverters in proportion to their output, never below their minimum limits.
+    """
+    grid = measured_grid_w(site, snapshot)
+    if grid is None:
+        return []
+    excess = -grid - export_limit_w - max(0.0, charge_added_w)
+    if excess <= 0:
+        return []
+    producing: list[tuple[str, float, float]] = []
+    for pv in site.pv:
+        state = snapshot.devices.get(pv.id)
+        reading = state.reading if state is not None and state.health.online else None
+        out = getattr(reading, "ac_power_w", None)
+        if out:
+            producing.append((pv.id, float(out), pv.rated_w))
+    total = sum(out for _, out, _ in producing)
+    if total <= 0:
+        return []
+    cut = min(1.0, excess / total)
+    setpoints = []
+    for device_id, out, rated in producing:
+        pct = max(site.device(device_id).min_limit_pct, 100.0 * out * (1.0 - cut) / rated)
+        why = f"correction: export {-grid:.0f} W over its limit {export_limit_w:.0f} W"
+        setpoints.append(Setpoint(device_id, DeviceKind.PV, pct, 100.0, reason=why))
+    return setpoints

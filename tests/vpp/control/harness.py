@@ -23,6 +23,7 @@ from vpp.config import Site, parse_site
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.state import ControllerState
+from vpp.control.world import irradiance_from_inputs
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "config" / "demo.toml"
@@ -69,6 +70,19 @@ def small_site(**overrides: Any) -> Site:
     return parse_site(data, "<small>")
 
 
+def demo_site(**overrides: Any) -> Site:
+    """The whole demo district (88 devices) on free loopback ports."""
+    data = tomllib.loads(DEMO.read_text())
+    ports = sorted({d["modbus"]["port"] for d in data["devices"]})
+    mapping = dict(zip(ports, free_ports(len(ports)), strict=True))
+    for d in data["devices"]:
+        d["modbus"]["port"] = mapping[d["modbus"]["port"]]
+    data["run"] = {}
+    for key, value in overrides.items():
+        data.setdefault(key, {}).update(value)
+    return parse_site(data, "<demo>")
+
+
 @dataclass
 class Plant:
     ctl: Controller
@@ -82,8 +96,10 @@ async def plant(
     site: Site, start: datetime, *, recorder: Any = None, options: SolveOptions | None = None
 ) -> AsyncIterator[Plant]:
     clock = ManualClock(start)
+    inputs = InputProvider.for_run(None, [])
+    world = irradiance_from_inputs(inputs.sources[0])
     async with (
-        SimFleet(site, clock=clock, step_interval_s=None) as fleet,
+        SimFleet(site, clock=clock, step_interval_s=None, irradiance=world) as fleet,
         ModbusBridge(connections_per_endpoint=2, clock=lambda: clock.now().timestamp()) as bridge,
     ):
         poller = FleetPoller(site, bridge, clock)
@@ -93,7 +109,7 @@ async def plant(
             poller=poller,
             controls=Controls(poller),
             planner=Planner(site, options=options or SolveOptions(time_limit_s=20)),
-            inputs=InputProvider.for_run(None, []),
+            inputs=inputs,
             state=ControllerState(site=site, started_at=clock.now()),
             recorder=recorder,
         )

@@ -8,15 +8,28 @@ import pytest
 
 from adapters.sim.battery import BatteryState
 from adapters.sim.meter import MeterState
-from tests.vpp.control.harness import plant, small_site
+from tests.vpp.control.harness import demo_site, plant, small_site
+from vpp.config import Site
 from vpp.control.runner import step
 
 START = datetime(2026, 6, 21, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.slow
-async def test_a_day_of_control() -> None:
-    site = small_site()
+@pytest.mark.parametrize(
+    "site",
+    [
+        pytest.param(small_site(), id="small-site-poll-60s"),
+        pytest.param(
+            demo_site(
+                poll={"interval_s": 300.0},
+                run={"correction_interval_s": 300.0, "correction_deadband_w": 10_000.0},
+            ),
+            id="demo-district-poll-300s",
+        ),
+    ],
+)
+async def test_a_day_of_control(site: Site) -> None:
     grid_seen: list[float] = []
     follow_errors: list[float] = []
     async with plant(site, START) as p:
@@ -43,7 +56,7 @@ async def test_a_day_of_control() -> None:
         assert st.plans_total >= 96
         assert st.fallbacks_total == 0
         runs = {name: st.job(name).runs for name in ("poll", "plan", "dispatch")}
-        assert runs["dispatch"] >= 96 and runs["poll"] >= 1440
+        assert runs["dispatch"] >= 96 and runs["poll"] >= 86400 / site.poll.interval_s
         assert all(st.job(n).failures == 0 for n in st.jobs), {
             n: j.last_error for n, j in st.jobs.items()
         }

@@ -81,3 +81,22 @@ def test_correction_is_bounded_by_headroom_and_ignores_noise() -> None:
     # Batteries at their floor cannot discharge more.
     floor = SITE.batteries[0].soc_min_pct
     assert correct_batteries(SITE, snap(26_000, soc=floor), row(), active, 300, 2000) == []
+
+
+def test_export_over_the_limit_is_cut_from_the_inverters() -> None:
+    from adapters.snapshot import PvReading
+    from vpp.control.dispatch import curtail_export
+
+    limit = SITE.grid.export_limit_w
+    devices = dict(snap(-(limit + 9000.0)).devices)
+    for pv in SITE.pv:
+        reading = PvReading(0.6 * pv.rated_w, 0.0, None, None, pv.rated_w)
+        devices[pv.id] = DeviceState(pv.id, "pv", reading, OK, T0)
+    snapshot = Snapshot(T0, devices)
+    out = curtail_export(SITE, snapshot, limit, charge_added_w=3000.0)
+    cut_w = sum(
+        0.6 * pv.rated_w - sp.value / 100 * pv.rated_w for pv, sp in zip(SITE.pv, out, strict=True)
+    )
+    assert cut_w == pytest.approx(6000.0)  # 9 kW over, 3 kW of it taken by extra charging
+    assert all(sp.kind == DeviceKind.PV and "over its limit" in sp.reason for sp in out)
+    assert curtail_export(SITE, snapshot, limit + 10_000.0) == []
