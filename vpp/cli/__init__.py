@@ -23,6 +23,7 @@ from vpp.cli import config_cmd as _config_cmd  # noqa: E402,F401
 from vpp.cli import data_cmd as _data_cmd  # noqa: E402,F401
 from vpp.cli import export_cmd as _export_cmd  # noqa: E402,F401
 from vpp.cli import plan_cmd as _plan_cmd  # noqa: E402,F401
+from vpp.cli import replay_cmd as _replay_cmd  # noqa: E402,F401
 from vpp.cli import run_cmd as _run_cmd  # noqa: E402,F401
 from vpp.cli import scan_cmd as _scan_cmd  # noqa: E402,F401
 from vpp.cli import simulate_cmd as _simulate_cmd  # noqa: E402,F401

@@ -1,0 +1,155 @@
+"""Benchmark: a replayed day and a replayed year of the demo site on the shipped 2018 data.
+
+Measures, for ``config/demo.toml`` on ``data/inputs_2018.parquet`` (every column real):
+
+* one day in this process, with where the time goes: forecasts, plans (one per quarter
+  hour), dispatch through the live safety code, the plant simulator, the oracle's plan;
+* scaling: the same few days on 1 and on ``--workers`` worker processes;
+* the year: every day of it with ``--full``; by default a sample of ``--sample`` days spread
+  evenly over the year (days are independent, so the sample's mean time per day times 365
+  estimates the year, and its figures estimate the year's quality);
+* quality: the share of the oracle's savings (over no control) that the controller captured
+  over the days replayed.
+
+Targets (issue "Replay historic days offline"): a day in under 10 s, a year in under 30 min on
+2 cores, at least 90 % of the oracle's savings captured.
+
+With ``--out DIR`` the year's (or the sample's) report folder is written there too.
+
+Usage: ``python bench/replay_year.py [--workers 2] [--sample 30 | --full] [--scaling-days 6]
+[--out DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from vpp.config import Site, read_site
+from vpp.replay.data import read_replay_inputs
+from vpp.replay.kpi import day_table
+from vpp.replay.parallel import ReplayResult, make_jobs, run_jobs
+from vpp.replay.runner import DayResult, ReplayOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+YEAR = 2018
+#: First day with a full week of history before it (asof forecasts need it).
+FIRST = date(YEAR, 1, 8)
+ONE_DAY = date(YEAR, 5, 16)
+
+
+def sample_days(n: int | None) -> list[date]:
+    """``n`` days spread evenly over the year from :data:`FIRST`; None = every day."""
+    last = date(YEAR, 12, 31)
+    span = (last - FIRST).days
+    if n is None:
+        return [date(YEAR, 1, 1) + timedelta(days=i) for i in range(365)]
+    return [FIRST + timedelta(days=round(i * span / max(n - 1, 1))) for i in range(n)]
+
+
+def timed(
+    site: Site, data: pd.DataFrame, days: list[date], workers: int
+) -> tuple[list[DayResult], float]:
+    """Replay ``days`` on ``workers`` processes; results and wall time [s]."""
+    jobs = make_jobs(site, data, days, ReplayOptions())
+    tic = time.perf_counter()
+    results = run_jobs(jobs, workers=workers)
+    return results, time.perf_counter() - tic
+
+
+def day_rows(result: DayResult, wall_s: float) -> list[tuple[str, str, str]]:
+    """Where one day's time went."""
+    t = result.timings
+    plans = result.kpis["controller"]["plans"]
+    rows = [
+        (f"one day ({result.day}), 1 process", f"{wall_s:.1f} s", "< 10 s"),
+        ("  forecasts (one per quarter hour)", f"{t['controller_forecast_s']:.1f} s", ""),
+        (
+            "  plans",
+            f"{t['controller_plan_s']:.1f} s ({plans:.0f} x "
+            f"{t['controller_plan_s'] / max(plans, 1):.3f} s)",
+            "",
+        ),
+        ("  dispatch + safety code", f"{t['controller_dispatch_s']:.2f} s", ""),
+        ("  plant simulator (numba)", f"{t['controller_plant_s'] * 1e3:.1f} ms", ""),
+        ("  oracle (model build + plan + loop)", f"{t['oracle_s']:.1f} s", ""),
+    ]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.toml")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sample", type=int, default=30, help="days of the year to replay")
+    parser.add_argument("--full", action="store_true", help="replay every day of the year")
+    parser.add_argument("--scaling-days", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=None, help="write the report folder here")
+    args = parser.parse_args()
+    site = read_site(args.config)
+    data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
+    console = Console()
+    rows: list[tuple[str, str, str]] = []
+
+    one, wall = timed(site, data, [ONE_DAY], 1)
+    rows += day_rows(one[0], wall)
+    scaling = [ONE_DAY + timedelta(days=i) for i in range(args.scaling_days)]
+    _, serial = timed(site, data, scaling, 1)
+    _, parallel = timed(site, data, scaling, args.workers)
+    rows.append(
+        (
+            f"scaling, {len(scaling)} days: 1 / {args.workers} workers",
+            f"{serial:.0f} s / {parallel:.0f} s ({serial / parallel:.2f}x)",
+            "",
+        )
+    )
+    days = sample_days(None if args.full else args.sample)
+    results, year_wall = timed(site, data, days, args.workers)
+    what = "year" if args.full else f"year sample ({len(days)} days)"
+    rows.append((f"{what}, {args.workers} workers", f"{year_wall / 60:.1f} min", ""))
+    rows.append(
+        (
+            f"year (365 days), {args.workers} workers" + ("" if args.full else ", est."),
+            f"{year_wall / len(days) * 365 / 60:.1f} min",
+            "< 30 min",
+        )
+    )
+    table = day_table((r.day.isoformat(), r.kpis) for r in results)
+    if args.out is not None:
+        from vpp.replay.report import write_report
+
+        write_report(
+            ReplayResult(
+                site, ReplayOptions(), results, table, year_wall, args.workers, "local processes"
+            ),
+            args.out,
+        )
+    total = table[table["day"] == "total"].set_index("strategy")
+    capture = total["capture_pct"].astype(float).to_dict()["controller"]
+    costs = total["adjusted_cost_eur"].astype(float).to_dict()
+    rows.append(
+        (f"oracle savings captured by the controller ({what})", f"{capture:.1f} %", ">= 90 %")
+    )
+    for name in ("no_control", "self_consumption", "controller", "oracle"):
+        rows.append((f"  adjusted cost, {name}", f"{costs[name]:,.0f} EUR", ""))
+
+    out = Table(
+        title=f"replay benchmark: {site.site.name}, {YEAR} data, "
+        f"{os.cpu_count()} CPUs, {args.workers} workers"
+    )
+    for head in ("measurement", "value", "target"):
+        out.add_column(head)
+    for row in rows:
+        out.add_row(*row)
+    console.print(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Replay historic days offline: the controller as it would have run, against baselines.
+
+``vpp replay --config FILE --from DATE --to DATE`` (see :mod:`vpp.cli.replay_cmd`) or
+:func:`replay` runs, for every local calendar day of the period:
+
+- the controller (:mod:`vpp.replay.loop`): at each quarter hour, the forecast as known then
+  (:func:`vpp.forecast.forecast`, ``asof``; ``perfect`` on request), a plan by the same
+  :class:`~optimizer.planner.Planner` ``vpp run`` uses, and the plan's row through the live
+  dispatch and safety code (:mod:`vpp.replay.follow`);
+- the baselines (:mod:`vpp.replay.baselines`): no control, rule-based self-consumption and
+  perfect foresight;
+- each on the plant simulator (:mod:`vpp.replay.plant`, numba; plain-Python reference in
+  :mod:`vpp.replay.reference`) fed with what really happened (:mod:`vpp.replay.layout`).
+
+Choices, and why:
+
+- days are independent: each starts from the site file's initial state, so a year runs in
+  parallel and any day gives the same figures on any worker (:mod:`vpp.replay.runner`);
+  what a strategy leaves stored at the day's end is valued (:mod:`vpp.replay.kpi`);
+- setpoints hold for their quarter hour; the live controller's intra-quarter battery
+  correction is left out, so forecast errors go to the grid (a slightly pessimistic view
+  of the controller);
+- no peeking: a decision at ``t`` sees measured data before ``t`` and day-ahead prices as
+  published at ``t``, the rule of :mod:`vpp.forecast`; the tests change everything not yet
+  known at ``t`` and require every setpoint up to ``t`` to stay the same;
+- in the first days of a file there is no history to forecast from: as in ``vpp run``, the
+  plan fails, the devices run on their own defaults, and ``unplanned_steps`` counts it.
+
+Results: :class:`ReplayResult` (KPI table, per-day results); the report folder is written by
+:func:`vpp.replay.report.write_report` (imported on demand: it needs matplotlib).
+"""
+
+from __future__ import annotations
+
+from vpp.replay.baselines import STRATEGIES
+from vpp.replay.data import read_replay_inputs
+from vpp.replay.parallel import ReplayResult, make_jobs, replay, run_jobs
+from vpp.replay.runner import DayJob, DayResult, ReplayOptions, replay_day
+
+__all__ = [
+    "STRATEGIES",
+    "DayJob",
+    "DayResult",
+    "ReplayOptions",
+    "ReplayResult",
+    "make_jobs",
+    "read_replay_inputs",
+    "replay",
+    "replay_day",
+    "run_jobs",
+]

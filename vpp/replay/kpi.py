@@ -1,0 +1,242 @@
+"""Key figures of a replayed day per strategy, their totals and the comparisons between them.
+
+Money is counted as the optimiser counts it (:func:`optimizer.cost.cost_parts`), but on what
+really happened: ``cost_eur = import - export revenue + gas + CO2 + battery wear``, import at
+the day-ahead price plus fees, export at the price less fees, gas per MWh of boiler fuel, CO2
+of grid imports (at the real intensity) and of gas, at the site's CO2 price.
+
+Strategies end a day with different amounts of energy stored. ``storage_value_eur`` values the
+change over the day as the optimiser values energy left at a horizon's end
+(:func:`optimizer.data.set_terminal_values`, on the day's true prices): battery energy at the
+``terminal_price_quantile`` of the import cost times the round-trip efficiency, store energy at
+that quantile of the cheapest heat (boiler, or heat pump at import cost / COP). Comparisons use
+``adjusted_cost_eur = cost_eur - storage_value_eur``; ``savings_eur`` is no control's adjusted
+cost minus the strategy's, and ``capture_pct`` the share of the oracle's savings a strategy
+achieved.
+
+With a planning horizon of exactly 24 h the oracle's single plan ends with the day, so its
+terminal value is this storage value and it optimises the very figure it is measured by; the
+demo's 36 h plan reaches past the day. ``--forecast perfect`` runs the controller itself on
+perfect forecasts (re-planning every quarter hour): set against the oracle it separates what
+forecast errors cost from what re-planning on a moving horizon costs.
+
+Energy figures: ``self_consumption_pct = 100 * (1 - export / PV generation)``,
+``autarky_pct = 100 * (1 - import / consumption)`` with consumption = base load + heat pump +
+dry coolers; ``battery_cycles`` = energy discharged (AC) / total battery capacity;
+``peak_import_kw`` = highest quarter-hour mean import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from optimizer.params import OptimizerParams
+from vpp.config import Site
+from vpp.replay import plant as k
+from vpp.replay.layout import PlantInputs, PlantParams
+from vpp.replay.trace import Trace
+
+#: Columns that add up over days (totals are sums); the rest are derived from them.
+ADDITIVE = (
+    "cost_eur",
+    "adjusted_cost_eur",
+    "storage_value_eur",
+    "import_cost_eur",
+    "export_revenue_eur",
+    "gas_cost_eur",
+    "co2_cost_eur",
+    "wear_cost_eur",
+    "grid_import_mwh",
+    "grid_export_mwh",
+    "consumption_mwh",
+    "pv_generation_mwh",
+    "pv_curtailed_mwh",
+    "co2_t",
+    "waste_heat_used_mwh",
+    "waste_heat_mwh",
+    "heat_pump_heat_mwh",
+    "boiler_heat_mwh",
+    "unmet_heat_mwh",
+    "battery_discharged_mwh",
+    "battery_cycles",
+    "plans",
+    "fallback_plans",
+    "failed_plans",
+    "unplanned_steps",
+    "clamped_setpoints",
+    "grid_limit_steps",
+    "steps",
+)
+#: Column order of the KPI table.
+COLUMNS = (
+    "day",
+    "strategy",
+    "cost_eur",
+    "adjusted_cost_eur",
+    "savings_eur",
+    "capture_pct",
+    "grid_import_mwh",
+    "grid_export_mwh",
+    "peak_import_kw",
+    "self_consumption_pct",
+    "autarky_pct",
+    "co2_t",
+    "waste_heat_used_mwh",
+    "boiler_heat_mwh",
+    "battery_cycles",
+    *[
+        c
+        for c in ADDITIVE
+        if c
+        not in (
+            "cost_eur",
+            "adjusted_cost_eur",
+            "grid_import_mwh",
+            "grid_export_mwh",
+            "co2_t",
+            "waste_heat_used_mwh",
+            "boiler_heat_mwh",
+            "battery_cycles",
+        )
+    ],
+)
+
+
+def _mwh(power_w: np.ndarray, dt_h: float) -> float:
+    return float(np.sum(power_w)) * dt_h / 1e6
+
+
+def strategy_kpis(
+    trace: Trace, site: Site, params: PlantParams, inputs: PlantInputs
+) -> dict[str, float]:
+    """The additive figures of one strategy's day (see the module docstring)."""
+    n, dt, o = trace.steps, params.dt_h, trace.out
+    inp = inputs.inp[:n]
+    imp, exp = np.maximum(o[:, k.O_GRID], 0.0), np.maximum(-o[:, k.O_GRID], 0.0)
+    gas_mwh = _mwh(o[:, k.O_BOILER], dt) / site.heat.boiler_efficiency
+    co2_t = (
+        float(np.sum(inp[:, k.I_CO2] * imp)) * dt / 1e9
+        + site.economics.gas_co2_kg_per_mwh * gas_mwh / 1e3
+    )
+    wear = float(np.sum(np.maximum(trace.bat_w, 0.0) * params.bat[:, k.B_WEAR])) * dt / 1e6
+    figures = {
+        "import_cost_eur": float(np.sum(inp[:, k.I_PRICE_IMP] * imp)) * dt / 1e6,
+        "export_revenue_eur": float(np.sum(inp[:, k.I_PRICE_EXP] * exp)) * dt / 1e6,
+        "gas_cost_eur": site.heat.gas_price_eur_per_mwh * gas_mwh,
+        "co2_cost_eur": site.economics.co2_price_eur_per_t * co2_t,
+        "wear_cost_eur": wear,
+        "grid_import_mwh": _mwh(imp, dt),
+        "grid_export_mwh": _mwh(exp, dt),
+        "consumption_mwh": _mwh(o[:, k.O_LOAD] + o[:, k.O_HP_EL] + o[:, k.O_DRY_EL], dt),
+        "pv_generation_mwh": _mwh(o[:, k.O_PV], dt),
+        "pv_curtailed_mwh": _mwh(o[:, k.O_PV_AVAIL] - o[:, k.O_PV], dt),
+        "co2_t": co2_t,
+        "waste_heat_used_mwh": _mwh(o[:, k.O_SOURCE], dt),
+        "waste_heat_mwh": _mwh(o[:, k.O_WASTE], dt),
+        "heat_pump_heat_mwh": _mwh(o[:, k.O_HP_TH], dt),
+        "boiler_heat_mwh": _mwh(o[:, k.O_BOILER], dt),
+        "unmet_heat_mwh": _mwh(o[:, k.O_UNMET], dt),
+        "battery_discharged_mwh": _mwh(o[:, k.O_BAT_DIS], dt),
+        "peak_import_kw": float(imp.max(initial=0.0)) / 1e3,
+        "grid_limit_steps": float(
+            np.sum(
+                (imp > site.grid.import_limit_w + 1e-6) | (exp > site.grid.export_limit_w + 1e-6)
+            )
+        ),
+        "steps": float(n),
+    }
+    capacity = float(params.bat[:, k.B_CAP].sum())
+    figures["battery_cycles"] = (
+        figures["battery_discharged_mwh"] * 1e6 / capacity if capacity > 0 else 0.0
+    )
+    figures["cost_eur"] = (
+        figures["import_cost_eur"]
+        - figures["export_revenue_eur"]
+        + figures["gas_cost_eur"]
+        + figures["co2_cost_eur"]
+        + wear
+    )
+    figures["storage_value_eur"] = storage_value_eur(trace, site, params, inputs)
+    figures["adjusted_cost_eur"] = figures["cost_eur"] - figures["storage_value_eur"]
+    for name in ("plans", "fallback_plans", "failed_plans", "unplanned_steps", "clamped_setpoints"):
+        figures[name] = float(trace.stats.get(name, 0.0))
+    return figures
+
+
+def storage_value_eur(
+    trace: Trace,
+    site: Site,
+    params: PlantParams,
+    inputs: PlantInputs,
+    opt: OptimizerParams | None = None,
+) -> float:
+    """Value of the energy stored at the end of the day minus at its start, EUR."""
+    q = (opt or OptimizerParams()).terminal_price_quantile
+    inp = inputs.inp[: trace.steps]
+    co2_price = site.economics.co2_price_eur_per_t
+    import_cost = inp[:, k.I_PRICE_IMP] + co2_price * inp[:, k.I_CO2] / 1e3
+    price = max(0.0, float(np.quantile(import_cost, q)))
+    per_wh = price * params.bat[:, k.B_ETA_C] * params.bat[:, k.B_ETA_D] / 1e6
+    battery = (
+        float(np.sum((trace.bat_soc_wh[-1] - params.soc0_wh) * per_wh))
+        if trace.bat_soc_wh.size
+        else 0.0
+    )
+    h = site.heat
+    gas = h.gas_price_eur_per_mwh + co2_price * site.economics.gas_co2_kg_per_mwh / 1e3
+    boiler = gas / h.boiler_efficiency if h.boiler_max_th_w > 0 else np.inf
+    cop = inp[:, k.I_COP]
+    runs = (cop > 0) & (params.heat[k.H_HP_MAX] > 0)
+    hp = np.where(runs, import_cost / np.where(runs, cop, 1.0), np.inf)
+    cheapest = np.minimum(boiler, hp)
+    finite = cheapest[np.isfinite(cheapest)]
+    heat_price = max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
+    store = (float(trace.out[-1, k.O_STORE]) - params.store0_wh) * heat_price / 1e6
+    return battery + store
+
+
+def derived(row: Mapping[str, float]) -> dict[str, float]:
+    """Ratios of a row of additive figures: self-consumption and autarky [%]."""
+    pv, cons = row["pv_generation_mwh"], row["consumption_mwh"]
+    return {
+        "self_consumption_pct": 100.0 * (1.0 - row["grid_export_mwh"] / pv) if pv > 0 else math.nan,
+        "autarky_pct": 100.0 * (1.0 - row["grid_import_mwh"] / cons) if cons > 0 else math.nan,
+    }
+
+
+def compare(
+    rows: dict[str, dict[str, float]], reference: str = "no_control", best: str = "oracle"
+) -> None:
+    """Add ``savings_eur`` and ``capture_pct`` to each strategy's row, in place."""
+    base = rows[reference]["adjusted_cost_eur"]
+    possible = base - rows[best]["adjusted_cost_eur"] if best in rows else math.nan
+    for row in rows.values():
+        row["savings_eur"] = base - row["adjusted_cost_eur"]
+        row["capture_pct"] = (
+            100.0 * row["savings_eur"] / possible if abs(possible) > 1e-6 else math.nan
+        )
+
+
+def totals(table: pd.DataFrame) -> pd.DataFrame:
+    """One ``total`` row per strategy: sums of the additive figures, ratios from the sums."""
+    rows: dict[str, dict[str, float]] = {}
+    for strategy, group in table.groupby("strategy", sort=False):
+        row = {c: float(group[c].sum()) for c in ADDITIVE}
+        row["peak_import_kw"] = float(group["peak_import_kw"].max())
+        row.update(derived(row))
+        rows[str(strategy)] = row
+    if "no_control" in rows:
+        compare(rows)
+    out = pd.DataFrame([{"day": "total", "strategy": s, **r} for s, r in rows.items()])
+    return out.reindex(columns=list(COLUMNS))
+
+
+def day_table(days: Iterable[tuple[str, dict[str, dict[str, float]]]]) -> pd.DataFrame:
+    """The KPI table: one row per day and strategy, then the totals."""
+    records = [{"day": day, "strategy": s, **row} for day, rows in days for s, row in rows.items()]
+    table = pd.DataFrame(records).reindex(columns=list(COLUMNS))
+    return pd.concat([table, totals(table)], ignore_index=True)

@@ -1,0 +1,89 @@
+"""What one strategy did over a replayed day, step by step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from vpp.replay import plant as k
+from vpp.replay.layout import PlantInputs
+
+F64 = NDArray[np.float64]
+
+#: Plan columns kept beside what really happened, as ``planned_<name>``.
+PLANNED_COLUMNS = (
+    "grid_w",
+    "battery_w",
+    "pv_w",
+    "heat_pump_el_w",
+    "boiler_th_w",
+    "store_wh",
+    "battery_soc_wh",
+)
+
+
+@dataclass
+class Trace:
+    """Flows of every step (``out``: steps x :data:`~vpp.replay.plant.OUTPUT_COLUMNS`) and
+    per device (steps x devices): battery power [W], battery energy at the step's end [Wh],
+    PV output [W]. ``planned`` holds the plan's values of :data:`PLANNED_COLUMNS` (NaN
+    where no plan covered the step, and for rules); ``setpoints`` the setpoints sent
+    (battery W, PV cap W, heat pump W) by strategies that follow plans (no columns for
+    rules). ``stats`` counts plans, clamps, seconds; ``notes`` says why plans failed."""
+
+    index: pd.DatetimeIndex
+    out: F64
+    bat_w: F64
+    bat_soc_wh: F64
+    pv_w: F64
+    planned: F64
+    setpoints: F64
+    stats: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, index: pd.DatetimeIndex, batteries: int, inverters: int, planned: bool) -> Trace:
+        """Zeros to fill step by step; plan columns NaN, setpoints only if ``planned``."""
+        n = len(index)
+        sent = batteries + inverters + 1 if planned else 0
+        return cls(
+            index=index,
+            out=np.zeros((n, k.N_OUT)),
+            bat_w=np.zeros((n, batteries)),
+            bat_soc_wh=np.zeros((n, batteries)),
+            pv_w=np.zeros((n, inverters)),
+            planned=np.full((n, len(PLANNED_COLUMNS)), np.nan),
+            setpoints=np.zeros((n, sent)),
+        )
+
+    @property
+    def steps(self) -> int:
+        return len(self.index)
+
+    def frame(self, inputs: PlantInputs) -> pd.DataFrame:
+        """Site flows, prices and (if any) the plan's values, one row per step."""
+        df = pd.DataFrame(self.out, index=self.index, columns=list(k.OUTPUT_COLUMNS))
+        n = self.steps
+        for name in (
+            "price_import_eur_per_mwh",
+            "price_export_eur_per_mwh",
+            "co2_g_per_kwh",
+            "heat_pump_cop",
+        ):
+            df[name] = inputs.inp[:n, k.INPUT_COLUMNS.index(name)]
+        for i, name in enumerate(PLANNED_COLUMNS):
+            df[f"planned_{name}"] = self.planned[:, i]
+        df.index.name = "time"
+        return df
+
+
+def planned_values(row: pd.Series | None) -> F64:
+    """The plan's :data:`PLANNED_COLUMNS` for one step (NaN without a plan)."""
+    if row is None:
+        return np.full(len(PLANNED_COLUMNS), np.nan)
+    grid = float(row["grid_import_w"]) - float(row["grid_export_w"])
+    rest = [float(row[c]) for c in PLANNED_COLUMNS[1:]]
+    return np.array([grid, *rest])
