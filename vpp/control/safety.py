@@ -152,10 +152,22 @@ def grid_delta_w(sp: Setpoint, site: Site, snapshot: Snapshot) -> float:
     if isinstance(reading, HeatPumpReading) and reading.el_power_w is not None:
         return sp.value - reading.el_power_w
     if isinstance(reading, PvReading) and reading.ac_power_w is not None:
-        # A tighter limit cuts output; a looser one may let it rise up to the new cap (the
-        # power available is unknown, so the guard assumes the worst case).
-        return reading.ac_power_w - sp.value / 100.0 * _rated_w(site, sp.device_id, reading)
+        return _pv_delta_w(sp.value, reading, _rated_w(site, sp.device_id, reading))
     return 0.0
+
+
+def _pv_delta_w(new_pct: float, reading: PvReading, rated_w: float) -> float:
+    """Grid change [W] of a new PV limit: a tighter cap cuts output below it; a looser one
+    can only raise output where the inverter is held at its present cap now (its available
+    power is then unknown, so the guard assumes the worst); an inverter producing below its
+    cap already gives all it has."""
+    output = reading.ac_power_w or 0.0
+    new_cap = new_pct / 100.0 * rated_w
+    if new_cap < output:
+        return output - new_cap
+    old_cap = (reading.limit_pct if reading.limit_pct is not None else 100.0) / 100.0 * rated_w
+    held = old_cap < rated_w and output >= 0.98 * old_cap
+    return -(new_cap - output) if held else 0.0
 
 
 def _rated_w(site: Site, device_id: str, reading: PvReading) -> float:

@@ -131,3 +131,25 @@ def test_guard_caps_pv_limit_raises_that_could_breach_export() -> None:
     out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
     # The new limit lets output rise by at most the 100 W of headroom left.
     assert out[0].value == pytest.approx(20.0 + 100.0 / pv.rated_w * 100)
+
+
+def test_guard_leaves_inverters_that_already_give_all_they_have() -> None:
+    pv = SITE.pv[0]
+    # Unlimited and below rating: output is all the sun gives; a 100 % limit changes nothing.
+    free = PvReading(
+        ac_power_w=0.4 * pv.rated_w,
+        energy_wh=0,
+        dc_power_w=None,
+        status=None,
+        rated_w=pv.rated_w,
+        limit_pct=None,
+    )
+    exp = SITE.grid.export_limit_w
+    snap = snapshot(-exp + 100.0, **{pv.id: free})
+    out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
+    assert out[0].value == 100.0 and not out[0].clamped
+    # Limited at 50 % but producing only 30 %: not held by its cap either.
+    below = PvReading(0.3 * pv.rated_w, 0, None, None, pv.rated_w, limit_pct=50.0)
+    snap = snapshot(-exp + 100.0, **{pv.id: below})
+    out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
+    assert out[0].value == 100.0
