@@ -170,8 +170,10 @@ class HeatPumpDevice(_DeviceBase):
     max_el_w: PositiveFloat
     #: Lowest electric power while running, as a share of ``max_el_w`` (0 = fully modulating).
     min_part_load_pct: Pct = 0.0
-    #: Carnot efficiency factor: COP = eta * T_supply / (T_supply - T_source), kelvin.
-    carnot_efficiency: Ratio = 0.5
+    #: Carnot efficiency factor: COP = eta * T_supply / (T_supply - T_source), kelvin. The
+    #: default is the median fitted to the water/water and brine/water heat pumps of the hplib
+    #: database (``optimizer/fit_carnot.py``, ``optimizer/carnot_fit.csv``).
+    carnot_efficiency: Ratio = 0.57
     #: Temperature drop across the evaporator, degC.
     source_approach_k: NonNegativeFloat = 5.0
 
