@@ -22,7 +22,7 @@ from optimizer.data import ModelData, Problem, build_problem, set_soc_bounds
 from optimizer.fallback import fallback_flows
 from optimizer.flows import Flows
 from optimizer.inputs import State, plan_index, plan_start, prepare_forecast
-from optimizer.model import KW, build_model, update_params
+from optimizer.model import build_model, param_items, update_params
 from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.plan import Plan, SolveInfo, plan_frame, summarise, unit_frame, used_slacks
 from optimizer.readback import read_flows, simultaneous_steps
@@ -103,12 +103,11 @@ class Planner:
         key = data.structure_key()
         built = self._built
         if built is not None and built.key == key:
-            update_params(built.model, data)
-            built.solver.refresh_parameters()
+            built.solver.refresh(update_params(built.model, data))
             return built, True
         model = build_model(data)
         solver = PersistentHighs()
-        solver.load(model)
+        solver.load(model, param_items(model))
         built = _Built(model, solver, key, model.nvariables(), model.nconstraints())
         self._built = built
         return built, False
@@ -182,8 +181,6 @@ class Planner:
         the last two (power, shortfall) pairs, or by twice the last cut if the shortfall did
         not shrink; this closes the gap in a few rounds instead of creeping towards it.
         """
-        m = built.model
-        changed: list[Any] = []
         for u, t in zip(*np.nonzero(short > self.params.tolerance_w), strict=True):
             charging = bool(flows.bat_net_w[u, t] < 0)
             now = flows.bat_charge_w[u, t] if charging else flows.bat_discharge_w[u, t]
@@ -199,19 +196,10 @@ class Planner:
             value = max(now - cut, 0.0)
             if charging:
                 data.bat_charge_max_w[u, t] = value
-                m.bat_ch_max[u, t].set_value(value * KW)
-                changed.append(m.bat_ch[u, t])
             else:
                 data.bat_discharge_max_w[u, t] = value
-                m.bat_dis_max[u, t].set_value(value * KW)
-                changed.append(m.bat_dis[u, t])
-        lo, hi = data.bat_soc_lo_wh, data.bat_soc_hi_wh
-        set_soc_bounds(data)
-        if np.array_equal(lo, data.bat_soc_lo_wh) and np.array_equal(hi, data.bat_soc_hi_wh):
-            built.solver.refresh_bounds(changed)
-        else:  # a unit recovering into its window: its recovery path moved
-            update_params(m, data)
-            built.solver.refresh_parameters()
+        set_soc_bounds(data)  # moves only for a unit recovering into its window
+        built.solver.refresh(update_params(built.model, data))
 
     def _fallback(self, problem: Problem, reason: str, timer: _Timer) -> Plan:
         tic = time.perf_counter()

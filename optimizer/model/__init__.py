@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyomo.environ as pyo
 
 from optimizer.data import ModelData
-from optimizer.model.base import KW, add_sets, update_params
+from optimizer.model.base import KW, add_sets, param_items, seal_params, update_params
 from optimizer.model.battery import add_battery_constraints
 from optimizer.model.grid import add_grid_constraints
 from optimizer.model.heat_demand import add_heat_demand_constraints
@@ -20,7 +20,7 @@ from optimizer.model.objective import add_objective
 from optimizer.model.pv import add_pv_constraints
 from optimizer.model.store import add_store_constraints
 
-__all__ = ["KW", "build_model", "update_params"]
+__all__ = ["KW", "build_model", "param_items", "update_params"]
 
 FAMILIES = (
     add_pv_constraints,
@@ -40,4 +40,5 @@ def build_model(data: ModelData) -> pyo.ConcreteModel:
     add_sets(m, data)
     for add_family in FAMILIES:
         add_family(m, data)
+    seal_params(m, data)
     return m

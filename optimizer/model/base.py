@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from optimizer.data import ModelData
 
@@ -31,6 +31,12 @@ def add_sets(m: pyo.ConcreteModel, data: ModelData) -> None:
     m.V = pyo.Set(initialize=range(data.n_pv), ordered=True)
     m.dt = data.dt_h
     m.param_sources = []
+
+
+def seal_params(m: pyo.ConcreteModel, data: ModelData) -> None:
+    """Index the model's mutable Params once all are declared (for :func:`update_params`)."""
+    m.param_items = param_items(m)
+    m.param_last = param_values(m, data)
 
 
 def add_param(
@@ -56,9 +62,31 @@ def add_param(
     return param
 
 
-def update_params(m: pyo.ConcreteModel, data: ModelData) -> None:
-    """Store the values of ``data`` in every mutable Param of the model."""
-    for items, get in m.param_sources:
-        values = np.asarray(get(data), dtype=float).ravel()
-        for item, value in zip(items, values.tolist(), strict=True):
-            item.set_value(value)
+def param_items(m: pyo.ConcreteModel) -> list[Any]:
+    """Every mutable Param element of the model, in the order of :func:`param_values`."""
+    return [item for items, _ in m.param_sources for item in items]
+
+
+def param_values(m: pyo.ConcreteModel, data: ModelData) -> NDArray[np.float64]:
+    """The values ``data`` gives every mutable Param, flat, in the order of :func:`param_items`."""
+    parts = [np.asarray(get(data), dtype=float).ravel() for _, get in m.param_sources]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def update_params(m: pyo.ConcreteModel, data: ModelData) -> NDArray[np.float64]:
+    """Store the values of ``data`` in every mutable Param of the model; returns them flat.
+
+    Only Params whose value changed are written, straight into the Param's value slot: the
+    values are plain floats of a real-valued Param, so Pyomo's per-value validation (a domain
+    look-up for each of ~10,000 Params on the demo site) has nothing to catch.
+    """
+    values = param_values(m, data)
+    last = m.param_last
+    items = m.param_items
+    if last.shape != values.shape:
+        raise ValueError(f"data gives {values.size} Param values, the model has {last.size}")
+    changed = np.flatnonzero(values != last)
+    for i, value in zip(changed.tolist(), values[changed].tolist(), strict=True):
+        items[i]._value = value
+    m.param_last = values
+    return values
