@@ -42,6 +42,9 @@ from vpp.forecast import forecast
 
 log = logging.getLogger("vpp.control")
 
+#: How often the watchdog applies the recorder's retention.
+RETENTION_EVERY = timedelta(hours=1)
+
 JOB_NAMES = ("poll", "plan", "dispatch", "correct", "keepalive", "watchdog")
 
 
@@ -63,6 +66,7 @@ class Controller:
     store: StoreEstimate = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
+    _last_retention: datetime | None = field(default=None, init=False)
     #: One plan at a time: the planner's persistent model is not safe to share.
     _plan_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
@@ -432,7 +436,10 @@ class Controller:
                 "plan_stale",
                 "no plan" if age is None else f"plan is {age / 60:.0f} min old",
             )
-        if self.recorder is not None:
+        due = self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
+        if self.recorder is not None and due:
+            # Deleting old rows takes seconds at a thousand devices: once an hour is enough.
+            self._last_retention = now
             await asyncio.to_thread(self._record, "retention", self.recorder.apply_retention, now)
 
 
