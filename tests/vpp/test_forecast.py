@@ -160,13 +160,21 @@ def test_household_load_follows_the_standard_profile(history: pd.DataFrame) -> N
     np.testing.assert_allclose(got, truth, atol=0.01)
 
 
-def test_it_load_is_last_weeks_same_quarter_hour(history: pd.DataFrame) -> None:
-    now = pd.Timestamp("2018-05-23T11:00Z")
-    got = forecast(history, now, timedelta(hours=30))["it_load_ratio"]
-    week_before = history["it_load_ratio"].reindex(
-        pd.DatetimeIndex(got.index) - pd.Timedelta(days=7)
+def test_it_load_follows_the_day_type_across_a_holiday(history: pd.DataFrame) -> None:
+    """The Monday after Whit Monday is forecast from the last working day (Friday), not from
+    the holiday a week before; the synthetic IT load repeats by day type, so the forecast
+    is the truth, while last week's value is off in office hours."""
+    now = local("2018-05-28 06:00")  # Monday; 2018-05-21 was Whit Monday
+    got = forecast(history, now, timedelta(hours=36))["it_load_ratio"]
+    index = pd.DatetimeIndex(got.index)
+    truth = history["it_load_ratio"].reindex(index)
+    np.testing.assert_allclose(got, truth, atol=1e-9)
+    week_before = history["it_load_ratio"].reindex(index - pd.Timedelta(days=7)).to_numpy()
+    office = (index.tz_convert("Europe/Berlin").hour >= 9) & (
+        index.tz_convert("Europe/Berlin").hour < 17
     )
-    np.testing.assert_array_equal(got.to_numpy(), week_before.to_numpy())
+    today = index.tz_convert("Europe/Berlin").day == 28
+    assert (np.abs(week_before - truth.to_numpy())[office & today] > 0.01).all()
 
 
 def test_temperature_is_persistence_of_the_last_24_hours(history: pd.DataFrame) -> None:
@@ -184,7 +192,7 @@ def test_pv_blends_persistence_and_clear_sky(history: pd.DataFrame) -> None:
     cutoff = now
 
     def pv(weight: float) -> np.ndarray:
-        s = ForecastSettings(solar_persistence_weight=weight)
+        s = ForecastSettings(solar_persistence_weight=weight, solar_nowcast_h=0.0)
         return forecast_solar(known, index, cutoff, s)
 
     persistence = np.mean(
@@ -206,3 +214,33 @@ def test_bad_inputs_are_refused(history: pd.DataFrame) -> None:
         forecast(history, pd.Timestamp("2018-06-01T10:00Z"), mode="oracle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timezone-aware"):
         forecast(history.tz_localize(None), pd.Timestamp("2018-06-01T10:00Z"))
+
+
+def test_pv_nowcast_follows_the_last_half_hour(history: pd.DataFrame) -> None:
+    """The first steps follow the clear-sky index just measured, the far end is the
+    day-to-day blend, and over the sample's midday cutoffs the first hour's error drops."""
+    from vpp.forecast import clear_sky_ghi
+
+    settings = ForecastSettings()
+    off = ForecastSettings(solar_nowcast_h=0.0)
+    series = history["pv_w_per_kwp"]
+    now = pd.Timestamp("2018-06-04T10:00Z")
+    index = forecast_index(now, timedelta(hours=36))
+    known = series[series.index < now]
+    got = forecast_solar(known, index, now, settings)
+    blend = forecast_solar(known, index, now, off)
+    window = known[known.index >= now - pd.Timedelta(minutes=30)]
+    k_now = window.sum() / clear_sky_ghi(pd.DatetimeIndex(window.index), settings).sum()
+    sky = clear_sky_ghi(index, settings)
+    np.testing.assert_allclose(got[0], sky[0] * k_now, rtol=1e-12)
+    far = np.asarray((index - now) / pd.Timedelta(hours=1)) > 24
+    np.testing.assert_allclose(got[far], blend[far], atol=0.01 * sky.max() * k_now + 1.0)
+    errors = {"nowcast": 0.0, "blend": 0.0}
+    for day in range(8, 40, 2):
+        cut = pd.Timestamp("2018-05-01T09:00Z") + pd.Timedelta(days=day, hours=day % 5)
+        idx = forecast_index(cut, timedelta(hours=1))
+        before = series[series.index < cut]
+        truth = series.reindex(idx).to_numpy()
+        for name, s in (("nowcast", settings), ("blend", off)):
+            errors[name] += float(np.abs(forecast_solar(before, idx, cut, s) - truth).mean())
+    assert errors["nowcast"] < 0.7 * errors["blend"], errors
