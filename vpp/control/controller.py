@@ -29,8 +29,7 @@ from vpp.clock import Clock, floor_quarter
 from vpp.config import BatteryDevice, DeviceKind, Site
 from vpp.control import events as ev
 from vpp.control.dispatch import (
-    correct_batteries,
-    curtail_export,
+    corrections,
     plan_row,
     setpoints_from_row,
 )
@@ -311,13 +310,10 @@ class Controller:
         active = {
             d: s.requested for d, s in self.state.setpoints.items() if s.quantity == "battery_w"
         }
-        run = self.site.run
-        setpoints = correct_batteries(
-            self.site, snapshot, row, active, run.correction_interval_s, run.correction_deadband_w
+        imp, exp = grid_limits_w(self.site, self.state.caps, self.clock.now())
+        setpoints = corrections(
+            self.site, snapshot, row, active, imp, exp, self.site.run.correction_interval_s
         )
-        _, export_limit = grid_limits_w(self.site, self.state.caps, self.clock.now())
-        absorbed = sum(sp.value - active[sp.device_id] for sp in setpoints)
-        setpoints += curtail_export(self.site, snapshot, export_limit, charge_added_w=-absorbed)
         if setpoints:
             await self.apply(setpoints, "correct")
 

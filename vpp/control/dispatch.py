@@ -3,11 +3,13 @@
 Pure functions. The plan's per-device columns are ``<id>.battery_w`` (W, > 0 discharge) and
 ``<id>.pv_limit_w`` (W cap); the heat pump follows the site column ``heat_pump_el_w``.
 
-Correction: between quarter hours the batteries hold the planned grid exchange. With ``e`` the
-measured minus the planned grid power (> 0: importing more than planned), each battery's active
-setpoint moves by ``e * h_i / sum(h)``, where ``h_i`` is its headroom in the needed direction,
-so the fleet absorbs the forecast error of PV and load. Errors inside a deadband are left
-alone so that meter noise does not make the batteries chatter.
+Correction: between quarter hours the batteries move the measured grid exchange to a target.
+With ``e`` the measured minus the target grid power (> 0: importing more than wanted), each
+battery's active setpoint moves by ``e * h_i / sum(h)``, where ``h_i`` is its headroom in the
+needed direction. The target is the planned exchange (``run.correction = "schedule"``: the
+fleet absorbs the forecast error of PV and load) or, by default (``"limits"``), the nearest
+connection limit when the exchange is past it (no correction inside the limits). Errors inside
+a deadband are left alone so that meter noise does not make the batteries chatter.
 """
 
 from __future__ import annotations
@@ -86,10 +88,50 @@ def correct_batteries(
     deadband_w : departures smaller than this are ignored [W]
     """
     grid = measured_grid_w(site, snapshot)
-    if grid is None or not active:
+    if grid is None:
         return []
     error = grid - planned_grid_w(row)
     if abs(error) < deadband_w:
+        return []
+    return shift_batteries(
+        site, snapshot, row, active, error, horizon_s, f"correction: grid {error:+.0f} W off plan"
+    )
+
+
+def hold_limits(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    active: Mapping[str, float],
+    import_limit_w: float,
+    export_limit_w: float,
+    horizon_s: float,
+    deadband_w: float,
+) -> list[Setpoint]:
+    """New battery setpoints that bring a measured exchange past a grid limit back to it;
+    none while the exchange is inside the limits (or past them by less than the deadband)."""
+    grid = measured_grid_w(site, snapshot)
+    if grid is None:
+        return []
+    error = max(0.0, grid - import_limit_w) - max(0.0, -grid - export_limit_w)
+    if abs(error) < max(deadband_w, 1e-9):
+        return []
+    why = f"correction: grid {grid:+.0f} W past its limit"
+    return shift_batteries(site, snapshot, row, active, error, horizon_s, why)
+
+
+def shift_batteries(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    active: Mapping[str, float],
+    error_w: float,
+    horizon_s: float,
+    reason: str,
+) -> list[Setpoint]:
+    """Move the active battery setpoints by ``error_w`` in all [W, > 0 more discharge],
+    shared by each battery's headroom in that direction over ``horizon_s`` [s]."""
+    if not active or error_w == 0.0:
         return []
     rooms: dict[str, float] = {}
     for bat in site.batteries:
@@ -100,19 +142,55 @@ def correct_batteries(
         if not isinstance(reading, BatteryReading):
             continue
         lo, hi = battery_window_w(bat, reading, horizon_s)
-        rooms[bat.id] = max(0.0, hi - active[bat.id] if error > 0 else active[bat.id] - lo)
+        rooms[bat.id] = max(0.0, hi - active[bat.id] if error_w > 0 else active[bat.id] - lo)
     total = sum(rooms.values())
     if total <= 0:
         return []
-    share = min(1.0, abs(error) / total)
-    sign = 1.0 if error > 0 else -1.0
+    share = min(1.0, abs(error_w) / total)
+    sign = 1.0 if error_w > 0 else -1.0
     out = []
     for device_id, room in rooms.items():
         value = active[device_id] + sign * room * share
         planned = float(row.get(f"{device_id}.battery_w", active[device_id]))
-        why = f"correction: grid {error:+.0f} W off plan"
-        out.append(Setpoint(device_id, DeviceKind.BATTERY, value, planned, reason=why))
+        out.append(Setpoint(device_id, DeviceKind.BATTERY, value, planned, reason=reason))
     return out
+
+
+def corrections(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    active: Mapping[str, float],
+    import_limit_w: float,
+    export_limit_w: float,
+    horizon_s: float,
+) -> list[Setpoint]:
+    """One intra-quarter correction: the batteries move the exchange to the plan
+    (:func:`correct_batteries`, ``run.correction = "schedule"``) or back inside the grid
+    limits (:func:`hold_limits`, ``"limits"``), with the site's deadband; then PV is
+    curtailed where the export still exceeds ``export_limit_w`` (:func:`curtail_export`).
+
+    ``vpp run`` calls this every ``run.correction_interval_s``; replay once per quarter
+    hour, after the first interval.
+    """
+    run = site.run
+    if run.correction == "schedule":
+        setpoints = correct_batteries(
+            site, snapshot, row, active, horizon_s, run.correction_deadband_w
+        )
+    else:
+        setpoints = hold_limits(
+            site,
+            snapshot,
+            row,
+            active,
+            import_limit_w,
+            export_limit_w,
+            horizon_s,
+            run.correction_deadband_w,
+        )
+    absorbed = sum(sp.value - active[sp.device_id] for sp in setpoints)
+    return setpoints + curtail_export(site, snapshot, export_limit_w, charge_added_w=-absorbed)
 
 
 def curtail_export(

@@ -100,3 +100,28 @@ def test_export_over_the_limit_is_cut_from_the_inverters() -> None:
     assert cut_w == pytest.approx(6000.0)  # 9 kW over, 3 kW of it taken by extra charging
     assert all(sp.kind == DeviceKind.PV and "over its limit" in sp.reason for sp in out)
     assert curtail_export(SITE, snapshot, limit + 10_000.0) == []
+
+
+def test_limits_mode_corrects_only_past_the_connection_limits() -> None:
+    from vpp.control.dispatch import corrections, hold_limits
+
+    active = {b.id: 1000.0 for b in SITE.batteries}
+    imp, exp = SITE.grid.import_limit_w, SITE.grid.export_limit_w
+    # 6 kW off the plan but inside the limits: nothing to do in "limits" mode ...
+    assert hold_limits(SITE, snap(26_000), row(), active, imp, exp, 300, 2000) == []
+    assert SITE.run.correction == "limits"
+    assert corrections(SITE, snap(26_000), row(), active, imp, exp, 300) == []
+    # ... while "schedule" holds the planned exchange.
+    schedule = SITE.model_copy(
+        update={"run": SITE.run.model_copy(update={"correction": "schedule"})}
+    )
+    out = corrections(schedule, snap(26_000), row(), active, imp, exp, 300)
+    assert sum(sp.value - 1000.0 for sp in out) == pytest.approx(6000.0)
+    # 7 kW past the import limit: the batteries discharge 7 kW more.
+    out = hold_limits(SITE, snap(imp + 7000.0), row(), active, imp, exp, 300, 2000)
+    assert sum(sp.value - 1000.0 for sp in out) == pytest.approx(7000.0)
+    assert all("past its limit" in sp.reason for sp in out)
+    # 4 kW past the export limit: they charge 4 kW more; under the deadband: nothing.
+    out = hold_limits(SITE, snap(-exp - 4000.0), row(), active, imp, exp, 300, 2000)
+    assert sum(sp.value - 1000.0 for sp in out) == pytest.approx(-4000.0)
+    assert hold_limits(SITE, snap(-exp - 1000.0), row(), active, imp, exp, 300, 2000) == []
