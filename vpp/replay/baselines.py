@@ -54,6 +54,7 @@ def run_rule_strategy(
     )
     trace = Trace.empty(inputs.index[:n], len(params.battery_ids), len(params.pv_ids), False)
     trace.out, trace.bat_w, trace.bat_soc_wh, trace.pv_w = out, bat_w, bat_soc, pv_w
+    trace.bat_ch_w = np.maximum(-bat_w, 0.0)
     trace.stats["plant_s"] = time.perf_counter() - tic
     return trace
 

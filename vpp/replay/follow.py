@@ -7,9 +7,13 @@ from the simulated plant, exactly as ``Controller.apply`` does before writing to
 The snapshot holds what a poll at the quarter hour would read: each battery's SoC and the
 previous quarter hour's mean powers of batteries, inverters, heat pump and grid meter.
 
-Between quarter hours the live controller may nudge the batteries to hold the planned grid
-exchange (``correct``); replay leaves that out: each setpoint holds for its quarter hour and
-forecast errors go to the grid.
+Within the quarter hour the live controller nudges the batteries when the grid exchange goes
+past a limit (or, with ``run.correction = "schedule"``, off the plan) and curtails PV if the
+export goes over its limit (its ``correct`` job, every ``run.correction_interval_s``).
+Replay does the same with the same function (:func:`vpp.control.dispatch.corrections`):
+the quarter hour's true values are constant within it, so after the first interval the grid
+meter shows the whole departure, one correction cancels it (down to the deadband) and holds
+for the rest of the quarter hour (:meth:`Follower.correct`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from adapters.snapshot import (
     Snapshot,
 )
 from vpp.config import DeviceKind, Site
-from vpp.control.dispatch import setpoints_from_row
+from vpp.control.dispatch import corrections, setpoints_from_row
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.replay import plant as k
 from vpp.replay.layout import PlantParams
@@ -98,6 +102,30 @@ class Follower:
         imp, exp = grid_limits_w(self.site, [], when)
         final = guard_grid(self.site, snap, checked, imp, exp)
         return self._arrays(final, base)
+
+    def correct(
+        self,
+        row: pd.Series,
+        when: datetime,
+        reading: PlantReading,
+        current: Setpoints,
+        horizon_s: float,
+    ) -> Setpoints:
+        """The setpoints after one intra-quarter correction at ``when``, from a poll's
+        ``reading`` of the plant under ``current``; they hold for ``horizon_s`` [s].
+
+        As ``Controller.correct`` followed by ``Controller.apply``: corrections, then the
+        safety check and the grid guard on the same snapshot. ``current`` comes back
+        unchanged (``clamped`` 0) when the grid is within the deadband of the plan.
+        """
+        snap = snapshot(self.site, self.params, when, reading)
+        active = dict(zip(self.params.battery_ids, map(float, current.bat_w), strict=True))
+        imp, exp = grid_limits_w(self.site, [], when)
+        proposed = corrections(self.site, snap, row, active, imp, exp, horizon_s)
+        if not proposed:
+            return Setpoints(current.bat_w, current.pv_limit_w, current.hp_w)
+        checked = check_setpoints(self.site, snap, proposed, horizon_s)
+        return self._arrays(guard_grid(self.site, snap, checked, imp, exp), current)
 
     def _arrays(self, setpoints: list[Setpoint], base: Setpoints) -> Setpoints:
         bat, pv, hp = base.bat_w.copy(), base.pv_limit_w.copy(), base.hp_w

@@ -122,7 +122,7 @@ def strategy_kpis(
         float(np.sum(inp[:, k.I_CO2] * imp)) * dt / 1e9
         + site.economics.gas_co2_kg_per_mwh * gas_mwh / 1e3
     )
-    wear = float(np.sum(np.maximum(trace.bat_w, 0.0) * params.bat[:, k.B_WEAR])) * dt / 1e6
+    wear = float(np.sum(trace.bat_dis_w * params.bat[:, k.B_WEAR])) * dt / 1e6
     figures = {
         "import_cost_eur": float(np.sum(inp[:, k.I_PRICE_IMP] * imp)) * dt / 1e6,
         "export_revenue_eur": float(np.sum(inp[:, k.I_PRICE_EXP] * exp)) * dt / 1e6,

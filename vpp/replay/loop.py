@@ -7,6 +7,11 @@ hands it), scaled to the site, then ``Planner.plan`` from the plant's state, the
 row for ``t`` through the dispatch and safety code (:mod:`vpp.replay.follow`), then the plant
 simulator over the quarter hour with what really happened.
 
+While a plan is in force the quarter hour runs in two parts, as in ``vpp run``: the first
+``run.correction_interval_s`` on the plan's setpoints, then, from what the meters show at
+that moment, the intra-quarter correction (:meth:`Follower.correct`) for the rest of it.
+The heat side does not take part in the correction and moves on in one piece.
+
 As in ``vpp run``, a failed plan (a forecast without estimates, e.g. in the first days of a
 file when there is no history yet) keeps the previous plan in force while it covers the step;
 with no plan at all the devices run on their own defaults (:func:`follow.device_defaults`).
@@ -31,7 +36,7 @@ from vpp.control.inputs import HISTORY
 from vpp.data.schema import STEP
 from vpp.forecast import Mode, forecast
 from vpp.replay import plant as k
-from vpp.replay.follow import Follower, PlantReading
+from vpp.replay.follow import Follower, PlantReading, Setpoints
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.trace import Trace, planned_values
 
@@ -42,6 +47,7 @@ STAT_NAMES = (
     "failed_plans",
     "unplanned_steps",
     "clamped_setpoints",
+    "corrected_steps",
     "forecast_s",
     "plan_s",
     "dispatch_s",
@@ -168,23 +174,88 @@ def _step(
     trace.planned[t] = planned_values(row)
     trace.setpoints[t] = np.concatenate([sp.bat_w, sp.pv_limit_w, [sp.hp_w]])
     stats["dispatch_s"] += time.perf_counter() - tic
-    tic = time.perf_counter()
-    k.plant_step(
-        p.bat,
-        p.pv_rated_w,
-        p.heat,
-        inp.pv_avail_w[t],
-        inp.inp[t],
-        sp.bat_w,
-        sp.pv_limit_w,
-        sp.hp_w,
-        soc,
-        store,
-        trace.bat_w[t],
-        trace.pv_w[t],
-        trace.out[t],
-    )
+    first_s = min(ctx.site.run.correction_interval_s, p.dt_h * 3600.0)
+    if row is None or first_s >= p.dt_h * 3600.0:
+        tic = time.perf_counter()
+        k.plant_step(
+            p.bat,
+            p.pv_rated_w,
+            p.heat,
+            inp.pv_avail_w[t],
+            inp.inp[t],
+            sp.bat_w,
+            sp.pv_limit_w,
+            sp.hp_w,
+            soc,
+            store,
+            trace.bat_w[t],
+            trace.pv_w[t],
+            trace.out[t],
+        )
+        trace.bat_ch_w[t] = np.maximum(-trace.bat_w[t], 0.0)
+        stats["plant_s"] += time.perf_counter() - tic
+    else:
+        _corrected_step(ctx, trace, t, row, sp, first_s, soc, store)
     trace.bat_soc_wh[t] = soc
+
+
+#: Output columns the electric side writes that are mean powers (merged by time share).
+_ELECTRIC_MEANS = [k.O_PV, k.O_PV_AVAIL, k.O_LOAD, k.O_BAT, k.O_BAT_CH, k.O_BAT_DIS, k.O_GRID]
+
+
+def _corrected_step(
+    ctx: LoopContext,
+    trace: Trace,
+    t: int,
+    row: pd.Series,
+    sp: Setpoints,
+    first_s: float,
+    soc: np.ndarray,
+    store: np.ndarray,
+) -> None:
+    """Step ``t`` in two parts: ``first_s`` [s] on ``sp``, the rest after a correction.
+
+    The heat side runs over the whole step (its setpoint is not corrected); the electric
+    side runs each part with its own length, and the step's flows are the time-weighted
+    means of the parts (energies: the state at the end).
+    """
+    p, inp, stats = ctx.params, ctx.inputs, trace.stats
+    dt_s = p.dt_h * 3600.0
+    share = first_s / dt_s
+    first, rest = p.heat.copy(), p.heat.copy()
+    first[k.H_DT], rest[k.H_DT] = first_s / 3600.0, p.dt_h - first_s / 3600.0
+    tic = time.perf_counter()
+    out = trace.out[t]
+    k.heat_step(p.heat, inp.inp[t], sp.hp_w, store, out)
+    out_a = out.copy()
+    bat_a, pv_a = np.zeros(len(soc)), np.zeros(len(p.pv_rated_w))
+    k.electric_step(
+        p.bat, p.pv_rated_w, first, inp.pv_avail_w[t], inp.inp[t], sp.bat_w, sp.pv_limit_w,
+        soc, bat_a, pv_a, out_a,
+    )  # fmt: skip
+    stats["plant_s"] += time.perf_counter() - tic
+    tic = time.perf_counter()
+    when = pd.Timestamp(trace.index[t]).to_pydatetime() + timedelta(seconds=first_s)
+    reading = PlantReading(soc.copy(), bat_a, pv_a, float(out[k.O_HP_EL]), float(out_a[k.O_GRID]))
+    after = ctx.follower.correct(row, when, reading, sp, dt_s - first_s)
+    changed = not (
+        np.array_equal(after.bat_w, sp.bat_w) and np.array_equal(after.pv_limit_w, sp.pv_limit_w)
+    )
+    stats["corrected_steps"] += changed
+    stats["clamped_setpoints"] += after.clamped
+    stats["dispatch_s"] += time.perf_counter() - tic
+    tic = time.perf_counter()
+    bat_b, pv_b = trace.bat_w[t], trace.pv_w[t]
+    k.electric_step(
+        p.bat, p.pv_rated_w, rest, inp.pv_avail_w[t], inp.inp[t], after.bat_w,
+        after.pv_limit_w, soc, bat_b, pv_b, out,
+    )  # fmt: skip
+    trace.bat_ch_w[t] = share * np.maximum(-bat_a, 0.0) + (1 - share) * np.maximum(-bat_b, 0.0)
+    bat_b *= 1 - share
+    bat_b += share * bat_a
+    pv_b *= 1 - share
+    pv_b += share * pv_a
+    out[_ELECTRIC_MEANS] = share * out_a[_ELECTRIC_MEANS] + (1 - share) * out[_ELECTRIC_MEANS]
     stats["plant_s"] += time.perf_counter() - tic
 
 

@@ -28,7 +28,9 @@ PLANNED_COLUMNS = (
 @dataclass
 class Trace:
     """Flows of every step (``out``: steps x :data:`~vpp.replay.plant.OUTPUT_COLUMNS`) and
-    per device (steps x devices): battery power [W], battery energy at the step's end [Wh],
+    per device (steps x devices): battery power [W, mean, > 0 discharge] and its charging
+    part [W, >= 0; a battery corrected within the quarter hour may both discharge and charge
+    in it, so its discharge is ``bat_w + bat_ch_w``], battery energy at the step's end [Wh],
     PV output [W]. ``planned`` holds the plan's values of :data:`PLANNED_COLUMNS` (NaN
     where no plan covered the step, and for rules); ``setpoints`` the setpoints sent
     (battery W, PV cap W, heat pump W) by strategies that follow plans (no columns for
@@ -37,6 +39,7 @@ class Trace:
     index: pd.DatetimeIndex
     out: F64
     bat_w: F64
+    bat_ch_w: F64
     bat_soc_wh: F64
     pv_w: F64
     planned: F64
@@ -53,6 +56,7 @@ class Trace:
             index=index,
             out=np.zeros((n, k.N_OUT)),
             bat_w=np.zeros((n, batteries)),
+            bat_ch_w=np.zeros((n, batteries)),
             bat_soc_wh=np.zeros((n, batteries)),
             pv_w=np.zeros((n, inverters)),
             planned=np.full((n, len(PLANNED_COLUMNS)), np.nan),
@@ -62,6 +66,12 @@ class Trace:
     @property
     def steps(self) -> int:
         return len(self.index)
+
+    @property
+    def bat_dis_w(self) -> F64:
+        """Mean discharging power per step and battery [W, >= 0]."""
+        discharge: F64 = self.bat_w + self.bat_ch_w
+        return discharge
 
     def frame(self, inputs: PlantInputs) -> pd.DataFrame:
         """Site flows, prices and (if any) the plan's values, one row per step."""

@@ -20,6 +20,7 @@ from vpp.replay.layout import plant_inputs, plant_params
 from vpp.replay.loop import LoopContext, every_step, run_loop
 from vpp.replay.parallel import make_jobs, run_jobs
 from vpp.replay.runner import DayResult, ReplayOptions, day_index, raw_window
+from vpp.replay.trace import Trace
 
 from .conftest import SAMPLE_DAYS
 
@@ -65,7 +66,8 @@ def test_energy_balances_close_in_every_step(
         np.testing.assert_allclose(store[1:], expected, atol=1e-3, err_msg=name)
         soc = np.vstack([params.soc0_wh, tr.bat_soc_wh])
         eta_c, eta_d = params.bat[:, k.B_ETA_C], params.bat[:, k.B_ETA_D]
-        step = np.where(tr.bat_w > 0, -tr.bat_w * dt / eta_d, -tr.bat_w * dt * eta_c)
+        # Mean discharge and charge (a battery corrected within a step may do both).
+        step = -tr.bat_dis_w * dt / eta_d + tr.bat_ch_w * dt * eta_c
         np.testing.assert_allclose(soc[1:], soc[:-1] + step, atol=1e-6, err_msg=name)
         assert (tr.bat_soc_wh <= params.bat[:, k.B_SOC_MAX] + 1e-6).all()
         assert (
@@ -149,3 +151,51 @@ def test_no_peeking(site: Site, data: pd.DataFrame) -> None:
     oracle_after = _setpoints(site, changed, day, 2, "perfect")
     assert not np.array_equal(oracle_before, oracle_after)
     assert t - day_index(site, day)[0] == timedelta(minutes=15 * (steps - 1))
+
+
+def test_schedule_correction_holds_the_planned_exchange_within_the_quarter(
+    site: Site, data: pd.DataFrame
+) -> None:
+    """With ``run.correction = "schedule"`` the replayed quarter hours run in two parts and
+    the correction after the first minute pulls the grid towards the plan; energy still
+    closes per battery (a corrected battery may discharge and charge in one step)."""
+    day, steps = SAMPLE_DAYS[0], 60
+    start, end = raw_window(site, day, day)
+    raw = data[(data.index >= start) & (data.index < end)]
+
+    def replay(interval_s: float) -> tuple[Trace, float]:
+        run = site.run.model_copy(
+            update={
+                "correction": "schedule",
+                "correction_interval_s": interval_s,
+                "correction_deadband_w": 200.0,
+            }
+        )
+        s = site.model_copy(update={"run": run})
+        params = plant_params(s)
+        truth = plant_inputs(s, raw.loc[day_index(s, day)])
+        ctx = LoopContext(s, params, truth, raw, Planner(s), Follower(s, params))
+        trace = run_loop(ctx, "asof", every_step, steps)
+        planned = trace.planned[:, 0]
+        return trace, float(np.mean(np.abs(trace.out[:, k.O_GRID] - planned)))
+
+    corrected, off_plan = replay(60.0)
+    uncorrected, off_plan_before = replay(900.0)
+    assert uncorrected.stats["corrected_steps"] == 0
+    assert corrected.stats["corrected_steps"] >= 5
+    assert off_plan < 0.5 * off_plan_before, (off_plan, off_plan_before)
+    params = plant_params(site)
+    dt = params.dt_h
+    eta_c, eta_d = params.bat[:, k.B_ETA_C], params.bat[:, k.B_ETA_D]
+    soc = np.vstack([params.soc0_wh, corrected.bat_soc_wh])
+    step = -corrected.bat_dis_w * dt / eta_d + corrected.bat_ch_w * dt * eta_c
+    np.testing.assert_allclose(soc[1:], soc[:-1] + step, atol=1e-6)
+    assert (corrected.bat_ch_w >= 0).all() and (corrected.bat_dis_w >= -1e-9).all()
+    grid = (
+        _col(corrected.out, "load_w")
+        + _col(corrected.out, "heat_pump_el_w")
+        + _col(corrected.out, "dry_cooler_el_w")
+        - corrected.pv_w.sum(axis=1)
+        - corrected.bat_w.sum(axis=1)
+    )
+    np.testing.assert_allclose(_col(corrected.out, "grid_w"), grid, atol=TOL_W)
