@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -346,7 +347,10 @@ def _last_complete(table: DayTable) -> int:
     return int(rows[-1]) if len(rows) else -1
 
 
+@lru_cache(maxsize=4096)
 def _day_type(day: np.datetime64) -> str:
+    """SLP day type of a local calendar day (cached: every forecast asks for the same few
+    weeks of days again)."""
     year = pd.Timestamp(day).year
     types = slp_day_types(pd.Series([pd.Timestamp(day)]), set(saxony_holidays(year)))
     return str(types[0])
