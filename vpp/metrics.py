@@ -109,6 +109,7 @@ SPECS: tuple[MetricSpec, ...] = (
     _g("vpp_price_export_euros_per_megawatt_hour", "Export price now, fees deducted."),
     _g("vpp_plan_status", "1 for the current plan's status (none before the first).", "status"),
     _g("vpp_plan_age_seconds", "Time since the current plan was made, s."),
+    _g("vpp_plan_time_limit_seconds", "The optimizer's time limit per solve, s."),
     _g("vpp_plan_objective_euros", "Solver objective of the current plan, EUR."),
     _g("vpp_plan_cost_euros", "Cost of the current plan over its horizon by part, EUR.", "part"),
     _g("vpp_plan_slack_watt_hours", "Energy carried by each slack over the horizon, Wh.", "slack"),
@@ -387,6 +388,7 @@ class VppCollector(Collector):
             return
         info = plan.info
         s.add("vpp_plan_age_seconds", _age_s(s.now, state.plan_created_at))
+        s.add("vpp_plan_time_limit_seconds", state.site.optimizer.time_limit_s)
         s.add("vpp_plan_objective_euros", info.objective_eur)
         s.add("vpp_plan_variables", info.n_variables)
         s.add("vpp_plan_constraints", info.n_constraints)

@@ -331,6 +331,7 @@ async def test_plan_values_are_those_of_the_current_step() -> None:
     assert m("vpp_plan_status", status="fallback") == 0.0
     assert m("vpp_plan_status", status="none") == 0.0
     assert m("vpp_plan_age_seconds") == 1200.0
+    assert m("vpp_plan_time_limit_seconds") == state.site.optimizer.time_limit_s
     assert m("vpp_plan_grid_import_watts") == pytest.approx(row["grid_import_w"])
     assert m("vpp_plan_store_energy_watt_hours") == pytest.approx(row["store_wh"])
     assert m("vpp_plan_heat_pump_cop_ratio") == pytest.approx(row["heat_pump_cop"])
