@@ -4,10 +4,12 @@ Measures, for ``config/demo.toml`` on ``data/inputs_2018.parquet`` (every column
 
 * one day in this process, with where the time goes: forecasts, plans (one per quarter
   hour), dispatch through the live safety code, the plant simulator, the oracle's plan;
-* scaling: the same few days on 1 and on ``--workers`` worker processes;
-* the year: every day of it with ``--full``; by default a sample of ``--sample`` days spread
-  evenly over the year (days are independent, so the sample's mean time per day times 365
-  estimates the year, and its figures estimate the year's quality);
+* scaling: the same few days, each on its own, on 1 and on ``--workers`` worker processes;
+* the year: every day of it with ``--full``, in chains of ``--chain-days`` days (each
+  strategy starts a day where it ended the day before; chains run in parallel); by default
+  a sample of ``--sample`` days spread evenly over the year, each on its own (the sample's
+  mean time per day times 365 estimates the year's time; its quality is only a rough guide,
+  as days on their own value, rather than use, what is stored at midnight);
 * quality: the share of the oracle's savings (over no control) that the controller captured
   over the days replayed.
 
@@ -16,8 +18,8 @@ Targets (issue "Replay historic days offline"): a day in under 10 s, a year in u
 
 With ``--out DIR`` the year's (or the sample's) report folder is written there too.
 
-Usage: ``python bench/replay_year.py [--workers 2] [--sample 30 | --full] [--scaling-days 6]
-[--out DIR]``
+Usage: ``python bench/replay_year.py [--workers 2] [--sample 30 | --full] [--chain-days 7]
+[--scaling-days 6] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ def sample_days(n: int | None) -> list[date]:
 
 
 def timed(
-    site: Site, data: pd.DataFrame, days: list[date], workers: int
+    site: Site, data: pd.DataFrame, days: list[date], workers: int, chain_days: int = 1
 ) -> tuple[list[DayResult], float]:
     """Replay ``days`` on ``workers`` processes; results and wall time [s]."""
-    jobs = make_jobs(site, data, days, ReplayOptions())
+    jobs = make_jobs(site, data, days, ReplayOptions(chain_days=chain_days))
     tic = time.perf_counter()
     results = run_jobs(jobs, workers=workers)
     return results, time.perf_counter() - tic
@@ -90,6 +92,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sample", type=int, default=30, help="days of the year to replay")
     parser.add_argument("--full", action="store_true", help="replay every day of the year")
+    parser.add_argument(
+        "--chain-days", type=int, default=ReplayOptions().chain_days, help="days per chain"
+    )
     parser.add_argument("--scaling-days", type=int, default=6)
     parser.add_argument("--out", type=Path, default=None, help="write the report folder here")
     args = parser.parse_args()
@@ -111,8 +116,12 @@ def main() -> None:
         )
     )
     days = sample_days(None if args.full else args.sample)
-    results, year_wall = timed(site, data, days, args.workers)
-    what = "year" if args.full else f"year sample ({len(days)} days)"
+    results, year_wall = timed(site, data, days, args.workers, args.chain_days)
+    what = (
+        f"year, chains of {args.chain_days} days"
+        if args.full
+        else f"year sample ({len(days)} days on their own)"
+    )
     rows.append((f"{what}, {args.workers} workers", f"{year_wall / 60:.1f} min", ""))
     rows.append(
         (
@@ -127,7 +136,13 @@ def main() -> None:
 
         write_report(
             ReplayResult(
-                site, ReplayOptions(), results, table, year_wall, args.workers, "local processes"
+                site,
+                ReplayOptions(chain_days=args.chain_days),
+                results,
+                table,
+                year_wall,
+                args.workers,
+                "local processes",
             ),
             args.out,
         )

@@ -83,6 +83,15 @@ def replay_command(
             "--dask", help="Scheduler address of a Dask distributed cluster, tcp://host:port"
         ),
     ] = None,
+    chain_days: Annotated[
+        int,
+        typer.Option(
+            "--chain-days",
+            min=1,
+            help="Days per chain: within a chain each day starts where the day before ended; "
+            "chains run in parallel (1: every day on its own from the site file's state)",
+        ),
+    ] = ReplayOptions().chain_days,
 ) -> None:
     """Replay historic days: the controller as it would have run, no control,
     self-consumption and perfect foresight, with KPIs and a report folder."""
@@ -97,7 +106,7 @@ def replay_command(
     except (InputDataError, ValueError) as exc:
         err.print(f"[bold red]replay[/]: {exc}", markup=True)
         raise typer.Exit(1) from None
-    options = ReplayOptions(mode="perfect" if mode == "perfect" else "asof")
+    options = ReplayOptions(mode="perfect" if mode == "perfect" else "asof", chain_days=chain_days)
     columns = (
         *Progress.get_default_columns()[:1],
         BarColumn(),

@@ -14,12 +14,19 @@
 
 Choices, and why:
 
-- days are independent: each starts from the site file's initial state, so a year runs in
-  parallel and any day gives the same figures on any worker (:mod:`vpp.replay.runner`);
-  what a strategy leaves stored at the day's end is valued (:mod:`vpp.replay.kpi`);
-- setpoints hold for their quarter hour; the live controller's intra-quarter battery
-  correction is left out, so forecast errors go to the grid (a slightly pessimistic view
-  of the controller);
+- days run in chains of ``ReplayOptions.chain_days`` (``--chain-days``, default 7): a
+  chain's first day starts from the site file's initial state, each later day where the
+  same strategy ended the day before, as the live controller runs on from midnight; chains
+  depend on nothing outside them, so a year runs in parallel and gives the same figures on
+  any number of workers (:mod:`vpp.replay.runner`); what a strategy has stored at a day's
+  end is valued (:mod:`vpp.replay.kpi`). Days on their own (``chain_days = 1``) give
+  every strategy its initial store back at midnight, valued at a low quantile of the day's
+  prices, and never use what a strategy stored for the next morning: on the demo's 2018
+  year that put the oracle's savings over no control at 18,239 EUR, against 16,531 EUR in
+  weekly chains;
+- the controller and the oracle run the live controller's intra-quarter correction
+  (:mod:`vpp.replay.loop`), so a plan's forecast errors are handled as ``vpp run`` handles
+  them;
 - no peeking: a decision at ``t`` sees measured data before ``t`` and day-ahead prices as
   published at ``t``, the rule of :mod:`vpp.forecast`; the tests change everything not yet
   known at ``t`` and require every setpoint up to ``t`` to stay the same;

@@ -9,7 +9,10 @@ Strategies end a day with different amounts of energy stored. ``storage_value_eu
 change over the day as the optimiser values energy left at a horizon's end
 (:func:`optimizer.data.set_terminal_values`, on the day's true prices): battery energy at the
 ``terminal_price_quantile`` of the import cost times the round-trip efficiency, store energy at
-that quantile of the cheapest heat (boiler, or heat pump at import cost / COP). Comparisons use
+that quantile of the cheapest heat (boiler, or heat pump at import cost / COP). In a chain of
+days the energy a day starts with is valued at the previous day's prices
+(:class:`StoragePrices`), so the values of a chain's days add up to what is stored at its end
+(at the last day's prices) minus what was stored at its start. Comparisons use
 ``adjusted_cost_eur = cost_eur - storage_value_eur``; ``savings_eur`` is no control's adjusted
 cost minus the strategy's, and ``capture_pct`` the share of the oracle's savings a strategy
 achieved.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,7 +41,7 @@ import pandas as pd
 from optimizer.params import OptimizerParams
 from vpp.config import Site
 from vpp.replay import plant as k
-from vpp.replay.layout import PlantInputs, PlantParams
+from vpp.replay.layout import F64, PlantInputs, PlantParams
 from vpp.replay.trace import Trace
 
 #: Columns that add up over days (totals are sums); the rest are derived from them.
@@ -111,7 +115,11 @@ def _mwh(power_w: np.ndarray, dt_h: float) -> float:
 
 
 def strategy_kpis(
-    trace: Trace, site: Site, params: PlantParams, inputs: PlantInputs
+    trace: Trace,
+    site: Site,
+    params: PlantParams,
+    inputs: PlantInputs,
+    opening: StoragePrices | None = None,
 ) -> dict[str, float]:
     """The additive figures of one strategy's day (see the module docstring)."""
     n, dt, o = trace.steps, params.dt_h, trace.out
@@ -160,32 +168,40 @@ def strategy_kpis(
         + figures["co2_cost_eur"]
         + wear
     )
-    figures["storage_value_eur"] = storage_value_eur(trace, site, params, inputs)
+    figures["storage_value_eur"] = storage_value_eur(trace, site, params, inputs, opening)
     figures["adjusted_cost_eur"] = figures["cost_eur"] - figures["storage_value_eur"]
     for name in ("plans", "fallback_plans", "failed_plans", "unplanned_steps", "clamped_setpoints"):
         figures[name] = float(trace.stats.get(name, 0.0))
     return figures
 
 
-def storage_value_eur(
-    trace: Trace,
+@dataclass(frozen=True)
+class StoragePrices:
+    """What a Wh stored is worth on a day: per battery (after the round trip) and in the store
+    [EUR/Wh] (see the module docstring)."""
+
+    battery_eur_per_wh: F64
+    store_eur_per_wh: float
+
+    def value_eur(self, soc_wh: F64, store_wh: float) -> float:
+        """The value of batteries at ``soc_wh`` [Wh] and the store at ``store_wh`` [Wh]."""
+        return float(np.sum(soc_wh * self.battery_eur_per_wh)) + store_wh * self.store_eur_per_wh
+
+
+def storage_prices(
     site: Site,
     params: PlantParams,
     inputs: PlantInputs,
     opt: OptimizerParams | None = None,
-) -> float:
-    """Value of the energy stored at the end of the day minus at its start, EUR."""
+    steps: int | None = None,
+) -> StoragePrices:
+    """The day's storage prices, from its true prices (its first ``steps`` if given)."""
     q = (opt or OptimizerParams()).terminal_price_quantile
-    inp = inputs.inp[: trace.steps]
+    inp = inputs.inp[:steps]
     co2_price = site.economics.co2_price_eur_per_t
     import_cost = inp[:, k.I_PRICE_IMP] + co2_price * inp[:, k.I_CO2] / 1e3
     price = max(0.0, float(np.quantile(import_cost, q)))
     per_wh = price * params.bat[:, k.B_ETA_C] * params.bat[:, k.B_ETA_D] / 1e6
-    battery = (
-        float(np.sum((trace.bat_soc_wh[-1] - params.soc0_wh) * per_wh))
-        if trace.bat_soc_wh.size
-        else 0.0
-    )
     h = site.heat
     gas = h.gas_price_eur_per_mwh + co2_price * site.economics.gas_co2_kg_per_mwh / 1e3
     boiler = gas / h.boiler_efficiency if h.boiler_max_th_w > 0 else np.inf
@@ -195,8 +211,28 @@ def storage_value_eur(
     cheapest = np.minimum(boiler, hp)
     finite = cheapest[np.isfinite(cheapest)]
     heat_price = max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
-    store = (float(trace.out[-1, k.O_STORE]) - params.store0_wh) * heat_price / 1e6
-    return battery + store
+    return StoragePrices(np.asarray(per_wh, dtype=float), heat_price / 1e6)
+
+
+def storage_value_eur(
+    trace: Trace,
+    site: Site,
+    params: PlantParams,
+    inputs: PlantInputs,
+    opening: StoragePrices | None = None,
+) -> float:
+    """Value of the energy stored at the end of the day minus at its start, EUR.
+
+    The end is valued at the day's prices, the start at ``opening`` (the previous day's
+    prices when days are chained, so that the values over a chain add up to its last day's
+    closing value minus its first day's opening value); default: the day's prices.
+    """
+    today = storage_prices(site, params, inputs, steps=trace.steps)
+    start = opening or today
+    end_soc = trace.bat_soc_wh[-1] if trace.bat_soc_wh.size else params.soc0_wh
+    return today.value_eur(end_soc, float(trace.out[-1, k.O_STORE])) - start.value_eur(
+        params.soc0_wh, params.store0_wh
+    )
 
 
 def derived(row: Mapping[str, float]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Replaying many days at once: local worker processes, or a Dask distributed cluster.
 
-Days are independent (:mod:`vpp.replay.runner`), so each is one task. Locally the tasks run
+Each chain of days (:mod:`vpp.replay.runner`; ``ReplayOptions.chain_days`` consecutive
+days, counted from the first; a single day when 1) is one task. Locally the tasks run
 in a :class:`~concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (no
 forked solver or thread state), one process per worker; with one worker they run in this
 process. ``dask`` names the scheduler of an existing Dask distributed cluster
@@ -23,7 +24,14 @@ import pandas as pd
 
 from vpp.config import Site
 from vpp.replay.kpi import day_table
-from vpp.replay.runner import DayJob, DayResult, ReplayOptions, raw_window, replay_day, warm_up
+from vpp.replay.runner import (
+    DayJob,
+    DayResult,
+    ReplayOptions,
+    raw_window,
+    replay_chain,
+    warm_up,
+)
 
 #: Called with each day's result as it completes (progress bars).
 OnDay = Callable[[DayResult], None]
@@ -61,55 +69,82 @@ def make_jobs(
     return jobs
 
 
+def chains(jobs: list[DayJob]) -> list[list[DayJob]]:
+    """The jobs in chains: runs of consecutive days, at most ``chain_days`` long, counted
+    from the first job of each run (the first job's options decide)."""
+    out: list[list[DayJob]] = []
+    for job in sorted(jobs, key=lambda j: j.day):
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and job.day == last[-1].day + timedelta(days=1)
+            and len(last) < job.options.chain_days
+        ):
+            last.append(job)
+        else:
+            out.append([job])
+    return out
+
+
 def run_jobs(
     jobs: list[DayJob],
     workers: int | None = None,
     dask: str | None = None,
     on_day: OnDay | None = None,
 ) -> list[DayResult]:
-    """Replay the jobs; ``dask`` (a scheduler address) wins over local ``workers``."""
+    """Replay the jobs, chain by chain (:func:`chains`); ``dask`` (a scheduler address) wins
+    over local ``workers``."""
+    tasks = chains(jobs)
     if dask is not None:
-        results = _run_dask(jobs, dask, on_day)
-    elif _workers(workers, len(jobs)) <= 1:
+        results = _run_dask(tasks, dask, on_day)
+    elif _workers(workers, len(tasks)) <= 1:
         results = []
-        for job in jobs:
-            results.append(replay_day(job))
-            if on_day is not None:
-                on_day(results[-1])
+        for task in tasks:
+            done = replay_chain(task)
+            results += done
+            _report(done, on_day)
     else:
-        results = _run_local(jobs, _workers(workers, len(jobs)), on_day)
+        results = _run_local(tasks, _workers(workers, len(tasks)), on_day)
     return sorted(results, key=lambda r: r.day)
 
 
-def _workers(requested: int | None, jobs: int) -> int:
+def _report(results: list[DayResult], on_day: OnDay | None) -> None:
+    if on_day is not None:
+        for result in results:
+            on_day(result)
+
+
+def _workers(requested: int | None, tasks: int) -> int:
     available = os.cpu_count() or 1
-    return max(1, min(requested or available, jobs))
+    return max(1, min(requested or available, tasks))
 
 
-def _run_local(jobs: list[DayJob], workers: int, on_day: OnDay | None) -> list[DayResult]:
+def _run_local(tasks: list[list[DayJob]], workers: int, on_day: OnDay | None) -> list[DayResult]:
     context = multiprocessing.get_context("spawn")
     results = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=warm_up) as pool:
-        futures = [pool.submit(replay_day, job) for job in jobs]
+        # Longest chains first, so that a long chain does not start last.
+        order = sorted(tasks, key=len, reverse=True)
+        futures = [pool.submit(replay_chain, task) for task in order]
         for future in as_completed(futures):
-            results.append(future.result())
-            if on_day is not None:
-                on_day(results[-1])
+            done = future.result()
+            results += done
+            _report(done, on_day)
     return results
 
 
-def _run_dask(jobs: list[DayJob], address: str, on_day: OnDay | None) -> list[DayResult]:
+def _run_dask(tasks: list[list[DayJob]], address: str, on_day: OnDay | None) -> list[DayResult]:
     from distributed import Client
     from distributed import as_completed as dask_completed
 
     results = []
     # Closing the client leaves the cluster running: it is someone else's.
     with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
-        futures = client.map(replay_day, jobs, pure=False)
+        futures = client.map(replay_chain, tasks, pure=False)
         for future in dask_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
-            results.append(future.result())
-            if on_day is not None:
-                on_day(results[-1])
+            done = future.result()
+            results += done
+            _report(done, on_day)
     return results
 
 
@@ -130,7 +165,7 @@ def replay(
     days = run_jobs(jobs, workers, dask, on_day)
     table = day_table((r.day.isoformat(), r.kpis) for r in days)
     engine = f"dask {dask}" if dask else "local processes"
-    used = 0 if dask else _workers(workers, len(jobs))
+    used = 0 if dask else _workers(workers, len(chains(jobs)))
     return ReplayResult(
         site=site,
         options=opts,

@@ -144,14 +144,23 @@ def _paragraph(name: str, row: pd.Series) -> str:
     return text + "</p>"
 
 
-_METHOD = (
-    "<p>Every day starts from the site file's initial battery and store levels; what a "
-    "strategy leaves stored at midnight is valued as the optimiser values energy at a "
-    "horizon's end (a low quantile of the day's prices), giving the adjusted cost that "
-    "savings and capture are measured on. Setpoints hold for their quarter hour (the live "
-    "controller's intra-quarter battery correction is left out). Cost = import - export + "
-    "gas + CO2 + battery wear.</p>"
-)
+def _method(chain_days: int) -> str:
+    """How the figures were made, for the summary page."""
+    start = (
+        "Every day starts from the site file's initial battery and store levels"
+        if chain_days == 1
+        else f"Days run in chains of up to {chain_days}: the first day of a chain starts from "
+        "the site file's initial battery and store levels, each later day where the same "
+        "strategy ended the day before"
+    )
+    return (
+        f"<p>{start}; what a strategy has stored at midnight is valued as the optimiser "
+        "values energy at a horizon's end (a low quantile of the day's prices), giving the "
+        "adjusted cost that savings and capture are measured on. Within a quarter hour the "
+        "controller and the oracle run the live controller's intra-quarter correction "
+        "(run.correction). Cost = import - export + gas + CO2 + battery wear.</p>"
+    )
+
 
 _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}
@@ -176,7 +185,7 @@ def render_html(result: ReplayResult, images: list[str]) -> str:
         "<a href='kpis.csv'>kpis.csv</a>, <a href='steps.parquet'>steps.parquet</a>.</p>",
         "<h2>Totals</h2>",
         _table(k[k["day"] == "total"], with_day=False),
-        _METHOD,
+        _method(result.options.chain_days),
         "<h2>Strategies</h2>",
         *[_paragraph(str(s), row) for s, row in total.iterrows() if s in STRATEGIES],
         "<h2>Plots</h2>",

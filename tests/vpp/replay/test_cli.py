@@ -63,6 +63,8 @@ def test_cli_writes_the_report_folder(tmp_path: Path, site: Site) -> None:
             str(out),
             "--workers",
             "1",
+            "--chain-days",
+            "1",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -73,6 +75,7 @@ def test_cli_writes_the_report_folder(tmp_path: Path, site: Site) -> None:
     assert set(kpis["strategy"]) == {"no_control", "self_consumption", "controller", "oracle"}
     page = (out / "index.html").read_text()
     assert "day_2018-05-16.png" in page and "Perfect foresight" in page
+    assert "Every day starts from the site file" in page
     steps = pd.read_parquet(out / "steps.parquet")
     assert len(steps) == 4 * 96
     assert "controller" in result.output
@@ -110,6 +113,9 @@ def test_cli_rejects_bad_dates(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "replay" in result.output
+    args = ["--config", str(SITE_TOML), "--from", "2018-05-16", "--to", "2018-05-16"]
+    result = CliRunner().invoke(app, ["replay", *args, "--chain-days", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--chain-days" in result.output
 
 
 def test_folder_of_exported_days(tmp_path: Path, site: Site) -> None:

@@ -1,4 +1,5 @@
-"""Days replayed on a Dask distributed cluster give what local processes give."""
+"""Days replayed on a Dask distributed cluster give what local processes give, chains
+included."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from vpp.config import Site
 from vpp.replay.parallel import days_between, make_jobs, replay, run_jobs
 from vpp.replay.runner import ReplayOptions
 
-DAYS = (date(2018, 5, 16), date(2018, 5, 17))
+#: Two chains: the 16th and 17th, then the 18th.
+DAYS = (date(2018, 5, 16), date(2018, 5, 17), date(2018, 5, 18))
 
 
 def test_dask_local_cluster_equals_local_processes(site: Site) -> None:
@@ -20,7 +22,7 @@ def test_dask_local_cluster_equals_local_processes(site: Site) -> None:
     from vpp.replay.data import read_replay_inputs
 
     data = read_replay_inputs(site, DAYS[0], DAYS[-1])
-    options = ReplayOptions(max_steps=8)
+    options = ReplayOptions(max_steps=8, chain_days=2)
     local = run_jobs(make_jobs(site, data, DAYS, options), workers=2)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
