@@ -66,7 +66,11 @@ async def build_controller(
     state = ControllerState(site=site, started_at=clock.now(), dry_run=opts.dry_run)
     db_path = Path(opts.db_path or site.run.db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    recorder = Recorder(db_path, retention_days=site.run.retention_days)
+    recorder = Recorder(
+        db_path,
+        retention_days=site.run.retention_days,
+        snapshot_retention_days=site.run.snapshot_retention_days,
+    )
     stack.callback(recorder.close)
     registry = CollectorRegistry()
     metrics = Metrics(state, registry, clock)
