@@ -291,8 +291,9 @@ class RunSettings(_Model):
     #: Days every recorded table keeps (plans, setpoints, events, inputs, snapshots).
     retention_days: PositiveFloat = 90.0
     #: Days the per-device snapshots keep, if fewer: they are almost all of the file (every
-    #: poll, every device; about 1.9 GB a day for 1,000 devices polled every 10 s). A day
-    #: whose snapshots are gone can no longer be exported for replay. None = retention_days.
+    #: poll, every device; about 1.9 GB a day for 1,000 devices polled every 10 s). Before
+    #: they go, their quarter-hour means of what ``vpp export`` measures are kept (a few KB
+    #: a day), so older days still export for replay. None = retention_days.
     snapshot_retention_days: PositiveFloat | None = None
     #: Operator page, JSON API and Prometheus ``/metrics``; loopback unless told otherwise.
     http_host: str = "127.0.0.1"

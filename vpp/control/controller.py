@@ -436,7 +436,9 @@ class Controller:
         if self.recorder is not None and due:
             # Deleting old rows takes seconds at a thousand devices: once an hour is enough.
             self._last_retention = now
-            await asyncio.to_thread(self._record, "retention", self.recorder.apply_retention, now)
+            await asyncio.to_thread(
+                self._record, "retention", self.recorder.apply_retention, now, site=self.site
+            )
 
 
 _KIND = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from vpp.data.schema import SCHEMA
 
 #: Version written to ``PRAGMA user_version``; each step in :data:`MIGRATIONS` raises it by one.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -126,8 +126,37 @@ CREATE TABLE inputs (
 );
 """
 
+#: Version 2: quarter-hour means of what export measures from the snapshots, kept when the
+#: snapshots themselves are gone (``run.snapshot_retention_days``; see
+#: :func:`vpp.recorder.export.roll_up`).
+_V2 = """
+CREATE TABLE measured (
+    time_ms INTEGER PRIMARY KEY,
+    polls INTEGER NOT NULL,
+    grid_polls INTEGER NOT NULL,
+    pv_kwp_share REAL,
+    pv_w_per_kwp REAL,
+    load_w_per_mwh_a REAL,
+    it_load_ratio REAL,
+    waste_heat_temp_c REAL
+);
+"""
+#: Columns of ``measured`` after its time.
+MEASURED_COLUMNS = (
+    "polls",
+    "grid_polls",
+    "pv_kwp_share",
+    "pv_w_per_kwp",
+    "load_w_per_mwh_a",
+    "it_load_ratio",
+    "waste_heat_temp_c",
+)
+
 #: MIGRATIONS[v] turns schema version v into v + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (lambda conn: _script(conn, _V1),)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    lambda conn: _script(conn, _V1),
+    lambda conn: _script(conn, _V2),
+)
 
 
 def _script(conn: sqlite3.Connection, sql: str) -> None:

@@ -25,6 +25,10 @@ Where each input column comes from (a measured value wins over the ``inputs`` ta
 - ``price_eur_per_mwh``, ``heat_w_per_mwh_a``, ``outdoor_temp_c``, ``co2_g_per_kwh``,
   irradiance: from the ``inputs`` table (what was known then).
 
+Where the snapshots are gone (``run.snapshot_retention_days``), the measured columns and the
+coverage come from the quarter-hour means that retention rolled up before deleting them
+(:func:`roll_up`, the ``measured`` table): the same figures, computed the same way.
+
 Gaps inside the day are filled by linear interpolation in time (by the nearest value at the
 edges); values outside the schema's range are clipped. Both are listed in the coverage file.
 A day without polls, or without any value of a required column, raises ExportError.
@@ -85,19 +89,24 @@ def write_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> Expo
     """:func:`export_day` with the list of files and what was filled or clipped."""
     start, end = day_bounds(day, site.site.timezone)
     quarters = pd.date_range(start, end, freq=STEP, inclusive="left", name="time")
-    polls = rec.poll_times(start, end)
-    if polls.empty:
-        raise ExportError(f"{rec.path}: no snapshots recorded on {day} ({site.site.timezone})")
-    totals = rec.poll_totals(start, end, groups(site))
-    if totals.empty:
+    try:
+        fresh = quarter_means(rec, site, quarters)
+    except ExportError:
         raise ExportError(
             f"{rec.path}: none of the devices of site {site.site.name!r} was "
             f"recorded on {day} (another site file?)"
-        )
-    measured, coverage = measured_inputs(rec, site, totals, quarters)
-    coverage.insert(
-        0, "polls", polls.groupby(polls.dt.floor(STEP)).size().reindex(quarters, fill_value=0)
-    )
+        ) from None
+    rolled = rec.measured(start, end).reindex(quarters)
+    if fresh is None and not (rolled["polls"] > 0).any():
+        raise ExportError(f"{rec.path}: no snapshots recorded on {day} ({site.site.timezone})")
+    # Snapshots where they are still there, the rolled-up means where they are gone.
+    both = rolled if fresh is None else fresh[fresh["polls"] > 0].combine_first(rolled)
+    both = both.reindex(quarters)
+    coverage = pd.DataFrame(index=quarters)
+    for name in ("polls", "grid_polls"):
+        coverage[name] = both[name].fillna(0).astype(int)
+    coverage["pv_kwp_share"] = both["pv_kwp_share"].round(4)
+    measured = both[[c for c in measured_columns(site) if c in both]]
     table = measured.combine_first(rec.inputs(start, end).reindex(quarters))
     table = table[[c.name for c in SCHEMA if c.name in table]]
     table, filled = _fill(table, day)
@@ -118,6 +127,72 @@ def write_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> Expo
         *_records(rec, day, start, end, out),
     ]
     return result
+
+
+def measured_columns(site: Site) -> list[str]:
+    """The input columns this site measures (the rest come from the ``inputs`` table)."""
+    names = []
+    if site.pv:
+        names.append("pv_w_per_kwp")
+    if site.grid.base_load_annual_wh > 0:
+        names.append("load_w_per_mwh_a")
+    if site.datacentre is not None:
+        names += ["it_load_ratio", "waste_heat_temp_c"]
+    return names
+
+
+def quarter_means(rec: Recorder, site: Site, quarters: pd.DatetimeIndex) -> pd.DataFrame | None:
+    """Per quarter hour of ``quarters``, from the snapshots: polls recorded, polls with a
+    grid-meter reading, share of PV kWp reporting and the measured input columns; None if
+    no poll was recorded in them. Raises ExportError if polls were recorded but none of
+    the site's devices are in them (another site file?)."""
+    start, end = quarters[0], quarters[-1] + STEP
+    polls = rec.poll_times(start, end)
+    if polls.empty:
+        return None
+    totals = rec.poll_totals(start, end, groups(site))
+    if totals.empty:
+        raise ExportError(
+            f"{rec.path}: none of the devices of site {site.site.name!r} was "
+            f"recorded from {start.isoformat()} to {end.isoformat()} (another site file?)"
+        )
+    measured, coverage = measured_inputs(rec, site, totals, quarters)
+    counts = polls.groupby(polls.dt.floor(STEP)).size().reindex(quarters, fill_value=0)
+    return pd.concat([coverage.assign(polls=counts), measured], axis=1)
+
+
+#: Quarter hours rolled up per read of the snapshots (bounds the memory of one read).
+ROLL_UP_CHUNK = pd.Timedelta(hours=6)
+
+
+def roll_up(rec: Recorder, site: Site, until: datetime) -> int:
+    """Store the quarter-hour means of every quarter hour before ``until`` that has
+    snapshots and is not rolled up yet (the ``measured`` table); returns how many.
+
+    Called by retention before it deletes snapshots, so a day whose snapshots are gone still
+    exports the same measured columns and coverage. Quarter hours whose snapshots hold none
+    of the site's devices are skipped.
+    """
+    first = rec.first_poll_time()
+    if first is None:
+        return 0
+    last = rec.last_measured_time()
+    begin = pd.Timestamp(first).floor(STEP)
+    if last is not None:
+        begin = max(begin, pd.Timestamp(last) + STEP)
+    stop = pd.Timestamp(until).floor(STEP)
+    written = 0
+    for i in range(max(0, int(np.ceil((stop - begin) / ROLL_UP_CHUNK)))):
+        lo = begin + i * ROLL_UP_CHUNK
+        hi = min(lo + ROLL_UP_CHUNK, stop)
+        quarters = pd.date_range(lo, hi, freq=STEP, inclusive="left", name="time")
+        try:
+            frame = quarter_means(rec, site, quarters)
+        except ExportError:
+            continue
+        if frame is not None:
+            written += rec.record_measured(frame[frame["polls"] > 0])
+    return written
 
 
 def groups(site: Site) -> dict[str, tuple[str, float]]:

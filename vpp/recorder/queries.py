@@ -14,7 +14,7 @@ import pandas as pd
 
 from adapters.snapshot import DeviceState, Snapshot
 from vpp.recorder.codec import device_state, frame_from_parquet
-from vpp.recorder.db import from_ms, input_columns, to_ms
+from vpp.recorder.db import MEASURED_COLUMNS, from_ms, input_columns, to_ms
 
 SNAPSHOT_COLUMNS = (
     "time", "device", "kind", "online", "read_at", "power_w", "soc_pct", "energy_wh",
@@ -232,3 +232,29 @@ def inputs_frame(
     frame = pd.DataFrame.from_records(rows, columns=["time", *names])
     frame["time"] = _times(frame["time"])
     return frame.set_index("time").astype("float64")
+
+
+def measured_frame(
+    conn: sqlite3.Connection, since: datetime | None, until: datetime | None
+) -> pd.DataFrame:
+    """Rolled-up quarter hours in ``[since, until)`` indexed by ``time`` (UTC)."""
+    cols = ", ".join(MEASURED_COLUMNS)
+    rows = conn.execute(
+        f"SELECT time_ms, {cols} FROM measured WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms",
+        _range(since, until),
+    ).fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=["time", *MEASURED_COLUMNS])
+    frame["time"] = _times(frame["time"])
+    return frame.set_index("time").astype("float64")
+
+
+def last_measured_ms(conn: sqlite3.Connection) -> int | None:
+    """The start of the last rolled-up quarter hour [epoch ms], or None."""
+    row = conn.execute("SELECT max(time_ms) FROM measured").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def first_poll_ms(conn: sqlite3.Connection) -> int | None:
+    """The time of the oldest recorded poll [epoch ms], or None."""
+    row = conn.execute("SELECT min(time_ms) FROM polls").fetchone()
+    return None if row is None or row[0] is None else int(row[0])

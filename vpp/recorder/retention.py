@@ -44,6 +44,8 @@ class RetentionStats:
     """What one retention run did: rows deleted per table, pages released, file pages left."""
 
     deleted: dict[str, int] = field(default_factory=dict)
+    #: Quarter hours rolled up from snapshots before they were deleted.
+    rolled_up: int = 0
     released_pages: int = 0
     page_count: int = 0
     freelist_count: int = 0
@@ -81,7 +83,7 @@ def _delete_poll_batch(conn: sqlite3.Connection, cutoff_ms: int) -> int:
 
 def delete_before(run: Runner[int], table: str, column: str, cutoff_ms: int) -> int:
     """Delete rows of ``table`` with ``column`` < ``cutoff_ms``, BATCH_ROWS per transaction."""
-    key = "time_ms" if table == "inputs" else "id"
+    key = "time_ms" if table in ("inputs", "measured") else "id"
     sql = (
         f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "
         f"WHERE {column} < ? ORDER BY {column} LIMIT {BATCH_ROWS})"
@@ -99,7 +101,7 @@ def delete_before(run: Runner[int], table: str, column: str, cutoff_ms: int) -> 
 def delete_all_old(run: Runner[int], cutoff_ms: int, snapshot_cutoff_ms: int) -> dict[str, int]:
     """Apply retention to every table; returns rows deleted per table."""
     deleted = {"snapshots": delete_polls(run, snapshot_cutoff_ms)}
-    for table, column in (*_SIMPLE_TABLES, ("inputs", "time_ms")):
+    for table, column in (*_SIMPLE_TABLES, ("inputs", "time_ms"), ("measured", "time_ms")):
         deleted[table] = delete_before(run, table, column, cutoff_ms)
     return deleted
 

@@ -33,10 +33,10 @@ import pandas as pd
 from adapters.snapshot import Snapshot
 from vpp.clock import Clock, SystemClock
 from vpp.config import Site
-from vpp.data.schema import COLUMNS, index_problems
+from vpp.data.schema import COLUMNS, STEP, index_problems
 from vpp.recorder import queries, retention
 from vpp.recorder.codec import dumps, frame_to_parquet, info_dict, snapshot_row
-from vpp.recorder.db import RecorderError, connect, to_ms
+from vpp.recorder.db import MEASURED_COLUMNS, RecorderError, connect, from_ms, to_ms
 
 T = TypeVar("T")
 
@@ -332,6 +332,24 @@ class Recorder:
         self._write("record inputs", lambda c: c.executemany(sql, rows))
         return len(rows)
 
+    def record_measured(self, frame: pd.DataFrame) -> int:
+        """Upsert rolled-up quarter hours (index: UTC quarter hours; columns of
+        :data:`~vpp.recorder.db.MEASURED_COLUMNS`, missing ones NULL); returns rows written."""
+        index = pd.DatetimeIndex(frame.index).tz_convert("UTC").as_unit("ms")
+        table = frame.reindex(columns=list(MEASURED_COLUMNS))
+        values = table.to_numpy(dtype=float, na_value=float("nan")).tolist()
+        rows = [
+            (int(t), *(None if v != v else v for v in vals))
+            for t, vals in zip(index.asi8, values, strict=True)
+        ]
+        names = ", ".join(MEASURED_COLUMNS)
+        sql = (
+            f"INSERT OR REPLACE INTO measured (time_ms, {names}) "
+            f"VALUES ({', '.join('?' * (len(MEASURED_COLUMNS) + 1))})"
+        )
+        self._write("record measured", lambda c: c.executemany(sql, rows))
+        return len(rows)
+
     # -- reads ----------------------------------------------------------------------------
 
     def last_plan(self) -> tuple[datetime, pd.DataFrame, dict[str, Any]] | None:
@@ -404,21 +422,49 @@ class Recorder:
         """Per poll and group, summed power [W] and weight of the online devices (SQL-side)."""
         return self._read("sum snapshots", lambda c: queries.poll_totals(c, start, end, groups))
 
+    def measured(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        """Rolled-up quarter hours in ``[since, until)`` indexed by UTC ``time``."""
+        return self._read("read measured", lambda c: queries.measured_frame(c, since, until))
+
+    def first_poll_time(self) -> datetime | None:
+        """Time of the oldest poll still recorded, or None."""
+        ms = self._read("read polls", queries.first_poll_ms)
+        return None if ms is None else from_ms(ms)
+
+    def last_measured_time(self) -> datetime | None:
+        """Start of the last rolled-up quarter hour, or None."""
+        ms = self._read("read measured", queries.last_measured_ms)
+        return None if ms is None else from_ms(ms)
+
     def poll_times(self, start: datetime, end: datetime) -> pd.Series:
         """UTC times of the polls recorded in ``[start, end)``."""
         return self._read("read polls", lambda c: queries.poll_times(c, start, end))
 
     # -- housekeeping ---------------------------------------------------------------------
 
-    def apply_retention(self, now: datetime | None = None) -> retention.RetentionStats:
+    def apply_retention(
+        self, now: datetime | None = None, site: Site | None = None
+    ) -> retention.RetentionStats:
         """Delete rows older than the retention, in short batches; release excess free pages.
 
-        Call it hourly (through ``asyncio.to_thread``); see :mod:`vpp.recorder.retention`.
+        With ``site`` and a snapshot retention shorter than the rest, the snapshots about to
+        go are first rolled up into quarter-hour means of what export measures
+        (:func:`vpp.recorder.export.roll_up`), so their days still export; snapshots then go
+        by whole quarter hours. Call it hourly (through ``asyncio.to_thread``); see
+        :mod:`vpp.recorder.retention`.
         """
         now = now or self.clock.now()
         stats = retention.RetentionStats()
+        snapshot_cutoff = now - self.snapshot_retention
+        if site is not None and self.snapshot_retention < self.retention:
+            from vpp.recorder.export import roll_up
+
+            snapshot_cutoff = pd.Timestamp(snapshot_cutoff).floor(STEP).to_pydatetime()
+            stats.rolled_up = roll_up(self, site, snapshot_cutoff)
         stats.deleted = retention.delete_all_old(
-            self._write, to_ms(now - self.retention), to_ms(now - self.snapshot_retention)
+            self._write, to_ms(now - self.retention), to_ms(snapshot_cutoff)
         )
         stats.released_pages = retention.release_free_pages(self._autocommit)
         stats.page_count, stats.freelist_count = self._read("checkpoint", _checkpoint)

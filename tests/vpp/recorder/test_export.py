@@ -190,6 +190,56 @@ def test_a_gap_is_interpolated_and_reported(tmp_path: Path, site: Site) -> None:
     assert row["polls"] == 0 and "load_w_per_mwh_a" in row["filled"]
 
 
+def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: Site) -> None:
+    """Retention rolls the snapshots up before deleting them: half a day rolled up, then all
+    of it, the export stays the same (measured columns, coverage, what was filled)."""
+    gap = pd.Timestamp("2026-03-29T10:15Z")
+
+    def with_pv3_offline(k: int, at: datetime) -> Snapshot:
+        return poll(k, at, offline={"pv-3"} if k % 2 else set())
+
+    def same(result: object, want: pd.DataFrame, cover: pd.DataFrame, where: Path) -> None:
+        pd.testing.assert_frame_equal(read_inputs(where / "inputs_2026-03-29.csv"), want)
+        pd.testing.assert_frame_equal(pd.read_csv(where / "coverage_2026-03-29.csv"), cover)
+
+    db = tmp_path / "vpp.sqlite"
+    with Recorder(db, retention_days=30, snapshot_retention_days=1) as rec:
+        record_day(rec, with_pv3_offline, skip=lambda at: gap <= at < gap + timedelta(minutes=15))
+        first = write_day(rec, DAY, tmp_path / "raw", site)
+        want = read_inputs(first.inputs)
+        cover = pd.read_csv(tmp_path / "raw" / "coverage_2026-03-29.csv")
+        # A day later, 12 h 7 min into the day: its first 12 h (48 quarter hours, one of them
+        # without polls) are rolled up and their snapshots deleted, the rest is still raw.
+        half = START + timedelta(days=1, hours=12, minutes=7)
+        stats = rec.apply_retention(half, site=site)
+        assert stats.rolled_up == 47
+        assert stats.deleted["snapshots"] == 47 * 3 * len(site.devices)
+        assert rec.first_poll_time() == START + timedelta(hours=12)
+        again = write_day(rec, DAY, tmp_path / "half", site)
+        assert again.filled == first.filled
+        same(again, want, cover, tmp_path / "half")
+        # Then the whole day; a second run at the same time has nothing left to do.
+        later = END + timedelta(days=1, hours=2)
+        assert rec.apply_retention(later, site=site).rolled_up == 92 - 47 - 1
+        assert rec.poll_times(START, END).empty
+        assert rec.apply_retention(later, site=site).rolled_up == 0
+        same(write_day(rec, DAY, tmp_path / "rolled", site), want, cover, tmp_path / "rolled")
+        # The rolled-up means go with the rest at the retention's end.
+        rec.apply_retention(END + timedelta(days=31), site=site)
+        assert rec.measured().empty
+        with pytest.raises(ExportError, match="no snapshots recorded on 2026-03-29"):
+            write_day(rec, DAY, tmp_path / "gone", site)
+
+
+def test_without_the_site_old_snapshots_are_only_deleted(tmp_path: Path, site: Site) -> None:
+    with Recorder(tmp_path / "vpp.sqlite", retention_days=30, snapshot_retention_days=1) as rec:
+        record_day(rec)
+        stats = rec.apply_retention(END + timedelta(days=2))
+        assert stats.rolled_up == 0 and rec.measured().empty
+        with pytest.raises(ExportError, match="no snapshots recorded"):
+            write_day(rec, DAY, tmp_path, site)
+
+
 def test_records_of_the_day_are_written_beside(tmp_path: Path, site: Site) -> None:
     inside, outside = START + timedelta(hours=5), START - timedelta(minutes=1)
     with Recorder(tmp_path / "vpp.sqlite") as rec:

@@ -60,6 +60,7 @@ def test_retention_deletes_only_rows_older_than_the_cutoff(tmp_path: Path) -> No
             "setpoints": 96,
             "events": 96,
             "inputs": 96,
+            "measured": 0,
         }
         assert rec.plans()["created_at"].min() == cutoff
         assert rec.events(limit=None)["time"].min() == cutoff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import statistics
@@ -30,6 +31,7 @@ from optimizer.plan import Plan, SolveInfo
 from tests.vpp.recorder.helpers import T0, battery, fleet_snapshot, pv, state
 from vpp.clock import ManualClock
 from vpp.recorder import SCHEMA_VERSION, Recorder, RecorderError, SetpointRecord
+from vpp.recorder.db import to_ms
 
 
 @pytest.fixture
@@ -328,3 +330,21 @@ async def test_concurrent_writes_from_the_event_loop_through_threads(db: Path) -
         assert len(frame) == 20 * 100 and frame.groupby("time").size().eq(100).all()
         assert len(rec.events(limit=None)) == 20
         assert rec.write_errors == 0
+
+
+def test_a_version_1_file_is_upgraded_in_place(db: Path) -> None:
+    """A file written before the roll-up table existed opens, keeps its rows and gains it."""
+    from vpp.recorder.db import MIGRATIONS
+
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("BEGIN")
+        MIGRATIONS[0](conn)
+        conn.execute("INSERT INTO polls (time_ms, n_devices) VALUES (?, 0)", (to_ms(T0),))
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("COMMIT")
+    with Recorder(db) as rec:
+        assert rec.first_poll_time() == T0
+        assert rec.measured().empty and list(rec.measured().columns)[:2] == ["polls", "grid_polls"]
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
