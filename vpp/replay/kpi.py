@@ -257,8 +257,9 @@ def compare(
         )
 
 
-def totals(table: pd.DataFrame) -> pd.DataFrame:
-    """One ``total`` row per strategy: sums of the additive figures, ratios from the sums."""
+def totals(table: pd.DataFrame, label: str = "total") -> pd.DataFrame:
+    """One row per strategy, ``day`` = ``label``: sums of the additive figures, ratios from
+    the sums, and savings and capture against no control and the oracle."""
     rows: dict[str, dict[str, float]] = {}
     for strategy, group in table.groupby("strategy", sort=False):
         row = {c: float(group[c].sum()) for c in ADDITIVE}
@@ -267,8 +268,19 @@ def totals(table: pd.DataFrame) -> pd.DataFrame:
         rows[str(strategy)] = row
     if "no_control" in rows:
         compare(rows)
-    out = pd.DataFrame([{"day": "total", "strategy": s, **r} for s, r in rows.items()])
+    out = pd.DataFrame([{"day": label, "strategy": s, **r} for s, r in rows.items()])
     return out.reindex(columns=list(COLUMNS))
+
+
+def monthly(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`totals` per calendar month of the day rows of a KPI table (``day`` =
+    ``YYYY-MM``)."""
+    days = table[table["day"] != "total"]
+    months = days["day"].astype(str).str[:7]
+    parts = [totals(group, str(month)) for month, group in days.groupby(months, sort=True)]
+    if not parts:
+        return pd.DataFrame(columns=list(COLUMNS))
+    return pd.concat(parts, ignore_index=True)
 
 
 def day_table(days: Iterable[tuple[str, dict[str, dict[str, float]]]]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The report folder of a replay.
 
 - ``kpis.csv``: one row per day and strategy, then a ``total`` row per strategy
-  (:mod:`vpp.replay.kpi` says what each column means);
+  (:mod:`vpp.replay.kpi` says what each column means); ``kpis_monthly.csv``: the same
+  figures per calendar month and strategy, when the replay spans more than one month;
 - ``steps.parquet``: every strategy's quarter hours (site totals, prices, the plan's values),
   long format with ``day`` and ``strategy`` columns;
 - ``summary.png``: each strategy's savings over no control, per day and accumulated;
@@ -20,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from vpp.replay.baselines import CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION, STRATEGIES
+from vpp.replay.kpi import monthly
 from vpp.replay.parallel import ReplayResult
 from vpp.replay.plots import LABELS, plot_day, plot_summary
 from vpp.replay.runner import DayResult
@@ -48,6 +50,9 @@ def write_report(result: ReplayResult, out: Path) -> list[Path]:
     """Write the report folder; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     files = [_write_kpis(result.kpis, out / "kpis.csv"), _write_steps(result, out)]
+    months = monthly(result.kpis)
+    if months["day"].nunique() > 1:
+        files.append(_write_kpis(months, out / "kpis_monthly.csv"))
     files.append(plot_summary(result.kpis, out / "summary.png"))
     tz = result.site.site.timezone
     for day in plotted_days(result):
@@ -176,13 +181,17 @@ def render_html(result: ReplayResult, images: list[str]) -> str:
     days = k[k["day"] != "total"]
     first, last = result.days[0].day, result.days[-1].day
     workers = f", {result.workers} worker(s)" if result.workers else ""
+    months = monthly(k)
+    by_month = months["day"].nunique() > 1
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>Replay {first} to {last}</title><style>{_STYLE}</style></head><body>",
         f"<h1>Replay of {html.escape(result.site.site.name)}, {first} to {last}</h1>",
         f"<p>{len(result.days)} day(s), controller forecasts <b>{result.options.mode}</b>, "
         f"{html.escape(result.engine)}{workers}, {result.wall_s:,.0f} s. Files: "
-        "<a href='kpis.csv'>kpis.csv</a>, <a href='steps.parquet'>steps.parquet</a>.</p>",
+        "<a href='kpis.csv'>kpis.csv</a>, <a href='steps.parquet'>steps.parquet</a>"
+        + (", <a href='kpis_monthly.csv'>kpis_monthly.csv</a>" if by_month else "")
+        + ".</p>",
         "<h2>Totals</h2>",
         _table(k[k["day"] == "total"], with_day=False),
         _method(result.options.chain_days),
@@ -191,6 +200,8 @@ def render_html(result: ReplayResult, images: list[str]) -> str:
         "<h2>Plots</h2>",
         *[f"<img src='{html.escape(i)}' alt='{html.escape(i)}'>" for i in images],
     ]
+    if by_month:
+        parts += ["<h2>Months</h2>", _table(months, with_day=True)]
     if len(result.days) <= MAX_HTML_DAYS:
         parts += ["<h2>Days</h2>", _table(days, with_day=True)]
     notes = [f"{d.day}: {n}" for d in result.days for n in d.notes]

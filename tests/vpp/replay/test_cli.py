@@ -70,6 +70,7 @@ def test_cli_writes_the_report_folder(tmp_path: Path, site: Site) -> None:
     assert result.exit_code == 0, result.output
     for name in ("kpis.csv", "steps.parquet", "summary.png", "day_2018-05-16.png", "index.html"):
         assert (out / name).stat().st_size > 0, name
+    assert not (out / "kpis_monthly.csv").exists()  # one month only
     kpis = pd.read_csv(out / "kpis.csv")
     assert list(kpis["day"]) == ["2018-05-16"] * 4 + ["total"] * 4
     assert set(kpis["strategy"]) == {"no_control", "self_consumption", "controller", "oracle"}

@@ -1,0 +1,91 @@
+"""KPI tables: totals and months are sums of the days, ratios and capture from the sums."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vpp.config import Site
+from vpp.replay.kpi import ADDITIVE, COLUMNS, day_table, monthly
+from vpp.replay.parallel import ReplayResult
+from vpp.replay.runner import DayResult, ReplayOptions
+
+#: Adjusted cost per day and strategy, EUR: two days in May, one in June.
+COSTS = {
+    "2018-05-30": {
+        "no_control": 100.0,
+        "self_consumption": 90.0,
+        "controller": 80.0,
+        "oracle": 70.0,
+    },
+    "2018-05-31": {
+        "no_control": 50.0,
+        "self_consumption": 50.0,
+        "controller": 45.0,
+        "oracle": 40.0,
+    },
+    "2018-06-01": {
+        "no_control": 30.0,
+        "self_consumption": 29.0,
+        "controller": 28.0,
+        "oracle": 20.0,
+    },
+}
+
+
+def _rows() -> list[tuple[str, dict[str, dict[str, float]]]]:
+    days = []
+    for i, (day, costs) in enumerate(COSTS.items()):
+        rows = {}
+        for strategy, cost in costs.items():
+            row = dict.fromkeys(ADDITIVE, 1.0)
+            row.update(
+                adjusted_cost_eur=cost,
+                grid_export_mwh=0.5 * (i + 1),
+                pv_generation_mwh=2.0,
+                peak_import_kw=10.0 * (i + 1),
+            )
+            rows[strategy] = row
+        days.append((day, rows))
+    return days
+
+
+def test_months_and_total_are_sums_with_capture_from_the_sums() -> None:
+    table = day_table(_rows())
+    assert list(table.columns) == list(COLUMNS)
+    months = monthly(table).set_index(["day", "strategy"])
+    may, june = months.loc["2018-05"], months.loc["2018-06"]
+    # May: no control 150, oracle 110 (40 possible), controller 125 (25 saved).
+    assert may.loc["controller", "adjusted_cost_eur"] == 125.0
+    assert may.loc["controller", "capture_pct"] == pytest.approx(100 * 25 / 40)
+    assert june.loc["controller", "capture_pct"] == pytest.approx(100 * 2 / 10)
+    assert may.loc["oracle", "peak_import_kw"] == 20.0  # the highest day, not a sum
+    # Ratios from the month's sums: exported 1.5 of 4 MWh generated.
+    assert may.loc["controller", "self_consumption_pct"] == pytest.approx(100 * (1 - 1.5 / 4))
+    total = table[table["day"] == "total"].set_index("strategy")
+    assert total.loc["controller", "capture_pct"] == pytest.approx(100 * 27 / 50)
+    for column in ("adjusted_cost_eur", "savings_eur"):
+        np.testing.assert_allclose(
+            months.groupby(level="strategy")[column].sum().loc[list(total.index)],
+            total[column],
+        )
+
+
+def test_a_report_over_two_months_has_the_months(
+    sample: dict[date, DayResult], site: Site, tmp_path: Path
+) -> None:
+    from vpp.replay.report import write_report
+
+    days = sorted(sample.values(), key=lambda r: r.day)
+    table = day_table((r.day.isoformat(), r.kpis) for r in days)
+    result = ReplayResult(site, ReplayOptions(), days, table, 1.0, 2, "local processes")
+    files = write_report(result, tmp_path)
+    assert tmp_path / "kpis_monthly.csv" in files
+    months = pd.read_csv(tmp_path / "kpis_monthly.csv")
+    assert sorted(set(months["day"])) == ["2018-01", "2018-05"] and len(months) == 8
+    page = (tmp_path / "index.html").read_text()
+    assert "<h2>Months</h2>" in page and "kpis_monthly.csv" in page
