@@ -223,27 +223,31 @@ def inputs_frame(
     conn: sqlite3.Connection, since: datetime | None, until: datetime | None
 ) -> pd.DataFrame:
     """Recorded inputs in ``[since, until)``, indexed by ``time`` (UTC); NaN where unknown."""
-    names = input_columns(conn)
-    quoted = ", ".join(f'"{n}"' for n in names)
-    rows = conn.execute(
-        f"SELECT time_ms, {quoted} FROM inputs WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms",
-        _range(since, until),
-    ).fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=["time", *names])
-    frame["time"] = _times(frame["time"])
-    return frame.set_index("time").astype("float64")
+    return _quarter_frame(conn, "inputs", input_columns(conn), since, until)
 
 
 def measured_frame(
     conn: sqlite3.Connection, since: datetime | None, until: datetime | None
 ) -> pd.DataFrame:
     """Rolled-up quarter hours in ``[since, until)`` indexed by ``time`` (UTC)."""
-    cols = ", ".join(MEASURED_COLUMNS)
+    return _quarter_frame(conn, "measured", MEASURED_COLUMNS, since, until)
+
+
+def _quarter_frame(
+    conn: sqlite3.Connection,
+    table: str,
+    names: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+) -> pd.DataFrame:
+    """Rows of a table keyed by ``time_ms`` in ``[since, until)`` as floats, by UTC ``time``."""
+    quoted = ", ".join(f'"{n}"' for n in names)
     rows = conn.execute(
-        f"SELECT time_ms, {cols} FROM measured WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms",
+        f"SELECT time_ms, {quoted} FROM {table} WHERE time_ms >= ? AND time_ms < ? "
+        "ORDER BY time_ms",
         _range(since, until),
     ).fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=["time", *MEASURED_COLUMNS])
+    frame = pd.DataFrame.from_records(rows, columns=["time", *names])
     frame["time"] = _times(frame["time"])
     return frame.set_index("time").astype("float64")
 
