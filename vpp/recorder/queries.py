@@ -157,6 +157,18 @@ def last_plan(conn: sqlite3.Connection) -> tuple[datetime, pd.DataFrame, str] | 
     return from_ms(row[0]), frame_from_parquet(row[1]), str(row[2])
 
 
+def plan_frames(
+    conn: sqlite3.Connection, since: datetime | None, until: datetime | None
+) -> list[tuple[datetime, pd.DataFrame]]:
+    """(created_at, plan table) of every plan created in ``[since, until)``, oldest first."""
+    rows = conn.execute(
+        "SELECT created_ms, frame FROM plans WHERE created_ms >= ? AND created_ms < ? "
+        "ORDER BY created_ms, id",
+        _range(since, until),
+    ).fetchall()
+    return [(from_ms(created), frame_from_parquet(blob)) for created, blob in rows]
+
+
 def plans_frame(
     conn: sqlite3.Connection, since: datetime | None, until: datetime | None
 ) -> pd.DataFrame:

@@ -394,6 +394,12 @@ class Recorder:
         """One summary row per plan created in ``[since, until)`` (without the tables)."""
         return self._read("read plans", lambda c: queries.plans_frame(c, since, until))
 
+    def plan_frames(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[tuple[datetime, pd.DataFrame]]:
+        """(created_at, plan table) of every plan created in ``[since, until)``, oldest first."""
+        return self._read("read plans", lambda c: queries.plan_frames(c, since, until))
+
     def inputs(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         """Recorded inputs in ``[since, until)`` indexed by UTC ``time``; NaN where unknown."""
         return self._read("read inputs", lambda c: queries.inputs_frame(c, since, until))

@@ -134,6 +134,8 @@ def make_app(
     app[REGISTRY_KEY] = registry
     clock = clock or (controller.clock if controller is not None else SystemClock())
     watch = Watch(state)
+    if getattr(controller, "recorder", None) is not None:
+        _seed(watch, controller, clock)
     app[api.API_KEY] = api.Api(
         state=state,
         watch=watch,
@@ -148,6 +150,22 @@ def make_app(
     api.add_routes(app)
     page.add_routes(app)
     return app
+
+
+def _seed(watch: Watch, controller: Any, clock: Clock) -> None:
+    """The page's last hours from the recorder; a recorder that cannot answer costs the
+    chart its history, never the start."""
+    from vpp.web.history import seed_watch
+
+    try:
+        n = seed_watch(watch, controller.recorder, controller.site, clock.now())
+    except Exception as exc:
+        controller.event(
+            "warning", "web", "history_not_restored", f"page history not read back: {exc}"
+        )
+        return
+    if n:
+        log.info("operator page: %d recorded quarter hours read back", n)
 
 
 class WebServer:

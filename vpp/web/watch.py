@@ -6,7 +6,8 @@ second, and on every API read) and keeps three small things the state does not:
 - quarter-hour means of measured site totals next to the values the plan had for the same
   quarter, for the plan-versus-actual chart. The recorder holds every poll, but reading it back
   on every page refresh would compete with the jobs for its lock, and the page only needs a
-  few totals over the last hours; this table starts empty after a restart;
+  few totals over the last hours; after a restart the table is seeded once from the recorder
+  (:mod:`vpp.web.history`);
 - when counters that mean trouble (recorder errors, read-back mismatches) last rose, so an
   alert can be "active" for a while after the event instead of forever;
 - whether the scheduler's plan job is running right now, so an operator's re-plan waits for it
@@ -140,6 +141,17 @@ class Watch:
             if isinstance(row, pd.Series):
                 # The plan in force at the end of the quarter is the one it is judged against.
                 quarter.planned = planned_totals(row)
+
+    def seed(self, quarters: dict[datetime, QuarterHour]) -> int:
+        """Take in quarter hours rebuilt from the recorder (oldest first), where none is kept
+        yet; returns how many were taken."""
+        new = {t: q for t, q in quarters.items() if t not in self.quarters}
+        merged = sorted({**self.quarters, **new}.items())
+        if merged:
+            newest = merged[-1][0]
+            merged = [(t, q) for t, q in merged if t >= newest - KEEP]
+        self.quarters = OrderedDict(merged)
+        return sum(t in self.quarters for t in new)
 
     def actual(self, start: datetime) -> dict[str, float] | None:
         """Mean measured totals of the quarter hour starting at ``start``, or None."""

@@ -108,6 +108,8 @@ def test_kill_9_loses_nothing_and_the_restart_resumes(tmp_path: Path) -> None:
             kinds = [r[0] for r in conn.execute("select kind from events")]
             assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
         assert "plan_restored" in kinds
+        # The operator page's chart starts with the recorded quarter hours, not empty.
+        assert "recorded quarter hours read back" in log.read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
 
