@@ -24,8 +24,8 @@ from adapters.bridge import CommsError, DeviceLink, ModbusBridge
 from adapters.devices import DeviceDataError, Driver, driver_for
 from adapters.snapshot import CommsHealth, DeviceState, Reading, Snapshot
 from adapters.sunspec.models import SunSpecError
-from vpp.clock import Clock, SystemClock
-from vpp.config import Site
+from vpp.core.clock import Clock, SystemClock
+from vpp.core.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -38,12 +38,12 @@ from adapters.poll import FleetPoller
 from adapters.sim.fleet import run_fleet_process
 from adapters.sim.synthetic import synthetic_site
 from optimizer.planner import Planner
-from vpp.clock import ManualClock
-from vpp.config import Site, parse_site
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.runner import step
 from vpp.control.state import ControllerState
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site, parse_site
 
 START = datetime(2026, 6, 21, 9, 59, tzinfo=UTC)
 UNITS_PER_PORT = 100

@@ -32,7 +32,7 @@ from optimizer.inputs import State
 from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.planner import Planner
 from optimizer.synthetic import synthetic_forecast, synthetic_site
-from vpp.config import Site
+from vpp.core.site import Site
 
 START = pd.Timestamp("2024-03-04T00:00Z")
 STEP = pd.Timedelta(minutes=15)

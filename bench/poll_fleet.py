@@ -35,7 +35,7 @@ from adapters.bridge import ModbusBridge
 from adapters.poll import FleetPoller
 from adapters.sim.fleet import run_fleet_process
 from adapters.sim.synthetic import synthetic_site
-from vpp.config import Site
+from vpp.core.site import Site
 
 UNITS_PER_PORT = 100
 #: Sequential runs longer than this are measured on a sample and scaled [s].

@@ -34,7 +34,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from vpp.config import Site, read_site
+from vpp.core.site import Site, read_site
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.kpi import day_table
 from vpp.replay.parallel import ReplayResult, make_jobs, run_jobs

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from optimizer.inputs import State
 from optimizer.params import OptimizerParams
-from vpp.config import Site
+from vpp.core.site import Site
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

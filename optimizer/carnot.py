@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from optimizer.params import FITTED_CARNOT_EFFICIENCY, OptimizerParams
-from vpp.config import HeatPumpDevice
+from vpp.core.site import HeatPumpDevice
 
 KELVIN = 273.15
 

@@ -29,7 +29,7 @@ from optimizer.aggregate import (
 from optimizer.carnot import cop_series
 from optimizer.inputs import PV_OVERRIDE_SUFFIX, State
 from optimizer.params import OptimizerParams
-from vpp.config import Site
+from vpp.core.site import Site
 
 F64 = NDArray[np.float64]
 

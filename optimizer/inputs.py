@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from vpp.config import Site
+from vpp.core.site import Site
 
 #: Suffix of a per-inverter PV override column: ``<device_id>.pv_w``, W AC available.
 PV_OVERRIDE_SUFFIX = ".pv_w"

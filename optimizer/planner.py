@@ -28,7 +28,7 @@ from optimizer.plan import Plan, SolveInfo, plan_frame, summarise, unit_frame, u
 from optimizer.readback import read_flows, simultaneous_steps
 from optimizer.solve import PersistentHighs, SolveFailed, SolveResult
 from optimizer.split import DeviceDispatch, split_batteries, split_pv
-from vpp.config import Site
+from vpp.core.site import Site
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vpp.config import Site
+from vpp.core.site import Site
 
 #: Battery sizes drawn by :func:`synthetic_site`: (capacity Wh, power W, efficiency).
 BATTERY_SIZES = (

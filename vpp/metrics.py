@@ -34,8 +34,8 @@ from adapters.snapshot import (
     PvReading,
     Snapshot,
 )
-from vpp.clock import Clock
 from vpp.control.state import ControllerState
+from vpp.core.clock import Clock
 
 if TYPE_CHECKING:
     from optimizer.plan import Plan, SolveInfo

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from adapters.breaker import CircuitBreaker
 from adapters.bridge.errors import CommsError, with_device
-from vpp.config import ModbusEndpoint
+from vpp.core.site import ModbusEndpoint
 
 if TYPE_CHECKING:
     from adapters.bridge.modbus import ModbusBridge

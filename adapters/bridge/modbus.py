@@ -22,7 +22,7 @@ from adapters.bridge.errors import (
 )
 from adapters.bridge.link import DeviceLink
 from adapters.bridge.pool import ClientPool, Request
-from vpp.config import ModbusEndpoint, PollSettings
+from vpp.core.site import ModbusEndpoint, PollSettings
 
 #: Most registers one read may ask for (Modbus limit for function codes 3 and 4).
 MAX_READ = 125

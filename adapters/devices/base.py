@@ -32,7 +32,7 @@ class DeviceDataError(ValueError):
 class Driver(ABC):
     """Reads one device into a Snapshot reading; keeps what it learned about the device.
 
-    ``device`` is the device's config (``vpp.config`` device model), ``link`` its registers.
+    ``device`` is the device's config (``vpp.core.site`` device model), ``link`` its registers.
     """
 
     kind: ClassVar[str]
@@ -76,7 +76,7 @@ def protocol_of(device: Any) -> str:
 
 
 def driver_for(device: Any, link: DeviceLink) -> Driver:
-    """A new driver for ``device`` (a ``vpp.config`` device) talking through ``link``."""
+    """A new driver for ``device`` (a ``vpp.core.site`` device) talking through ``link``."""
     key = (str(device.kind), protocol_of(device))
     try:
         cls = _REGISTRY[key]

@@ -8,7 +8,7 @@ from adapters.devices.base import register_driver
 from adapters.devices.pv import MEASURE_IDS, OVER_RATING
 from adapters.devices.sunspec import Models, Role, SunSpecDriver, Variant
 from adapters.snapshot import BatteryReading
-from vpp.config import DeviceKind
+from vpp.core.site import DeviceKind
 
 #: StorCtl_Mod bits (model 124): bit 0 CHARGE, bit 1 DISCHARGE.
 CHARGE_BIT = 1

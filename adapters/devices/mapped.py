@@ -14,7 +14,7 @@ from adapters.bridge import DeviceLink
 from adapters.devices.base import Driver, checked, register_driver
 from adapters.regmap import RegisterMap, load_map
 from adapters.snapshot import DatacentreReading, HeatPumpReading, Reading
-from vpp.config import DeviceKind
+from vpp.core.site import DeviceKind
 
 #: Plausible range of a channel for a device config: (lo, hi, unit).
 Bounds = Callable[[Any], tuple[float, float, str]]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from adapters.devices.base import register_driver
 from adapters.devices.sunspec import Models, Role, SunSpecDriver, Variant
 from adapters.snapshot import MeterReading
-from vpp.config import DeviceKind
+from vpp.core.site import DeviceKind
 
 #: Three-phase wye first: the usual grid-connection meter.
 METER_IDS = (203, 204, 202, 201, 213, 214, 212, 211)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from adapters.devices.base import register_driver
 from adapters.devices.sunspec import Models, Role, SunSpecDriver, Variant
 from adapters.snapshot import PvReading
-from vpp.config import DeviceKind
+from vpp.core.site import DeviceKind
 
 #: Measurement models, integer three-phase first (the most common), then the float ones.
 MEASURE_IDS = (103, 102, 101, 113, 112, 111)

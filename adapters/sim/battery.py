@@ -15,8 +15,8 @@ from typing import Any
 from adapters.sim import physics
 from adapters.sim.device import Environment, SimulatedDevice, common_values, register
 from adapters.sim.images import ModelSpec, RegisterImage, build_sunspec_image, pick_sf
-from vpp.clock import Clock
-from vpp.config import BatteryDevice, DeviceKind, Site
+from vpp.core.clock import Clock
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 BATTERY_VOLTAGE_V = 400.0
 PHASE_VOLTAGE_V = 230.0

@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Literal
 
 from adapters.sim.images import RegisterImage
 from adapters.sim.profiles import IrradianceProfile
-from vpp.clock import Clock
-from vpp.config import DeviceKind, Site
+from vpp.core.clock import Clock
+from vpp.core.site import DeviceKind, Site
 
 Fault = Literal["none", "silent", "error", "garbage"]
 FAULTS: tuple[Fault, ...] = ("none", "silent", "error", "garbage")

@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 from adapters.sim.device import Environment, SimulatedDevice, create_device
 from adapters.sim.profiles import IrradianceProfile, cloudy_profile, household_load_ratio
 from adapters.sim.server import SILENT_HOLD_S, GatewayServer
-from vpp.clock import Clock, ManualClock, ScaledClock, SystemClock
-from vpp.config import Site, read_site
+from vpp.core.clock import Clock, ManualClock, ScaledClock, SystemClock
+from vpp.core.site import Site, read_site
 
 log = logging.getLogger(__name__)
 

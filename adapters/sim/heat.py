@@ -22,8 +22,8 @@ from adapters.sim import physics
 from adapters.sim.device import Environment, SimulatedDevice, register
 from adapters.sim.images import RegisterImage, build_map_image
 from adapters.sim.profiles import it_load_ratio
-from vpp.clock import Clock
-from vpp.config import DatacentreDevice, DeviceKind, HeatPumpDevice, Site
+from vpp.core.clock import Clock
+from vpp.core.site import DatacentreDevice, DeviceKind, HeatPumpDevice, Site
 
 #: Temperature spread of the data centre's cooling water [K].
 COOLING_SPREAD_K = 10.0

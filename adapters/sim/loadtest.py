@@ -20,7 +20,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from adapters.sim.fleet import SimFleet, run_fleet_process
 from adapters.sim.synthetic import synthetic_site
-from vpp.config import Site
+from vpp.core.site import Site
 
 MAX_READ = 125
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from adapters.sim import physics
 from adapters.sim.device import Environment, SimulatedDevice, common_values, register
 from adapters.sim.images import ModelSpec, RegisterImage, build_sunspec_image, pick_sf
-from vpp.clock import Clock
-from vpp.config import DeviceKind, MeterDevice, Site
+from vpp.core.clock import Clock
+from vpp.core.site import DeviceKind, MeterDevice, Site
 
 PHASE_VOLTAGE_V = 230.0
 LINE_VOLTAGE_V = 400.0

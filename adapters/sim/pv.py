@@ -16,8 +16,8 @@ from typing import Any
 from adapters.sim import physics
 from adapters.sim.device import Environment, SimulatedDevice, common_values, register
 from adapters.sim.images import ModelSpec, RegisterImage, build_sunspec_image, pick_sf
-from vpp.clock import Clock
-from vpp.config import DeviceKind, PvDevice, Site
+from vpp.core.clock import Clock
+from vpp.core.site import DeviceKind, PvDevice, Site
 
 #: Inverters rated above this [W] present model 160 with two MPPT inputs.
 MPPT_SPLIT_ABOVE_W = 10_000.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vpp.config import Site, parse_site
+from vpp.core.site import Site, parse_site
 
 #: Highest Modbus unit id usable on a port.
 MAX_UNIT = 247

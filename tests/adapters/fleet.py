@@ -15,7 +15,7 @@ from typing import Any
 from adapters.regmap import load_map
 from tests.adapters.servers import FakeUnit, UnitServer, sunspec_image
 from tests.conftest import free_ports
-from vpp.config import Site, parse_site
+from vpp.core.site import Site, parse_site
 
 Models = list[tuple[int, dict[str, Any]]]
 

@@ -19,7 +19,7 @@ from adapters.bridge import (
 from adapters.sunspec.discovery import RegisterReadError
 from tests.adapters.servers import FakeUnit, UnitServer
 from tests.conftest import free_port
-from vpp.config import ModbusEndpoint
+from vpp.core.site import ModbusEndpoint
 
 
 def endpoint(port: int, unit: int = 1, timeout_s: float = 0.5, retries: int = 0) -> ModbusEndpoint:

@@ -22,7 +22,7 @@ from tests.adapters.fleet import (
 )
 from tests.adapters.servers import SUNS, FakeUnit, UnitServer, sunspec_image
 from tests.conftest import free_port
-from vpp.config import parse_site
+from vpp.core.site import parse_site
 
 
 def device_config(kind: str, port: int, **extra: Any) -> Any:

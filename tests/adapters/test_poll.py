@@ -22,8 +22,8 @@ from adapters.snapshot import (
 from tests.adapters.fleet import DATACENTRE, HEAT_PUMP, meter_models, serve_fleet
 from tests.adapters.servers import FakeUnit, UnitServer, sunspec_image
 from tests.conftest import free_ports
-from vpp.clock import ManualClock
-from vpp.config import parse_site
+from vpp.core.clock import ManualClock
+from vpp.core.site import parse_site
 
 T0 = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 

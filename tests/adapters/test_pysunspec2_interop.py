@@ -20,7 +20,7 @@ from adapters.sim.fleet import SimFleet
 from adapters.sunspec.decode import DecodedModel
 from tests.adapters.sim.util import NOON, battery, make_site, meter, pv, scan_unit
 from tests.conftest import LOOPBACK, free_ports
-from vpp.clock import ManualClock
+from vpp.core.clock import ManualClock
 
 Points = dict[str, Any]
 #: (unit, what it is, the models it must present)

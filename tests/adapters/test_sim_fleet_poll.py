@@ -15,8 +15,8 @@ from adapters.poll import FleetPoller
 from adapters.sim.fleet import SimFleet
 from adapters.snapshot import BatteryReading, PvReading, Snapshot
 from tests.conftest import free_ports
-from vpp.clock import ManualClock
-from vpp.config import Site, parse_site
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site, parse_site
 
 NOON = datetime(2025, 6, 21, 10, 0, tzinfo=UTC)
 

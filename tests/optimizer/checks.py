@@ -12,7 +12,7 @@ import pandas as pd
 from optimizer.carnot import effective_carnot_efficiency
 from optimizer.inputs import State
 from optimizer.plan import Plan
-from vpp.config import Site
+from vpp.core.site import Site
 
 #: Absolute tolerance on powers, W (the solver works to ~1e-7 kW), and energies, Wh.
 TOL_W = 1e-3

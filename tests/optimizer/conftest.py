@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpp.config import Site
+from vpp.core.site import Site
 
 START = pd.Timestamp("2024-03-04T00:00Z")
 

@@ -21,7 +21,7 @@ from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.planner import Planner
 from optimizer.synthetic import synthetic_site
 from tests.optimizer.checks import check_plan
-from vpp.config import read_site
+from vpp.core.site import read_site
 from vpp.data import read_inputs
 
 ROOT = Path(__file__).resolve().parents[2]

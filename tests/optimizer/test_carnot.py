@@ -11,7 +11,7 @@ import pytest
 from optimizer.carnot import carnot_cop, cop_series, effective_carnot_efficiency
 from optimizer.fit_carnot import run
 from optimizer.params import FITTED_CARNOT_EFFICIENCY, OptimizerParams
-from vpp.config import HeatPumpDevice
+from vpp.core.site import HeatPumpDevice
 
 FIT_CSV = Path(__file__).resolve().parents[2] / "optimizer" / "carnot_fit.csv"
 HPLIB = Path("/work/shared/data/heat/hplib_database.csv")

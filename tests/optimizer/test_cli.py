@@ -42,7 +42,7 @@ def test_plan_command_writes_plan_csv(tmp_path: Path) -> None:
 
 def test_plan_command_reads_a_forecast_schema_file(tmp_path: Path) -> None:
     from optimizer.inputs import forecast_from_raw
-    from vpp.config import read_site
+    from vpp.core.site import read_site
     from vpp.data import read_inputs
 
     raw = read_inputs(SAMPLE, "2017-12-31T23:00Z", "2018-01-07T23:00Z")

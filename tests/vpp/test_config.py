@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vpp.config import ConfigError, DeviceKind, parse_site, read_site
+from vpp.core.site import ConfigError, DeviceKind, parse_site, read_site
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.toml"

@@ -39,8 +39,6 @@ from optimizer.plan import Plan
 from optimizer.planner import plan
 from optimizer.synthetic import synthetic_forecast, synthetic_site
 from tests.conftest import free_ports
-from vpp.clock import ManualClock
-from vpp.config import Site, parse_site
 from vpp.control.state import (
     ControllerState,
     JobStats,
@@ -48,6 +46,8 @@ from vpp.control.state import (
     SetpointStatus,
     SourceStatus,
 )
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site, parse_site
 from vpp.metrics import HISTOGRAMS, SPECS, Metrics
 
 NOON = datetime(2025, 6, 21, 10, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ from adapters.snapshot import BatteryReading
 from tests.conftest import LOOPBACK
 from tests.prometheus import PrometheusServer, require_prometheus
 from tests.vpp.test_metrics import NOON, documented, live_state, reading_of
-from vpp.clock import ManualClock
-from vpp.config import parse_site
 from vpp.control.state import ControllerState
+from vpp.core.clock import ManualClock
+from vpp.core.site import parse_site
 from vpp.metrics import Metrics
 from vpp.web import DEFAULT_HOST, METRICS_CONTENT_TYPE, STATE_KEY, WebServer, make_app, serve
 from vpp.web.server import SHUTDOWN_TIMEOUT_S

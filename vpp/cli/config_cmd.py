@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vpp.cli import app
-from vpp.config import ConfigError, Site, read_site
+from vpp.core.site import ConfigError, Site, read_site
 
 DEFAULT_CONFIG = Path("config/demo.toml")
 

@@ -15,7 +15,7 @@ from optimizer.plan import Plan
 from optimizer.planner import Planner
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.data import DATA_DIR, InputDataError, read_inputs
 from vpp.data.schema import read_raw_inputs
 

@@ -17,14 +17,14 @@ from adapters.bridge import ModbusBridge
 from adapters.controls import Controls
 from adapters.poll import FleetPoller
 from optimizer.planner import Planner
-from vpp.clock import Clock, ScaledClock, SystemClock
-from vpp.config import Site
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.restore import restore
 from vpp.control.runner import install_signal_handlers, run_until_stopped
 from vpp.control.state import ControllerState
 from vpp.control.world import irradiance_from_inputs
+from vpp.core.clock import Clock, ScaledClock, SystemClock
+from vpp.core.site import Site
 
 log = logging.getLogger("vpp.run")
 

@@ -25,8 +25,6 @@ from adapters.snapshot import BatteryReading, HeatPumpReading, Snapshot
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
-from vpp.clock import Clock, floor_quarter
-from vpp.config import BatteryDevice, DeviceKind, Site
 from vpp.control import events as ev
 from vpp.control.dispatch import (
     corrections,
@@ -37,6 +35,8 @@ from vpp.control.inputs import InputProvider
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.control.state import ControllerState, SetpointStatus
 from vpp.control.store import StoreEstimate
+from vpp.core.clock import Clock, floor_quarter
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 from vpp.forecast import forecast
 
 log = logging.getLogger("vpp.control")

@@ -21,9 +21,9 @@ from datetime import datetime
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, Snapshot
-from vpp.clock import floor_quarter
-from vpp.config import DeviceKind, Site
 from vpp.control.safety import Setpoint, battery_window_w, measured_grid_w
+from vpp.core.clock import floor_quarter
+from vpp.core.site import DeviceKind, Site
 
 
 def plan_row(frame: pd.DataFrame, when: datetime) -> pd.Series | None:

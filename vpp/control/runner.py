@@ -4,10 +4,10 @@
 bridge, the recorder, the HTTP server for metrics and the operator page, restores the last plan
 and snapshot from the recorder, runs poll, plan and dispatch once, and then lets APScheduler run
 the jobs of :mod:`vpp.control.schedule` until SIGINT/SIGTERM or ``stop`` is set. With a
-:class:`~vpp.clock.ScaledClock` of speed K every job runs K times as often in wall time, and the
-simulated devices follow the same clock.
+:class:`~vpp.core.clock.ScaledClock` of speed K every job runs K times as often in wall time,
+and the simulated devices follow the same clock.
 
-``step`` runs the same jobs in the same order against a :class:`~vpp.clock.ManualClock`, for
+``step`` runs the same jobs in the same order against a :class:`~vpp.core.clock.ManualClock`, for
 tests and for replay: no sleeping, no wall-clock dependence.
 """
 
@@ -26,9 +26,9 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExe
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from vpp.clock import Clock, ManualClock, ScaledClock
 from vpp.control.controller import Controller
 from vpp.control.schedule import JobSpec, job_specs
+from vpp.core.clock import Clock, ManualClock, ScaledClock
 
 log = logging.getLogger("vpp.run")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Snapshot
-from vpp.config import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice, Site
 from vpp.control.state import OperatorCap
+from vpp.core.site import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice, Site
 
 #: Quantities a setpoint can carry, by device kind.
 QUANTITY = {

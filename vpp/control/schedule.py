@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vpp.clock import floor_quarter
-from vpp.config import Site
+from vpp.core.clock import floor_quarter
+from vpp.core.site import Site
 
 QUARTER_S = 900.0
 

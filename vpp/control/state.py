@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from adapters.snapshot import Snapshot
-from vpp.config import Site
+from vpp.core.site import Site
 
 if TYPE_CHECKING:
     from optimizer.plan import Plan

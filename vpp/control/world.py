@@ -16,7 +16,7 @@ import pandas as pd
 
 from adapters.sim.physics import INVERTER_EFFICIENCY, PV_PERFORMANCE_RATIO
 from adapters.sim.profiles import IrradianceProfile
-from vpp.clock import floor_quarter
+from vpp.core.clock import floor_quarter
 from vpp.sources import Source
 
 

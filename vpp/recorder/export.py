@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from vpp.config import DeviceKind, Site
+from vpp.core.site import DeviceKind, Site
 from vpp.data.schema import REQUIRED, SCHEMA, STEP, write_inputs
 
 if TYPE_CHECKING:

@@ -31,8 +31,8 @@ from typing import Any, Protocol, TypeVar
 import pandas as pd
 
 from adapters.snapshot import Snapshot
-from vpp.clock import Clock, SystemClock
-from vpp.config import Site
+from vpp.core.clock import Clock, SystemClock
+from vpp.core.site import Site
 from vpp.data.schema import COLUMNS, STEP, index_problems
 from vpp.recorder import queries, retention
 from vpp.recorder.codec import dumps, frame_to_parquet, info_dict, snapshot_row

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.data import InputDataError, read_inputs, shipped_inputs
 from vpp.data.schema import INDEX_NAME, SCHEMA
 from vpp.replay.runner import raw_window

@@ -35,9 +35,9 @@ from adapters.snapshot import (
     Reading,
     Snapshot,
 )
-from vpp.config import DeviceKind, Site
 from vpp.control.dispatch import corrections, setpoints_from_row
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
+from vpp.core.site import DeviceKind, Site
 from vpp.replay import plant as k
 from vpp.replay.layout import PlantParams
 

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.params import OptimizerParams
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.layout import F64, PlantInputs, PlantParams
 from vpp.replay.trace import Trace

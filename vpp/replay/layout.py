@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from optimizer.carnot import cop_series
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.params import OptimizerParams
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.data.schema import STEP_H
 from vpp.replay import plant as k
 

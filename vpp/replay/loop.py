@@ -30,9 +30,9 @@ import pandas as pd
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
-from vpp.config import Site
 from vpp.control.dispatch import plan_row
 from vpp.control.inputs import HISTORY
+from vpp.core.site import Site
 from vpp.data.schema import STEP
 from vpp.forecast import Mode, forecast
 from vpp.replay import plant as k

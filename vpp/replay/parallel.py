@@ -22,7 +22,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay.kpi import day_table
 from vpp.replay.runner import (
     DayJob,

@@ -25,8 +25,8 @@ from datetime import date, timedelta
 import pandas as pd
 
 from optimizer.planner import Planner
-from vpp.config import Site
 from vpp.control.inputs import HISTORY
+from vpp.core.site import Site
 from vpp.forecast import Mode
 from vpp.recorder.export import day_bounds
 from vpp.replay import plant

@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from vpp.clock import Clock
 from vpp.control.state import ControllerState, Event, OperatorCap
+from vpp.core.clock import Clock
 from vpp.web.views import cap_id
 from vpp.web.watch import Watch
 

@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from vpp.clock import Clock
 from vpp.control.state import ControllerState
+from vpp.core.clock import Clock
 from vpp.web.actions import CapInput, Operator, PauseInput, ReplanInput
 from vpp.web.alerts import alerts_view
 from vpp.web.views import cap_view, caps_view, devices_view, plan_view, status_view

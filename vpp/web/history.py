@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from vpp.clock import floor_quarter
+from vpp.core.clock import floor_quarter
 from vpp.data.schema import STEP
 from vpp.web.views import HISTORY_STEPS
 from vpp.web.watch import QuarterHour, Watch, planned_totals
 
 if TYPE_CHECKING:
-    from vpp.config import Site
+    from vpp.core.site import Site
     from vpp.recorder import Recorder
 
 #: Plans made this long before the first quarter hour may still be in force in it.

@@ -30,8 +30,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
-from vpp.clock import Clock, SystemClock
 from vpp.control.state import ControllerState
+from vpp.core.clock import Clock, SystemClock
 from vpp.web import api, page
 from vpp.web.actions import Operator
 from vpp.web.watch import Watch

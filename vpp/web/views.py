@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, BreakerState, DeviceState
-from vpp.clock import floor_quarter
 from vpp.control.safety import grid_limits_w
 from vpp.control.state import ControllerState, OperatorCap
+from vpp.core.clock import floor_quarter
 from vpp.web.watch import Watch, planned_totals, site_totals
 
 JsonDict = dict[str, Any]

@@ -34,9 +34,9 @@ from adapters.snapshot import (
     PvReading,
     Snapshot,
 )
-from vpp.clock import floor_quarter
-from vpp.config import Site
 from vpp.control.state import ControllerState
+from vpp.core.clock import floor_quarter
+from vpp.core.site import Site
 
 #: Site totals measured per poll, W (grid > 0 imports, battery > 0 discharges).
 MEASURED = ("grid_w", "pv_w", "battery_w", "heat_pump_el_w", "heat_pump_th_w", "waste_heat_th_w")

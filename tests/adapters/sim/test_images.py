@@ -11,8 +11,8 @@ from adapters.sim.synthetic import synthetic_site
 from adapters.sunspec.decode import DecodedModel, decode_model
 from adapters.sunspec.models import load_model
 from tests.adapters.sim.util import NOON, battery, datacentre, heat_pump, make_site, meter, pv
-from vpp.clock import ManualClock
-from vpp.config import Site
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site
 
 
 def decode_image(image: RegisterImage) -> dict[int, DecodedModel]:

@@ -25,7 +25,7 @@ from tests.adapters.sim.util import (
     write_point,
 )
 from tests.conftest import free_ports
-from vpp.clock import ManualClock
+from vpp.core.clock import ManualClock
 
 ST_MPPT, ST_THROTTLED = 4, 5
 

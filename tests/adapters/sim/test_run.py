@@ -12,7 +12,7 @@ from adapters.sim.fleet import SimFleet, run_fleet_process
 from adapters.sim.synthetic import synthetic_site
 from tests.adapters.sim.util import NOON, make_site, pv, scan_unit
 from tests.conftest import free_ports
-from vpp.clock import ScaledClock
+from vpp.core.clock import ScaledClock
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -22,7 +22,7 @@ from tests.adapters.sim.util import (
     write_point,
 )
 from tests.conftest import free_ports
-from vpp.clock import ManualClock
+from vpp.core.clock import ManualClock
 
 ILLEGAL_ADDRESS, ILLEGAL_VALUE, GATEWAY_NO_RESPONSE = 0x02, 0x03, 0x0B
 

@@ -12,7 +12,7 @@ from adapters.sunspec.decode import point_address
 from adapters.sunspec.discovery import RegisterReadError, ScanResult, scan
 from adapters.sunspec.models import PointDef, load_model
 from tests.conftest import LOOPBACK
-from vpp.config import Site, parse_site
+from vpp.core.site import Site, parse_site
 
 #: Midsummer noon in Leipzig (10:00 UTC is 12:00 CEST).
 NOON = datetime(2024, 6, 21, 10, 0, tzinfo=UTC)

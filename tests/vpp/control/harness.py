@@ -18,12 +18,12 @@ from adapters.sim.fleet import SimFleet
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
 from tests.conftest import free_ports
-from vpp.clock import ManualClock
-from vpp.config import Site, parse_site
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.state import ControllerState
 from vpp.control.world import irradiance_from_inputs
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site, parse_site
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "config" / "demo.toml"

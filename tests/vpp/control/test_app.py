@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.vpp.web.live import demo_site
-from vpp.config import ConfigError, parse_site
 from vpp.control.app import RunOptions, build_controller, make_clock
+from vpp.core.site import ConfigError, parse_site
 
 
 async def test_recorder_keeps_snapshots_as_configured(tmp_path: Path) -> None:

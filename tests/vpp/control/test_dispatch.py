@@ -7,8 +7,8 @@ import pytest
 
 from adapters.snapshot import BatteryReading, CommsHealth, DeviceState, MeterReading, Snapshot
 from tests.vpp.control.harness import small_site
-from vpp.config import DeviceKind
 from vpp.control.dispatch import correct_batteries, plan_row, pv_limit_pct, setpoints_from_row
+from vpp.core.site import DeviceKind
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 SITE = small_site()

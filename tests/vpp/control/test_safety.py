@@ -13,7 +13,6 @@ from adapters.snapshot import (
     Snapshot,
 )
 from tests.vpp.control.harness import small_site
-from vpp.config import BatteryDevice, DeviceKind
 from vpp.control.safety import (
     Setpoint,
     battery_window_w,
@@ -22,6 +21,7 @@ from vpp.control.safety import (
     guard_grid,
 )
 from vpp.control.state import OperatorCap
+from vpp.core.site import BatteryDevice, DeviceKind
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 OK = CommsHealth(last_success=T0)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from adapters.snapshot import DatacentreReading, HeatPumpReading, MeterReading, Snapshot
 from tests.vpp.recorder.helpers import battery, pv, state
 from vpp.cli import app
-from vpp.config import Site, read_site
+from vpp.core.site import Site, read_site
 from vpp.data.schema import read_inputs
 from vpp.recorder import ExportError, Recorder, SetpointRecord, day_bounds, write_day
 

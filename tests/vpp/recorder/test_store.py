@@ -29,7 +29,7 @@ from adapters.snapshot import (
 )
 from optimizer.plan import Plan, SolveInfo
 from tests.vpp.recorder.helpers import T0, battery, fleet_snapshot, pv, state
-from vpp.clock import ManualClock
+from vpp.core.clock import ManualClock
 from vpp.recorder import SCHEMA_VERSION, Recorder, RecorderError, SetpointRecord
 from vpp.recorder.db import to_ms
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.parallel import make_jobs, run_jobs
 from vpp.replay.runner import DayResult, ReplayOptions

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.kpi import storage_prices

@@ -10,7 +10,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from vpp.cli import app
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.data import read_inputs, shipped_inputs, write_inputs
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.runner import day_index

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay.kpi import ADDITIVE, COLUMNS, day_table, monthly
 from vpp.replay.parallel import ReplayResult
 from vpp.replay.runner import DayResult, ReplayOptions

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay.parallel import days_between, make_jobs, replay, run_jobs
 from vpp.replay.runner import ReplayOptions
 

@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.layout import plant_inputs, plant_params
 from vpp.replay.reference import RefState, ref_electric, ref_heat, ref_run_rule

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from optimizer.planner import Planner
-from vpp.config import Site
+from vpp.core.site import Site
 from vpp.forecast import Mode, price_known_until
 from vpp.replay import plant as k
 from vpp.replay.baselines import CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import LOOPBACK, free_port, free_ports
-from vpp.config import Site, parse_site
 from vpp.control.app import RunOptions, run
 from vpp.control.controller import Controller
+from vpp.core.site import Site, parse_site
 
 DEMO = Path(__file__).resolve().parents[3] / "config" / "demo.toml"
 #: Bounded waits, wall seconds.

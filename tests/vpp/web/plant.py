@@ -21,10 +21,10 @@ from adapters.poll import FleetPoller
 from adapters.sim.fleet import SimFleet
 from optimizer.planner import Planner
 from tests.vpp.web.live import demo_site
-from vpp.clock import ManualClock
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.state import ControllerState
+from vpp.core.clock import ManualClock
 from vpp.metrics import Metrics
 from vpp.recorder import Recorder
 from vpp.web import make_app, serve

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from tests.vpp.web.live import demo_site
 from tests.vpp.web.plant import NOON, TOKEN, Plant, call, cap_body, operator_events, start_plant
-from vpp.clock import ManualClock
 from vpp.control.state import ControllerState
+from vpp.core.clock import ManualClock
 from vpp.web import make_app, serve
 
 # -- who may write ------------------------------------------------------------------------------

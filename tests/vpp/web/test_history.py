@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from tests.vpp.recorder.test_export import SITE_TOML, poll
-from vpp.config import parse_site
 from vpp.control.state import ControllerState
+from vpp.core.site import parse_site
 from vpp.recorder import Recorder
 from vpp.web.history import recorded_quarters, seed_watch
 from vpp.web.views import HISTORY_STEPS, plan_view
