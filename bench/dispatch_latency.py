@@ -33,13 +33,12 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.bridge import ModbusBridge
-from adapters.controls import Controls
-from adapters.poll import FleetPoller
 from adapters.sim.fleet import run_fleet_process
 from adapters.sim.synthetic import synthetic_site
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
+from vpp.control.plant import ModbusPlant
 from vpp.control.runner import step
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
@@ -88,12 +87,10 @@ def bench_site(n: int, concurrency: int, poll_s: float = 10.0) -> Site:
 
 
 def controller(site: Site, bridge: ModbusBridge, clock: ManualClock) -> Controller:
-    poller = FleetPoller(site, bridge, clock)
     return Controller(
         site=site,
         clock=clock,
-        poller=poller,
-        controls=Controls(poller),
+        plant=ModbusPlant.for_site(site, bridge, clock),
         planner=Planner(site),
         inputs=InputProvider.for_run(None, []),
         state=ControllerState(site=site, started_at=clock.now()),

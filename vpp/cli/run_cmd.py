@@ -40,7 +40,7 @@ def run_command(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Poll, plan, dispatch and watch the site until Ctrl-C or SIGTERM."""
-    from vpp.control.app import RunOptions, run
+    from vpp.app import RunOptions, run
 
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")

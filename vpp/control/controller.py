@@ -1,10 +1,12 @@
 """The controller: named jobs (poll, plan, dispatch, correct, keepalive, watchdog) over one
 shared :class:`~vpp.control.state.ControllerState`.
 
-Each job is a plain coroutine method that the scheduler, the CLI and the tests call alike. A job
-never raises: failures become events, counters and metrics, and the next run tries again. The
-clock is injected, so the live loop, a fast demo and a test with a manual clock run the same
-code.
+Each job is a plain coroutine method that the scheduler, the CLI, replay and the tests call
+alike: it reads the :class:`~vpp.control.plant.Plant`, asks the pure cycle
+(:mod:`vpp.control.cycle`) what to do, and writes what it returns. A job never raises:
+failures become events, counters and metrics, and the next run tries again. The clock and the
+plant are injected, so ``vpp run`` (APScheduler, Modbus fleet), a fast demo, replay (manual
+clock, plant model) and a test run the same code.
 """
 
 from __future__ import annotations
@@ -13,31 +15,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from adapters.controls import ControlRefused, Controls
-from adapters.poll import FleetPoller
-from adapters.snapshot import BatteryReading, HeatPumpReading, Snapshot
+from adapters.snapshot import HeatPumpReading, Snapshot
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
+from vpp.control import cycle
 from vpp.control import events as ev
-from vpp.control.dispatch import (
-    corrections,
-    plan_row,
-    setpoints_from_row,
-)
-from vpp.control.inputs import InputProvider
-from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
+from vpp.control.dispatch import plan_row
+from vpp.control.inputs import Inputs
+from vpp.control.plant import Plant, Written
+from vpp.control.safety import Setpoint
 from vpp.control.state import ControllerState, SetpointStatus
 from vpp.control.store import StoreEstimate
 from vpp.core.clock import Clock, floor_quarter
-from vpp.core.site import BatteryDevice, DeviceKind, Site
-from vpp.forecast import forecast
+from vpp.core.site import DeviceKind, Site
+from vpp.forecast import Mode, forecast
 
 log = logging.getLogger("vpp.control")
 
@@ -53,19 +51,26 @@ class Controller:
 
     site: Site
     clock: Clock
-    poller: FleetPoller
-    controls: Controls
+    plant: Plant
     planner: Planner
-    inputs: InputProvider
+    inputs: Inputs
     state: ControllerState
     recorder: Any = None
     metrics: Any = None
     #: Plans are made this many controller seconds before the quarter hour they start.
     plan_lead_s: float = 0.0
+    #: ``asof``: forecasts from what was known then; ``perfect``: the inputs' own future
+    #: (replay's perfect-forecast runs).
+    forecast_mode: Mode = "asof"
+    #: Called with (source, statuses) after every batch of writes (replay keeps its trace).
+    listener: Callable[[str, list[SetpointStatus]], None] | None = None
     store: StoreEstimate = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
+    _row_for: Any = field(default=None, init=False)
+    _row_step: datetime | None = field(default=None, init=False)
+    _row: pd.Series | None = field(default=None, init=False)
     #: One plan at a time: the planner's persistent model is not safe to share.
     _plan_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
@@ -94,6 +99,7 @@ class Controller:
             self.event("error", name, "job_failed", f"job {name} failed: {stats.last_error}")
         stats.runs += 1
         stats.last_duration_s = time.perf_counter() - started
+        stats.total_s += stats.last_duration_s
         if self.metrics is not None:
             self.metrics.observe_job(name, stats.last_duration_s)
         return ok
@@ -126,7 +132,7 @@ class Controller:
     # -- poll -----------------------------------------------------------------------------
 
     async def poll(self) -> None:
-        snapshot = await self.poller.poll()
+        snapshot = await self.plant.read()
         now = snapshot.time
         dt_s = (now - self._last_poll).total_seconds() if self._last_poll else 0.0
         self._last_poll = now
@@ -191,7 +197,7 @@ class Controller:
         forecast = await asyncio.to_thread(self._forecast, at)
         start_state = self.plan_state()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
-        plan = self._keep_current_step(self._true_limits(plan), now)
+        plan = cycle.adopt(self.site, self.state.plan, plan, now)
         self.state.plan, self.state.plan_created_at = plan, now
         self.state.forecast = forecast
         self.state.plans_total += 1
@@ -210,36 +216,16 @@ class Controller:
         if self.recorder is not None:
             await asyncio.to_thread(self._record, "plan", self.recorder.record_plan, plan, now)
 
-    def _true_limits(self, plan: Plan) -> Plan:
-        """The plan keeps the margin free, but its table shows the limits in force, as the
-        operator set them."""
-        keep = 1.0 - self.site.grid.limit_margin_pct / 100.0
-        if keep >= 1.0:
-            return plan
-        frame = plan.frame.copy()
-        for col in ("import_cap_w", "export_cap_w"):
-            if col in frame:
-                frame[col] = frame[col] / keep
-        return replace(plan, frame=frame)
-
-    def _keep_current_step(self, plan: Plan, now: datetime) -> Plan:
-        """A plan made ahead starts at the next quarter hour; until then the old plan's row
-        for the current quarter hour stays in force (dispatch, correction, metrics)."""
-        old = self.state.plan
-        start = plan.frame.index[0]
-        current = pd.Timestamp(floor_quarter(now))
-        if old is None or start <= current:
-            return plan
-        keep = old.frame[(old.frame.index >= current) & (old.frame.index < start)]
-        keep = keep.reindex(columns=plan.frame.columns)
-        if keep.empty:
-            return plan
-        return replace(plan, frame=pd.concat([keep, plan.frame]))
-
-    def _forecast(self, now: datetime) -> pd.DataFrame:
+    def _forecast(self, at: datetime) -> pd.DataFrame:
+        """The optimiser's forecast for a plan starting at ``at``, with the limits in force."""
         horizon = timedelta(hours=self.site.optimizer.horizon_h)
-        history = self.inputs.history(now, horizon)
-        raw = forecast(history, now, horizon, mode="asof")
+        history = self.inputs.history(at, horizon)
+        if self.forecast_mode == "perfect" and len(history):
+            # A perfect forecast sees no further than the inputs reach.
+            end = pd.Timestamp(history.index[-1]) + pd.Timedelta(minutes=15)
+            horizon = min(horizon, (end - pd.Timestamp(at)).to_pytimedelta())
+        used = history.drop(columns=[c for c in UNUSED_COLUMNS if c in history.columns])
+        raw = forecast(used, at, horizon, mode=self.forecast_mode)
         if self.recorder is not None:
             # What was known of the past, so a recorded day can be exported and replayed.
             past = history[history.index < pd.Timestamp(self.clock.now())]
@@ -247,144 +233,85 @@ class Controller:
         for problem in self.inputs.drain_problems():
             self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
         self.state.sources = self.inputs.status()
-        return self._with_caps(forecast_from_raw(self.site, raw))
-
-    def _with_caps(self, forecast: pd.DataFrame) -> pd.DataFrame:
-        """Operator caps and the site's limits, less the planning margin, become the plan's
-        time-varying import/export limits."""
-        keep = 1.0 - self.site.grid.limit_margin_pct / 100.0
-        limits = {
-            "import": pd.Series(self.site.grid.import_limit_w, index=forecast.index),
-            "export": pd.Series(self.site.grid.export_limit_w, index=forecast.index),
-        }
-        for cap in self.state.caps:
-            window = (forecast.index >= cap.start) & (forecast.index < cap.end)
-            target = limits[cap.direction]
-            target[window] = target[window].clip(upper=cap.limit_w)
-        forecast = forecast.copy()
-        forecast["import_limit_w"] = limits["import"] * keep
-        forecast["export_limit_w"] = limits["export"] * keep
-        return forecast
+        return cycle.plan_limits(self.site, forecast_from_raw(self.site, raw), self.state.caps)
 
     def plan_state(self) -> State:
         """Batteries' energy, the store and the offline devices, as the optimiser needs them."""
-        socs: dict[str, float] = {}
-        offline: set[str] = set()
-        snapshot = self.state.snapshot
-        for device in self.site.devices:
-            state = snapshot.devices.get(device.id) if snapshot else None
-            if state is None or not state.health.online:
-                offline.add(device.id)
-                continue
-            reading = state.reading
-            if (
-                isinstance(reading, BatteryReading)
-                and isinstance(device, BatteryDevice)
-                and reading.soc_pct is not None
-            ):
-                socs[device.id] = reading.soc_pct / 100 * device.capacity_wh
-        if snapshot is None:
-            return State.from_site(self.site)
-        return State(battery_soc_wh=socs, store_wh=self.store.energy_wh, offline=frozenset(offline))
+        return cycle.plan_state(self.site, self.state.snapshot, self.store.energy_wh)
 
     def current_row(self) -> pd.Series | None:
+        """The plan's row for the quarter hour now (looked up once per plan and quarter)."""
         plan = self.state.plan
-        return plan_row(plan.frame, self.clock.now()) if plan is not None else None
+        if plan is None:
+            return None
+        step = floor_quarter(self.clock.now())
+        if self._row_for is not plan or self._row_step != step:
+            self._row_for, self._row_step, self._row = plan, step, plan_row(plan.frame, step)
+        return self._row
 
     # -- dispatch, correct, keepalive -----------------------------------------------------
 
     async def dispatch(self) -> None:
         """Apply the current step of the plan to every online device."""
-        row = self.current_row()
-        if row is None:
+        st = self.state
+        setpoints = cycle.step_setpoints(
+            self.site, self.current_row(), st.snapshot, st.caps, self.clock.now()
+        )
+        if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
             return
-        online = {d.id for d in self.state.snapshot.online()} if self.state.snapshot else set()
-        await self.apply(setpoints_from_row(self.site, row, online), "dispatch")
+        await self.apply(setpoints, "dispatch")
 
     async def correct(self) -> None:
-        """Hold the planned grid exchange with the batteries between quarter hours."""
-        row, snapshot = self.current_row(), self.state.snapshot
-        if row is None or snapshot is None:
-            return
-        active = {
-            d: s.requested for d, s in self.state.setpoints.items() if s.quantity == "battery_w"
-        }
-        imp, exp = grid_limits_w(self.site, self.state.caps, self.clock.now())
-        setpoints = corrections(
-            self.site, snapshot, row, active, imp, exp, self.site.run.correction_interval_s
+        """Hold the grid exchange (limits or schedule) with the batteries between quarter hours."""
+        st = self.state
+        active = {d: s.requested for d, s in st.setpoints.items() if s.quantity == "battery_w"}
+        setpoints = cycle.correction(
+            self.site, self.current_row(), st.snapshot, active, st.caps, self.clock.now()
         )
         if setpoints:
             await self.apply(setpoints, "correct")
 
     async def keepalive(self) -> None:
         """Rewrite the active setpoints before the devices' revert timers run out."""
-        snapshot = self.state.snapshot
-        online = {d.id for d in snapshot.online()} if snapshot else set()
-        setpoints = [
+        st = self.state
+        active = [
             Setpoint(s.device_id, _KIND[s.quantity], s.requested, s.planned)
-            for s in self.state.setpoints.values()
-            if s.written is not None and s.device_id in online
+            for s in st.setpoints.values()
+            if s.written is not None
         ]
+        setpoints = cycle.keepalive(self.site, active, st.snapshot, st.caps, self.clock.now())
         if setpoints:
-            await self.apply(setpoints, "keepalive", recheck=True)
+            await self.apply(setpoints, "keepalive")
 
-    async def apply(self, setpoints: list[Setpoint], source: str, recheck: bool = True) -> None:
-        """Check, guard, write (unless dry-run) and read back a batch of setpoints."""
+    async def apply(self, setpoints: list[Setpoint], source: str) -> None:
+        """Write (unless dry-run) a batch of safe setpoints and record what was read back."""
         now = self.clock.now()
-        snapshot = self.state.snapshot
-        horizon_s = (floor_quarter(now) + timedelta(minutes=15) - now).total_seconds()
-        if recheck:
-            setpoints = check_setpoints(self.site, snapshot, setpoints, horizon_s)
-            imp, exp = grid_limits_w(self.site, self.state.caps, now)
-            setpoints = guard_grid(self.site, snapshot, setpoints, imp, exp)
-        limit = asyncio.Semaphore(self.site.run.dispatch_concurrency)
-
-        async def one(sp: Setpoint) -> SetpointStatus:
-            async with limit:
-                return await self._write(sp, now)
-
-        results = await asyncio.gather(*(one(sp) for sp in setpoints))
-        for status in results:
-            self.state.setpoints[status.device_id] = status
+        if self.state.dry_run:
+            results = [Written(sp.device_id, None, None, True) for sp in setpoints]
+        else:
+            results = await self.plant.write(setpoints)
+        statuses = []
+        for sp, result in zip(setpoints, results, strict=True):
+            if result.superseded:
+                continue  # a newer setpoint for the device was written instead
+            status = _status(sp, result, now, self.state.dry_run)
+            statuses.append(status)
             self._count(status, source)
-        if self.recorder is not None and results:
+            if status.ok or status.dry_run or status.written is not None:
+                # The active setpoint is what the device read back; a write that failed
+                # before anything was written leaves the previous one on record.
+                self.state.setpoints[status.device_id] = status
+        if self.listener is not None:
+            self.listener(source, statuses)
+        if self.recorder is not None and statuses:
             await asyncio.to_thread(
                 self._record,
                 "setpoints",
                 self.recorder.record_setpoints,
-                [ev.setpoint_record(s) for s in results],
+                [ev.setpoint_record(s) for s in statuses],
                 self.state.dry_run,
             )
-
-    async def _write(self, sp: Setpoint, now: datetime) -> SetpointStatus:
-        status = SetpointStatus(
-            sp.device_id,
-            sp.quantity,
-            now,
-            sp.planned,
-            sp.value,
-            None,
-            None,
-            ok=True,
-            clamped=sp.clamped,
-            dry_run=self.state.dry_run,
-            message=sp.reason,
-        )
-        if self.state.dry_run:
-            return status
-        try:
-            result = await self.controls.apply(sp.device_id, sp.value)
-        except ControlRefused as exc:
-            status.ok, status.message = False, str(exc)
-            return status
-        except Exception as exc:  # a device that fails now is retried at the next write
-            status.ok, status.message = False, f"write failed: {exc}"
-            return status
-        status.written, status.read_back, status.ok = result.written, result.read_back, result.ok
-        status.clamped = status.clamped or result.clamped
-        status.message = "; ".join(m for m in (sp.reason, result.message) if m)
-        return status
 
     def _count(self, status: SetpointStatus, source: str) -> None:
         device = status.device_id
@@ -441,6 +368,11 @@ class Controller:
             )
 
 
+#: Raw input columns :func:`optimizer.inputs.forecast_from_raw` does not read. Each column is
+#: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
+#: of the forecast's time.
+UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
+
 _KIND = {
     "battery_w": DeviceKind.BATTERY,
     "pv_limit_pct": DeviceKind.PV,
@@ -455,3 +387,20 @@ def _grid_w(site: Site, snapshot: Snapshot) -> float | None:
     if state is None or not state.health.online or state.reading is None:
         return None
     return getattr(state.reading, "power_w", None)
+
+
+def _status(sp: Setpoint, result: Written, now: datetime, dry_run: bool) -> SetpointStatus:
+    message = "; ".join(m for m in (sp.reason, result.message) if m)
+    return SetpointStatus(
+        sp.device_id,
+        sp.quantity,
+        now,
+        sp.planned,
+        sp.value,
+        result.written,
+        result.read_back,
+        ok=result.ok,
+        clamped=sp.clamped or result.clamped,
+        dry_run=dry_run,
+        message=message,
+    )

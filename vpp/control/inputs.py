@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -32,6 +32,22 @@ class SourceProblem:
 def default_source_configs(inputs_file: str | None) -> list[dict[str, Any]]:
     path = inputs_file or str(shipped_inputs(2018))
     return [{"kind": "file", "path": path}]
+
+
+class Inputs(Protocol):
+    """Where a controller's plans get their inputs: the live sources, or replay's table."""
+
+    def history(self, at: datetime, horizon: timedelta) -> pd.DataFrame:
+        """Raw input rows over ``[at - HISTORY, at + horizon + 1 h)`` as known at ``at``."""
+        ...
+
+    def drain_problems(self) -> list[SourceProblem]:
+        """Source failures since the last call."""
+        ...
+
+    def status(self) -> dict[str, SourceStatus]:
+        """Health of each source."""
+        ...
 
 
 class InputProvider:

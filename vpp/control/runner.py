@@ -27,7 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from vpp.control.controller import Controller
-from vpp.control.schedule import JobSpec, job_specs
+from vpp.control.schedule import PLAN_LEAD_S, JobSpec, job_specs
 from vpp.core.clock import Clock, ManualClock, ScaledClock
 
 log = logging.getLogger("vpp.run")
@@ -37,7 +37,7 @@ def wall_seconds(clock: Clock, controller_s: float) -> float:
     return controller_s / clock.speed if isinstance(clock, ScaledClock) else controller_s
 
 
-async def start_jobs(ctl: Controller, plan_lead_wall_s: float = 30.0) -> AsyncIOScheduler:
+async def start_jobs(ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S) -> AsyncIOScheduler:
     """Run poll, plan and dispatch once, then schedule every job; returns the scheduler."""
     for name in ("poll", "plan", "dispatch"):
         await ctl.run_job(name)
@@ -137,7 +137,10 @@ def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
 
 
 async def run_until_stopped(
-    ctl: Controller, stop: asyncio.Event, stack: AsyncExitStack, plan_lead_wall_s: float = 30.0
+    ctl: Controller,
+    stop: asyncio.Event,
+    stack: AsyncExitStack,
+    plan_lead_wall_s: float = PLAN_LEAD_S,
 ) -> None:
     scheduler = await start_jobs(ctl, plan_lead_wall_s)
     stack.callback(scheduler.shutdown, wait=False)

@@ -16,6 +16,9 @@ from vpp.core.clock import floor_quarter
 from vpp.core.site import Site
 
 QUARTER_S = 900.0
+#: Seconds by which a plan precedes its quarter hour at real time (``vpp run`` and replay;
+#: a fast demo leads by as much wall time, see :func:`vpp.control.runner.start_jobs`).
+PLAN_LEAD_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,8 @@ class JobStats:
     misses: int = 0
     last_start: datetime | None = None
     last_duration_s: float | None = None
+    #: Seconds spent in all runs.
+    total_s: float = 0.0
     last_error: str | None = None
 
 

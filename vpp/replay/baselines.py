@@ -9,23 +9,32 @@
   own controller does within seconds, which flatters it slightly against the planned
   strategies;
 - ``oracle``: perfect foresight. The optimiser plans with the true future (``perfect``
-  forecast) and plans again only when its plan runs out (once a day with a horizon over 24 h),
-  and its plan goes through the same dispatch, safety code and plant as the controller's: the
-  best plan the controller's own model can make for the day.
-- ``controller``: ``vpp run`` as it would have run (:func:`vpp.replay.loop.run_loop`,
-  re-planning every quarter hour, forecasts ``asof`` unless told ``perfect``).
+  forecast) and plans again only when its plan runs out (once a day with a horizon over 24 h);
+  the plant follows the plan's device values open-loop, quarter hour by quarter hour: the best
+  plan the controller's own model can make for the day.
+- ``controller``: ``vpp run`` as it would have run: the live controller itself on the replay
+  plant (:func:`vpp.replay.drive.run_controller`), forecasts ``asof`` unless told ``perfect``.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 
+from optimizer.inputs import State, forecast_from_raw
+from optimizer.plan import Plan
+from optimizer.planner import Planner
+from vpp.control.dispatch import plan_row
+from vpp.control.inputs import HISTORY
+from vpp.core.site import Site
+from vpp.data.schema import STEP
+from vpp.forecast import forecast
 from vpp.replay import plant as k
 from vpp.replay.layout import PlantInputs, PlantParams
-from vpp.replay.loop import LoopContext, run_loop, when_uncovered
-from vpp.replay.trace import Trace
+from vpp.replay.trace import Trace, planned_values
 
 NO_CONTROL = "no_control"
 SELF_CONSUMPTION = "self_consumption"
@@ -59,6 +68,83 @@ def run_rule_strategy(
     return trace
 
 
-def run_oracle(ctx: LoopContext, steps: int | None = None) -> Trace:
-    """Perfect foresight: plans from the true future, re-planned only when a plan runs out."""
-    return run_loop(ctx, "perfect", when_uncovered, steps)
+def run_oracle(
+    site: Site,
+    params: PlantParams,
+    inputs: PlantInputs,
+    raw: pd.DataFrame,
+    planner: Planner,
+    steps: int | None = None,
+) -> Trace:
+    """Perfect foresight: plans from the true future, re-planned only when a plan runs out,
+    its device values applied to the plant as they stand."""
+    n = len(inputs.index) if steps is None else min(steps, len(inputs.index))
+    trace = Trace.empty(inputs.index[:n], len(params.battery_ids), len(params.pv_ids), True)
+    trace.stats.update(plans=0.0, fallback_plans=0.0, failed_plans=0.0, unplanned_steps=0.0)
+    soc, store = params.soc0_wh.copy(), np.array([params.store0_wh])
+    plan: Plan | None = None
+    for t in range(n):
+        when = pd.Timestamp(trace.index[t])
+        if plan is None or when not in plan.frame.index:
+            plan = _perfect_plan(site, raw, when, soc, float(store[0]), planner, trace) or plan
+        row = plan_row(plan.frame, when.to_pydatetime()) if plan is not None else None
+        bat, pv, hp = _device_values(params, inputs.inp[t], row)
+        trace.planned[t] = planned_values(row)
+        trace.setpoints[t] = np.concatenate([bat, pv, [hp]])
+        k.plant_step(
+            params.bat, params.pv_rated_w, params.heat, inputs.pv_avail_w[t], inputs.inp[t],
+            bat, pv, hp, soc, store, trace.bat_w[t], trace.pv_w[t], trace.out[t],
+        )  # fmt: skip
+        trace.bat_ch_w[t] = np.maximum(-trace.bat_w[t], 0.0)
+        trace.bat_soc_wh[t] = soc
+        trace.stats["unplanned_steps"] += row is None
+    return trace
+
+
+def _perfect_plan(
+    site: Site,
+    raw: pd.DataFrame,
+    when: pd.Timestamp,
+    soc: np.ndarray,
+    store_wh: float,
+    planner: Planner,
+    trace: Trace,
+) -> Plan | None:
+    index = pd.DatetimeIndex(raw.index)
+    horizon = min(
+        timedelta(hours=site.optimizer.horizon_h),
+        pd.Timedelta(index[-1] + STEP - when).to_pytimedelta(),
+    )
+    window = raw[(index >= when - HISTORY) & (index < when + horizon + timedelta(hours=1))]
+    state = State(
+        battery_soc_wh={b.id: float(e) for b, e in zip(site.batteries, soc, strict=True)},
+        store_wh=store_wh,
+    )
+    try:
+        fc = forecast_from_raw(site, forecast(window, when.to_pydatetime(), horizon, "perfect"))
+        plan = planner.plan(state, fc, when.to_pydatetime())
+    except ValueError as exc:  # the data end, or a column without values
+        trace.stats["failed_plans"] += 1
+        if str(exc) not in trace.notes:
+            trace.notes.append(str(exc))
+        return None
+    trace.stats["plans"] += 1
+    trace.stats["fallback_plans"] += plan.info.status != "optimal"
+    return plan
+
+
+def _device_values(
+    params: PlantParams, inp: np.ndarray, row: pd.Series | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Battery W, PV caps W and heat pump W from a plan row (device defaults without one)."""
+    if row is None:
+        return (
+            np.zeros(len(params.battery_ids)),
+            params.pv_rated_w.copy(),
+            k.heat_led_w(params.heat, inp),
+        )
+    bat = np.array([float(row.get(f"{b}.battery_w", 0.0)) for b in params.battery_ids])
+    pv = np.array([float(row.get(f"{p}.pv_limit_w", np.nan)) for p in params.pv_ids], dtype=float)
+    pv = np.where(np.isfinite(pv), pv, params.pv_rated_w)
+    hp = float(row.get("heat_pump_el_w", 0.0))
+    return np.nan_to_num(bat), pv, hp if np.isfinite(hp) else 0.0

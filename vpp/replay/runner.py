@@ -8,10 +8,15 @@ filled in the evening for the next morning is then used, not just valued. Either
 (or a lone day) depends on nothing outside it, so chains run in any order on any worker and
 give the same figures. The optimiser's terminal value keeps plans from emptying the stores at
 a horizon's end, and the KPIs value what each strategy leaves stored
-(:mod:`vpp.replay.kpi`). Each day gets a fresh :class:`~optimizer.planner.Planner`: it keeps
-its model across the day's plans, and starting each day from the same empty solver keeps the
-result independent of which days a worker ran before (a warm start from another day's basis
-can pick another of several equally cheap plans).
+(:mod:`vpp.replay.kpi`).
+
+The controller runs a chain of consecutive days in one go, as ``vpp run`` runs on over
+midnight (:func:`vpp.replay.drive.run_controller`: the live controller with one planner for
+the whole chain); the baselines move on day by day. Each chain gets a fresh
+:class:`~optimizer.planner.Planner`, so its result does not depend on which chains a worker
+ran before (a warm start from another basis can pick another of several equally cheap plans).
+With ``max_steps`` (quick looks) the days are cut, so the controller runs each day on its own
+from where it ended the day before.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
 from optimizer.planner import Planner
@@ -39,13 +45,14 @@ from vpp.replay.baselines import (
     run_oracle,
     run_rule_strategy,
 )
-from vpp.replay.follow import Follower
+from vpp.replay.drive import day_trace, run_controller
 from vpp.replay.kpi import StoragePrices, compare, derived, storage_prices, strategy_kpis
 from vpp.replay.layout import F64, PlantInputs, PlantParams, plant_inputs, plant_params
-from vpp.replay.loop import LoopContext, every_step, run_loop
 from vpp.replay.trace import Trace
 
 _warm = False
+#: One quarter hour [ns].
+STEP_NS = 15 * 60 * 10**9
 
 
 @dataclass(frozen=True)
@@ -128,38 +135,124 @@ def warm_up() -> None:
         _warm = True
 
 
-def replay_chain(jobs: list[DayJob]) -> list[DayResult]:
-    """Replay consecutive days, each strategy starting where it ended the day before."""
-    results: list[DayResult] = []
-    for job in jobs:
-        results.append(replay_day(job, results[-1].ends if results else None))
-    return results
+@dataclass(frozen=True)
+class _Day:
+    """A day's truth, cut to ``max_steps``."""
+
+    job: DayJob
+    inputs: PlantInputs
+
+    @property
+    def steps(self) -> int:
+        return len(self.inputs.index)
 
 
-def replay_day(job: DayJob, start: Mapping[str, Stored] | None = None) -> DayResult:
-    """Replay one day with every strategy (see :mod:`vpp.replay.baselines`), each from its
-    ``start`` (default: the site file's initial state)."""
-    tic = time.perf_counter()
-    warm_up()
-    site, opts = job.site, job.options
-    index = day_index(site, job.day)
+def _prepare(job: DayJob) -> _Day:
+    index = day_index(job.site, job.day)
     missing = index.difference(pd.DatetimeIndex(job.raw.index))
     if len(missing):
         raise ValueError(
             f"{job.day}: no input data for {len(missing)} quarter hour(s), "
             f"first {missing[0].isoformat()}"
         )
+    if job.options.max_steps is not None:
+        index = index[: job.options.max_steps]
+    return _Day(job, plant_inputs(job.site, job.raw.loc[index]))
+
+
+def replay_day(job: DayJob, start: Mapping[str, Stored] | None = None) -> DayResult:
+    """Replay one day with every strategy (see :mod:`vpp.replay.baselines`), each from its
+    ``start`` (default: the site file's initial state)."""
+    return replay_chain([job], start)[0]
+
+
+def replay_chain(jobs: list[DayJob], start: Mapping[str, Stored] | None = None) -> list[DayResult]:
+    """Replay consecutive days, each strategy starting where it ended the day before (the
+    first day from ``start``, default the site file's initial state)."""
+    warm_up()
+    tic = time.perf_counter()
+    days = [_prepare(job) for job in jobs]
+    site = jobs[0].site
     params = plant_params(site)
-    inputs = plant_inputs(site, job.raw.loc[index])
-    starts = {
-        name: (
-            dataclasses.replace(params, soc0_wh=start[name].soc_wh, store0_wh=start[name].store_wh)
-            if start is not None
-            else params
+    first = _starts(params, start)[CONTROLLER]
+    controller = _controller_days(days, first)
+    per_day_s = (time.perf_counter() - tic) / len(days)
+    results: list[DayResult] = []
+    ends = start
+    for day, (trace, timings) in zip(days, controller, strict=True):
+        result = _replay_day(day, params, ends, trace, timings, per_day_s)
+        results.append(result)
+        ends = result.ends
+    return results
+
+
+def _starts(params: PlantParams, start: Mapping[str, Stored] | None) -> dict[str, PlantParams]:
+    if start is None:
+        return dict.fromkeys(STRATEGIES, params)
+    return {
+        name: dataclasses.replace(
+            params, soc0_wh=start[name].soc_wh, store0_wh=start[name].store_wh
         )
         for name in STRATEGIES
     }
-    traces, timings = run_strategies(job, starts, inputs)
+
+
+def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace, dict[str, float]]]:
+    """The controller's trace of each day: one run over the whole chain when its days
+    follow each other, else one run a day, each from where the last ended."""
+    site, mode = days[0].job.site, days[0].job.options.mode
+    planner = Planner(site)
+    index = pd.DatetimeIndex(np.concatenate([d.inputs.index for d in days]))
+    consecutive = bool((np.diff(index.asi8) == STEP_NS).all())
+    if consecutive:
+        inputs = PlantInputs(
+            index=index,
+            inp=np.vstack([d.inputs.inp for d in days]),
+            pv_avail_w=np.vstack([d.inputs.pv_avail_w for d in days]),
+        )
+        raw = pd.concat([d.job.raw for d in days])
+        raw = raw[~raw.index.duplicated(keep="first")]
+        trace, journal, timings = run_controller(site, params, inputs, raw, mode, planner)
+        out, row = [], 0
+        share = {name: value / len(days) for name, value in timings.items()}
+        for d in days:
+            out.append((day_trace(trace, journal, slice(row, row + d.steps)), share))
+            row += d.steps
+        return out
+    out = []
+    for d in days:
+        trace, journal, timings = run_controller(site, params, d.inputs, d.job.raw, mode, planner)
+        out.append((day_trace(trace, journal, slice(0, d.steps)), timings))
+        params = dataclasses.replace(
+            params,
+            soc0_wh=trace.bat_soc_wh[-1].copy(),
+            store0_wh=float(trace.out[-1, plant.O_STORE]),
+        )
+    return out
+
+
+def _replay_day(
+    day: _Day,
+    params: PlantParams,
+    start: Mapping[str, Stored] | None,
+    controller: Trace,
+    controller_timings: dict[str, float],
+    controller_s: float,
+) -> DayResult:
+    tic = time.perf_counter()
+    job, inputs = day.job, day.inputs
+    site, opts = job.site, job.options
+    starts = _starts(params, start)
+    traces: dict[str, Trace] = {
+        name: run_rule_strategy(name, starts[name], inputs)
+        for name in (NO_CONTROL, SELF_CONSUMPTION)
+    }
+    oracle_tic = time.perf_counter()
+    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, Planner(site))
+    timings = dict(controller_timings)
+    timings["oracle_s"] = time.perf_counter() - oracle_tic
+    traces[CONTROLLER] = controller
+    traces = {name: traces[name] for name in STRATEGIES}
     kpis = {
         name: strategy_kpis(
             trace, site, starts[name], inputs, start[name].prices if start is not None else None
@@ -169,7 +262,7 @@ def replay_day(job: DayJob, start: Mapping[str, Stored] | None = None) -> DayRes
     for row in kpis.values():
         row.update(derived(row))
     compare(kpis)
-    timings["total_s"] = time.perf_counter() - tic
+    timings["total_s"] = controller_s + time.perf_counter() - tic
     frames = {name: trace.frame(inputs) for name, trace in traces.items()}
     notes = [f"{name}: {note}" for name, trace in traces.items() for note in trace.notes]
     result = DayResult(day=job.day, frames=frames, kpis=kpis, timings=timings, notes=notes)
@@ -181,36 +274,3 @@ def replay_day(job: DayJob, start: Mapping[str, Stored] | None = None) -> DayRes
     if opts.keep_traces:
         result.traces, result.inputs = traces, inputs
     return result
-
-
-def run_strategies(
-    job: DayJob, params: Mapping[str, PlantParams], inputs: PlantInputs
-) -> tuple[dict[str, Trace], dict[str, float]]:
-    """Every strategy's trace (in :data:`STRATEGIES` order) and the controller's timings [s];
-    ``params`` per strategy (they differ in their starting energies only).
-
-    The oracle plans first, so the day's planner builds its model once and the controller's
-    96 plans reuse it.
-    """
-    opts = job.options
-    traces = {
-        name: run_rule_strategy(name, params[name], inputs, opts.max_steps)
-        for name in (NO_CONTROL, SELF_CONSUMPTION)
-    }
-    tic = time.perf_counter()
-    ctx = LoopContext(
-        site=job.site,
-        params=params[ORACLE],
-        inputs=inputs,
-        raw=job.raw,
-        planner=Planner(job.site),
-        follower=Follower(job.site, params[ORACLE]),
-    )
-    traces[ORACLE] = run_oracle(ctx, opts.max_steps)
-    oracle_s = time.perf_counter() - tic
-    ctx = dataclasses.replace(ctx, params=params[CONTROLLER])
-    traces[CONTROLLER] = run_loop(ctx, opts.mode, every_step, opts.max_steps)
-    stats = traces[CONTROLLER].stats
-    timings = {f"controller_{k}": v for k, v in stats.items() if k.endswith("_s")}
-    timings["oracle_s"] = oracle_s
-    return {name: traces[name] for name in STRATEGIES}, timings

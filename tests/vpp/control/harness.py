@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from adapters.bridge import ModbusBridge
-from adapters.controls import Controls
-from adapters.poll import FleetPoller
 from adapters.sim.fleet import SimFleet
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
 from tests.conftest import free_ports
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
+from vpp.control.plant import ModbusPlant
 from vpp.control.state import ControllerState
 from vpp.control.world import irradiance_from_inputs
 from vpp.core.clock import ManualClock
@@ -102,12 +101,10 @@ async def plant(
         SimFleet(site, clock=clock, step_interval_s=None, irradiance=world) as fleet,
         ModbusBridge(connections_per_endpoint=2, clock=lambda: clock.now().timestamp()) as bridge,
     ):
-        poller = FleetPoller(site, bridge, clock)
         ctl = Controller(
             site=site,
             clock=clock,
-            poller=poller,
-            controls=Controls(poller),
+            plant=ModbusPlant.for_site(site, bridge, clock),
             planner=Planner(site, options=options or SolveOptions(time_limit_s=20)),
             inputs=inputs,
             state=ControllerState(site=site, started_at=clock.now()),

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.vpp.web.live import demo_site
-from vpp.control.app import RunOptions, build_controller, make_clock
+from vpp.app import RunOptions, build_controller, make_clock
 from vpp.core.site import ConfigError, parse_site
 
 

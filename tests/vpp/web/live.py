@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import LOOPBACK, free_port, free_ports
-from vpp.control.app import RunOptions, run
+from vpp.app import RunOptions, run
 from vpp.control.controller import Controller
 from vpp.core.site import Site, parse_site
 

@@ -16,13 +16,12 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from adapters.bridge import ModbusBridge
-from adapters.controls import Controls
-from adapters.poll import FleetPoller
 from adapters.sim.fleet import SimFleet
 from optimizer.planner import Planner
 from tests.vpp.web.live import demo_site
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
+from vpp.control.plant import ModbusPlant
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.metrics import Metrics
@@ -62,14 +61,12 @@ async def start_plant(tmp_path: Path, token: str | None) -> AsyncIterator[Plant]
             SimFleet(site, clock=clock, step_interval_s=None) as fleet,
             ModbusBridge() as bridge,
         ):
-            poller = FleetPoller(site, bridge, clock)
             state = ControllerState(site=site, started_at=clock.now())
             registry = CollectorRegistry()
             ctl = Controller(
                 site=site,
                 clock=clock,
-                poller=poller,
-                controls=Controls(poller),
+                plant=ModbusPlant.for_site(site, bridge, clock),
                 planner=Planner(site),
                 inputs=InputProvider.for_run(None, []),
                 state=state,

@@ -1,4 +1,9 @@
-"""Assembling a controller from a site file and running it: what ``vpp run`` does."""
+"""The composition root: a controller assembled from a site file and run, as ``vpp run`` does.
+
+This is the one place that wires the pieces together: the Modbus fleet as the controller's
+plant, the recorder, the Prometheus metrics and the operator page's HTTP server. Everything it
+imports stands below it; nothing imports it but the CLI and the tests.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,20 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from adapters.bridge import ModbusBridge
-from adapters.controls import Controls
-from adapters.poll import FleetPoller
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
+from vpp.control.plant import ModbusPlant
 from vpp.control.restore import restore
 from vpp.control.runner import install_signal_handlers, run_until_stopped
+from vpp.control.schedule import PLAN_LEAD_S
 from vpp.control.state import ControllerState
 from vpp.control.world import irradiance_from_inputs
 from vpp.core.clock import Clock, ScaledClock, SystemClock
 from vpp.core.site import Site
+from vpp.metrics import Metrics
+from vpp.recorder import Recorder
+from vpp.web.server import make_app, serve
 
 log = logging.getLogger("vpp.run")
 
@@ -39,7 +47,7 @@ class RunOptions:
     http_host: str | None = None
     http_port: int | None = None
     #: Seconds of wall time by which a plan precedes its quarter hour.
-    plan_lead_wall_s: float = 30.0
+    plan_lead_wall_s: float = PLAN_LEAD_S
 
 
 def make_clock(opts: RunOptions) -> Clock:
@@ -56,13 +64,8 @@ async def build_controller(
     inputs: InputProvider | None = None,
 ) -> Controller:
     """Bridge, poller, controls, planner, inputs, recorder, metrics and HTTP server."""
-    from vpp.metrics import Metrics
-    from vpp.recorder import Recorder
-    from vpp.web.server import make_app, serve
-
     # Breakers wait in controller time, so a fast demo retries dead devices as often as live.
     bridge = await stack.enter_async_context(ModbusBridge(clock=lambda: clock.now().timestamp()))
-    poller = FleetPoller(site, bridge, clock)
     state = ControllerState(site=site, started_at=clock.now(), dry_run=opts.dry_run)
     db_path = Path(opts.db_path or site.run.db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +80,7 @@ async def build_controller(
     ctl = Controller(
         site=site,
         clock=clock,
-        poller=poller,
-        controls=Controls(poller),
+        plant=ModbusPlant.for_site(site, bridge, clock),
         planner=Planner(site),
         inputs=inputs or InputProvider.for_run(site.run.inputs_file, site.run.sources),
         state=state,

@@ -1,0 +1,187 @@
+"""The control cycle's decisions, as pure functions: the same for ``vpp run`` and replay.
+
+Given the clock's time, the latest Snapshot, the plan in force, the operator's caps and the
+site's settings, these functions decide
+
+- what the optimiser is asked (:func:`plan_limits`: the forecast with the grid limits less
+  the planning margin and the caps; :func:`plan_state`: where batteries and store start),
+- whether and how a new plan is adopted (:func:`adopt`),
+- the setpoints of a quarter hour (:func:`step_setpoints`),
+- the intra-quarter correction (:func:`correction`) and the keep-alive (:func:`keepalive`).
+
+When each of them runs is the job table of :mod:`vpp.control.schedule`. Nothing here does
+I/O or keeps state: :class:`vpp.control.controller.Controller` reads the plant, calls these
+and writes what they return, under APScheduler in ``vpp run`` and stepped by a manual clock
+in replay (:mod:`vpp.replay.drive`).
+
+Every list of setpoints these functions return has been through the safety layer
+(:func:`vpp.control.safety.check_setpoints` then :func:`vpp.control.safety.guard_grid`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from adapters.snapshot import BatteryReading, Snapshot
+from optimizer.inputs import State
+from optimizer.plan import Plan
+from vpp.control.dispatch import corrections, setpoints_from_row
+from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
+from vpp.control.state import OperatorCap
+from vpp.core.clock import floor_quarter
+from vpp.core.site import BatteryDevice, Site
+
+QUARTER = timedelta(minutes=15)
+
+
+def margin_keep(site: Site) -> float:
+    """Share of each grid limit the plans may use (1 - ``grid.limit_margin_pct``)."""
+    return 1.0 - site.grid.limit_margin_pct / 100.0
+
+
+def plan_limits(site: Site, forecast: pd.DataFrame, caps: Iterable[OperatorCap]) -> pd.DataFrame:
+    """The forecast with ``import_limit_w`` and ``export_limit_w`` per step: the site's
+    limits tightened by the operator's caps, less the planning margin."""
+    limits = {
+        "import": pd.Series(site.grid.import_limit_w, index=forecast.index, dtype=float),
+        "export": pd.Series(site.grid.export_limit_w, index=forecast.index, dtype=float),
+    }
+    for cap in caps:
+        window = (forecast.index >= cap.start) & (forecast.index < cap.end)
+        target = limits[cap.direction]
+        target[window] = target[window].clip(upper=cap.limit_w)
+    keep = margin_keep(site)
+    out = forecast.copy()
+    out["import_limit_w"] = limits["import"] * keep
+    out["export_limit_w"] = limits["export"] * keep
+    return out
+
+
+def plan_state(site: Site, snapshot: Snapshot | None, store_wh: float) -> State:
+    """Where the plan starts: each online battery's energy from its reading, the store from
+    the controller's estimate, and the devices that are offline."""
+    if snapshot is None:
+        return State.from_site(site)
+    socs: dict[str, float] = {}
+    offline: set[str] = set()
+    for device in site.devices:
+        state = snapshot.devices.get(device.id)
+        if state is None or not state.health.online:
+            offline.add(device.id)
+            continue
+        reading = state.reading
+        if (
+            isinstance(reading, BatteryReading)
+            and isinstance(device, BatteryDevice)
+            and reading.soc_pct is not None
+        ):
+            socs[device.id] = reading.soc_pct / 100 * device.capacity_wh
+    return State(battery_soc_wh=socs, store_wh=store_wh, offline=frozenset(offline))
+
+
+def adopt(site: Site, old: Plan | None, new: Plan, now: datetime) -> Plan:
+    """The plan to put in force: ``new``, showing the limits as the operator set them (the
+    plan kept the margin free), and, when it was made ahead and starts at the next quarter
+    hour, the old plan's row for the current quarter hour in front of it (dispatch,
+    correction and metrics keep using it until then)."""
+    plan = _true_limits(site, new)
+    start = plan.frame.index[0]
+    current = pd.Timestamp(floor_quarter(now))
+    if old is None or start <= current:
+        return plan
+    keep = old.frame[(old.frame.index >= current) & (old.frame.index < start)]
+    keep = keep.reindex(columns=plan.frame.columns)
+    if keep.empty:
+        return plan
+    return replace(plan, frame=pd.concat([keep, plan.frame]))
+
+
+def _true_limits(site: Site, plan: Plan) -> Plan:
+    keep = margin_keep(site)
+    if keep >= 1.0:
+        return plan
+    frame = plan.frame.copy()
+    for col in ("import_cap_w", "export_cap_w"):
+        if col in frame:
+            frame[col] = frame[col] / keep
+    return replace(plan, frame=frame)
+
+
+def seconds_left(now: datetime) -> float:
+    """Seconds until the next quarter hour (how long a setpoint written now holds)."""
+    return (floor_quarter(now) + QUARTER - now).total_seconds()
+
+
+def safe(
+    site: Site,
+    snapshot: Snapshot | None,
+    setpoints: list[Setpoint],
+    caps: Iterable[OperatorCap],
+    now: datetime,
+    horizon_s: float | None = None,
+) -> list[Setpoint]:
+    """Setpoints through the safety layer: device ratings and SoC window over ``horizon_s``
+    (default: until the next quarter hour), then the grid guard against the limits now."""
+    horizon = seconds_left(now) if horizon_s is None else horizon_s
+    checked = check_setpoints(site, snapshot, setpoints, horizon)
+    imp, exp = grid_limits_w(site, list(caps), now)
+    return guard_grid(site, snapshot, checked, imp, exp)
+
+
+def online_ids(snapshot: Snapshot | None) -> set[str]:
+    return {d.id for d in snapshot.online()} if snapshot is not None else set()
+
+
+def step_setpoints(
+    site: Site,
+    row: pd.Series | None,
+    snapshot: Snapshot | None,
+    caps: Iterable[OperatorCap],
+    now: datetime,
+) -> list[Setpoint] | None:
+    """The safe setpoints of ``row``, the plan's row for the quarter hour containing ``now``
+    (:func:`~vpp.control.dispatch.plan_row`), one per online controllable device; None when
+    no plan covers the quarter hour."""
+    if row is None:
+        return None
+    proposed = setpoints_from_row(site, row, online_ids(snapshot))
+    return safe(site, snapshot, proposed, caps, now)
+
+
+def correction(
+    site: Site,
+    row: pd.Series | None,
+    snapshot: Snapshot | None,
+    active_battery_w: Mapping[str, float],
+    caps: Iterable[OperatorCap],
+    now: datetime,
+) -> list[Setpoint]:
+    """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
+    the plan's ``row`` for now, safe; empty when nothing needs correcting."""
+    if row is None or snapshot is None:
+        return []
+    caps = list(caps)
+    imp, exp = grid_limits_w(site, caps, now)
+    horizon = site.run.correction_interval_s
+    proposed = corrections(site, snapshot, row, active_battery_w, imp, exp, horizon)
+    if not proposed:
+        return []
+    return safe(site, snapshot, proposed, caps, now)
+
+
+def keepalive(
+    site: Site,
+    active: Iterable[Setpoint],
+    snapshot: Snapshot | None,
+    caps: Iterable[OperatorCap],
+    now: datetime,
+) -> list[Setpoint]:
+    """The active setpoints of the online devices again, re-checked against what the
+    devices and limits allow now (a battery's SoC moves on while its setpoint holds)."""
+    online = online_ids(snapshot)
+    again = [sp for sp in active if sp.device_id in online]
+    return safe(site, snapshot, again, caps, now) if again else []

@@ -1,0 +1,115 @@
+"""The plant the controller runs: read a Snapshot, write setpoints and hear what was read back.
+
+The controller does not know whether it talks to real devices or to a model: ``vpp run``
+drives a :class:`ModbusPlant` (the fleet poller and the controls over Modbus TCP), ``vpp
+replay`` a :class:`vpp.replay.sim.ReplayPlant` (the numba plant model stepping inside the
+quarter hour). Both implement :class:`Plant`.
+
+One writer per device: dispatch, correction, keep-alive and operator actions may write the
+same device at the same moment. :class:`ModbusPlant` queues them per device, and the last
+intent wins: a write still waiting when a newer one for the same device arrives is dropped
+(``superseded``), so a device never sees an older value after a newer one, and the result the
+controller records is the one the device read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from adapters.bridge import ModbusBridge
+from adapters.controls import ControlRefused, Controls
+from adapters.poll import FleetPoller
+from adapters.snapshot import Snapshot
+from vpp.control.safety import Setpoint
+from vpp.core.clock import Clock
+from vpp.core.site import Site
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one setpoint write did.
+
+    written : the value the device was sent (None when nothing was written)
+    read_back : what the device holds afterwards, in the setpoint's unit (None if unknown)
+    ok : the read-back confirms the write
+    superseded : a newer setpoint for the same device was queued; nothing was written
+    """
+
+    device_id: str
+    written: float | None
+    read_back: float | None
+    ok: bool
+    clamped: bool = False
+    message: str = ""
+    superseded: bool = False
+
+
+class Plant(Protocol):
+    """What a control cycle needs of the plant it runs."""
+
+    async def read(self) -> Snapshot:
+        """A fresh process image of every device."""
+        ...
+
+    async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
+        """Write each setpoint and read it back; one result per setpoint, in order."""
+        ...
+
+
+class ModbusPlant:
+    """The Modbus fleet: :class:`FleetPoller` reads, :class:`Controls` writes and reads back,
+    at most ``concurrency`` writes in flight and one at a time per device."""
+
+    def __init__(self, poller: FleetPoller, controls: Controls, concurrency: int) -> None:
+        self.poller = poller
+        self.controls = controls
+        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._intent: dict[str, int] = {}
+
+    @classmethod
+    def for_site(cls, site: Site, bridge: ModbusBridge, clock: Clock) -> ModbusPlant:
+        """The enabled devices of ``site`` through ``bridge``, stamped by ``clock``."""
+        poller = FleetPoller(site, bridge, clock)
+        return cls(poller, Controls(poller), site.run.dispatch_concurrency)
+
+    async def read(self) -> Snapshot:
+        return await self.poller.poll()
+
+    async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
+        # Intents are numbered before anything waits, so the order of calls decides.
+        tickets = [(sp, self._next_intent(sp.device_id)) for sp in setpoints]
+        return list(await asyncio.gather(*(self._write_one(sp, n) for sp, n in tickets)))
+
+    def _next_intent(self, device_id: str) -> int:
+        n = self._intent.get(device_id, 0) + 1
+        self._intent[device_id] = n
+        return n
+
+    async def _write_one(self, sp: Setpoint, intent: int) -> Written:
+        lock = self._locks.setdefault(sp.device_id, asyncio.Lock())
+        async with lock:
+            if self._intent[sp.device_id] != intent:
+                return Written(sp.device_id, None, None, False, superseded=True,
+                               message="superseded by a newer setpoint")  # fmt: skip
+            async with self._limit:
+                return await self._apply(sp)
+
+    async def _apply(self, sp: Setpoint) -> Written:
+        try:
+            result = await self.controls.apply(sp.device_id, sp.value)
+        except ControlRefused as exc:
+            return Written(sp.device_id, None, None, False, message=str(exc))
+        except Exception as exc:  # a device that fails now is retried at the next write
+            return Written(sp.device_id, None, None, False, message=f"write failed: {exc}")
+        return Written(
+            sp.device_id,
+            result.written,
+            result.read_back,
+            result.ok,
+            result.clamped,
+            result.message,
+        )

@@ -1,0 +1,271 @@
+"""The replay plant: the numba plant model behind the controller's :class:`Plant` protocol.
+
+``vpp replay`` runs the very controller that ``vpp run`` runs; only its plant differs. Where
+``vpp run`` polls and writes devices over Modbus, replay reads and writes this model, which a
+manual clock moves on (:meth:`ReplayPlant.advance_to`, called before the controller's jobs at
+every tick).
+
+Inside the quarter hour the electric side steps in one-minute sub-steps (:data:`SUBSTEP_S`),
+with PV and load varying from minute to minute (:func:`within_quarter`: the quarter-hour data
+interpolated, each quarter hour keeping its mean), so a correction only ever sees what has
+already happened. The heat side (heat pump, store, boiler, dry coolers) moves a whole quarter
+hour at once, at its first minute, with the heat-pump setpoint in force then (the dispatch at
+the quarter hour); its data are quarter-hour means.
+
+A poll reads what the devices would report: each battery's state of charge now, and the last
+minute's mean power of batteries, inverters and grid meter; the heat pump's quarter-hour
+power. A write takes effect from the next minute; the device reads back what it was sent.
+Devices fall back to their own control (batteries idle, PV unlimited, heat pump led by the
+heat demand) when their setpoint is not renewed within ``poll.revert_s``, as the simulated
+and real devices do.
+
+The quarter hours it has run are kept in :attr:`ReplayPlant.trace` (means of each quarter
+hour, energies at its end), which the KPIs read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from adapters.snapshot import (
+    BatteryReading,
+    CommsHealth,
+    DatacentreReading,
+    DeviceState,
+    HeatPumpReading,
+    MeterReading,
+    PvReading,
+    Snapshot,
+)
+from vpp.control.plant import Written
+from vpp.control.safety import Setpoint
+from vpp.core.site import DeviceKind, Site
+from vpp.replay import plant as k
+from vpp.replay.layout import F64, PlantInputs, PlantParams
+from vpp.replay.trace import Trace
+
+#: Length of the electric sub-step [s].
+SUBSTEP_S = 60
+#: Sub-steps per quarter hour.
+PER_QUARTER = 900 // SUBSTEP_S
+#: Electric flows that are quarter-hour means of the sub-steps.
+_ELECTRIC_MEANS = [k.O_PV, k.O_PV_AVAIL, k.O_LOAD, k.O_BAT, k.O_BAT_CH, k.O_BAT_DIS, k.O_GRID]
+
+
+def within_quarter(means: F64, per: int = PER_QUARTER, upper: F64 | float | None = None) -> F64:
+    """Sub-step values from quarter-hour means (first axis), each quarter keeping its mean.
+
+    Linear between the quarter hours' midpoints, shifted within each quarter hour to its mean,
+    clipped at 0 (and at ``upper``, e.g. an inverter's rating) and scaled back to the mean
+    where the clip took something off. Shape ``(n * per, ...)``.
+    """
+    n = means.shape[0]
+    flat = means.reshape(n, -1)
+    x = (np.arange(n * per) + 0.5) / per
+    centres = np.arange(n) + 0.5
+    lin = np.column_stack([np.interp(x, centres, flat[:, j]) for j in range(flat.shape[1])])
+    lin = lin.reshape(n, per, -1)
+    lin += (flat - lin.mean(axis=1))[:, None, :]
+    np.maximum(lin, 0.0, out=lin)
+    for _ in range(3):  # clipping and scaling settle within a few rounds
+        mean = lin.mean(axis=1)
+        scale = np.divide(flat, mean, out=np.ones_like(flat), where=mean > 0)
+        lin *= scale[:, None, :]
+        if upper is None:
+            break
+        np.minimum(lin, np.broadcast_to(upper, flat.shape[1:]), out=lin)
+    out: F64 = lin.reshape((n * per, *means.shape[1:]))
+    return out
+
+
+class ReplayPlant:
+    """The plant model of ``site`` over the quarter hours of ``inputs``, from the energies in
+    ``params`` (``soc0_wh``, ``store0_wh``)."""
+
+    def __init__(self, site: Site, params: PlantParams, inputs: PlantInputs) -> None:
+        self.site, self.params, self.inputs = site, params, inputs
+        self.start = pd.Timestamp(inputs.index[0]).to_pydatetime()
+        self.quarters = len(inputs.index)
+        n_bat, n_pv = len(params.battery_ids), len(params.pv_ids)
+        self.trace = Trace.empty(inputs.index, n_bat, n_pv, True)
+        self._pv_avail = within_quarter(inputs.pv_avail_w, upper=params.pv_rated_w)
+        self._load = within_quarter(inputs.inp[:, k.I_LOAD])
+        self._heat_min = params.heat.copy()
+        self._heat_min[k.H_DT] = SUBSTEP_S / 3600.0
+        self.soc = params.soc0_wh.copy()
+        self.store = np.array([params.store0_wh])
+        # Setpoints in force and when each device was last written [minute index].
+        self.bat_set = np.zeros(n_bat)
+        self.pv_limit_w = params.pv_rated_w.copy()
+        self.hp_set_w: float | None = None
+        self._bat_written = np.full(n_bat, -(10**9))
+        self._pv_written = np.full(n_pv, -(10**9))
+        self._hp_written = -(10**9)
+        self._revert_min = max(1, int(site.poll.revert_s // SUBSTEP_S))
+        self._bat_pos = {d: i for i, d in enumerate(params.battery_ids)}
+        self._pv_pos = {d: j for j, d in enumerate(params.pv_ids)}
+        # Last sub-step's readings.
+        self.minute = 0
+        self._bat_w = np.zeros(n_bat)
+        self._pv_w = np.zeros(n_pv)
+        self._grid_w: float | None = None
+        self._out = np.zeros(k.N_OUT)
+        self._inp = np.zeros(len(k.INPUT_COLUMNS))
+        self._devices: dict[str, DeviceState] | None = None
+        #: Seconds spent stepping the model.
+        self.busy_s = 0.0
+
+    # -- time -------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The end of the last sub-step the plant has run."""
+        return self.start + timedelta(seconds=SUBSTEP_S * self.minute)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(minutes=15 * self.quarters)
+
+    def advance_to(self, when: datetime) -> None:
+        """Run every whole sub-step that ends at or before ``when`` (none past the data)."""
+        target = int((when - self.start).total_seconds() // SUBSTEP_S)
+        target = min(target, self.quarters * PER_QUARTER)
+        if target <= self.minute:
+            return
+        tic = time.perf_counter()
+        while self.minute < target:
+            self._substep(self.minute)
+            self.minute += 1
+        self._devices = None
+        self.busy_s += time.perf_counter() - tic
+
+    def _substep(self, m: int) -> None:
+        q, part = divmod(m, PER_QUARTER)
+        p, tr = self.params, self.trace
+        self._revert(m)
+        if part == 0:
+            self._start_quarter(q)
+        out = self._out
+        out[:] = tr.out[q]
+        inp = self._inp
+        inp[:] = self.inputs.inp[q]
+        inp[k.I_LOAD] = self._load[m]
+        k.electric_step(
+            p.bat, p.pv_rated_w, self._heat_min, self._pv_avail[m], inp, self.bat_set,
+            self.pv_limit_w, self.soc, self._bat_w, self._pv_w, out,
+        )  # fmt: skip
+        share = 1.0 / PER_QUARTER
+        tr.out[q, _ELECTRIC_MEANS] += share * out[_ELECTRIC_MEANS]
+        tr.bat_w[q] += share * self._bat_w
+        tr.bat_ch_w[q] += share * np.maximum(-self._bat_w, 0.0)
+        tr.pv_w[q] += share * self._pv_w
+        self._grid_w = float(out[k.O_GRID])
+        if part == PER_QUARTER - 1:
+            tr.bat_soc_wh[q] = self.soc
+            tr.out[q, k.O_SOC] = float(self.soc.sum())
+
+    def _start_quarter(self, q: int) -> None:
+        """The heat side moves on by the whole quarter hour; the electric means start at 0."""
+        tr, inp = self.trace, self.inputs.inp[q]
+        hp = self.hp_set_w if self.hp_set_w is not None else k.heat_led_w(self.params.heat, inp)
+        tr.out[q] = 0.0
+        k.heat_step(self.params.heat, inp, float(hp), self.store, tr.out[q])
+        tr.setpoints[q] = np.concatenate([self.bat_set, self.pv_limit_w, [hp]])
+
+    def _revert(self, m: int) -> None:
+        """Devices whose setpoint was not renewed in time fall back to their own control."""
+        lapsed = m - self._bat_written > self._revert_min
+        self.bat_set[lapsed] = 0.0
+        lapsed = m - self._pv_written > self._revert_min
+        self.pv_limit_w[lapsed] = self.params.pv_rated_w[lapsed]
+        if m - self._hp_written > self._revert_min:
+            self.hp_set_w = None
+
+    # -- the Plant protocol -------------------------------------------------------------------
+
+    async def read(self) -> Snapshot:
+        return self.snapshot()
+
+    def snapshot(self) -> Snapshot:
+        """What a poll reads now (the readings change once a sub-step)."""
+        if self._devices is None:
+            self._devices = self._readings()
+        return Snapshot(self.now, self._devices)
+
+    def _readings(self) -> dict[str, DeviceState]:
+        p, when = self.params, self.now
+        health = CommsHealth(last_success=when, last_attempt=when)
+        devices: dict[str, DeviceState] = {}
+
+        def put(device_id: str, kind: DeviceKind, value: object) -> None:
+            devices[device_id] = DeviceState(device_id, str(kind), value, health, when)  # type: ignore[arg-type]
+
+        for i, bat_id in enumerate(p.battery_ids):
+            cap = float(p.bat[i, k.B_CAP])
+            put(bat_id, DeviceKind.BATTERY, BatteryReading(
+                soc_pct=100.0 * float(self.soc[i]) / cap,
+                power_w=float(self._bat_w[i]),
+                capacity_wh=cap,
+                max_charge_w=None,
+                max_discharge_w=None,
+                setpoint_w=float(self.bat_set[i]),
+            ))  # fmt: skip
+        for j, pv_id in enumerate(p.pv_ids):
+            rated = float(p.pv_rated_w[j])
+            put(pv_id, DeviceKind.PV, PvReading(
+                ac_power_w=float(self._pv_w[j]),
+                energy_wh=None,
+                dc_power_w=None,
+                status=None,
+                rated_w=rated,
+                limit_pct=100.0 * float(self.pv_limit_w[j]) / rated,
+            ))  # fmt: skip
+        q = min(self.minute // PER_QUARTER, self.quarters - 1)
+        started = self.minute > 0
+        out = self.trace.out[max(0, (self.minute - 1) // PER_QUARTER)] if started else None
+        if p.heat_pump_id is not None:
+            put(p.heat_pump_id, DeviceKind.HEAT_PUMP, HeatPumpReading(
+                el_power_w=float(out[k.O_HP_EL]) if out is not None else 0.0,
+                el_setpoint_w=self.hp_set_w,
+                th_power_w=float(out[k.O_HP_TH]) if out is not None else 0.0,
+                source_temp_c=None,
+                supply_temp_c=None,
+            ))  # fmt: skip
+        dc = self.site.datacentre
+        if dc is not None:
+            waste = float(self.inputs.inp[q, k.I_WASTE])
+            put(dc.id, DeviceKind.DATACENTRE, DatacentreReading(
+                it_power_w=waste / dc.heat_recovery_ratio if dc.heat_recovery_ratio else None,
+                waste_heat_temp_c=None,
+                flow_m3_per_h=None,
+                waste_heat_w=waste,
+            ))  # fmt: skip
+        meter = self.site.grid.meter
+        if meter is not None and self._grid_w is not None:
+            put(meter, DeviceKind.METER, MeterReading(self._grid_w, None, None))
+        return devices
+
+    async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
+        return [self._write(sp) for sp in setpoints]
+
+    def _write(self, sp: Setpoint) -> Written:
+        m = self.minute
+        value = float(sp.value)
+        if sp.kind == DeviceKind.BATTERY and sp.device_id in self._bat_pos:
+            i = self._bat_pos[sp.device_id]
+            self.bat_set[i], self._bat_written[i] = value, m
+        elif sp.kind == DeviceKind.PV and sp.device_id in self._pv_pos:
+            j = self._pv_pos[sp.device_id]
+            self.pv_limit_w[j] = value / 100.0 * self.params.pv_rated_w[j]
+            self._pv_written[j] = m
+        elif sp.kind == DeviceKind.HEAT_PUMP and sp.device_id == self.params.heat_pump_id:
+            self.hp_set_w, self._hp_written = value, m
+        else:
+            return Written(sp.device_id, None, None, False, message="no such device in the plant")
+        self._devices = None
+        return Written(sp.device_id, value, value, True)
