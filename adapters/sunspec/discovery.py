@@ -284,7 +284,7 @@ def _split_hazards(model_id: int, length: int) -> frozenset[int]:
     """Offsets from a model's ID register where a read boundary would cut a point.
 
     Only the part of the layout known from the definition and L is covered (it stops at the
-    first group counted by a point value).
+    first group counted by a point value, and at L: beyond it are the next model's registers).
     """
     try:
         plan = model_plan(load_model(model_id))
@@ -292,7 +292,7 @@ def _split_hazards(model_id: int, length: int) -> frozenset[int]:
         return frozenset()
     hazards: set[int] = set()
     _walk_hazards(plan, 0, length + 2, hazards)
-    return frozenset(hazards)
+    return frozenset(h for h in hazards if h < length + 2)
 
 
 def _walk_hazards(plan: GroupPlan, off: int, end: int, hazards: set[int]) -> int | None:

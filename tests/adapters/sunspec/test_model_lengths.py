@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from adapters.sunspec.decode import DecodedModel, ModelLengthError, decode_model, encode_model
-from adapters.sunspec.discovery import ModelLocation, read_chain, scan
+from adapters.sunspec.discovery import ModelLocation, plan_reads, read_chain, scan
 from adapters.sunspec.models import ModelDef, load_model
 from tests.adapters.sunspec.helpers import DictReader, device_image
 
@@ -156,3 +156,10 @@ async def test_short_model_is_followed_by_the_next_one_in_the_chain() -> None:
     assert storage.values["ChaState"] == 63.5 and storage.missing == frozenset()
     assert "4 registers beyond the definition ignored" in str(storage.warnings[0])
     assert [m.id for m in result.models if m.errors] == []
+
+
+def test_reads_are_not_split_for_points_a_short_model_does_not_have() -> None:
+    # Model 101 cut to L=49 ends inside its last 32-bit point; the next model starts at the
+    # register where that point's second half would be, so a read may end there.
+    chain = [ModelLocation(101, 40000, 49), ModelLocation(120, 40051, 26)]
+    assert plan_reads(chain, max_count=51) == [(40000, 51), (40051, 28)]
