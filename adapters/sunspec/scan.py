@@ -40,8 +40,8 @@ def scan_to_json(result: ScanResult) -> dict[str, Any]:
     "address": 40002, "length": 66, "points": [{"name": "Mn", "value": "SMA", "unit": null},
     ...], "groups": {"module": [{"points": [...], "groups": {...}}, ...]}, "errors": [...],
     "warnings": [...], "missing": [...]}]}``. Enum points add ``"symbol"``, bitfield points
-    ``"bits"``; ``"missing"`` names the points beyond the model's L (their value is null); a
-    model kept undecoded adds ``"raw"`` (its body registers).
+    ``"bits"``; ``"missing"`` names the points beyond the model's L in definition order (their
+    value is null); a model kept undecoded adds ``"raw"`` (its body registers).
     """
     return {
         "base": result.base,
@@ -61,11 +61,20 @@ def _model_json(model: DecodedModel) -> dict[str, Any]:
         "groups": _groups_json(gdef, model.groups),
         "errors": [str(e) for e in model.errors],
         "warnings": [str(w) for w in model.warnings],
-        "missing": sorted(model.missing),
+        "missing": _missing(gdef, model),
     }
     if not model.decoded:
         entry["raw"] = list(model.raw)
     return entry
+
+
+def _missing(gdef: GroupDef | None, model: DecodedModel) -> list[str]:
+    """The points beyond the model's L, in definition order."""
+    if gdef is None or not model.missing:
+        return []
+    return [
+        path for path, _, _ in _rows(gdef, model.values, model.groups, "") if path in model.missing
+    ]
 
 
 def _definition(model: DecodedModel) -> GroupDef | None:

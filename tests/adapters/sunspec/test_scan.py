@@ -73,3 +73,10 @@ async def test_model_length_warnings_and_missing_points_are_shown() -> None:
     text = " ".join(" ".join(lines).split())  # captions wrap to the table's width
     assert "warning: model 103 (inverter_three_phase) at 40002: L=43 is shorter" in text
     assert "warning: model 124 (storage_basic) at 40047: L=26 is longer" in text
+
+
+async def test_missing_points_are_listed_in_definition_order() -> None:
+    controls = encode_model(load_model(123), {"WMaxLimPct": 100, "WMaxLimPct_SF": 0})
+    result = await scan(DictReader.image(0, device_image([123, 20, *controls[2:22]])))
+    (model,) = scan_to_json(result)["models"]
+    assert model["missing"] == ["VArPct_Ena", "WMaxLimPct_SF", "OutPFSet_SF", "VArPct_SF"]
