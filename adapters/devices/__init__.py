@@ -12,12 +12,21 @@ from adapters.devices.base import (
     register_driver,
     registered,
 )
-from adapters.devices.sunspec import Layout, Models, Role, SunSpecDriver, Variant
+from adapters.devices.sunspec import (
+    Layout,
+    MissingPointError,
+    Models,
+    Role,
+    SunSpecDriver,
+    Variant,
+    missing_reason,
+)
 
 __all__ = [
     "DeviceDataError",
     "Driver",
     "Layout",
+    "MissingPointError",
     "Models",
     "Role",
     "SunSpecDriver",
@@ -27,6 +36,7 @@ __all__ = [
     "driver_for",
     "mapped",
     "meter",
+    "missing_reason",
     "protocol_of",
     "pv",
     "register_driver",

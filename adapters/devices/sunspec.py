@@ -5,12 +5,19 @@ chain, pick the models the driver needs (a :class:`Variant`: one model of each :
 the first alternative the device has) and read the static ones (nameplate, ratings) once. The
 result is cached until a failure (:meth:`SunSpecDriver.forget`). Every poll then reads only
 the dynamic models, in the fewest requests of <= 125 registers (``plan_reads``).
+
+Devices often report a model length L that differs from the definition. Such a model is used
+as it is: the points inside L are decoded, those beyond L are None, and the warning about it is
+logged once per device and model (not on every poll; again only if L changes). A point the
+driver cannot do without, or that a control has to write, that lies beyond L (or whose scale
+factor does) fails with :class:`MissingPointError` naming device, model and point.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +28,27 @@ from adapters.sunspec.codec import encode_value
 from adapters.sunspec.decode import DecodedModel, point_address
 from adapters.sunspec.discovery import ModelLocation, find_base, read_chain, read_models
 from adapters.sunspec.models import load_model, symbol_name
+
+log = logging.getLogger(__name__)
+
+
+class MissingPointError(DeviceDataError):
+    """A point that is needed lies beyond the model length L the device reports."""
+
+
+def missing_reason(model: DecodedModel, point: str) -> str | None:
+    """Why top-level ``point`` of ``model`` has no value because of the model's length L:
+    the point or its scale factor lies beyond L. None when L is not the reason."""
+    where = f"the length the device reports (L={model.length})"
+    if point in model.missing:
+        return f"model {model.id} point {point} lies beyond {where}"
+    try:
+        sf = load_model(model.id).group.point(point).sf
+    except KeyError:
+        return None
+    if isinstance(sf, str) and sf in model.missing:
+        return f"model {model.id} point {point}: its scale factor {sf} lies beyond {where}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +139,14 @@ class Models:
     def number(
         self, role: str, point: str, lo: float, hi: float, unit: str, *, required: bool = False
     ) -> float | None:
-        """``value`` checked to lie in ``lo..hi`` [unit] (see ``base.checked``)."""
+        """``value`` checked to lie in ``lo..hi`` [unit] (see ``base.checked``); a required
+        point beyond the model's length raises MissingPointError."""
         value = self.value(role, point)
+        model = self.by_role.get(role)
+        if value is None and required and model is not None:
+            reason = missing_reason(model, point)
+            if reason is not None:
+                raise MissingPointError(f"{self.device_id}: {reason} (needed)")
         return checked(
             self.device_id, self.name(role, point), value, lo, hi, unit, required=required
         )
@@ -133,6 +167,9 @@ class SunSpecDriver(Driver):
     def __init__(self, device: Any, link: DeviceLink) -> None:
         super().__init__(device, link)
         self._layout: Layout | None = None
+        # (model id, address) -> L already warned about; kept across forget(), so a
+        # rediscovery after a failure does not repeat the warning. One entry per model.
+        self._length_warned: dict[tuple[int, int], int] = {}
 
     @abstractmethod
     def variants(self) -> Sequence[Variant]:
@@ -202,7 +239,13 @@ class SunSpecDriver(Driver):
     async def write_points(self, model: DecodedModel, steps: Sequence[Step]) -> None:
         """Write raw point values of ``model``, one request (function code 16) per step of
         contiguous points, in order. Every step is encoded before the first write, so a value
-        that does not fit its register means nothing is written."""
+        that does not fit its register means nothing is written; so does a point that lies
+        beyond the model's length L, or whose scale factor does (MissingPointError)."""
+        beyond = [r for step in steps for name, _ in step if (r := missing_reason(model, name))]
+        if beyond:
+            raise MissingPointError(
+                f"{self.device_id}: cannot write: {'; '.join(beyond)}; nothing written"
+            )
         requests = [_encode_points(model, step) for step in steps]
         for address, regs in requests:
             await self.link.write(address, regs)
@@ -213,7 +256,21 @@ class SunSpecDriver(Driver):
         # The whole chain is passed so the plan may read across models in between: one
         # longer request costs less than two.
         ids = {loc.id for loc in wanted}
-        return await read_models(self.link, layout.chain, ids, unreadable=layout.unreadable)
+        models = await read_models(self.link, layout.chain, ids, unreadable=layout.unreadable)
+        self._warn_lengths(models.values())
+        return models
+
+    def _warn_lengths(self, models: Iterable[DecodedModel]) -> None:
+        """Log a model's length warning the first time it is seen on this device."""
+        for model in models:
+            if not model.warnings:
+                continue
+            key = (model.id, model.address)
+            if self._length_warned.get(key) == model.length:
+                continue
+            self._length_warned[key] = model.length
+            text = "; ".join(str(w) for w in model.warnings)
+            log.warning("%s: %s (the points inside L are used)", self.device_id, text)
 
     def _by_role(self, layout: Layout, decoded: Mapping[int, DecodedModel]) -> dict[str, Any]:
         out: dict[str, DecodedModel] = {}

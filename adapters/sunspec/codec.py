@@ -310,9 +310,8 @@ class GroupPlan:
     """Decoder/encoder layout of one group instance and its child groups.
 
     ``static_size`` is the size of a whole instance including descendants when it does not
-    depend on register values or the model length, else None; ``short_size`` the smallest
-    accepted size of a flat group (legacy devices omit trailing pads). ``count_depth`` locates
-    a named count point like ScaleRef.depth (-1 when the count is not a name).
+    depend on register values or the model length, else None. ``count_depth`` locates a
+    named count point like ScaleRef.depth (-1 when the count is not a name).
     """
 
     gdef: GroupDef
@@ -325,7 +324,6 @@ class GroupPlan:
     spans: tuple[tuple[str, int, int], ...]
     children: tuple[GroupPlan, ...]
     static_size: int | None
-    short_size: int
     count_depth: int
 
 
@@ -357,18 +355,8 @@ def compile_group(gdef: GroupDef, ancestors: tuple[GroupDef, ...] = ()) -> Group
         spans=tuple((p.name, p.offset, p.size) for p in gdef.points),
         children=children,
         static_size=static,
-        short_size=static - _trailing_pads(gdef) if static is not None and not children else 0,
         count_depth=_depth(gdef.count, ancestors) if isinstance(gdef.count, str) else -1,
     )
-
-
-def _trailing_pads(gdef: GroupDef) -> int:
-    size = 0
-    for point in reversed(gdef.points):
-        if point.type != "pad":
-            break
-        size += point.size
-    return size
 
 
 def _add_static(total: int | None, child: GroupPlan) -> int | None:

@@ -6,9 +6,15 @@ codec.compile_group), so decoding a flat model like 101 is one ``struct.unpack_f
 dict comprehension for the sentinels and a short loop for the scale factors.
 
 Bad data never raises past one model: a scale factor outside -10..10 sets the points that use
-it to None and records a ScaleFactorError in ``DecodedModel.errors``; only a length that does
-not fit the definition (ModelLengthError) or unusable registers make ``decode_model`` raise,
-and discovery.read_models turns that into an error entry for that model alone.
+it to None and records a ScaleFactorError in ``DecodedModel.errors``; only register values
+outside 0..65535 make ``decode_model`` raise, and discovery.read_models turns that into an
+error entry for that model alone.
+
+A length L that differs from the definition is common on real devices and is not an error:
+every point that fits inside L is decoded, points beyond L decode to None and are listed in
+``DecodedModel.missing``, registers beyond the definition (vendor extensions) and a partial
+last repeat of a repeating group are ignored, and one ModelLengthError describing the misfit
+goes to ``DecodedModel.warnings`` (never to ``errors``: the model stays usable).
 """
 
 from __future__ import annotations
@@ -47,7 +53,15 @@ __all__ = [
 
 
 class ModelLengthError(SunSpecDecodeError):
-    """A model's length L does not fit its definition's fixed part plus whole repeats."""
+    """A model's length L does not fit its definition's fixed part plus whole repeats.
+
+    Not raised by ``decode_model``: it decodes what fits and keeps this, describing the
+    misfit, in ``DecodedModel.warnings``.
+    """
+
+
+#: Point names listed in a length warning before "and N more".
+_NAMES_SHOWN = 8
 
 
 @dataclass(slots=True)
@@ -72,7 +86,10 @@ class DecodedModel:
     definition, None when not implemented or unreadable); ``groups`` the child group instances
     by group name (a group that occurs once is a list of one); ``raw`` the L body registers
     (unreadable registers as 0); ``errors`` what went wrong without stopping the decode
-    (scale factors out of range, unreadable registers, an unknown or misfit model).
+    (scale factors out of range, unreadable registers, an unknown model). ``warnings`` says
+    when L differs from the definition (at most one ModelLengthError; the values are still
+    good) and ``missing`` names the points beyond L (``"Evt1"``, ``"module[3].DCW"``; pads
+    left out), whose values are None.
     """
 
     id: int
@@ -83,6 +100,8 @@ class DecodedModel:
     groups: dict[str, list[DecodedGroup]]
     raw: list[int]
     errors: list[SunSpecError] = field(default_factory=list)
+    warnings: list[SunSpecError] = field(default_factory=list)
+    missing: frozenset[str] = frozenset()
 
     def point(self, name: str) -> Any:
         """Scaled value of a top-level point (None if not implemented)."""
@@ -93,7 +112,7 @@ class DecodedModel:
 
     @property
     def decoded(self) -> bool:
-        """False for a model kept only as raw registers (unknown id or misfit length)."""
+        """False for a model kept only as raw registers (unknown id, unusable registers)."""
         return bool(self.values)
 
 
@@ -112,13 +131,23 @@ def model_plan(model: ModelDef) -> GroupPlan:
 
 @dataclass(slots=True)
 class _Ctx:
-    """Per-call decode state: where we are (for messages), holes and collected errors."""
+    """Per-call decode state: where we are (for messages), holes, errors, what L cut off.
+
+    ``end`` is L + 2 (offsets count from the ID register); ``missing`` collects the points
+    beyond it, ``notes`` the repeats that did not fit, ``partial`` the registers of a partial
+    last repeat of a count-0 group; ``cut`` is set when L ended a group counted by a point
+    (then the definition's length for those counts is not known).
+    """
 
     model: ModelDef
     address: int
     end: int
     holes: frozenset[int]
     errors: list[SunSpecError]
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    partial: int = 0
+    cut: bool = False
 
     def where(self) -> str:
         return f"model {self.model.id} ({self.model.name}) at {self.address}"
@@ -129,8 +158,8 @@ def decode_model(model: ModelDef, address: int, body: Sequence[int | None]) -> D
 
     ``address`` is the absolute register of the model's ID (used in messages and kept in
     the result). A None in ``body`` marks a register the device refused to serve: points
-    covering it decode to None. Raises ModelLengthError when L does not fit the definition,
-    SunSpecDecodeError for register values outside 0..65535.
+    covering it decode to None. An L that differs from the definition decodes what fits (see
+    the module docstring). Raises SunSpecDecodeError for register values outside 0..65535.
     """
     plan = model_plan(model)
     length = len(body)
@@ -141,19 +170,46 @@ def decode_model(model: ModelDef, address: int, body: Sequence[int | None]) -> D
         regs = [0 if r is None else r for r in body]
     ctx = _Ctx(model, address, length + 2, holes, [])
     buf = _pack(ctx, model.id, regs)
-    if plan.static_size is not None:
-        buf = _fit_static(ctx, plan, buf)
     values, groups, end = _decode_instance(plan, buf, 0, (), ctx, "")
-    if end != ctx.end:
-        raise ModelLengthError(
-            f"{ctx.where()}: L={length} but the definition ends after {end - 2} registers"
-        )
+    warnings: list[SunSpecError] = []
+    if end != ctx.end or ctx.missing or ctx.notes:
+        warning = _length_warning(ctx, end)
+        if warning is not None:
+            warnings.append(warning)
     if holes:
         ctx.errors.append(
             SunSpecDecodeError(f"{ctx.where()}: {len(holes)} unreadable registers, points None")
         )
     return DecodedModel(model.id, model.name, address, length, values, groups, list(regs),
-                        ctx.errors)  # fmt: skip
+                        ctx.errors, warnings, frozenset(ctx.missing))  # fmt: skip
+
+
+def _length_warning(ctx: _Ctx, end: int) -> ModelLengthError | None:
+    """One warning for an L that is not the definition's ``end - 2``; None if harmless.
+
+    Harmless: only trailing pads cut off (model 1 with L=65 is common).
+    """
+    length, defined = ctx.end - 2, end - 2
+    parts = list(ctx.notes)
+    if ctx.missing:
+        names = ", ".join(ctx.missing[:_NAMES_SHOWN])
+        if len(ctx.missing) > _NAMES_SHOWN:
+            names += f" and {len(ctx.missing) - _NAMES_SHOWN} more"
+        parts.append(
+            f"{len(ctx.missing)} point{'s' if len(ctx.missing) != 1 else ''} beyond L "
+            f"missing (None): {names}"
+        )
+    if end < ctx.end and not ctx.partial:
+        parts.append(f"{ctx.end - end} registers beyond the definition ignored")
+    if not parts:
+        return None
+    if end > ctx.end and not ctx.cut:
+        head = f"L={length} is shorter than the definition ({defined} registers)"
+    elif end < ctx.end and not ctx.partial:
+        head = f"L={length} is longer than the definition ({defined} registers)"
+    else:
+        head = f"L={length}"
+    return ModelLengthError(f"{ctx.where()}: {head}: {'; '.join(parts)}")
 
 
 def _pack(ctx: _Ctx, model_id: int, body: Sequence[int]) -> bytes:
@@ -164,20 +220,6 @@ def _pack(ctx: _Ctx, model_id: int, body: Sequence[int]) -> bytes:
         raise SunSpecDecodeError(f"{ctx.where()}: register value not in 0..65535") from exc
 
 
-def _fit_static(ctx: _Ctx, plan: GroupPlan, buf: bytes) -> bytes:
-    """Check L of a fixed-size model; accept legacy lengths that omit trailing pads."""
-    size = plan.static_size
-    assert size is not None
-    if ctx.end == size:
-        return buf
-    if plan.short_size <= ctx.end < size:  # model 1 with L=65 (no Pad) is common
-        ctx.end = size
-        return buf + b"\0\0" * (size - len(buf) // 2)
-    raise ModelLengthError(
-        f"{ctx.where()}: L={ctx.end - 2} but the definition has a fixed length of {size - 2}"
-    )
-
-
 def _decode_instance(
     plan: GroupPlan,
     buf: bytes,
@@ -186,12 +228,14 @@ def _decode_instance(
     ctx: _Ctx,
     path: str,
 ) -> tuple[dict[str, Any], dict[str, list[DecodedGroup]], int]:
-    """Decode one group instance at register ``off``; return values, groups, next offset."""
-    if off + plan.size > ctx.end:
-        raise ModelLengthError(
-            f"{ctx.where()}: L={ctx.end - 2} ends inside {path.rstrip('.') or 'the fixed part'}"
-            f" (needs registers up to {off + plan.size - 2})"
-        )
+    """Decode one group instance at register ``off``; return values, groups, next offset.
+
+    An instance that L cuts off is decoded from zero-padded registers, then every point that
+    does not fit entirely inside L is set to None and recorded in ``ctx.missing``.
+    """
+    short = off + plan.size > ctx.end
+    if short:
+        buf = buf.ljust((off + plan.size) * 2, b"\0")
     raw = plan.struct.unpack_from(buf, off * 2)
     # One comprehension for every sentinel check: the hot loop of a poll.
     values = {
@@ -201,6 +245,8 @@ def _decode_instance(
         values[name] = convert(values[name])
     if ctx.holes:
         _mask_holes(values, plan, off, ctx.holes)
+    if short:
+        _mask_beyond(values, plan, off, ctx, path)
     if plan.scaled:
         _apply_scale(values, plan, scopes, ctx, path)
     groups: dict[str, list[DecodedGroup]] = {}
@@ -211,11 +257,34 @@ def _decode_instance(
             count = _instance_count(child, values, scopes, pos, ctx, path)
             instances = []
             for i in range(count):
+                if pos >= ctx.end and isinstance(child.gdef.count, str):
+                    # Instances counted by a point value stop where L ends: the count may
+                    # be garbage, and nothing of these instances is on the device anyway.
+                    ctx.cut = True
+                    ctx.notes.append(
+                        f"{child.gdef.count}={count}, but L ends after {_n_instances(i)} of "
+                        f"{path}{child.gdef.name}"
+                    )
+                    break
                 child_path = f"{path}{child.gdef.name}[{i + 1}]."
                 vals, grps, pos = _decode_instance(child, buf, pos, inner, ctx, child_path)
                 instances.append(DecodedGroup(child.gdef.name, vals, grps))
             groups[child.gdef.name] = instances
     return values, groups, pos
+
+
+def _n_instances(n: int) -> str:
+    return f"{n} instance{'' if n == 1 else 's'}"
+
+
+def _mask_beyond(values: dict[str, Any], plan: GroupPlan, off: int, ctx: _Ctx, path: str) -> None:
+    """Set the points of an instance at ``off`` that do not fit inside L to None."""
+    room = ctx.end - off
+    for pdef in plan.gdef.points:
+        if pdef.offset + pdef.size > room:
+            values[pdef.name] = None
+            if pdef.type != "pad":
+                ctx.missing.append(path + pdef.name)
 
 
 def _mask_holes(values: dict[str, Any], plan: GroupPlan, off: int, holes: frozenset[int]) -> None:
@@ -275,23 +344,19 @@ def _instance_count(
     if count == 0:
         size = child.static_size
         assert size  # compile_group guarantees a fixed, non-empty instance
-        n, rest = divmod(ctx.end - pos, size)
-        if rest or n < 0:
-            raise ModelLengthError(
-                f"{ctx.where()}: L={ctx.end - 2} leaves {ctx.end - pos} registers for group "
-                f"{name}, not a whole number of {size}-register instances"
+        n, rest = divmod(max(ctx.end - pos, 0), size)
+        if rest:
+            ctx.partial = rest
+            ctx.notes.append(
+                f"the {ctx.end - pos} registers for group {name} hold {_n_instances(n)} of "
+                f"{size} registers and {rest} more: the partial instance is ignored"
             )
         return n
     assert isinstance(count, str)
-    # A count point that is "not implemented" means no instances; L then has to agree.
-    n = (values if child.count_depth == 0 else scopes[-child.count_depth])[count] or 0
-    # fixed_size is a lower bound of an instance: rejects garbage counts before decoding.
-    if pos + n * child.gdef.fixed_size > ctx.end:
-        raise ModelLengthError(
-            f"{ctx.where()}: {count}={n} instances of {name} (at least "
-            f"{child.gdef.fixed_size} registers each) do not fit L={ctx.end - 2}"
-        )
-    return n
+    # A count point that is "not implemented" (or beyond L) means no instances; a count
+    # larger than L allows stops where L ends (see _decode_instance).
+    n = (values if child.count_depth == 0 else scopes[-child.count_depth])[count]
+    return int(n or 0)
 
 
 def point_address(model: ModelDef, model_address: int, point: str) -> tuple[int, PointDef]:

@@ -12,6 +12,10 @@ Discovery costs one request per base tried and one per model header; the resulti
 refuse reads that touch registers they do not implement, even inside a model; such reads are
 split until the refused registers are isolated, and those addresses are remembered in the
 ``unreadable`` set the caller keeps with the locations, so later polls read around them.
+
+The chain is walked with the lengths the device reports (the next header is at the model's
+address + 2 + L), never the definition's: a model shorter or longer than its definition
+still leads to the next one, and decodes with what fits (``DecodedModel.warnings``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from adapters.sunspec.codec import GroupPlan
-from adapters.sunspec.decode import DecodedModel, ModelLengthError, decode_model, model_plan
+from adapters.sunspec.decode import DecodedModel, decode_model, model_plan
 from adapters.sunspec.models import (
     SunSpecDecodeError,
     SunSpecError,
@@ -280,7 +284,7 @@ def _split_hazards(model_id: int, length: int) -> frozenset[int]:
     """Offsets from a model's ID register where a read boundary would cut a point.
 
     Only the part of the layout known from the definition and L is covered (it stops at the
-    first group counted by a point value).
+    first group counted by a point value, and at L: beyond it are the next model's registers).
     """
     try:
         plan = model_plan(load_model(model_id))
@@ -288,7 +292,7 @@ def _split_hazards(model_id: int, length: int) -> frozenset[int]:
         return frozenset()
     hazards: set[int] = set()
     _walk_hazards(plan, 0, length + 2, hazards)
-    return frozenset(hazards)
+    return frozenset(h for h in hazards if h < length + 2)
 
 
 def _walk_hazards(plan: GroupPlan, off: int, end: int, hazards: set[int]) -> int | None:
@@ -321,8 +325,10 @@ async def read_all_models(
     Reads are planned by plan_reads (fewest requests of <= 125 registers, avoiding the
     addresses in ``unreadable``); addresses found unreadable on the way are added to it.
     ``within`` is the whole chain when ``locations`` is a part of it (reads may bridge gaps).
-    A model that cannot be decoded (unknown id, misfit length) comes back with ``values``
-    empty, its raw registers and the reason in ``errors``; the others are unaffected.
+    A model whose L differs from its definition decodes what fits and says so in
+    ``warnings``. A model that cannot be decoded (unknown id, register values out of range)
+    comes back with ``values`` empty, its raw registers and the reason in ``errors``; the
+    others are unaffected.
     Raises ChainChangedError if a model header no longer matches ``locations``.
     """
     holes = unreadable if unreadable is not None else set()
@@ -380,7 +386,7 @@ def _decode_location(loc: ModelLocation, image: dict[int, int]) -> DecodedModel:
         return _undecoded(loc, f"model_{loc.id}", body, exc)
     try:
         return decode_model(model, loc.address, body)
-    except (ModelLengthError, SunSpecDecodeError) as exc:
+    except SunSpecDecodeError as exc:
         return _undecoded(loc, model.name, body, exc)
 
 

@@ -1,7 +1,9 @@
 """Present a device scan: as JSON-ready data (API, files) or as rich tables (CLI).
 
 Values are the decoded engineering values in the units of the SunSpec definition; enums also
-carry their symbol name and bitfields the names of their set bits.
+carry their symbol name and bitfields the names of their set bits. A model whose length L
+differs from its definition shows its warning (JSON ``"warnings"``, the table's caption) and
+marks the points beyond L as missing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from adapters.sunspec.models import (
     symbol_name,
 )
 
-__all__ = ["scan_to_json", "scan_to_table", "scan_to_text"]
+__all__ = ["BEYOND_L", "scan_to_json", "scan_to_table", "scan_to_text"]
+
+#: The "meaning" of a point beyond the model's reported length L in a table.
+BEYOND_L = "missing: beyond L"
 
 
 def scan_to_json(result: ScanResult) -> dict[str, Any]:
@@ -33,9 +38,10 @@ def scan_to_json(result: ScanResult) -> dict[str, Any]:
 
     Shape: ``{"base": 40000, "unreadable": [...], "models": [{"id": 1, "name": "common",
     "address": 40002, "length": 66, "points": [{"name": "Mn", "value": "SMA", "unit": null},
-    ...], "groups": {"module": [{"points": [...], "groups": {...}}, ...]}, "errors": [...]}]}``.
-    Enum points add ``"symbol"``, bitfield points ``"bits"``; a model kept undecoded adds
-    ``"raw"`` (its body registers).
+    ...], "groups": {"module": [{"points": [...], "groups": {...}}, ...]}, "errors": [...],
+    "warnings": [...], "missing": [...]}]}``. Enum points add ``"symbol"``, bitfield points
+    ``"bits"``; ``"missing"`` names the points beyond the model's L in definition order (their
+    value is null); a model kept undecoded adds ``"raw"`` (its body registers).
     """
     return {
         "base": result.base,
@@ -54,10 +60,21 @@ def _model_json(model: DecodedModel) -> dict[str, Any]:
         "points": _points_json(gdef, model.values),
         "groups": _groups_json(gdef, model.groups),
         "errors": [str(e) for e in model.errors],
+        "warnings": [str(w) for w in model.warnings],
+        "missing": _missing(gdef, model),
     }
     if not model.decoded:
         entry["raw"] = list(model.raw)
     return entry
+
+
+def _missing(gdef: GroupDef | None, model: DecodedModel) -> list[str]:
+    """The points beyond the model's L, in definition order."""
+    if gdef is None or not model.missing:
+        return []
+    return [
+        path for path, _, _ in _rows(gdef, model.values, model.groups, "") if path in model.missing
+    ]
 
 
 def _definition(model: DecodedModel) -> GroupDef | None:
@@ -115,11 +132,13 @@ def _model_table(model: DecodedModel) -> Table:
     gdef = _definition(model)
     if gdef is not None:
         for path, pdef, value in _rows(gdef, model.values, model.groups, ""):
-            table.add_row(path, _text(value), pdef.units or "", _meaning(pdef, value))
+            meaning = BEYOND_L if path in model.missing else _meaning(pdef, value)
+            table.add_row(path, _text(value), pdef.units or "", meaning)
     if not model.decoded:
         table.add_row("raw", " ".join(f"{r:04X}" for r in model.raw), "", "")
-    if model.errors:
-        table.caption = "; ".join(str(e) for e in model.errors)
+    notes = [*(f"warning: {w}" for w in model.warnings), *(str(e) for e in model.errors)]
+    if notes:
+        table.caption = "; ".join(notes)
     return table
 
 

@@ -37,6 +37,20 @@ def sunspec_image(models: Sequence[tuple[int, Mapping[str, Any]]]) -> list[int]:
     return regs + END
 
 
+def resize_model(regs: Sequence[int], model_id: int, length: int, fill: int = 0x1234) -> list[int]:
+    """A SunSpec image (as from sunspec_image) whose first ``model_id`` reports L=``length``:
+    its body cut to that many registers, or extended with ``fill`` (vendor registers)."""
+    address = 2
+    while regs[address] != 0xFFFF:
+        if regs[address] == model_id:
+            body = list(regs[address + 2 : address + 2 + regs[address + 1]])
+            body = body[:length] + [fill] * (length - len(body))
+            rest = regs[address + 2 + regs[address + 1] :]
+            return [*regs[:address], model_id, length, *body, *rest]
+        address += 2 + regs[address + 1]
+    raise ValueError(f"no model {model_id} in the image")
+
+
 class FakeUnit:
     """One unit id: ``regs`` holds the registers from ``start`` on (both holding and input)."""
 

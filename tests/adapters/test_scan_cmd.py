@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from tests.adapters.fleet import pv_models
-from tests.adapters.servers import FakeUnit, UnitServer, sunspec_image
+from tests.adapters.servers import FakeUnit, UnitServer, resize_model, sunspec_image
 from tests.conftest import free_port
 from vpp.cli.scan_cmd import get_scan, parse_endpoint
 
@@ -53,6 +53,29 @@ async def test_scan_table_and_given_base() -> None:
     assert "SunSpec base 30000, 4 models" in out
     assert re.search(r"model 103 inverter_three_phase @\s+30070", out)  # titles may wrap
     assert "MPPT" in out
+
+
+async def test_scan_shows_model_length_warnings() -> None:
+    image = resize_model(sunspec_image(pv_models(w=1234.5)), 103, 44)  # 6 registers short
+    image = resize_model(image, 120, 30)  # 4 vendor registers after the nameplate
+    port = free_port()
+    async with UnitServer(port, [FakeUnit(1, image)]):
+        code, out, err = await vpp("scan", f"127.0.0.1:{port}")
+        code_json, out_json, err_json = await vpp("scan", f"127.0.0.1:{port}", "--json")
+    assert code == 0 and code_json == 0, err + err_json
+    assert "SunSpec base 40000, 4 models" in out
+    text = " ".join(out.split())  # table captions wrap
+    assert (
+        "warning: model 103 (inverter_three_phase) at 40070: L=44 is shorter than the "
+        "definition (50 registers): 3 points beyond L missing (None): EvtVnd2, EvtVnd3, EvtVnd4"
+    ) in text
+    assert "warning: model 120 (nameplate) at 40116: L=30 is longer" in text
+    data = json.loads(out_json)
+    inverter, nameplate, controls = data["models"][1:]
+    assert inverter["missing"] == ["EvtVnd2", "EvtVnd3", "EvtVnd4"]
+    assert {p["name"]: p["value"] for p in inverter["points"]}["W"] == 1234.5
+    assert "4 registers beyond the definition ignored" in nameplate["warnings"][0]
+    assert controls["address"] == 40148 and controls["warnings"] == []  # still found
 
 
 async def test_scan_failures_exit_1_with_a_clear_message() -> None:

@@ -40,7 +40,7 @@ def test_every_definition_loads_compiles_and_round_trips_empty() -> None:
         regs = encode_model(model, {})
         decoded = decode_model(model, 40002, regs[2:])
         assert regs[:2] == [model_id, len(regs) - 2]
-        assert decoded.errors == []
+        assert decoded.errors == [] and decoded.warnings == [] and not decoded.missing
 
 
 def test_unknown_model() -> None:
@@ -103,21 +103,51 @@ def test_inconsistent_nested_counts_are_an_encode_error() -> None:
         encode_model(load_model(705), {}, {"Crv": curves})
 
 
-def test_length_that_is_not_whole_repeats_is_an_error() -> None:
+def test_partial_last_repeat_decodes_the_whole_ones_and_warns() -> None:
     model = load_model(160)
-    body = encode_model(model, {}, {"module": [{}, {}]})[2:]
-    with pytest.raises(ModelLengthError, match=r"model 160 .* at 40500: L=47 leaves 39"):
-        decode_model(model, 40500, body[:-1])
-    with pytest.raises(ModelLengthError, match="L=52"):
-        decode_model(load_model(101), 40000, [0] * 52)
+    modules = [{"ID": 1, "DCW": 410.0, "DCV": 330.5}, {"ID": 2, "DCW": 395.0, "DCV": 329.0}]
+    top = {"DCW_SF": 0, "DCV_SF": -1, "N": 2}
+    body = encode_model(model, top, {"module": modules})[2:]
+    decoded = decode_model(model, 40500, body[:-1])  # the second module lacks a register
+    assert decoded.length == 47 and decoded.errors == []
+    (first,) = decoded.groups["module"]
+    assert (first.values["ID"], first.values["DCW"], first.values["DCV"]) == (1, 410.0, 330.5)
+    assert decoded.values["N"] == 2 and decoded.missing == frozenset()
+    (warning,) = decoded.warnings
+    assert isinstance(warning, ModelLengthError)
+    assert str(warning) == (
+        "model 160 (mppt) at 40500: L=47: the 39 registers for group module hold 1 instance "
+        "of 20 registers and 19 more: the partial instance is ignored"
+    )
+
+
+def test_fixed_part_shorter_than_the_definition_leaves_no_repeats() -> None:
+    model = load_model(160)
+    body = encode_model(model, {"DCA_SF": -2, "DCV_SF": -1, "N": 1}, {"module": [{}]})[2:]
+    decoded = decode_model(model, 40500, body[:4])  # the 4 scale factors, no Evt, N, TmsPer
+    assert (decoded.values["DCA_SF"], decoded.values["DCV_SF"]) == (-2, -1)
+    assert decoded.values["N"] is None and decoded.groups == {"module": []}
+    assert decoded.missing == {"Evt", "N", "TmsPer"}
+    assert "L=4 is shorter than the definition (8 registers)" in str(decoded.warnings[0])
+
+
+def test_counted_groups_stop_where_the_length_ends() -> None:
     model705 = load_model(705)
-    body = encode_model(model705, {}, {"Crv": [{"Pt": [{}, {}]}]})[2:]
+    body = encode_model(model705, {}, {"Crv": [{"Pt": [{"V": 1.0}, {"V": 2.0}]}]})[2:]
     assert len(body) == 13 + 10 + 2 * 2  # fixed part + NCrv=1 curve of 10 + NPt=2 points of 2
-    with pytest.raises(ModelLengthError, match="L=28 but the definition ends after 27"):
-        decode_model(model705, 40000, [*body, 0])
+    longer = decode_model(model705, 40000, [*body, 0])
+    assert "L=28 is longer than the definition (27 registers): 1 registers beyond" in str(
+        longer.warnings[0]
+    )
+    shorter = decode_model(model705, 40000, body[:-3])  # half of point 1, none of point 2
+    (curve,) = shorter.groups["Crv"]
+    assert [p.values for p in curve.groups["Pt"]] == [{"V": 1.0, "Var": None}]
+    assert shorter.missing == {"Crv[1].Pt[1].Var"}
+    assert "NPt=2, but L ends after 1 instance of Crv[1].Pt" in str(shorter.warnings[0])
     body[model705.group.point("NCrv").offset - 2] = 500  # garbage count
-    with pytest.raises(ModelLengthError, match="NCrv=500"):
-        decode_model(model705, 40000, body)
+    garbage = decode_model(model705, 40000, body)
+    assert len(garbage.groups["Crv"]) == 1 and garbage.errors == []
+    assert "NCrv=500, but L ends after 1 instance of Crv" in str(garbage.warnings[0])
 
 
 def test_legacy_common_model_without_pad() -> None:
@@ -125,6 +155,7 @@ def test_legacy_common_model_without_pad() -> None:
     body = encode_model(model, {"Mn": "SMA", "DA": 3})[2:]
     decoded = decode_model(model, 40002, body[:65])
     assert decoded.length == 65 and decoded.values["Mn"] == "SMA" and decoded.values["DA"] == 3
+    assert decoded.warnings == [] and decoded.missing == frozenset()  # only the pad is cut
 
 
 def test_scale_factor_out_of_range_nulls_its_points_only() -> None:

@@ -96,15 +96,19 @@ async def test_chain_longer_than_the_guard() -> None:
         await read_chain(DictReader.image(40000, regs), 40000)
 
 
-async def test_unknown_and_misfit_models_are_kept_raw_the_rest_decodes() -> None:
+async def test_unknown_models_are_kept_raw_misfit_lengths_decode_what_fits() -> None:
     vendor = [64999, 3, 7, 8, 9]
-    short_inverter = [101, 49, *INVERTER[2:-1]]  # a length the definition cannot have
+    short_inverter = [101, 49, *INVERTER[2:-1]]  # one register short: EvtVnd4 is cut
     reader = DictReader.image(40000, device_image(COMMON, vendor, short_inverter, NAMEPLATE))
     result = await scan(reader)
     by_id = {m.id: m for m in result.models}
     assert not by_id[64999].decoded and by_id[64999].raw == [7, 8, 9]
     assert isinstance(by_id[64999].errors[0], UnknownModelError)
-    assert not by_id[101].decoded and "L=49" in str(by_id[101].errors[0])
+    inverter = by_id[101]
+    assert inverter.decoded and inverter.errors == [] and inverter.length == 49
+    assert (inverter.values["W"], inverter.values["St"]) == (1500, 4)
+    assert inverter.values["EvtVnd4"] is None and inverter.missing == {"EvtVnd4"}
+    assert "L=49 is shorter than the definition (50 registers)" in str(inverter.warnings[0])
     assert by_id[120].values["WRtg"] == 5000 and by_id[1].decoded
 
 

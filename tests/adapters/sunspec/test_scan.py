@@ -46,3 +46,37 @@ async def test_text_rendering_has_group_rows() -> None:
     text = scan_to_text(result)
     assert "model 160 mppt @ 2 (L=48)" in text
     assert "module[1].DCA" in text and "1.5" in text and "module[2].IDStr" in text
+
+
+async def test_model_length_warnings_and_missing_points_are_shown() -> None:
+    inverter = encode_model(load_model(103), {"W": 2871, "W_SF": 0, "St": 4})
+    short = [103, 43, *inverter[2:45]]  # 7 registers short: EvtVnd1..4 are cut off
+    storage = encode_model(load_model(124), {"ChaState": 63, "ChaState_SF": 0})
+    longer = [124, 26, *storage[2:], 0xBEEF, 0xBEEF]  # two vendor registers at the end
+    result = await scan(DictReader.image(40000, device_image(short, longer)))
+    data = json.loads(json.dumps(scan_to_json(result)))
+    inv, sto = data["models"]
+    assert inv["missing"] == ["EvtVnd1", "EvtVnd2", "EvtVnd3", "EvtVnd4"]
+    assert inv["warnings"] == [
+        "model 103 (inverter_three_phase) at 40002: L=43 is shorter than the definition "
+        "(50 registers): 4 points beyond L missing (None): EvtVnd1, EvtVnd2, EvtVnd3, EvtVnd4"
+    ]
+    assert inv["errors"] == [] and "raw" not in inv
+    points = {p["name"]: p["value"] for p in inv["points"]}
+    assert points["W"] == 2871 and points["St"] == 4 and points["EvtVnd1"] is None
+    assert sto["missing"] == [] and "2 registers beyond the definition" in sto["warnings"][0]
+    assert {p["name"]: p["value"] for p in sto["points"]}["ChaState"] == 63
+    lines = scan_to_text(result, width=200).splitlines()
+    rows = {line.split()[1]: line for line in lines if line.startswith("│ ")}
+    assert "missing: beyond L" in rows["EvtVnd1"] and "missing: beyond L" in rows["EvtVnd4"]
+    assert "missing" not in rows["Evt2"] and "2871" in rows["W"]
+    text = " ".join(" ".join(lines).split())  # captions wrap to the table's width
+    assert "warning: model 103 (inverter_three_phase) at 40002: L=43 is shorter" in text
+    assert "warning: model 124 (storage_basic) at 40047: L=26 is longer" in text
+
+
+async def test_missing_points_are_listed_in_definition_order() -> None:
+    controls = encode_model(load_model(123), {"WMaxLimPct": 100, "WMaxLimPct_SF": 0})
+    result = await scan(DictReader.image(0, device_image([123, 20, *controls[2:22]])))
+    (model,) = scan_to_json(result)["models"]
+    assert model["missing"] == ["VArPct_Ena", "WMaxLimPct_SF", "OutPFSet_SF", "VArPct_SF"]
