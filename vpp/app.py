@@ -27,7 +27,7 @@ from vpp.control.restore import restore
 from vpp.control.runner import install_signal_handlers, run_until_stopped
 from vpp.control.schedule import PLAN_LEAD_S
 from vpp.control.state import ControllerState
-from vpp.control.world import irradiance_from_inputs
+from vpp.control.world import world_from_inputs
 from vpp.core.clock import Clock, ScaledClock, SystemClock
 from vpp.core.site import Site
 from vpp.metrics import Metrics
@@ -113,8 +113,8 @@ async def run(
             if simulate:
                 from adapters.sim.fleet import SimFleet
 
-                world = irradiance_from_inputs(inputs.sources[0])
-                await stack.enter_async_context(SimFleet(site, clock=clock, irradiance=world))
+                world = world_from_inputs(site, inputs.sources[0])
+                await stack.enter_async_context(SimFleet(site, clock=clock, world=world))
                 log.info("simulated fleet of %d devices on 127.0.0.1", len(site.devices))
             ctl = await build_controller(site, clock, opts, stack, inputs)
             if on_ready is not None:

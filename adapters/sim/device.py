@@ -50,6 +50,10 @@ class Environment:
     local_hour: float
     irradiance: IrradianceProfile
     base_load_w: float = 0.0
+    #: The data centre's IT power [W] and waste-heat temperature [degC] from the world's
+    #: data; None: the simulator's own profile and the device's configured temperature.
+    it_power_w: float | None = None
+    world_waste_heat_temp_c: float | None = None
     pv_w: float = 0.0
     battery_w: float = 0.0
     heat_pump_el_w: float = 0.0

@@ -30,7 +30,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.sim.device import Environment, SimulatedDevice, create_device
-from adapters.sim.profiles import IrradianceProfile, cloudy_profile, household_load_ratio
+from adapters.sim.profiles import (
+    IrradianceProfile,
+    SimWorld,
+    cloudy_profile,
+    household_load_ratio,
+)
 from adapters.sim.server import SILENT_HOLD_S, GatewayServer
 from vpp.core.clock import Clock, ManualClock, ScaledClock, SystemClock
 from vpp.core.site import Site, read_site
@@ -48,6 +53,8 @@ class SimFleet:
     clock : time source of the physics (default: wall clock).
     delay_s : response delay for every device [s], overriding ``sim.response_delay_s``.
     irradiance : plane irradiance profile (default: clear sky at the site times clouds).
+    world : irradiance, base load, IT load and waste-heat temperature from data (overrides
+        ``irradiance`` and the built-in load profiles).
     bases : SunSpec base address per device id (default ``modbus.base`` or 40000).
     step_interval_s : wall time between background physics steps [s]; None: no task.
     """
@@ -60,6 +67,7 @@ class SimFleet:
         delay_s: float | None = None,
         *,
         irradiance: IrradianceProfile | None = None,
+        world: SimWorld | None = None,
         bases: Mapping[str, int] | None = None,
         step_interval_s: float | None = 0.5,
         silent_hold_s: float = SILENT_HOLD_S,
@@ -69,6 +77,9 @@ class SimFleet:
         self.host = host
         self.step_interval_s = step_interval_s
         info = site.site
+        self.world = world
+        if world is not None:
+            irradiance = world.irradiance
         self.irradiance = irradiance or cloudy_profile(info.latitude_deg, info.longitude_deg)
         self._tz = ZoneInfo(info.timezone)
         bases = bases or {}
@@ -130,8 +141,19 @@ class SimFleet:
     def _environment(self, now: datetime, dt_s: float) -> Environment:
         local = now.astimezone(self._tz)
         hour = local.hour + local.minute / 60.0 + local.second / 3600.0
-        base_w = self.site.grid.base_load_peak_w * household_load_ratio(hour)
-        return Environment(now, dt_s, hour, self.irradiance, base_load_w=base_w)
+        world = self.world
+        base_w = world.base_load_w(now) if world is not None else None
+        if base_w is None:
+            base_w = self.site.grid.base_load_peak_w * household_load_ratio(hour)
+        return Environment(
+            now,
+            dt_s,
+            hour,
+            self.irradiance,
+            base_load_w=base_w,
+            it_power_w=world.it_power_w(now) if world is not None else None,
+            world_waste_heat_temp_c=world.waste_heat_temp_c(now) if world is not None else None,
+        )
 
     def step(self, seconds: float | None = None) -> float:
         """Advance the physics to the clock's now; returns the simulated seconds stepped.

@@ -69,9 +69,13 @@ class DatacentreSim(SimulatedDevice):
 
     def advance(self, env: Environment) -> None:
         cfg, st = self.config, self._state
-        st.it_w = cfg.it_power_w * it_load_ratio(env.now, env.local_hour)
+        if env.it_power_w is not None:
+            st.it_w = env.it_power_w
+        else:
+            st.it_w = cfg.it_power_w * it_load_ratio(env.now, env.local_hour)
         st.waste_heat_w = cfg.heat_recovery_ratio * st.it_w
-        st.waste_heat_temp_c = cfg.waste_heat_temp_c
+        temp = env.world_waste_heat_temp_c
+        st.waste_heat_temp_c = cfg.waste_heat_temp_c if temp is None else temp
         st.flow_m3_per_h = physics.water_flow_m3_per_h(st.waste_heat_w, COOLING_SPREAD_K)
         env.waste_heat_w += st.waste_heat_w
         env.waste_heat_temp_c = st.waste_heat_temp_c

@@ -13,11 +13,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
 #: Irradiance on a module plane [W/m^2] at a moment, for a plane of (tilt, azimuth) [deg].
 IrradianceProfile = Callable[[datetime, float, float], float]
+#: A quantity of the simulated world at a moment (UTC), e.g. the site's base load [W];
+#: None where the world has no value (the device then uses its own profile).
+WorldSeries = Callable[[datetime], float | None]
+
+
+@dataclass(frozen=True)
+class SimWorld:
+    """The simulated devices' surroundings, when they come from data rather than from the
+    built-in profiles: plane irradiance, the site's base load [W], the data centre's IT
+    power [W] and waste-heat temperature [degC]. Each value is the mean of the sub-step
+    that ends at the moment asked for."""
+
+    irradiance: IrradianceProfile
+    base_load_w: WorldSeries
+    it_power_w: WorldSeries
+    waste_heat_temp_c: WorldSeries
+
 
 #: Solar constant scaled as in the Haurwitz clear-sky model [W/m^2].
 HAURWITZ_GHI_W_PER_M2 = 1098.0

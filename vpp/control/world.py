@@ -1,47 +1,102 @@
-"""The simulated world of the demo: the simulators' PV follows the same historic inputs that
-the forecasts are made from, so forecast errors in the demo are those of real weather (the
-forecasts only see the past), not of two unrelated models.
+"""The simulated world of the demo: the simulators follow the same historic inputs that the
+forecasts are made from, so forecast errors in the demo are those of real weather, load and IT
+load (the forecasts only see the past), not of two unrelated models.
 
-The inputs give PV output per kWp installed (``pv_w_per_kwp``); the simulator's inverters turn
-plane irradiance into AC power with a performance ratio and an inverter efficiency, so the
-profile hands them the irradiance that reproduces that output:
-``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 for 1 kWp at 1,000 W/m^2].
+:func:`truth_frame` scales a raw input table to the site exactly as replay's plant takes it
+(:mod:`vpp.replay.layout`); :func:`world_from_inputs` hands the same quantities to the
+simulated devices, minute by minute with :func:`vpp.data.minutes.within_quarter`, as the
+replay plant steps them: PV per kWp (turned into the irradiance that reproduces it), the
+site's base load, the data centre's IT power and waste-heat temperature.
+
+The inverters turn plane irradiance into AC power with a performance ratio and an inverter
+efficiency, so the irradiance is ``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 for 1 kWp at
+1,000 W/m^2]; orientation is ignored (the shipped series is a national mix of roofs).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from adapters.sim.physics import INVERTER_EFFICIENCY, PV_PERFORMANCE_RATIO
-from adapters.sim.profiles import IrradianceProfile
-from vpp.core.clock import floor_quarter
+from adapters.sim.profiles import SimWorld
+from optimizer.inputs import forecast_from_raw
+from vpp.core.site import Site
+from vpp.data.minutes import within_quarter
 from vpp.sources import Source
 
+#: Sub-steps of the simulated world [s].
+MINUTE_S = 60
+_PER_QUARTER = 15
 
-def irradiance_from_inputs(source: Source) -> IrradianceProfile:
-    """An irradiance profile for the simulators from a source of ``pv_w_per_kwp``.
 
-    The source is read a day at a time and cached; orientation is ignored (the shipped
-    series is a national mix of roofs).
-    """
-    cache: dict[datetime, pd.Series] = {}
+def truth_frame(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
+    """The raw inputs scaled to the site, with the optional columns' defaults filled in."""
+    fc = forecast_from_raw(site, raw)
+    dc = site.datacentre
+    if "it_power_w" not in fc:
+        fc["it_power_w"] = dc.it_power_w if dc is not None else 0.0
+    if "waste_heat_temp_c" not in fc:
+        fc["waste_heat_temp_c"] = dc.waste_heat_temp_c if dc is not None else np.nan
+    if "co2_g_per_kwh" not in fc:
+        fc["co2_g_per_kwh"] = 0.0
+    return fc
 
-    def day_values(day: datetime) -> pd.Series:
-        if day not in cache:
+
+def world_from_inputs(site: Site, source: Source) -> SimWorld:
+    """The simulators' world from a source of raw inputs, read a local day at a time."""
+    tz = ZoneInfo(site.site.timezone)
+    cache: dict[date, tuple[datetime, dict[str, np.ndarray]]] = {}
+
+    def day_of(when: datetime) -> tuple[datetime, dict[str, np.ndarray]]:
+        local = (when - timedelta(microseconds=1)).astimezone(tz).date()
+        if local not in cache:
             cache.clear()
-            frame = source.fetch(day, day + timedelta(days=1), day)
-            cache[day] = frame["pv_w_per_kwp"] if "pv_w_per_kwp" in frame else pd.Series()
-        return cache[day]
+            cache[local] = _minutes(site, source, local, tz)
+        return cache[local]
 
-    def profile(when: datetime, _tilt_deg: float, _azimuth_deg: float) -> float:
-        step = floor_quarter(when)
-        day = step.replace(hour=0, minute=0)
-        values = day_values(day)
-        value = values.get(pd.Timestamp(step), 0.0) if len(values) else 0.0
-        if pd.isna(value):
-            return 0.0
-        return float(value) / (PV_PERFORMANCE_RATIO * INVERTER_EFFICIENCY)
+    def value(name: str, when: datetime) -> float | None:
+        start, series = day_of(when)
+        m = int(((when - start).total_seconds() - 1e-6) // MINUTE_S)
+        values = series.get(name)
+        if values is None or not 0 <= m < len(values) or not np.isfinite(values[m]):
+            return None
+        return float(values[m])
 
-    return profile
+    def irradiance(when: datetime, _tilt_deg: float, _azimuth_deg: float) -> float:
+        pv = value("pv_w_per_kwp", when) or 0.0
+        return pv / (PV_PERFORMANCE_RATIO * INVERTER_EFFICIENCY)
+
+    return SimWorld(
+        irradiance=irradiance,
+        base_load_w=lambda when: value("load_w", when),
+        it_power_w=lambda when: value("it_power_w", when),
+        waste_heat_temp_c=lambda when: value("waste_heat_temp_c", when),
+    )
+
+
+def _minutes(
+    site: Site, source: Source, day: date, tz: ZoneInfo
+) -> tuple[datetime, dict[str, np.ndarray]]:
+    """Minute values of one local day (UTC start, arrays by quantity)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    raw = source.fetch(start, end, end).reindex(index)
+    series: dict[str, np.ndarray] = {}
+    try:
+        truth = truth_frame(site, raw)
+    except ValueError:  # the source has nothing usable for this day
+        return start, series
+    for name in ("pv_w_per_kwp", "load_w", "it_power_w", "waste_heat_temp_c"):
+        if name in truth:
+            values = truth[name].to_numpy(float)
+            if name == "waste_heat_temp_c":  # a temperature: interpolate, no clipping
+                series[name] = np.repeat(values, _PER_QUARTER)
+            else:
+                series[name] = within_quarter(np.nan_to_num(values), _PER_QUARTER)
+    return start, series

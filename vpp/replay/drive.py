@@ -89,17 +89,18 @@ def run_controller(
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """The controller over the quarter hours of ``inputs`` (consecutive), from the energies
     in ``params``; returns the plant's trace, the journal and the seconds spent per job."""
-    return asyncio.run(_run(site, params, inputs, raw, mode, planner))
+    return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner))
 
 
-async def _run(
+async def drive_controller(
     site: Site,
     params: PlantParams,
     inputs: PlantInputs,
     raw: pd.DataFrame,
-    mode: Mode,
-    planner: Planner | None,
+    mode: Mode = "asof",
+    planner: Planner | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
+    """:func:`run_controller` inside a running event loop."""
     plant = ReplayPlant(site, params, inputs)
     clock = ManualClock(plant.start)
     journal = Journal(pd.DatetimeIndex(inputs.index))

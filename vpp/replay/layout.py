@@ -11,15 +11,16 @@ from a perfect forecast is executed as planned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from optimizer.carnot import cop_series
-from optimizer.inputs import State, forecast_from_raw
+from optimizer.inputs import State
 from optimizer.params import OptimizerParams
+from vpp.control.world import truth_frame
 from vpp.core.site import Site
 from vpp.data.schema import STEP_H
 from vpp.replay import plant as k
@@ -54,6 +55,10 @@ class PlantInputs:
     index: pd.DatetimeIndex
     inp: F64
     pv_avail_w: F64
+    #: PV output per kWp installed [W/kWp] and each inverter's DC peak [W], from which
+    #: ``pv_avail_w`` is made (the replay plant interpolates the profile inside the quarter).
+    pv_w_per_kwp: F64 = field(default_factory=lambda: np.zeros(0))
+    pv_peak_w: F64 = field(default_factory=lambda: np.zeros(0))
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.inp, index=self.index, columns=list(k.INPUT_COLUMNS))
@@ -118,19 +123,6 @@ def plant_params(site: Site, state: State | None = None) -> PlantParams:
     )
 
 
-def truth_frame(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
-    """The raw inputs scaled to the site, with the optional columns' defaults filled in."""
-    fc = forecast_from_raw(site, raw)
-    dc = site.datacentre
-    if "it_power_w" not in fc:
-        fc["it_power_w"] = dc.it_power_w if dc is not None else 0.0
-    if "waste_heat_temp_c" not in fc:
-        fc["waste_heat_temp_c"] = dc.waste_heat_temp_c if dc is not None else np.nan
-    if "co2_g_per_kwh" not in fc:
-        fc["co2_g_per_kwh"] = 0.0
-    return fc
-
-
 def plant_inputs(
     site: Site, raw: pd.DataFrame, params: OptimizerParams | None = None
 ) -> PlantInputs:
@@ -166,5 +158,9 @@ def plant_inputs(
     profile = fc["pv_w_per_kwp"].to_numpy(float)
     avail = np.clip(np.outer(profile, peak / 1000.0), 0.0, rated[None, :])
     return PlantInputs(
-        index=pd.DatetimeIndex(fc.index), inp=inp, pv_avail_w=np.ascontiguousarray(avail)
+        index=pd.DatetimeIndex(fc.index),
+        inp=inp,
+        pv_avail_w=np.ascontiguousarray(avail),
+        pv_w_per_kwp=profile,
+        pv_peak_w=peak,
     )

@@ -209,6 +209,8 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
             index=index,
             inp=np.vstack([d.inputs.inp for d in days]),
             pv_avail_w=np.vstack([d.inputs.pv_avail_w for d in days]),
+            pv_w_per_kwp=np.concatenate([d.inputs.pv_w_per_kwp for d in days]),
+            pv_peak_w=days[0].inputs.pv_peak_w,
         )
         raw = pd.concat([d.job.raw for d in days])
         raw = raw[~raw.index.duplicated(keep="first")]

@@ -6,8 +6,9 @@ manual clock moves on (:meth:`ReplayPlant.advance_to`, called before the control
 every tick).
 
 Inside the quarter hour the electric side steps in one-minute sub-steps (:data:`SUBSTEP_S`),
-with PV and load varying from minute to minute (:func:`within_quarter`: the quarter-hour data
-interpolated, each quarter hour keeping its mean), so a correction only ever sees what has
+with PV and load varying from minute to minute (:func:`vpp.data.minutes.within_quarter`: the
+quarter-hour data interpolated, each quarter hour keeping its mean; PV per kWp is interpolated,
+then scaled to each inverter and clipped at its rating), so a correction only ever sees what has
 already happened. The heat side (heat pump, store, boiler, dry coolers) moves a whole quarter
 hour at once, at its first minute, with the heat-pump setpoint in force then (the dispatch at
 the quarter hour); its data are quarter-hour means.
@@ -45,8 +46,9 @@ from adapters.snapshot import (
 from vpp.control.plant import Written
 from vpp.control.safety import Setpoint
 from vpp.core.site import DeviceKind, Site
+from vpp.data.minutes import within_quarter
 from vpp.replay import plant as k
-from vpp.replay.layout import F64, PlantInputs, PlantParams
+from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.trace import Trace
 
 #: Length of the electric sub-step [s].
@@ -55,32 +57,6 @@ SUBSTEP_S = 60
 PER_QUARTER = 900 // SUBSTEP_S
 #: Electric flows that are quarter-hour means of the sub-steps.
 _ELECTRIC_MEANS = [k.O_PV, k.O_PV_AVAIL, k.O_LOAD, k.O_BAT, k.O_BAT_CH, k.O_BAT_DIS, k.O_GRID]
-
-
-def within_quarter(means: F64, per: int = PER_QUARTER, upper: F64 | float | None = None) -> F64:
-    """Sub-step values from quarter-hour means (first axis), each quarter keeping its mean.
-
-    Linear between the quarter hours' midpoints, shifted within each quarter hour to its mean,
-    clipped at 0 (and at ``upper``, e.g. an inverter's rating) and scaled back to the mean
-    where the clip took something off. Shape ``(n * per, ...)``.
-    """
-    n = means.shape[0]
-    flat = means.reshape(n, -1)
-    x = (np.arange(n * per) + 0.5) / per
-    centres = np.arange(n) + 0.5
-    lin = np.column_stack([np.interp(x, centres, flat[:, j]) for j in range(flat.shape[1])])
-    lin = lin.reshape(n, per, -1)
-    lin += (flat - lin.mean(axis=1))[:, None, :]
-    np.maximum(lin, 0.0, out=lin)
-    for _ in range(3):  # clipping and scaling settle within a few rounds
-        mean = lin.mean(axis=1)
-        scale = np.divide(flat, mean, out=np.ones_like(flat), where=mean > 0)
-        lin *= scale[:, None, :]
-        if upper is None:
-            break
-        np.minimum(lin, np.broadcast_to(upper, flat.shape[1:]), out=lin)
-    out: F64 = lin.reshape((n * per, *means.shape[1:]))
-    return out
 
 
 class ReplayPlant:
@@ -93,8 +69,11 @@ class ReplayPlant:
         self.quarters = len(inputs.index)
         n_bat, n_pv = len(params.battery_ids), len(params.pv_ids)
         self.trace = Trace.empty(inputs.index, n_bat, n_pv, True)
-        self._pv_avail = within_quarter(inputs.pv_avail_w, upper=params.pv_rated_w)
-        self._load = within_quarter(inputs.inp[:, k.I_LOAD])
+        profile = within_quarter(inputs.pv_w_per_kwp, PER_QUARTER)
+        self._pv_avail = np.clip(
+            np.outer(profile, inputs.pv_peak_w / 1000.0), 0.0, params.pv_rated_w[None, :]
+        )
+        self._load = within_quarter(inputs.inp[:, k.I_LOAD], PER_QUARTER)
         self._heat_min = params.heat.copy()
         self._heat_min[k.H_DT] = SUBSTEP_S / 3600.0
         self.soc = params.soc0_wh.copy()

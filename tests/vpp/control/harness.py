@@ -20,7 +20,7 @@ from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
 from vpp.control.state import ControllerState
-from vpp.control.world import irradiance_from_inputs
+from vpp.control.world import world_from_inputs
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
 
@@ -96,9 +96,9 @@ async def plant(
 ) -> AsyncIterator[Plant]:
     clock = ManualClock(start)
     inputs = InputProvider.for_run(None, [])
-    world = irradiance_from_inputs(inputs.sources[0])
+    world = world_from_inputs(site, inputs.sources[0])
     async with (
-        SimFleet(site, clock=clock, step_interval_s=None, irradiance=world) as fleet,
+        SimFleet(site, clock=clock, step_interval_s=None, world=world) as fleet,
         ModbusBridge(connections_per_endpoint=2, clock=lambda: clock.now().timestamp()) as bridge,
     ):
         ctl = Controller(
