@@ -1,6 +1,6 @@
 """The process image: one frozen Snapshot of every device after a poll.
 
-Readings are normalised to the site's conventions (ARCHITECTURE.md): units in names, battery
+Readings are normalised to the site's conventions (docs/architecture.md): units in names, battery
 power > 0 discharges, grid power > 0 imports, PV power >= 0. Any value a device does not
 implement is None. Controllers read a Snapshot and never talk to devices themselves.
 """

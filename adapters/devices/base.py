@@ -1,7 +1,7 @@
 """Device drivers: the registry by kind and protocol, and plausibility checks on readings.
 
 A driver turns one device's registers into a normalised Snapshot reading (units in names,
-signs as in ARCHITECTURE.md). Drivers register themselves with :func:`register_driver` under
+signs as in docs/architecture.md). Drivers register themselves with :func:`register_driver` under
 a device kind and a protocol ("sunspec", or "regmap" for devices with a register map), and
 :func:`driver_for` picks one for a configured device: no chain of ifs over kinds.
 

@@ -1,6 +1,6 @@
 """Physics of the simulated devices: plain functions, units in every name.
 
-Signs follow ARCHITECTURE.md: battery power > 0 discharges, grid power > 0 imports, PV power
+Signs follow docs/architecture.md: battery power > 0 discharges, grid power > 0 imports, PV power
 >= 0. Time steps ``dt_s`` are in seconds of simulated time; energies in Wh.
 """
 

@@ -194,9 +194,13 @@ class Controller:
     async def _plan(self) -> None:
         now = self.clock.now()
         at = now + timedelta(seconds=self.plan_lead_s)
+        tic = time.perf_counter()
         forecast = await asyncio.to_thread(self._forecast, at)
+        self.state.forecast_seconds_total += time.perf_counter() - tic
         start_state = self.plan_state()
+        tic = time.perf_counter()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
+        self.state.planner_seconds_total += time.perf_counter() - tic
         plan = cycle.adopt(self.site, self.state.plan, plan, now)
         self.state.plan, self.state.plan_created_at = plan, now
         self.state.forecast = forecast

@@ -108,6 +108,9 @@ class ControllerState:
     setpoint_clamps_total: dict[str, int] = field(default_factory=dict)
     setpoint_refusals_total: dict[str, int] = field(default_factory=dict)
     recorder_errors_total: int = 0
+    #: Seconds spent making forecasts and in the planner (model build, solve, split).
+    forecast_seconds_total: float = 0.0
+    planner_seconds_total: float = 0.0
     #: Money spent on energy since start, from measured grid exchange and prices, EUR.
     cost_accrued_eur: float = 0.0
     #: Heat delivered since start, Wh thermal, by source ("heat_pump", "boiler").

@@ -15,7 +15,7 @@ Where each input column comes from (a measured value wins over the ``inputs`` ta
   the site's PV power over its installed kWp; an offline inverter is left out of both sums,
   so the reporting ones stand for it (rather than counting it as producing nothing).
 - ``load_w_per_mwh_a`` = mean over polls of ``load_w / (grid.base_load_annual_wh / 1e6)``,
-  ``load_w = grid_w + pv_w + battery_w - heat_pump_el_w`` (signs of ARCHITECTURE.md: grid
+  ``load_w = grid_w + pv_w + battery_w - heat_pump_el_w`` (signs of docs/architecture.md: grid
   > 0 imports, battery > 0 discharges), where ``pv_w = pv_w_per_kwp x site kWp``,
   ``battery_w`` sums the online batteries (an offline one counts 0) and a poll without a
   grid-meter or heat-pump reading is left out. Unmetered consumers behind the grid meter

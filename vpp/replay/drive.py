@@ -151,7 +151,9 @@ async def drive_controller(
             journal.notes.append(f"job {name} failed {job.failures} time(s): {job.last_error}")
     trace = plant.trace
     timings = {f"controller_{n}_s": j.total_s for n, j in ctl.state.jobs.items()}
-    timings["plant_s"] = plant.busy_s
+    timings["controller_forecast_s"] = ctl.state.forecast_seconds_total
+    timings["controller_planner_s"] = ctl.state.planner_seconds_total
+    timings["controller_plant_s"] = plant.busy_s
     return trace, journal, timings
 
 

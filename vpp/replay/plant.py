@@ -3,7 +3,7 @@
 Given the setpoints in force and what really happened (PV available, load, heat demand, waste
 heat and its COP), :func:`plant_step` moves the batteries and the thermal store on by one step
 and returns every flow. Powers are quarter-hour means [W], energies [Wh], signs as in
-ARCHITECTURE.md (battery > 0 discharges, grid > 0 imports).
+docs/architecture.md (battery > 0 discharges, grid > 0 imports).
 
 Physics of one step (``dt`` = step length [h]):
 
