@@ -98,6 +98,11 @@ class ReplayPlant:
         self._devices: dict[str, DeviceState] | None = None
         #: Seconds spent stepping the model.
         self.busy_s = 0.0
+        self._takers = {
+            DeviceKind.BATTERY: self._take_battery,
+            DeviceKind.PV: self._take_pv,
+            DeviceKind.HEAT_PUMP: self._take_heat_pump,
+        }
 
     # -- time -------------------------------------------------------------------------------
 
@@ -233,18 +238,29 @@ class ReplayPlant:
         return [self._write(sp) for sp in setpoints]
 
     def _write(self, sp: Setpoint) -> Written:
-        m = self.minute
-        value = float(sp.value)
-        if sp.kind == DeviceKind.BATTERY and sp.device_id in self._bat_pos:
-            i = self._bat_pos[sp.device_id]
-            self.bat_set[i], self._bat_written[i] = value, m
-        elif sp.kind == DeviceKind.PV and sp.device_id in self._pv_pos:
-            j = self._pv_pos[sp.device_id]
-            self.pv_limit_w[j] = value / 100.0 * self.params.pv_rated_w[j]
-            self._pv_written[j] = m
-        elif sp.kind == DeviceKind.HEAT_PUMP and sp.device_id == self.params.heat_pump_id:
-            self.hp_set_w, self._hp_written = value, m
-        else:
+        take = self._takers.get(sp.kind)
+        if take is None or not take(sp.device_id, float(sp.value)):
             return Written(sp.device_id, None, None, False, message="no such device in the plant")
         self._devices = None
-        return Written(sp.device_id, value, value, True)
+        return Written(sp.device_id, float(sp.value), float(sp.value), True)
+
+    def _take_battery(self, device_id: str, power_w: float) -> bool:
+        i = self._bat_pos.get(device_id)
+        if i is None:
+            return False
+        self.bat_set[i], self._bat_written[i] = power_w, self.minute
+        return True
+
+    def _take_pv(self, device_id: str, limit_pct: float) -> bool:
+        j = self._pv_pos.get(device_id)
+        if j is None:
+            return False
+        self.pv_limit_w[j] = limit_pct / 100.0 * self.params.pv_rated_w[j]
+        self._pv_written[j] = self.minute
+        return True
+
+    def _take_heat_pump(self, device_id: str, power_w: float) -> bool:
+        if device_id != self.params.heat_pump_id:
+            return False
+        self.hp_set_w, self._hp_written = power_w, self.minute
+        return True
