@@ -4,6 +4,11 @@ charge and the operator's limits before it is written, and clamped when outside.
 Pure functions: a Snapshot, the Site and proposed setpoints in; checked setpoints out, each
 saying whether and why it was clamped. Nothing here talks to devices.
 
+Each device's allowed range is its :class:`~vpp.control.envelope.Envelope` (ratings, live
+ratings, state-of-charge window, PV minimum, and any extra bounds such as grid-operator
+signals); :func:`check_setpoints` clamps into it and attaches it to the setpoint, and
+:func:`vpp.control.invariants.violations` checks the final output against the same envelope.
+
 Grid guard: a setpoint must never be the reason the site exceeds its import or export limit.
 With ``g`` the measured grid power (> 0 import) and ``d_i`` the change in grid power each new
 setpoint causes relative to what its device does now, the predicted exchange is
@@ -15,12 +20,21 @@ controller never makes a breach worse; batteries may still act to relieve it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Snapshot
+from vpp.control.envelope import (
+    Bound,
+    Bounds,
+    Envelope,
+    battery_bounds,
+    envelope,
+    intersect,
+)
 from vpp.control.state import OperatorCap
-from vpp.core.site import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice, Site
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 #: Quantities a setpoint can carry, by device kind.
 QUANTITY = {
@@ -41,6 +55,9 @@ class Setpoint:
     planned: float
     clamped: bool = False
     reason: str = ""
+    #: The envelope :func:`check_setpoints` clamped into (None before the check); the grid
+    #: guard keeps the value inside it.
+    envelope: Envelope | None = None
 
     @property
     def quantity(self) -> str:
@@ -48,7 +65,8 @@ class Setpoint:
 
     def clamp(self, value: float, why: str) -> Setpoint:
         if math.isclose(value, self.value, rel_tol=1e-9, abs_tol=1e-6):
-            return self
+            # Too small a change to report, but the value lands exactly on the bound.
+            return self if value == self.value else replace(self, value=value)
         reason = f"{self.reason}; {why}" if self.reason else why
         return replace(self, value=value, clamped=True, reason=reason)
 
@@ -61,73 +79,61 @@ def battery_window_w(
     The SoC bound lets the battery move at most the energy between its SoC and the window's
     edge within ``horizon_s`` [s] (the time until the next setpoint):
     ``p_dis <= (soc - soc_min) * capacity * eta_d / h``, ``p_ch <= (soc_max - soc) * capacity
-    / (eta_c * h)``.
+    / (eta_c * h)``. The same window as the battery's :class:`~vpp.control.envelope.Envelope`
+    without extra bounds.
     """
-    max_dis = device.max_discharge_w
-    max_ch = device.max_charge_w
-    if reading is not None:
-        if reading.max_discharge_w is not None and reading.max_discharge_w >= 0:
-            max_dis = min(max_dis, reading.max_discharge_w)
-        if reading.max_charge_w is not None and reading.max_charge_w >= 0:
-            max_ch = min(max_ch, reading.max_charge_w)
-        if reading.soc_pct is not None:
-            hours = max(horizon_s, 1.0) / 3600.0
-            above = (reading.soc_pct - device.soc_min_pct) / 100 * device.capacity_wh
-            below = (device.soc_max_pct - reading.soc_pct) / 100 * device.capacity_wh
-            max_dis = min(max_dis, max(0.0, above * device.discharge_efficiency / hours))
-            max_ch = min(max_ch, max(0.0, below / device.charge_efficiency / hours))
-    return -max_ch, max_dis
+    env = intersect(battery_bounds(device, reading, horizon_s))
+    return env.lo, env.hi
 
 
-def check_battery(
-    sp: Setpoint, device: BatteryDevice, reading: BatteryReading | None, horizon_s: float
-) -> Setpoint:
-    lo, hi = battery_window_w(device, reading, horizon_s)
-    if sp.value > hi:
-        return sp.clamp(hi, f"discharge limited to {hi:.0f} W by rating/SoC")
-    if sp.value < lo:
-        return sp.clamp(lo, f"charge limited to {-lo:.0f} W by rating/SoC")
-    return sp
+def clamp_to(sp: Setpoint, env: Envelope) -> Setpoint:
+    """``sp`` inside ``env``, saying why when it was outside; ``env`` attached."""
+    if sp.value > env.hi:
+        sp = sp.clamp(env.hi, _why(sp.kind, env.hi, env.hi_source, high=True))
+    elif sp.value < env.lo:
+        sp = sp.clamp(env.lo, _why(sp.kind, env.lo, env.lo_source, high=False))
+    return replace(sp, envelope=env)
 
 
-def check_pv(sp: Setpoint, device: PvDevice) -> Setpoint:
-    if sp.value > 100.0:
-        return sp.clamp(100.0, "PV limit above 100 %")
-    if sp.value < device.min_limit_pct:
-        # 0 % puts several inverters into standby: never go below the device's minimum.
-        why = f"PV limit raised to minimum {device.min_limit_pct} %"
-        return sp.clamp(device.min_limit_pct, why)
-    return sp
-
-
-def check_heat_pump(sp: Setpoint, device: HeatPumpDevice) -> Setpoint:
-    if sp.value > device.max_el_w:
-        return sp.clamp(device.max_el_w, f"heat pump limited to {device.max_el_w:.0f} W")
-    if sp.value < 0:
-        return sp.clamp(0.0, "heat pump power below 0")
-    return sp
+def _why(kind: DeviceKind, bound: float, source: str, high: bool) -> str:
+    if kind == DeviceKind.BATTERY:
+        if high:
+            return f"discharge limited to {bound:.0f} W by {source}"
+        return f"charge limited to {-bound:.0f} W by {source}"
+    if kind == DeviceKind.PV:
+        if high:
+            return f"PV limit lowered to {bound:g} % ({source})"
+        return f"PV limit raised to minimum {bound:g} % ({source})"
+    if high:
+        return f"heat pump limited to {bound:.0f} W by {source}"
+    return f"heat pump raised to {bound:.0f} W by {source}"
 
 
 def check_setpoints(
-    site: Site, snapshot: Snapshot | None, setpoints: list[Setpoint], horizon_s: float
+    site: Site,
+    snapshot: Snapshot | None,
+    setpoints: list[Setpoint],
+    horizon_s: float,
+    bounds: Bounds | None = None,
 ) -> list[Setpoint]:
-    """Each setpoint within its device's ratings, SoC window and minimum limits."""
+    """Each setpoint inside its device's envelope: ratings, live ratings, SoC window over
+    ``horizon_s`` [s], PV minimum, and the ``bounds`` given for it (grid-operator signals).
+
+    A value that is not a finite number becomes 0 (battery, heat pump) or 100 % (PV) first.
+    Each setpoint comes back with its envelope attached, for the grid guard. A setpoint for a
+    device that takes none (unknown, a meter) comes back as it is:
+    :func:`vpp.control.invariants.enforce` refuses it.
+    """
     out = []
     for sp in setpoints:
-        device = site.device(sp.device_id)
-        state = snapshot.devices.get(sp.device_id) if snapshot else None
-        reading = state.reading if state is not None else None
+        extra: Sequence[Bound] = bounds.get(sp.device_id, ()) if bounds else ()
+        env = envelope(site, snapshot, sp.device_id, horizon_s, extra)
+        if env is None:  # no setpoint for this device: the invariants refuse it
+            out.append(sp)
+            continue
         if not math.isfinite(sp.value):
             sp = sp.clamp(0.0 if sp.kind != DeviceKind.PV else 100.0, "not a finite number")
-        if isinstance(device, BatteryDevice):
-            bat = reading if isinstance(reading, BatteryReading) else None
-            out.append(check_battery(sp, device, bat, horizon_s))
-        elif isinstance(device, PvDevice):
-            out.append(check_pv(sp, device))
-        elif isinstance(device, HeatPumpDevice):
-            out.append(check_heat_pump(sp, device))
-        else:
-            out.append(sp)
+        out.append(clamp_to(sp, env))
     return out
 
 
