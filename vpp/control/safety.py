@@ -12,9 +12,19 @@ signals); :func:`check_setpoints` clamps into it and attaches it to the setpoint
 Grid guard: a setpoint must never be the reason the site exceeds its import or export limit.
 With ``g`` the measured grid power (> 0 import) and ``d_i`` the change in grid power each new
 setpoint causes relative to what its device does now, the predicted exchange is
-``g + sum(d_i)``. If that exceeds a limit, the changes that push towards it are scaled down
-until the prediction sits at the limit, or at ``g`` when the site is already beyond it (the
-controller never makes a breach worse; batteries may still act to relieve it).
+``g + sum(d_i)``. The target is the limit, or ``g`` when the site is already beyond it (the
+controller never makes a breach worse; batteries may still act to relieve it). If the
+prediction is past the target, the setpoints that push towards it are moved back towards
+their *hold* value, the point of their envelope nearest to what the device does now, by one
+common factor ``keep`` in [0, 1]: ``value = hold + (checked - hold) * keep``, until the
+prediction sits at the target (or every one of them is at its hold). So the guard never
+changes a setpoint by more than was asked, never leaves the envelope, and leaves alone the
+setpoints that relieve the exchange. A device that does now what its envelope forbids (a
+battery discharging more than its state of charge allows) goes to the envelope's edge even if
+that raises the exchange: device safety comes first.
+
+Without a usable grid meter reading (none configured, offline, not a finite number) the guard
+does nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from datetime import datetime
 
 from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Snapshot
 from vpp.control.envelope import (
+    DEFAULT_HORIZON_S,
     Bound,
     Bounds,
     Envelope,
@@ -149,16 +160,30 @@ def grid_limits_w(site: Site, caps: list[OperatorCap], when: datetime) -> tuple[
     return imp, exp
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _reading(snapshot: Snapshot, device_id: str) -> object:
+    state = snapshot.devices.get(device_id)
+    return state.reading if state is not None else None
+
+
 def grid_delta_w(sp: Setpoint, site: Site, snapshot: Snapshot) -> float:
-    """Change of grid power [W, > 0 more import] if ``sp`` replaces what the device does now."""
-    state = snapshot.devices.get(sp.device_id)
-    reading = state.reading if state is not None else None
-    if isinstance(reading, BatteryReading) and reading.power_w is not None:
-        return reading.power_w - sp.value  # less discharge = more import
-    if isinstance(reading, HeatPumpReading) and reading.el_power_w is not None:
-        return sp.value - reading.el_power_w
-    if isinstance(reading, PvReading) and reading.ac_power_w is not None:
-        return _pv_delta_w(sp.value, reading, _rated_w(site, sp.device_id, reading))
+    """Change of grid power [W, > 0 more import] if ``sp`` replaces what the device does now
+    (0 where that is unknown)."""
+    return delta_at(sp.device_id, sp.value, site, snapshot)
+
+
+def delta_at(device_id: str, value: float, site: Site, snapshot: Snapshot) -> float:
+    """Change of grid power [W, > 0 more import] if ``device_id`` is set to ``value``."""
+    reading = _reading(snapshot, device_id)
+    if isinstance(reading, BatteryReading) and (now := _finite(reading.power_w)) is not None:
+        return now - value  # less discharge = more import
+    if isinstance(reading, HeatPumpReading) and (now := _finite(reading.el_power_w)) is not None:
+        return value - now
+    if isinstance(reading, PvReading) and _finite(reading.ac_power_w) is not None:
+        return _pv_delta_w(value, reading, _rated_w(site, device_id, reading))
     return 0.0
 
 
@@ -171,22 +196,60 @@ def _pv_delta_w(new_pct: float, reading: PvReading, rated_w: float) -> float:
     new_cap = new_pct / 100.0 * rated_w
     if new_cap < output:
         return output - new_cap
-    old_cap = (reading.limit_pct if reading.limit_pct is not None else 100.0) / 100.0 * rated_w
+    limit = _finite(reading.limit_pct)
+    old_cap = (limit if limit is not None else 100.0) / 100.0 * rated_w
     held = old_cap < rated_w and output >= 0.98 * old_cap
     return -(new_cap - output) if held else 0.0
 
 
 def _rated_w(site: Site, device_id: str, reading: PvReading) -> float:
-    return reading.rated_w or float(site.device(device_id).rated_w)
+    rated = reading.rated_w
+    if rated is not None and math.isfinite(rated) and rated > 0:
+        return rated
+    return float(site.device(device_id).rated_w)
 
 
 def measured_grid_w(site: Site, snapshot: Snapshot) -> float | None:
+    """The grid meter's power [W, > 0 import], or None without a usable reading: no meter,
+    offline, or not a finite number."""
     if site.grid.meter is None:
         return None
     state = snapshot.devices.get(site.grid.meter)
     if state is None or state.reading is None or not state.health.online:
         return None
-    return getattr(state.reading, "power_w", None)
+    value = getattr(state.reading, "power_w", None)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def current_value(site: Site, snapshot: Snapshot, device_id: str) -> float | None:
+    """What the device does now, in its setpoint's unit (W, or % of rating for PV)."""
+    reading = _reading(snapshot, device_id)
+    if isinstance(reading, BatteryReading):
+        return _finite(reading.power_w)
+    if isinstance(reading, HeatPumpReading):
+        return _finite(reading.el_power_w)
+    if isinstance(reading, PvReading) and (out := _finite(reading.ac_power_w)) is not None:
+        return min(100.0, 100.0 * out / _rated_w(site, device_id, reading))
+    return None
+
+
+def hold_value(site: Site, snapshot: Snapshot, sp: Setpoint, env: Envelope) -> float:
+    """Where the grid guard may take ``sp`` back to: the point of ``env`` nearest to what the
+    device does now (``sp.value`` itself when that is unknown)."""
+    now = current_value(site, snapshot, sp.device_id)
+    return sp.value if now is None else env.clip(now)
+
+
+def setpoint_envelope(
+    site: Site, snapshot: Snapshot | None, sp: Setpoint, horizon_s: float = DEFAULT_HORIZON_S
+) -> Envelope | None:
+    """The envelope attached by :func:`check_setpoints`, else the device's own over
+    ``horizon_s`` (None for a device that takes no setpoint)."""
+    if sp.envelope is not None:
+        return sp.envelope
+    return envelope(site, snapshot, sp.device_id, horizon_s)
 
 
 def guard_grid(
@@ -196,55 +259,44 @@ def guard_grid(
     import_limit_w: float,
     export_limit_w: float,
 ) -> list[Setpoint]:
-    """Scale back the setpoint changes that would push the grid exchange past a limit."""
-    if snapshot is None:
+    """Move back the setpoint changes that would push the grid exchange past a limit (or a
+    breach further), towards what each device does now and never outside its envelope (see
+    the module doc). Setpoints that did not pass :func:`check_setpoints` are kept inside
+    their device's own envelope over :data:`~vpp.control.envelope.DEFAULT_HORIZON_S`."""
+    if snapshot is None or not setpoints:
         return setpoints
     grid = measured_grid_w(site, snapshot)
     if grid is None:
         return setpoints
-    deltas = [grid_delta_w(sp, site, snapshot) for sp in setpoints]
-    predicted = grid + sum(deltas)
-    if predicted > import_limit_w:
-        target = max(import_limit_w, grid)
-        return _scale_back(site, snapshot, setpoints, deltas, predicted - target, +1, "import")
-    if predicted < -export_limit_w:
-        target = min(-export_limit_w, grid)
-        return _scale_back(site, snapshot, setpoints, deltas, target - predicted, -1, "export")
-    return setpoints
-
-
-def _scale_back(
-    site: Site,
-    snapshot: Snapshot,
-    setpoints: list[Setpoint],
-    deltas: list[float],
-    excess_w: float,
-    sign: int,
-    which: str,
-) -> list[Setpoint]:
-    pushing = sum(d for d in deltas if d * sign > 0) * sign
-    if pushing <= 0:
+    envs = [setpoint_envelope(site, snapshot, sp) for sp in setpoints]
+    holds = [
+        sp.value if env is None else hold_value(site, snapshot, sp, env)
+        for sp, env in zip(setpoints, envs, strict=True)
+    ]
+    asked = [grid_delta_w(sp, site, snapshot) for sp in setpoints]
+    held = [
+        delta_at(sp.device_id, hold, site, snapshot)
+        for sp, hold in zip(setpoints, holds, strict=True)
+    ]
+    predicted = grid + sum(asked)
+    import_target = max(import_limit_w, grid)
+    export_target = min(-export_limit_w, grid)
+    if predicted > import_target:
+        sign, excess, which = 1, predicted - import_target, "import"
+    elif predicted < export_target:
+        sign, excess, which = -1, export_target - predicted, "export"
+    else:
         return setpoints
-    keep = max(0.0, 1.0 - excess_w / pushing)
+    movable = [max(0.0, sign * (a - h)) for a, h in zip(asked, held, strict=True)]
+    total = sum(movable)
+    if not total > 0:
+        return setpoints
+    keep = min(1.0, max(0.0, 1.0 - excess / total))
     out = []
-    for sp, d in zip(setpoints, deltas, strict=True):
-        now = _current(site, sp.device_id, snapshot.devices[sp.device_id].reading)
-        if d * sign <= 0 or now is None:
+    for sp, env, hold, room in zip(setpoints, envs, holds, movable, strict=True):
+        if room <= 0 or env is None:
             out.append(sp)
             continue
-        new = now + (sp.value - now) * keep
-        if sp.kind == DeviceKind.PV:
-            new = max(new, site.device(sp.device_id).min_limit_pct)
+        new = env.clip(hold + (sp.value - hold) * keep)
         out.append(sp.clamp(new, f"held back to keep grid {which} within its limit"))
     return out
-
-
-def _current(site: Site, device_id: str, reading: object) -> float | None:
-    """What the device does now, in its setpoint's unit (W, or % of rating for PV)."""
-    if isinstance(reading, BatteryReading):
-        return reading.power_w
-    if isinstance(reading, HeatPumpReading):
-        return reading.el_power_w
-    if isinstance(reading, PvReading) and reading.ac_power_w is not None:
-        return min(100.0, 100.0 * reading.ac_power_w / _rated_w(site, device_id, reading))
-    return None
