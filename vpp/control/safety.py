@@ -23,8 +23,9 @@ setpoints that relieve the exchange. A device that does now what its envelope fo
 battery discharging more than its state of charge allows) goes to the envelope's edge even if
 that raises the exchange: device safety comes first.
 
-Without a usable grid meter reading (none configured, offline, not a finite number) the guard
-does nothing.
+Without a plausible grid meter reading (none configured, offline, quarantined, not finite or
+beyond the physical bound of :func:`vpp.control.plausible.meter_plausible`) the guard does
+nothing, and neither do the corrections of :mod:`vpp.control.dispatch`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from vpp.control.envelope import (
     envelope,
     intersect,
 )
+from vpp.control.plausible import meter_plausible
 from vpp.control.state import OperatorCap
 from vpp.core.site import BatteryDevice, DeviceKind, Site
 
@@ -211,14 +213,14 @@ def _rated_w(site: Site, device_id: str, reading: PvReading) -> float:
 
 def measured_grid_w(site: Site, snapshot: Snapshot) -> float | None:
     """The grid meter's power [W, > 0 import], or None without a usable reading: no meter,
-    offline, or not a finite number."""
+    offline or quarantined, not a finite number, or physically implausible."""
     if site.grid.meter is None:
         return None
     state = snapshot.devices.get(site.grid.meter)
     if state is None or state.reading is None or not state.health.online:
         return None
     value = getattr(state.reading, "power_w", None)
-    if not isinstance(value, int | float) or not math.isfinite(value):
+    if not isinstance(value, int | float) or not meter_plausible(site, value):
         return None
     return float(value)
 
