@@ -10,6 +10,10 @@ needed direction. The target is the planned exchange (``run.correction = "schedu
 fleet absorbs the forecast error of PV and load) or, by default (``"limits"``), the nearest
 connection limit when the exchange is past it (no correction inside the limits). Errors inside
 a deadband are left alone so that meter noise does not make the batteries chatter.
+
+Without a usable grid reading (:func:`vpp.control.safety.measured_grid_w`: no meter, offline,
+quarantined by :func:`vpp.control.plausible.screen`, not finite or physically implausible)
+there is no correction at all: the devices hold the plan's setpoints.
 """
 
 from __future__ import annotations

@@ -4,23 +4,50 @@ charge and the operator's limits before it is written, and clamped when outside.
 Pure functions: a Snapshot, the Site and proposed setpoints in; checked setpoints out, each
 saying whether and why it was clamped. Nothing here talks to devices.
 
+Each device's allowed range is its :class:`~vpp.control.envelope.Envelope` (ratings, live
+ratings, state-of-charge window, PV minimum, and any extra bounds such as grid-operator
+signals); :func:`check_setpoints` clamps into it and attaches it to the setpoint, and
+:func:`vpp.control.invariants.violations` checks the final output against the same envelope.
+
 Grid guard: a setpoint must never be the reason the site exceeds its import or export limit.
 With ``g`` the measured grid power (> 0 import) and ``d_i`` the change in grid power each new
 setpoint causes relative to what its device does now, the predicted exchange is
-``g + sum(d_i)``. If that exceeds a limit, the changes that push towards it are scaled down
-until the prediction sits at the limit, or at ``g`` when the site is already beyond it (the
-controller never makes a breach worse; batteries may still act to relieve it).
+``g + sum(d_i)``. The target is the limit, or ``g`` when the site is already beyond it (the
+controller never makes a breach worse; batteries may still act to relieve it). If the
+prediction is past the target, the setpoints that push towards it are moved back towards
+their *hold* value, the point of their envelope nearest to what the device does now, by one
+common factor ``keep`` in [0, 1]: ``value = hold + (checked - hold) * keep``, until the
+prediction sits at the target (or every one of them is at its hold). So the guard never
+changes a setpoint by more than was asked, never leaves the envelope, and leaves alone the
+setpoints that relieve the exchange. A device that does now what its envelope forbids (a
+battery discharging more than its state of charge allows) goes to the envelope's edge even if
+that raises the exchange: device safety comes first.
+
+Without a plausible grid meter reading (none configured, offline, quarantined, not finite or
+beyond the physical bound of :func:`vpp.control.plausible.meter_plausible`) the guard does
+nothing, and neither do the corrections of :mod:`vpp.control.dispatch`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Snapshot
+from vpp.control.envelope import (
+    DEFAULT_HORIZON_S,
+    Bound,
+    Bounds,
+    Envelope,
+    battery_bounds,
+    envelope,
+    intersect,
+)
+from vpp.control.plausible import meter_plausible
 from vpp.control.state import OperatorCap
-from vpp.core.site import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice, Site
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 #: Quantities a setpoint can carry, by device kind.
 QUANTITY = {
@@ -41,6 +68,9 @@ class Setpoint:
     planned: float
     clamped: bool = False
     reason: str = ""
+    #: The envelope :func:`check_setpoints` clamped into (None before the check); the grid
+    #: guard keeps the value inside it.
+    envelope: Envelope | None = None
 
     @property
     def quantity(self) -> str:
@@ -48,7 +78,8 @@ class Setpoint:
 
     def clamp(self, value: float, why: str) -> Setpoint:
         if math.isclose(value, self.value, rel_tol=1e-9, abs_tol=1e-6):
-            return self
+            # Too small a change to report, but the value lands exactly on the bound.
+            return self if value == self.value else replace(self, value=value)
         reason = f"{self.reason}; {why}" if self.reason else why
         return replace(self, value=value, clamped=True, reason=reason)
 
@@ -61,73 +92,61 @@ def battery_window_w(
     The SoC bound lets the battery move at most the energy between its SoC and the window's
     edge within ``horizon_s`` [s] (the time until the next setpoint):
     ``p_dis <= (soc - soc_min) * capacity * eta_d / h``, ``p_ch <= (soc_max - soc) * capacity
-    / (eta_c * h)``.
+    / (eta_c * h)``. The same window as the battery's :class:`~vpp.control.envelope.Envelope`
+    without extra bounds.
     """
-    max_dis = device.max_discharge_w
-    max_ch = device.max_charge_w
-    if reading is not None:
-        if reading.max_discharge_w is not None and reading.max_discharge_w >= 0:
-            max_dis = min(max_dis, reading.max_discharge_w)
-        if reading.max_charge_w is not None and reading.max_charge_w >= 0:
-            max_ch = min(max_ch, reading.max_charge_w)
-        if reading.soc_pct is not None:
-            hours = max(horizon_s, 1.0) / 3600.0
-            above = (reading.soc_pct - device.soc_min_pct) / 100 * device.capacity_wh
-            below = (device.soc_max_pct - reading.soc_pct) / 100 * device.capacity_wh
-            max_dis = min(max_dis, max(0.0, above * device.discharge_efficiency / hours))
-            max_ch = min(max_ch, max(0.0, below / device.charge_efficiency / hours))
-    return -max_ch, max_dis
+    env = intersect(battery_bounds(device, reading, horizon_s))
+    return env.lo, env.hi
 
 
-def check_battery(
-    sp: Setpoint, device: BatteryDevice, reading: BatteryReading | None, horizon_s: float
-) -> Setpoint:
-    lo, hi = battery_window_w(device, reading, horizon_s)
-    if sp.value > hi:
-        return sp.clamp(hi, f"discharge limited to {hi:.0f} W by rating/SoC")
-    if sp.value < lo:
-        return sp.clamp(lo, f"charge limited to {-lo:.0f} W by rating/SoC")
-    return sp
+def clamp_to(sp: Setpoint, env: Envelope) -> Setpoint:
+    """``sp`` inside ``env``, saying why when it was outside; ``env`` attached."""
+    if sp.value > env.hi:
+        sp = sp.clamp(env.hi, _why(sp.kind, env.hi, env.hi_source, high=True))
+    elif sp.value < env.lo:
+        sp = sp.clamp(env.lo, _why(sp.kind, env.lo, env.lo_source, high=False))
+    return replace(sp, envelope=env)
 
 
-def check_pv(sp: Setpoint, device: PvDevice) -> Setpoint:
-    if sp.value > 100.0:
-        return sp.clamp(100.0, "PV limit above 100 %")
-    if sp.value < device.min_limit_pct:
-        # 0 % puts several inverters into standby: never go below the device's minimum.
-        why = f"PV limit raised to minimum {device.min_limit_pct} %"
-        return sp.clamp(device.min_limit_pct, why)
-    return sp
-
-
-def check_heat_pump(sp: Setpoint, device: HeatPumpDevice) -> Setpoint:
-    if sp.value > device.max_el_w:
-        return sp.clamp(device.max_el_w, f"heat pump limited to {device.max_el_w:.0f} W")
-    if sp.value < 0:
-        return sp.clamp(0.0, "heat pump power below 0")
-    return sp
+def _why(kind: DeviceKind, bound: float, source: str, high: bool) -> str:
+    if kind == DeviceKind.BATTERY:
+        if high:
+            return f"discharge limited to {bound:.0f} W by {source}"
+        return f"charge limited to {-bound:.0f} W by {source}"
+    if kind == DeviceKind.PV:
+        if high:
+            return f"PV limit lowered to {bound:g} % ({source})"
+        return f"PV limit raised to minimum {bound:g} % ({source})"
+    if high:
+        return f"heat pump limited to {bound:.0f} W by {source}"
+    return f"heat pump raised to {bound:.0f} W by {source}"
 
 
 def check_setpoints(
-    site: Site, snapshot: Snapshot | None, setpoints: list[Setpoint], horizon_s: float
+    site: Site,
+    snapshot: Snapshot | None,
+    setpoints: list[Setpoint],
+    horizon_s: float,
+    bounds: Bounds | None = None,
 ) -> list[Setpoint]:
-    """Each setpoint within its device's ratings, SoC window and minimum limits."""
+    """Each setpoint inside its device's envelope: ratings, live ratings, SoC window over
+    ``horizon_s`` [s], PV minimum, and the ``bounds`` given for it (grid-operator signals).
+
+    A value that is not a finite number becomes 0 (battery, heat pump) or 100 % (PV) first.
+    Each setpoint comes back with its envelope attached, for the grid guard. A setpoint for a
+    device that takes none (unknown, a meter) comes back as it is:
+    :func:`vpp.control.invariants.enforce` refuses it.
+    """
     out = []
     for sp in setpoints:
-        device = site.device(sp.device_id)
-        state = snapshot.devices.get(sp.device_id) if snapshot else None
-        reading = state.reading if state is not None else None
+        extra: Sequence[Bound] = bounds.get(sp.device_id, ()) if bounds else ()
+        env = envelope(site, snapshot, sp.device_id, horizon_s, extra)
+        if env is None:  # no setpoint for this device: the invariants refuse it
+            out.append(sp)
+            continue
         if not math.isfinite(sp.value):
             sp = sp.clamp(0.0 if sp.kind != DeviceKind.PV else 100.0, "not a finite number")
-        if isinstance(device, BatteryDevice):
-            bat = reading if isinstance(reading, BatteryReading) else None
-            out.append(check_battery(sp, device, bat, horizon_s))
-        elif isinstance(device, PvDevice):
-            out.append(check_pv(sp, device))
-        elif isinstance(device, HeatPumpDevice):
-            out.append(check_heat_pump(sp, device))
-        else:
-            out.append(sp)
+        out.append(clamp_to(sp, env))
     return out
 
 
@@ -143,16 +162,30 @@ def grid_limits_w(site: Site, caps: list[OperatorCap], when: datetime) -> tuple[
     return imp, exp
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _reading(snapshot: Snapshot, device_id: str) -> object:
+    state = snapshot.devices.get(device_id)
+    return state.reading if state is not None else None
+
+
 def grid_delta_w(sp: Setpoint, site: Site, snapshot: Snapshot) -> float:
-    """Change of grid power [W, > 0 more import] if ``sp`` replaces what the device does now."""
-    state = snapshot.devices.get(sp.device_id)
-    reading = state.reading if state is not None else None
-    if isinstance(reading, BatteryReading) and reading.power_w is not None:
-        return reading.power_w - sp.value  # less discharge = more import
-    if isinstance(reading, HeatPumpReading) and reading.el_power_w is not None:
-        return sp.value - reading.el_power_w
-    if isinstance(reading, PvReading) and reading.ac_power_w is not None:
-        return _pv_delta_w(sp.value, reading, _rated_w(site, sp.device_id, reading))
+    """Change of grid power [W, > 0 more import] if ``sp`` replaces what the device does now
+    (0 where that is unknown)."""
+    return delta_at(sp.device_id, sp.value, site, snapshot)
+
+
+def delta_at(device_id: str, value: float, site: Site, snapshot: Snapshot) -> float:
+    """Change of grid power [W, > 0 more import] if ``device_id`` is set to ``value``."""
+    reading = _reading(snapshot, device_id)
+    if isinstance(reading, BatteryReading) and (now := _finite(reading.power_w)) is not None:
+        return now - value  # less discharge = more import
+    if isinstance(reading, HeatPumpReading) and (now := _finite(reading.el_power_w)) is not None:
+        return value - now
+    if isinstance(reading, PvReading) and _finite(reading.ac_power_w) is not None:
+        return _pv_delta_w(value, reading, _rated_w(site, device_id, reading))
     return 0.0
 
 
@@ -165,22 +198,60 @@ def _pv_delta_w(new_pct: float, reading: PvReading, rated_w: float) -> float:
     new_cap = new_pct / 100.0 * rated_w
     if new_cap < output:
         return output - new_cap
-    old_cap = (reading.limit_pct if reading.limit_pct is not None else 100.0) / 100.0 * rated_w
+    limit = _finite(reading.limit_pct)
+    old_cap = (limit if limit is not None else 100.0) / 100.0 * rated_w
     held = old_cap < rated_w and output >= 0.98 * old_cap
     return -(new_cap - output) if held else 0.0
 
 
 def _rated_w(site: Site, device_id: str, reading: PvReading) -> float:
-    return reading.rated_w or float(site.device(device_id).rated_w)
+    rated = reading.rated_w
+    if rated is not None and math.isfinite(rated) and rated > 0:
+        return rated
+    return float(site.device(device_id).rated_w)
 
 
 def measured_grid_w(site: Site, snapshot: Snapshot) -> float | None:
+    """The grid meter's power [W, > 0 import], or None without a usable reading: no meter,
+    offline or quarantined, not a finite number, or physically implausible."""
     if site.grid.meter is None:
         return None
     state = snapshot.devices.get(site.grid.meter)
     if state is None or state.reading is None or not state.health.online:
         return None
-    return getattr(state.reading, "power_w", None)
+    value = getattr(state.reading, "power_w", None)
+    if not isinstance(value, int | float) or not meter_plausible(site, value):
+        return None
+    return float(value)
+
+
+def current_value(site: Site, snapshot: Snapshot, device_id: str) -> float | None:
+    """What the device does now, in its setpoint's unit (W, or % of rating for PV)."""
+    reading = _reading(snapshot, device_id)
+    if isinstance(reading, BatteryReading):
+        return _finite(reading.power_w)
+    if isinstance(reading, HeatPumpReading):
+        return _finite(reading.el_power_w)
+    if isinstance(reading, PvReading) and (out := _finite(reading.ac_power_w)) is not None:
+        return min(100.0, 100.0 * out / _rated_w(site, device_id, reading))
+    return None
+
+
+def hold_value(site: Site, snapshot: Snapshot, sp: Setpoint, env: Envelope) -> float:
+    """Where the grid guard may take ``sp`` back to: the point of ``env`` nearest to what the
+    device does now (``sp.value`` itself when that is unknown)."""
+    now = current_value(site, snapshot, sp.device_id)
+    return sp.value if now is None else env.clip(now)
+
+
+def setpoint_envelope(
+    site: Site, snapshot: Snapshot | None, sp: Setpoint, horizon_s: float = DEFAULT_HORIZON_S
+) -> Envelope | None:
+    """The envelope attached by :func:`check_setpoints`, else the device's own over
+    ``horizon_s`` (None for a device that takes no setpoint)."""
+    if sp.envelope is not None:
+        return sp.envelope
+    return envelope(site, snapshot, sp.device_id, horizon_s)
 
 
 def guard_grid(
@@ -190,55 +261,44 @@ def guard_grid(
     import_limit_w: float,
     export_limit_w: float,
 ) -> list[Setpoint]:
-    """Scale back the setpoint changes that would push the grid exchange past a limit."""
-    if snapshot is None:
+    """Move back the setpoint changes that would push the grid exchange past a limit (or a
+    breach further), towards what each device does now and never outside its envelope (see
+    the module doc). Setpoints that did not pass :func:`check_setpoints` are kept inside
+    their device's own envelope over :data:`~vpp.control.envelope.DEFAULT_HORIZON_S`."""
+    if snapshot is None or not setpoints:
         return setpoints
     grid = measured_grid_w(site, snapshot)
     if grid is None:
         return setpoints
-    deltas = [grid_delta_w(sp, site, snapshot) for sp in setpoints]
-    predicted = grid + sum(deltas)
-    if predicted > import_limit_w:
-        target = max(import_limit_w, grid)
-        return _scale_back(site, snapshot, setpoints, deltas, predicted - target, +1, "import")
-    if predicted < -export_limit_w:
-        target = min(-export_limit_w, grid)
-        return _scale_back(site, snapshot, setpoints, deltas, target - predicted, -1, "export")
-    return setpoints
-
-
-def _scale_back(
-    site: Site,
-    snapshot: Snapshot,
-    setpoints: list[Setpoint],
-    deltas: list[float],
-    excess_w: float,
-    sign: int,
-    which: str,
-) -> list[Setpoint]:
-    pushing = sum(d for d in deltas if d * sign > 0) * sign
-    if pushing <= 0:
+    envs = [setpoint_envelope(site, snapshot, sp) for sp in setpoints]
+    holds = [
+        sp.value if env is None else hold_value(site, snapshot, sp, env)
+        for sp, env in zip(setpoints, envs, strict=True)
+    ]
+    asked = [grid_delta_w(sp, site, snapshot) for sp in setpoints]
+    held = [
+        delta_at(sp.device_id, hold, site, snapshot)
+        for sp, hold in zip(setpoints, holds, strict=True)
+    ]
+    predicted = grid + sum(asked)
+    import_target = max(import_limit_w, grid)
+    export_target = min(-export_limit_w, grid)
+    if predicted > import_target:
+        sign, excess, which = 1, predicted - import_target, "import"
+    elif predicted < export_target:
+        sign, excess, which = -1, export_target - predicted, "export"
+    else:
         return setpoints
-    keep = max(0.0, 1.0 - excess_w / pushing)
+    movable = [max(0.0, sign * (a - h)) for a, h in zip(asked, held, strict=True)]
+    total = sum(movable)
+    if not total > 0:
+        return setpoints
+    keep = min(1.0, max(0.0, 1.0 - excess / total))
     out = []
-    for sp, d in zip(setpoints, deltas, strict=True):
-        now = _current(site, sp.device_id, snapshot.devices[sp.device_id].reading)
-        if d * sign <= 0 or now is None:
+    for sp, env, hold, room in zip(setpoints, envs, holds, movable, strict=True):
+        if room <= 0 or env is None:
             out.append(sp)
             continue
-        new = now + (sp.value - now) * keep
-        if sp.kind == DeviceKind.PV:
-            new = max(new, site.device(sp.device_id).min_limit_pct)
+        new = env.clip(hold + (sp.value - hold) * keep)
         out.append(sp.clamp(new, f"held back to keep grid {which} within its limit"))
     return out
-
-
-def _current(site: Site, device_id: str, reading: object) -> float | None:
-    """What the device does now, in its setpoint's unit (W, or % of rating for PV)."""
-    if isinstance(reading, BatteryReading):
-        return reading.power_w
-    if isinstance(reading, HeatPumpReading):
-        return reading.el_power_w
-    if isinstance(reading, PvReading) and reading.ac_power_w is not None:
-        return min(100.0, 100.0 * reading.ac_power_w / _rated_w(site, device_id, reading))
-    return None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -153,3 +154,23 @@ def test_guard_leaves_inverters_that_already_give_all_they_have() -> None:
     snap = snapshot(-exp + 100.0, **{pv.id: below})
     out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
     assert out[0].value == 100.0
+
+
+def test_extra_bounds_narrow_the_envelope_after_the_devices_own() -> None:
+    from vpp.control.envelope import Bound
+
+    pv = SITE.pv[0]
+    snap = snapshot(0, **{BAT.id: bat_reading(50)})
+    bounds = {
+        BAT.id: [Bound(-4200.0, math.inf, "§14a EnWG")],  # charge at most 4.2 kW
+        pv.id: [Bound(-math.inf, 0.0, "feed-in cap")],  # below the inverter's minimum
+    }
+    sps = [
+        Setpoint(BAT.id, DeviceKind.BATTERY, -5000.0, -5000.0),
+        Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0),
+    ]
+    out = check_setpoints(SITE, snap, sps, 900, bounds)
+    assert out[0].value == -4200.0 and "§14a EnWG" in out[0].reason
+    # The inverter's own minimum comes first.
+    assert out[1].value == pv.min_limit_pct
+    assert out[0].envelope is not None and out[0].envelope.lo_source == "§14a EnWG"

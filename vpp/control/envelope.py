@@ -1,0 +1,184 @@
+"""Envelopes: the lowest and highest setpoint each device may be given now.
+
+One definition, used twice: :func:`vpp.control.safety.check_setpoints` clamps every setpoint
+into its device's envelope, and :func:`vpp.control.invariants.violations` checks the final
+output of the setpoint pipeline against the same envelope. Later stages (the grid guard) only
+move a setpoint between its checked value and the point of the envelope nearest to what the
+device does now, so they cannot leave it.
+
+An envelope is the intersection of bounds, each ``(lo, hi, source)`` in the unit of the
+device's setpoint (battery W, > 0 discharge; PV limit % of rating; heat pump electric W):
+
+==========  ===============================================================================
+battery     the site file's ratings; the live ratings the battery reports (its own maximum
+            charge and discharge power); the state-of-charge window over the step, with
+            ``h = max(horizon_s, 1 s)``: ``p_dis <= (soc - soc_min) * capacity * eta_d / h``,
+            ``p_ch <= (soc_max - soc) * capacity / (eta_c * h)`` (no charge above the window,
+            no discharge below it; an unreadable SoC allows neither)
+pv          ``min_limit_pct`` .. 100 % (several inverters go to standby at 0 %)
+heat pump   0 .. ``max_el_w``
+==========  ===============================================================================
+
+Extra per-device bounds, e.g. grid-operator signals (a §14a EnWG consumption floor that caps
+battery charging and the heat pump at 4.2 kW, a §9 EEG feed-in percentage that caps the PV
+limit), come as :data:`Bounds`: device id -> sequence of :class:`Bound`. They are intersected
+after the device's own bounds, in order. A bound narrows the envelope but never moves it
+outside what the device itself allows: one that does not overlap pins the envelope to the
+nearest edge (device safety first).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from adapters.snapshot import BatteryReading, Snapshot
+from vpp.core.site import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice, Site
+
+#: Seconds a setpoint is assumed to stay in force when no horizon is given: a quarter hour,
+#: the longest a dispatched setpoint holds (the tightest state-of-charge window).
+DEFAULT_HORIZON_S = 900.0
+#: Device kinds that take a setpoint.
+CONTROLLABLE = frozenset({DeviceKind.BATTERY, DeviceKind.PV, DeviceKind.HEAT_PUMP})
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One constraint on a device's setpoint: ``lo <= value <= hi`` (either side may be
+    infinite), in the setpoint's unit; ``source`` says where it comes from."""
+
+    lo: float
+    hi: float
+    source: str
+
+    def __post_init__(self) -> None:
+        if not self.lo <= self.hi:  # also refuses NaN
+            raise ValueError(f"bound {self.source!r}: lo {self.lo} must be <= hi {self.hi}")
+
+
+#: Extra bounds by device id, intersected after the device's own.
+Bounds = Mapping[str, Sequence[Bound]]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The setpoints a device may be given now: ``lo <= value <= hi``, in the setpoint's unit.
+    ``lo_source``/``hi_source`` name the bound that sets each edge."""
+
+    lo: float
+    hi: float
+    lo_source: str
+    hi_source: str
+
+    def clip(self, value: float) -> float:
+        """The point of the envelope nearest to ``value``."""
+        return min(max(value, self.lo), self.hi)
+
+    def contains(self, value: float, tol: float = 0.0) -> bool:
+        return self.lo - tol <= value <= self.hi + tol
+
+    def narrow(self, bound: Bound) -> Envelope:
+        """This envelope intersected with ``bound``, kept inside this envelope."""
+        lo, hi = self.clip(bound.lo), self.clip(bound.hi)
+        return Envelope(
+            lo,
+            hi,
+            bound.source if lo > self.lo else self.lo_source,
+            bound.source if hi < self.hi else self.hi_source,
+        )
+
+
+def intersect(bounds: Iterable[Bound]) -> Envelope:
+    """The intersection of ``bounds``, the first taking precedence (see the module doc)."""
+    env = Envelope(-math.inf, math.inf, "", "")
+    for bound in bounds:
+        env = env.narrow(bound)
+    return env
+
+
+def battery_bounds(
+    device: BatteryDevice, reading: BatteryReading | None, horizon_s: float
+) -> list[Bound]:
+    """The battery's own bounds [W, > 0 discharge]: ratings, live ratings, SoC window."""
+    bounds = [Bound(-device.max_charge_w, device.max_discharge_w, "rating")]
+    if reading is None:
+        return bounds
+    live_ch, live_dis = reading.max_charge_w, reading.max_discharge_w
+    if (live_ch is not None and live_ch >= 0) or (live_dis is not None and live_dis >= 0):
+        lo = -live_ch if live_ch is not None and live_ch >= 0 else -math.inf
+        hi = live_dis if live_dis is not None and live_dis >= 0 else math.inf
+        bounds.append(Bound(lo, hi, "live rating"))
+    soc = reading.soc_pct
+    if soc is not None:
+        if not math.isfinite(soc):
+            bounds.append(Bound(0.0, 0.0, "state of charge (unreadable)"))
+            return bounds
+        hours = _horizon_s(horizon_s) / 3600.0
+        above = (soc - device.soc_min_pct) / 100 * device.capacity_wh
+        below = (device.soc_max_pct - soc) / 100 * device.capacity_wh
+        dis = max(0.0, above * device.discharge_efficiency / hours)
+        ch = max(0.0, below / device.charge_efficiency / hours)
+        bounds.append(Bound(-ch, dis, "state of charge"))
+    return bounds
+
+
+def _horizon_s(horizon_s: float) -> float:
+    if math.isnan(horizon_s):
+        return DEFAULT_HORIZON_S
+    return max(horizon_s, 1.0)
+
+
+def device_bounds(
+    site: Site, snapshot: Snapshot | None, device_id: str, horizon_s: float
+) -> list[Bound] | None:
+    """The device's own bounds, or None for a device that takes no setpoint (or is unknown)."""
+    try:
+        device = site.device(device_id)
+    except KeyError:
+        return None
+    if isinstance(device, BatteryDevice):
+        state = snapshot.devices.get(device_id) if snapshot is not None else None
+        reading = state.reading if state is not None else None
+        bat = reading if isinstance(reading, BatteryReading) else None
+        return battery_bounds(device, bat, horizon_s)
+    if isinstance(device, PvDevice):
+        return [
+            Bound(device.min_limit_pct, math.inf, "the inverter's minimum limit"),
+            Bound(-math.inf, 100.0, "100 %"),
+        ]
+    if isinstance(device, HeatPumpDevice):
+        return [Bound(0.0, device.max_el_w, "rating")]
+    return None
+
+
+def envelope(
+    site: Site,
+    snapshot: Snapshot | None,
+    device_id: str,
+    horizon_s: float,
+    extra: Sequence[Bound] = (),
+) -> Envelope | None:
+    """The envelope of one device now (None for a device that takes no setpoint).
+
+    horizon_s : seconds until the next setpoint (the state-of-charge window's step)
+    extra : more bounds for this device, after its own (see the module doc)
+    """
+    own = device_bounds(site, snapshot, device_id, horizon_s)
+    if own is None:
+        return None
+    return intersect([*own, *extra])
+
+
+def envelopes(
+    site: Site, snapshot: Snapshot | None, horizon_s: float, bounds: Bounds | None = None
+) -> dict[str, Envelope]:
+    """The envelope of every controllable, enabled device of the site."""
+    out: dict[str, Envelope] = {}
+    extra = bounds or {}
+    for device in site.devices:
+        if device.enabled and device.kind in CONTROLLABLE:
+            env = envelope(site, snapshot, device.id, horizon_s, extra.get(device.id, ()))
+            if env is not None:
+                out[device.id] = env
+    return out
