@@ -5,7 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# make run CONFIG=path/to/site.toml ARGS="--http-port 9400": another site file, more options.
 CONFIG ?= config/demo.toml
+ARGS ?=
 
 .PHONY: run test lint bench simulate clean
 
@@ -18,10 +20,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/vpp run --config $(CONFIG)
+	$(BIN)/vpp run --config $(CONFIG) $(ARGS)
 
 simulate: $(STAMP)
-	$(BIN)/vpp simulate --config $(CONFIG)
+	$(BIN)/vpp simulate --config $(CONFIG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
