@@ -22,6 +22,7 @@ from vpp.data.schema import (
     read_raw_inputs,
     summarize_inputs,
 )
+from vpp.recorder.export import FILLED_COLUMN, read_marks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -76,12 +77,30 @@ def check(
     except InputDataError as exc:
         _print_problems(exc.source, exc.problems)
         raise typer.Exit(1) from None
+    marks = df.pop(FILLED_COLUMN) if FILLED_COLUMN in df.columns else None
     _print_summary(df, str(file))
     problems = find_problems(df)
+    if marks is not None:
+        problems += filled_problems(marks, pd.DatetimeIndex(df.index))
     if problems:
         _print_problems(str(file), problems)
         raise typer.Exit(1)
     Console().print("[green]no problems[/]")
+
+
+def filled_problems(marks: pd.Series, index: pd.DatetimeIndex) -> list[Problem]:
+    """One problem per column and way of filling in the ``filled`` column that ``vpp export
+    --allow-partial`` writes: values that were not measured."""
+    table = read_marks(marks.set_axis(index))
+    found = []
+    for column in table.columns:
+        for how in sorted(set(table[column]) - {""}):
+            mask = (table[column] == how).to_numpy()
+            first = pd.Timestamp(index[mask.argmax()]) if len(index) else None
+            found.append(
+                Problem(str(column), f"{int(mask.sum())} value(s) {how}, not measured", first)
+            )
+    return found
 
 
 def _print_summary(df: pd.DataFrame, source: str) -> None:

@@ -17,15 +17,26 @@ from __future__ import annotations
 
 from vpp.recorder.backup import BackupResult, backup
 from vpp.recorder.db import SCHEMA_VERSION, RecorderError
-from vpp.recorder.export import ExportError, ExportResult, day_bounds, export_day, write_day
+from vpp.recorder.export import (
+    FILLED_COLUMN,
+    ExportError,
+    ExportResult,
+    PartialDayError,
+    day_bounds,
+    export_day,
+    read_marks,
+    write_day,
+)
 from vpp.recorder.retention import RetentionStats
 from vpp.recorder.store import PlanLike, Recorder, SetpointRecord
 
 __all__ = [
+    "FILLED_COLUMN",
     "SCHEMA_VERSION",
     "BackupResult",
     "ExportError",
     "ExportResult",
+    "PartialDayError",
     "PlanLike",
     "Recorder",
     "RecorderError",
@@ -34,5 +45,6 @@ __all__ = [
     "backup",
     "day_bounds",
     "export_day",
+    "read_marks",
     "write_day",
 ]
