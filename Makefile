@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/demo.toml
 ARGS ?=
 
-.PHONY: run test lint bench simulate clean
+.PHONY: run test lint bench simulate docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -32,6 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# docs/site-reference.md from the site schema (vpp/core/site.py); a test fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python -m vpp.core.reference --out docs/site-reference.md
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
