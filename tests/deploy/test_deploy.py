@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 from tests.deploy.tools import DASHBOARDS, DEPLOY, ROOT, require_tool, run_tool
 from vpp.cli import app
 from vpp.core.site import read_site
+from vpp.recorder import Recorder
 
 COMPOSE = DEPLOY / "compose.yaml"
 ALERTMANAGER = DEPLOY / "alertmanager.yml"
@@ -320,3 +322,77 @@ def test_systemd_analyze_reports_a_bad_value(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["compose.yaml", "alertmanager.yml"])
 def test_yaml_files_parse(name: str) -> None:
     assert isinstance(yaml.safe_load((DEPLOY / name).read_text()), dict)
+
+
+# -- the backup timer -------------------------------------------------------------------------
+
+
+def unit_values(path: Path) -> dict[str, str]:
+    """Key -> last value of every section of a unit file."""
+    found = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            found[key.strip()] = value.strip()
+    return found
+
+
+def systemd_unescape(text: str) -> str:
+    """What systemd passes on for ``$$`` and ``%%``."""
+    return text.replace("$$", "$").replace("%%", "%")
+
+
+def test_backup_units_verify(tmp_path: Path) -> None:
+    analyze = require_tool("systemd-analyze", "systemd")
+    vpp = Path(sys.executable).with_name("vpp")
+    for name in ("vpp-backup.service", "vpp-backup.timer"):
+        text = (DEPLOY / name).read_text().replace("/opt/vpp/.venv/bin/vpp", str(vpp))
+        (tmp_path / name).write_text(text)
+    result = run_tool(
+        [
+            analyze,
+            "verify",
+            str(tmp_path / "vpp-backup.service"),
+            str(tmp_path / "vpp-backup.timer"),
+        ],
+        cwd=tmp_path,
+    )
+    complaints = [
+        line for line in (result.stdout + result.stderr).splitlines() if "vpp-backup" in line
+    ]
+    assert result.returncode == 0 and complaints == [], result.stdout + result.stderr
+    timer = unit_values(DEPLOY / "vpp-backup.timer")
+    assert timer["Persistent"] == "true" and timer["OnCalendar"].startswith("*-*-*")
+
+
+def test_backup_service_backs_up_the_controllers_database(tmp_path: Path) -> None:
+    """The unit's command, run for real on a copy of its paths: a dated, checked copy."""
+    service = unit_values(DEPLOY / "vpp-backup.service")
+    assert service["User"] == "vpp" and service["Type"] == "oneshot"
+    shell, flag, script = shlex.split(service["ExecStart"])
+    assert (shell, flag) == ("/bin/sh", "-c")
+    script = systemd_unescape(script)
+    # The database it copies is the one the controller's unit writes.
+    controller_db = str(parse_vpp(shlex.split(unit_values(UNIT)["ExecStart"])[1:])["db"])
+    assert f"--db {controller_db} " in script
+    db, backups = tmp_path / "vpp.sqlite", tmp_path / "backups"
+    backups.mkdir()
+    with Recorder(db) as rec:
+        rec.record_event("info", "test", "k", "before the backup", time=datetime.now(UTC))
+    script = (
+        script.replace("/opt/vpp/.venv/bin/vpp", str(Path(sys.executable).with_name("vpp")))
+        .replace(controller_db, str(db))
+        .replace("/var/lib/vpp/backups", str(backups))
+    )
+    for _ in range(2):  # --force: a second run the same day replaces the copy
+        result = run_tool([shell, flag, script])
+        assert result.returncode == 0, result.stdout + result.stderr
+    [copy] = backups.iterdir()
+    assert re.fullmatch(r"vpp-\d{4}-\d{2}-\d{2}\.sqlite", copy.name)
+    today = datetime.now(UTC).date()
+    assert date.fromisoformat(copy.name[4:14]) in {today, today - timedelta(days=1)}  # UTC day
+    with Recorder(copy) as rec:
+        assert list(rec.events()["message"]) == ["before the backup"]
+    cleanup = service["ExecStartPost"].split()
+    assert cleanup[:2] == ["/usr/bin/find", "/var/lib/vpp/backups"] and "-delete" in cleanup
