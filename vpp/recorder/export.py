@@ -116,7 +116,7 @@ class ExportResult:
         lines = []
         for column, n in self.filled.items():
             counts = _by_how(self.filled_by.get(column, {}))
-            how = ", ".join(f"{n} {method}" for n, method in counts)
+            how = ", ".join(f"{count} {method}" for count, method in counts)
             lines.append(f"{column}: {n} of {self.quarter_hours} quarter hours filled ({how})")
         return lines
 
