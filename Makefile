@@ -5,9 +5,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# make run CONFIG=path/to/site.toml ARGS="--http-port 9400": another site file, more options.
 CONFIG ?= config/demo.toml
+ARGS ?=
 
-.PHONY: run test lint bench simulate clean
+.PHONY: run test lint bench simulate docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -18,10 +20,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/vpp run --config $(CONFIG)
+	$(BIN)/vpp run --config $(CONFIG) $(ARGS)
 
 simulate: $(STAMP)
-	$(BIN)/vpp simulate --config $(CONFIG)
+	$(BIN)/vpp simulate --config $(CONFIG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -30,6 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# docs/site-reference.md from the site schema (vpp/core/site.py); a test fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python -m vpp.core.reference --out docs/site-reference.md
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

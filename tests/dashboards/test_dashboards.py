@@ -233,6 +233,8 @@ def test_provisioning_points_grafana_at_prometheus_and_the_files() -> None:
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:9310"]
     assert job["static_configs"][0]["labels"]["site"]
     assert config["global"]["scrape_interval"] == "15s"
+    [alertmanagers] = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
 
 
 def test_comparisons_split_at_the_top_level_only() -> None:

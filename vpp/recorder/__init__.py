@@ -8,27 +8,43 @@ replay's input schema. On start the controller reloads the last plan and snapsho
         await asyncio.to_thread(rec.record_snapshot, snapshot)
         last = rec.last_plan()
 
-See :mod:`vpp.recorder.store` for how the asyncio controller should call it, and
-:mod:`vpp.recorder.retention` for how the file stays bounded.
+See :mod:`vpp.recorder.store` for how the asyncio controller should call it,
+:mod:`vpp.recorder.retention` for how the file stays bounded, and :mod:`vpp.recorder.backup`
+for an online copy while the controller writes.
 """
 
 from __future__ import annotations
 
+from vpp.recorder.backup import BackupResult, backup
 from vpp.recorder.db import SCHEMA_VERSION, RecorderError
-from vpp.recorder.export import ExportError, ExportResult, day_bounds, export_day, write_day
+from vpp.recorder.export import (
+    FILLED_COLUMN,
+    ExportError,
+    ExportResult,
+    PartialDayError,
+    day_bounds,
+    export_day,
+    read_marks,
+    write_day,
+)
 from vpp.recorder.retention import RetentionStats
 from vpp.recorder.store import PlanLike, Recorder, SetpointRecord
 
 __all__ = [
+    "FILLED_COLUMN",
     "SCHEMA_VERSION",
+    "BackupResult",
     "ExportError",
     "ExportResult",
+    "PartialDayError",
     "PlanLike",
     "Recorder",
     "RecorderError",
     "RetentionStats",
     "SetpointRecord",
+    "backup",
     "day_bounds",
     "export_day",
+    "read_marks",
     "write_day",
 ]

@@ -3,9 +3,10 @@
 The day is the site's local calendar day (``site.timezone``, midnight to midnight: 92, 96 or
 100 quarter hours) as UTC quarter hours. Files written to ``out_dir``:
 
-- ``inputs_<day>.csv``: the :mod:`vpp.data.schema` table, written by ``write_inputs``;
+- ``inputs_<day>.csv``: the :mod:`vpp.data.schema` table, written by ``write_inputs``; for a
+  partial day (below) one more column, ``filled``;
 - ``coverage_<day>.csv``: per quarter hour, polls recorded, polls with a grid-meter reading,
-  share of PV capacity reporting, and the columns filled or clipped there;
+  share of PV capacity reporting, and the columns filled (``column=how``) or clipped there;
 - ``plans_<day>.csv``, ``setpoints_<day>.csv``, ``events_<day>.csv``: what was recorded.
 
 Where each input column comes from (a measured value wins over the ``inputs`` table):
@@ -29,9 +30,17 @@ Where the snapshots are gone (``run.snapshot_retention_days``), the measured col
 coverage come from the quarter-hour means that retention rolled up before deleting them
 (:func:`roll_up`, the ``measured`` table): the same figures, computed the same way.
 
-Gaps inside the day are filled by linear interpolation in time (by the nearest value at the
-edges); values outside the schema's range are clipped. Both are listed in the coverage file.
-A day without polls, or without any value of a required column, raises ExportError.
+A day is *partial* when a quarter hour has no polls or a value of the table is missing
+(nothing measured there and nothing in the ``inputs`` table). A partial day raises
+:class:`PartialDayError` and writes nothing, unless ``allow_partial``: then the gaps are filled,
+``interpolated`` linearly in time between measured values, or ``held`` at the nearest measured
+value before the first or after the last one, and every filled value is marked in the
+``filled`` column of ``inputs_<day>.csv`` as ``column=how`` pairs joined by ``;`` (empty where
+the row was measured), e.g. ``pv_w_per_kwp=held;load_w_per_mwh_a=held``. ``vpp data check``
+reports them. The input schema has no such column: drop it (and know what you replay) before
+a replay reads the file. Values outside the schema's range are clipped and listed in the
+coverage file. A day without polls, or without any value of a required column, raises
+ExportError.
 """
 
 from __future__ import annotations
@@ -47,7 +56,14 @@ import numpy as np
 import pandas as pd
 
 from vpp.core.site import DeviceKind, Site
-from vpp.data.schema import REQUIRED, SCHEMA, STEP, write_inputs
+from vpp.data.schema import (
+    CSV_TIME_FORMAT,
+    REQUIRED,
+    SCHEMA,
+    STEP,
+    validate_inputs,
+    write_inputs,
+)
 
 if TYPE_CHECKING:
     from vpp.recorder.store import Recorder
@@ -56,8 +72,22 @@ if TYPE_CHECKING:
 CSV_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+#: The column of ``inputs_<day>.csv`` that marks filled values (partial days only).
+FILLED_COLUMN = "filled"
+#: How a missing value was filled.
+INTERPOLATED, HELD = "interpolated", "held"
+
+
 class ExportError(ValueError):
     """A day that cannot be exported; the message says what is missing."""
+
+
+class PartialDayError(ExportError):
+    """A day with quarter hours missing; ``result`` tells what would have been filled."""
+
+    def __init__(self, message: str, result: ExportResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -67,9 +97,28 @@ class ExportResult:
     inputs: Path
     files: list[Path] = field(default_factory=list)
     quarter_hours: int = 0
-    #: Quarter hours per column whose value was interpolated.
+    #: Quarter hours per column whose value was filled (interpolated or held).
     filled: dict[str, int] = field(default_factory=dict)
+    #: The same by how: column -> {"interpolated": n, "held": n}.
+    filled_by: dict[str, dict[str, int]] = field(default_factory=dict)
     clipped: dict[str, int] = field(default_factory=dict)
+    #: Quarter hours of the day without any poll.
+    without_polls: int = 0
+
+    @property
+    def partial(self) -> bool:
+        """Some quarter hour had no polls or some value had to be filled."""
+        return self.without_polls > 0 or bool(self.filled)
+
+    def describe_filled(self) -> list[str]:
+        """One line per filled column, e.g. ``pv_w_per_kwp: 94 of 96 quarter hours filled
+        (66 held, 28 interpolated)``."""
+        lines = []
+        for column, n in self.filled.items():
+            counts = _by_how(self.filled_by.get(column, {}))
+            how = ", ".join(f"{count} {method}" for count, method in counts)
+            lines.append(f"{column}: {n} of {self.quarter_hours} quarter hours filled ({how})")
+        return lines
 
 
 def day_bounds(day: date, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -80,13 +129,20 @@ def day_bounds(day: date, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
 
 
-def export_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> Path:
+def export_day(
+    rec: Recorder, day: date, out_dir: str | Path, site: Site, *, allow_partial: bool = False
+) -> Path:
     """Write ``inputs_<day>.csv`` and its companions; return the inputs file's path."""
-    return write_day(rec, day, out_dir, site).inputs
+    return write_day(rec, day, out_dir, site, allow_partial=allow_partial).inputs
 
 
-def write_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> ExportResult:
-    """:func:`export_day` with the list of files and what was filled or clipped."""
+def write_day(
+    rec: Recorder, day: date, out_dir: str | Path, site: Site, *, allow_partial: bool = False
+) -> ExportResult:
+    """:func:`export_day` with the list of files and what was filled or clipped.
+
+    Raises :class:`PartialDayError` (and writes nothing) for a partial day unless
+    ``allow_partial``; see the module docstring."""
     start, end = day_bounds(day, site.site.timezone)
     quarters = pd.date_range(start, end, freq=STEP, inclusive="left", name="time")
     try:
@@ -109,18 +165,27 @@ def write_day(rec: Recorder, day: date, out_dir: str | Path, site: Site) -> Expo
     measured = both[[c for c in measured_columns(site) if c in both]]
     table = measured.combine_first(rec.inputs(start, end).reindex(quarters))
     table = table[[c.name for c in SCHEMA if c.name in table]]
-    table, filled = _fill(table, day)
+    table, how = _fill(table, day)
     table, clipped = _clip(table)
-    coverage["filled"] = _mask_names(filled)
+    marks = _marks(how)
+    coverage["filled"] = marks
     coverage["clipped"] = _mask_names(clipped)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(
-        inputs=write_inputs(table, out / f"inputs_{day}.csv"),
+        inputs=out / f"inputs_{day}.csv",
         quarter_hours=len(quarters),
-        filled=_counts(filled),
+        filled=_counts(how != ""),
+        filled_by={str(c): _how_counts(how[c]) for c in how.columns if (how[c] != "").any()},
         clipped=_counts(clipped),
+        without_polls=int((coverage["polls"] == 0).sum()),
     )
+    if result.partial and not allow_partial:
+        raise PartialDayError(_partial_message(rec, day, site, result), result)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.filled:
+        _write_marked(table, marks, result.inputs)
+    else:
+        write_inputs(table, result.inputs)
     result.files = [
         result.inputs,
         _csv(coverage.reset_index(), out / f"coverage_{day}.csv"),
@@ -269,7 +334,9 @@ def _waste_heat_temp(
 
 
 def _fill(table: pd.DataFrame, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Interpolate gaps; drop optional columns never recorded; error on missing required."""
+    """Interpolate gaps inside, hold the nearest value at the edges; drop optional columns
+    never recorded; error on missing required. Returns the table and, per value, how it was
+    filled (``"interpolated"``, ``"held"``, or ``""`` where it was recorded)."""
     empty = [str(c) for c in table.columns if table[c].isna().all()]
     missing = [c for c in REQUIRED if c not in table or c in empty]
     if missing:
@@ -279,8 +346,11 @@ def _fill(table: pd.DataFrame, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     table = table.drop(columns=empty)
     gaps = table.isna()
-    filled = table.interpolate(method="time", limit_area="inside").ffill().bfill()
-    return filled, gaps
+    inside = table.interpolate(method="time", limit_area="inside")
+    held = inside.isna()
+    how = pd.DataFrame("", index=table.index, columns=table.columns, dtype=object)
+    how = how.mask(gaps & ~held, INTERPOLATED).mask(held, HELD)
+    return inside.ffill().bfill(), how
 
 
 def _clip(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -289,6 +359,55 @@ def _clip(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     upper = pd.Series({k: v[1] for k, v in bounds.items()})
     outside = table.lt(lower, axis=1) | table.gt(upper, axis=1)
     return table.clip(lower=lower, upper=upper, axis=1), outside
+
+
+def _marks(how: pd.DataFrame) -> pd.Series:
+    """Per row, ``column=how`` of every filled value joined by ``;`` (empty: none)."""
+    rows = how.to_numpy()
+    names = [str(c) for c in how.columns]
+    return pd.Series(
+        [";".join(f"{n}={h}" for n, h in zip(names, row, strict=True) if h) for row in rows],
+        index=how.index,
+        dtype=object,
+    )
+
+
+def read_marks(marks: pd.Series) -> pd.DataFrame:
+    """The ``filled`` column of an exported file back as a table: one column per input
+    column that has filled values, holding how (``"interpolated"``, ``"held"``) or ``""``."""
+    text = marks.fillna("").astype(str)
+    rows: list[dict[str, str]] = []
+    for cell in text:
+        pairs = (part.partition("=") for part in cell.split(";") if part.strip())
+        rows.append({name.strip(): how.strip() or "filled" for name, _, how in pairs})
+    return pd.DataFrame(rows, index=marks.index, dtype=object).fillna("")
+
+
+def _how_counts(column: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in column[column != ""].value_counts().sort_index().items()}
+
+
+def _by_how(counts: dict[str, int]) -> list[tuple[int, str]]:
+    return sorted(((n, how) for how, n in counts.items()), key=lambda item: (-item[0], item[1]))
+
+
+def _partial_message(rec: Recorder, day: date, site: Site, result: ExportResult) -> str:
+    parts = []
+    if result.without_polls:
+        parts.append(
+            f"{result.without_polls} of {result.quarter_hours} quarter hours have no polls"
+        )
+    if result.filled:
+        parts.append("missing values: " + "; ".join(result.describe_filled()))
+    return f"{rec.path}: {day} ({site.site.timezone}) is partial: " + "; ".join(parts)
+
+
+def _write_marked(table: pd.DataFrame, marks: pd.Series, path: Path) -> Path:
+    """The schema table (validated as ``write_inputs`` does) plus the ``filled`` column."""
+    checked = validate_inputs(table, str(path))
+    checked[FILLED_COLUMN] = marks.to_numpy()
+    checked.to_csv(path, date_format=CSV_TIME_FORMAT)
+    return path
 
 
 def _mask_names(mask: pd.DataFrame) -> pd.Series:

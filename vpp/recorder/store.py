@@ -486,11 +486,13 @@ class Recorder:
         """(pages in the file, free pages among them); pages are 4 KiB."""
         return self._read("read page count", retention.page_counts)
 
-    def export_day(self, day: date, out_dir: str | Path, site: Site) -> Path:
+    def export_day(
+        self, day: date, out_dir: str | Path, site: Site, *, allow_partial: bool = False
+    ) -> Path:
         """Write a recorded local day in the input schema; see :mod:`vpp.recorder.export`."""
         from vpp.recorder.export import export_day
 
-        return export_day(self, day, out_dir, site)
+        return export_day(self, day, out_dir, site, allow_partial=allow_partial)
 
 
 def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:

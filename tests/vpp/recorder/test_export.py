@@ -15,8 +15,15 @@ from adapters.snapshot import DatacentreReading, HeatPumpReading, MeterReading, 
 from tests.vpp.recorder.helpers import battery, pv, state
 from vpp.cli import app
 from vpp.core.site import Site, read_site
-from vpp.data.schema import read_inputs
-from vpp.recorder import ExportError, Recorder, SetpointRecord, day_bounds, write_day
+from vpp.data.schema import read_inputs, read_raw_inputs, validate_inputs
+from vpp.recorder import (
+    ExportError,
+    PartialDayError,
+    Recorder,
+    SetpointRecord,
+    day_bounds,
+    write_day,
+)
 
 #: The spring DST day in Berlin: 23 hours, 92 quarter hours from 2026-03-28T23:00Z.
 DAY = date(2026, 3, 29)
@@ -117,6 +124,15 @@ def record_day(
     return polls
 
 
+def read_exported(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """An exported inputs file: the schema table, and its ``filled`` marks ("" when the
+    file has none)."""
+    raw = read_raw_inputs(path)
+    marks = raw.pop("filled").fillna("") if "filled" in raw.columns else None
+    table = validate_inputs(raw, str(path))
+    return table, (marks.set_axis(table.index) if marks is not None else pd.Series("", table.index))
+
+
 def expected(polls: list[tuple[int, datetime]]) -> pd.DataFrame:
     """Quarter-hour means of the true per-kWp PV and load, computed from the flows alone."""
     rows = [
@@ -149,6 +165,8 @@ def test_export_round_trips_with_exact_pv_and_load(tmp_path: Path, site: Site) -
     coverage = pd.read_csv(tmp_path / "out" / "coverage_2026-03-29.csv")
     assert (coverage["polls"] == 3).all() and (coverage["grid_polls"] == 3).all()
     assert (coverage["pv_kwp_share"] == 1.0).all() and coverage["filled"].isna().all()
+    # A whole day is a plain schema file: no marks column.
+    assert path.read_text().splitlines()[0].split(",")[-1] == "waste_heat_temp_c"
 
 
 def test_an_offline_inverter_does_not_bias_pv_per_kwp(tmp_path: Path, site: Site) -> None:
@@ -173,8 +191,8 @@ def test_a_gap_is_interpolated_and_reported(tmp_path: Path, site: Site) -> None:
     gap = pd.Timestamp("2026-03-29T10:15Z")
     with Recorder(tmp_path / "vpp.sqlite") as rec:
         record_day(rec, skip=lambda at: gap <= at < gap + timedelta(minutes=15))
-        result = write_day(rec, DAY, tmp_path, site)
-    got = read_inputs(result.inputs)
+        result = write_day(rec, DAY, tmp_path, site, allow_partial=True)
+    got, marks = read_exported(result.inputs)
     before, after = got.loc[gap - timedelta(minutes=15)], got.loc[gap + timedelta(minutes=15)]
     assert got.loc[gap, "load_w_per_mwh_a"] == pytest.approx(
         (before["load_w_per_mwh_a"] + after["load_w_per_mwh_a"]) / 2
@@ -185,9 +203,26 @@ def test_a_gap_is_interpolated_and_reported(tmp_path: Path, site: Site) -> None:
         "it_load_ratio": 1,
         "waste_heat_temp_c": 1,
     }
+    assert result.filled_by["load_w_per_mwh_a"] == {"interpolated": 1}
     coverage = pd.read_csv(tmp_path / "coverage_2026-03-29.csv", parse_dates=["time"])
     row = coverage[coverage["time"] == gap].iloc[0]
-    assert row["polls"] == 0 and "load_w_per_mwh_a" in row["filled"]
+    assert row["polls"] == 0 and "load_w_per_mwh_a=interpolated" in row["filled"]
+    # The inputs file marks the filled values of that quarter hour, and only those.
+    assert marks[gap] == (
+        "pv_w_per_kwp=interpolated;load_w_per_mwh_a=interpolated;"
+        "it_load_ratio=interpolated;waste_heat_temp_c=interpolated"
+    )
+    assert (marks.drop(gap) == "").all()
+
+
+def test_a_gap_is_refused_without_allow_partial(tmp_path: Path, site: Site) -> None:
+    gap = pd.Timestamp("2026-03-29T10:15Z")
+    with Recorder(tmp_path / "vpp.sqlite") as rec:
+        record_day(rec, skip=lambda at: gap <= at < gap + timedelta(minutes=15))
+        with pytest.raises(PartialDayError, match="1 of 92 quarter hours have no polls") as err:
+            write_day(rec, DAY, tmp_path / "out", site)
+    assert err.value.result.filled["pv_w_per_kwp"] == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: Site) -> None:
@@ -199,14 +234,14 @@ def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: S
         return poll(k, at, offline={"pv-3"} if k % 2 else set())
 
     def same(result: object, want: pd.DataFrame, cover: pd.DataFrame, where: Path) -> None:
-        pd.testing.assert_frame_equal(read_inputs(where / "inputs_2026-03-29.csv"), want)
+        pd.testing.assert_frame_equal(read_exported(where / "inputs_2026-03-29.csv")[0], want)
         pd.testing.assert_frame_equal(pd.read_csv(where / "coverage_2026-03-29.csv"), cover)
 
     db = tmp_path / "vpp.sqlite"
     with Recorder(db, retention_days=30, snapshot_retention_days=1) as rec:
         record_day(rec, with_pv3_offline, skip=lambda at: gap <= at < gap + timedelta(minutes=15))
-        first = write_day(rec, DAY, tmp_path / "raw", site)
-        want = read_inputs(first.inputs)
+        first = write_day(rec, DAY, tmp_path / "raw", site, allow_partial=True)
+        want = read_exported(first.inputs)[0]
         cover = pd.read_csv(tmp_path / "raw" / "coverage_2026-03-29.csv")
         # A day later, 12 h 7 min into the day: its first 12 h (48 quarter hours, one of them
         # without polls) are rolled up and their snapshots deleted, the rest is still raw.
@@ -215,7 +250,7 @@ def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: S
         assert stats.rolled_up == 47
         assert stats.deleted["snapshots"] == 47 * 3 * len(site.devices)
         assert rec.first_poll_time() == START + timedelta(hours=12)
-        again = write_day(rec, DAY, tmp_path / "half", site)
+        again = write_day(rec, DAY, tmp_path / "half", site, allow_partial=True)
         assert again.filled == first.filled
         same(again, want, cover, tmp_path / "half")
         # Then the whole day; a second run at the same time has nothing left to do.
@@ -223,12 +258,13 @@ def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: S
         assert rec.apply_retention(later, site=site).rolled_up == 92 - 47 - 1
         assert rec.poll_times(START, END).empty
         assert rec.apply_retention(later, site=site).rolled_up == 0
-        same(write_day(rec, DAY, tmp_path / "rolled", site), want, cover, tmp_path / "rolled")
+        rolled = write_day(rec, DAY, tmp_path / "rolled", site, allow_partial=True)
+        same(rolled, want, cover, tmp_path / "rolled")
         # The rolled-up means go with the rest at the retention's end.
         rec.apply_retention(END + timedelta(days=31), site=site)
         assert rec.measured().empty
         with pytest.raises(ExportError, match="no snapshots recorded on 2026-03-29"):
-            write_day(rec, DAY, tmp_path / "gone", site)
+            write_day(rec, DAY, tmp_path / "gone", site, allow_partial=True)
 
 
 def test_without_the_site_old_snapshots_are_only_deleted(tmp_path: Path, site: Site) -> None:
@@ -347,3 +383,100 @@ def test_cli_fails_cleanly_without_a_database(tmp_path: Path, site_file: Path) -
     assert result.exit_code == 1
     assert "recorder database not found" in result.output
     assert not missing.exists()
+
+
+#: A day of 96 quarter hours (2026-04-15 in Berlin: 2026-04-14T22:00Z .. 2026-04-15T22:00Z).
+FULL_DAY = date(2026, 4, 15)
+
+
+def record_two_quarter_hours(rec: Recorder) -> None:
+    """Polls in two quarter hours only, 08:00 and 15:15 local (indices 32 and 61 of 96);
+    inputs for the whole day, as the controller records them."""
+    start, end = day_bounds(FULL_DAY, "Europe/Berlin")
+    for q in (32, 61):
+        for k in range(3):
+            at = (start + pd.Timedelta(minutes=15 * q + 5 * k)).to_pydatetime()
+            rec.record_snapshot(poll(3 * q + k, at))
+    index = pd.date_range(start, end, freq="15min", inclusive="left", name="time")
+    n = np.arange(len(index), dtype=float)
+    rec.record_inputs(pd.DataFrame({
+        "price_eur_per_mwh": 80.0 + n, "heat_w_per_mwh_a": 120.0 + n / 10,
+        "outdoor_temp_c": 4.0 + n / 20,
+    }, index=index))  # fmt: skip
+
+
+def export_args(site_file: Path, db: Path, out: Path, *more: str) -> list[str]:
+    return [
+        "export", "--config", str(site_file), "--db", str(db), "--day", str(FULL_DAY),
+        "--out", str(out), *more,
+    ]  # fmt: skip
+
+
+def test_cli_refuses_a_partial_day(tmp_path: Path, site_file: Path) -> None:
+    db = tmp_path / "vpp.sqlite"
+    with Recorder(db) as rec:
+        record_two_quarter_hours(rec)
+    result = CliRunner().invoke(app, export_args(site_file, db, tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "export 2026-04-15 refused: " in result.output
+    assert "94 of 96 quarter hours have no polls" in result.output
+    assert "pv_w_per_kwp: 94 of 96 quarter hours filled (66 held, 28 interpolated)" in (
+        result.output
+    )
+    assert "--allow-partial" in result.output
+    assert "[bold red]" not in result.output and "[/]" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_exports_a_partial_day_marked_and_data_check_reports_it(
+    tmp_path: Path, site_file: Path
+) -> None:
+    db, out = tmp_path / "vpp.sqlite", tmp_path / "out"
+    with Recorder(db) as rec:
+        record_two_quarter_hours(rec)
+    result = CliRunner().invoke(app, export_args(site_file, db, out, "--allow-partial"))
+    assert result.exit_code == 0, result.output
+    assert "94 of 96 quarter hours without polls" in result.output
+    assert "pv_w_per_kwp: 94 of 96 quarter hours filled (66 held, 28 interpolated)" in (
+        result.output
+    )
+    path = out / "inputs_2026-04-15.csv"
+    table, marks = read_exported(path)
+    assert len(table) == 96
+    measured = table.index[[32, 61]]
+    assert (marks[measured] == "").all()
+    assert (
+        marks.iloc[0]
+        == marks.iloc[95]
+        == ("pv_w_per_kwp=held;load_w_per_mwh_a=held;it_load_ratio=held;waste_heat_temp_c=held")
+    )
+    assert marks.iloc[40] == (
+        "pv_w_per_kwp=interpolated;load_w_per_mwh_a=interpolated;"
+        "it_load_ratio=interpolated;waste_heat_temp_c=interpolated"
+    )
+    # Held values repeat the nearest measured one; interpolated ones lie between.
+    pv = table["pv_w_per_kwp"]
+    assert (pv.iloc[:32] == pv.iloc[32]).all() and (pv.iloc[62:] == pv.iloc[61]).all()
+    # The inputs table was recorded for every quarter hour: nothing of it is marked.
+    assert not marks.str.contains("price_eur_per_mwh").any()
+    check = CliRunner().invoke(app, ["data", "check", str(path)])
+    assert check.exit_code == 1
+    for column in ("pv_w_per_kwp", "load_w_per_mwh_a", "it_load_ratio", "waste_heat_temp_c"):
+        assert f"{column}: 66 value(s) held, not measured, first at 2026-04-14T22:00Z" in (
+            check.output
+        )
+        assert f"{column}: 28 value(s) interpolated, not measured, first at 2026-04-15T06:15Z" in (
+            check.output
+        )
+
+
+def test_data_check_passes_a_whole_exported_day(tmp_path: Path, site_file: Path) -> None:
+    db = tmp_path / "vpp.sqlite"
+    with Recorder(db) as rec:
+        record_day(rec)
+    out = tmp_path / "out"
+    args = ["export", "--config", str(site_file), "--db", str(db), "--day", str(DAY)]
+    assert CliRunner().invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    check = CliRunner().invoke(app, ["data", "check", str(out / "inputs_2026-03-29.csv")])
+    assert check.exit_code == 0, check.output
+    assert "no problems" in check.output
