@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +29,9 @@ from vpp.control import cycle
 from vpp.control import events as ev
 from vpp.control.dispatch import plan_row
 from vpp.control.inputs import Inputs
+from vpp.control.invariants import Limits, enforce
 from vpp.control.plant import Plant, Written
+from vpp.control.plausible import Suspect, screen
 from vpp.control.safety import Setpoint
 from vpp.control.state import ControllerState, SetpointStatus
 from vpp.control.store import StoreEstimate
@@ -67,6 +69,7 @@ class Controller:
     store: StoreEstimate = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
+    _quarantined: set[str] = field(default_factory=set, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
@@ -132,7 +135,9 @@ class Controller:
     # -- poll -----------------------------------------------------------------------------
 
     async def poll(self) -> None:
-        snapshot = await self.plant.read()
+        screened = screen(self.site, await self.plant.read())
+        snapshot = screened.snapshot
+        self._track_suspects(screened.suspects)
         now = snapshot.time
         dt_s = (now - self._last_poll).total_seconds() if self._last_poll else 0.0
         self._last_poll = now
@@ -144,8 +149,21 @@ class Controller:
                 self._record, "snapshot", self.recorder.record_snapshot, snapshot
             )
 
+    def _track_suspects(self, suspects: Iterable[Suspect]) -> None:
+        """An implausible reading quarantines its device (an alert, once per episode): it
+        counts as offline, so control holds the plan instead of reacting to it."""
+        now = {s.device_id: s for s in suspects}
+        for device in sorted(set(now) - self._quarantined):
+            self.state.quarantines_total += 1
+            self.event("error", "poll", "reading_quarantined", str(now[device].reason), device)
+        for device in sorted(self._quarantined - set(now)):
+            self.event(
+                "info", "poll", "reading_plausible", f"{device} reads plausibly again", device
+            )
+        self._quarantined = set(now)
+
     def _track_online(self, snapshot: Snapshot) -> None:
-        offline = {d.id for d in snapshot.offline()}
+        offline = {d.id for d in snapshot.offline()} - self._quarantined
         for device in sorted(offline - self._offline):
             err = snapshot.devices[device].health.last_error or "no answer"
             self.event("warning", "poll", "device_offline", f"{device} offline: {err}", device)
@@ -289,8 +307,21 @@ class Controller:
             await self.apply(setpoints, "keepalive")
 
     async def apply(self, setpoints: list[Setpoint], source: str) -> None:
-        """Write (unless dry-run) a batch of safe setpoints and record what was read back."""
+        """Write (unless dry-run) a batch of safe setpoints and record what was read back.
+
+        The invariants (:mod:`vpp.control.invariants`) are checked once more right before
+        the write, whatever produced the batch: a setpoint that breaks one is not written
+        and becomes an error event."""
         now = self.clock.now()
+        st = self.state
+        limits = Limits.at(self.site, st.caps, now)
+        checked = enforce(self.site, st.snapshot, setpoints, limits, cycle.seconds_left(now))
+        for violation in checked.violations:
+            st.invariant_violations_total += 1
+            self.event("error", source, "setpoint_unsafe", str(violation), violation.device_id)
+        setpoints = checked.passed
+        if not setpoints:
+            return
         if self.state.dry_run:
             results = [Written(sp.device_id, None, None, True) for sp in setpoints]
         else:

@@ -108,6 +108,10 @@ class ControllerState:
     setpoint_clamps_total: dict[str, int] = field(default_factory=dict)
     setpoint_refusals_total: dict[str, int] = field(default_factory=dict)
     recorder_errors_total: int = 0
+    #: Setpoints refused at the last check before a write, and readings quarantined as
+    #: implausible (episodes).
+    invariant_violations_total: int = 0
+    quarantines_total: int = 0
     #: Seconds spent making forecasts and in the planner (model build, solve, split).
     forecast_seconds_total: float = 0.0
     planner_seconds_total: float = 0.0
