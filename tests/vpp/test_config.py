@@ -6,8 +6,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
-from vpp.core.site import ConfigError, DeviceKind, parse_site, read_site
+from vpp.cli import app
+from vpp.core.site import ConfigError, DeviceKind, Site, parse_site, read_site
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.toml"
@@ -34,7 +38,7 @@ def test_bad_port_is_named_by_its_path() -> None:
     data["devices"][3]["modbus"]["port"] = 70000
     with pytest.raises(ConfigError) as err:
         parse_site(data)
-    assert "devices[3].modbus.port: must be 1..65535, got 70000" in err.value.errors
+    assert "devices[pv-004].modbus.port: must be 1..65535, got 70000" in err.value.errors
 
 
 def test_every_bad_field_is_reported() -> None:
@@ -47,11 +51,11 @@ def test_every_bad_field_is_reported() -> None:
     with pytest.raises(ConfigError) as err:
         parse_site(data)
     text = "\n".join(err.value.errors)
-    assert "devices[0].rated_w: must be > 0" in text
-    assert "devices[70]: soc_min_pct (99.0) must be below soc_max_pct" in text
+    assert "devices[pv-001].rated_w: must be > 0" in text
+    assert "devices[bat-011].soc_max_pct: must be above soc_min_pct (99), got 95" in text
     assert "grid.import_limit_w:" in text
-    assert "devices[1].colour: unknown field" in text
-    assert "devices[2].modbus: required field missing" in text
+    assert "devices[pv-002].colour: unknown field" in text
+    assert "devices[pv-003].modbus: required field missing" in text
     assert len(err.value.errors) == 5
 
 
@@ -62,19 +66,48 @@ def test_cross_references_are_checked() -> None:
     data["grid"]["meter"] = "pv-010"
     with pytest.raises(ConfigError) as err:
         parse_site(data)
-    text = "\n".join(err.value.errors)
-    assert "duplicate device id 'pv-001'" in text
-    assert "two devices share host 127.0.0.1 port 15100 unit 5" in text
-    assert "grid.meter 'pv-010' is not a meter device" in text
+    assert err.value.errors == [
+        # the two devices with one id are named by their position
+        "devices[1].id: duplicate device id 'pv-001' (also devices[0])",
+        "devices[pv-006].modbus: 127.0.0.1 port 15100 unit 5 is already the endpoint of "
+        "devices[pv-005]",
+        "grid.meter: 'pv-010' is not a meter device of this site",
+    ]
 
 
-def test_unknown_kind_is_named() -> None:
+def test_cross_references_are_checked_without_parse_site_too() -> None:
+    data = demo_data()
+    data["devices"][1]["id"] = data["devices"][0]["id"]
+    with pytest.raises(ValidationError, match=r"devices\[1\]\.id: duplicate device id 'pv-001'"):
+        Site.model_validate(data)
+
+
+def test_unknown_kind_is_named_with_plain_values() -> None:
     data = demo_data()
     data["devices"][4]["kind"] = "windmill"
+    del data["devices"][5]["kind"]
     with pytest.raises(ConfigError) as err:
         parse_site(data)
-    assert err.value.errors[0].startswith("devices[4]:")
-    assert "windmill" in err.value.errors[0]
+    kinds = "pv, battery, meter, heat_pump, datacentre"
+    assert err.value.errors == [
+        f"devices[pv-005].kind: unknown kind 'windmill' (one of: {kinds})",
+        f"devices[pv-006].kind: required field missing (one of: {kinds})",
+    ]
+
+
+def test_devices_are_named_by_id_unless_the_id_cannot_name_them() -> None:
+    data = demo_data()
+    data["devices"][0]["id"] = "12"  # would read as an index
+    data["devices"][1]["id"] = "pv two"  # malformed
+    del data["devices"][2]["id"]
+    for n in range(4):
+        data["devices"][n]["rated_w"] = 0
+    with pytest.raises(ConfigError) as err:
+        parse_site(data)
+    assert [e for e in err.value.errors if "rated_w" in e] == [
+        f"{name}.rated_w: must be > 0, got 0.0"
+        for name in ("devices[0]", "devices[1]", "devices[2]", "devices[pv-004]")
+    ]
 
 
 def test_missing_and_broken_files(tmp_path: Path) -> None:
@@ -100,4 +133,52 @@ def test_check_config_cli(tmp_path: Path) -> None:
     bad.write_text(DEMO.read_text().replace("port = 15100, unit = 4 }", "port = 0, unit = 4 }"))
     res = run_cli("check-config", str(bad))
     assert res.returncode == 1
-    assert "devices[3].modbus.port: must be 1..65535, got 0" in res.stderr
+    assert "devices[pv-004].modbus.port: must be 1..65535, got 0" in res.stderr
+
+
+def demo_with(tmp_path: Path, *changes: tuple[str, str], name: str = "site.toml") -> Path:
+    """The demo site file with each ``(old, new)`` text replaced once."""
+    text = DEMO.read_text()
+    for old, new in changes:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def assert_clean_exit(result: Result) -> None:
+    """Exit code 1 by ``typer.Exit``, not by an uncaught exception."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+
+
+# --- all errors at once
+
+
+def test_check_config_lists_every_error_at_once(tmp_path: Path) -> None:
+    path = demo_with(
+        tmp_path,
+        ('id = "pv-002"', 'id = "pv-001"'),
+        ("port = 15100, unit = 4 }", "port = 0, unit = 4 }"),
+        ('{ id = "pv-005", kind = "pv"', '{ id = "pv-005", kind = "windmill"'),
+        ("soc_initial_pct = 60, control = \"124\", feeder = \"F2\"",
+         "soc_initial_pct = 60, soc_min_pct = 99, control = \"124\", feeder = \"F2\""),
+        ("return_temp_c = 45.0", "return_temp_c = 75.0"),
+    )  # fmt: skip
+    result = invoke("check-config", str(path))
+    assert_clean_exit(result)
+    assert result.stderr.splitlines() == [
+        f"{path}: 5 error(s)",
+        "  heat.return_temp_c: must be below supply_temp_c (70), got 75",
+        "  devices[pv-004].modbus.port: must be 1..65535, got 0",
+        "  devices[pv-005].kind: unknown kind 'windmill' "
+        "(one of: pv, battery, meter, heat_pump, datacentre)",
+        "  devices[bat-002].soc_max_pct: must be above soc_min_pct (99), got 95",
+        # the duplicate id comes with the field errors, not after they are fixed
+        "  devices[1].id: duplicate device id 'pv-001' (also devices[0])",
+    ]
