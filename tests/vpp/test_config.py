@@ -1,17 +1,30 @@
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from typer.testing import CliRunner
 
 from vpp.cli import app
-from vpp.core.site import ConfigError, DeviceKind, Site, parse_site, read_site
+from vpp.core.site import (
+    BatteryDevice,
+    ConfigError,
+    DatacentreDevice,
+    DeviceKind,
+    HeatPumpDevice,
+    MeterDevice,
+    PvDevice,
+    Site,
+    parse_site,
+    read_site,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.toml"
@@ -136,6 +149,65 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert "devices[pv-004].modbus.port: must be 1..65535, got 0" in res.stderr
 
 
+# --- finite numbers
+
+
+def _has_float(annotation: object) -> bool:
+    return annotation is float or any(_has_float(a) for a in typing.get_args(annotation))
+
+
+def _float_fields(model: type[BaseModel], keys: tuple, label: str) -> list[tuple[tuple, str]]:
+    """(keys into the TOML document, path in messages) of every float field below ``model``."""
+    found = []
+    for name, field in model.model_fields.items():
+        if _has_float(field.annotation):
+            found.append(((*keys, name), f"{label}.{name}"))
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            found += _float_fields(field.annotation, (*keys, name), f"{label}.{name}")
+    return found
+
+
+def _every_float_field(data: dict) -> list[tuple[tuple, str]]:
+    fields = []
+    for name in ("site", "grid", "heat", "economics", "optimizer", "poll", "run"):
+        model = Site.model_fields[name].annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        fields += _float_fields(model, (name,), name)
+    kinds = (PvDevice, BatteryDevice, MeterDevice, HeatPumpDevice, DatacentreDevice)
+    for model in kinds:
+        kind = model.model_fields["kind"].annotation.__args__[0].value  # Literal[DeviceKind.X]
+        n, device = next((n, d) for n, d in enumerate(data["devices"]) if d["kind"] == kind)
+        fields += _float_fields(model, ("devices", n), f"devices[{device['id']}]")
+    return fields
+
+
+def _set(data: dict, keys: tuple, value: object) -> None:
+    for key in keys[:-1]:
+        data = data.setdefault(key, {}) if isinstance(key, str) else data[key]
+    data[keys[-1]] = value
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_every_float_field_refuses_inf_and_nan(value: float) -> None:
+    data = demo_data()
+    fields = _every_float_field(data)
+    assert len(fields) > 50  # ratings, limits, prices, efficiencies, timeouts ...
+    for keys, _ in fields:
+        _set(data, keys, value)
+    with pytest.raises(ConfigError) as err:
+        parse_site(data)
+    for _, label in fields:
+        assert f"{label}: must be a finite number, got {value}" in err.value.errors, label
+
+
+def test_source_options_refuse_inf() -> None:
+    data = demo_data()
+    data["run"]["sources"] = [{"kind": "resilient", "inner": {"kind": "x", "retry_s": math.inf}}]
+    with pytest.raises(ConfigError) as err:
+        parse_site(data)
+    assert err.value.errors == ["run.sources: [0].inner.retry_s must be a finite number, got inf"]
+
+
 def demo_with(tmp_path: Path, *changes: tuple[str, str], name: str = "site.toml") -> Path:
     """The demo site file with each ``(old, new)`` text replaced once."""
     text = DEMO.read_text()
@@ -155,6 +227,37 @@ def assert_clean_exit(result: Result) -> None:
     """Exit code 1 by ``typer.Exit``, not by an uncaught exception."""
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), result.exception
+
+
+BAT_001 = "capacity_wh = 10000, max_charge_w = 5000, max_discharge_w = 5000, soc_initial_pct = 70"
+
+
+def test_infinite_rating_is_refused_before_planning(tmp_path: Path) -> None:
+    path = demo_with(
+        tmp_path, (BAT_001, BAT_001.replace("capacity_wh = 10000", "capacity_wh = inf"))
+    )
+    line = "  devices[bat-001].capacity_wh: must be a finite number, got inf\n"
+    checked = invoke("check-config", str(path))
+    assert_clean_exit(checked)
+    assert checked.stderr == f"{path}: 1 error(s)\n{line}"
+    # planning used to fail deep in the optimiser with OverflowError
+    planned = invoke("plan", "--config", str(path), "--at", "2018-01-03T06:00Z",
+                     "--data", str(ROOT / "tests" / "data" / "inputs_sample.csv"))  # fmt: skip
+    assert_clean_exit(planned)
+    assert line in planned.stderr
+
+
+# --- time zone
+
+
+def test_unknown_time_zone_is_named(tmp_path: Path) -> None:
+    path = demo_with(tmp_path, ('timezone = "Europe/Berlin"', 'timezone = "Europe/Leipzig"'))
+    result = invoke("check-config", str(path))
+    assert_clean_exit(result)
+    assert (
+        "  site.timezone: unknown time zone 'Europe/Leipzig' (an IANA name like 'Europe/Berlin')\n"
+        in result.stderr
+    )
 
 
 # --- all errors at once

@@ -8,20 +8,25 @@ their position in ``devices`` when the id is missing, malformed, all digits or n
 Every problem is reported at once: field errors and cross-references (duplicate ids, two
 devices on one Modbus endpoint, the grid meter).
 
+Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating) and the time
+zone must be a known IANA zone.
+
 The module imports nothing from ``adapters`` or ``optimizer``: both may import the types here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -81,7 +86,8 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float field refuses inf and nan (TOML has both).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceKind(StrEnum):
@@ -211,9 +217,21 @@ Device = Annotated[
 
 class SiteInfo(_Model):
     name: str
+    #: IANA time zone of the site's local days (reports, day-ahead prices, replay days).
     timezone: str = "Europe/Berlin"
     latitude_deg: Annotated[float, AfterValidator(_between(-90.0, 90.0))] = 51.34
     longitude_deg: Annotated[float, AfterValidator(_between(-180.0, 180.0))] = 12.37
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (KeyError, ValueError, OSError):  # not found, malformed key, a folder
+            raise ValueError(
+                f"unknown time zone {v!r} (an IANA name like 'Europe/Berlin')"
+            ) from None
+        return v
 
 
 class GridConnection(_Model):
@@ -333,6 +351,21 @@ class RunSettings(_Model):
     #: A snapshot older than this many poll intervals is stale.
     stale_polls: Annotated[int, AfterValidator(_between(2, 100))] = 3
 
+    @field_validator("sources")
+    @classmethod
+    def _finite_options(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # The options are free-form (each source kind takes its own), so the model's
+        # allow_inf_nan does not reach them.
+        bad = [
+            f"{where} must be a finite number, got {value}"
+            for i, config in enumerate(v)
+            for where, value in _floats(config, f"[{i}]")
+            if not math.isfinite(value)
+        ]
+        if bad:
+            raise ValueError("; ".join(bad))
+        return v
+
     @field_validator("snapshot_retention_days")
     @classmethod
     def _snapshots_within_retention(cls, v: float | None, info: ValidationInfo) -> float | None:
@@ -390,6 +423,18 @@ class Site(_Model):
             if d.id == device_id:
                 return d
         raise KeyError(f"no device {device_id!r} in site {self.site.name!r}")
+
+
+def _floats(value: Any, where: str) -> Iterator[tuple[str, float]]:
+    """Every float in a nested TOML value, with its path below ``where``."""
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _floats(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _floats(item, f"{where}[{n}]")
 
 
 # --- cross-references: checked from the raw file too, so they are reported with every other
@@ -543,6 +588,8 @@ def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
             msg = "unknown field"
         elif kind == "missing":
             msg = "required field missing"
+        elif kind == "finite_number":
+            msg = f"must be a finite number, got {err['input']}"
         elif kind == "union_tag_invalid":
             loc += ("kind",)
             msg = f"unknown kind {err.get('ctx', {}).get('tag')!r} (one of: {expected})"
