@@ -285,3 +285,60 @@ def test_check_config_lists_every_error_at_once(tmp_path: Path) -> None:
         # the duplicate id comes with the field errors, not after they are fixed
         "  devices[1].id: duplicate device id 'pv-001' (also devices[0])",
     ]
+
+
+# --- files that cannot be read: one line naming the file
+
+
+def _missing(tmp_path: Path) -> tuple[Path, str]:
+    return tmp_path / "nope.toml", "not found"
+
+
+def _folder(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "site.toml"
+    path.mkdir()
+    return path, "is a folder, not a site file"
+
+
+def _latin1(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[site]\nname = "Stra\xdfe"\n')
+    return path, "not UTF-8 text: byte 0xdf at line 2, column 13"
+
+
+def _not_toml(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "bad.toml"
+    path.write_text("[site\nname = 1\n")
+    return (
+        path,
+        "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)",
+    )
+
+
+@pytest.mark.parametrize("make", [_missing, _folder, _latin1, _not_toml])
+def test_unreadable_site_file_is_one_line(tmp_path: Path, make: typing.Any) -> None:
+    path, reason = make(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        read_site(path)
+    assert str(err.value) == f"{path}: {reason}"
+    result = invoke("check-config", str(path))
+    assert_clean_exit(result)
+    assert result.stderr == f"{path}: {reason}\n"
+
+
+def test_unreadable_site_file_stops_every_command_without_a_traceback(tmp_path: Path) -> None:
+    path, reason = _folder(tmp_path)
+    commands = (
+        ["run", "--config", str(path)],
+        ["plan", "--config", str(path), "--at", "2018-01-03T06:00Z"],
+    )
+    for command in commands:
+        res = run_cli(*command)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr == f"{path}: {reason}\n"
+
+
+def test_byte_order_mark_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + DEMO.read_bytes())
+    assert read_site(path).site.name == "Leipzig demo district"

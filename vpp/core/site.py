@@ -5,8 +5,8 @@ field carries its unit in its name (``power_w``, ``capacity_wh``, ``temp_c``...)
 fails fast with :class:`ConfigError`, whose message names each bad field by its path, e.g.
 ``devices[pv-004].modbus.port: must be 1..65535``. Devices are named by their id, or by
 their position in ``devices`` when the id is missing, malformed, all digits or not unique.
-Every problem is reported at once: field errors and cross-references (duplicate ids, two
-devices on one Modbus endpoint, the grid meter).
+Every problem is reported at once: field errors, cross-references (duplicate ids, two devices
+on one Modbus endpoint, the grid meter) and files that cannot be read.
 
 Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating) and the time
 zone must be a known IANA zone.
@@ -83,6 +83,20 @@ class ConfigError(ValueError):
         self.source = source
         self.errors = errors
         super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
+
+
+class SiteFileError(ConfigError):
+    """A site file that cannot be read at all: missing, a folder, not UTF-8, not TOML.
+
+    ``reason`` says why in one line; ``errors`` holds it as ``(file): <reason>``.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(source, [f"(file): {reason}"])
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
 
 
 class _Model(BaseModel):
@@ -625,12 +639,33 @@ def parse_site(data: dict[str, Any], source: str = "<site>") -> Site:
 
 
 def read_site(path: str | Path) -> Site:
-    """Read and validate a site TOML file."""
+    """Read and validate a site TOML file (UTF-8, a byte-order mark is allowed).
+
+    Raises :class:`SiteFileError` for a file that cannot be read or parsed and
+    :class:`ConfigError` for one that does not validate.
+    """
     path = Path(path)
+    source = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(str(path), [f"(file): not found: {path}"]) from None
+        raise SiteFileError(source, "not found") from None
+    except IsADirectoryError:
+        raise SiteFileError(source, "is a folder, not a site file") from None
+    except OSError as exc:
+        raise SiteFileError(source, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SiteFileError(source, _not_utf8(raw, exc)) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"(file): not valid TOML: {exc}"]) from None
-    return parse_site(data, str(path))
+        raise SiteFileError(source, f"not valid TOML: {exc}") from None
+    return parse_site(data, source)
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column}"
