@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import subprocess
 import sys
 import tomllib
@@ -284,6 +285,53 @@ def test_check_config_lists_every_error_at_once(tmp_path: Path) -> None:
         "  devices[bat-002].soc_max_pct: must be above soc_min_pct (99), got 95",
         # the duplicate id comes with the field errors, not after they are fixed
         "  devices[1].id: duplicate device id 'pv-001' (also devices[0])",
+    ]
+
+
+# --- Modbus endpoints, compared by the addresses their hosts resolve to
+
+
+def test_localhost_and_loopback_are_one_endpoint(tmp_path: Path) -> None:
+    # pv-001 answers on port 15100 unit 1 of 127.0.0.1, the default host
+    pv_002 = "port = 15100, unit = 2 }"
+    path = demo_with(tmp_path, (pv_002, 'host = "localhost", port = 15100, unit = 1 }'))
+    result = invoke("check-config", str(path))
+    assert_clean_exit(result)
+    assert (
+        "  devices[pv-002].modbus: localhost port 15100 unit 1 is already the endpoint of "
+        "devices[pv-001] (127.0.0.1 and localhost both resolve to 127.0.0.1)\n"
+    ) in result.stderr
+    other_unit = demo_with(
+        tmp_path, (pv_002, 'host = "localhost", port = 15100, unit = 2 }'), name="ok.toml"
+    )
+    assert invoke("check-config", str(other_unit)).exit_code == 0
+
+
+def test_host_that_does_not_resolve_is_named(tmp_path: Path) -> None:
+    bad = "x" * 64 + ".example"  # a label longer than DNS allows: refused before any lookup
+    path = demo_with(tmp_path, ("port = 15100, unit = 2 }", f'host = "{bad}", port = 15100 }}'))
+    result = invoke("check-config", str(path))
+    assert_clean_exit(result)
+    assert result.stderr.splitlines()[1:] == [
+        f"  devices[pv-002].modbus.host: '{bad}' does not resolve (not a valid host name)"
+    ]
+
+
+def test_resolver_failure_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> object:
+        if host == "plc-7.example":  # what a typo gives, without asking a name server
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    data = demo_data()
+    data["devices"][1]["modbus"]["host"] = "plc-7.example"
+    with pytest.raises(ConfigError) as err:
+        parse_site(data)
+    assert err.value.errors == [
+        "devices[pv-002].modbus.host: 'plc-7.example' does not resolve (Name or service not known)"
     ]
 
 

@@ -8,8 +8,10 @@ their position in ``devices`` when the id is missing, malformed, all digits or n
 Every problem is reported at once: field errors, cross-references (duplicate ids, two devices
 on one Modbus endpoint, the grid meter) and files that cannot be read.
 
-Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating) and the time
-zone must be a known IANA zone.
+Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating), the time zone
+must be a known IANA zone, and every Modbus host must resolve: two devices whose hosts resolve
+to the same address (``localhost`` and ``127.0.0.1``) on the same port and unit id are one
+endpoint. Hosts are resolved with :func:`socket.getaddrinfo` only; nothing is contacted.
 
 The module imports nothing from ``adapters`` or ``optimizer``: both may import the types here.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import socket
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -515,11 +518,30 @@ def device_labels(refs: Sequence[_DeviceRef]) -> dict[int, str]:
     return labels
 
 
+def resolve_host(host: str) -> frozenset[str]:
+    """The addresses ``host`` stands for, by :func:`socket.getaddrinfo` (hosts file, DNS);
+    no device is contacted. Raises OSError or ValueError when it does not resolve."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return frozenset(str(info[4][0]) for info in infos)
+
+
+def _resolve_or_reason(host: str) -> frozenset[str] | str:
+    try:
+        return resolve_host(host)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    except ValueError:  # UnicodeError from the IDNA codec: an empty or overlong label
+        return "not a valid host name"
+    except OSError as exc:
+        return str(exc)
+
+
 def reference_problems(
     refs: Sequence[_DeviceRef], meter: str | None, labels: dict[int, str]
 ) -> list[str]:
-    """Duplicate device ids, two devices on one Modbus endpoint, and a grid meter that is not
-    a meter of the site; one ``path: message`` per problem."""
+    """Duplicate device ids, two devices on one Modbus endpoint (hosts compared by the
+    addresses they resolve to), hosts that do not resolve, and a grid meter that is not a
+    meter of the site; one ``path: message`` per problem."""
 
     def label(n: int) -> str:
         return labels.get(n, f"devices[{n}]")
@@ -546,18 +568,37 @@ def reference_problems(
 
 def _endpoint_problems(refs: Sequence[_DeviceRef], label: Callable[[int], str]) -> list[str]:
     problems = []
-    taken: dict[tuple[str, int, int], int] = {}  # -> device index
+    # Each distinct host is resolved once, in sorted order so that messages do not depend on
+    # the order getaddrinfo returns its addresses in.
+    resolved: dict[str, tuple[str, ...] | str] = {}
+    taken: dict[tuple[str, int, int], tuple[int, str]] = {}  # -> (device index, host)
     for ref in refs:
         ep = ref.modbus
         if ep is None:
             continue
-        key = (ep.host, ep.port, ep.unit)
-        other = taken.setdefault(key, ref.index)
-        if other != ref.index:
+        host, port, unit = ep.host, ep.port, ep.unit
+        addresses = resolved.get(host)
+        if addresses is None:
+            found = _resolve_or_reason(host)
+            addresses = resolved[host] = found if isinstance(found, str) else tuple(sorted(found))
+        if isinstance(addresses, str):
             problems.append(
-                f"{label(ref.index)}.modbus: {ep.host} port {ep.port} unit {ep.unit} is already "
-                f"the endpoint of {label(other)}"
+                f"{label(ref.index)}.modbus.host: {host!r} does not resolve ({addresses})"
             )
+            continue
+        for address in addresses:
+            other = taken.get((address, port, unit))
+            if other is not None:
+                text = (
+                    f"{label(ref.index)}.modbus: {host} port {port} unit {unit} is already "
+                    f"the endpoint of {label(other[0])}"
+                )
+                if other[1] != host:
+                    text += f" ({other[1]} and {host} both resolve to {address})"
+                problems.append(text)
+                break
+        for address in addresses:
+            taken.setdefault((address, port, unit), (ref.index, host))
     return problems
 
 
