@@ -9,12 +9,14 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
 from vpp.data.convert import DEFAULT_YEAR, build_and_write
 from vpp.data.schema import (
+    FILE,
     InputDataError,
     Problem,
     find_problems,
@@ -101,6 +103,9 @@ def _print_summary(df: pd.DataFrame, source: str) -> None:
 
 def _print_problems(source: str, problems: list[Problem]) -> None:
     err = Console(stderr=True, soft_wrap=True)
-    err.print(f"[bold red]{source}[/]: {len(problems)} problem(s)", highlight=False)
+    if len(problems) == 1 and problems[0].column == FILE:  # missing, unreadable: one line
+        err.print(f"[bold red]{escape(source)}[/]: {escape(problems[0].message)}", highlight=False)
+        return
+    err.print(f"[bold red]{escape(source)}[/]: {len(problems)} problem(s)", highlight=False)
     for problem in problems:
         err.print(f"  {problem}", highlight=False, markup=False)

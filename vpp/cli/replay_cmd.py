@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -104,7 +105,8 @@ def replay_command(
         days = days_between(first, last)
         inputs = read_replay_inputs(site, first, last, data)
     except (InputDataError, ValueError) as exc:
-        err.print(f"[bold red]replay[/]: {exc}", markup=True)
+        text = exc.summary() if isinstance(exc, InputDataError) else str(exc)
+        err.print(f"[bold red]replay[/]: {escape(text)}", markup=True)
         raise typer.Exit(1) from None
     options = ReplayOptions(mode="perfect" if mode == "perfect" else "asof", chain_days=chain_days)
     columns = (

@@ -12,6 +12,7 @@ finds is named by column and first bad timestamp, e.g.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 INDEX_NAME = "time"
+#: Column of problems that concern the whole file (missing, unreadable).
+FILE = "(file)"
 STEP = pd.Timedelta(minutes=15)
 #: Hours per quarter-hour step, to turn mean powers into energies.
 STEP_H = 0.25
@@ -96,6 +99,15 @@ class InputDataError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+    def summary(self) -> str:
+        """One line for a single problem (``data.csv: not found``,
+        ``data.csv: time: duplicate timestamp, first at ...``), else the full listing."""
+        if len(self.problems) != 1:
+            return str(self)
+        problem = self.problems[0]
+        text = problem.message if problem.column == FILE else str(problem)
+        return f"{self.source}: {text}"
 
 
 def format_time(ts: pd.Timestamp) -> str:
@@ -205,27 +217,55 @@ def validate_inputs(df: pd.DataFrame, source: str = "<inputs>") -> pd.DataFrame:
 def read_raw_inputs(path: str | Path) -> pd.DataFrame:
     """Read a CSV/CSV.gz/Parquet input file without checking it; the index is parsed time.
 
-    Raises :class:`InputDataError` if the file is missing or has no parseable ``time``.
+    Raises :class:`InputDataError` if the file is missing, a folder, unreadable (not UTF-8,
+    not CSV or Parquet, truncated...) or has no parseable ``time``.
     """
     path = Path(path)
+    source = str(path)
+    if path.is_dir():
+        raise InputDataError(source, [Problem(FILE, "is a folder, not a file")])
     if not path.is_file():
-        raise InputDataError(str(path), [Problem("(file)", "not found")])
-    if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        if INDEX_NAME in df.columns:
-            df = df.set_index(INDEX_NAME)
-    elif path.name.endswith((".csv", ".csv.gz")):
-        df = pd.read_csv(path)
-        if INDEX_NAME not in df.columns:
-            raise InputDataError(str(path), [Problem(INDEX_NAME, "column missing")])
-        df = df.set_index(INDEX_NAME)
-    else:
-        raise InputDataError(str(path), [Problem("(file)", "not .csv, .csv.gz or .parquet")])
+        raise InputDataError(source, [Problem(FILE, "not found")])
+    if not path.name.endswith((".parquet", ".csv", ".csv.gz")):
+        raise InputDataError(source, [Problem(FILE, "not .csv, .csv.gz or .parquet")])
+    try:
+        df = _read_table(path)
+    except InputDataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            source, [Problem(FILE, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})")]
+        ) from None
+    except OSError as exc:
+        if exc.errno is None:  # gzip.BadGzipFile: the content, not the file system
+            raise InputDataError(source, [_unreadable(path, exc)]) from None
+        raise InputDataError(source, [Problem(FILE, f"cannot read: {exc.strerror}")]) from None
+    except (ValueError, EOFError, zlib.error) as exc:
+        # pyarrow's ArrowInvalid and pandas' parser errors are ValueErrors; a truncated gzip
+        # stream is an EOFError, corrupt deflate data a zlib.error
+        raise InputDataError(source, [_unreadable(path, exc)]) from None
     if df.index.name != INDEX_NAME:
-        raise InputDataError(str(path), [Problem(INDEX_NAME, "column missing")])
+        raise InputDataError(source, [Problem(INDEX_NAME, "column missing")])
     if not isinstance(df.index, pd.DatetimeIndex):
         df.index = _parse_times(df.index, str(path))
     return df
+
+
+def _unreadable(path: Path, exc: Exception) -> Problem:
+    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return Problem(FILE, f"not a readable {kind} file: {reason}")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+        return df.set_index(INDEX_NAME) if INDEX_NAME in df.columns else df
+    df = pd.read_csv(path)
+    if INDEX_NAME not in df.columns:
+        raise InputDataError(str(path), [Problem(INDEX_NAME, "column missing")])
+    return df.set_index(INDEX_NAME)
 
 
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"

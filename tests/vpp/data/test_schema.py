@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,21 @@ def test_unreadable_files(tmp_path: Path) -> None:
     bad.write_text("time,price_eur_per_mwh\nyesterday 12:00+01:00,1\n")
     with pytest.raises(InputDataError, match="time: unreadable timestamps"):
         read_inputs(bad)
+    folder = tmp_path / "year.parquet"
+    folder.mkdir()
+    with pytest.raises(InputDataError, match=r"\(file\): is a folder, not a file"):
+        read_inputs(folder)
+    bad.write_bytes(b"time,price_eur_per_mwh\n2018-01-01T00:00Z,Stra\xdfe\n")
+    with pytest.raises(InputDataError, match=r"\(file\): not UTF-8 text \(byte 0xdf\)"):
+        read_inputs(bad)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 and nothing else")
+    with pytest.raises(InputDataError, match=r"\(file\): not a readable Parquet file: "):
+        read_inputs(broken)
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(SAMPLE.read_bytes())[:500])
+    with pytest.raises(InputDataError, match=r"\(file\): not a readable CSV file: "):
+        read_inputs(truncated)
+    with pytest.raises(InputDataError) as err:
+        read_inputs(truncated)
+    assert err.value.summary() == f"{truncated}: {err.value.problems[0].message}"
