@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+from vpp.cli.paths import database_problem
 
 
 def _parse_start(text: str | None) -> datetime | None:
@@ -41,6 +44,7 @@ def run_command(
 ) -> None:
     """Poll, plan, dispatch and watch the site until Ctrl-C or SIGTERM."""
     from vpp.control.app import RunOptions, run
+    from vpp.sources import SourceConfigError
 
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")
@@ -53,6 +57,15 @@ def run_command(
     # repeats them as raw frames.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     site = load_or_exit(config)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # The recorder opens its database only after the simulators and the bridge are up: a
+    # path it cannot write would stop the run then, with a traceback.
+    db_path = db if db is not None else Path(site.run.db_path)
+    problem = database_problem(db_path)
+    if problem is not None:
+        where = "--db" if db is not None else f"{config}: run.db_path"
+        err.print(f"[bold red]{escape(where)}[/] {escape(str(db_path))}: {escape(problem)}")
+        raise typer.Exit(1)
     opts = RunOptions(
         speed=speed,
         start=_parse_start(start),
@@ -61,4 +74,8 @@ def run_command(
         db_path=str(db) if db else None,
         http_port=http_port,
     )
-    asyncio.run(run(site, opts))
+    try:
+        asyncio.run(run(site, opts))
+    except SourceConfigError as exc:  # run.inputs_file or run.sources, before anything starts
+        err.print(f"[bold red]{escape(str(config))}: input sources[/]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
