@@ -23,6 +23,7 @@ from optimizer.plan import Plan
 from optimizer.planner import Planner
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+from vpp.cli.paths import writable_file_problem
 from vpp.core.site import Site
 from vpp.data import DATA_DIR, InputDataError
 from vpp.data.schema import (
@@ -193,6 +194,9 @@ def plan_command(
     """Make one plan from sample data and print a summary (see optimizer/README.md)."""
     site = load_or_exit(config)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if out is not None and (problem := writable_file_problem(out)) is not None:
+        err.print(f"[bold red]plan[/]: --out {escape(str(out))}: {escape(problem)}")
+        raise typer.Exit(1)
     try:
         when = pd.Timestamp(at)
         forecast, source = load_forecast(site, when, data)
@@ -208,5 +212,9 @@ def plan_command(
     for warning in plan.info.warnings:
         err.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if out is not None:
-        plan.frame.to_csv(out, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
+        try:
+            plan.frame.to_csv(out, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
+        except OSError as exc:  # checked before planning; a full disk is still possible
+            err.print(f"[bold red]plan[/]: --out {escape(str(out))}: {escape(str(exc))}")
+            raise typer.Exit(1) from None
         console.print(f"wrote {out} ({len(plan.frame)} rows, {plan.frame.shape[1] + 1} columns)")

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+from vpp.cli.paths import creatable_folder_problem
 from vpp.data import InputDataError
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.parallel import ReplayResult, days_between, replay
@@ -101,6 +102,9 @@ def replay_command(
         raise typer.BadParameter(f"{mode!r}: use asof or perfect", param_hint="--forecast")
     site = load_or_exit(config)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if (problem := creatable_folder_problem(out)) is not None:  # before hours of replay
+        err.print(f"[bold red]replay[/]: --out {escape(str(out))}: {escape(problem)}")
+        raise typer.Exit(1)
     try:
         days = days_between(first, last)
         inputs = read_replay_inputs(site, first, last, data)

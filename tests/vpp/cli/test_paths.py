@@ -1,6 +1,6 @@
 """Files and folders the commands write are checked before any work starts: one line
-naming the path, never a traceback later (``vpp run --db``, the site's
-``run.inputs_file``)."""
+naming the path, never a traceback later (``vpp run --db``, ``vpp plan --out``,
+``vpp replay --out``, the site's ``run.inputs_file``)."""
 
 from __future__ import annotations
 
@@ -121,3 +121,21 @@ def test_run_names_a_missing_inputs_file(tmp_path: Path) -> None:
     )
     assert res.returncode == 1, res.stderr
     assert res.stderr == f"{config}: input sources: {missing}: not found\n"
+
+
+def test_plan_checks_out_before_planning(tmp_path: Path) -> None:
+    args = ["plan", "--config", str(DEMO), "--at", "2018-01-03T06:00Z"]
+    for out, reason in (
+        (tmp_path, "is a folder, not a file"),
+        (tmp_path / "no" / "plan.csv", f"folder {tmp_path / 'no'} does not exist"),
+    ):
+        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        _stopped(result, f"plan: --out {out}: {reason}")
+
+
+def test_replay_checks_out_before_replaying(tmp_path: Path) -> None:
+    out = tmp_path / "report.txt"
+    out.write_text("")
+    args = ["replay", "--config", str(DEMO), "--from", "2018-05-16", "--to", "2018-05-16"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    _stopped(result, f"replay: --out {out}: {out} is not a folder")
