@@ -20,7 +20,12 @@ from vpp.cli.paths import database_problem
 def _parse_start(text: str | None) -> datetime | None:
     if text is None:
         return None
-    when = datetime.fromisoformat(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO time like 2026-06-21T06:00:00+02:00", param_hint="--start"
+        ) from None
     if when.tzinfo is None:
         raise typer.BadParameter("--start needs a timezone, e.g. 2026-06-21T06:00:00+02:00")
     return when
@@ -48,6 +53,7 @@ def run_command(
 
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")
+    start_at = _parse_start(start)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -68,7 +74,7 @@ def run_command(
         raise typer.Exit(1)
     opts = RunOptions(
         speed=speed,
-        start=_parse_start(start),
+        start=start_at,
         dry_run=dry_run,
         simulate=simulate,
         db_path=str(db) if db else None,

@@ -4,6 +4,7 @@ naming the path, never a traceback later (``vpp run --db``, ``vpp plan --out``,
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -139,3 +140,10 @@ def test_replay_checks_out_before_replaying(tmp_path: Path) -> None:
     args = ["replay", "--config", str(DEMO), "--from", "2018-05-16", "--to", "2018-05-16"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     _stopped(result, f"replay: --out {out}: {out} is not a folder")
+
+
+def test_run_refuses_a_start_that_is_no_time(tmp_path: Path) -> None:
+    result = _run("--config", str(DEMO), "--db", str(tmp_path / "vpp.sqlite"), "--start", "soon")
+    assert result.exit_code == 2, result.output  # a usage error, not a ValueError traceback
+    words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())  # rich's error box
+    assert "Invalid value for --start: 'soon' is not an ISO time like" in words
