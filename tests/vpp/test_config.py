@@ -89,6 +89,14 @@ def test_cross_references_are_checked() -> None:
     ]
 
 
+def test_field_named_like_a_device_kind_keeps_its_path() -> None:
+    data = demo_data()
+    data["grid"]["meter"] = "bad id!"
+    with pytest.raises(ConfigError) as err:
+        parse_site(data)
+    assert err.value.errors[0].startswith("grid.meter: String should match pattern")
+
+
 def test_cross_references_are_checked_without_parse_site_too() -> None:
     data = demo_data()
     data["devices"][1]["id"] = data["devices"][0]["id"]

@@ -616,8 +616,11 @@ def _format_loc(loc: Sequence[int | str], kinds: set[str], labels: dict[int, str
                 out = labels.get(part, f"devices[{part}]")
             else:
                 out += f"[{part}]"
-        elif part in kinds or part.startswith("function-after"):
-            # pydantic adds the union tag and validator names to the path; users never wrote them.
+        elif (n == 2 and loc[0] == "devices" and part in kinds) or part.startswith(
+            "function-after"
+        ):
+            # pydantic adds the union tag and validator names to the path; users never wrote
+            # them. Only the tag right after a device's index: grid.meter is a real field.
             continue
         else:
             out += f".{part}" if out else part
