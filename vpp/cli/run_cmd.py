@@ -15,6 +15,7 @@ from rich.markup import escape
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
 from vpp.cli.paths import database_problem
+from vpp.sources import SourceConfigError
 
 
 def _parse_start(text: str | None) -> datetime | None:
@@ -49,7 +50,6 @@ def run_command(
 ) -> None:
     """Poll, plan, dispatch and watch the site until Ctrl-C or SIGTERM."""
     from vpp.control.app import RunOptions, run
-    from vpp.sources import SourceConfigError
 
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")
