@@ -8,23 +8,32 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vpp.cli import app
-from vpp.core.site import ConfigError, Site, read_site
+from vpp.core.site import ConfigError, Site, SiteFileError, read_site
 
 DEFAULT_CONFIG = Path("config/demo.toml")
 
 
 def load_or_exit(path: Path) -> Site:
-    """Read a site file; on errors print each one to stderr and exit with code 1."""
+    """Read a site file; on errors print each one to stderr and exit with code 1.
+
+    A file that cannot be read at all gives one line, ``<file>: <reason>``; a file that does
+    not validate gives a count, then one ``path: message`` line per error.
+    """
+    # soft_wrap: each message stays on one line, however narrow the terminal.
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         return read_site(path)
+    except SiteFileError as exc:
+        err.print(f"[bold red]{escape(exc.source)}[/]: {escape(exc.reason)}")
+        raise typer.Exit(1) from None
     except ConfigError as exc:
-        err = Console(stderr=True)
-        err.print(f"[bold red]{exc.source}[/]: {len(exc.errors)} error(s)", highlight=False)
+        err.print(f"[bold red]{escape(exc.source)}[/]: {len(exc.errors)} error(s)")
         for line in exc.errors:
-            err.print(f"  {line}", highlight=False, markup=False)
+            err.print(f"  {line}", markup=False)
         raise typer.Exit(1) from None
 
 

@@ -16,6 +16,7 @@ from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
 from vpp.data.convert import DEFAULT_YEAR, SharedData, build_and_write
 from vpp.data.schema import (
+    FILE,
     InputDataError,
     Problem,
     find_problems,
@@ -176,6 +177,9 @@ def _print_summary(df: pd.DataFrame, source: str) -> None:
 
 def _print_problems(source: str, problems: list[Problem]) -> None:
     err = Console(stderr=True, soft_wrap=True)
+    if len(problems) == 1 and problems[0].column == FILE:  # missing, unreadable: one line
+        err.print(Text.assemble((source, "bold red"), f": {problems[0].message}"))
+        return
     err.print(Text.assemble((source, "bold red"), f": {len(problems)} problem(s)"))
     for problem in problems:
         err.print(f"  {problem}", highlight=False, markup=False)

@@ -5,19 +5,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from optimizer.inputs import ForecastError, State, forecast_from_raw, plan_start
+from optimizer.inputs import (
+    FORECAST_COLUMNS,
+    ForecastError,
+    State,
+    forecast_from_raw,
+    plan_start,
+)
 from optimizer.plan import Plan
 from optimizer.planner import Planner
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+from vpp.cli.paths import writable_file_problem
 from vpp.core.site import Site
-from vpp.data import DATA_DIR, InputDataError, read_inputs
-from vpp.data.schema import read_raw_inputs
+from vpp.data import DATA_DIR, InputDataError
+from vpp.data.schema import (
+    FILE,
+    STEP,
+    Problem,
+    check_inputs,
+    missing_value_problems,
+    read_raw_inputs,
+    take_window,
+)
+
+#: A column only the optimiser's forecast schema has: files with it are forecast tables.
+_FORECAST_MARKER = "price_import_eur_per_mwh"
 
 
 def sample_files() -> list[Path]:
@@ -33,33 +53,68 @@ def _files(data: Path | None) -> list[Path]:
     if data is None:
         return sample_files()
     if data.is_dir():
-        return sorted([*data.glob("*.parquet"), *data.glob("*.csv"), *data.glob("*.csv.gz")])
+        found = sorted([*data.glob("*.parquet"), *data.glob("*.csv"), *data.glob("*.csv.gz")])
+        if not found:
+            problem = Problem(FILE, "folder without .parquet, .csv or .csv.gz files")
+            raise InputDataError(str(data), [problem])
+        return found
     return [data]
 
 
 def _read_window(path: Path, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | None:
-    """The file's rows in ``[start, end)`` as a forecast-schema table's source, or None.
+    """The file's rows in ``[start, end)`` as a forecast-schema table's source; None when it
+    has none.
 
-    Files in the raw input schema are read (and checked) with :func:`vpp.data.read_inputs`;
-    files already in the optimiser's forecast schema are read as they are.
+    Every file is checked the way ``vpp replay`` checks its inputs (:mod:`vpp.data.schema`):
+    raises :class:`~vpp.data.InputDataError` naming the file, the column and the first bad
+    time for a file that cannot be read, a time index out of order, duplicated or
+    misaligned, steps missing in the window (inside it, or across its start or end where
+    the file goes on beyond them), and missing or bad values. Files in the raw input schema
+    are checked against it; files already in the optimiser's forecast schema are checked
+    on their own step, for their required columns.
     """
-    try:
-        raw = read_raw_inputs(path)
-    except InputDataError:
-        return None
-    if "price_import_eur_per_mwh" in raw.columns:
-        index = pd.DatetimeIndex(raw.index).tz_convert("UTC")
-        window = raw.set_axis(index)[(index >= start) & (index < end)]
+    raw = read_raw_inputs(path)
+    if _FORECAST_MARKER in raw.columns:
+        window = _forecast_window(raw, str(path), start, end)
         return window if len(window) else None
     try:
-        window = read_inputs(path, start, end)
-    except InputDataError:
-        return None
-    return window if len(window) else None
+        return check_inputs(raw, str(path), start, end)
+    except InputDataError as exc:
+        if [p.message for p in exc.problems] == ["no rows"]:
+            return None  # another file may cover the window
+        raise
+
+
+def _forecast_window(
+    raw: pd.DataFrame, source: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
+    required = [c.name for c in FORECAST_COLUMNS if c.required]
+    window, problems = take_window(raw, source, start, end, _step(raw.index))
+    problems += [Problem(c, "required column missing") for c in required if c not in raw]
+    if len(window):
+        problems += missing_value_problems(window, [c for c in required if c in raw])
+    if problems:
+        raise InputDataError(source, problems)
+    return window
+
+
+def _step(index: pd.Index) -> pd.Timedelta:
+    """The resolution of a forecast-schema file: it may be finer or coarser than quarter
+    hours (the planner resamples), so gaps are counted in its own steps."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return STEP
+    steps = np.diff(index.as_unit("ns").asi8)
+    steps = steps[steps > 0]
+    return pd.Timedelta(int(steps.min()), unit="ns") if len(steps) else STEP
 
 
 def load_forecast(site: Site, at: pd.Timestamp, data: Path | None) -> tuple[pd.DataFrame, Path]:
-    """The first file that covers the plan's horizon from ``at``, as a forecast table."""
+    """The first file with rows in the plan's horizon from ``at``, as a forecast table.
+
+    Files without rows there are skipped; the first file with rows there must pass the
+    checks of :func:`_read_window` (InputDataError otherwise). A file that ends inside the
+    horizon is used, the planner holding its last values (with a warning).
+    """
     cfg = site.optimizer
     start = plan_start(at, cfg.step_min)
     end = start + pd.Timedelta(hours=cfg.horizon_h)
@@ -68,7 +123,7 @@ def load_forecast(site: Site, at: pd.Timestamp, data: Path | None) -> tuple[pd.D
         window = _read_window(path, start, end)
         if window is None:
             continue
-        if "price_import_eur_per_mwh" in window.columns:
+        if _FORECAST_MARKER in window.columns:
             return window, path
         return forecast_from_raw(site, window), path
     looked = ", ".join(str(p) for p in files) or str(data or DATA_DIR)
@@ -138,18 +193,28 @@ def plan_command(
 ) -> None:
     """Make one plan from sample data and print a summary (see optimizer/README.md)."""
     site = load_or_exit(config)
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if out is not None and (problem := writable_file_problem(out)) is not None:
+        err.print(f"[bold red]plan[/]: --out {escape(str(out))}: {escape(problem)}")
+        raise typer.Exit(1)
     try:
         when = pd.Timestamp(at)
         forecast, source = load_forecast(site, when, data)
         plan = Planner(site).plan(State.from_site(site), forecast, when)
+    except InputDataError as exc:
+        err.print(f"[bold red]plan[/]: {escape(exc.summary())}")
+        raise typer.Exit(1) from None
     except (ValueError, ForecastError) as exc:
-        err.print(f"[bold red]plan[/]: {exc}", highlight=False)
+        err.print(f"[bold red]plan[/]: {escape(str(exc))}")
         raise typer.Exit(1) from None
     console = Console()
     console.print(summary_table(plan, source))
     for warning in plan.info.warnings:
         err.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if out is not None:
-        plan.frame.to_csv(out, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
+        try:
+            plan.frame.to_csv(out, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
+        except OSError as exc:  # checked before planning; a full disk is still possible
+            err.print(f"[bold red]plan[/]: --out {escape(str(out))}: {escape(str(exc))}")
+            raise typer.Exit(1) from None
         console.print(f"wrote {out} ({len(plan.frame)} rows, {plan.frame.shape[1] + 1} columns)")

@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+from vpp.cli.paths import creatable_folder_problem
 from vpp.data import InputDataError
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.parallel import ReplayResult, days_between, replay
@@ -100,11 +102,15 @@ def replay_command(
         raise typer.BadParameter(f"{mode!r}: use asof or perfect", param_hint="--forecast")
     site = load_or_exit(config)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if (problem := creatable_folder_problem(out)) is not None:  # before hours of replay
+        err.print(f"[bold red]replay[/]: --out {escape(str(out))}: {escape(problem)}")
+        raise typer.Exit(1)
     try:
         days = days_between(first, last)
         inputs = read_replay_inputs(site, first, last, data)
     except (InputDataError, ValueError) as exc:
-        err.print(f"[bold red]replay[/]: {exc}", markup=True)
+        text = exc.summary() if isinstance(exc, InputDataError) else str(exc)
+        err.print(f"[bold red]replay[/]: {escape(text)}", markup=True)
         raise typer.Exit(1) from None
     options = ReplayOptions(mode="perfect" if mode == "perfect" else "asof", chain_days=chain_days)
     columns = (

@@ -9,15 +9,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+from vpp.cli.paths import database_problem
+from vpp.sources import SourceConfigError
 
 
 def _parse_start(text: str | None) -> datetime | None:
     if text is None:
         return None
-    when = datetime.fromisoformat(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO time like 2026-06-21T06:00:00+02:00", param_hint="--start"
+        ) from None
     if when.tzinfo is None:
         raise typer.BadParameter("--start needs a timezone, e.g. 2026-06-21T06:00:00+02:00")
     return when
@@ -44,6 +53,7 @@ def run_command(
 
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")
+    start_at = _parse_start(start)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -53,12 +63,25 @@ def run_command(
     # repeats them as raw frames.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     site = load_or_exit(config)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # The recorder opens its database only after the simulators and the bridge are up: a
+    # path it cannot write would stop the run then, with a traceback.
+    db_path = db if db is not None else Path(site.run.db_path)
+    problem = database_problem(db_path)
+    if problem is not None:
+        where = "--db" if db is not None else f"{config}: run.db_path"
+        err.print(f"[bold red]{escape(where)}[/] {escape(str(db_path))}: {escape(problem)}")
+        raise typer.Exit(1)
     opts = RunOptions(
         speed=speed,
-        start=_parse_start(start),
+        start=start_at,
         dry_run=dry_run,
         simulate=simulate,
         db_path=str(db) if db else None,
         http_port=http_port,
     )
-    asyncio.run(run(site, opts))
+    try:
+        asyncio.run(run(site, opts))
+    except SourceConfigError as exc:  # run.inputs_file or run.sources, before anything starts
+        err.print(f"[bold red]{escape(str(config))}: input sources[/]: {escape(str(exc))}")
+        raise typer.Exit(1) from None

@@ -3,19 +3,33 @@
 This module is the one source of defaults and units for everything a site is made of. Every
 field carries its unit in its name (``power_w``, ``capacity_wh``, ``temp_c``...). A bad file
 fails fast with :class:`ConfigError`, whose message names each bad field by its path, e.g.
-``devices[3].modbus.port: must be 1..65535``.
+``devices[pv-004].modbus.port: must be 1..65535``. Devices are named by their id, or by
+their position in ``devices`` when the id is missing, malformed, all digits or not unique.
+Every problem is reported at once: field errors, cross-references (duplicate ids, two devices
+on one Modbus endpoint, the grid meter) and files that cannot be read.
+
+Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating), the time zone
+must be a known IANA zone, and every Modbus host must resolve: two devices whose hosts resolve
+to the same address (``localhost`` and ``127.0.0.1``) on the same port and unit id are one
+endpoint. Hosts are resolved with :func:`socket.getaddrinfo` only; nothing is contacted.
 
 The module imports nothing from ``adapters`` or ``optimizer``: both may import the types here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import re
+import socket
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -61,7 +75,8 @@ Efficiency = Annotated[float, AfterValidator(_between(0.01, 1.0))]
 PositiveFloat = Annotated[float, AfterValidator(_positive)]
 NonNegativeFloat = Annotated[float, AfterValidator(_non_negative)]
 TempC = Annotated[float, AfterValidator(_between(-50.0, 150.0))]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+Identifier = Annotated[str, Field(pattern=_ID_PATTERN)]
 
 
 class ConfigError(ValueError):
@@ -73,8 +88,23 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
 
 
+class SiteFileError(ConfigError):
+    """A site file that cannot be read at all: missing, a folder, not UTF-8, not TOML.
+
+    ``reason`` says why in one line; ``errors`` holds it as ``(file): <reason>``.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(source, [f"(file): {reason}"])
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float field refuses inf and nan (TOML has both).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceKind(StrEnum):
@@ -142,20 +172,23 @@ class BatteryDevice(_DeviceBase):
     charge_efficiency: Efficiency = 0.95
     discharge_efficiency: Efficiency = 0.95
     soc_min_pct: Pct = 10.0
-    soc_max_pct: Pct = 95.0
+    # validate_default: the SoC window is checked when only soc_min_pct is given, too.
+    soc_max_pct: Pct = Field(default=95.0, validate_default=True)
     #: Initial state of charge of a simulated battery.
     soc_initial_pct: Pct = 50.0
     control: Literal["124", "802"] = "124"
     #: Cost of cycling, charged per kWh discharged (covers wear).
     wear_cost_eur_per_mwh: NonNegativeFloat = 20.0
 
-    @model_validator(mode="after")
-    def _soc_window(self) -> BatteryDevice:
-        if self.soc_min_pct >= self.soc_max_pct:
-            raise ValueError(
-                f"soc_min_pct ({self.soc_min_pct}) must be below soc_max_pct ({self.soc_max_pct})"
-            )
-        return self
+    @field_validator("soc_max_pct")
+    @classmethod
+    def _soc_window(cls, v: float, info: ValidationInfo) -> float:
+        # A field validator (not a model validator) so that it runs, and is reported, even
+        # when other fields of the device are wrong.
+        low = info.data.get("soc_min_pct")
+        if low is not None and low >= v:
+            raise ValueError(f"must be above soc_min_pct ({low:g}), got {v:g}")
+        return v
 
 
 class MeterDevice(_DeviceBase):
@@ -201,9 +234,21 @@ Device = Annotated[
 
 class SiteInfo(_Model):
     name: str
+    #: IANA time zone of the site's local days (reports, day-ahead prices, replay days).
     timezone: str = "Europe/Berlin"
     latitude_deg: Annotated[float, AfterValidator(_between(-90.0, 90.0))] = 51.34
     longitude_deg: Annotated[float, AfterValidator(_between(-180.0, 180.0))] = 12.37
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (KeyError, ValueError, OSError):  # not found, malformed key, a folder
+            raise ValueError(
+                f"unknown time zone {v!r} (an IANA name like 'Europe/Berlin')"
+            ) from None
+        return v
 
 
 class GridConnection(_Model):
@@ -230,7 +275,7 @@ class HeatSystem(_Model):
     """Heating network, thermal store and backup boiler fed by the heat pump."""
 
     supply_temp_c: TempC = 70.0
-    return_temp_c: TempC = 45.0
+    return_temp_c: TempC = Field(default=45.0, validate_default=True)
     store_capacity_wh: NonNegativeFloat = 0.0
     store_initial_pct: Pct = 50.0
     #: Standing loss of the store, share of its content per hour.
@@ -245,14 +290,13 @@ class HeatSystem(_Model):
     #: Penalty for heat demand not met (slack), per MWh thermal.
     unmet_heat_penalty_eur_per_mwh: PositiveFloat = 5000.0
 
-    @model_validator(mode="after")
-    def _temps(self) -> HeatSystem:
-        if self.return_temp_c >= self.supply_temp_c:
-            raise ValueError(
-                f"return_temp_c ({self.return_temp_c}) must be below "
-                f"supply_temp_c ({self.supply_temp_c})"
-            )
-        return self
+    @field_validator("return_temp_c")
+    @classmethod
+    def _temps(cls, v: float, info: ValidationInfo) -> float:
+        supply = info.data.get("supply_temp_c")
+        if supply is not None and v >= supply:
+            raise ValueError(f"must be below supply_temp_c ({supply:g}), got {v:g}")
+        return v
 
 
 class Economics(_Model):
@@ -324,6 +368,21 @@ class RunSettings(_Model):
     #: A snapshot older than this many poll intervals is stale.
     stale_polls: Annotated[int, AfterValidator(_between(2, 100))] = 3
 
+    @field_validator("sources")
+    @classmethod
+    def _finite_options(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # The options are free-form (each source kind takes its own), so the model's
+        # allow_inf_nan does not reach them.
+        bad = [
+            f"{where} must be a finite number, got {value}"
+            for i, config in enumerate(v)
+            for where, value in _floats(config, f"[{i}]")
+            if not math.isfinite(value)
+        ]
+        if bad:
+            raise ValueError("; ".join(bad))
+        return v
+
     @field_validator("snapshot_retention_days")
     @classmethod
     def _snapshots_within_retention(cls, v: float | None, info: ValidationInfo) -> float | None:
@@ -346,22 +405,11 @@ class Site(_Model):
     devices: list[Device] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _references(self) -> Site:
-        problems: list[str] = []
-        ids = Counter(d.id for d in self.devices)
-        problems += [f"duplicate device id {i!r}" for i, n in ids.items() if n > 1]
-        endpoints = Counter((d.modbus.host, d.modbus.port, d.modbus.unit) for d in self.devices)
-        problems += [
-            f"two devices share host {h} port {p} unit {u}"
-            for (h, p, u), n in endpoints.items()
-            if n > 1
-        ]
-        if self.grid.meter is not None:
-            meter = next((d for d in self.devices if d.id == self.grid.meter), None)
-            if meter is None or meter.kind != DeviceKind.METER:
-                problems.append(
-                    f"grid.meter {self.grid.meter!r} is not a meter device of this site"
-                )
+    def _references(self, info: ValidationInfo) -> Site:
+        if info.context and info.context.get(_REFERENCES_CHECKED_BY_CALLER):
+            return self  # parse_site checks them itself, together with the field errors
+        refs = _model_refs(self)
+        problems = reference_problems(refs, self.grid.meter, device_labels(refs))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -394,50 +442,274 @@ class Site(_Model):
         raise KeyError(f"no device {device_id!r} in site {self.site.name!r}")
 
 
-def _format_loc(loc: Iterable[int | str], kinds: set[str]) -> str:
+def _floats(value: Any, where: str) -> Iterator[tuple[str, float]]:
+    """Every float in a nested TOML value, with its path below ``where``."""
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _floats(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _floats(item, f"{where}[{n}]")
+
+
+# --- cross-references: checked from the raw file too, so they are reported with every other
+# error instead of after them (pydantic runs a model validator only when all fields are valid).
+
+#: Validation context key: the caller checks the cross-references itself (see parse_site).
+_REFERENCES_CHECKED_BY_CALLER = "references_checked_by_caller"
+_ID_RE = re.compile(_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class _DeviceRef:
+    """What the cross-reference checks need of one device (from the file or the model)."""
+
+    index: int
+    id: str | None
+    kind: str | None
+    modbus: ModbusEndpoint | None
+
+
+def _model_refs(site: Site) -> list[_DeviceRef]:
+    return [_DeviceRef(n, d.id, d.kind.value, d.modbus) for n, d in enumerate(site.devices)]
+
+
+def _raw_refs(data: Any) -> list[_DeviceRef]:
+    """The devices of an unvalidated site document, as far as they can be read."""
+    devices = data.get("devices") if isinstance(data, dict) else None
+    if not isinstance(devices, list):
+        return []
+    refs = []
+    for n, raw in enumerate(devices):
+        if not isinstance(raw, dict):
+            continue
+        ident, kind, modbus = raw.get("id"), raw.get("kind"), raw.get("modbus")
+        endpoint = None
+        # A bad endpoint is reported with the device's own fields.
+        with contextlib.suppress(ValidationError):
+            endpoint = None if modbus is None else ModbusEndpoint.model_validate(modbus)
+        refs.append(
+            _DeviceRef(
+                n,
+                ident if isinstance(ident, str) else None,
+                str(kind) if isinstance(kind, str) else None,
+                endpoint,
+            )
+        )
+    return refs
+
+
+def device_labels(refs: Sequence[_DeviceRef]) -> dict[int, str]:
+    """How messages name each device: ``devices[<id>]``, or ``devices[<index>]`` when the id
+    is missing, malformed, all digits (it would read as an index) or used twice."""
+    counts = Counter(r.id for r in refs if r.id is not None)
+    labels = {}
+    for ref in refs:
+        ident = ref.id
+        usable = (
+            ident is not None
+            and counts[ident] == 1
+            and _ID_RE.match(ident) is not None
+            and not ident.isdigit()
+        )
+        labels[ref.index] = f"devices[{ident}]" if usable else f"devices[{ref.index}]"
+    return labels
+
+
+def resolve_host(host: str) -> frozenset[str]:
+    """The addresses ``host`` stands for, by :func:`socket.getaddrinfo` (hosts file, DNS);
+    no device is contacted. Raises OSError or ValueError when it does not resolve."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return frozenset(str(info[4][0]) for info in infos)
+
+
+def _resolve_or_reason(host: str) -> frozenset[str] | str:
+    try:
+        return resolve_host(host)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    except ValueError:  # UnicodeError from the IDNA codec: an empty or overlong label
+        return "not a valid host name"
+    except OSError as exc:
+        return str(exc)
+
+
+def reference_problems(
+    refs: Sequence[_DeviceRef], meter: str | None, labels: dict[int, str]
+) -> list[str]:
+    """Duplicate device ids, two devices on one Modbus endpoint (hosts compared by the
+    addresses they resolve to), hosts that do not resolve, and a grid meter that is not a
+    meter of the site; one ``path: message`` per problem."""
+
+    def label(n: int) -> str:
+        return labels.get(n, f"devices[{n}]")
+
+    problems = []
+    first: dict[str, int] = {}
+    for ref in refs:
+        if ref.id is None:
+            continue
+        if ref.id in first:
+            problems.append(
+                f"{label(ref.index)}.id: duplicate device id {ref.id!r} "
+                f"(also {label(first[ref.id])})"
+            )
+        else:
+            first[ref.id] = ref.index
+    problems += _endpoint_problems(refs, label)
+    if meter is not None:
+        found = next((r for r in refs if r.id == meter), None)
+        if found is None or found.kind != DeviceKind.METER.value:
+            problems.append(f"grid.meter: {meter!r} is not a meter device of this site")
+    return problems
+
+
+def _endpoint_problems(refs: Sequence[_DeviceRef], label: Callable[[int], str]) -> list[str]:
+    problems = []
+    # Each distinct host is resolved once, in sorted order so that messages do not depend on
+    # the order getaddrinfo returns its addresses in.
+    resolved: dict[str, tuple[str, ...] | str] = {}
+    taken: dict[tuple[str, int, int], tuple[int, str]] = {}  # -> (device index, host)
+    for ref in refs:
+        ep = ref.modbus
+        if ep is None:
+            continue
+        host, port, unit = ep.host, ep.port, ep.unit
+        addresses = resolved.get(host)
+        if addresses is None:
+            found = _resolve_or_reason(host)
+            addresses = resolved[host] = found if isinstance(found, str) else tuple(sorted(found))
+        if isinstance(addresses, str):
+            problems.append(
+                f"{label(ref.index)}.modbus.host: {host!r} does not resolve ({addresses})"
+            )
+            continue
+        for address in addresses:
+            other = taken.get((address, port, unit))
+            if other is not None:
+                text = (
+                    f"{label(ref.index)}.modbus: {host} port {port} unit {unit} is already "
+                    f"the endpoint of {label(other[0])}"
+                )
+                if other[1] != host:
+                    text += f" ({other[1]} and {host} both resolve to {address})"
+                problems.append(text)
+                break
+        for address in addresses:
+            taken.setdefault((address, port, unit), (ref.index, host))
+    return problems
+
+
+# --- messages
+
+
+_ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*'|-?\d+)>")
+
+
+def _format_loc(loc: Sequence[int | str], kinds: set[str], labels: dict[int, str]) -> str:
     out = ""
-    for part in loc:
+    for n, part in enumerate(loc):
         if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in kinds or part.startswith("function-after"):
-            # pydantic adds the union tag and validator names to the path; users never wrote them.
+            if n == 1 and loc[0] == "devices":
+                out = labels.get(part, f"devices[{part}]")
+            else:
+                out += f"[{part}]"
+        elif (n == 2 and loc[0] == "devices" and part in kinds) or part.startswith(
+            "function-after"
+        ):
+            # pydantic adds the union tag and validator names to the path; users never wrote
+            # them. Only the tag right after a device's index: grid.meter is a real field.
             continue
         else:
             out += f".{part}" if out else part
     return out or "(file)"
 
 
-def format_errors(exc: ValidationError) -> list[str]:
-    """One ``path: message`` line per error, paths as a user reads them in the TOML file."""
+def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
+    """One ``path: message`` line per error, paths as a user reads them in the TOML file.
+
+    With the validated ``data``, devices are named by their id (:func:`device_labels`).
+    """
     kinds = {k.value for k in DeviceKind}
+    expected = ", ".join(k.value for k in DeviceKind)
+    labels = device_labels(_raw_refs(data))
     lines = []
     for err in exc.errors():
+        loc = tuple(err["loc"])
         msg = err["msg"]
         for prefix in ("Value error, ", "Assertion failed, "):
             msg = msg.removeprefix(prefix)
-        if err["type"] == "extra_forbidden":
+        kind = err["type"]
+        if kind == "extra_forbidden":
             msg = "unknown field"
-        elif err["type"] == "missing":
+        elif kind == "missing":
             msg = "required field missing"
-        lines.append(f"{_format_loc(err['loc'], kinds)}: {msg}")
+        elif kind == "finite_number":
+            msg = f"must be a finite number, got {err['input']}"
+        elif kind == "union_tag_invalid":
+            loc += ("kind",)
+            msg = f"unknown kind {err.get('ctx', {}).get('tag')!r} (one of: {expected})"
+        elif kind == "union_tag_not_found":
+            loc += ("kind",)
+            msg = f"required field missing (one of: {expected})"
+        msg = _ENUM_REPR.sub(r"\1", msg)  # enum members as their values, never their repr
+        lines.append(f"{_format_loc(loc, kinds, labels)}: {msg}")
     return lines
 
 
 def parse_site(data: dict[str, Any], source: str = "<site>") -> Site:
-    """Validate a parsed TOML document; raise :class:`ConfigError` naming every bad field."""
+    """Validate a parsed TOML document; raise :class:`ConfigError` naming every bad field.
+
+    Field errors and cross-references are reported together: the cross-references are
+    checked from the document itself, whether its fields are valid or not.
+    """
     try:
-        return Site.model_validate(data)
+        site = Site.model_validate(data, context={_REFERENCES_CHECKED_BY_CALLER: True})
     except ValidationError as exc:
-        raise ConfigError(source, format_errors(exc)) from None
+        refs = _raw_refs(data)
+        grid = data.get("grid") if isinstance(data, dict) else None
+        meter = grid.get("meter") if isinstance(grid, dict) else None
+        meter = meter if isinstance(meter, str) else None
+        errors = format_errors(exc, data)
+        errors += reference_problems(refs, meter, device_labels(refs))
+        raise ConfigError(source, errors) from None
+    refs = _model_refs(site)
+    problems = reference_problems(refs, site.grid.meter, device_labels(refs))
+    if problems:
+        raise ConfigError(source, problems)
+    return site
 
 
 def read_site(path: str | Path) -> Site:
-    """Read and validate a site TOML file."""
+    """Read and validate a site TOML file (UTF-8, a byte-order mark is allowed).
+
+    Raises :class:`SiteFileError` for a file that cannot be read or parsed and
+    :class:`ConfigError` for one that does not validate.
+    """
     path = Path(path)
+    source = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(str(path), [f"(file): not found: {path}"]) from None
+        raise SiteFileError(source, "not found") from None
+    except IsADirectoryError:
+        raise SiteFileError(source, "is a folder, not a site file") from None
+    except OSError as exc:
+        raise SiteFileError(source, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SiteFileError(source, _not_utf8(raw, exc)) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"(file): not valid TOML: {exc}"]) from None
-    return parse_site(data, str(path))
+        raise SiteFileError(source, f"not valid TOML: {exc}") from None
+    return parse_site(data, source)
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column}"

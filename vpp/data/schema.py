@@ -12,6 +12,7 @@ finds is named by column and first bad timestamp, e.g.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 INDEX_NAME = "time"
+#: Column of problems that concern the whole file (missing, unreadable).
+FILE = "(file)"
 STEP = pd.Timedelta(minutes=15)
 #: Hours per quarter-hour step, to turn mean powers into energies.
 STEP_H = 0.25
@@ -97,6 +100,15 @@ class InputDataError(ValueError):
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
+    def summary(self) -> str:
+        """One line for a single problem (``data.csv: not found``,
+        ``data.csv: time: duplicate timestamp, first at ...``), else the full listing."""
+        if len(self.problems) != 1:
+            return str(self)
+        problem = self.problems[0]
+        text = problem.message if problem.column == FILE else str(problem)
+        return f"{self.source}: {text}"
+
 
 def format_time(ts: pd.Timestamp) -> str:
     """``2018-03-25T01:00Z`` for UTC, ISO 8601 with offset otherwise."""
@@ -109,8 +121,9 @@ def _first(mask: np.ndarray, index: pd.DatetimeIndex) -> pd.Timestamp:
     return pd.Timestamp(index[int(np.argmax(mask))])
 
 
-def index_problems(index: pd.Index) -> list[Problem]:
-    """Problems of the time index alone: type, time zone, order, duplicates, alignment."""
+def index_problems(index: pd.Index, step: pd.Timedelta = STEP) -> list[Problem]:
+    """Problems of the time index alone: type, time zone, order, duplicates, alignment to
+    ``step`` (quarter hours for the input schema)."""
     if not isinstance(index, pd.DatetimeIndex):
         return [Problem(INDEX_NAME, "index is not a datetime index")]
     if index.tz is None:
@@ -124,26 +137,53 @@ def index_problems(index: pd.Index) -> list[Problem]:
         if (steps == 0).any():
             found.append(Problem(INDEX_NAME, "duplicate timestamp", _first(steps == 0, index[1:])))
     utc = index.tz_convert("UTC")  # flooring local times trips over the repeated DST hour
-    misaligned = np.asarray(utc != utc.floor(STEP))
+    misaligned = np.asarray(utc != utc.floor(step))
     if misaligned.any():
-        found.append(
-            Problem(INDEX_NAME, "not aligned to :00/:15/:30/:45", _first(misaligned, index))
-        )
+        grid = ":00/:15/:30/:45" if step == STEP else f"{_step_text(step)} steps"
+        found.append(Problem(INDEX_NAME, f"not aligned to {grid}", _first(misaligned, index)))
     return found
 
 
-def gap_problems(index: pd.DatetimeIndex) -> list[Problem]:
-    """Missing quarter hours between the first and the last row (index already ordered)."""
+def _step_text(step: pd.Timedelta) -> str:
+    minutes = step / pd.Timedelta(minutes=1)
+    return f"{minutes:g}-minute" if minutes < 60 else f"{minutes / 60:g}-hour"
+
+
+def gap_problems(
+    index: pd.DatetimeIndex,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    step: pd.Timedelta = STEP,
+) -> list[Problem]:
+    """Steps missing between the first and the last row (index already ordered).
+
+    With ``start`` and/or ``end``, only the steps in ``[start, end)`` count, and ``index`` is
+    the whole table's: a hole that runs across the window's start or end is found too, where
+    the table has rows on both sides of it (the window's own rows alone would not show it).
+    """
     if len(index) < 2:
         return []
     # asi8 counts in the index's own unit (pandas 3 parses to us or s): compare in ns.
-    steps = np.diff(index.as_unit("ns").asi8)
-    gaps = steps > STEP.value
-    if not gaps.any():
+    times = index.as_unit("ns").asi8
+    size = step.value
+    first_missing = times[:-1] + size  # of the hole after each row, if any
+    stop = times[1:]  # exclusive
+    if start is not None:
+        # the first step of the hole at or after start: keep to the table's grid
+        behind = np.maximum(0, _utc(start).as_unit("ns").value - first_missing)
+        first_missing = first_missing - (-behind // size) * size
+    if end is not None:
+        stop = np.minimum(stop, _utc(end).as_unit("ns").value)
+    counts = np.maximum(0, -((first_missing - stop) // size))  # steps in [first, stop)
+    holes = counts > 0
+    if not holes.any():
         return []
-    missing = int((steps[gaps] // STEP.value - 1).sum())
-    first = _first(gaps, index[:-1]) + STEP
-    return [Problem(INDEX_NAME, f"{missing} quarter hour(s) missing", first)]
+    first = pd.Timestamp(int(first_missing[holes][0]), unit="ns", tz="UTC")
+    if index.tz is not None:
+        first = first.tz_convert(index.tz)
+    missing = int(counts[holes].sum())
+    what = "quarter hour(s)" if step == STEP else f"{_step_text(step)} step(s)"
+    return [Problem(INDEX_NAME, f"{missing} {what} missing", first)]
 
 
 def column_problems(df: pd.DataFrame) -> list[Problem]:
@@ -162,19 +202,39 @@ def column_problems(df: pd.DataFrame) -> list[Problem]:
 
 def _value_problems(col: Column, raw: pd.Series, index: pd.DatetimeIndex) -> list[Problem]:
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    not_number = np.isnan(values) & raw.notna().to_numpy()
-    missing = raw.isna().to_numpy()
     checks = [
-        (not_number, "value(s) not a number"),
-        (missing, "value(s) missing"),
+        *_number_checks(raw, values),
         (values < col.min, f"value(s) below {col.min:g} {col.unit}"),
         (values > col.max, f"value(s) above {col.max:g} {col.unit}"),
     ]
+    return _found(col.name, checks, index)
+
+
+def _number_checks(raw: pd.Series, values: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    not_number = np.isnan(values) & raw.notna().to_numpy()
+    return [(not_number, "value(s) not a number"), (raw.isna().to_numpy(), "value(s) missing")]
+
+
+def _found(
+    name: str, checks: list[tuple[np.ndarray, str]], index: pd.DatetimeIndex
+) -> list[Problem]:
     return [
-        Problem(col.name, f"{int(mask.sum())} {what}", _first(mask, index))
+        Problem(name, f"{int(mask.sum())} {what}", _first(mask, index))
         for mask, what in checks
         if mask.any()
     ]
+
+
+def missing_value_problems(df: pd.DataFrame, names: Iterable[str]) -> list[Problem]:
+    """Values missing (NaN, empty) or not numbers in the columns ``names`` (each must exist),
+    for tables in another schema than this one (e.g. the optimiser's forecast table)."""
+    index = pd.DatetimeIndex(df.index)
+    found: list[Problem] = []
+    for name in names:
+        raw = df[name]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        found += _found(name, _number_checks(raw, values), index)
+    return found
 
 
 def find_problems(df: pd.DataFrame) -> list[Problem]:
@@ -195,6 +255,10 @@ def validate_inputs(df: pd.DataFrame, source: str = "<inputs>") -> pd.DataFrame:
     problems = find_problems(df)
     if problems:
         raise InputDataError(source, problems)
+    return _schema_table(df)
+
+
+def _schema_table(df: pd.DataFrame) -> pd.DataFrame:
     names = [c.name for c in SCHEMA if c.name in df]
     out = df[names].astype("float64")
     index = pd.DatetimeIndex(out.index).tz_convert("UTC").rename(INDEX_NAME)
@@ -205,27 +269,55 @@ def validate_inputs(df: pd.DataFrame, source: str = "<inputs>") -> pd.DataFrame:
 def read_raw_inputs(path: str | Path) -> pd.DataFrame:
     """Read a CSV/CSV.gz/Parquet input file without checking it; the index is parsed time.
 
-    Raises :class:`InputDataError` if the file is missing or has no parseable ``time``.
+    Raises :class:`InputDataError` if the file is missing, a folder, unreadable (not UTF-8,
+    not CSV or Parquet, truncated...) or has no parseable ``time``.
     """
     path = Path(path)
+    source = str(path)
+    if path.is_dir():
+        raise InputDataError(source, [Problem(FILE, "is a folder, not a file")])
     if not path.is_file():
-        raise InputDataError(str(path), [Problem("(file)", "not found")])
-    if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        if INDEX_NAME in df.columns:
-            df = df.set_index(INDEX_NAME)
-    elif path.name.endswith((".csv", ".csv.gz")):
-        df = pd.read_csv(path)
-        if INDEX_NAME not in df.columns:
-            raise InputDataError(str(path), [Problem(INDEX_NAME, "column missing")])
-        df = df.set_index(INDEX_NAME)
-    else:
-        raise InputDataError(str(path), [Problem("(file)", "not .csv, .csv.gz or .parquet")])
+        raise InputDataError(source, [Problem(FILE, "not found")])
+    if not path.name.endswith((".parquet", ".csv", ".csv.gz")):
+        raise InputDataError(source, [Problem(FILE, "not .csv, .csv.gz or .parquet")])
+    try:
+        df = _read_table(path)
+    except InputDataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            source, [Problem(FILE, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})")]
+        ) from None
+    except OSError as exc:
+        if exc.errno is None:  # gzip.BadGzipFile: the content, not the file system
+            raise InputDataError(source, [_unreadable(path, exc)]) from None
+        raise InputDataError(source, [Problem(FILE, f"cannot read: {exc.strerror}")]) from None
+    except (ValueError, EOFError, zlib.error) as exc:
+        # pyarrow's ArrowInvalid and pandas' parser errors are ValueErrors; a truncated gzip
+        # stream is an EOFError, corrupt deflate data a zlib.error
+        raise InputDataError(source, [_unreadable(path, exc)]) from None
     if df.index.name != INDEX_NAME:
-        raise InputDataError(str(path), [Problem(INDEX_NAME, "column missing")])
+        raise InputDataError(source, [Problem(INDEX_NAME, "column missing")])
     if not isinstance(df.index, pd.DatetimeIndex):
         df.index = _parse_times(df.index, str(path))
     return df
+
+
+def _unreadable(path: Path, exc: Exception) -> Problem:
+    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return Problem(FILE, f"not a readable {kind} file: {reason}")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+        return df.set_index(INDEX_NAME) if INDEX_NAME in df.columns else df
+    df = pd.read_csv(path)
+    if INDEX_NAME not in df.columns:
+        raise InputDataError(str(path), [Problem(INDEX_NAME, "column missing")])
+    return df.set_index(INDEX_NAME)
 
 
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
@@ -267,24 +359,61 @@ def read_inputs(
         File in the input schema; ``time`` holds UTC (or offset-carrying) interval starts.
     start, end : str, datetime or Timestamp, optional
         Window ``[start, end)``; naive bounds are UTC. Gaps and values are checked inside
-        the window only, so a window of a file with gaps elsewhere reads fine.
+        the window only, so a window of a file with gaps elsewhere reads fine; a gap that
+        runs across the window's start or end counts (:func:`gap_problems`). Order,
+        duplicates and alignment of the time index are checked over the whole file.
 
     Returns
     -------
     DataFrame
         Schema columns as float64, indexed by ``time`` (UTC, 15-min frequency).
     """
-    source = str(path)
-    df = read_raw_inputs(path)
-    problems = index_problems(df.index)
+    return check_inputs(read_raw_inputs(path), str(path), start, end)
+
+
+def check_inputs(
+    df: pd.DataFrame, source: str, start: TimeLike | None = None, end: TimeLike | None = None
+) -> pd.DataFrame:
+    """What :func:`read_inputs` does once the file is read: check a table from
+    :func:`read_raw_inputs` and return its window ``[start, end)`` in schema form.
+
+    Raises :class:`InputDataError` listing every problem (``no rows`` for an empty window).
+    """
+    window, problems = take_window(df, source, start, end)
+    if len(window):
+        problems += column_problems(window)
+    elif not problems:
+        problems = [Problem(INDEX_NAME, "no rows")]
     if problems:
         raise InputDataError(source, problems)
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+    return _schema_table(window)
+
+
+def take_window(
+    df: pd.DataFrame,
+    source: str,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    step: pd.Timedelta = STEP,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """The rows of a table in ``[start, end)`` on a UTC index, and the steps missing from
+    that window (:func:`gap_problems`), for tables in this schema or another one with a
+    time index (the optimiser's forecast table, whose ``step`` may differ).
+
+    Raises :class:`InputDataError` for problems of the time index anywhere in the table
+    (type, offsets, order, duplicates, alignment to ``step``): without order, no window.
+    """
+    problems = index_problems(df.index, step)
+    if problems:
+        raise InputDataError(source, problems)
+    index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+    keep = np.ones(len(index), dtype=bool)
     if start is not None:
-        df = df[df.index >= _utc(start)]
+        keep &= np.asarray(index >= _utc(start))
     if end is not None:
-        df = df[df.index < _utc(end)]
-    return validate_inputs(df, source)
+        keep &= np.asarray(index < _utc(end))
+    window = df[keep].set_axis(index[keep])
+    return window, gap_problems(index, start, end, step)
 
 
 def write_inputs(df: pd.DataFrame, path: str | Path) -> Path:

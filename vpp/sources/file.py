@@ -32,6 +32,7 @@ import pandas as pd
 from vpp.data.schema import (
     INDEX_NAME,
     SCHEMA,
+    InputDataError,
     column_problems,
     index_problems,
     read_raw_inputs,
@@ -140,8 +141,8 @@ class FileSource:
 def _read_checked(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
     try:
         raw = read_raw_inputs(path)
-    except ValueError as exc:
-        raise SourceConfigError(str(exc)) from None
+    except InputDataError as exc:
+        raise SourceConfigError(exc.summary()) from None
     if columns is None:
         names = [c.name for c in SCHEMA if c.name in raw.columns]
     else:

@@ -73,3 +73,12 @@ def test_build_command_writes_the_year(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     written = tmp_path / "inputs_2018.parquet"
     assert written.read_bytes() == shipped_inputs(2018).read_bytes()
+
+
+def test_check_command_on_an_unreadable_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(SAMPLE.read_bytes()[:3000] + b"\nStra\xdfe\n")
+    result = CliRunner().invoke(app, ["data", "check", str(path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    assert result.stderr == f"{path}: not UTF-8 text (byte 0xdf)\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,52 @@ def test_unreadable_files(tmp_path: Path) -> None:
     bad.write_text("time,price_eur_per_mwh\nyesterday 12:00+01:00,1\n")
     with pytest.raises(InputDataError, match="time: unreadable timestamps"):
         read_inputs(bad)
+    folder = tmp_path / "year.parquet"
+    folder.mkdir()
+    with pytest.raises(InputDataError, match=r"\(file\): is a folder, not a file"):
+        read_inputs(folder)
+    bad.write_bytes(b"time,price_eur_per_mwh\n2018-01-01T00:00Z,Stra\xdfe\n")
+    with pytest.raises(InputDataError, match=r"\(file\): not UTF-8 text \(byte 0xdf\)"):
+        read_inputs(bad)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 and nothing else")
+    with pytest.raises(InputDataError, match=r"\(file\): not a readable Parquet file: "):
+        read_inputs(broken)
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(SAMPLE.read_bytes())[:500])
+    with pytest.raises(InputDataError, match=r"\(file\): not a readable CSV file: "):
+        read_inputs(truncated)
+    with pytest.raises(InputDataError) as err:
+        read_inputs(truncated)
+    assert err.value.summary() == f"{truncated}: {err.value.problems[0].message}"
+
+
+def test_window_names_a_gap_across_its_start_or_end(
+    year_2018: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The window's own rows do not show a hole that runs across its start or end; the rows
+    of the file beyond the window do."""
+    days = year_2018["2018-06-01T00:00Z":"2018-06-02T23:45Z"]
+    holed = days.drop(days["2018-06-01T10:00Z":"2018-06-01T15:45Z"].index)  # 6 h missing
+    path = tmp_path / "holed.csv"
+    holed.to_csv(path, date_format="%Y-%m-%dT%H:%M:%SZ")
+
+    def problems(start: str, end: str) -> list[str]:
+        with pytest.raises(InputDataError) as err:
+            read_inputs(path, start, end)
+        return [str(p) for p in err.value.problems]
+
+    hole = "time: {} quarter hour(s) missing, first at {}"
+    assert problems("2018-06-01T12:00Z", "2018-06-02T00:00Z") == [
+        hole.format(16, "2018-06-01T12:00Z")
+    ]
+    assert problems("2018-06-01T00:00Z", "2018-06-01T12:00Z") == [
+        hole.format(8, "2018-06-01T10:00Z")
+    ]
+    # a window inside the hole is a gap, not a window without rows (which replay skips)
+    assert problems("2018-06-01T11:00Z", "2018-06-01T12:00Z") == [
+        hole.format(4, "2018-06-01T11:00Z")
+    ]
+    # beside the hole, or past the file's end, the file reads
+    assert len(read_inputs(path, "2018-06-01T16:00Z", "2018-06-04T00:00Z")) == 32 + 96
+    assert len(read_inputs(path, "2018-05-31T00:00Z", "2018-06-01T10:00Z")) == 40
