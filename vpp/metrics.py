@@ -351,11 +351,16 @@ class VppCollector(Collector):
         state = self.state
         devices = state.snapshot.devices if state.snapshot is not None else {}
         for sp in state.setpoints.values():
-            # "pv_limit_pct" -> quantity "pv_limit" in ratio; "battery_w" -> "battery" in W.
+            # "battery_w" -> quantity "battery" in W; a PV cap "pv_limit_w" -> "pv_limit" as a
+            # share of the inverter's rating (how the inverter takes it).
             quantity, _, unit = sp.quantity.rpartition("_")
-            name, scale = (
-                ("vpp_setpoint_ratio", 0.01) if unit == "pct" else ("vpp_setpoint_watts", 1.0)
-            )
+            name, scale = "vpp_setpoint_watts", 1.0
+            if sp.quantity == "pv_limit_w":
+                unit = "ratio"
+                name, scale = (
+                    "vpp_setpoint_ratio",
+                    1.0 / float(state.site.device(sp.device_id).rated_w),
+                )
             values = (sp.planned, sp.requested, sp.written, sp.read_back)
             for stage, value in zip(SETPOINT_STAGES, values, strict=True):
                 s.add(name, None if value is None else value * scale, sp.device_id, quantity, stage)

@@ -410,7 +410,7 @@ UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
 
 _KIND = {
     "battery_w": DeviceKind.BATTERY,
-    "pv_limit_pct": DeviceKind.PV,
+    "pv_limit_w": DeviceKind.PV,
     "heat_pump_el_w": DeviceKind.HEAT_PUMP,
 }
 
@@ -430,8 +430,8 @@ def _status(sp: Setpoint, result: Written, now: datetime, dry_run: bool) -> Setp
         sp.device_id,
         sp.quantity,
         now,
-        sp.planned,
-        sp.value,
+        sp.planned_w,
+        sp.power_w,
         result.written,
         result.read_back,
         ok=result.ok,

@@ -39,11 +39,11 @@ def plan_row(frame: pd.DataFrame, when: datetime) -> pd.Series | None:
     return row if isinstance(row, pd.Series) else row.iloc[0]
 
 
-def pv_limit_pct(limit_w: float, rated_w: float) -> float:
-    """A planned PV cap [W] as a limit in % of rating; no cap (NaN or >= rating) is 100 %."""
+def pv_cap_w(limit_w: float, rated_w: float) -> float:
+    """A planned PV cap [W]; no cap (NaN, or at least the rating) is the rating."""
     if not math.isfinite(limit_w) or limit_w >= rated_w * 0.999:
-        return 100.0
-    return max(0.0, 100.0 * limit_w / rated_w)
+        return float(rated_w)
+    return max(0.0, float(limit_w))
 
 
 def setpoints_from_row(site: Site, row: pd.Series, online: set[str]) -> list[Setpoint]:
@@ -58,8 +58,8 @@ def setpoints_from_row(site: Site, row: pd.Series, online: set[str]) -> list[Set
     for pv in site.pv:
         col = f"{pv.id}.pv_limit_w"
         if pv.id in online and col in row.index:
-            pct = pv_limit_pct(float(row[col]), pv.rated_w)
-            out.append(Setpoint(pv.id, DeviceKind.PV, pct, pct))
+            cap = pv_cap_w(float(row[col]), pv.rated_w)
+            out.append(Setpoint(pv.id, DeviceKind.PV, cap, cap))
     hp = site.heat_pump
     if (
         hp is not None
@@ -193,7 +193,7 @@ def corrections(
             horizon_s,
             run.correction_deadband_w,
         )
-    absorbed = sum(sp.value - active[sp.device_id] for sp in setpoints)
+    absorbed = sum(sp.power_w - active[sp.device_id] for sp in setpoints)
     return setpoints + curtail_export(site, snapshot, export_limit_w, charge_added_w=-absorbed)
 
 
@@ -226,7 +226,8 @@ def curtail_export(
     cut = min(1.0, excess / total)
     setpoints = []
     for device_id, out, rated in producing:
-        pct = max(site.device(device_id).min_limit_pct, 100.0 * out * (1.0 - cut) / rated)
+        floor_w = site.device(device_id).min_limit_pct / 100.0 * rated
+        cap = max(floor_w, out * (1.0 - cut))
         why = f"correction: export {-grid:.0f} W over its limit {export_limit_w:.0f} W"
-        setpoints.append(Setpoint(device_id, DeviceKind.PV, pct, 100.0, reason=why))
+        setpoints.append(Setpoint(device_id, DeviceKind.PV, cap, rated, reason=why))
     return setpoints

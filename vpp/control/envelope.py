@@ -7,7 +7,7 @@ move a setpoint between its checked value and the point of the envelope nearest 
 device does now, so they cannot leave it.
 
 An envelope is the intersection of bounds, each ``(lo, hi, source)`` in the unit of the
-device's setpoint (battery W, > 0 discharge; PV limit % of rating; heat pump electric W):
+device's setpoint, W (battery, > 0 discharge; PV cap on AC output; heat pump electric):
 
 ==========  ===============================================================================
 battery     the site file's ratings; the live ratings the battery reports (its own maximum
@@ -15,13 +15,14 @@ battery     the site file's ratings; the live ratings the battery reports (its o
             ``h = max(horizon_s, 1 s)``: ``p_dis <= (soc - soc_min) * capacity * eta_d / h``,
             ``p_ch <= (soc_max - soc) * capacity / (eta_c * h)`` (no charge above the window,
             no discharge below it; an unreadable SoC allows neither)
-pv          ``min_limit_pct`` .. 100 % (several inverters go to standby at 0 %)
+pv          ``min_limit_pct`` of ``rated_w`` .. ``rated_w`` (several inverters go to standby
+            at 0 %)
 heat pump   0 .. ``max_el_w``
 ==========  ===============================================================================
 
 Extra per-device bounds, e.g. grid-operator signals (a §14a EnWG consumption floor that caps
 battery charging and the heat pump at 4.2 kW, a §9 EEG feed-in percentage that caps the PV
-limit), come as :data:`Bounds`: device id -> sequence of :class:`Bound`. They are intersected
+output), come as :data:`Bounds`: device id -> sequence of :class:`Bound`. They are intersected
 after the device's own bounds, in order. A bound narrows the envelope but never moves it
 outside what the device itself allows: one that does not overlap pins the envelope to the
 nearest edge (device safety first).
@@ -143,9 +144,10 @@ def device_bounds(
         bat = reading if isinstance(reading, BatteryReading) else None
         return battery_bounds(device, bat, horizon_s)
     if isinstance(device, PvDevice):
+        rated = float(device.rated_w)
         return [
-            Bound(device.min_limit_pct, math.inf, "the inverter's minimum limit"),
-            Bound(-math.inf, 100.0, "100 %"),
+            Bound(device.min_limit_pct / 100.0 * rated, math.inf, "the inverter's minimum limit"),
+            Bound(-math.inf, rated, "rating"),
         ]
     if isinstance(device, HeatPumpDevice):
         return [Bound(0.0, device.max_el_w, "rating")]

@@ -11,8 +11,8 @@ the :class:`Limits` in force and the step ``horizon_s`` [s]:
    has one setpoint in the batch;
 2. its value is a finite number inside the device's envelope
    (:mod:`vpp.control.envelope`: the site file's and the reading's own ratings, the
-   state-of-charge window over ``horizon_s`` as in ``battery_window_w``, PV limit from the
-   inverter's minimum to 100 %, heat pump 0..``max_el_w``, then ``limits.bounds``);
+   state-of-charge window over ``horizon_s`` as in ``battery_window_w``, PV cap from the
+   inverter's minimum to its rating, heat pump 0..``max_el_w``, then ``limits.bounds``);
 3. the grid, in the guard's sense: with the measured exchange ``g`` (> 0 import; only a
    plausible reading counts, see :func:`vpp.control.safety.measured_grid_w`) and ``d_i`` the
    change each setpoint causes, the predicted ``g + sum(d_i)`` is at most
@@ -145,7 +145,7 @@ def _device_checks(
     found: list[Violation] = []
 
     def add(bound: float, reason: str, kind: str) -> None:
-        found.append(Violation(sp.device_id, quantity, sp.value, bound, reason, kind))
+        found.append(Violation(sp.device_id, quantity, sp.power_w, bound, reason, kind))
 
     try:
         device = site.device(sp.device_id)
@@ -163,11 +163,11 @@ def _device_checks(
         add(math.nan, f"device not online ({error or 'no reading'})", "offline")
     if in_batch > 1:
         add(math.nan, f"{in_batch} setpoints for one device in a batch", "duplicate")
-    if not math.isfinite(sp.value):
+    if not math.isfinite(sp.power_w):
         add(math.nan, "not a finite number", "not_finite")
-    elif sp.value > env.hi + _tol(env.hi):
+    elif sp.power_w > env.hi + _tol(env.hi):
         add(env.hi, f"above {env.hi:g} set by {env.hi_source}", "envelope")
-    elif sp.value < env.lo - _tol(env.lo):
+    elif sp.power_w < env.lo - _tol(env.lo):
         add(env.lo, f"below {env.lo:g} set by {env.lo_source}", "envelope")
     return env, found
 
@@ -189,8 +189,8 @@ def _grid_checks(
         return []
     asked, held = [], []
     for sp, env in zip(setpoints, envs, strict=True):
-        finite = math.isfinite(sp.value)
-        d = delta_at(sp.device_id, sp.value, site, snapshot) if finite else 0.0
+        finite = math.isfinite(sp.power_w)
+        d = delta_at(sp.device_id, sp.power_w, site, snapshot) if finite else 0.0
         asked.append(d)
         if env is None or not finite:
             held.append(d)
@@ -214,7 +214,7 @@ def _grid_checks(
                 f"with the exchange predicted at {predicted:.0f} W past {target:.0f} W"
             )
             quantity = QUANTITY.get(sp.kind, str(sp.kind))
-            out.append(Violation(sp.device_id, quantity, sp.value, target, why, f"grid_{which}"))
+            out.append(Violation(sp.device_id, quantity, sp.power_w, target, why, f"grid_{which}"))
     return out
 
 

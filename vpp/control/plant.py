@@ -25,15 +25,15 @@ from adapters.poll import FleetPoller
 from adapters.snapshot import Snapshot
 from vpp.control.safety import Setpoint
 from vpp.core.clock import Clock
-from vpp.core.site import Site
+from vpp.core.site import DeviceKind, Site
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     """What one setpoint write did.
 
-    written : the value the device was sent (None when nothing was written)
-    read_back : what the device holds afterwards, in the setpoint's unit (None if unknown)
+    written : the power the device was sent [W] (None when nothing was written)
+    read_back : what the device holds afterwards [W] (None if unknown)
     ok : the read-back confirms the write
     superseded : a newer setpoint for the same device was queued; nothing was written
     """
@@ -99,16 +99,20 @@ class ModbusPlant:
                 return await self._apply(sp)
 
     async def _apply(self, sp: Setpoint) -> Written:
+        # SunSpec takes a PV cap as a percentage of the rating: converted here, at the edge.
+        scale = 1.0
+        if sp.kind == DeviceKind.PV:
+            scale = float(self.poller.site.device(sp.device_id).rated_w) / 100.0
         try:
-            result = await self.controls.apply(sp.device_id, sp.value)
+            result = await self.controls.apply(sp.device_id, sp.power_w / scale)
         except ControlRefused as exc:
             return Written(sp.device_id, None, None, False, message=str(exc))
         except Exception as exc:  # a device that fails now is retried at the next write
             return Written(sp.device_id, None, None, False, message=f"write failed: {exc}")
         return Written(
             sp.device_id,
-            result.written,
-            result.read_back,
+            result.written * scale,
+            None if result.read_back is None else result.read_back * scale,
             result.ok,
             result.clamped,
             result.message,

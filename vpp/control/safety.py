@@ -52,20 +52,22 @@ from vpp.core.site import BatteryDevice, DeviceKind, Site
 #: Quantities a setpoint can carry, by device kind.
 QUANTITY = {
     DeviceKind.BATTERY: "battery_w",
-    DeviceKind.PV: "pv_limit_pct",
+    DeviceKind.PV: "pv_limit_w",
     DeviceKind.HEAT_PUMP: "heat_pump_el_w",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Setpoint:
-    """A value for one device: battery W (> 0 discharge), PV limit %, heat pump electric W."""
+    """A power for one device [W]: battery (> 0 discharge), PV cap on AC output, heat pump
+    electric power. The Modbus layer turns a PV cap into the SunSpec percentage of the rating
+    at the very edge."""
 
     device_id: str
     kind: DeviceKind
-    value: float
-    #: What the plan asked for, before any clamp.
-    planned: float
+    power_w: float
+    #: What the plan asked for, before any clamp [W].
+    planned_w: float
     clamped: bool = False
     reason: str = ""
     #: The envelope :func:`check_setpoints` clamped into (None before the check); the grid
@@ -76,12 +78,12 @@ class Setpoint:
     def quantity(self) -> str:
         return QUANTITY[self.kind]
 
-    def clamp(self, value: float, why: str) -> Setpoint:
-        if math.isclose(value, self.value, rel_tol=1e-9, abs_tol=1e-6):
+    def clamp(self, power_w: float, why: str) -> Setpoint:
+        if math.isclose(power_w, self.power_w, rel_tol=1e-9, abs_tol=1e-6):
             # Too small a change to report, but the value lands exactly on the bound.
-            return self if value == self.value else replace(self, value=value)
+            return self if power_w == self.power_w else replace(self, power_w=power_w)
         reason = f"{self.reason}; {why}" if self.reason else why
-        return replace(self, value=value, clamped=True, reason=reason)
+        return replace(self, power_w=power_w, clamped=True, reason=reason)
 
 
 def battery_window_w(
@@ -101,9 +103,9 @@ def battery_window_w(
 
 def clamp_to(sp: Setpoint, env: Envelope) -> Setpoint:
     """``sp`` inside ``env``, saying why when it was outside; ``env`` attached."""
-    if sp.value > env.hi:
+    if sp.power_w > env.hi:
         sp = sp.clamp(env.hi, _why(sp.kind, env.hi, env.hi_source, high=True))
-    elif sp.value < env.lo:
+    elif sp.power_w < env.lo:
         sp = sp.clamp(env.lo, _why(sp.kind, env.lo, env.lo_source, high=False))
     return replace(sp, envelope=env)
 
@@ -115,8 +117,8 @@ def _why(kind: DeviceKind, bound: float, source: str, high: bool) -> str:
         return f"charge limited to {-bound:.0f} W by {source}"
     if kind == DeviceKind.PV:
         if high:
-            return f"PV limit lowered to {bound:g} % ({source})"
-        return f"PV limit raised to minimum {bound:g} % ({source})"
+            return f"PV cap lowered to {bound:.0f} W ({source})"
+        return f"PV cap raised to the minimum {bound:.0f} W ({source})"
     if high:
         return f"heat pump limited to {bound:.0f} W by {source}"
     return f"heat pump raised to {bound:.0f} W by {source}"
@@ -132,7 +134,7 @@ def check_setpoints(
     """Each setpoint inside its device's envelope: ratings, live ratings, SoC window over
     ``horizon_s`` [s], PV minimum, and the ``bounds`` given for it (grid-operator signals).
 
-    A value that is not a finite number becomes 0 (battery, heat pump) or 100 % (PV) first.
+    A value that is not a finite number becomes 0 (battery, heat pump) or no cap (PV) first.
     Each setpoint comes back with its envelope attached, for the grid guard. A setpoint for a
     device that takes none (unknown, a meter) comes back as it is:
     :func:`vpp.control.invariants.enforce` refuses it.
@@ -144,8 +146,8 @@ def check_setpoints(
         if env is None:  # no setpoint for this device: the invariants refuse it
             out.append(sp)
             continue
-        if not math.isfinite(sp.value):
-            sp = sp.clamp(0.0 if sp.kind != DeviceKind.PV else 100.0, "not a finite number")
+        if not math.isfinite(sp.power_w):
+            sp = sp.clamp(0.0 if sp.kind != DeviceKind.PV else env.hi, "not a finite number")
         out.append(clamp_to(sp, env))
     return out
 
@@ -174,7 +176,7 @@ def _reading(snapshot: Snapshot, device_id: str) -> object:
 def grid_delta_w(sp: Setpoint, site: Site, snapshot: Snapshot) -> float:
     """Change of grid power [W, > 0 more import] if ``sp`` replaces what the device does now
     (0 where that is unknown)."""
-    return delta_at(sp.device_id, sp.value, site, snapshot)
+    return delta_at(sp.device_id, sp.power_w, site, snapshot)
 
 
 def delta_at(device_id: str, value: float, site: Site, snapshot: Snapshot) -> float:
@@ -189,13 +191,12 @@ def delta_at(device_id: str, value: float, site: Site, snapshot: Snapshot) -> fl
     return 0.0
 
 
-def _pv_delta_w(new_pct: float, reading: PvReading, rated_w: float) -> float:
+def _pv_delta_w(new_cap: float, reading: PvReading, rated_w: float) -> float:
     """Grid change [W] of a new PV limit: a tighter cap cuts output below it; a looser one
     can only raise output where the inverter is held at its present cap now (its available
     power is then unknown, so the guard assumes the worst); an inverter producing below its
     cap already gives all it has."""
     output = reading.ac_power_w or 0.0
-    new_cap = new_pct / 100.0 * rated_w
     if new_cap < output:
         return output - new_cap
     limit = _finite(reading.limit_pct)
@@ -226,22 +227,22 @@ def measured_grid_w(site: Site, snapshot: Snapshot) -> float | None:
 
 
 def current_value(site: Site, snapshot: Snapshot, device_id: str) -> float | None:
-    """What the device does now, in its setpoint's unit (W, or % of rating for PV)."""
+    """What the device does now as a setpoint [W] (for PV: its output, at most its rating)."""
     reading = _reading(snapshot, device_id)
     if isinstance(reading, BatteryReading):
         return _finite(reading.power_w)
     if isinstance(reading, HeatPumpReading):
         return _finite(reading.el_power_w)
     if isinstance(reading, PvReading) and (out := _finite(reading.ac_power_w)) is not None:
-        return min(100.0, 100.0 * out / _rated_w(site, device_id, reading))
+        return min(out, float(site.device(device_id).rated_w))
     return None
 
 
 def hold_value(site: Site, snapshot: Snapshot, sp: Setpoint, env: Envelope) -> float:
     """Where the grid guard may take ``sp`` back to: the point of ``env`` nearest to what the
-    device does now (``sp.value`` itself when that is unknown)."""
+    device does now (``sp.power_w`` itself when that is unknown)."""
     now = current_value(site, snapshot, sp.device_id)
-    return sp.value if now is None else env.clip(now)
+    return sp.power_w if now is None else env.clip(now)
 
 
 def setpoint_envelope(
@@ -272,7 +273,7 @@ def guard_grid(
         return setpoints
     envs = [setpoint_envelope(site, snapshot, sp) for sp in setpoints]
     holds = [
-        sp.value if env is None else hold_value(site, snapshot, sp, env)
+        sp.power_w if env is None else hold_value(site, snapshot, sp, env)
         for sp, env in zip(setpoints, envs, strict=True)
     ]
     asked = [grid_delta_w(sp, site, snapshot) for sp in setpoints]
@@ -299,6 +300,6 @@ def guard_grid(
         if room <= 0 or env is None:
             out.append(sp)
             continue
-        new = env.clip(hold + (sp.value - hold) * keep)
+        new = env.clip(hold + (sp.power_w - hold) * keep)
         out.append(sp.clamp(new, f"held back to keep grid {which} within its limit"))
     return out

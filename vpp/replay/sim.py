@@ -239,10 +239,10 @@ class ReplayPlant:
 
     def _write(self, sp: Setpoint) -> Written:
         take = self._takers.get(sp.kind)
-        if take is None or not take(sp.device_id, float(sp.value)):
+        if take is None or not take(sp.device_id, float(sp.power_w)):
             return Written(sp.device_id, None, None, False, message="no such device in the plant")
         self._devices = None
-        return Written(sp.device_id, float(sp.value), float(sp.value), True)
+        return Written(sp.device_id, float(sp.power_w), float(sp.power_w), True)
 
     def _take_battery(self, device_id: str, power_w: float) -> bool:
         i = self._bat_pos.get(device_id)
@@ -251,11 +251,11 @@ class ReplayPlant:
         self.bat_set[i], self._bat_written[i] = power_w, self.minute
         return True
 
-    def _take_pv(self, device_id: str, limit_pct: float) -> bool:
+    def _take_pv(self, device_id: str, cap_w: float) -> bool:
         j = self._pv_pos.get(device_id)
         if j is None:
             return False
-        self.pv_limit_w[j] = limit_pct / 100.0 * self.params.pv_rated_w[j]
+        self.pv_limit_w[j] = cap_w
         self._pv_written[j] = self.minute
         return True
 

@@ -60,17 +60,17 @@ def test_extra_bounds_narrow_the_envelope_but_never_widen_or_leave_it() -> None:
     bounds = {
         BAT.id: [Bound(-4200.0, math.inf, "§14a EnWG")],
         HP.id: [Bound(-math.inf, 4200.0, "§14a EnWG")],
-        PV.id: [Bound(-math.inf, 70.0, "§9 EEG 70 %")],
+        PV.id: [Bound(-math.inf, 0.7 * PV.rated_w, "§9 EEG 70 %")],
     }
     env = envelope(SITE, snap, BAT.id, H, bounds[BAT.id])
     assert env is not None and env.lo == -4200.0 and env.lo_source == "§14a EnWG"
     asked = [
         sp(BAT.id, DeviceKind.BATTERY, -5000.0),
         sp(HP.id, DeviceKind.HEAT_PUMP, 10_000.0),
-        sp(PV.id, DeviceKind.PV, 100.0),
+        sp(PV.id, DeviceKind.PV, PV.rated_w),
     ]
     out = check_setpoints(SITE, snap, asked, H, bounds)
-    assert [s.value for s in out] == [-4200.0, 4200.0, 70.0]
+    assert [s.power_w for s in out] == [-4200.0, 4200.0, pytest.approx(0.7 * PV.rated_w)]
     assert all("§" in s.reason for s in out)
     limits = Limits(LIMITS.import_w, LIMITS.export_w, bounds)
     assert violations(SITE, snap, out, limits, H) == []
@@ -78,7 +78,7 @@ def test_extra_bounds_narrow_the_envelope_but_never_widen_or_leave_it() -> None:
     assert [(v.device_id, v.bound, v.kind) for v in found] == [
         (BAT.id, -4200.0, "envelope"),
         (HP.id, 4200.0, "envelope"),
-        (PV.id, 70.0, "envelope"),
+        (PV.id, pytest.approx(0.7 * PV.rated_w), "envelope"),
     ]
     # A bound that does not overlap the device's own envelope pins it to the nearest edge.
     env = intersect([Bound(-5000, 5000, "rating"), Bound(6000, 7000, "odd signal")])
@@ -98,8 +98,8 @@ def test_violations_name_device_value_bound_and_reason() -> None:
         sp(BAT2.id, DeviceKind.BATTERY, 0.0),  # offline
         sp(meter, DeviceKind.BATTERY, 0.0),  # a meter takes no setpoint
         sp("nope", DeviceKind.BATTERY, 0.0),
-        sp(SITE.pv[1].id, DeviceKind.PV, 50.0),
-        sp(SITE.pv[1].id, DeviceKind.PV, 60.0),
+        sp(SITE.pv[1].id, DeviceKind.PV, 0.5 * SITE.pv[1].rated_w),
+        sp(SITE.pv[1].id, DeviceKind.PV, 0.6 * SITE.pv[1].rated_w),
     ]
     found = {(v.device_id, v.kind): v for v in violations(SITE, snap, batch, LIMITS, H)}
     assert set(found) == {
@@ -114,7 +114,7 @@ def test_violations_name_device_value_bound_and_reason() -> None:
     v = found[(BAT.id, "envelope")]
     assert (v.quantity, v.value, v.bound) == ("battery_w", 1000.0, 0.0)
     assert "state of charge" in v.reason and str(v).startswith(f"{BAT.id}: battery_w 1000")
-    assert found[(PV.id, "envelope")].bound == PV.min_limit_pct
+    assert found[(PV.id, "envelope")].bound == pytest.approx(PV.min_limit_pct / 100 * PV.rated_w)
     assert "timeout" in found[(BAT2.id, "offline")].reason
 
 
@@ -144,13 +144,14 @@ def test_an_unguarded_push_past_a_limit_is_a_violation_and_the_guarded_batch_pas
 
 def test_enforce_passes_what_may_be_written_and_reports_the_rest() -> None:
     snap = snapshot(SITE, 0.0, readings(**{BAT.id: BAT.soc_min_pct}))
-    batch = [sp(BAT.id, DeviceKind.BATTERY, 1000.0), sp(PV.id, DeviceKind.PV, 80.0)]
+    batch = [sp(BAT.id, DeviceKind.BATTERY, 1000.0), sp(PV.id, DeviceKind.PV, 0.8 * PV.rated_w)]
     result = enforce(SITE, snap, batch, LIMITS, H)
     assert [s.device_id for s in result.passed] == [PV.id]
     assert [(v.device_id, v.kind) for v in result.violations] == [(BAT.id, "envelope")]
     # The whole pipeline clamps first, so nothing is left to refuse.
     result = safe_setpoints(SITE, snap, batch, LIMITS, H)
-    assert [s.value for s in result.passed] == [0.0, 80.0] and result.violations == []
+    assert [s.power_w for s in result.passed] == [0.0, 0.8 * PV.rated_w]
+    assert result.violations == []
 
 
 def test_limits_follow_the_active_operator_caps() -> None:

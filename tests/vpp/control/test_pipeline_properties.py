@@ -319,7 +319,8 @@ def limits(draw: st.DrawFn, site: Site) -> Limits:
                 bounds[bat.id] = [Bound(lo, hi, "grid operator")]
         for pv in site.pv[:6]:
             if draw(st.booleans()):
-                bounds[pv.id] = [Bound(-INF, draw(between(0, 100)), "feed-in cap")]
+                cap = draw(between(0, pv.rated_w))
+                bounds[pv.id] = [Bound(-INF, cap, "feed-in cap")]
         hp = site.heat_pump
         if hp is not None and draw(st.booleans()):
             bounds[hp.id] = [Bound(-INF, draw(between(0, hp.max_el_w)), "§14a")]
@@ -345,14 +346,14 @@ def assert_guard_only_holds_back(
     for c, g in zip(checked, guarded, strict=True):
         env = c.envelope
         assert env is not None
-        assert env.contains(g.value), (c, g)
+        assert env.contains(g.power_w), (c, g)
         now = current_value(site, snap, c.device_id)
         if now is None:
-            assert g.value == c.value
+            assert g.power_w == c.power_w
             continue
         hold = env.clip(now)
-        assert min(c.value, hold) - 1e-9 <= g.value <= max(c.value, hold) + 1e-9, (c, g, now)
-        assert abs(g.value - now) <= abs(c.value - now) + 1e-9, (c, g, now)
+        assert min(c.power_w, hold) - 1e-9 <= g.power_w <= max(c.power_w, hold) + 1e-9, (c, g, now)
+        assert abs(g.power_w - now) <= abs(c.power_w - now) + 1e-9, (c, g, now)
 
 
 def through_the_pipeline(

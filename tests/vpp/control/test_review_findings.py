@@ -39,11 +39,11 @@ def test_guard_does_not_hold_a_battery_above_its_state_of_charge_window(grid_w: 
     assert hi == pytest.approx(976.0)
     asked = [Setpoint(BAT.id, DeviceKind.BATTERY, 3800.0, 3800.0)]
     checked = check_setpoints(SITE, snap, asked, QUARTER_S)
-    assert checked[0].value == pytest.approx(976.0)
+    assert checked[0].power_w == pytest.approx(976.0)
     out = guard_grid(SITE, snap, checked, IMPORT, EXPORT)
     # Stopping the extra discharge raises the import, but the state of charge comes first.
-    assert out[0].value <= hi + 1e-6
-    assert out[0].value == pytest.approx(976.0)
+    assert out[0].power_w <= hi + 1e-6
+    assert out[0].power_w == pytest.approx(976.0)
 
 
 def test_guard_never_scales_a_change_up_when_the_site_is_past_its_import_limit() -> None:
@@ -57,7 +57,7 @@ def test_guard_never_scales_a_change_up_when_the_site_is_past_its_import_limit()
         Setpoint(hp.id, DeviceKind.HEAT_PUMP, 28_800.0, 28_800.0),  # -71.2 kW import
     ]
     checked = check_setpoints(SITE, snap, asked, QUARTER_S)
-    out = {sp.device_id: sp.value for sp in guard_grid(SITE, snap, checked, IMPORT, EXPORT)}
+    out = {sp.device_id: sp.power_w for sp in guard_grid(SITE, snap, checked, IMPORT, EXPORT)}
     lo, hi = battery_window_w(BAT, reading, QUARTER_S)
     assert lo <= out[BAT.id] <= hi
     # The batch as a whole relieves the breach (880 kW -> 812.6 kW): nothing to hold back.

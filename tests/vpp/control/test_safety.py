@@ -76,16 +76,17 @@ def test_setpoints_are_clamped_and_say_why() -> None:
     sps = [
         Setpoint(BAT.id, DeviceKind.BATTERY, 1e6, 1e6),
         Setpoint(pv.id, DeviceKind.PV, 0.0, 0.0),
-        Setpoint(pv.id, DeviceKind.PV, 140.0, 140.0),
+        Setpoint(pv.id, DeviceKind.PV, 1.4 * pv.rated_w, 1.4 * pv.rated_w),
         Setpoint(hp.id, DeviceKind.HEAT_PUMP, hp.max_el_w * 2, hp.max_el_w * 2),
         Setpoint(BAT.id, DeviceKind.BATTERY, float("nan"), 0.0),
     ]
     out = check_setpoints(SITE, snapshot(0, **{BAT.id: bat_reading(50)}), sps, 900)
-    assert out[0].value == BAT.max_discharge_w and out[0].clamped and "discharge" in out[0].reason
-    assert out[1].value == pv.min_limit_pct and "minimum" in out[1].reason
-    assert out[2].value == 100.0
-    assert out[3].value == hp.max_el_w
-    assert out[4].value == 0.0 and "finite" in out[4].reason
+    assert out[0].power_w == BAT.max_discharge_w and out[0].clamped and "discharge" in out[0].reason
+    assert out[1].power_w == pytest.approx(pv.min_limit_pct / 100 * pv.rated_w)
+    assert "minimum" in out[1].reason
+    assert out[2].power_w == pv.rated_w
+    assert out[3].power_w == hp.max_el_w
+    assert out[4].power_w == 0.0 and "finite" in out[4].reason
 
 
 def test_caps_tighten_grid_limits_only_inside_their_window() -> None:
@@ -100,7 +101,7 @@ def test_guard_holds_back_charging_that_would_breach_the_import_limit() -> None:
     snap = snapshot(SITE.grid.import_limit_w - 3000, **readings)
     sps = [Setpoint(b.id, DeviceKind.BATTERY, -2500.0, -2500.0) for b in bats]
     out = guard_grid(SITE, snap, sps, SITE.grid.import_limit_w, SITE.grid.export_limit_w)
-    predicted = SITE.grid.import_limit_w - 3000 - sum(sp.value for sp in out)
+    predicted = SITE.grid.import_limit_w - 3000 - sum(sp.power_w for sp in out)
     assert predicted == pytest.approx(SITE.grid.import_limit_w)
     assert all(sp.clamped and "import" in sp.reason for sp in out)
 
@@ -111,10 +112,10 @@ def test_guard_never_makes_a_breach_worse_but_lets_batteries_relieve_it() -> Non
     over = SITE.grid.import_limit_w + 10_000
     worse = [Setpoint(b.id, DeviceKind.BATTERY, -2000.0, -2000.0) for b in bats]
     out = guard_grid(SITE, snapshot(over, **readings), worse, SITE.grid.import_limit_w, 1e9)
-    assert [sp.value for sp in out] == [0.0, 0.0]
+    assert [sp.power_w for sp in out] == [0.0, 0.0]
     relief = [Setpoint(b.id, DeviceKind.BATTERY, 2000.0, 2000.0) for b in bats]
     out = guard_grid(SITE, snapshot(over, **readings), relief, SITE.grid.import_limit_w, 1e9)
-    assert [sp.value for sp in out] == [2000.0, 2000.0]
+    assert [sp.power_w for sp in out] == [2000.0, 2000.0]
 
 
 def test_guard_caps_pv_limit_raises_that_could_breach_export() -> None:
@@ -129,9 +130,10 @@ def test_guard_caps_pv_limit_raises_that_could_breach_export() -> None:
     )
     exp = SITE.grid.export_limit_w
     snap = snapshot(-exp + 100.0, **{pv.id: reading})
-    out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
-    # The new limit lets output rise by at most the 100 W of headroom left.
-    assert out[0].value == pytest.approx(20.0 + 100.0 / pv.rated_w * 100)
+    uncapped = Setpoint(pv.id, DeviceKind.PV, pv.rated_w, pv.rated_w)
+    out = guard_grid(SITE, snap, [uncapped], 1e9, exp)
+    # The new cap lets output rise by at most the 100 W of headroom left.
+    assert out[0].power_w == pytest.approx(0.2 * pv.rated_w + 100.0)
 
 
 def test_guard_leaves_inverters_that_already_give_all_they_have() -> None:
@@ -147,13 +149,14 @@ def test_guard_leaves_inverters_that_already_give_all_they_have() -> None:
     )
     exp = SITE.grid.export_limit_w
     snap = snapshot(-exp + 100.0, **{pv.id: free})
-    out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
-    assert out[0].value == 100.0 and not out[0].clamped
+    uncapped = Setpoint(pv.id, DeviceKind.PV, pv.rated_w, pv.rated_w)
+    out = guard_grid(SITE, snap, [uncapped], 1e9, exp)
+    assert out[0].power_w == pv.rated_w and not out[0].clamped
     # Limited at 50 % but producing only 30 %: not held by its cap either.
     below = PvReading(0.3 * pv.rated_w, 0, None, None, pv.rated_w, limit_pct=50.0)
     snap = snapshot(-exp + 100.0, **{pv.id: below})
-    out = guard_grid(SITE, snap, [Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0)], 1e9, exp)
-    assert out[0].value == 100.0
+    out = guard_grid(SITE, snap, [uncapped], 1e9, exp)
+    assert out[0].power_w == pv.rated_w
 
 
 def test_extra_bounds_narrow_the_envelope_after_the_devices_own() -> None:
@@ -167,10 +170,10 @@ def test_extra_bounds_narrow_the_envelope_after_the_devices_own() -> None:
     }
     sps = [
         Setpoint(BAT.id, DeviceKind.BATTERY, -5000.0, -5000.0),
-        Setpoint(pv.id, DeviceKind.PV, 100.0, 100.0),
+        Setpoint(pv.id, DeviceKind.PV, pv.rated_w, pv.rated_w),
     ]
     out = check_setpoints(SITE, snap, sps, 900, bounds)
-    assert out[0].value == -4200.0 and "§14a EnWG" in out[0].reason
+    assert out[0].power_w == -4200.0 and "§14a EnWG" in out[0].reason
     # The inverter's own minimum comes first.
-    assert out[1].value == pv.min_limit_pct
+    assert out[1].power_w == pytest.approx(pv.min_limit_pct / 100 * pv.rated_w)
     assert out[0].envelope is not None and out[0].envelope.lo_source == "§14a EnWG"

@@ -49,13 +49,6 @@ def _columns(site: Site) -> list[str]:
     )
 
 
-def _to_w(site: Site, status: SetpointStatus) -> float:
-    """A dispatched setpoint in W (PV limits are sent as % of the rating)."""
-    if status.quantity == "pv_limit_pct":
-        return float(status.requested) / 100.0 * float(site.device(status.device_id).rated_w)
-    return float(status.requested)
-
-
 async def _live(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Dispatched setpoints [W] and the plan rows used, per quarter hour, on the sim fleet."""
     sent: dict[pd.Timestamp, dict[str, float]] = {}
@@ -66,7 +59,7 @@ async def _live(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
             if source != "dispatch":
                 return
             q = pd.Timestamp(p.clock.now()).floor("15min")
-            sent[q] = {s.device_id: _to_w(site, s) for s in statuses}
+            sent[q] = {s.device_id: float(s.requested) for s in statuses}
             row = p.ctl.current_row()
             if row is not None:
                 rows[q] = row
