@@ -34,6 +34,7 @@ from adapters.snapshot import (
     Snapshot,
 )
 from vpp.recorder import Recorder
+from vpp.recorder.export import apply_retention
 from vpp.web.history import recorded_quarters
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -78,7 +79,7 @@ def main() -> None:
             history = recorded_quarters(rec, site, T0, T0 + timedelta(hours=args.hours))
             history_s = time.perf_counter() - tic
             tic = time.perf_counter()
-            stats = rec.apply_retention(T0 + timedelta(days=1, hours=args.hours), site=site)
+            stats = apply_retention(rec, T0 + timedelta(days=1, hours=args.hours), site)
             retention_s = time.perf_counter() - tic
             measured = rec.measured()
     per_day = 24 / args.hours

@@ -1,8 +1,9 @@
 """The simulated device: a register image, physics state, faults, and how requests touch them.
 
 Each kind (PV, battery, meter, heat pump, data centre) subclasses :class:`SimulatedDevice`
-and registers itself for its ``kind`` and SunSpec model ids; :func:`create_device` picks the
-class from the registry instead of an if-chain over kinds.
+and registers itself for its ``kind`` and SunSpec model ids;
+:func:`adapters.sim.create.create_device` picks the class from the registry instead of an
+if-chain over kinds.
 
 The fleet steps every device with an :class:`Environment` (time, step length, what the devices
 stepped before it published). The Modbus server calls :meth:`SimulatedDevice.read_into` and
@@ -218,26 +219,11 @@ def presented_model(config: Any) -> int | None:
     return model if model is not None else _DEFAULT_MODEL[kind](config)
 
 
-def _load_kinds() -> None:
-    # The kind modules register their classes on import; they import this module, so they
-    # are loaded here, on first use, rather than at the top.
-    import adapters.sim.battery
-    import adapters.sim.heat
-    import adapters.sim.meter
-    import adapters.sim.pv  # noqa: F401
+def simulator_class(kind: DeviceKind, model: int | None) -> DeviceFactory | None:
+    """The registered simulator of ``kind`` presenting ``model`` (None if there is none)."""
+    return _REGISTRY.get((kind, model))
 
 
-def create_device(config: Any, site: Site, clock: Clock, base: int = 40000) -> SimulatedDevice:
-    """A simulated device for one configured device; ValueError for an unsupported model."""
-    _load_kinds()
-    kind = DeviceKind(config.kind)
-    model = presented_model(config)
-    try:
-        cls = _REGISTRY[(kind, model)]
-    except KeyError:
-        known = sorted(str(m) for k, m in _REGISTRY if k == kind)
-        raise ValueError(
-            f"device {config.id!r}: the simulator has no {kind.value} presenting model "
-            f"{model} (supported: {', '.join(known)})"
-        ) from None
-    return cls(config, site, clock, base)
+def supported_models(kind: DeviceKind) -> list[str]:
+    """The models the simulators of ``kind`` can present."""
+    return sorted(str(m) for k, m in _REGISTRY if k == kind)

@@ -29,7 +29,8 @@ from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.sim.device import Environment, SimulatedDevice, create_device
+from adapters.sim.create import create_device
+from adapters.sim.device import Environment, SimulatedDevice
 from adapters.sim.profiles import (
     IrradianceProfile,
     SimWorld,

@@ -38,6 +38,7 @@ from vpp.control.store import StoreEstimate
 from vpp.core.clock import Clock, floor_quarter
 from vpp.core.site import DeviceKind, Site
 from vpp.forecast import Mode, forecast
+from vpp.recorder.export import apply_retention
 
 log = logging.getLogger("vpp.control")
 
@@ -399,7 +400,7 @@ class Controller:
             # Deleting old rows takes seconds at a thousand devices: once an hour is enough.
             self._last_retention = now
             await asyncio.to_thread(
-                self._record, "retention", self.recorder.apply_retention, now, site=self.site
+                self._record, "retention", apply_retention, self.recorder, now, self.site
             )
 
 

@@ -66,6 +66,7 @@ from vpp.data.schema import (
 )
 
 if TYPE_CHECKING:
+    from vpp.recorder.retention import RetentionStats
     from vpp.recorder.store import Recorder
 
 #: Times in the engineers' CSV files (cut to milliseconds): UTC.
@@ -228,6 +229,17 @@ def quarter_means(rec: Recorder, site: Site, quarters: pd.DatetimeIndex) -> pd.D
 
 #: Quarter hours rolled up per read of the snapshots (bounds the memory of one read).
 ROLL_UP_CHUNK = pd.Timedelta(hours=6)
+
+
+def apply_retention(
+    rec: Recorder, now: datetime | None = None, site: Site | None = None
+) -> RetentionStats:
+    """The recorder's retention (:meth:`Recorder.apply_retention`); with ``site``, the
+    snapshots about to go are first rolled up (:func:`roll_up`), so their days still
+    export."""
+    if site is None:
+        return rec.apply_retention(now)
+    return rec.apply_retention(now, roll_up=lambda cutoff: roll_up(rec, site, cutoff))
 
 
 def roll_up(rec: Recorder, site: Site, until: datetime) -> int:

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -32,7 +32,6 @@ import pandas as pd
 
 from adapters.snapshot import Snapshot
 from vpp.core.clock import Clock, SystemClock
-from vpp.core.site import Site
 from vpp.data.schema import COLUMNS, STEP, index_problems
 from vpp.recorder import queries, retention
 from vpp.recorder.codec import dumps, frame_to_parquet, info_dict, snapshot_row
@@ -451,24 +450,24 @@ class Recorder:
     # -- housekeeping ---------------------------------------------------------------------
 
     def apply_retention(
-        self, now: datetime | None = None, site: Site | None = None
+        self,
+        now: datetime | None = None,
+        roll_up: Callable[[datetime], int] | None = None,
     ) -> retention.RetentionStats:
         """Delete rows older than the retention, in short batches; release excess free pages.
 
-        With ``site`` and a snapshot retention shorter than the rest, the snapshots about to
-        go are first rolled up into quarter-hour means of what export measures
-        (:func:`vpp.recorder.export.roll_up`), so their days still export; snapshots then go
-        by whole quarter hours. Call it hourly (through ``asyncio.to_thread``); see
-        :mod:`vpp.recorder.retention`.
+        With ``roll_up`` and a snapshot retention shorter than the rest, ``roll_up(cutoff)``
+        first stores what the snapshots before ``cutoff`` measured per quarter hour (see
+        :func:`vpp.recorder.export.apply_retention`, which passes the exporter's roll-up),
+        so their days still export; snapshots then go by whole quarter hours. Call it hourly
+        (through ``asyncio.to_thread``); see :mod:`vpp.recorder.retention`.
         """
         now = now or self.clock.now()
         stats = retention.RetentionStats()
         snapshot_cutoff = now - self.snapshot_retention
-        if site is not None and self.snapshot_retention < self.retention:
-            from vpp.recorder.export import roll_up
-
+        if roll_up is not None and self.snapshot_retention < self.retention:
             snapshot_cutoff = pd.Timestamp(snapshot_cutoff).floor(STEP).to_pydatetime()
-            stats.rolled_up = roll_up(self, site, snapshot_cutoff)
+            stats.rolled_up = roll_up(snapshot_cutoff)
         stats.deleted = retention.delete_all_old(
             self._write, to_ms(now - self.retention), to_ms(snapshot_cutoff)
         )
@@ -485,14 +484,6 @@ class Recorder:
     def page_counts(self) -> tuple[int, int]:
         """(pages in the file, free pages among them); pages are 4 KiB."""
         return self._read("read page count", retention.page_counts)
-
-    def export_day(
-        self, day: date, out_dir: str | Path, site: Site, *, allow_partial: bool = False
-    ) -> Path:
-        """Write a recorded local day in the input schema; see :mod:`vpp.recorder.export`."""
-        from vpp.recorder.export import export_day
-
-        return export_day(self, day, out_dir, site, allow_partial=allow_partial)
 
 
 def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.regmap import load_map
-from adapters.sim.device import SimulatedDevice, create_device
+from adapters.sim.create import create_device
+from adapters.sim.device import SimulatedDevice
 from adapters.sim.images import RegisterImage
 from adapters.sim.synthetic import synthetic_site
 from adapters.sunspec.decode import DecodedModel, decode_model

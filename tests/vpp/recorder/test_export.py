@@ -22,8 +22,10 @@ from vpp.recorder import (
     Recorder,
     SetpointRecord,
     day_bounds,
+    export_day,
     write_day,
 )
+from vpp.recorder.export import apply_retention
 
 #: The spring DST day in Berlin: 23 hours, 92 quarter hours from 2026-03-28T23:00Z.
 DAY = date(2026, 3, 29)
@@ -151,7 +153,7 @@ def expected(polls: list[tuple[int, datetime]]) -> pd.DataFrame:
 def test_export_round_trips_with_exact_pv_and_load(tmp_path: Path, site: Site) -> None:
     with Recorder(tmp_path / "vpp.sqlite") as rec:
         polls = record_day(rec)
-        path = rec.export_day(DAY, tmp_path / "out", site)
+        path = export_day(rec, DAY, tmp_path / "out", site)
     got = read_inputs(path)
     want = expected(polls)
     assert path.name == "inputs_2026-03-29.csv"
@@ -175,7 +177,7 @@ def test_an_offline_inverter_does_not_bias_pv_per_kwp(tmp_path: Path, site: Site
 
     with Recorder(tmp_path / "vpp.sqlite") as rec:
         polls = record_day(rec, with_pv3_offline)
-        got = read_inputs(rec.export_day(DAY, tmp_path, site))
+        got = read_inputs(export_day(rec, DAY, tmp_path, site))
     want = expected(polls)
     # Every inverter makes the same W/kWp, so the reporting ones stand for the rest.
     np.testing.assert_allclose(got["pv_w_per_kwp"], want["pv_w_per_kwp"], rtol=1e-12)
@@ -246,7 +248,7 @@ def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: S
         # A day later, 12 h 7 min into the day: its first 12 h (48 quarter hours, one of them
         # without polls) are rolled up and their snapshots deleted, the rest is still raw.
         half = START + timedelta(days=1, hours=12, minutes=7)
-        stats = rec.apply_retention(half, site=site)
+        stats = apply_retention(rec, half, site)
         assert stats.rolled_up == 47
         assert stats.deleted["snapshots"] == 47 * 3 * len(site.devices)
         assert rec.first_poll_time() == START + timedelta(hours=12)
@@ -255,13 +257,13 @@ def test_a_day_whose_snapshots_are_gone_exports_the_same(tmp_path: Path, site: S
         same(again, want, cover, tmp_path / "half")
         # Then the whole day; a second run at the same time has nothing left to do.
         later = END + timedelta(days=1, hours=2)
-        assert rec.apply_retention(later, site=site).rolled_up == 92 - 47 - 1
+        assert apply_retention(rec, later, site).rolled_up == 92 - 47 - 1
         assert rec.poll_times(START, END).empty
-        assert rec.apply_retention(later, site=site).rolled_up == 0
+        assert apply_retention(rec, later, site).rolled_up == 0
         rolled = write_day(rec, DAY, tmp_path / "rolled", site, allow_partial=True)
         same(rolled, want, cover, tmp_path / "rolled")
         # The rolled-up means go with the rest at the retention's end.
-        rec.apply_retention(END + timedelta(days=31), site=site)
+        apply_retention(rec, END + timedelta(days=31), site)
         assert rec.measured().empty
         with pytest.raises(ExportError, match="no snapshots recorded on 2026-03-29"):
             write_day(rec, DAY, tmp_path / "gone", site, allow_partial=True)
@@ -301,7 +303,7 @@ def test_a_day_without_polls_is_an_error(tmp_path: Path, site: Site) -> None:
     with Recorder(tmp_path / "vpp.sqlite") as rec:
         record_day(rec)
         with pytest.raises(ExportError, match="no snapshots recorded on 2026-03-30"):
-            rec.export_day(date(2026, 3, 30), tmp_path, site)
+            export_day(rec, date(2026, 3, 30), tmp_path, site)
 
 
 def test_a_site_whose_devices_were_not_recorded_is_an_error(tmp_path: Path, site: Site) -> None:
@@ -314,7 +316,7 @@ def test_a_site_whose_devices_were_not_recorded_is_an_error(tmp_path: Path, site
             ExportError,
             match="none of the devices of site 'test district' was recorded on 2026-03-29",
         ):
-            rec.export_day(DAY, tmp_path, other)
+            export_day(rec, DAY, tmp_path, other)
 
 
 def test_a_day_without_prices_is_an_error(tmp_path: Path, site: Site) -> None:
@@ -324,7 +326,7 @@ def test_a_day_without_prices_is_an_error(tmp_path: Path, site: Site) -> None:
             ExportError,
             match="nothing recorded for price_eur_per_mwh, heat_w_per_mwh_a, outdoor_temp_c",
         ):
-            rec.export_day(DAY, tmp_path, site)
+            export_day(rec, DAY, tmp_path, site)
 
 
 def test_cli_exports_a_recorded_day(tmp_path: Path, site_file: Path, site: Site) -> None:
