@@ -168,16 +168,23 @@ def planned(site: Site, snap: Snapshot, now: datetime) -> Plan:
     return plan(site, State(battery_soc_wh=socs), forecast, now)
 
 
-def setpoint(result: ControlResult, now: datetime, asked: float) -> SetpointStatus:
-    """The dispatch job's record of one control write; ``asked`` is the plan's value."""
+def setpoint(
+    result: ControlResult, now: datetime, asked: float, rated_w: float | None = None
+) -> SetpointStatus:
+    """The dispatch job's record of one control write; ``asked`` is the plan's value [W].
+    The controller records a PV cap in W (the inverter took a percentage of ``rated_w``)."""
+    quantity, scale = result.quantity, 1.0
+    if quantity == "pv_limit_pct":
+        assert rated_w is not None
+        quantity, scale = "pv_limit_w", rated_w / 100.0
     return SetpointStatus(
         result.device_id,
-        result.quantity,
+        quantity,
         now,
         asked,
-        result.requested,
-        result.written,
-        result.read_back,
+        result.requested * scale,
+        result.written * scale,
+        None if result.read_back is None else result.read_back * scale,
         result.ok,
         result.clamped,
     )
@@ -187,8 +194,11 @@ def record_controller_activity(
     state: ControllerState, now: datetime, results: list[ControlResult]
 ) -> None:
     """What the control jobs write into the state between scrapes."""
-    asked = {"pv-a": 60.0, "bat-a": -2500.0, "hp": 150_000.0}  # bat-a: clamped by safety
-    state.setpoints = {r.device_id: setpoint(r, now, asked[r.device_id]) for r in results}
+    asked = {"pv-a": 4800.0, "bat-a": -2500.0, "hp": 150_000.0}  # bat-a: clamped by safety
+    rated = {d.id: float(d.rated_w) for d in state.site.pv}
+    state.setpoints = {
+        r.device_id: setpoint(r, now, asked[r.device_id], rated.get(r.device_id)) for r in results
+    }
     state.plans_total, state.fallbacks_total, state.recorder_errors_total = 3, 1, 2
     state.cost_accrued_eur = 12.5
     state.heat_delivered_wh = {"heat_pump": 4.0e6, "boiler": 1.0e5}
