@@ -36,6 +36,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -403,6 +404,14 @@ class Site(_Model):
     poll: PollSettings = PollSettings()
     run: RunSettings = RunSettings()
     devices: list[Device] = Field(default_factory=list)
+    #: Devices by id (first of a duplicated id, which validation refuses anyway).
+    _by_id: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        by_id: dict[str, Any] = {}
+        for d in self.devices:
+            by_id.setdefault(d.id, d)
+        self._by_id = by_id
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Site:
@@ -436,10 +445,11 @@ class Site(_Model):
         return found[0] if found else None
 
     def device(self, device_id: str) -> Any:
-        for d in self.devices:
-            if d.id == device_id:
-                return d
-        raise KeyError(f"no device {device_id!r} in site {self.site.name!r}")
+        """The device ``device_id`` (a dict lookup; KeyError naming it otherwise)."""
+        try:
+            return self._by_id[device_id]
+        except KeyError:
+            raise KeyError(f"no device {device_id!r} in site {self.site.name!r}") from None
 
 
 def _floats(value: Any, where: str) -> Iterator[tuple[str, float]]:
