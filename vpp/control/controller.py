@@ -36,7 +36,8 @@ from vpp.control.safety import Setpoint
 from vpp.control.state import ControllerState, SetpointStatus
 from vpp.control.store import StoreEstimate
 from vpp.core.clock import Clock, floor_quarter
-from vpp.core.site import DeviceKind, Site
+from vpp.core.kinds import BY_SETPOINT
+from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
 from vpp.recorder.export import apply_retention
 
@@ -299,7 +300,7 @@ class Controller:
         """Rewrite the active setpoints before the devices' revert timers run out."""
         st = self.state
         active = [
-            Setpoint(s.device_id, _KIND[s.quantity], s.requested, s.planned)
+            Setpoint(s.device_id, BY_SETPOINT[s.quantity], s.requested, s.planned)
             for s in st.setpoints.values()
             if s.written is not None
         ]
@@ -408,12 +409,6 @@ class Controller:
 #: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
 #: of the forecast's time.
 UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
-
-_KIND = {
-    "battery_w": DeviceKind.BATTERY,
-    "pv_limit_w": DeviceKind.PV,
-    "heat_pump_el_w": DeviceKind.HEAT_PUMP,
-}
 
 
 def _grid_w(site: Site, snapshot: Snapshot) -> float | None:

@@ -27,6 +27,7 @@ import pandas as pd
 from adapters.snapshot import BatteryReading, Snapshot
 from vpp.control.safety import Setpoint, battery_window_w, measured_grid_w
 from vpp.core.clock import floor_quarter
+from vpp.core.kinds import KINDS
 from vpp.core.site import DeviceKind, Site
 
 
@@ -50,25 +51,17 @@ def setpoints_from_row(site: Site, row: pd.Series, online: set[str]) -> list[Set
     """One setpoint per online controllable device for this plan step (none where the plan
     has no value for it, e.g. a device that was offline when the step was planned)."""
     out: list[Setpoint] = []
-    for bat in site.batteries:
-        col = f"{bat.id}.battery_w"
-        if bat.id in online and col in row.index and math.isfinite(float(row[col])):
-            value = float(row[col])
-            out.append(Setpoint(bat.id, DeviceKind.BATTERY, value, value))
-    for pv in site.pv:
-        col = f"{pv.id}.pv_limit_w"
-        if pv.id in online and col in row.index:
-            cap = pv_cap_w(float(row[col]), pv.rated_w)
-            out.append(Setpoint(pv.id, DeviceKind.PV, cap, cap))
-    hp = site.heat_pump
-    if (
-        hp is not None
-        and hp.id in online
-        and "heat_pump_el_w" in row.index
-        and math.isfinite(float(row["heat_pump_el_w"]))
-    ):
-        value = float(row["heat_pump_el_w"])
-        out.append(Setpoint(hp.id, DeviceKind.HEAT_PUMP, value, value))
+    for device in site.devices:
+        spec = KINDS[device.kind]
+        col = spec.column(device.id)
+        if col is None or device.id not in online or not device.enabled or col not in row.index:
+            continue
+        value = float(row[col])
+        if spec.caps_output:  # no cap planned (NaN) is no cap at all
+            value = pv_cap_w(value, float(getattr(device, "rated_w", math.inf)))
+        elif not math.isfinite(value):
+            continue
+        out.append(Setpoint(device.id, device.kind, value, value))
     return out
 
 

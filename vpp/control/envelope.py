@@ -31,11 +31,12 @@ nearest edge (device safety first).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.snapshot import BatteryReading, Snapshot
-from vpp.core.site import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice, Site
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 #: Seconds a setpoint is assumed to stay in force when no horizon is given: a quarter hour,
 #: the longest a dispatched setpoint holds (the tightest state-of-charge window).
@@ -130,6 +131,31 @@ def _horizon_s(horizon_s: float) -> float:
     return max(horizon_s, 1.0)
 
 
+def _battery(device: Any, reading: object, horizon_s: float) -> list[Bound]:
+    bat = reading if isinstance(reading, BatteryReading) else None
+    return battery_bounds(device, bat, horizon_s)
+
+
+def _pv(device: Any, reading: object, horizon_s: float) -> list[Bound]:
+    rated = float(device.rated_w)
+    return [
+        Bound(device.min_limit_pct / 100.0 * rated, math.inf, "the inverter's minimum limit"),
+        Bound(-math.inf, rated, "rating"),
+    ]
+
+
+def _heat_pump(device: Any, reading: object, horizon_s: float) -> list[Bound]:
+    return [Bound(0.0, device.max_el_w, "rating")]
+
+
+#: The device's own bounds, by kind: (device config, its reading, horizon [s]) -> bounds.
+OWN_BOUNDS: dict[DeviceKind, Callable[[Any, object, float], list[Bound]]] = {
+    DeviceKind.BATTERY: _battery,
+    DeviceKind.PV: _pv,
+    DeviceKind.HEAT_PUMP: _heat_pump,
+}
+
+
 def device_bounds(
     site: Site, snapshot: Snapshot | None, device_id: str, horizon_s: float
 ) -> list[Bound] | None:
@@ -138,20 +164,11 @@ def device_bounds(
         device = site.device(device_id)
     except KeyError:
         return None
-    if isinstance(device, BatteryDevice):
-        state = snapshot.devices.get(device_id) if snapshot is not None else None
-        reading = state.reading if state is not None else None
-        bat = reading if isinstance(reading, BatteryReading) else None
-        return battery_bounds(device, bat, horizon_s)
-    if isinstance(device, PvDevice):
-        rated = float(device.rated_w)
-        return [
-            Bound(device.min_limit_pct / 100.0 * rated, math.inf, "the inverter's minimum limit"),
-            Bound(-math.inf, rated, "rating"),
-        ]
-    if isinstance(device, HeatPumpDevice):
-        return [Bound(0.0, device.max_el_w, "rating")]
-    return None
+    own = OWN_BOUNDS.get(device.kind)
+    if own is None:
+        return None
+    state = snapshot.devices.get(device_id) if snapshot is not None else None
+    return own(device, state.reading if state is not None else None, horizon_s)
 
 
 def envelope(

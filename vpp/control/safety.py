@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Snapshot
+from adapters.snapshot import BatteryReading, PvReading, Snapshot
 from vpp.control.envelope import (
     DEFAULT_HORIZON_S,
     Bound,
@@ -47,13 +47,26 @@ from vpp.control.envelope import (
 )
 from vpp.control.plausible import meter_plausible
 from vpp.control.state import OperatorCap
+from vpp.core.kinds import KINDS, KindSpec
 from vpp.core.site import BatteryDevice, DeviceKind, Site
 
-#: Quantities a setpoint can carry, by device kind.
-QUANTITY = {
-    DeviceKind.BATTERY: "battery_w",
-    DeviceKind.PV: "pv_limit_w",
-    DeviceKind.HEAT_PUMP: "heat_pump_el_w",
+_KIND_NAMES = frozenset(k.value for k in DeviceKind)
+#: Quantities a setpoint can carry, by device kind (from the kind registry).
+QUANTITY = {kind: spec.setpoint for kind, spec in KINDS.items() if spec.setpoint is not None}
+#: Why a setpoint was clamped at the envelope's upper and lower edge, by device kind.
+_WHY = {
+    DeviceKind.BATTERY: (
+        "discharge limited to {w:.0f} W by {src}",
+        "charge limited to {neg:.0f} W by {src}",
+    ),
+    DeviceKind.PV: (
+        "PV cap lowered to {w:.0f} W ({src})",
+        "PV cap raised to the minimum {w:.0f} W ({src})",
+    ),
+    DeviceKind.HEAT_PUMP: (
+        "heat pump limited to {w:.0f} W by {src}",
+        "heat pump raised to {w:.0f} W by {src}",
+    ),
 }
 
 
@@ -111,17 +124,8 @@ def clamp_to(sp: Setpoint, env: Envelope) -> Setpoint:
 
 
 def _why(kind: DeviceKind, bound: float, source: str, high: bool) -> str:
-    if kind == DeviceKind.BATTERY:
-        if high:
-            return f"discharge limited to {bound:.0f} W by {source}"
-        return f"charge limited to {-bound:.0f} W by {source}"
-    if kind == DeviceKind.PV:
-        if high:
-            return f"PV cap lowered to {bound:.0f} W ({source})"
-        return f"PV cap raised to the minimum {bound:.0f} W ({source})"
-    if high:
-        return f"heat pump limited to {bound:.0f} W by {source}"
-    return f"heat pump raised to {bound:.0f} W by {source}"
+    above, below = _WHY.get(kind, ("limited to {w:.0f} W by {src}", "raised to {w:.0f} W by {src}"))
+    return (above if high else below).format(w=bound, neg=-bound, src=source)
 
 
 def check_setpoints(
@@ -179,16 +183,29 @@ def grid_delta_w(sp: Setpoint, site: Site, snapshot: Snapshot) -> float:
     return delta_at(sp.device_id, sp.power_w, site, snapshot)
 
 
+def _power_now(snapshot: Snapshot, device_id: str) -> tuple[KindSpec, object, float] | None:
+    """The device's kind, reading and present power [W] (None where unknown)."""
+    state = snapshot.devices.get(device_id)
+    if state is None or state.reading is None:
+        return None
+    spec = KINDS.get(DeviceKind(state.kind)) if state.kind in _KIND_NAMES else None
+    if spec is None or spec.power_reading is None:
+        return None
+    now = _finite(getattr(state.reading, spec.power_reading, None))
+    return None if now is None else (spec, state.reading, now)
+
+
 def delta_at(device_id: str, value: float, site: Site, snapshot: Snapshot) -> float:
-    """Change of grid power [W, > 0 more import] if ``device_id`` is set to ``value``."""
-    reading = _reading(snapshot, device_id)
-    if isinstance(reading, BatteryReading) and (now := _finite(reading.power_w)) is not None:
-        return now - value  # less discharge = more import
-    if isinstance(reading, HeatPumpReading) and (now := _finite(reading.el_power_w)) is not None:
-        return value - now
-    if isinstance(reading, PvReading) and _finite(reading.ac_power_w) is not None:
+    """Change of grid power [W, > 0 more import] if ``device_id`` is set to ``value``: the
+    kind's grid effect times the change of its power (a battery discharging less imports
+    more); for a cap on output (PV) see :func:`_pv_delta_w`."""
+    found = _power_now(snapshot, device_id)
+    if found is None or not found[0].controllable:
+        return 0.0
+    spec, reading, now = found
+    if spec.caps_output and isinstance(reading, PvReading):
         return _pv_delta_w(value, reading, _rated_w(site, device_id, reading))
-    return 0.0
+    return spec.grid_effect * (value - now)
 
 
 def _pv_delta_w(new_cap: float, reading: PvReading, rated_w: float) -> float:
@@ -227,15 +244,13 @@ def measured_grid_w(site: Site, snapshot: Snapshot) -> float | None:
 
 
 def current_value(site: Site, snapshot: Snapshot, device_id: str) -> float | None:
-    """What the device does now as a setpoint [W] (for PV: its output, at most its rating)."""
-    reading = _reading(snapshot, device_id)
-    if isinstance(reading, BatteryReading):
-        return _finite(reading.power_w)
-    if isinstance(reading, HeatPumpReading):
-        return _finite(reading.el_power_w)
-    if isinstance(reading, PvReading) and (out := _finite(reading.ac_power_w)) is not None:
-        return min(out, float(site.device(device_id).rated_w))
-    return None
+    """What the device does now as a setpoint [W] (for a cap on output: the output, at most
+    the rating)."""
+    found = _power_now(snapshot, device_id)
+    if found is None or not found[0].controllable:
+        return None
+    spec, _, now = found
+    return min(now, float(site.device(device_id).rated_w)) if spec.caps_output else now
 
 
 def hold_value(site: Site, snapshot: Snapshot, sp: Setpoint, env: Envelope) -> float:

@@ -27,6 +27,8 @@ class KindSpec:
     confirm_reading : the reading field that shows the setpoint the device holds
     grid_effect : change of the site's grid import per W of ``power_reading`` (a battery
         discharging or PV producing lowers import: -1; a heat pump raises it: +1)
+    caps_output : the setpoint is a cap on what the device produces (PV), not a power it
+        runs at: the device may deliver less
     """
 
     kind: DeviceKind
@@ -35,6 +37,7 @@ class KindSpec:
     power_reading: str | None
     confirm_reading: str | None
     grid_effect: float
+    caps_output: bool = False
 
     def column(self, device_id: str) -> str | None:
         """The plan column of ``device_id``'s setpoint (None for kinds without one)."""
@@ -50,7 +53,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
     for spec in (
         KindSpec(
             DeviceKind.BATTERY,
-            setpoint="battery_power_w",
+            setpoint="battery_w",
             plan_column="{id}.battery_w",
             power_reading="power_w",
             confirm_reading="setpoint_w",
@@ -63,6 +66,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
             power_reading="ac_power_w",
             confirm_reading="limit_pct",
             grid_effect=-1.0,
+            caps_output=True,
         ),
         KindSpec(
             DeviceKind.HEAT_PUMP,
@@ -89,6 +93,12 @@ KINDS: dict[DeviceKind, KindSpec] = {
             grid_effect=0.0,
         ),
     )
+}
+
+
+#: The device kind of each setpoint quantity ("battery_w" -> battery, ...).
+BY_SETPOINT: dict[str, DeviceKind] = {
+    spec.setpoint: spec.kind for spec in KINDS.values() if spec.setpoint is not None
 }
 
 

@@ -446,8 +446,13 @@ class Site(_Model):
 
     def device(self, device_id: str) -> Any:
         """The device ``device_id`` (a dict lookup; KeyError naming it otherwise)."""
+        private = self.__pydantic_private__
+        by_id = private.get("_by_id") if private else None
+        if not by_id and self.devices:  # a site unpickled from a build without the index
+            self.model_post_init(None)
+            by_id = self._by_id
         try:
-            return self._by_id[device_id]
+            return (by_id or {})[device_id]
         except KeyError:
             raise KeyError(f"no device {device_id!r} in site {self.site.name!r}") from None
 
