@@ -29,6 +29,8 @@ class KindSpec:
         discharging or PV producing lowers import: -1; a heat pump raises it: +1)
     caps_output : the setpoint is a cap on what the device produces (PV), not a power it
         runs at: the device may deliver less
+    measures : the site totals the kind adds to, as (total, reading field): what the
+        operator page sums per poll (``grid_w`` from the site's grid meter only)
     """
 
     kind: DeviceKind
@@ -38,6 +40,7 @@ class KindSpec:
     confirm_reading: str | None
     grid_effect: float
     caps_output: bool = False
+    measures: tuple[tuple[str, str], ...] = ()
 
     def column(self, device_id: str) -> str | None:
         """The plan column of ``device_id``'s setpoint (None for kinds without one)."""
@@ -58,6 +61,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
             power_reading="power_w",
             confirm_reading="setpoint_w",
             grid_effect=-1.0,
+            measures=(("battery_w", "power_w"),),
         ),
         KindSpec(
             DeviceKind.PV,
@@ -67,6 +71,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
             confirm_reading="limit_pct",
             grid_effect=-1.0,
             caps_output=True,
+            measures=(("pv_w", "ac_power_w"),),
         ),
         KindSpec(
             DeviceKind.HEAT_PUMP,
@@ -75,6 +80,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
             power_reading="el_power_w",
             confirm_reading="el_setpoint_w",
             grid_effect=1.0,
+            measures=(("heat_pump_el_w", "el_power_w"), ("heat_pump_th_w", "th_power_w")),
         ),
         KindSpec(
             DeviceKind.METER,
@@ -83,6 +89,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
             power_reading="power_w",
             confirm_reading=None,
             grid_effect=0.0,
+            measures=(("grid_w", "power_w"),),
         ),
         KindSpec(
             DeviceKind.DATACENTRE,
@@ -91,6 +98,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
             power_reading="it_power_w",
             confirm_reading=None,
             grid_effect=0.0,
+            measures=(("waste_heat_th_w", "waste_heat_w"),),
         ),
     )
 }

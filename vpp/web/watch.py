@@ -27,16 +27,12 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from adapters.snapshot import (
-    BatteryReading,
-    DatacentreReading,
-    HeatPumpReading,
-    MeterReading,
-    PvReading,
     Snapshot,
 )
 from vpp.control.state import ControllerState
 from vpp.core.clock import floor_quarter
-from vpp.core.site import Site
+from vpp.core.kinds import kind_of
+from vpp.core.site import DeviceKind, Site
 
 #: Site totals measured per poll, W (grid > 0 imports, battery > 0 discharges).
 MEASURED = ("grid_w", "pv_w", "battery_w", "heat_pump_el_w", "heat_pump_th_w", "waste_heat_th_w")
@@ -54,18 +50,14 @@ def site_totals(site: Site, snapshot: Snapshot) -> dict[str, float]:
     """
     totals: dict[str, float] = {}
     for dev in snapshot.online():
-        r = dev.reading
-        if isinstance(r, PvReading):
-            _add(totals, "pv_w", r.ac_power_w)
-        elif isinstance(r, BatteryReading):
-            _add(totals, "battery_w", r.power_w)
-        elif isinstance(r, MeterReading) and dev.id == site.grid.meter:
-            _add(totals, "grid_w", r.power_w)
-        elif isinstance(r, HeatPumpReading):
-            _add(totals, "heat_pump_el_w", r.el_power_w)
-            _add(totals, "heat_pump_th_w", r.th_power_w)
-        elif isinstance(r, DatacentreReading):
-            _add(totals, "waste_heat_th_w", r.waste_heat_w)
+        try:
+            spec = kind_of(dev.kind)
+        except KeyError:
+            continue
+        if spec.kind == DeviceKind.METER and dev.id != site.grid.meter:
+            continue  # sub-meters are not the grid connection
+        for total, name in spec.measures:
+            _add(totals, total, getattr(dev.reading, name, None))
     return totals
 
 
