@@ -105,6 +105,9 @@ SPECS: tuple[MetricSpec, ...] = (
     _c("vpp_setpoint_readback_mismatches", "Read-backs that differed from the write.", "device"),
     _c("vpp_setpoint_clamps", "Setpoints the safety layer clamped.", "device"),
     _c("vpp_setpoint_refusals", "Setpoints the safety layer refused.", "device"),
+    _c("vpp_setpoint_unsafe", "Setpoints refused at the invariant check before the write."),
+    _c("vpp_readings_quarantined", "Implausible readings that quarantined a device (episodes)."),
+    _g("vpp_devices_quarantined", "Devices quarantined now for an implausible reading."),
     _g("vpp_price_import_euros_per_megawatt_hour", "Import price now, fees included."),
     _g("vpp_price_export_euros_per_megawatt_hour", "Export price now, fees deducted."),
     _g("vpp_plan_status", "1 for the current plan's status (none before the first).", "status"),
@@ -309,6 +312,9 @@ class VppCollector(Collector):
         s.add("vpp_dry_run", float(state.dry_run))
         s.add("vpp_cost_accrued_euros", state.cost_accrued_eur)
         s.add("vpp_recorder_errors", state.recorder_errors_total)
+        s.add("vpp_setpoint_unsafe", state.invariant_violations_total)
+        s.add("vpp_readings_quarantined", state.quarantines_total)
+        s.add("vpp_devices_quarantined", len(state.quarantined))
         s.add("vpp_store_capacity_watt_hours", state.site.heat.store_capacity_wh)
         for source in dict.fromkeys((*HEAT_SOURCES, *state.heat_delivered_wh)):
             s.add("vpp_heat_delivered_watt_hours", state.heat_delivered_wh.get(source, 0.0), source)

@@ -122,6 +122,11 @@ def test_prometheus_reads_the_scrape_config_and_rules_of_dashboards() -> None:
     assert args["web.listen-address"].startswith("127.0.0.1:")
 
 
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((DASHBOARDS / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
 def test_prometheus_config_as_mounted_passes_promtool(tmp_path: Path) -> None:
     """Lay the mounts out as the container sees them and check them there."""
     promtool = require_tool("promtool", "prometheus")
@@ -136,7 +141,7 @@ def test_prometheus_config_as_mounted_passes_promtool(tmp_path: Path) -> None:
     result = run_tool([promtool, "check", "config", str(config)])
     assert result.returncode == 0, result.stdout + result.stderr
     output = result.stdout + result.stderr
-    assert "SUCCESS" in output and "17 rules found" in output
+    assert "SUCCESS" in output and f"{len(alert_rules())} rules found" in output
 
 
 def test_grafana_is_provisioned_with_the_dashboards() -> None:
@@ -218,10 +223,9 @@ def test_alertmanager_config_passes_amtool() -> None:
 def test_alertmanager_routes_every_rule_by_its_severity() -> None:
     """Critical alerts page the on-call receiver, warnings go to the operators' mail."""
     amtool = require_tool("amtool", "prometheus-alertmanager")
-    groups = yaml.safe_load((DASHBOARDS / "alerts.yml").read_text())["groups"]
-    rules = [rule for group in groups for rule in group["rules"]]
+    rules = alert_rules()
     expected = {"critical": "on-call", "warning": "operators-mail"}
-    assert len(rules) == 17
+    assert len(rules) >= 17
     for rule in rules:
         severity = rule["labels"]["severity"]
         labels = [f"alertname={rule['alert']}", f"severity={severity}", "site=leipzig-demo"]

@@ -163,6 +163,7 @@ class Controller:
                 "info", "poll", "reading_plausible", f"{device} reads plausibly again", device
             )
         self._quarantined = set(now)
+        self.state.quarantined = frozenset(now)
 
     def _track_online(self, snapshot: Snapshot) -> None:
         offline = {d.id for d in snapshot.offline()} - self._quarantined

@@ -112,6 +112,8 @@ class ControllerState:
     #: implausible (episodes).
     invariant_violations_total: int = 0
     quarantines_total: int = 0
+    #: Devices quarantined now for an implausible reading.
+    quarantined: frozenset[str] = frozenset()
     #: Seconds spent making forecasts and in the planner (model build, solve, split).
     forecast_seconds_total: float = 0.0
     planner_seconds_total: float = 0.0
