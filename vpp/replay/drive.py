@@ -13,6 +13,9 @@ whole stretch. Nothing here decides anything; it only records what happened.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -79,6 +82,19 @@ class Journal:
         return q if q < len(self.index) and self.index[q] == step else None
 
 
+@contextmanager
+def _quiet_controller() -> Iterator[None]:
+    """The controller logs what goes wrong for an operator; in replay the same news goes to
+    the journal's notes (e.g. no plan in the first days of a file, which have no history)."""
+    logger = logging.getLogger("vpp.control")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_controller(
     site: Site,
     params: PlantParams,
@@ -89,7 +105,8 @@ def run_controller(
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """The controller over the quarter hours of ``inputs`` (consecutive), from the energies
     in ``params``; returns the plant's trace, the journal and the seconds spent per job."""
-    return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner))
+    with _quiet_controller():
+        return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner))
 
 
 async def drive_controller(
