@@ -103,8 +103,11 @@ class ModbusPlant:
         scale = 1.0
         if sp.kind == DeviceKind.PV:
             scale = float(self.poller.site.device(sp.device_id).rated_w) / 100.0
+        value = sp.power_w / scale
+        if sp.kind == DeviceKind.PV and 100.0 < value <= 100.0 + 1e-6:
+            value = 100.0  # the rating in W, back in percent, may round above 100
         try:
-            result = await self.controls.apply(sp.device_id, sp.power_w / scale)
+            result = await self.controls.apply(sp.device_id, value)
         except ControlRefused as exc:
             return Written(sp.device_id, None, None, False, message=str(exc))
         except Exception as exc:  # a device that fails now is retried at the next write
