@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from adapters.bridge import ModbusBridge
+from adapters.controlbox import ControlBoxReader
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
@@ -32,6 +33,7 @@ from vpp.core.clock import Clock, ScaledClock, SystemClock
 from vpp.core.site import Site
 from vpp.metrics import Metrics
 from vpp.recorder import Recorder
+from vpp.signals.watch import SignalWatch
 from vpp.web.server import make_app, serve
 
 log = logging.getLogger("vpp.run")
@@ -87,6 +89,10 @@ async def build_controller(
         recorder=recorder,
         metrics=metrics,
     )
+    if site.signals.sources:  # grid-operator control boxes, read by the signals job
+        ctl.signal_watch = SignalWatch.for_site(
+            site, lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read, clock.now()
+        )
     restore(ctl)
     app = make_app(state, registry, controller=ctl)
     host = opts.http_host or site.run.http_host

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from pymodbus.exceptions import ModbusException
 
@@ -26,6 +26,8 @@ from vpp.core.site import ModbusEndpoint, PollSettings
 
 #: Most registers one read may ask for (Modbus limit for function codes 3 and 4).
 MAX_READ = 125
+#: Most bits one read may ask for (Modbus limit for function codes 1 and 2).
+MAX_BITS = 2000
 
 
 class ModbusBridge:
@@ -117,6 +119,19 @@ class ModbusBridge:
     async def read_input(self, ep: ModbusEndpoint, address: int, count: int) -> list[int]:
         """Input registers ``address .. address+count-1`` (function code 4), any count."""
         return await self._read(ep, "input", address, count)
+
+    async def read_bits(
+        self, ep: ModbusEndpoint, table: Literal["coils", "discrete"], address: int, count: int
+    ) -> list[bool]:
+        """Coils (function code 1) or discrete inputs (2) ``address .. address+count-1``."""
+        if not 1 <= count <= MAX_BITS or address < 0 or address + count > 65536:
+            raise ValueError(f"bad bit range {address}+{count}")
+        req = Request(table, ep.unit, address, count)
+        pdu = await self._request(ep, req)
+        bits = [bool(b) for b in pdu.bits]
+        if len(bits) < count:
+            raise ProtocolError(f"{_where(ep)}: {req.describe()}: got {len(bits)} bits")
+        return bits[:count]  # answers are padded to whole bytes
 
     async def write(self, ep: ModbusEndpoint, address: int, values: Sequence[int]) -> None:
         """Write holding registers with function code 16 (write multiple registers)."""

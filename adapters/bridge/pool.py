@@ -28,9 +28,10 @@ _PYMODBUS_TIMEOUT_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One Modbus request: read ``count`` registers, or write ``values``, at ``address``."""
+    """One Modbus request: read ``count`` registers or bits, or write ``values``, at
+    ``address``."""
 
-    op: Literal["holding", "input", "write"]
+    op: Literal["holding", "input", "write", "coils", "discrete"]
     unit: int
     address: int
     count: int
@@ -39,6 +40,9 @@ class Request:
     def describe(self) -> str:
         if self.op == "write":
             return f"writing {self.count} registers at {self.address}"
+        if self.op in ("coils", "discrete"):
+            table = "coils" if self.op == "coils" else "discrete inputs"
+            return f"reading {table} {self.address}+{self.count}"
         return f"reading {self.op} {self.address}+{self.count}"
 
 
@@ -48,6 +52,10 @@ async def execute(client: AsyncModbusTcpClient, req: Request) -> Any:
         return await client.read_holding_registers(req.address, count=req.count, device_id=req.unit)
     if req.op == "input":
         return await client.read_input_registers(req.address, count=req.count, device_id=req.unit)
+    if req.op == "coils":
+        return await client.read_coils(req.address, count=req.count, device_id=req.unit)
+    if req.op == "discrete":
+        return await client.read_discrete_inputs(req.address, count=req.count, device_id=req.unit)
     return await client.write_registers(req.address, list(req.values), device_id=req.unit)
 
 

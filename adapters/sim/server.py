@@ -26,6 +26,7 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from adapters.sim.controlbox import SimControlBox
 from adapters.sim.device import GATEWAY_NO_RESPONSE, ILLEGAL_FUNCTION, SimulatedDevice
 
 #: Function codes served: read holding/input, write single/multiple, read-write multiple.
@@ -165,3 +166,78 @@ class GatewayServer:
         finally:
             if task is not None:
                 self._held.discard(task)
+
+
+class ControlBoxServer:
+    """A pymodbus TCP server on ``(host, port)`` for one simulated control box at its unit
+    id: its relays as coils and discrete inputs, its heartbeat and registers as holding (and
+    input) registers. Every request copies the box's state into the datastore first, so
+    what a test sets on the box is what the next read sees."""
+
+    def __init__(self, host: str, port: int, box: SimControlBox) -> None:
+        self.host = host
+        self.port = port
+        self.box = box
+        self._server: ModbusTcpServer | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        box = self.box
+        n_bits, n_regs = box.bit_span(), box.register_span()
+
+        def bits() -> SimData:
+            return SimData(address=0, values=[False] * n_bits, datatype=DataType.BITS)
+
+        def regs() -> SimData:
+            return SimData(address=0, values=[0] * n_regs, datatype=DataType.REGISTERS)
+
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            box.requests += 1
+            if values is not None:
+                return ExcCodes(ILLEGAL_FUNCTION)  # the box is read-only
+            if function_code in (1, 2):
+                words = _pack(box.bits(n_bits))
+                registers[: len(words)] = words
+            else:
+                regs = box.holding(n_regs)
+                registers[: len(regs)] = regs
+            return None
+
+        device = SimDevice(
+            id=box.config.modbus.unit,
+            simdata=([bits()], [bits()], [regs()], [regs()]),
+            action=action,
+        )
+        server = ModbusTcpServer(
+            context=[device], address=(self.host, self.port), ignore_missing_devices=True
+        )
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _pack(bits: Sequence[bool]) -> list[int]:
+    """Bits as 16-bit words, bit address ``16 * word + i`` in bit ``i`` of each word."""
+    return [
+        sum(1 << i for i, b in enumerate(bits[w : w + 16]) if b) for w in range(0, len(bits), 16)
+    ]

@@ -28,12 +28,13 @@ from optimizer.planner import Planner
 from vpp.control import cycle
 from vpp.control import events as ev
 from vpp.control.dispatch import plan_row
+from vpp.control.envelope import Bounds
 from vpp.control.inputs import Inputs
 from vpp.control.invariants import Limits, enforce
 from vpp.control.plant import Plant, Written
 from vpp.control.plausible import Suspect, screen
 from vpp.control.safety import Setpoint
-from vpp.control.state import ControllerState, SetpointStatus
+from vpp.control.state import ControllerState, OperatorCap, SetpointStatus
 from vpp.control.store import StoreEstimate
 from vpp.core.clock import Clock, floor_quarter
 from vpp.core.kinds import BY_SETPOINT
@@ -46,7 +47,7 @@ log = logging.getLogger("vpp.control")
 #: How often the watchdog applies the recorder's retention.
 RETENTION_EVERY = timedelta(hours=1)
 
-JOB_NAMES = ("poll", "plan", "dispatch", "correct", "keepalive", "watchdog")
+JOB_NAMES = ("poll", "plan", "dispatch", "correct", "keepalive", "watchdog", "signals")
 
 
 @dataclass
@@ -68,6 +69,9 @@ class Controller:
     forecast_mode: Mode = "asof"
     #: Called with (source, statuses) after every batch of writes (replay keeps its trace).
     listener: Callable[[str, list[SetpointStatus]], None] | None = None
+    #: Grid-operator signal sources (:class:`vpp.signals.watch.SignalWatch`), read by the
+    #: ``signals`` job; None: the site has none.
+    signal_watch: Any = None
     store: StoreEstimate = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
@@ -280,7 +284,7 @@ class Controller:
         """Apply the current step of the plan to every online device."""
         st = self.state
         setpoints = cycle.step_setpoints(
-            self.site, self.current_row(), st.snapshot, st.caps, self.clock.now()
+            self.site, self.current_row(), st.snapshot, self._caps_in_force(), self.clock.now()
         )
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
@@ -292,7 +296,12 @@ class Controller:
         st = self.state
         active = {d: s.requested for d, s in st.setpoints.items() if s.quantity == "battery_w"}
         setpoints = cycle.correction(
-            self.site, self.current_row(), st.snapshot, active, st.caps, self.clock.now()
+            self.site,
+            self.current_row(),
+            st.snapshot,
+            active,
+            self._caps_in_force(),
+            self.clock.now(),
         )
         if setpoints:
             await self.apply(setpoints, "correct")
@@ -317,7 +326,15 @@ class Controller:
         and becomes an error event."""
         now = self.clock.now()
         st = self.state
-        limits = Limits.at(self.site, st.caps, now)
+        # -- grid-operator signals: their bounds and caps hold on every write -----------
+        bounds: Bounds = {}
+        if st.grid_signals is not None and st.grid_signals.active:
+            bounds = st.grid_signals.bounds
+            setpoints = cycle.safe(
+                self.site, st.snapshot, setpoints, self._caps_in_force(), now, bounds=bounds
+            )
+        limits = Limits.at(self.site, self._caps_in_force(), now, bounds)
+        # -- end of grid-operator signals ------------------------------------------------
         checked = enforce(self.site, st.snapshot, setpoints, limits, cycle.seconds_left(now))
         for violation in checked.violations:
             st.invariant_violations_total += 1
@@ -370,6 +387,44 @@ class Controller:
         else:
             st.setpoint_refusals_total[device] = st.setpoint_refusals_total.get(device, 0) + 1
             self.event("warning", source, "setpoint_failed", f"{device}: {status.message}", device)
+
+    # -- grid-operator signals (vpp.signals) ----------------------------------------------
+
+    async def signals(self) -> None:
+        """Read the signal sources; when what they ask changes, apply the current setpoints
+        of the devices concerned again through the safety layer, now."""
+        watch = self.signal_watch
+        if watch is None:
+            return
+        update = await watch.poll(self.clock.now())
+        self.state.grid_signals = update.resolved
+        for note in update.notes:
+            self.event(note.level, "signals", note.kind, note.message)
+        if update.changed:
+            await self._reapply(update.devices, caps_changed=True)
+
+    async def _reapply(self, devices: set[str], caps_changed: bool) -> None:
+        """The plan's setpoints of ``devices`` for now (all devices when a grid cap changed),
+        through :meth:`apply`; without a plan, the active setpoints again (keep-alive)."""
+        st = self.state
+        now = self.clock.now()
+        proposed = cycle.step_setpoints(
+            self.site, self.current_row(), st.snapshot, self._caps_in_force(), now
+        )
+        if proposed is None:
+            await self.keepalive()
+            return
+        if not caps_changed:
+            proposed = [sp for sp in proposed if sp.device_id in devices]
+        if proposed:
+            await self.apply(proposed, "signals")
+
+    def _caps_in_force(self) -> list[OperatorCap]:
+        """The operator's caps and those of the grid-operator signals."""
+        signals = self.state.grid_signals
+        if signals is None or not signals.active:
+            return self.state.caps
+        return [*self.state.caps, *signals.operator_caps()]
 
     # -- watchdog -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from adapters.snapshot import BatteryReading, Snapshot
 from optimizer.inputs import State
 from optimizer.plan import Plan
 from vpp.control.dispatch import corrections, setpoints_from_row
+from vpp.control.envelope import Bounds
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.control.state import OperatorCap
 from vpp.core.clock import floor_quarter
@@ -123,11 +124,13 @@ def safe(
     caps: Iterable[OperatorCap],
     now: datetime,
     horizon_s: float | None = None,
+    bounds: Bounds | None = None,
 ) -> list[Setpoint]:
     """Setpoints through the safety layer: device ratings and SoC window over ``horizon_s``
-    (default: until the next quarter hour), then the grid guard against the limits now."""
+    (default: until the next quarter hour) and the extra ``bounds`` (grid-operator
+    signals), then the grid guard against the limits now."""
     horizon = seconds_left(now) if horizon_s is None else horizon_s
-    checked = check_setpoints(site, snapshot, setpoints, horizon)
+    checked = check_setpoints(site, snapshot, setpoints, horizon, bounds)
     imp, exp = grid_limits_w(site, list(caps), now)
     return guard_grid(site, snapshot, checked, imp, exp)
 

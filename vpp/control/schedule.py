@@ -46,7 +46,7 @@ class JobSpec:
 def job_specs(site: Site, plan_lead_s: float) -> list[JobSpec]:
     """The controller's jobs in controller seconds, in the order they run at one instant."""
     revert = float(site.poll.revert_s)
-    return [
+    specs = [
         JobSpec("poll", site.poll.interval_s),
         JobSpec("plan", QUARTER_S, QUARTER_S - plan_lead_s, aligned=True),
         JobSpec("dispatch", QUARTER_S, 0.0, aligned=True),
@@ -54,3 +54,6 @@ def job_specs(site: Site, plan_lead_s: float) -> list[JobSpec]:
         JobSpec("keepalive", max(5.0, revert / 2)),
         JobSpec("watchdog", 30.0),
     ]
+    if site.signals.sources:  # grid-operator signals, read on their own interval
+        specs.insert(1, JobSpec("signals", site.signals.poll_interval_s))
+    return specs

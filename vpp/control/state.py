@@ -123,6 +123,10 @@ class ControllerState:
     heat_delivered_wh: dict[str, float] = field(default_factory=dict)
     #: Last measured minus forecast value, W, by quantity ("pv_w", "load_w").
     forecast_error_w: dict[str, float] = field(default_factory=dict)
+    # -- grid-operator signals (vpp.signals) --
+    #: What the active signals ask now (:class:`vpp.signals.resolve.Resolved`): per-device
+    #: bounds and grid caps the safety layer enforces on every write; None before any read.
+    grid_signals: Any = None
 
     def job(self, name: str) -> JobStats:
         return self.jobs.setdefault(name, JobStats())

@@ -203,7 +203,7 @@ def type_of(annotation: Any, metadata: Sequence[object] = ()) -> str:
         return " or ".join(_literal(a) for a in args)
     if origin is list:
         [item] = args
-        if typing.get_origin(item) is dict:
+        if typing.get_origin(item) is dict or _model(item) is not None:
             return "list of tables"
         return f"list of {type_of(item)}"
     names = {bool: "bool", int: "int", float: "float", str: "string"}
@@ -241,6 +241,14 @@ def _model(annotation: Any) -> type[BaseModel] | None:
     return (
         annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     )
+
+
+def _listed_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``list[Model]`` field, or None."""
+    if typing.get_origin(annotation) is not list:
+        return None
+    [item] = typing.get_args(annotation)
+    return _model(item)
 
 
 def _device_kinds(annotation: Any) -> list[type[BaseModel]]:
@@ -281,7 +289,16 @@ def _nested_tables(
 ) -> Iterator[Table]:
     for name, info in model.model_fields.items():
         nested = _model(info.annotation)
-        if nested is None or not keep(name):
+        if not keep(name):
+            continue
+        listed = _listed_model(info.annotation)
+        if listed is not None:  # a list of tables of one model: [[path]] entries
+            path = f"{prefix}{name}"
+            intro = _description(model, name, info) or _class_doc(listed)
+            yield Table(f"`[[{path}]]`", intro, tuple(_rows(listed, f"{path}[].")))
+            yield from _nested_tables(listed, f"{path}[].")
+            continue
+        if nested is None:
             continue
         path = f"{prefix}{name}"
         intro = _description(model, name, info) or _class_doc(nested)

@@ -157,6 +157,9 @@ class PvDevice(_DeviceBase):
     control: Literal["123", "704"] = "123"
     tilt_deg: Annotated[float, AfterValidator(_between(0.0, 90.0))] = 30.0
     azimuth_deg: Annotated[float, AfterValidator(_between(0.0, 360.0))] = 180.0
+    #: The grid operator may cap this inverter's feed-in by remote control (§9 EEG: the
+    #: control box's 100/60/30/0 % stages, as a share of ``rated_w``); see ``[signals]``.
+    eeg_controllable: bool = True
 
     @property
     def dc_peak_w(self) -> float:
@@ -180,6 +183,9 @@ class BatteryDevice(_DeviceBase):
     control: Literal["124", "802"] = "124"
     #: Cost of cycling, charged per kWh discharged (covers wear).
     wear_cost_eur_per_mwh: NonNegativeFloat = 20.0
+    #: A controllable consumer under §14a EnWG: the grid operator may dim its charging
+    #: from the grid, never below the §14a floor (4.2 kW; see ``vpp.signals.rules``).
+    enwg_14a: bool = False
 
     @field_validator("soc_max_pct")
     @classmethod
@@ -212,6 +218,9 @@ class HeatPumpDevice(_DeviceBase):
     carnot_efficiency: Ratio = 0.57
     #: Temperature drop across the evaporator, degC.
     source_approach_k: NonNegativeFloat = 5.0
+    #: A controllable consumer under §14a EnWG: the grid operator may dim its electric
+    #: power, never below the §14a floor (4.2 kW, 40 % of ``max_el_w`` above 11 kW).
+    enwg_14a: bool = False
 
 
 class DatacentreDevice(_DeviceBase):
@@ -393,6 +402,70 @@ class RunSettings(_Model):
         return v
 
 
+class RelayContacts(_Model):
+    """Where a control box shows its relay contacts: bit addresses in ``table`` (a closed
+    contact reads 1). None: the contact is not wired."""
+
+    #: ``discrete_inputs`` (function code 2) or ``coils`` (function code 1).
+    table: Literal["discrete_inputs", "coils"] = "discrete_inputs"
+    #: Contact of the §9 EEG stage 100 % (no limit). Of the wired stage contacts exactly one
+    #: is closed; without a 100 % contact, none closed means 100 %.
+    feed_in_100: RegisterAddress | None = 0
+    #: Contact of the stage 60 %: feed-in at most 60 % of each inverter's rating.
+    feed_in_60: RegisterAddress | None = 1
+    #: Contact of the stage 30 %.
+    feed_in_30: RegisterAddress | None = 2
+    #: Contact of the stage 0 % (no feed-in; an inverter is held at its ``min_limit_pct``).
+    feed_in_0: RegisterAddress | None = 3
+    #: §14a EnWG dimming contact: closed = dim the controllable consumers to their floor.
+    dim_14a: RegisterAddress | None = 4
+
+
+class ControlBoxSource(_Model):
+    """A grid operator's control box or ripple-control receiver read over Modbus TCP: relay
+    contacts, a heartbeat counter and, optionally, the feed-in limit as a register."""
+
+    #: Name of the source in events and reports (not a device id).
+    id: Identifier
+    #: The kind of source; control boxes on Modbus for now.
+    kind: Literal["control_box"] = "control_box"
+    #: Where the box answers Modbus TCP.
+    modbus: ModbusEndpoint
+    #: Where the box shows its relay contacts.
+    relays: RelayContacts = RelayContacts()
+    #: Holding register with a counter the box advances while it is alive; None: the box
+    #: counts as alive while it answers with a valid reading.
+    heartbeat_register: RegisterAddress | None = 0
+    #: Holding register with the feed-in limit in % (0..100), read besides the relays;
+    #: None: the relays alone.
+    feed_in_pct_register: RegisterAddress | None = None
+    #: Seconds without a valid reading and a moving heartbeat after which the box counts as
+    #: silent and its devices go to the failsafe limits (120 s as the EEBus LPC heartbeat).
+    heartbeat_timeout_s: PositiveFloat = 120.0
+    #: Feed-in limit of this box's §9 EEG inverters while it is silent, % of their rating.
+    failsafe_feed_in_pct: Pct = 60.0
+    #: Consumption limit of this box's §14a consumers while it is silent: W per device
+    #: under ``direct`` control, for all of them under ``ems`` (never below the §14a floor).
+    failsafe_consumption_w: NonNegativeFloat = 4200.0
+    #: How the §14a dim reaches the consumers: ``direct`` (each to its own floor) or ``ems``
+    #: (this controller as the energy-management system behind one connection: one floor
+    #: for all of them, by the several-device formula of BK6-22-300).
+    enwg_14a_control: Literal["direct", "ems"] = "direct"
+    #: Device ids this box acts on; empty: every §9 inverter and §14a consumer of the site.
+    devices: list[Identifier] = Field(default_factory=list)
+
+
+class SignalSettings(_Model):
+    """Grid-operator signals (§9 EEG feed-in stages, §14a EnWG dimming, import and export
+    caps): where they come from and how often they are read."""
+
+    #: Signal sources, e.g. ``[[signals.sources]]`` with ``id``, ``modbus`` and the relay
+    #: addresses of a control box.
+    sources: list[ControlBoxSource] = Field(default_factory=list)
+    #: Seconds between two reads of every source; a change is enforced at that read.
+    poll_interval_s: PositiveFloat = 5.0
+
+
 class Site(_Model):
     """A whole site: everything the controller, the optimizer and the simulator need."""
 
@@ -404,6 +477,7 @@ class Site(_Model):
     poll: PollSettings = PollSettings()
     run: RunSettings = RunSettings()
     devices: list[Device] = Field(default_factory=list)
+    signals: SignalSettings = SignalSettings()
     #: Devices by id (first of a duplicated id, which validation refuses anyway).
     _by_id: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -422,6 +496,32 @@ class Site(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @field_validator("signals")
+    @classmethod
+    def _signal_devices(cls, v: SignalSettings, info: ValidationInfo) -> SignalSettings:
+        devices = info.data.get("devices")
+        if devices is None:
+            return v  # the devices are wrong themselves and reported as such
+        kinds = {d.id: d.kind for d in devices}
+        takes = (DeviceKind.PV, DeviceKind.BATTERY, DeviceKind.HEAT_PUMP)
+        problems = []
+        seen: set[str] = set()
+        for n, source in enumerate(v.sources):
+            if source.id in seen or source.id in kinds:
+                problems.append(f"sources[{n}].id: {source.id!r} is already used")
+            seen.add(source.id)
+            for ident in source.devices:
+                if ident not in kinds:
+                    problems.append(f"sources[{source.id}].devices: no device {ident!r}")
+                elif kinds[ident] not in takes:
+                    problems.append(
+                        f"sources[{source.id}].devices: {ident!r} is a "
+                        f"{kinds[ident].value}, which takes no grid signal"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
     def of_kind(self, kind: DeviceKind) -> list[Any]:
         return [d for d in self.devices if d.kind == kind and d.enabled]

@@ -1,0 +1,119 @@
+"""Which rule applies to which device, and the §14a EnWG floor.
+
+§9 EEG (feed-in management): a PV system with ``eeg_controllable`` follows the grid
+operator's stages of 100 / 60 / 30 / 0 %. The stage is taken as a share of the inverter's
+AC rating ``rated_w`` and applied as a cap on its AC output (a PV setpoint is that cap, in
+W). The law caps the feed-in at the connection point; capping the output is the stricter
+reading (own consumption behind the meter is not credited) and needs no meter per system.
+
+**0 % and the inverter's minimum.** Several inverters go to standby below their minimum
+limit (``min_limit_pct``), and device safety comes first in the envelope
+(:mod:`vpp.control.envelope`): a stage below the minimum holds the inverter *at* its
+minimum and is reported as not compliant (:attr:`vpp.signals.resolve.Resolved.non_compliant`),
+never written below it. A site that must reach 0 % configures ``min_limit_pct`` for
+inverters that can go to 0 (or disconnects them by the relay itself, outside this
+controller).
+
+§14a EnWG (controllable consumers, BNetzA Festlegung BK6-22-300 of 27.11.2023, Anlage 1):
+a battery's charging from the grid (``max_charge_w``) and a heat pump's electric power
+(``max_el_w``) with ``enwg_14a`` may be dimmed, but never below the floor ``P_min,14a``:
+
+- direct control (each device dimmed by its own contact): 4.2 kW per device; for heat pumps
+  (and room cooling) rated above 11 kW, 40 % of the rating if that is more
+  (:func:`device_floor_w`);
+- control through an energy-management system behind one connection (``ems``): one floor
+  for all its n controllable consumers,
+  ``P_min,14a = 4.2 kW + (n - 1) * GZF(n) * 4.2 kW`` with the simultaneity factor
+  GZF = 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5 for n = 2..8 and 0.45 for n >= 9
+  (:func:`simultaneity_factor`, :func:`ems_floor_w`).
+
+Source and how far it is justified: the formula and the GZF table are as we read Anlage 1
+of BK6-22-300 (section on control via an EMS); the formula's shape, 4.2 kW plus
+(n - 1) times GZF times 4.2 kW, is also how installers' documentation restates it. The
+primary text was not at hand while writing this: check the table against the published
+Festlegung before relying on it in the field. Two choices are ours and marked as such:
+where one device's own floor is larger than 4.2 kW (a large heat pump), the formula is
+generalised as ``max(f) + GZF(n) * (sum(f) - max(f))`` over the devices' own floors ``f``,
+which is the rule's formula when every floor is 4.2 kW; and the EMS total is split over the
+devices in proportion to their floors (an EMS may share it out differently; a per-device
+bound needs one split, and this one keeps every device at the same fraction of its floor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vpp.core.site import DeviceKind
+
+#: The §14a floor per controllable consumer [W].
+FLOOR_14A_W = 4200.0
+#: Heat pumps and room cooling rated above this [W] keep a share of their rating instead.
+LARGE_HEAT_PUMP_W = 11_000.0
+LARGE_HEAT_PUMP_SHARE = 0.4
+#: Simultaneity factor by number of devices behind one EMS (BK6-22-300, Anlage 1).
+_GZF = {1: 1.0, 2: 0.8, 3: 0.75, 4: 0.7, 5: 0.65, 6: 0.6, 7: 0.55, 8: 0.5}
+GZF_MANY = 0.45
+
+
+def feed_in_rule(device: Any) -> bool:
+    """Whether §9 EEG stages apply to ``device`` (an enabled, controllable PV inverter)."""
+    return bool(device.kind == DeviceKind.PV and device.enabled and device.eeg_controllable)
+
+
+def consumption_rule(device: Any) -> bool:
+    """Whether a §14a dim applies to ``device`` (an enabled battery or heat pump marked
+    ``enwg_14a``)."""
+    return bool(
+        device.kind in (DeviceKind.BATTERY, DeviceKind.HEAT_PUMP)
+        and device.enabled
+        and getattr(device, "enwg_14a", False)
+    )
+
+
+def consumption_rating_w(device: Any) -> float:
+    """The most the device draws from the grid [W]: charging for a battery, electric power
+    for a heat pump."""
+    if device.kind == DeviceKind.BATTERY:
+        return float(device.max_charge_w)
+    return float(device.max_el_w)
+
+
+def device_floor_w(device: Any) -> float:
+    """The §14a floor of one device under direct control [W]."""
+    if device.kind == DeviceKind.HEAT_PUMP and device.max_el_w > LARGE_HEAT_PUMP_W:
+        return max(FLOOR_14A_W, LARGE_HEAT_PUMP_SHARE * float(device.max_el_w))
+    return FLOOR_14A_W
+
+
+def simultaneity_factor(n: int) -> float:
+    """GZF for ``n`` controllable consumers behind one EMS."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return _GZF.get(n, GZF_MANY)
+
+
+def ems_floor_w(floors: Sequence[float]) -> float:
+    """``P_min,14a`` of the devices with their own ``floors`` [W] behind one EMS."""
+    if not floors:
+        return 0.0
+    top = max(floors)
+    return top + simultaneity_factor(len(floors)) * (sum(floors) - top)
+
+
+def consumption_caps_w(
+    devices: Sequence[Any], limit_w: float | None, ems: bool
+) -> dict[str, float]:
+    """Each device's consumption cap [W] under a §14a dim to ``limit_w`` (None: to the floor).
+
+    Direct control: ``limit_w`` is per device, raised to the device's floor. EMS: ``limit_w``
+    is the total for all ``devices``, raised to :func:`ems_floor_w`, and split in proportion
+    to the devices' floors (module doc).
+    """
+    floors = {d.id: device_floor_w(d) for d in devices}
+    asked = 0.0 if limit_w is None else limit_w
+    if not ems:
+        return {ident: max(asked, floor) for ident, floor in floors.items()}
+    total = max(asked, ems_floor_w(list(floors.values())))
+    weight = sum(floors.values())
+    return {ident: total * floor / weight for ident, floor in floors.items()}

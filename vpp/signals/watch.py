@@ -1,0 +1,84 @@
+"""Every signal source of a site, read together: what the controller's ``signals`` job calls.
+
+:meth:`SignalWatch.poll` reads each source once (concurrently), resolves the signals of
+all of them (:func:`vpp.signals.resolve.active_bounds`) and returns the result with notes on
+what changed: a source's signals, bad payloads, failsafe on and off, new conflicts and new
+non-compliance. It keeps no device I/O of its own: each source is a tracker around a
+``read`` coroutine (:class:`adapters.controlbox.ControlBoxReader` over the Modbus bridge in
+``vpp run``, anything else in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vpp.core.site import ControlBoxSource, Site
+from vpp.signals.model import Signal
+from vpp.signals.resolve import NONE, Resolved, active_bounds
+from vpp.signals.sources import Note, SourceTracker
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """The result of one poll of every source."""
+
+    resolved: Resolved
+    notes: list[Note]
+    #: The constraints (bounds or caps) differ from the previous poll's.
+    changed: bool
+    #: Devices whose bounds changed.
+    devices: set[str]
+
+
+class SignalWatch:
+    """The site's signal sources; ``extra`` signals (tests, later the operator API) are
+    resolved together with theirs."""
+
+    def __init__(self, site: Site, trackers: Sequence[SourceTracker]) -> None:
+        self.site = site
+        self.trackers = list(trackers)
+        self.extra: list[Signal] = []
+        self.resolved: Resolved = NONE
+
+    @classmethod
+    def for_site(
+        cls,
+        site: Site,
+        reader: Callable[[ControlBoxSource], Callable[[], Awaitable[Any]]],
+        now: datetime,
+    ) -> SignalWatch:
+        """A watch over ``site.signals.sources``, each read by ``reader(config)``."""
+        return cls(
+            site,
+            [SourceTracker(cfg, reader(cfg), now) for cfg in site.signals.sources],
+        )
+
+    @property
+    def signals(self) -> list[Signal]:
+        return [s for t in self.trackers for s in t.signals] + self.extra
+
+    async def poll(self, now: datetime) -> Update:
+        results = await asyncio.gather(*(t.poll(now) for t in self.trackers))
+        notes = [n for found in results for n in found]
+        resolved = active_bounds(self.site, self.signals, now)
+        before, self.resolved = self.resolved, resolved
+        old = {str(c) for c in before.conflicts}
+        notes += [
+            Note("warning", "signal_conflict", str(c))
+            for c in resolved.conflicts
+            if str(c) not in old
+        ]
+        old_nc = set(before.non_compliant)
+        notes += [
+            Note("warning", "signal_not_compliant", text)
+            for text in resolved.non_compliant
+            if text not in old_nc
+        ]
+        changed = not resolved.same_constraints(before)
+        return Update(
+            resolved, notes, changed, resolved.changed_devices(before) if changed else set()
+        )
