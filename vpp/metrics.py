@@ -145,6 +145,8 @@ SPECS: tuple[MetricSpec, ...] = (
     _g("vpp_source_stale", "1 while a source's data is stale, else 0.", "source"),
     _g("vpp_source_last_success_age_seconds", "Time since the last good fetch, s.", "source"),
     _c("vpp_recorder_errors", "Records the recorder failed to store."),
+    _g("vpp_recorder_pending", "Records waiting for the recorder to take them again."),
+    _c("vpp_recorder_dropped", "Records dropped because too many waited for the recorder."),
 )
 
 #: Histograms that :class:`Metrics` records when plans and jobs finish (buckets in s).
@@ -312,6 +314,8 @@ class VppCollector(Collector):
         s.add("vpp_dry_run", float(state.dry_run))
         s.add("vpp_cost_accrued_euros", state.cost_accrued_eur)
         s.add("vpp_recorder_errors", state.recorder_errors_total)
+        s.add("vpp_recorder_pending", state.recorder_pending)
+        s.add("vpp_recorder_dropped", state.recorder_dropped_total)
         s.add("vpp_setpoint_unsafe", state.invariant_violations_total)
         s.add("vpp_readings_quarantined", state.quarantines_total)
         s.add("vpp_devices_quarantined", len(state.quarantined))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +46,9 @@ from vpp.recorder.export import apply_retention
 
 log = logging.getLogger("vpp.control")
 
+#: Records kept while the recorder cannot store them (about 4 h of polls at 10 s with the
+#: plans, setpoints and events between them); beyond it the oldest go and are counted.
+PENDING_RECORDS = 5000
 #: How often the watchdog applies the recorder's retention.
 RETENTION_EVERY = timedelta(hours=1)
 
@@ -76,6 +81,12 @@ class Controller:
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
     _quarantined: set[str] = field(default_factory=set, init=False)
+    #: Records waiting for a recorder that failed (oldest first), and its state.
+    _pending: deque[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = field(
+        default_factory=deque, init=False
+    )
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _recorder_ok: bool = field(default=True, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
@@ -132,11 +143,29 @@ class Controller:
             )
 
     def _record(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        try:
-            fn(*args, **kw)
-        except Exception as exc:  # recording must not stop control
-            self.state.recorder_errors_total += 1
-            log.error("recorder failed to store %s: %s", what, exc)
+        """Store one record; a record the recorder cannot take now (disk full, locked) waits
+        in a bounded queue and is stored, in order, before the next one."""
+        with self._pending_lock:
+            self._pending.append((what, fn, args, kw))
+            if len(self._pending) > PENDING_RECORDS:
+                self._pending.popleft()
+                self.state.recorder_dropped_total += 1
+            while self._pending:
+                what, fn, args, kw = self._pending[0]
+                try:
+                    fn(*args, **kw)
+                except Exception as exc:  # recording must not stop control
+                    self.state.recorder_errors_total += 1
+                    self.state.recorder_pending = len(self._pending)
+                    if self._recorder_ok:  # log the transition, not every record
+                        log.error("recorder failed to store %s: %s; keeping records", what, exc)
+                    self._recorder_ok = False
+                    return
+                self._pending.popleft()
+            if not self._recorder_ok:
+                log.info("recorder stores again; nothing was lost")
+            self._recorder_ok = True
+            self.state.recorder_pending = 0
 
     # -- poll -----------------------------------------------------------------------------
 
@@ -262,7 +291,9 @@ class Controller:
         for problem in self.inputs.drain_problems():
             self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
         self.state.sources = self.inputs.status()
-        return cycle.plan_limits(self.site, forecast_from_raw(self.site, raw), self.state.caps)
+        return cycle.plan_limits(
+            self.site, forecast_from_raw(self.site, raw), self._caps_in_force()
+        )
 
     def plan_state(self) -> State:
         """Batteries' energy, the store and the offline devices, as the optimiser needs them."""
@@ -284,7 +315,12 @@ class Controller:
         """Apply the current step of the plan to every online device."""
         st = self.state
         setpoints = cycle.step_setpoints(
-            self.site, self.current_row(), st.snapshot, self._caps_in_force(), self.clock.now()
+            self.site,
+            self.current_row(),
+            st.snapshot,
+            self._caps_in_force(),
+            self.clock.now(),
+            self._signal_bounds(),
         )
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
@@ -302,6 +338,7 @@ class Controller:
             active,
             self._caps_in_force(),
             self.clock.now(),
+            self._signal_bounds(),
         )
         if setpoints:
             await self.apply(setpoints, "correct")
@@ -314,7 +351,14 @@ class Controller:
             for s in st.setpoints.values()
             if s.written is not None
         ]
-        setpoints = cycle.keepalive(self.site, active, st.snapshot, st.caps, self.clock.now())
+        setpoints = cycle.keepalive(
+            self.site,
+            active,
+            st.snapshot,
+            self._caps_in_force(),
+            self.clock.now(),
+            self._signal_bounds(),
+        )
         if setpoints:
             await self.apply(setpoints, "keepalive")
 
@@ -326,15 +370,8 @@ class Controller:
         and becomes an error event."""
         now = self.clock.now()
         st = self.state
-        # -- grid-operator signals: their bounds and caps hold on every write -----------
-        bounds: Bounds = {}
-        if st.grid_signals is not None and st.grid_signals.active:
-            bounds = st.grid_signals.bounds
-            setpoints = cycle.safe(
-                self.site, st.snapshot, setpoints, self._caps_in_force(), now, bounds=bounds
-            )
-        limits = Limits.at(self.site, self._caps_in_force(), now, bounds)
-        # -- end of grid-operator signals ------------------------------------------------
+        # Operator caps and grid-operator signals (bounds and caps) hold on every write.
+        limits = Limits.at(self.site, self._caps_in_force(), now, self._signal_bounds())
         checked = enforce(self.site, st.snapshot, setpoints, limits, cycle.seconds_left(now))
         for violation in checked.violations:
             st.invariant_violations_total += 1
@@ -409,8 +446,9 @@ class Controller:
         st = self.state
         now = self.clock.now()
         proposed = cycle.step_setpoints(
-            self.site, self.current_row(), st.snapshot, self._caps_in_force(), now
-        )
+            self.site, self.current_row(), st.snapshot, self._caps_in_force(), now,
+            self._signal_bounds(),
+        )  # fmt: skip
         if proposed is None:
             await self.keepalive()
             return
@@ -418,6 +456,11 @@ class Controller:
             proposed = [sp for sp in proposed if sp.device_id in devices]
         if proposed:
             await self.apply(proposed, "signals")
+
+    def _signal_bounds(self) -> Bounds:
+        """Per-device bounds the active grid-operator signals set (none without signals)."""
+        signals = self.state.grid_signals
+        return signals.bounds if signals is not None and signals.active else {}
 
     def _caps_in_force(self) -> list[OperatorCap]:
         """The operator's caps and those of the grid-operator signals."""
@@ -429,8 +472,16 @@ class Controller:
     # -- watchdog -------------------------------------------------------------------------
 
     async def watchdog(self) -> None:
-        """Stale data, plan age, jobs that keep failing; retention of the recorder."""
+        """Stale data, plan age, jobs that keep failing; a fallback plan retried out of turn;
+        retention of the recorder."""
         now = self.clock.now()
+        if cycle.replan_due(self.state.plan, self.state.plan_created_at, now):
+            await self.plan()
+            if self.state.plan is not None and self.state.plan.info.status == "optimal":
+                self.event(
+                    "info", "watchdog", "plan_recovered", "an optimal plan is in force again"
+                )
+                await self.dispatch()
         snap = self.state.snapshot
         stale_after = self.site.poll.interval_s * self.site.run.stale_polls
         if snap is None or (now - snap.time).total_seconds() > stale_after:

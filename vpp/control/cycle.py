@@ -1,7 +1,8 @@
 """The control cycle's decisions, as pure functions: the same for ``vpp run`` and replay.
 
-Given the clock's time, the latest Snapshot, the plan in force, the operator's caps and the
-site's settings, these functions decide
+Given the clock's time, the latest Snapshot, the plan in force, the operator's caps, the
+grid-operator signals' bounds (:mod:`vpp.signals`) and the site's settings, these functions
+decide
 
 - what the optimiser is asked (:func:`plan_limits`: the forecast with the grid limits less
   the planning margin and the caps; :func:`plan_state`: where batteries and store start),
@@ -112,6 +113,19 @@ def _true_limits(site: Site, plan: Plan) -> Plan:
     return replace(plan, frame=frame)
 
 
+#: A fallback plan is retried this long after it was made, without waiting for the next
+#: quarter hour's plan.
+FALLBACK_RETRY = timedelta(minutes=1)
+
+
+def replan_due(plan: Plan | None, made_at: datetime | None, now: datetime) -> bool:
+    """Whether to plan again now, out of turn: the plan in force is a rule-based fallback
+    (the solver failed or ran out of time) made at least :data:`FALLBACK_RETRY` ago."""
+    if plan is None or made_at is None or plan.info.status == "optimal":
+        return False
+    return now - made_at >= FALLBACK_RETRY
+
+
 def seconds_left(now: datetime) -> float:
     """Seconds until the next quarter hour (how long a setpoint written now holds)."""
     return (floor_quarter(now) + QUARTER - now).total_seconds()
@@ -145,6 +159,7 @@ def step_setpoints(
     snapshot: Snapshot | None,
     caps: Iterable[OperatorCap],
     now: datetime,
+    bounds: Bounds | None = None,
 ) -> list[Setpoint] | None:
     """The safe setpoints of ``row``, the plan's row for the quarter hour containing ``now``
     (:func:`~vpp.control.dispatch.plan_row`), one per online controllable device; None when
@@ -152,7 +167,7 @@ def step_setpoints(
     if row is None:
         return None
     proposed = setpoints_from_row(site, row, online_ids(snapshot))
-    return safe(site, snapshot, proposed, caps, now)
+    return safe(site, snapshot, proposed, caps, now, bounds=bounds)
 
 
 def correction(
@@ -162,6 +177,7 @@ def correction(
     active_battery_w: Mapping[str, float],
     caps: Iterable[OperatorCap],
     now: datetime,
+    bounds: Bounds | None = None,
 ) -> list[Setpoint]:
     """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
     the plan's ``row`` for now, safe; empty when nothing needs correcting."""
@@ -173,7 +189,7 @@ def correction(
     proposed = corrections(site, snapshot, row, active_battery_w, imp, exp, horizon)
     if not proposed:
         return []
-    return safe(site, snapshot, proposed, caps, now)
+    return safe(site, snapshot, proposed, caps, now, bounds=bounds)
 
 
 def keepalive(
@@ -182,9 +198,10 @@ def keepalive(
     snapshot: Snapshot | None,
     caps: Iterable[OperatorCap],
     now: datetime,
+    bounds: Bounds | None = None,
 ) -> list[Setpoint]:
     """The active setpoints of the online devices again, re-checked against what the
     devices and limits allow now (a battery's SoC moves on while its setpoint holds)."""
     online = online_ids(snapshot)
     again = [sp for sp in active if sp.device_id in online]
-    return safe(site, snapshot, again, caps, now) if again else []
+    return safe(site, snapshot, again, caps, now, bounds=bounds) if again else []

@@ -39,7 +39,12 @@ def wall_seconds(clock: Clock, controller_s: float) -> float:
 
 async def start_jobs(ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S) -> AsyncIOScheduler:
     """Run poll, plan and dispatch once, then schedule every job; returns the scheduler."""
-    for name in ("poll", "plan", "dispatch"):
+    await ctl.run_job("poll")
+    if ctl.current_row() is not None:
+        # A plan restored from the recorder covers now: write it before the first new plan
+        # is solved (which can take the solver's whole time limit).
+        await ctl.run_job("dispatch")
+    for name in ("plan", "dispatch"):
         await ctl.run_job(name)
     speed = ctl.clock.speed if isinstance(ctl.clock, ScaledClock) else 1.0
     # Plans take wall time to solve: lead by wall seconds, at most a third of a quarter.

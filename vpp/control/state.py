@@ -108,6 +108,9 @@ class ControllerState:
     setpoint_clamps_total: dict[str, int] = field(default_factory=dict)
     setpoint_refusals_total: dict[str, int] = field(default_factory=dict)
     recorder_errors_total: int = 0
+    #: Records waiting for the recorder now, and records dropped because too many waited.
+    recorder_pending: int = 0
+    recorder_dropped_total: int = 0
     #: Setpoints refused at the last check before a write, and readings quarantined as
     #: implausible (episodes).
     invariant_violations_total: int = 0
