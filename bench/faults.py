@@ -576,12 +576,17 @@ def window_row(rig: Rig, row: Row, start: datetime, end: datetime) -> Row:
             + ", ".join(f"{k} {rec[k]}/{did[k]}" for k in did if k in lost)
             + f"; recorder errors {rig.ctl.state.recorder_errors_total} so far"
         )
-    for b in boundaries(start, end):
+    quarters = boundaries(start, end)
+    for b in quarters:
         wrote = [w for t, s, _, w in audit.batches if t == b and s == "dispatch"]
         if not any(wrote):
             row.missed += 1
             kinds = sorted({e[2] for e in audit.events if e[0] == b and e[1] != "info"})
             row.notes.append(f"no dispatch written at {b:%H:%M} (events then: {kinds})")
+    row.notes.append(
+        f"quarter-hour boundaries {', '.join(f'{b:%H:%M}' for b in quarters) or 'none'}: "
+        f"{len(quarters) - row.missed} dispatched"
+    )
     return row
 
 
