@@ -30,6 +30,11 @@ log = logging.getLogger("vpp.web")
 
 #: Longest window of one cap.
 MAX_CAP_WINDOW = timedelta(days=7)
+#: A cap's start and end lie within this much before and after now (a start a little in the
+#: past is "from now on"; dates far out are typing errors, and beyond year 9999 they
+#: overflow).
+CAP_PAST = timedelta(days=1)
+CAP_FUTURE = timedelta(days=365)
 #: Caps that ended longer ago than this are dropped when a new one is added.
 KEEP_ENDED_CAPS = timedelta(days=1)
 #: Wall seconds a re-plan waits for the scheduler's plan job before it goes ahead anyway.
@@ -43,13 +48,44 @@ class _Input(BaseModel):
 
 
 class CapInput(_Input):
-    """``POST /api/caps``: a cap on import or export, W, for [start, end) (ISO-8601, zone)."""
+    """``POST /api/caps``: a cap on import or export, W, for [start, end) (ISO-8601, zone).
+
+    Validated with the context ``now`` (the controller's time: start and end within
+    :data:`CAP_PAST` before and :data:`CAP_FUTURE` after it, end after it) and ``site`` (the
+    cap at most the site's limit in its direction: a cap can only lower it).
+    """
 
     direction: Literal["import", "export"]
     limit_w: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     start: AwareDatetime
     end: AwareDatetime
     reason: Annotated[str, Field(min_length=1, max_length=200)]
+
+    @field_validator("limit_w")
+    @classmethod
+    def _at_most_the_site_limit(cls, limit_w: float, info: ValidationInfo) -> float:
+        site = (info.context or {}).get("site")
+        direction = info.data.get("direction")
+        if site is None or direction is None:
+            return limit_w
+        site_w = site.grid.import_limit_w if direction == "import" else site.grid.export_limit_w
+        if limit_w > site_w:
+            raise ValueError(
+                f"{limit_w:.6g} W is above the site's {direction} limit of {site_w:.6g} W "
+                f"(a cap can only lower it)"
+            )
+        return limit_w
+
+    @field_validator("start", "end")
+    @classmethod
+    def _near_now(cls, when: datetime, info: ValidationInfo) -> datetime:
+        now = (info.context or {}).get("now")
+        if now is not None and not now - CAP_PAST <= when <= now + CAP_FUTURE:
+            raise ValueError(
+                f"must lie between {CAP_PAST.days} day before and {CAP_FUTURE.days} days "
+                f"after now ({now.astimezone(UTC).isoformat()})"
+            )
+        return when
 
     @field_validator("reason")
     @classmethod
@@ -69,6 +105,9 @@ class CapInput(_Input):
             raise ValueError("end must be after start")
         if end - start > MAX_CAP_WINDOW:
             raise ValueError(f"a cap may last at most {MAX_CAP_WINDOW.days} days")
+        now = (info.context or {}).get("now")
+        if now is not None and end <= now:
+            raise ValueError("the window has already ended")
         return end
 
 

@@ -46,6 +46,9 @@ TOKEN_ENV = "VPP_API_TOKEN"
 #: Largest request body a write accepts, bytes.
 MAX_BODY = 16 * 1024
 CAP_ID = re.compile(r"^[0-9a-f]{12}$")
+#: ``?limit=`` of /api/devices: ASCII digits only (``int`` also takes other scripts' digits).
+LIMIT = re.compile(r"^[0-9]{1,7}$")
+MAX_LIMIT = 1_000_000
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -116,8 +119,8 @@ async def get_devices(request: web.Request) -> web.Response:
     text = request.query.get("limit")
     limit = None
     if text is not None:
-        if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
-            return error(400, "limit must be a whole number from 1 to 1000000", "limit")
+        if not LIMIT.match(text) or not 1 <= int(text) <= MAX_LIMIT:
+            return error(400, f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
         limit = int(text)
     return json_response(devices_view(api.state, api.now(), limit))
 
@@ -145,8 +148,9 @@ def refused(request: web.Request) -> web.Response | None:
             f"[run] api_token in the site file or {TOKEN_ENV})",
         )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Header bytes that are not UTF-8 arrive as lone surrogates: keep them, as bytes.
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
+        given.strip().encode("utf-8", "surrogateescape"), token.encode()
     ):
         response = error(401, "missing or wrong API token (Authorization: Bearer <token>)")
         response.headers["WWW-Authenticate"] = 'Bearer realm="vpp"'
@@ -159,15 +163,18 @@ def who(request: web.Request) -> str:
     return f"operator at {request.remote or 'unknown address'}"
 
 
-async def parse(request: web.Request, model: type[M], empty_ok: bool = False) -> M | web.Response:
-    """The body as ``model``, or a 400 response naming the first bad field."""
+async def parse(
+    request: web.Request, model: type[M], empty_ok: bool = False, **context: Any
+) -> M | web.Response:
+    """The body as ``model`` (its validators see ``context``), or a 400 response naming the
+    first bad field."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return error(413, f"body larger than {MAX_BODY} bytes", "body")
     body = await request.read()
     if not body.strip() and empty_ok:
         body = b"{}"
     try:
-        return model.model_validate_json(body)
+        return model.model_validate_json(body, context=context)
     except ValidationError as exc:
         problems = [
             {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
@@ -183,14 +190,11 @@ async def post_cap(request: web.Request) -> web.Response:
     api = request.app[API_KEY]
     if (denied := refused(request)) is not None:
         return denied
-    cap_in = await parse(request, CapInput)
+    cap_in = await parse(request, CapInput, now=api.now(), site=api.state.site)
     if isinstance(cap_in, web.Response):
         return cap_in
-    now = api.now()
-    if cap_in.end <= now:
-        return error(400, "invalid end: the window has already ended", "end")
     cap, replan = api.operator.add_cap(cap_in, who(request))
-    return json_response({"cap": cap_view(cap, now), "replan": replan}, 201)
+    return json_response({"cap": cap_view(cap, api.now()), "replan": replan}, 201)
 
 
 async def delete_cap(request: web.Request) -> web.Response:
