@@ -1,7 +1,8 @@
 """The controller's HTTP side: ``/metrics`` for Prometheus, ``/healthz``, the operator page
 (``/``, :mod:`vpp.web.page`) and its JSON API (``/api/...``, :mod:`vpp.web.api`).
 
-See :mod:`vpp.web.server`.
+The server runs on a thread of its own (:mod:`vpp.web.server`); operator actions cross to the
+control loop with a deadline (:mod:`vpp.web.link`).
 """
 
 from __future__ import annotations

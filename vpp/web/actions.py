@@ -1,7 +1,8 @@
 """Operator actions: validated inputs and their effects on the controller.
 
-Each accepted action is recorded as an event (source ``operator``) through the controller, so
-the recorder stores it, and then takes effect:
+Inputs are validated on the HTTP server's thread; the :class:`Operator`'s methods run on the
+control loop (see :mod:`vpp.web.link`). Each accepted action is recorded as an event (source
+``operator``) through the controller, so the recorder stores it, and then takes effect:
 
 - a cap on grid import or export for a time window goes into ``state.caps``, where the next
   plan and the safety layer find it, and triggers a re-plan so it bites at once;
@@ -183,8 +184,8 @@ class Operator:
 
     # -- pause ------------------------------------------------------------------------------
 
-    def pause(self, dry_run: bool, who: str) -> None:
-        """Pause (dry-run) or resume control."""
+    def pause(self, dry_run: bool, who: str) -> bool:
+        """Pause (dry-run) or resume control; returns the new dry-run flag."""
         was = self.state.dry_run
         self.state.dry_run = dry_run
         if dry_run:
@@ -197,6 +198,7 @@ class Operator:
             self.record(
                 "control_resumed", f"{who} resumed control{' (was not paused)' if not was else ''}"
             )
+        return self.state.dry_run
 
     # -- re-plan ----------------------------------------------------------------------------
 
@@ -207,6 +209,12 @@ class Operator:
     @property
     def replan_running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    def request_replan(self, reason: str, who: str) -> str:
+        """An operator's re-plan: recorded, then started (see :meth:`replan`)."""
+        suffix = f": {reason}" if reason else ""
+        self.record("replan_requested", f"{who} asked for a re-plan{suffix}")
+        return self.replan("operator request")
 
     def replan(self, why: str) -> str:
         """Start a re-plan in the background: "started", "queued" (one is running, another

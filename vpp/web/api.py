@@ -21,6 +21,10 @@ environment variable ``VPP_API_TOKEN`` (which wins). Without a configured token 
 refused (403); a missing or wrong token gives 401; an invalid body 400 naming the field. The
 token travels in a header only, never in a cookie, so another site cannot make a browser send
 it (no CSRF), and no CORS headers are sent, so other origins cannot call the API from a page.
+
+Handlers run on the HTTP server's thread: reads take the state as it is; writes are validated
+there and then applied on the control loop (:mod:`vpp.web.link`). If the control loop does not
+take a write within its deadline the answer is 503 and nothing changes.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from vpp.control.state import ControllerState
 from vpp.core.clock import Clock
 from vpp.web.actions import CapInput, Operator, PauseInput, ReplanInput
 from vpp.web.alerts import alerts_view
+from vpp.web.link import ControlBusy, ControlLink
 from vpp.web.views import cap_view, caps_view, devices_view, plan_view, status_view
 from vpp.web.watch import Watch
 
@@ -55,13 +60,15 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class Api:
-    """What the handlers share: the state, its watcher, the clock, the operator, the token."""
+    """What the handlers share: the state, its watcher, the clock, the operator, the token,
+    and the link to the control loop that operator actions run on."""
 
     state: ControllerState
     watch: Watch
     clock: Clock
     operator: Operator
     token: str | None
+    link: ControlLink
 
     def now(self) -> datetime:
         """The controller's now (UTC), after taking in what changed in the state."""
@@ -186,6 +193,13 @@ async def parse(
         )
 
 
+def busy(exc: ControlBusy) -> web.Response:
+    """503 for an action the control loop did not take in time."""
+    response = error(503, str(exc))
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def post_cap(request: web.Request) -> web.Response:
     api = request.app[API_KEY]
     if (denied := refused(request)) is not None:
@@ -193,7 +207,10 @@ async def post_cap(request: web.Request) -> web.Response:
     cap_in = await parse(request, CapInput, now=api.now(), site=api.state.site)
     if isinstance(cap_in, web.Response):
         return cap_in
-    cap, replan = api.operator.add_cap(cap_in, who(request))
+    try:
+        cap, replan = await api.link.call(api.operator.add_cap, cap_in, who(request))
+    except ControlBusy as exc:
+        return busy(exc)
     return json_response({"cap": cap_view(cap, api.now()), "replan": replan}, 201)
 
 
@@ -204,7 +221,10 @@ async def delete_cap(request: web.Request) -> web.Response:
     ident = request.match_info["cap_id"]
     if not CAP_ID.match(ident):
         return error(400, "invalid id: expected 12 hex digits as listed by GET /api/caps", "id")
-    removed = api.operator.remove_cap(ident, who(request))
+    try:
+        removed = await api.link.call(api.operator.remove_cap, ident, who(request))
+    except ControlBusy as exc:
+        return busy(exc)
     if removed is None:
         return error(404, f"no cap with id {ident}", "id")
     cap, replan = removed
@@ -218,8 +238,11 @@ async def post_pause(request: web.Request) -> web.Response:
     pause = await parse(request, PauseInput)
     if isinstance(pause, web.Response):
         return pause
-    api.operator.pause(pause.dry_run, who(request))
-    return json_response({"dry_run": api.state.dry_run})
+    try:
+        dry_run = await api.link.call(api.operator.pause, pause.dry_run, who(request))
+    except ControlBusy as exc:
+        return busy(exc)
+    return json_response({"dry_run": dry_run})
 
 
 async def post_replan(request: web.Request) -> web.Response:
@@ -231,9 +254,11 @@ async def post_replan(request: web.Request) -> web.Response:
         return replan
     if not api.operator.can_replan:
         return error(503, "re-planning needs a running controller")
-    suffix = f": {replan.reason}" if replan.reason else ""
-    api.operator.record("replan_requested", f"{who(request)} asked for a re-plan{suffix}")
-    return json_response({"replan": api.operator.replan("operator request")}, 202)
+    try:
+        outcome = await api.link.call(api.operator.request_replan, replan.reason, who(request))
+    except ControlBusy as exc:
+        return busy(exc)
+    return json_response({"replan": outcome}, 202)
 
 
 def add_routes(app: web.Application) -> None:
