@@ -15,7 +15,9 @@ nor Prometheus can hold up the jobs on the control loop (the one that calls :fun
 Handlers read :class:`~vpp.control.state.ControllerState` from that thread: the jobs replace
 whole values (a new Snapshot, a new Plan, a new list of caps), so a reader sees the old value
 or the new one. Operator actions run on the control loop (:mod:`vpp.web.link`), with a deadline
-after which the answer is 503 and nothing changes.
+after which the answer is 503 and nothing changes. Requests pass the ``Host`` allow-list and
+admission control first (:mod:`vpp.web.guard`): bounded concurrency, bounded waiting, a share
+of one core for the server thread, 503 beyond.
 
 The server binds to loopback unless told otherwise: the metrics show the plant's state, and
 the API accepts operator actions (with a token).
@@ -28,12 +30,12 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
@@ -41,6 +43,14 @@ from vpp.control.state import ControllerState
 from vpp.core.clock import Clock, SystemClock
 from vpp.web import api, page
 from vpp.web.actions import Operator
+from vpp.web.guard import (
+    Busy,
+    Gates,
+    HostPolicy,
+    Limits,
+    busy_response,
+    misdirected_response,
+)
 from vpp.web.link import ACTION_TIMEOUT_S, ControlLink
 from vpp.web.watch import Watch
 
@@ -62,10 +72,23 @@ ORPHAN_CHECK_S = 1.0
 
 STATE_KEY = web.AppKey("state", ControllerState)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+HOSTS_KEY = web.AppKey("hosts", HostPolicy)
+LIMITS_KEY = web.AppKey("limits", Limits)
+
+
+class _GateSlot:
+    """The gates, made on the server's event loop when it starts (asyncio primitives belong
+    to the loop that first uses them)."""
+
+    gates: Gates | None = None
+
+
+_GATES_KEY = web.AppKey("gates", _GateSlot)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """The registry in Prometheus text format (collected and formatted on the server thread)."""
+    """The registry in Prometheus text format (collected and formatted on the server thread,
+    so the server's CPU budget covers it)."""
     body = generate_latest(request.app[REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
@@ -73,6 +96,50 @@ async def metrics(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """200 while the server answers (liveness); health of the plant is in the metrics."""
     return web.Response(text="ok\n")
+
+
+@web.middleware
+async def check_host(request: web.Request, handler: Any) -> web.StreamResponse:
+    """421 for a ``Host`` that is not on the allow-list (see :mod:`vpp.web.guard`)."""
+    host = request.headers.get(hdrs.HOST)
+    if not request.app[HOSTS_KEY].allows(host):
+        return misdirected_response(host or "")
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+@web.middleware
+async def admit(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A turn at the request's gate, and a deadline for its handler; 503 without either."""
+    if request.path == "/healthz":
+        response: web.StreamResponse = await handler(request)
+        return response
+    gates = request.app[_GATES_KEY].gates
+    if gates is None:  # served by something other than WebServer: no admission control
+        response = await handler(request)
+        return response
+    gate = gates.metrics if request.path == "/metrics" else gates.api
+    try:
+        await gate.enter()
+    except Busy as exc:
+        return busy_response(str(exc))
+    limit_s = request.app[LIMITS_KEY].request_s
+    try:
+        async with asyncio.timeout(limit_s) as deadline:
+            response = await handler(request)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        return busy_response(f"the request took longer than {limit_s:g} s and was cut off")
+    finally:
+        gate.leave()
+    return response
+
+
+async def _gates(app: web.Application) -> AsyncIterator[None]:
+    app[_GATES_KEY].gates = Gates.make(app[LIMITS_KEY])
+    yield
+    app[_GATES_KEY].gates = None
 
 
 async def _watch(app: web.Application) -> AsyncIterator[None]:
@@ -101,6 +168,8 @@ def make_app(
     *,
     clock: Clock | None = None,
     api_token: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    limits: Limits | None = None,
     action_timeout_s: float = ACTION_TIMEOUT_S,
 ) -> web.Application:
     """The controller's web application: ``/metrics``, ``/healthz``, the page and the API.
@@ -109,14 +178,23 @@ def make_app(
         through (events, re-plans); without one, actions only change ``state``
     clock : "now" for ages and caps; default the controller's clock, else the system clock
     api_token : the write token; default ``VPP_API_TOKEN`` or the site's ``[run] api_token``
+    allowed_hosts : ``Host`` names served besides the bind address and the loopback names
+        (``name`` for any port, ``name:port`` for one); default the site's
+        ``[run] allowed_hosts`` where the site schema has that field, else none
+    limits : admission control of the server (:class:`~vpp.web.guard.Limits`)
     action_timeout_s : wall seconds the control loop has to take an operator action (503)
 
     Handlers added later read ``request.app[STATE_KEY]`` and ``request.app[REGISTRY_KEY]``;
     they run on the server's thread.
     """
-    app = web.Application(client_max_size=api.MAX_BODY)
+    app = web.Application(client_max_size=api.MAX_BODY, middlewares=[check_host, admit])
     app[STATE_KEY] = state
     app[REGISTRY_KEY] = registry
+    if allowed_hosts is None:
+        allowed_hosts = getattr(state.site.run, "allowed_hosts", None) or ()
+    app[HOSTS_KEY] = HostPolicy(allowed_hosts)
+    app[LIMITS_KEY] = limits or Limits()
+    app[_GATES_KEY] = _GateSlot()
     clock = clock or (controller.clock if controller is not None else SystemClock())
     watch = Watch(state)
     if getattr(controller, "recorder", None) is not None:
@@ -129,6 +207,7 @@ def make_app(
         token=api_token or api.configured_token(state),
         link=ControlLink(action_timeout_s),
     )
+    app.cleanup_ctx.append(_gates)
     app.cleanup_ctx.append(_watch)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
@@ -155,17 +234,24 @@ def _seed(watch: Watch, controller: Any, clock: Clock) -> None:
 
 class WebServer:
     """Serves ``app`` on ``host``:``port`` (port 0 picks a free one) from a thread of its own;
-    start, then stop, both from the control loop."""
+    start, then stop, both from the control loop.
+
+    allowed_hosts : replaces the ``Host`` names the app was made with (see :func:`make_app`);
+        the bind address is always served
+    """
 
     def __init__(
         self,
         app: web.Application,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
+        *,
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.allowed_hosts = None if allowed_hosts is None else tuple(allowed_hosts)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -188,6 +274,11 @@ class WebServer:
         if self._thread is not None:
             return
         control = asyncio.get_running_loop()
+        if HOSTS_KEY in self.app:
+            policy = self.app[HOSTS_KEY]
+            if self.allowed_hosts is not None:
+                policy.configure(self.allowed_hosts)
+            policy.bind(self.host)
         if api.API_KEY in self.app:
             self.app[api.API_KEY].link.bind(control)
         started: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -328,9 +419,11 @@ async def serve(
     app: web.Application,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
+    *,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> AsyncIterator[WebServer]:
     """Serve ``app`` for the duration of the ``async with`` block, from a thread of its own."""
-    server = WebServer(app, host, port)
+    server = WebServer(app, host, port, allowed_hosts=allowed_hosts)
     await server.start()
     try:
         yield server

@@ -1,5 +1,5 @@
-"""The HTTP server beside the control loop: its own thread, and actions with a deadline, over
-real HTTP on loopback.
+"""The HTTP server beside the control loop: its own thread, actions with a deadline, admission
+control and the Host allow-list, over real HTTP on loopback.
 
 Nothing here asserts how long a job takes on a busy machine: the tests check structure (which
 thread answers, that an action the blocked control loop cannot take gets 503 and never
@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -29,8 +31,9 @@ from tests.vpp.web.live import demo_site, wait_until
 from tests.vpp.web.plant import NOON, TOKEN, Plant
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
-from vpp.web import WebServer, make_app, serve
+from vpp.web import Limits, WebServer, make_app, serve
 from vpp.web.api import API_KEY
+from vpp.web.guard import CpuBudget, HostPolicy, split_host
 
 #: Wall-clock bound for waits that only a broken server would reach.
 DEADLINE_S = 60.0
@@ -239,3 +242,181 @@ async def test_polls_go_on_while_200_readers_hammer_the_api(plant: Plant) -> Non
     # polls fit in the time the readers take. Generous: a starved loop misses this by far.
     assert len(durations) >= 5, (len(durations), readers.statuses)
     assert statistics.median(durations) < 5.0, durations
+
+
+# -- admission control ------------------------------------------------------------------------
+
+
+class Hold:
+    """A ``/hold`` route that keeps its turn until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    async def handler(self, request: web.Request) -> web.Response:
+        self.entered.set()
+        for _ in range(int(DEADLINE_S / 0.01)):
+            if self.release.is_set():
+                break
+            await asyncio.sleep(0.01)
+        return web.json_response({"held": True})
+
+    async def until_entered(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, DEADLINE_S)
+
+
+@asynccontextmanager
+async def held_server(
+    monkeypatch: pytest.MonkeyPatch, limits: Limits
+) -> AsyncIterator[tuple[WebServer, Hold]]:
+    hold = Hold()
+    _, app = bare_app(monkeypatch, limits=limits)
+    app.router.add_get("/hold", hold.handler)
+    async with serve(app, port=0) as server:
+        try:
+            yield server, hold
+        finally:
+            hold.release.set()
+
+
+async def fetch(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, object]]:
+    async with http.get(url) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_requests_past_the_waiting_room_get_503_at_once(
+    monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
+) -> None:
+    limits = Limits(max_concurrent=1, max_waiting=3, wait_s=DEADLINE_S)
+    async with held_server(monkeypatch, limits) as (server, hold):
+        url = f"{server.url}/hold"
+        first = asyncio.create_task(fetch(http, url))
+        await hold.until_entered()
+        rest = [asyncio.create_task(fetch(http, url)) for _ in range(9)]
+        await wait_until(lambda: sum(t.done() for t in rest) >= 6, DEADLINE_S, "6 refusals")
+        done = [t for t in rest if t.done()]
+        refused = [t.result() for t in done]
+        assert len(refused) == 6 and all(s == 503 for s, _ in refused), refused
+        assert all("too many requests waiting" in str(r["error"]) for _, r in refused)
+        async with http.get(f"{server.url}/healthz") as resp:  # never held
+            assert resp.status == 200
+        hold.release.set()
+        answered = await asyncio.gather(first, *[t for t in rest if t not in done])
+        assert [s for s, _ in answered] == [200] * 4
+
+
+async def test_a_wait_past_its_deadline_gets_503(
+    monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
+) -> None:
+    limits = Limits(max_concurrent=1, wait_s=0.3, request_s=DEADLINE_S)
+    async with held_server(monkeypatch, limits) as (server, hold):
+        holder = asyncio.create_task(fetch(http, f"{server.url}/hold"))
+        await hold.until_entered()
+        async with http.get(f"{server.url}/api/status") as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+            assert "no turn within 0.3 s" in (await resp.json())["error"]
+        hold.release.set()
+        assert await holder == (200, {"held": True})
+        async with http.get(f"{server.url}/api/status") as resp:
+            assert resp.status == 200
+
+
+async def test_a_handler_past_its_deadline_gets_503(
+    monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
+) -> None:
+    async with held_server(monkeypatch, Limits(request_s=0.5)) as (server, _hold):
+        status, reply = await fetch(http, f"{server.url}/hold")
+        assert status == 503 and "took longer than 0.5 s" in str(reply["error"])
+
+
+async def test_the_cpu_budget_makes_the_server_thread_wait() -> None:
+    budget = CpuBudget(share=0.1, burst_s=0.01)
+    await budget.wait()  # credit to start with
+    spent = time.thread_time()
+    while time.thread_time() - spent < 0.05:
+        pass
+    started = time.monotonic()
+    await budget.wait()
+    # 50 ms of CPU at a tenth of a core: about 0.4 s of credit to earn back (sleeps never end
+    # early, so this holds however busy the machine is).
+    assert time.monotonic() - started >= 0.35
+
+
+# -- Host allow-list --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "served"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.1:9310", True),
+        ("localhost:8080", True),
+        ("LOCALHOST.", True),
+        ("[::1]:9310", True),
+        ("[::1]", True),
+        ("evil.example", False),
+        ("evil.example:9310", False),
+        ("127.0.0.1.evil.example", False),
+        ("localhost.evil.example:9310", False),
+        ("10.1.2.3:9310", False),
+        ("", False),
+        ("localhost:nine", False),
+    ],
+)
+def test_host_policy_defaults(header: str, served: bool) -> None:
+    policy = HostPolicy()
+    policy.bind("127.0.0.1")
+    assert policy.allows(header) is served
+    assert policy.allows(None)  # no Host header: not a browser
+
+
+def test_host_policy_configured_names_and_wildcard_binds() -> None:
+    policy = HostPolicy(["vpp.example.org", "scada.local:8443"])
+    policy.bind("192.0.2.10")
+    assert policy.allows("VPP.example.org:9310") and policy.allows("scada.local:8443")
+    assert not policy.allows("scada.local:80") and not policy.allows("example.org")
+    assert policy.allows("192.0.2.10:9310") and not policy.allows("192.0.2.11:9310")
+    policy.bind("0.0.0.0")
+    assert policy.allows("192.0.2.11:9310") and policy.allows("[2001:db8::1]:9310")
+    assert not policy.allows("rebound.example:9310")
+    policy.bind("::1")
+    assert policy.allows("[::1]:1") and not policy.allows("192.0.2.11")
+    assert split_host("[2001:db8::1]:443") == ("[2001:db8::1]", 443)
+    assert split_host("2001:db8::1") == ("[2001:db8::1]", None)
+
+
+async def test_other_hosts_get_421_on_every_route(
+    monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
+) -> None:
+    _, app = bare_app(monkeypatch, allowed_hosts=["vpp.example.org"])
+    async with serve(app, port=0) as server:
+        for path in ("/metrics", "/api/status", "/", "/healthz", "/api/pause"):
+            async with http.get(
+                f"{server.url}{path}", headers={"Host": f"rebound.example:{server.port}"}
+            ) as resp:
+                assert resp.status == 421, path
+                body = await resp.json()
+                assert body["field"] == "Host" and "allowed hosts" in body["error"]
+                assert "Access-Control-Allow-Origin" not in resp.headers
+        for host in (f"localhost:{server.port}", "vpp.example.org", f"127.0.0.1:{server.port}"):
+            async with http.get(f"{server.url}/api/status", headers={"Host": host}) as resp:
+                assert resp.status == 200, host
+        # HTTP/1.0 without a Host header (curl -0, scripts): not a browser, served.
+        reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+        writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+        await writer.drain()
+        head = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
+
+
+async def test_serve_takes_allowed_hosts_and_always_serves_its_bind_address(
+    monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
+) -> None:
+    _, app = bare_app(monkeypatch)
+    async with serve(app, LOOPBACK, 0, allowed_hosts=["scada.local"]) as server:
+        for host, status in (("scada.local:80", 200), ("vpp.example.org", 421)):
+            async with http.get(f"{server.url}/healthz", headers={"Host": host}) as resp:
+                assert resp.status == status, host
