@@ -30,9 +30,10 @@ take a write within its deadline the answer is 503 and nothing changes.
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,11 +41,11 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from vpp.control.state import ControllerState
-from vpp.core.clock import Clock
+from vpp.core.clock import Clock, floor_quarter
 from vpp.web.actions import CapInput, Operator, PauseInput, ReplanInput
 from vpp.web.alerts import alerts_view
 from vpp.web.link import ControlBusy, ControlLink
-from vpp.web.views import cap_view, caps_view, devices_view, plan_view, status_view
+from vpp.web.views import cap_view, caps_view, devices_view, iso, plan_view, status_view
 from vpp.web.watch import Watch
 
 TOKEN_ENV = "VPP_API_TOKEN"
@@ -58,6 +59,31 @@ MAX_LIMIT = 1_000_000
 M = TypeVar("M", bound=BaseModel)
 
 
+class PlanCache:
+    """The encoded steps and history of the last ``/api/plan`` answer, kept while the plan and
+    the watched measurements stay the same. It is the largest answer (a 36 h plan has 144
+    steps) and the one the page asks for most; with the cache a reader costs the server a
+    fraction of a millisecond instead of several. Use it on one thread (the server's)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._head: dict[str, Any] = {}
+        self._steps = self._history = "[]"
+
+    def body(self, state: ControllerState, watch: Watch, now: datetime) -> str:
+        """The JSON text of :func:`~vpp.web.views.plan_view` for ``now``."""
+        key = (state.plan, state.plan_created_at, watch.version, floor_quarter(now))
+        old = self._key
+        if old is None or old[0] is not key[0] or old[1:] != key[1:]:
+            view = plan_view(state, watch, now)
+            self._steps = json.dumps(view.pop("steps"))
+            self._history = json.dumps(view.pop("history"))
+            self._head = view
+            self._key = key
+        head = json.dumps({**self._head, "now": iso(now)})
+        return f'{head[:-1]}, "steps": {self._steps}, "history": {self._history}}}'
+
+
 @dataclass(frozen=True, slots=True)
 class Api:
     """What the handlers share: the state, its watcher, the clock, the operator, the token,
@@ -69,6 +95,7 @@ class Api:
     operator: Operator
     token: str | None
     link: ControlLink
+    plan_cache: PlanCache = field(default_factory=PlanCache)
 
     def now(self) -> datetime:
         """The controller's now (UTC), after taking in what changed in the state."""
@@ -118,7 +145,10 @@ async def get_status(request: web.Request) -> web.Response:
 
 async def get_plan(request: web.Request) -> web.Response:
     api = request.app[API_KEY]
-    return json_response(plan_view(api.state, api.watch, api.now()))
+    body = api.plan_cache.body(api.state, api.watch, api.now())
+    return web.Response(
+        text=body, content_type="application/json", headers={"Cache-Control": "no-store"}
+    )
 
 
 async def get_devices(request: web.Request) -> web.Response:

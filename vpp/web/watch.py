@@ -119,6 +119,8 @@ class Watch:
         self.rose_at: dict[str, datetime] = {}
         self._counts: dict[str, int] = {}
         self._snapshot: Snapshot | None = None
+        #: Grows whenever ``quarters`` changes (for caches of what is built from them).
+        self.version = 0
         # Plan job: (runs, last_start) when it was last seen idle.
         self._plan_idle: tuple[int, datetime | None] = (0, None)
         self._plan_lock = threading.Lock()
@@ -134,6 +136,7 @@ class Watch:
         self._observe(snapshot)
 
     def _observe(self, snapshot: Snapshot) -> None:
+        self.version += 1
         start = floor_quarter(snapshot.time)
         quarter = self.quarters.get(start)
         if quarter is None:
@@ -153,6 +156,7 @@ class Watch:
     def seed(self, quarters: dict[datetime, QuarterHour]) -> int:
         """Take in quarter hours rebuilt from the recorder (oldest first), where none is kept
         yet; returns how many were taken."""
+        self.version += 1
         new = {t: q for t, q in quarters.items() if t not in self.quarters}
         merged = sorted({**self.quarters, **new}.items())
         if merged:
