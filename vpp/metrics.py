@@ -6,6 +6,10 @@ updates metrics in the background. Events that need a distribution (plan build a
 times, job durations) go to histograms, recorded by :class:`Metrics` when they happen. Both
 live on the registry passed in, never on the global one.
 
+Scrapes run on the HTTP server's thread while the jobs run on the control loop: the jobs
+replace whole values, and the dicts they add keys to are copied (``list(d.items())``, one step
+under the interpreter lock) before they are walked.
+
 Names follow ``vpp_<thing>_<base unit>`` (watts, watt-hours, ratios, seconds, euros, degrees
 Celsius). Prices are the one exception, in EUR/MWh as the market quotes them. The metrics
 table (``vpp/METRICS.md``) documents every metric, its unit and its labels.
@@ -322,7 +326,7 @@ class VppCollector(Collector):
         s.add("vpp_store_capacity_watt_hours", state.site.heat.store_capacity_wh)
         for source in dict.fromkeys((*HEAT_SOURCES, *state.heat_delivered_wh)):
             s.add("vpp_heat_delivered_watt_hours", state.heat_delivered_wh.get(source, 0.0), source)
-        for quantity, error_w in state.forecast_error_w.items():
+        for quantity, error_w in list(state.forecast_error_w.items()):
             s.add("vpp_forecast_error_watts", error_w, quantity.removesuffix("_w"))
 
     def _devices(self, s: _Scrape, snap: Snapshot) -> None:
@@ -360,7 +364,7 @@ class VppCollector(Collector):
     def _setpoints(self, s: _Scrape) -> None:
         state = self.state
         devices = state.snapshot.devices if state.snapshot is not None else {}
-        for sp in state.setpoints.values():
+        for sp in list(state.setpoints.values()):
             # "battery_w" -> quantity "battery" in W; a PV cap "pv_limit_w" -> "pv_limit" as a
             # share of the inverter's rating (how the inverter takes it).
             quantity, _, unit = sp.quantity.rpartition("_")
@@ -432,13 +436,13 @@ class VppCollector(Collector):
         return row
 
     def _jobs_and_sources(self, s: _Scrape) -> None:
-        for name, job in self.state.jobs.items():
+        for name, job in list(self.state.jobs.items()):
             s.add("vpp_job_runs", job.runs, name)
             s.add("vpp_job_failures", job.failures, name)
             s.add("vpp_job_misses", job.misses, name)
             s.add("vpp_job_last_duration_seconds", job.last_duration_s, name)
             s.add("vpp_job_last_run_age_seconds", _age_s(s.now, job.last_start), name)
-        for name, source in self.state.sources.items():
+        for name, source in list(self.state.sources.items()):
             s.add("vpp_source_failures", source.failures, name)
             s.add("vpp_source_stale", float(source.stale), name)
             s.add("vpp_source_last_success_age_seconds", _age_s(s.now, source.last_success), name)

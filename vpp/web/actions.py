@@ -1,7 +1,8 @@
 """Operator actions: validated inputs and their effects on the controller.
 
-Each accepted action is recorded as an event (source ``operator``) through the controller, so
-the recorder stores it, and then takes effect:
+Inputs are validated on the HTTP server's thread; the :class:`Operator`'s methods run on the
+control loop (see :mod:`vpp.web.link`). Each accepted action is recorded as an event (source
+``operator``) through the controller, so the recorder stores it, and then takes effect:
 
 - a cap on grid import or export for a time window goes into ``state.caps``, where the next
   plan and the safety layer find it, and triggers a re-plan so it bites at once;
@@ -30,6 +31,11 @@ log = logging.getLogger("vpp.web")
 
 #: Longest window of one cap.
 MAX_CAP_WINDOW = timedelta(days=7)
+#: A cap's start and end lie within this much before and after now (a start a little in the
+#: past is "from now on"; dates far out are typing errors, and beyond year 9999 they
+#: overflow).
+CAP_PAST = timedelta(days=1)
+CAP_FUTURE = timedelta(days=365)
 #: Caps that ended longer ago than this are dropped when a new one is added.
 KEEP_ENDED_CAPS = timedelta(days=1)
 #: Wall seconds a re-plan waits for the scheduler's plan job before it goes ahead anyway.
@@ -43,13 +49,44 @@ class _Input(BaseModel):
 
 
 class CapInput(_Input):
-    """``POST /api/caps``: a cap on import or export, W, for [start, end) (ISO-8601, zone)."""
+    """``POST /api/caps``: a cap on import or export, W, for [start, end) (ISO-8601, zone).
+
+    Validated with the context ``now`` (the controller's time: start and end within
+    :data:`CAP_PAST` before and :data:`CAP_FUTURE` after it, end after it) and ``site`` (the
+    cap at most the site's limit in its direction: a cap can only lower it).
+    """
 
     direction: Literal["import", "export"]
     limit_w: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     start: AwareDatetime
     end: AwareDatetime
     reason: Annotated[str, Field(min_length=1, max_length=200)]
+
+    @field_validator("limit_w")
+    @classmethod
+    def _at_most_the_site_limit(cls, limit_w: float, info: ValidationInfo) -> float:
+        site = (info.context or {}).get("site")
+        direction = info.data.get("direction")
+        if site is None or direction is None:
+            return limit_w
+        site_w = site.grid.import_limit_w if direction == "import" else site.grid.export_limit_w
+        if limit_w > site_w:
+            raise ValueError(
+                f"{limit_w:.6g} W is above the site's {direction} limit of {site_w:.6g} W "
+                f"(a cap can only lower it)"
+            )
+        return limit_w
+
+    @field_validator("start", "end")
+    @classmethod
+    def _near_now(cls, when: datetime, info: ValidationInfo) -> datetime:
+        now = (info.context or {}).get("now")
+        if now is not None and not now - CAP_PAST <= when <= now + CAP_FUTURE:
+            raise ValueError(
+                f"must lie between {CAP_PAST.days} day before and {CAP_FUTURE.days} days "
+                f"after now ({now.astimezone(UTC).isoformat()})"
+            )
+        return when
 
     @field_validator("reason")
     @classmethod
@@ -69,6 +106,9 @@ class CapInput(_Input):
             raise ValueError("end must be after start")
         if end - start > MAX_CAP_WINDOW:
             raise ValueError(f"a cap may last at most {MAX_CAP_WINDOW.days} days")
+        now = (info.context or {}).get("now")
+        if now is not None and end <= now:
+            raise ValueError("the window has already ended")
         return end
 
 
@@ -144,8 +184,8 @@ class Operator:
 
     # -- pause ------------------------------------------------------------------------------
 
-    def pause(self, dry_run: bool, who: str) -> None:
-        """Pause (dry-run) or resume control."""
+    def pause(self, dry_run: bool, who: str) -> bool:
+        """Pause (dry-run) or resume control; returns the new dry-run flag."""
         was = self.state.dry_run
         self.state.dry_run = dry_run
         if dry_run:
@@ -158,6 +198,7 @@ class Operator:
             self.record(
                 "control_resumed", f"{who} resumed control{' (was not paused)' if not was else ''}"
             )
+        return self.state.dry_run
 
     # -- re-plan ----------------------------------------------------------------------------
 
@@ -168,6 +209,12 @@ class Operator:
     @property
     def replan_running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    def request_replan(self, reason: str, who: str) -> str:
+        """An operator's re-plan: recorded, then started (see :meth:`replan`)."""
+        suffix = f": {reason}" if reason else ""
+        self.record("replan_requested", f"{who} asked for a re-plan{suffix}")
+        return self.replan("operator request")
 
     def replan(self, why: str) -> str:
         """Start a re-plan in the background: "started", "queued" (one is running, another

@@ -15,11 +15,17 @@ second, and on every API read) and keeps three small things the state does not:
   many have ended).
 
 Times are on the controller's clock (UTC), so a fast demo or a replay reads right.
+
+The Watch lives on the HTTP server's thread; only :meth:`Watch.plan_job_running` is also
+called from the control loop (by an operator's re-plan), and the little it shares is locked.
+The state's dicts that jobs add keys to are copied (in one step, under the interpreter lock)
+before they are walked.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -95,7 +101,8 @@ class QuarterHour:
 
 
 class Watch:
-    """Samples ``state``; see the module docstring. Not thread-safe: use it on the event loop."""
+    """Samples ``state``; see the module docstring. Use it on one thread (the HTTP server's),
+    except :meth:`plan_job_running`, which any thread may call."""
 
     def __init__(self, state: ControllerState) -> None:
         self.state = state
@@ -104,8 +111,11 @@ class Watch:
         self.rose_at: dict[str, datetime] = {}
         self._counts: dict[str, int] = {}
         self._snapshot: Snapshot | None = None
+        #: Grows whenever ``quarters`` changes (for caches of what is built from them).
+        self.version = 0
         # Plan job: (runs, last_start) when it was last seen idle.
         self._plan_idle: tuple[int, datetime | None] = (0, None)
+        self._plan_lock = threading.Lock()
 
     def sample(self, now: datetime) -> None:
         """Take in what changed since the last call (cheap when nothing did)."""
@@ -118,6 +128,7 @@ class Watch:
         self._observe(snapshot)
 
     def _observe(self, snapshot: Snapshot) -> None:
+        self.version += 1
         start = floor_quarter(snapshot.time)
         quarter = self.quarters.get(start)
         if quarter is None:
@@ -137,6 +148,7 @@ class Watch:
     def seed(self, quarters: dict[datetime, QuarterHour]) -> int:
         """Take in quarter hours rebuilt from the recorder (oldest first), where none is kept
         yet; returns how many were taken."""
+        self.version += 1
         new = {t: q for t, q in quarters.items() if t not in self.quarters}
         merged = sorted({**self.quarters, **new}.items())
         if merged:
@@ -155,7 +167,8 @@ class Watch:
     def _track_counters(self, now: datetime) -> None:
         state = self.state
         counts = {"recorder": state.recorder_errors_total}
-        counts.update({f"readback:{d}": n for d, n in state.readback_mismatches_total.items()})
+        mismatches = dict(state.readback_mismatches_total)  # dispatch adds devices to it
+        counts.update({f"readback:{d}": n for d, n in mismatches.items()})
         for key, count in counts.items():
             if count > self._counts.get(key, 0):
                 self.rose_at[key] = now
@@ -169,10 +182,11 @@ class Watch:
     # -- the scheduler's plan job -------------------------------------------------------
 
     def _track_plan_job(self) -> None:
-        stats = self.state.jobs.get("plan")
-        if stats is not None and stats.runs != self._plan_idle[0]:
-            # A run ended since the last look: the start on record is that run's.
-            self._plan_idle = (stats.runs, stats.last_start)
+        with self._plan_lock:
+            stats = self.state.jobs.get("plan")
+            if stats is not None and stats.runs != self._plan_idle[0]:
+                # A run ended since the last look: the start on record is that run's.
+                self._plan_idle = (stats.runs, stats.last_start)
 
     def plan_job_running(self) -> bool:
         """True while a plan run has started and not ended (as far as the last samples tell).
@@ -184,4 +198,5 @@ class Watch:
         stats = self.state.jobs.get("plan")
         if stats is None or stats.last_start is None:
             return False
-        return stats.last_start != self._plan_idle[1]
+        with self._plan_lock:
+            return stats.last_start != self._plan_idle[1]

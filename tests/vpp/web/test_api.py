@@ -7,6 +7,7 @@ reaches the next plan's import limit, pause stops writes, re-plans never overlap
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +104,32 @@ def invalid_caps(now: datetime) -> list[tuple[dict[str, Any], str]]:
             ),
             "end",
         ),
+        # Dates far from now: typing errors, and near year 9999 they overflowed into a 500.
+        (
+            cap_body(now, start="9999-12-31T00:00:00+00:00", end="9999-12-31T10:00:00+00:00"),
+            "start",
+        ),
+        (
+            cap_body(now, start="9999-12-31T23:00:00-05:00", end="9999-12-31T23:30:00-05:00"),
+            "start",
+        ),
+        (cap_body(now, start="0001-01-01T00:30:00+05:00"), "start"),
+        (cap_body(now, start=(now - timedelta(days=1, minutes=1)).isoformat()), "start"),
+        (
+            cap_body(
+                now,
+                start=(now + timedelta(days=365)).isoformat(),
+                end=(now + timedelta(days=366)).isoformat(),
+            ),
+            "end",
+        ),
+        (cap_body(now, start=12345), "start"),
+        (cap_body(now, end=[]), "end"),
+        # A cap can only lower the site's limit (800 kW import, 500 kW export in the demo).
+        (cap_body(now, limit_w=800_001.0), "limit_w"),
+        (cap_body(now, direction="export", limit_w=500_001.0), "limit_w"),
+        (cap_body(now, limit_w=1e308), "limit_w"),
+        (cap_body(now, limit_w=True), "limit_w"),
         (cap_body(now, reason=""), "reason"),
         (cap_body(now, reason="   "), "reason"),
         (cap_body(now, reason="x" * 201), "reason"),
@@ -123,11 +150,39 @@ async def test_invalid_inputs_give_400_naming_the_field(
         ("POST", "/api/caps", b"{not json", "body"),
         ("POST", "/api/caps", b"", "body"),
         ("POST", "/api/caps", b"[]", "body"),
+        ("POST", "/api/caps", b"null", "body"),
+        ("POST", "/api/caps", b"[" * 5000, "body"),
+        ("POST", "/api/caps", b"\xff\xfe{", "body"),
+        (
+            "POST",
+            "/api/caps",
+            json.dumps(cap_body(now)).replace("100000.0", "NaN").encode(),
+            "limit_w",
+        ),
+        (
+            "POST",
+            "/api/caps",
+            json.dumps(cap_body(now)).replace("100000.0", "1e999").encode(),
+            "limit_w",
+        ),
+        (
+            "POST",
+            "/api/caps",
+            json.dumps(cap_body(now)).replace("100000.0", "-Infinity").encode(),
+            "limit_w",
+        ),
+        (
+            "POST",
+            "/api/caps",
+            json.dumps(cap_body(now)).replace("100000.0", "9" * 5000).encode(),
+            "body",
+        ),
         ("POST", "/api/pause", b'{"dry_run": "yes"}', "dry_run"),
         ("POST", "/api/pause", b'{"dry_run": 1}', "dry_run"),
         ("POST", "/api/pause", b"{}", "dry_run"),
         ("POST", "/api/replan", json.dumps({"reason": "x" * 201}).encode(), "reason"),
         ("POST", "/api/replan", b'{"now": true}', "now"),
+        ("POST", "/api/replan", b'{"reason": 1e999}', "reason"),
         ("DELETE", "/api/caps/..%2Fetc", b"", "id"),
     ]
     for method, path, raw, field in cases:
@@ -135,8 +190,10 @@ async def test_invalid_inputs_give_400_naming_the_field(
         assert (status, reply.get("field")) == (400, field), (path, raw, reply)
     status, reply = await call(http, "DELETE", f"{url}/api/caps/0123456789ab")
     assert (status, reply["field"]) == (404, "id")
-    status, reply = await call(http, "GET", f"{url}/api/devices?limit=ten", token=None)
-    assert (status, reply["field"]) == (400, "limit")
+    for limit in ("ten", "0", "", "1000001", "%C2%B2", "%D9%A2", "99999999999999999999999"):
+        # "²" and "٢" (an Arabic-Indic two) are digits to str.isdigit, not to int().
+        status, reply = await call(http, "GET", f"{url}/api/devices?limit={limit}", token=None)
+        assert (status, reply["field"]) == (400, "limit"), limit
     assert plant.state.caps == [] and not plant.state.dry_run
     assert operator_events(plant.state) == []
 
@@ -238,3 +295,44 @@ async def test_without_a_controller_actions_change_the_state_only(
         _, alerts = await call(http, "GET", f"{server.url}/api/alerts")
         assert [a["name"] for a in alerts["active"]] == ["VppNoPlan"]
     assert [e.kind for e in state.events] == ["cap_set"]
+
+
+async def test_odd_values_in_any_field_give_400_never_500(
+    plant: Plant, http: aiohttp.ClientSession
+) -> None:
+    now = plant.clock.now()
+    odd: list[Any] = [None, True, 0, -1, 10**30, 1e308, "", "x", [], {}, "NaN", "9999-12-31"]
+    odd.append("9999-12-31T23:59:59.999999-23:59")
+    accepted = []
+    for field in ("direction", "limit_w", "start", "end", "reason"):
+        for value in odd:
+            status, reply = await call(
+                http, "POST", f"{plant.url}/api/caps", cap_body(now, **{field: value})
+            )
+            assert status in (201, 400), (field, value, status, reply)
+            if status == 400:
+                assert reply["field"] == field, (field, value, reply)
+            else:
+                accepted.append((field, value))
+    # A cap of 0 W, and any printable text as the reason.
+    assert accepted == [("limit_w", 0), *[("reason", v) for v in odd if isinstance(v, str) and v]]
+    assert len(plant.state.caps) == len(accepted)
+    await plant.replans_done()
+
+
+async def test_a_token_that_is_not_utf8_gets_401(plant: Plant) -> None:
+    host, port = plant.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b'{"dry_run": true}'
+    writer.write(
+        b"POST /api/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\xc3\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readline(), 30)
+    writer.close()
+    await writer.wait_closed()
+    assert head.startswith(b"HTTP/1.1 401"), head
+    assert not plant.state.dry_run

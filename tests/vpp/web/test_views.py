@@ -8,6 +8,8 @@ keep other sites out.
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any
 
 import aiohttp
 import pandas as pd
@@ -15,6 +17,8 @@ import pytest
 
 from tests.vpp.web.plant import Plant, call, cap_body
 from vpp.control.state import SourceStatus
+from vpp.web.api import API_KEY
+from vpp.web.views import plan_view
 from vpp.web.watch import site_totals
 
 # -- reads ------------------------------------------------------------------------------------
@@ -147,3 +151,31 @@ async def test_page_static_files_and_metrics(plant: Plant, http: aiohttp.ClientS
         assert resp.headers["Cache-Control"] == "no-store"
         assert "Access-Control-Allow-Origin" not in resp.headers
         assert "Set-Cookie" not in resp.headers
+
+
+async def test_the_plan_answer_follows_polls_and_plans(
+    plant: Plant, http: aiohttp.ClientSession
+) -> None:
+    """/api/plan keeps its encoded steps between requests: it must still change with every
+    poll the page has seen, every new plan, and "now"."""
+    api = plant.app[API_KEY]
+
+    async def answer_and_view() -> tuple[Any, Any]:
+        _, answer = await call(http, "GET", f"{plant.url}/api/plan")
+        view = plan_view(plant.state, api.watch, plant.clock.now())
+        return answer, json.loads(json.dumps(view))
+
+    first, view = await answer_and_view()
+    assert first == view
+    again, _ = await answer_and_view()
+    assert again == first
+    plant.fleet.device("pv-002").fault = "error"  # its output leaves the measured mean
+    plant.clock.advance(10)
+    await plant.ctl.run_job("poll")
+    polled, view = await answer_and_view()
+    assert polled == view and polled["now"] != first["now"]
+    assert polled["steps"][0]["actual"] != first["steps"][0]["actual"]
+    await plant.ctl.run_job("plan")
+    planned, view = await answer_and_view()
+    assert planned == view and planned["created_at"] != polled["created_at"]
+    assert plant.state.plans_total >= 2
