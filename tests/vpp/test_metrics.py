@@ -539,6 +539,8 @@ def test_names_follow_the_conventions() -> None:
         "vpp_plan_constraints",
         "vpp_source_stale",
         "vpp_controller_info",
+        "vpp_devices_quarantined",
+        "vpp_recorder_pending",
     }  # unitless: states, flags and counts
     for name in exported_names():
         assert name.startswith("vpp_") and name == name.lower()
