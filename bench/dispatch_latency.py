@@ -112,7 +112,7 @@ async def dispatch_times(site: Site, quarters: int) -> tuple[list[float], int, i
             await ctl.run_job("dispatch")
             times.append(time.perf_counter() - started)
             clock.advance(14 * 60)
-        written = [s for s in ctl.state.setpoints.values() if s.written is not None]
+        written = [s for s in ctl.state.setpoints.values() if s.written_w is not None]
         return times, len(written), sum(s.ok for s in written)
 
 

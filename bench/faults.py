@@ -103,7 +103,8 @@ from vpp.control.schedule import job_specs
 from vpp.control.state import SetpointStatus
 from vpp.control.world import world_from_inputs
 from vpp.core.clock import ManualClock, floor_quarter
-from vpp.core.site import BatteryDevice, DeviceKind, Site, parse_site
+from vpp.core.kinds import BY_SETPOINT
+from vpp.core.site import BatteryDevice, Site, parse_site
 from vpp.recorder.codec import device_state
 from vpp.recorder.db import from_ms, to_ms
 
@@ -323,7 +324,7 @@ class Audit:
         self._event(level, source, kind, message, device)
 
     def listen(self, source: str, statuses: list[SetpointStatus]) -> None:
-        written = sum(1 for s in statuses if s.written is not None or s.dry_run)
+        written = sum(1 for s in statuses if s.written_w is not None or s.dry_run)
         self.batches.append((self.ctl.clock.now(), source, len(statuses), written))
 
     async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
@@ -335,7 +336,7 @@ class Audit:
         truth = truth_snapshot(ctl.site, snap, self.fleet) if self.fleet is not None else None
         results = await self._write(setpoints)
         written = [
-            replace(sp, value=r.written)
+            replace(sp, power_w=r.written)
             for sp, r in zip(setpoints, results, strict=True)
             if r.written is not None
         ]
@@ -1192,8 +1193,7 @@ def db_rows(db: Path, after_ms: int = -(2**62), integrity: bool = False) -> dict
 def recorded_writes_outside(site: Site, db: Path) -> tuple[int, list[str]]:
     """Setpoints in the recorder whose written value breaks the invariants against the
     snapshot recorded last before it (every batch: rows with one time)."""
-    kinds = {"battery_w": DeviceKind.BATTERY, "pv_limit_pct": DeviceKind.PV,
-             "heat_pump_el_w": DeviceKind.HEAT_PUMP}  # fmt: skip
+    kinds = BY_SETPOINT
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         polls = conn.execute("SELECT id, time_ms FROM polls ORDER BY time_ms").fetchall()
         rows = conn.execute(

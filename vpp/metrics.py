@@ -375,7 +375,7 @@ class VppCollector(Collector):
                     "vpp_setpoint_ratio",
                     1.0 / float(state.site.device(sp.device_id).rated_w),
                 )
-            values = (sp.planned, sp.requested, sp.written, sp.read_back)
+            values = (sp.planned_w, sp.requested_w, sp.written_w, sp.read_back_w)
             for stage, value in zip(SETPOINT_STAGES, values, strict=True):
                 s.add(name, None if value is None else value * scale, sp.device_id, quantity, stage)
             s.add("vpp_setpoint_ok", float(sp.ok), sp.device_id, quantity)

@@ -387,7 +387,7 @@ async def test_controller_records_setpoints_caps_jobs_and_sources() -> None:
     bat = {"device": "bat-a", "quantity": sp.quantity.removesuffix("_w")}
     assert m("vpp_setpoint_watts", **bat, stage="planned") == -2500.0
     assert m("vpp_setpoint_watts", **bat, stage="requested") == -2000.0
-    assert m("vpp_setpoint_watts", **bat, stage="read_back") == sp.read_back
+    assert m("vpp_setpoint_watts", **bat, stage="read_back") == sp.read_back_w
     assert m("vpp_setpoint_ratio", device="pv-a", quantity="pv_limit", stage="written") == 0.6
     assert m("vpp_device_pv_limit_ratio", device="pv-a") == 0.6  # the inverter took it
     reading = reading_of(state.snapshot, "bat-a", BatteryReading)

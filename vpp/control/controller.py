@@ -330,7 +330,7 @@ class Controller:
     async def correct(self) -> None:
         """Hold the grid exchange (limits or schedule) with the batteries between quarter hours."""
         st = self.state
-        active = {d: s.requested for d, s in st.setpoints.items() if s.quantity == "battery_w"}
+        active = {d: s.requested_w for d, s in st.setpoints.items() if s.quantity == "battery_w"}
         setpoints = cycle.correction(
             self.site,
             self.current_row(),
@@ -347,9 +347,9 @@ class Controller:
         """Rewrite the active setpoints before the devices' revert timers run out."""
         st = self.state
         active = [
-            Setpoint(s.device_id, BY_SETPOINT[s.quantity], s.requested, s.planned)
+            Setpoint(s.device_id, BY_SETPOINT[s.quantity], s.requested_w, s.planned_w)
             for s in st.setpoints.values()
-            if s.written is not None
+            if s.written_w is not None
         ]
         setpoints = cycle.keepalive(
             self.site,
@@ -390,7 +390,7 @@ class Controller:
             status = _status(sp, result, now, self.state.dry_run)
             statuses.append(status)
             self._count(status, source)
-            if status.ok or status.dry_run or status.written is not None:
+            if status.ok or status.dry_run or status.written_w is not None:
                 # The active setpoint is what the device read back; a write that failed
                 # before anything was written leaves the previous one on record.
                 self.state.setpoints[status.device_id] = status
@@ -412,13 +412,13 @@ class Controller:
             st.setpoint_clamps_total[device] = st.setpoint_clamps_total.get(device, 0) + 1
         if status.ok or status.dry_run:
             return
-        if status.written is not None:
+        if status.written_w is not None:
             st.readback_mismatches_total[device] = st.readback_mismatches_total.get(device, 0) + 1
             self.event(
                 "warning",
                 source,
                 "readback_mismatch",
-                f"{device}: read back {status.read_back} after writing {status.written}",
+                f"{device}: read back {status.read_back_w} after writing {status.written_w}",
                 device,
             )
         else:

@@ -17,9 +17,9 @@ def setpoint_record(status: SetpointStatus) -> Any:
         time=status.time,
         device_id=status.device_id,
         quantity=status.quantity,
-        requested=status.requested,
-        written=status.written,
-        readback=status.read_back,
+        requested=status.requested_w,
+        written=status.written_w,
+        readback=status.read_back_w,
         ok=status.ok,
         message=status.message,
     )

@@ -39,12 +39,12 @@ class SetpointStatus:
     """The last setpoint sent to one device and what the device said back."""
 
     device_id: str
-    quantity: str  # "battery_w", "pv_limit_pct", "heat_pump_el_w"
+    quantity: str  # "battery_w", "pv_limit_w" (the cap on AC output), "heat_pump_el_w"
     time: datetime
-    planned: float  # what the plan asked for
-    requested: float  # after safety clamps
-    written: float | None  # what was written (None in dry-run or when refused)
-    read_back: float | None
+    planned_w: float  # what the plan asked for
+    requested_w: float  # after the safety layer
+    written_w: float | None  # what was written (None in dry-run or when refused)
+    read_back_w: float | None  # what the device holds afterwards
     ok: bool
     clamped: bool = False
     dry_run: bool = False

@@ -304,9 +304,9 @@ def devices_view(state: ControllerState, now: datetime, limit: int | None = None
             if sp is None
             else {
                 "quantity": sp.quantity,
-                "requested": num(sp.requested),
-                "written": num(sp.written),
-                "read_back": num(sp.read_back),
+                "requested_w": num(sp.requested_w),
+                "written_w": num(sp.written_w),
+                "read_back_w": num(sp.read_back_w),
                 "ok": sp.ok,
                 "dry_run": sp.dry_run,
                 "message": sp.message or None,

@@ -49,7 +49,7 @@ async def test_a_day_of_control(site: Site) -> None:
                 sp = p.ctl.state.setpoints.get(bat.id)
                 soc_ok = bat.soc_min_pct + 1 < sim.soc_pct < bat.soc_max_pct - 1
                 if sp is not None and sp.ok and soc_ok:
-                    follow_errors.append(abs(sim.power_w - sp.requested))
+                    follow_errors.append(abs(sim.power_w - sp.requested_w))
 
         await step(p.ctl, p.clock, START + timedelta(days=1), before_jobs=advance)
         st = p.ctl.state
@@ -60,7 +60,7 @@ async def test_a_day_of_control(site: Site) -> None:
         assert all(st.job(n).failures == 0 for n in st.jobs), {
             n: j.last_error for n, j in st.jobs.items()
         }
-        written = [s for s in st.setpoints.values() if s.written is not None]
+        written = [s for s in st.setpoints.values() if s.written_w is not None]
         assert len(written) == len(site.batteries) + len(site.pv) + 1
         assert all(s.ok for s in written), [s.message for s in written if not s.ok]
         assert not st.readback_mismatches_total

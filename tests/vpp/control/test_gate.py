@@ -100,7 +100,7 @@ async def test_an_absurd_meter_reading_is_quarantined_and_control_holds_the_plan
         ctl = controller(site, raw, meter_w)
         for job in ("poll", "plan", "dispatch", "correct"):
             assert await ctl.run_job(job), ctl.state.jobs[job].last_error
-        written[name] = [{d: s.requested for d, s in ctl.state.setpoints.items()}]
+        written[name] = [{d: s.requested_w for d, s in ctl.state.setpoints.items()}]
         kinds = [e.kind for e in ctl.state.events]
         if meter_w is None:
             assert "reading_quarantined" not in kinds

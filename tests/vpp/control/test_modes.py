@@ -21,7 +21,7 @@ async def test_dry_run_computes_and_records_but_writes_nothing() -> None:
             assert await p.ctl.run_job(job)
         statuses = p.ctl.state.setpoints
         assert set(statuses) >= {b.id for b in site.batteries}
-        assert all(s.dry_run and s.written is None for s in statuses.values())
+        assert all(s.dry_run and s.written_w is None for s in statuses.values())
         # The devices never saw a write: no storage mode, no PV limit enabled.
         for bat in site.batteries:
             sim = p.fleet.device(bat.id)

@@ -59,7 +59,7 @@ async def _live(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
             if source != "dispatch":
                 return
             q = pd.Timestamp(p.clock.now()).floor("15min")
-            sent[q] = {s.device_id: float(s.requested) for s in statuses}
+            sent[q] = {s.device_id: float(s.requested_w) for s in statuses}
             row = p.ctl.current_row()
             if row is not None:
                 rows[q] = row

@@ -250,7 +250,7 @@ async def test_pause_and_replan(plant: Plant, http: aiohttp.ClientSession) -> No
     plant.clock.advance(15 * 60)
     await plant.ctl.run_job("dispatch")
     assert state.setpoints and all(
-        s.dry_run and s.written is None for s in state.setpoints.values()
+        s.dry_run and s.written_w is None for s in state.setpoints.values()
     )
     _, view = await call(http, "GET", f"{plant.url}/api/status")
     assert view["dry_run"] is True

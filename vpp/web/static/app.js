@@ -315,8 +315,8 @@ function renderDevices(d) {
     comms.append(el("span", { class: "badge " + (r.online ? "ok" : "bad") },
       r.online ? "online" : r.polled ? "offline" : "not polled"));
     const sp = r.setpoint;
-    const spText = !sp ? "–" : `${sp.quantity} ${fmtSetpoint(sp.quantity, sp.requested)}` +
-      (sp.dry_run ? " (dry-run)" : sp.ok ? " ✓" : ` ✗ read ${fmtSetpoint(sp.quantity, sp.read_back)}`);
+    const spText = !sp ? "–" : `${sp.quantity} ${fmtSetpoint(sp.quantity, sp.requested_w)}` +
+      (sp.dry_run ? " (dry-run)" : sp.ok ? " ✓" : ` ✗ read ${fmtSetpoint(sp.quantity, sp.read_back_w)}`);
     tr.append(el("td", {}, r.id), el("td", {}, r.kind), comms,
       el("td", { class: "num" }, kw(r.power_w, 1)),
       el("td", { class: "num" }, r.soc_pct === null ? "–" : `${r.soc_pct.toFixed(0)} %`),
