@@ -218,12 +218,13 @@ class Readers:
         return self._thread.is_alive()
 
 
+@pytest.mark.timeout(300)
 async def test_polls_go_on_while_200_readers_hammer_the_api(plant: Plant) -> None:
     """Polls run back to back on the control loop while 200 readers read; the readers are
     answered meanwhile (200s, and 503s once the server is full), never with an error."""
     durations: list[float] = []
     answered_during_polls = 0
-    with Readers(plant.url, n=200, per_reader=5) as readers:
+    with Readers(plant.url, n=200, per_reader=3) as readers:
         deadline = time.monotonic() + 4 * DEADLINE_S
         # The readers are connected and being answered.
         await wait_until(lambda: readers.answered >= 50, DEADLINE_S, "readers answered")
@@ -236,9 +237,9 @@ async def test_polls_go_on_while_200_readers_hammer_the_api(plant: Plant) -> Non
         answered_during_polls = readers.answered - before
     assert not readers.failures, readers.failures
     assert set(readers.statuses) <= {200, 503} and readers.statuses[200] > 0
-    assert readers.answered == 200 * 5
+    assert readers.answered == 200 * 3
     assert answered_during_polls > 0
-    # Served from the control loop, 1,000 requests held every poll for seconds; beside it, many
+    # Served from the control loop, 600 requests held every poll for seconds; beside it, many
     # polls fit in the time the readers take. Generous: a starved loop misses this by far.
     assert len(durations) >= 5, (len(durations), readers.statuses)
     assert statistics.median(durations) < 5.0, durations
