@@ -352,6 +352,10 @@ class RunSettings(_Model):
     #: Operator page, JSON API and Prometheus ``/metrics``; loopback unless told otherwise.
     http_host: str = "127.0.0.1"
     http_port: Port = 9310
+    #: Host names the operator page and API answer besides the bind address and the loopback
+    #: names (e.g. the name a reverse proxy forwards); any other Host gets 421, so that a page
+    #: on another site cannot read the API through DNS rebinding.
+    allowed_hosts: list[str] = Field(default_factory=list)
     #: Token that operator actions (caps, pause, re-plan) must carry; the environment variable
     #: ``VPP_API_TOKEN`` overrides it. Without a token every write is refused.
     api_token: str | None = None
