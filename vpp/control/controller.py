@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,6 +81,8 @@ class Controller:
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
     _quarantined: set[str] = field(default_factory=set, init=False)
+    _screened_from: Any = field(default=None, init=False)
+    _screened: Any = field(default=None, init=False)
     #: Records waiting for a recorder that failed (oldest first), and its state.
     _pending: deque[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = field(
         default_factory=deque, init=False
@@ -170,8 +172,12 @@ class Controller:
     # -- poll -----------------------------------------------------------------------------
 
     async def poll(self) -> None:
-        screened = screen(self.site, await self.plant.read())
-        snapshot = screened.snapshot
+        read = await self.plant.read()
+        if read.devices is not self._screened_from:
+            self._screened_from, self._screened = read.devices, screen(self.site, read)
+        # The same readings (a plant that changes once a minute) need no second screening.
+        screened = self._screened
+        snapshot = replace(screened.snapshot, time=read.time)
         self._track_suspects(screened.suspects)
         now = snapshot.time
         dt_s = (now - self._last_poll).total_seconds() if self._last_poll else 0.0

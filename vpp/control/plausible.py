@@ -98,9 +98,22 @@ class Screened:
         return {s.device_id for s in self.suspects}
 
 
+#: installed_w per site (computed once; a site is immutable): id -> (site, value).
+_INSTALLED: dict[int, tuple[Site, float]] = {}
+
+
 def installed_w(site: Site) -> float:
     """Everything behind the grid meter at full power [W]: PV and battery ratings (the larger
     of charge and discharge), the heat pump, the peak base load and the dry coolers."""
+    known = _INSTALLED.get(id(site))
+    if known is not None and known[0] is site:
+        return known[1]
+    total = _installed_w(site)
+    _INSTALLED[id(site)] = (site, total)
+    return total
+
+
+def _installed_w(site: Site) -> float:
     total = site.grid.base_load_peak_w
     for device in site.devices:
         if isinstance(device, PvDevice):
