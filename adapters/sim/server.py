@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -97,15 +98,7 @@ class GatewayServer:
                    for d in self.devices]  # fmt: skip
         if all(d.unit != 0 for d in self.devices):
             context.append(self._no_device())
-        server = ModbusTcpServer(
-            context=context, address=(self.host, self.port), ignore_missing_devices=True
-        )
-        try:
-            await server.serve_forever(background=True)
-        except RuntimeError as exc:
-            await server.shutdown()  # type: ignore[no-untyped-call]
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
-        self._server = server
+        self._server = await _listen(self.host, self.port, context)
 
     async def stop(self) -> None:
         """Close the listener and every connection; drop requests still being held."""
@@ -220,20 +213,23 @@ class ControlBoxServer:
             simdata=([bits()], [bits()], [regs()], [regs()]),
             action=action,
         )
-        server = ModbusTcpServer(
-            context=[device], address=(self.host, self.port), ignore_missing_devices=True
-        )
-        try:
-            await server.serve_forever(background=True)
-        except RuntimeError as exc:
-            await server.shutdown()  # type: ignore[no-untyped-call]
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
-        self._server = server
+        self._server = await _listen(self.host, self.port, [device])
 
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             await server.shutdown()  # type: ignore[no-untyped-call]
+
+
+async def _listen(host: str, port: int, context: list[Any]) -> ModbusTcpServer:
+    """A pymodbus server for ``context`` listening on ``host:port`` (OSError if it cannot)."""
+    server = ModbusTcpServer(context=context, address=(host, port), ignore_missing_devices=True)
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as exc:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        raise OSError(f"cannot listen on {host}:{port}: {exc}") from None
+    return server
 
 
 def _pack(bits: Sequence[bool]) -> list[int]:
