@@ -26,7 +26,7 @@ def vpp_command_lines() -> list[list[str]]:
     """Every ``vpp <command> ...`` in the shell blocks, continuations joined, redirections and
     comments cut, ``$(date ...)`` put in as a date."""
     group = typer.main.get_command(app)
-    names = set(group.commands)  # type: ignore[attr-defined]
+    names = set(group.list_commands(group.make_context("vpp", ["--help"], resilient_parsing=True)))  # type: ignore[attr-defined]
     found = []
     for block in blocks("sh"):
         for line in block.replace("\\\n", " ").splitlines():
