@@ -8,11 +8,15 @@ pandas, Pyomo and pvlib; ``vpp --help`` imports them all to show their help.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from typer.core import TyperGroup
 from typer.main import get_command_from_info, get_group_from_info
+
+if TYPE_CHECKING:
+    # typer carries its own copy of click; its groups take and give these types.
+    from typer import _click as click
 
 # command name -> the module under vpp.cli that registers it
 COMMANDS: dict[str, str] = {
