@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -63,6 +64,8 @@ class FakeUnit:
         self.writes: list[tuple[int, int, list[int]]] = []
         self.ignore_writes = False
         self.requests = 0
+        # (start, end) on time.monotonic() of every delayed answer: what was in flight when
+        self.delayed: list[tuple[float, float]] = []
         self._released = asyncio.Event()
 
     def get(self, address: int, count: int = 1) -> list[int]:
@@ -86,7 +89,9 @@ class FakeUnit:
     ) -> ExcCodes | None:
         self.requests += 1
         if self.delay_s:
+            started = time.monotonic()
             await asyncio.sleep(self.delay_s)
+            self.delayed.append((started, time.monotonic()))
         if self.fault == "silent":
             await self._released.wait()
             return ExcCodes.GATEWAY_NO_RESPONSE

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -284,16 +282,15 @@ def test_closed_recorder_raises(db: Path) -> None:
         rec.record_event("info", "t", "k", "m", time=T0)
 
 
-def test_a_1000_device_poll_records_well_under_100_ms(db: Path) -> None:
+def test_a_1000_device_poll_is_recorded_whole(db: Path) -> None:
+    """Every device of every poll comes back as it went in (the time it takes is measured by
+    bench/recorder_retention.py)."""
     snapshots = [fleet_snapshot(T0 + timedelta(seconds=10 * i), 1000, seed=i) for i in range(30)]
-    durations = []
     with Recorder(db) as rec:
         for snap in snapshots:
-            started = time.perf_counter()
             rec.record_snapshot(snap)
-            durations.append(time.perf_counter() - started)
         assert rec.last_snapshot() == snapshots[-1]
-    assert statistics.median(durations) < 0.1, f"median {statistics.median(durations):.3f} s"
+        assert rec.write_errors == 0
 
 
 def test_new_devices_after_a_failed_write_are_recorded(db: Path, tmp_path: Path) -> None:
