@@ -25,8 +25,9 @@ run: $(STAMP)
 simulate: $(STAMP)
 	$(BIN)/vpp simulate --config $(CONFIG) $(ARGS)
 
+# One worker per core (pytest-xdist); the tests sharing the replayed sample days stay together.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -86,3 +86,11 @@ def sample(site: Site, data: pd.DataFrame) -> dict[date, DayResult]:
     """Both sample days replayed whole, in two worker processes, traces kept."""
     jobs = make_jobs(site, data, SAMPLE_DAYS, ReplayOptions(keep_traces=True))
     return {r.day: r for r in run_jobs(jobs, workers=2)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n`` (pytest-xdist, ``--dist loadgroup``) the tests that share the
+    replayed sample days run in one worker, so the days are replayed once, not once per worker."""
+    for item in items:
+        if "sample" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("replay-sample"))
