@@ -325,6 +325,30 @@ def test_host_that_does_not_resolve_is_named(tmp_path: Path) -> None:
     ]
 
 
+def test_commands_that_contact_no_device_accept_hosts_that_do_not_resolve(tmp_path: Path) -> None:
+    """A production site file names hosts of the plant network; an engineer plans, replays and
+    exports with it where those names do not resolve. Endpoints still compare by name there."""
+    gw = "gw-01.plant.invalid"  # .invalid never resolves (RFC 6761)
+    one = ("port = 15100, unit = 2 }", f'host = "{gw}", port = 15100, unit = 2 }}')
+    path = demo_with(tmp_path, one)
+    with pytest.raises(ConfigError, match=r"devices\[pv-002\]\.modbus\.host: .* does not resolve"):
+        read_site(path)
+    site = read_site(path, offline=True)
+    assert site.device("pv-002").modbus.host == gw
+    result = invoke("plan", "--config", str(path), "--at", "2018-06-01T00:00:00+02:00")
+    assert result.exit_code == 0, result.output
+    assert "does not resolve" not in result.output
+    assert invoke("check-config", str(path)).exit_code == 1  # check-config looks them up
+    twice = demo_with(
+        tmp_path,
+        one,
+        ("port = 15100, unit = 3 }", f'host = "{gw}", port = 15100, unit = 2 }}'),
+        name="twice.toml",
+    )
+    with pytest.raises(ConfigError, match=r"devices\[pv-003\]\.modbus: .* already the endpoint"):
+        read_site(twice, offline=True)
+
+
 def test_resolver_failure_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     real = socket.getaddrinfo
 

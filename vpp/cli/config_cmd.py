@@ -17,8 +17,9 @@ from vpp.core.site import ConfigError, Site, SiteFileError, read_site
 DEFAULT_CONFIG = Path("config/demo.toml")
 
 
-def load_or_exit(path: Path) -> Site:
+def load_or_exit(path: Path, *, offline: bool = False) -> Site:
     """Read a site file; on errors print each one to stderr and exit with code 1.
+    ``offline``: the command contacts no device, so Modbus hosts need not resolve here.
 
     A file that cannot be read at all gives one line, ``<file>: <reason>``; a file that does
     not validate gives a count, then one ``path: message`` line per error.
@@ -26,7 +27,7 @@ def load_or_exit(path: Path) -> Site:
     # soft_wrap: each message stays on one line, however narrow the terminal.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return read_site(path)
+        return read_site(path, offline=offline)
     except SiteFileError as exc:
         err.print(f"[bold red]{escape(exc.source)}[/]: {escape(exc.reason)}")
         raise typer.Exit(1) from None

@@ -111,7 +111,7 @@ def build(
     if problem is not None:
         err.print(Text.assemble(("vpp data build", "bold red"), f": {problem}"))
         raise typer.Exit(1)
-    site = load_or_exit(config)
+    site = load_or_exit(config, offline=True)
     params = {"latitude": site.site.latitude_deg, "longitude": site.site.longitude_deg}
     if site.datacentre is not None:
         params["waste_heat_temp_c"] = site.datacentre.waste_heat_temp_c

@@ -50,7 +50,7 @@ def export(
     hours and --allow-partial is not given."""
     local_day = _parse_day(day)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
-    site = load_or_exit(config)
+    site = load_or_exit(config, offline=True)
     if not db.is_file():
         err.print(_error(str(db), "recorder database not found"))
         raise typer.Exit(1)

@@ -192,7 +192,7 @@ def plan_command(
     ] = None,
 ) -> None:
     """Make one plan from sample data and print a summary (see optimizer/README.md)."""
-    site = load_or_exit(config)
+    site = load_or_exit(config, offline=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if out is not None and (problem := writable_file_problem(out)) is not None:
         err.print(f"[bold red]plan[/]: --out {escape(str(out))}: {escape(problem)}")

@@ -100,7 +100,7 @@ def replay_command(
     first, last = _day(from_, "--from"), _day(to, "--to")
     if mode not in ("asof", "perfect"):
         raise typer.BadParameter(f"{mode!r}: use asof or perfect", param_hint="--forecast")
-    site = load_or_exit(config)
+    site = load_or_exit(config, offline=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if (problem := creatable_folder_problem(out)) is not None:  # before hours of replay
         err.print(f"[bold red]replay[/]: --out {escape(str(out))}: {escape(problem)}")

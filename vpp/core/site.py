@@ -656,11 +656,19 @@ def _resolve_or_reason(host: str) -> frozenset[str] | str:
 
 
 def reference_problems(
-    refs: Sequence[_DeviceRef], meter: str | None, labels: dict[int, str]
+    refs: Sequence[_DeviceRef],
+    meter: str | None,
+    labels: dict[int, str],
+    *,
+    offline: bool = False,
 ) -> list[str]:
     """Duplicate device ids, two devices on one Modbus endpoint (hosts compared by the
     addresses they resolve to), hosts that do not resolve, and a grid meter that is not a
-    meter of the site; one ``path: message`` per problem."""
+    meter of the site; one ``path: message`` per problem.
+
+    ``offline``: the site is read where its devices are not reachable (replay, plan, export on
+    an engineer's machine): a host that does not resolve is no problem and is compared with
+    the others by its name."""
 
     def label(n: int) -> str:
         return labels.get(n, f"devices[{n}]")
@@ -677,7 +685,7 @@ def reference_problems(
             )
         else:
             first[ref.id] = ref.index
-    problems += _endpoint_problems(refs, label)
+    problems += _endpoint_problems(refs, label, offline)
     if meter is not None:
         found = next((r for r in refs if r.id == meter), None)
         if found is None or found.kind != DeviceKind.METER.value:
@@ -685,7 +693,9 @@ def reference_problems(
     return problems
 
 
-def _endpoint_problems(refs: Sequence[_DeviceRef], label: Callable[[int], str]) -> list[str]:
+def _endpoint_problems(
+    refs: Sequence[_DeviceRef], label: Callable[[int], str], offline: bool
+) -> list[str]:
     problems = []
     # Each distinct host is resolved once, in sorted order so that messages do not depend on
     # the order getaddrinfo returns its addresses in.
@@ -699,6 +709,8 @@ def _endpoint_problems(refs: Sequence[_DeviceRef], label: Callable[[int], str]) 
         addresses = resolved.get(host)
         if addresses is None:
             found = _resolve_or_reason(host)
+            if isinstance(found, str) and offline:
+                found = frozenset([host])
             addresses = resolved[host] = found if isinstance(found, str) else tuple(sorted(found))
         if isinstance(addresses, str):
             problems.append(
@@ -778,11 +790,12 @@ def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
     return lines
 
 
-def parse_site(data: dict[str, Any], source: str = "<site>") -> Site:
+def parse_site(data: dict[str, Any], source: str = "<site>", *, offline: bool = False) -> Site:
     """Validate a parsed TOML document; raise :class:`ConfigError` naming every bad field.
 
     Field errors and cross-references are reported together: the cross-references are
-    checked from the document itself, whether its fields are valid or not.
+    checked from the document itself, whether its fields are valid or not. ``offline``: Modbus
+    hosts that do not resolve here are accepted (see :func:`reference_problems`).
     """
     try:
         site = Site.model_validate(data, context={_REFERENCES_CHECKED_BY_CALLER: True})
@@ -792,17 +805,18 @@ def parse_site(data: dict[str, Any], source: str = "<site>") -> Site:
         meter = grid.get("meter") if isinstance(grid, dict) else None
         meter = meter if isinstance(meter, str) else None
         errors = format_errors(exc, data)
-        errors += reference_problems(refs, meter, device_labels(refs))
+        errors += reference_problems(refs, meter, device_labels(refs), offline=offline)
         raise ConfigError(source, errors) from None
     refs = _model_refs(site)
-    problems = reference_problems(refs, site.grid.meter, device_labels(refs))
+    problems = reference_problems(refs, site.grid.meter, device_labels(refs), offline=offline)
     if problems:
         raise ConfigError(source, problems)
     return site
 
 
-def read_site(path: str | Path) -> Site:
+def read_site(path: str | Path, *, offline: bool = False) -> Site:
     """Read and validate a site TOML file (UTF-8, a byte-order mark is allowed).
+    ``offline``: for commands that contact no device (see :func:`reference_problems`).
 
     Raises :class:`SiteFileError` for a file that cannot be read or parsed and
     :class:`ConfigError` for one that does not validate.
@@ -825,7 +839,7 @@ def read_site(path: str | Path) -> Site:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SiteFileError(source, f"not valid TOML: {exc}") from None
-    return parse_site(data, source)
+    return parse_site(data, source, offline=offline)
 
 
 def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
