@@ -127,11 +127,21 @@ class Controller:
         return ok
 
     def event(
-        self, level: str, source: str, kind: str, message: str, device: str | None = None
+        self,
+        level: str,
+        source: str,
+        kind: str,
+        message: str,
+        device: str | None = None,
+        *,
+        logged: bool = True,
     ) -> None:
+        """Record an event (state, recorder) and log it; ``logged=False`` when the caller
+        logs one line for many events."""
         event = ev.Event(self.clock.now(), level, source, kind, message, device)
         self.state.add_event(event)
-        getattr(log, "warning" if level != "info" else "info")("%s", message)
+        if logged:
+            getattr(log, "warning" if level != "info" else "info")("%s", message)
         if self.recorder is not None:
             self._record(
                 "event",
@@ -205,12 +215,31 @@ class Controller:
         self.state.quarantined = frozenset(now)
 
     def _track_online(self, snapshot: Snapshot) -> None:
+        """An event per device that goes offline or comes back; one log line per poll for
+        all of them (a gateway failure takes dozens of devices at once)."""
         offline = {d.id for d in snapshot.offline()} - self._quarantined
-        for device in sorted(offline - self._offline):
+        gone, back = sorted(offline - self._offline), sorted(self._offline - offline)
+        message = ""
+        for device in gone:
             err = snapshot.devices[device].health.last_error or "no answer"
-            self.event("warning", "poll", "device_offline", f"{device} offline: {err}", device)
-        for device in sorted(self._offline - offline):
-            self.event("info", "poll", "device_online", f"{device} answers again", device)
+            message = f"{device} offline: {err}"
+            self.event("warning", "poll", "device_offline", message, device, logged=False)
+        for device in back:
+            text = f"{device} answers again"
+            self.event("info", "poll", "device_online", text, device, logged=False)
+        total = len(snapshot.devices)
+        if len(gone) == 1:
+            log.warning("%s; %d of %d devices offline", message, len(offline), total)
+        elif gone:
+            log.warning(
+                "%d devices went offline (%s); %d of %d offline",
+                len(gone), _few(gone), len(offline), total,
+            )  # fmt: skip
+        if back:
+            log.info(
+                "%d device(s) answer again (%s); %d of %d offline",
+                len(back), _few(back), len(offline), total,
+            )  # fmt: skip
         self._offline = offline
 
     def _account(self, snapshot: Snapshot, dt_s: float) -> None:
@@ -273,6 +302,7 @@ class Controller:
                 "fallback_plan",
                 f"plan fell back to rules: {plan.info.fallback_reason}",
             )
+        log.info("%s", plan_line(plan, now, self.site.optimizer.time_limit_s))
         if self.metrics is not None:
             self.metrics.observe_plan(plan.info)
         if start_state.store_wh is not None:
@@ -331,7 +361,13 @@ class Controller:
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
             return
-        await self.apply(setpoints, "dispatch")
+        statuses = await self.apply(setpoints, "dispatch")
+        log.info(
+            "%s",
+            dispatch_line(
+                floor_quarter(self.clock.now()), len(setpoints), statuses, self.state.dry_run
+            ),
+        )
 
     async def correct(self) -> None:
         """Hold the grid exchange (limits or schedule) with the batteries between quarter hours."""
@@ -368,8 +404,9 @@ class Controller:
         if setpoints:
             await self.apply(setpoints, "keepalive")
 
-    async def apply(self, setpoints: list[Setpoint], source: str) -> None:
-        """Write (unless dry-run) a batch of safe setpoints and record what was read back.
+    async def apply(self, setpoints: list[Setpoint], source: str) -> list[SetpointStatus]:
+        """Write (unless dry-run) a batch of safe setpoints and record what was read back;
+        returns the statuses of the setpoints that were not superseded.
 
         The invariants (:mod:`vpp.control.invariants`) are checked once more right before
         the write, whatever produced the batch: a setpoint that breaks one is not written
@@ -384,7 +421,7 @@ class Controller:
             self.event("error", source, "setpoint_unsafe", str(violation), violation.device_id)
         setpoints = checked.passed
         if not setpoints:
-            return
+            return []
         if self.state.dry_run:
             results = [Written(sp.device_id, None, None, True) for sp in setpoints]
         else:
@@ -410,6 +447,7 @@ class Controller:
                 [ev.setpoint_record(s) for s in statuses],
                 self.state.dry_run,
             )
+        return statuses
 
     def _count(self, status: SetpointStatus, source: str) -> None:
         device = status.device_id
@@ -522,6 +560,54 @@ class Controller:
 #: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
 #: of the forecast's time.
 UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
+
+
+def _few(ids: list[str], n: int = 5) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
+    """One line per plan: its source, cost, solve time and the slack it used."""
+    info = plan.info
+    frame = plan.frame
+    source = "optimizer" if info.status == "optimal" else f"fallback ({info.fallback_reason})"
+    cost = (getattr(info, "cost_eur", None) or {}).get("net_cost_eur")
+    slack = ", ".join(f"{k} {v / 1e3:.1f} kWh" for k, v in sorted(info.slacks.items()) if v > 0)
+    span = "no steps"
+    if len(frame):
+        end = frame.index[-1] + pd.Timedelta(minutes=15)
+        span = f"{len(frame)} steps {frame.index[0]:%H:%M}-{end:%H:%M} UTC"
+    return (
+        f"plan {info.status} from {source}: {span}, "
+        f"cost {'-' if cost is None else f'{cost:.2f}'} EUR, "
+        f"solve {info.solve_s:.2f} s of {time_limit_s:.0f} s (total {info.total_s:.2f} s), "
+        f"slack {slack or 'none'}"
+    )
+
+
+def dispatch_line(
+    step: datetime, proposed: int, statuses: list[SetpointStatus], dry_run: bool
+) -> str:
+    """One line per dispatch: setpoints written, read back as written, clamped, failed."""
+    written = sum(1 for s in statuses if s.written_w is not None)
+    ok = sum(1 for s in statuses if s.ok and s.written_w is not None)
+    clamped = sum(1 for s in statuses if s.clamped)
+    failed = sorted(s.device_id for s in statuses if not s.ok and not s.dry_run)
+    held = proposed - len(statuses)
+    head = f"dispatch {step:%H:%M} UTC: "
+    if dry_run:
+        return (
+            head + f"{len(statuses)} setpoints computed, none written (dry-run), {clamped} clamped"
+        )
+    line = (
+        head
+        + f"{written} of {proposed} setpoints written, {ok} read back as written, {clamped} clamped"
+    )
+    if failed:
+        line += f", {len(failed)} failed ({_few(failed)})"
+    if held > 0:
+        line += f", {held} not written (unsafe or superseded)"
+    return line
 
 
 def _grid_w(site: Site, snapshot: Snapshot) -> float | None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, BreakerState, DeviceState
+from vpp.control.health import Health, assess
 from vpp.control.safety import grid_limits_w
 from vpp.control.state import ControllerState, OperatorCap
 from vpp.core.clock import floor_quarter
@@ -31,6 +32,12 @@ PLAN_STEP_COLUMNS = (
     "waste_heat_th_w", "store_wh", "price_import_eur_per_mwh", "price_export_eur_per_mwh",
     "import_cap_w", "export_cap_w",
 )  # fmt: skip
+#: Grid exchange above this share of its limit is "near the limit", above the second past
+#: it: the factors of ``VppGrid*NearLimit`` and ``VppGrid*OverLimit`` in
+#: ``dashboards/alerts.yml`` (a test holds them equal). The page compares the latest reading,
+#: the rules a 5-minute (near) or 1-minute (over) mean held for a while.
+GRID_NEAR_RATIO = 0.99
+GRID_OVER_RATIO = 1.01
 #: Quarter hours of measured history sent before the plan's first step.
 HISTORY_STEPS = 24
 
@@ -99,6 +106,7 @@ def status_view(
         "time": iso(now),
         "started_at": iso(state.started_at),
         "dry_run": state.dry_run,
+        "health": health_view(assess(state, now)),
         "writes_enabled": writes_enabled,
         "replan_running": replan_running,
         "snapshot": {
@@ -113,10 +121,26 @@ def status_view(
             "export_limit_w": exp_limit,
             "site_import_limit_w": site.grid.import_limit_w,
             "site_export_limit_w": site.grid.export_limit_w,
+            "near_ratio": GRID_NEAR_RATIO,
+            "over_ratio": GRID_OVER_RATIO,
         },
         "fleet": fleet_view(state, totals),
         "plan": plan_info_view(state, now),
         "caps": caps_view(state, now),
+    }
+
+
+def health_view(health: Health) -> JsonDict:
+    """The top-line state (ok, degraded, not_controlling), why, and the counts behind it."""
+    return {
+        "state": health.state,
+        "reasons": list(health.reasons),
+        "plan_source": health.plan_source,
+        "devices": health.devices,
+        "online": health.online,
+        "offline": health.offline,
+        "offline_by_kind": health.offline_by_kind,
+        "controllable_online": health.controllable_online,
     }
 
 

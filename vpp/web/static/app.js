@@ -144,17 +144,35 @@ function renderStatus(s) {
   document.title = `${s.site} · vpp operator`;
   document.querySelectorAll(".site-tz").forEach((n) => { n.textContent = s.timezone; });
   $("clock").textContent = dateTimeOf(s.time) + " " + s.timezone;
-  pill("control-state", s.dry_run ? "control PAUSED (dry-run)" : "control active",
-    s.dry_run ? "warn" : "ok");
+  // The top line is the controller's own health (comms, data freshness, the plan's source):
+  // "control active" only when it controls, the plan's status only when the plan is in force.
+  const h = s.health;
+  const label = { ok: "control active", degraded: "control degraded",
+    not_controlling: "NOT CONTROLLING" }[h.state];
+  pill("control-state", label + (h.reasons.length ? `: ${h.reasons[0]}` : ""),
+    { ok: "ok", degraded: "warn", not_controlling: "bad" }[h.state]);
+  $("control-state").dataset.health = h.state;
+  $("control-state").title = h.reasons.join("\n");
   const plan = s.plan;
   if (!plan) pill("plan-state", "no plan", "bad");
-  else pill("plan-state", `plan ${plan.status}, ${ago(plan.age_s)}` +
-    (s.replan_running ? " · re-planning…" : ""), plan.status === "optimal" ? "ok" : "warn");
+  else if (h.state === "not_controlling") pill("plan-state", `plan ${plan.status} made ` +
+    `${ago(plan.age_s)}, not in force`, "bad");
+  else pill("plan-state", `plan ${plan.status}` + (h.plan_source === "restored"
+    ? " (restored)" : "") + `, ${ago(plan.age_s)}` + (s.replan_running ? " · re-planning…" : ""),
+    plan.status === "optimal" && h.plan_source === "optimizer" ? "ok" : "warn");
+  renderHealth(h);
   $("pause").textContent = s.dry_run ? "Resume control" : "Pause control";
   $("pause").className = s.dry_run ? "" : "secondary";
   $("writes-note").classList.toggle("hidden", s.writes_enabled);
   renderTiles(s);
   renderPlanInfo(plan);
+}
+
+function renderHealth(h) {
+  const list = $("health-reasons");
+  list.replaceChildren();
+  for (const r of h.reasons) list.append(el("li", {}, r));
+  list.classList.toggle("hidden", !h.reasons.length);
 }
 
 function renderTiles(s) {
@@ -166,12 +184,13 @@ function renderTiles(s) {
   setTile("tile-grid", net === null ? "–" : kw(Math.abs(net)),
     (net === null ? "" : importing ? "importing · " : "exporting · ") +
     `limit ${kw(limit)}${capped ? " (operator cap)" : ""}`);
-  // A cap of 0 W is allowed: any exchange then fills the bar.
-  const share = net === null ? 0 : limit > 0 ? Math.min(1, Math.abs(net) / limit)
-    : (Math.abs(net) > 0 ? 1 : 0);
+  // A cap of 0 W is allowed: any exchange then is past it.
+  const share = net === null ? 0 : limit > 0 ? Math.abs(net) / limit
+    : (Math.abs(net) > 0 ? Infinity : 0);
   const fill = $("tile-grid").querySelector(".fill");
-  fill.style.width = `${(share * 100).toFixed(1)}%`;
-  fill.className = "fill" + (share > 1 - 1e-9 ? " bad" : share > 0.9 ? " warn" : "");
+  fill.style.width = `${(Math.min(1, share) * 100).toFixed(1)}%`;
+  // The same factors as the alerts (dashboards/alerts.yml), sent with the status.
+  fill.className = "fill" + (share > g.over_ratio ? " bad" : share > g.near_ratio ? " warn" : "");
   setTile("tile-pv", kw(f.pv_w), `${f.online} of ${f.devices} devices online`);
   const soc = f.battery_soc_ratio === null ? "–" : `${(f.battery_soc_ratio * 100).toFixed(0)} %`;
   setTile("tile-battery", kw(f.battery_w), `SoC ${soc} · > 0 discharging`);
