@@ -15,7 +15,7 @@ import aiohttp
 import yaml
 
 from tests.vpp.web.plant import Plant, call
-from vpp.web.alerts import GRID_NEAR_RATIO, GRID_OVER_RATIO
+from vpp.web.views import GRID_NEAR_RATIO, GRID_OVER_RATIO
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,7 +30,7 @@ async def _metric_state(plant: Plant, http: aiohttp.ClientSession) -> str:
         text = await resp.text()
     on = re.findall(r'^vpp_health_state\{state="(\w+)"\} 1\.0$', text, re.M)
     assert len(on) == 1, text
-    return on[0]
+    return str(on[0])
 
 
 async def test_ok_then_degraded_then_not_controlling(
