@@ -27,7 +27,7 @@ from adapters.snapshot import HeatPumpReading, Snapshot
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
-from vpp.control import cycle
+from vpp.control import backups, cycle
 from vpp.control import events as ev
 from vpp.control.dispatch import plan_row
 from vpp.control.envelope import Bounds
@@ -51,6 +51,8 @@ log = logging.getLogger("vpp.control")
 PENDING_RECORDS = 5000
 #: How often the watchdog applies the recorder's retention.
 RETENTION_EVERY = timedelta(hours=1)
+#: A failed recorder backup is tried again after this long.
+BACKUP_RETRY = timedelta(minutes=15)
 
 JOB_NAMES = ("poll", "plan", "dispatch", "correct", "keepalive", "watchdog", "signals")
 
@@ -90,6 +92,7 @@ class Controller:
     _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _recorder_ok: bool = field(default=True, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
+    _backup_failed_at: datetime | None = field(default=None, init=False)
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
     _row: pd.Series | None = field(default=None, init=False)
@@ -547,6 +550,8 @@ class Controller:
                 "plan_stale",
                 "no plan" if age is None else f"plan is {age / 60:.0f} min old",
             )
+        if self.recorder is not None:
+            await self._backup(now)
         due = self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
         if self.recorder is not None and due:
             # Deleting old rows takes seconds at a thousand devices: once an hour is enough.
@@ -554,6 +559,28 @@ class Controller:
             await asyncio.to_thread(
                 self._record, "retention", apply_retention, self.recorder, now, self.site
             )
+
+    async def _backup(self, now: datetime) -> None:
+        """A recorder backup into ``run.backup_dir`` when one is due (vpp.control.backups)."""
+        out = backups.due(self.site, now)
+        failed = self._backup_failed_at
+        if out is None or (failed is not None and now - failed < BACKUP_RETRY):
+            return
+        keep = self.site.run.backup_keep
+        try:
+            result, old = await asyncio.to_thread(backups.write, self.recorder.path, out, keep)
+        except Exception as exc:  # a failed backup must not stop control; the next run retries
+            self._backup_failed_at = now
+            self.event("error", "watchdog", "backup_failed", f"recorder backup failed: {exc}")
+            return
+        self._backup_failed_at = None
+        self.event(
+            "info",
+            "watchdog",
+            "backup_written",
+            f"recorder backup {result.path}: {result.bytes / 1e6:.1f} MB in "
+            f"{result.seconds:.1f} s, integrity {result.check}; {len(old)} old copies removed",
+        )
 
 
 #: Raw input columns :func:`optimizer.inputs.forecast_from_raw` does not read. Each column is
