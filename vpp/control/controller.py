@@ -622,6 +622,8 @@ def dispatch_line(
     failed = sorted(s.device_id for s in statuses if not s.ok and not s.dry_run)
     held = proposed - len(statuses)
     head = f"dispatch {step:%H:%M} UTC: "
+    if proposed == 0:
+        return head + "no setpoint to write: no controllable device answers"
     if dry_run:
         return (
             head + f"{len(statuses)} setpoints computed, none written (dry-run), {clamped} clamped"
