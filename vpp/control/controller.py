@@ -51,6 +51,8 @@ log = logging.getLogger("vpp.control")
 PENDING_RECORDS = 5000
 #: How often the watchdog applies the recorder's retention.
 RETENTION_EVERY = timedelta(hours=1)
+#: Devices that stay offline are summarised in the log this often.
+STILL_OFFLINE_EVERY = timedelta(minutes=15)
 #: A failed recorder backup is tried again after this long.
 BACKUP_RETRY = timedelta(minutes=15)
 
@@ -82,6 +84,9 @@ class Controller:
     store: StoreEstimate = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
+    #: When each offline device went offline, and when the last "still offline" line was.
+    _offline_since: dict[str, datetime] = field(default_factory=dict, init=False)
+    _offline_told: datetime | None = field(default=None, init=False)
     _quarantined: set[str] = field(default_factory=set, init=False)
     _screened_from: Any = field(default=None, init=False)
     _screened: Any = field(default=None, init=False)
@@ -244,6 +249,30 @@ class Controller:
                 len(back), _few(back), len(offline), total,
             )  # fmt: skip
         self._offline = offline
+        self._tell_still_offline(snapshot.time, gone, offline, total)
+
+    def _tell_still_offline(
+        self, now: datetime, gone: list[str], offline: set[str], total: int
+    ) -> None:
+        """Devices that stay offline are logged when they go, then summarised once every
+        :data:`STILL_OFFLINE_EVERY` (controller time), not at every poll."""
+        since = self._offline_since
+        for device in gone:
+            since[device] = now
+        for device in set(since) - offline:
+            del since[device]
+        if gone or not offline:
+            self._offline_told = now if offline else None
+            return
+        told = self._offline_told
+        if told is not None and now - told < STILL_OFFLINE_EVERY:
+            return
+        self._offline_told = now
+        first = min(since.values(), default=now)
+        log.warning(
+            "%d of %d devices still offline (%s), the longest since %s UTC",
+            len(offline), total, _few(sorted(offline)), f"{first:%H:%M}",
+        )  # fmt: skip
 
     def _account(self, snapshot: Snapshot, dt_s: float) -> None:
         """Cost accrued, heat delivered, forecast error and the store estimate."""

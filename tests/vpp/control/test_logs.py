@@ -83,6 +83,16 @@ async def test_a_run_logs_one_line_per_plan_and_dispatch(collect: Collect) -> No
     assert any(m.startswith("dispatch 09:00 UTC: 9 of 9") for m in sent), sent  # pv-003 back
 
     warnings = [(name, m) for lvl, name, m in collect.lines if lvl in ("WARNING", "ERROR")]
+    still = [m for _, m in warnings if "still offline" in m]
+    # Devices that stay offline: summarised every 15 minutes, not at every poll.
+    assert len(still) == 4, still
+    assert still[0] == (
+        "3 of 13 devices still offline (bat-001, bat-002, pv-003), the longest since 08:00 UTC"
+    )
+    assert still[-1] == (
+        "2 of 13 devices still offline (bat-001, bat-002), the longest since 08:00 UTC"
+    )
+    warnings = [(n, m) for n, m in warnings if "still offline" not in m]
     offline = [m for _, m in warnings if "went offline" in m or " offline: " in m]
     # Three devices went offline at one poll: one line with their names and the count.
     assert offline == ["3 devices went offline (bat-001, bat-002, pv-003); 3 of 13 offline"], (
@@ -90,7 +100,7 @@ async def test_a_run_logs_one_line_per_plan_and_dispatch(collect: Collect) -> No
     )
     back = [m for lvl, _, m in collect.lines if "answer again" in m]
     assert back == ["1 device(s) answer again (pv-003); 2 of 13 offline"]
-    # An hour with three silent devices: the warnings stay few (each kind once, then counted).
+    # An hour with three silent devices: the other warnings stay few (each once, then counted).
     assert len(warnings) <= 12, warnings
     texts = [m for _, m in warnings]
     assert len(texts) == len(set(texts)) or any("more like this" in m for m in texts), texts
