@@ -128,7 +128,7 @@ async def run(
             ctl = await build_controller(site, clock, opts, stack, inputs)
             if on_ready is not None:
                 on_ready(ctl)
-            await run_until_stopped(ctl, stop, stack, opts.plan_lead_wall_s)
+            await run_until_stopped(ctl, stop, opts.plan_lead_wall_s)
     finally:
         remove_repeat_filter(repeat)
         remove_handlers()

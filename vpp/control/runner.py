@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack, suppress
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -186,7 +186,6 @@ def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
 async def run_until_stopped(
     ctl: Controller,
     stop: asyncio.Event,
-    stack: AsyncExitStack,
     plan_lead_wall_s: float = PLAN_LEAD_S,
 ) -> None:
     runner = JobRunner(ctl)
