@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
-from vpp.cli.paths import database_problem
+from vpp.cli.paths import creatable_folder_problem, database_problem
 from vpp.cli.ports import http_port_problem, simulator_endpoints, simulator_port_problem
 from vpp.logs import configure as configure_logging
 from vpp.sources import SourceConfigError
@@ -67,6 +67,14 @@ def run_command(
         where = "--db" if db is not None else f"{config}: run.db_path"
         err.print(f"[bold red]{escape(where)}[/] {escape(str(db_path))}: {escape(problem)}")
         raise typer.Exit(1)
+    if site.run.backup_dir is not None:
+        backups = Path(site.run.backup_dir)
+        if (problem := creatable_folder_problem(backups)) is not None:
+            err.print(
+                f"[bold red]{escape(str(config))}: run.backup_dir[/] {escape(str(backups))}: "
+                f"{escape(problem)}"
+            )
+            raise typer.Exit(1)
     host = site.run.http_host
     port = http_port if http_port is not None else site.run.http_port
     simulating = site.run.simulate if simulate is None else simulate
