@@ -31,6 +31,7 @@ from vpp.control.state import ControllerState
 from vpp.control.world import world_from_inputs
 from vpp.core.clock import Clock, ScaledClock, SystemClock
 from vpp.core.site import Site
+from vpp.logs import install_repeat_filter, remove_repeat_filter
 from vpp.metrics import Metrics
 from vpp.recorder import Recorder
 from vpp.signals.watch import SignalWatch
@@ -97,8 +98,8 @@ async def build_controller(
     app = make_app(state, registry, controller=ctl)
     host = opts.http_host or site.run.http_host
     port = opts.http_port if opts.http_port is not None else site.run.http_port
-    await stack.enter_async_context(serve(app, host, port))
-    log.info("operator page and metrics on http://%s:%d/", host, port)
+    server = await stack.enter_async_context(serve(app, host, port))
+    log.info("operator page and metrics on %s/", server.url)
     return ctl
 
 
@@ -113,6 +114,8 @@ async def run(
     clock = make_clock(opts)
     simulate = site.run.simulate if opts.simulate is None else opts.simulate
     remove_handlers = install_signal_handlers(stop)
+    # Repeated warnings are counted on the controller's clock, not printed each time.
+    repeat = install_repeat_filter(clock.now)
     try:
         async with AsyncExitStack() as stack:
             inputs = InputProvider.for_run(site.run.inputs_file, site.run.sources)
@@ -125,6 +128,7 @@ async def run(
             ctl = await build_controller(site, clock, opts, stack, inputs)
             if on_ready is not None:
                 on_ready(ctl)
-            await run_until_stopped(ctl, stop, stack, opts.plan_lead_wall_s)
+            await run_until_stopped(ctl, stop, opts.plan_lead_wall_s)
     finally:
+        remove_repeat_filter(repeat)
         remove_handlers()

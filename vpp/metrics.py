@@ -38,6 +38,8 @@ from adapters.snapshot import (
     PvReading,
     Snapshot,
 )
+from vpp.control.health import STATES as HEALTH_STATES
+from vpp.control.health import assess
 from vpp.control.state import ControllerState
 from vpp.core.clock import Clock
 
@@ -70,6 +72,7 @@ SPECS: tuple[MetricSpec, ...] = (
     _g("vpp_controller_info", "Site name and software version, value 1.", "site", "version"),
     _g("vpp_uptime_seconds", "Controller clock time since the controller started, s."),
     _g("vpp_dry_run", "1 while setpoints are computed but not written, else 0."),
+    _g("vpp_health_state", "1 for the controller's top-line state, else 0.", "state"),
     _g("vpp_snapshot_age_seconds", "Time since the latest poll snapshot was taken, s."),
     _g("vpp_device_up", "1 if the last poll of the device succeeded, else 0.", *DEV),
     _g("vpp_device_power_watts", "Last read power, W (>0: PV out, discharge, import, use).", *DEV),
@@ -316,6 +319,9 @@ class VppCollector(Collector):
         s.add("vpp_controller_info", 1.0, state.site.site.name, self._version)
         s.add("vpp_uptime_seconds", _age_s(s.now, state.started_at))
         s.add("vpp_dry_run", float(state.dry_run))
+        level = assess(state, s.now).state
+        for name in HEALTH_STATES:
+            s.add("vpp_health_state", float(name == level), name)
         s.add("vpp_cost_accrued_euros", state.cost_accrued_eur)
         s.add("vpp_recorder_errors", state.recorder_errors_total)
         s.add("vpp_recorder_pending", state.recorder_pending)

@@ -161,7 +161,8 @@ def test_alert_rules_say_what_where_and_how_bad() -> None:
     names = [r["alert"] for r in found]
     assert len(names) == len(set(names))
     required = {
-        "VppDeviceOffline",
+        "VppDevicesOffline",
+        "VppNotControlling",
         "VppPlanStale",
         "VppPlanFallback",
         "VppGridImportNearLimit",

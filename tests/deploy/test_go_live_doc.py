@@ -43,10 +43,17 @@ def vpp_command_lines() -> list[list[str]]:
 
 
 def test_the_site_file_example_is_valid() -> None:
-    [example] = blocks("toml")
-    site = parse_site(tomllib.loads(example), "go-live.md")
+    example, *parts = blocks("toml")
+    data = tomllib.loads(example)
+    site = parse_site(data, "go-live.md")
     assert [d.kind.value for d in site.devices] == ["meter", "pv", "battery"]
     assert site.grid.meter == "grid-meter" and site.run.simulate is False
+    # Later blocks are parts of a site file (a table each): valid in the example.
+    for part in parts:
+        for table, values in tomllib.loads(part).items():
+            data.setdefault(table, {}).update(values)
+        parse_site(data, "go-live.md")
+    assert parts, "the backup settings of section 11"
 
 
 def test_every_vpp_command_line_parses() -> None:

@@ -528,6 +528,7 @@ def test_names_follow_the_conventions() -> None:
     counts = {
         "vpp_device_up",
         "vpp_dry_run",
+        "vpp_health_state",
         "vpp_device_consecutive_failures",
         "vpp_device_breaker_state",
         "vpp_fleet_devices",

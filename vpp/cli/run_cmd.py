@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import errno
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +14,9 @@ from rich.markup import escape
 
 from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
-from vpp.cli.paths import database_problem
+from vpp.cli.paths import creatable_folder_problem, database_problem
+from vpp.cli.ports import http_port_problem, simulator_endpoints, simulator_port_problem
+from vpp.logs import configure as configure_logging
 from vpp.sources import SourceConfigError
 
 
@@ -54,14 +56,7 @@ def run_command(
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")
     start_at = _parse_start(start)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("apscheduler", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    # The bridge reports every Modbus failure with the device named; pymodbus's own log
-    # repeats them as raw frames.
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    configure_logging(log_level)
     site = load_or_exit(config)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     # The recorder opens its database only after the simulators and the bridge are up: a
@@ -71,6 +66,23 @@ def run_command(
     if problem is not None:
         where = "--db" if db is not None else f"{config}: run.db_path"
         err.print(f"[bold red]{escape(where)}[/] {escape(str(db_path))}: {escape(problem)}")
+        raise typer.Exit(1)
+    if site.run.backup_dir is not None:
+        backups = Path(site.run.backup_dir)
+        if (problem := creatable_folder_problem(backups)) is not None:
+            err.print(
+                f"[bold red]{escape(str(config))}: run.backup_dir[/] {escape(str(backups))}: "
+                f"{escape(problem)}"
+            )
+            raise typer.Exit(1)
+    host = site.run.http_host
+    port = http_port if http_port is not None else site.run.http_port
+    simulating = site.run.simulate if simulate is None else simulate
+    problem = http_port_problem(host, port) or (
+        simulator_port_problem(simulator_endpoints(site)) if simulating else None
+    )
+    if problem is not None:
+        err.print(f"[bold red]vpp run:[/] {escape(problem)}")
         raise typer.Exit(1)
     opts = RunOptions(
         speed=speed,
@@ -85,3 +97,12 @@ def run_command(
     except SourceConfigError as exc:  # run.inputs_file or run.sources, before anything starts
         err.print(f"[bold red]{escape(str(config))}: input sources[/]: {escape(str(exc))}")
         raise typer.Exit(1) from None
+    except OSError as exc:
+        # A port taken between the check above and the bind (the servers name it).
+        if exc.errno != errno.EADDRINUSE and "cannot listen on" not in str(exc):
+            raise
+        err.print(f"[bold red]vpp run:[/] {escape(str(exc))}; is another vpp run using it?")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        err.print("vpp run: interrupted")
+        raise typer.Exit(130) from None

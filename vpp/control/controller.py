@@ -27,7 +27,7 @@ from adapters.snapshot import HeatPumpReading, Snapshot
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
-from vpp.control import cycle
+from vpp.control import backups, cycle
 from vpp.control import events as ev
 from vpp.control.dispatch import plan_row
 from vpp.control.envelope import Bounds
@@ -51,6 +51,10 @@ log = logging.getLogger("vpp.control")
 PENDING_RECORDS = 5000
 #: How often the watchdog applies the recorder's retention.
 RETENTION_EVERY = timedelta(hours=1)
+#: Devices that stay offline are summarised in the log this often.
+STILL_OFFLINE_EVERY = timedelta(minutes=15)
+#: A failed recorder backup is tried again after this long.
+BACKUP_RETRY = timedelta(minutes=15)
 
 JOB_NAMES = ("poll", "plan", "dispatch", "correct", "keepalive", "watchdog", "signals")
 
@@ -80,6 +84,9 @@ class Controller:
     store: StoreEstimate = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
+    #: When each offline device went offline, and when the last "still offline" line was.
+    _offline_since: dict[str, datetime] = field(default_factory=dict, init=False)
+    _offline_told: datetime | None = field(default=None, init=False)
     _quarantined: set[str] = field(default_factory=set, init=False)
     _screened_from: Any = field(default=None, init=False)
     _screened: Any = field(default=None, init=False)
@@ -90,6 +97,7 @@ class Controller:
     _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _recorder_ok: bool = field(default=True, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
+    _backup_failed_at: datetime | None = field(default=None, init=False)
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
     _row: pd.Series | None = field(default=None, init=False)
@@ -127,11 +135,21 @@ class Controller:
         return ok
 
     def event(
-        self, level: str, source: str, kind: str, message: str, device: str | None = None
+        self,
+        level: str,
+        source: str,
+        kind: str,
+        message: str,
+        device: str | None = None,
+        *,
+        logged: bool = True,
     ) -> None:
+        """Record an event (state, recorder) and log it; ``logged=False`` when the caller
+        logs one line for many events."""
         event = ev.Event(self.clock.now(), level, source, kind, message, device)
         self.state.add_event(event)
-        getattr(log, "warning" if level != "info" else "info")("%s", message)
+        if logged:
+            getattr(log, "warning" if level != "info" else "info")("%s", message)
         if self.recorder is not None:
             self._record(
                 "event",
@@ -205,13 +223,56 @@ class Controller:
         self.state.quarantined = frozenset(now)
 
     def _track_online(self, snapshot: Snapshot) -> None:
+        """An event per device that goes offline or comes back; one log line per poll for
+        all of them (a gateway failure takes dozens of devices at once)."""
         offline = {d.id for d in snapshot.offline()} - self._quarantined
-        for device in sorted(offline - self._offline):
+        gone, back = sorted(offline - self._offline), sorted(self._offline - offline)
+        message = ""
+        for device in gone:
             err = snapshot.devices[device].health.last_error or "no answer"
-            self.event("warning", "poll", "device_offline", f"{device} offline: {err}", device)
-        for device in sorted(self._offline - offline):
-            self.event("info", "poll", "device_online", f"{device} answers again", device)
+            message = f"{device} offline: {err}"
+            self.event("warning", "poll", "device_offline", message, device, logged=False)
+        for device in back:
+            text = f"{device} answers again"
+            self.event("info", "poll", "device_online", text, device, logged=False)
+        total = len(snapshot.devices)
+        if len(gone) == 1:
+            log.warning("%s; %d of %d devices offline", message, len(offline), total)
+        elif gone:
+            log.warning(
+                "%d devices went offline (%s); %d of %d offline",
+                len(gone), _few(gone), len(offline), total,
+            )  # fmt: skip
+        if back:
+            log.info(
+                "%d device(s) answer again (%s); %d of %d offline",
+                len(back), _few(back), len(offline), total,
+            )  # fmt: skip
         self._offline = offline
+        self._tell_still_offline(snapshot.time, gone, offline, total)
+
+    def _tell_still_offline(
+        self, now: datetime, gone: list[str], offline: set[str], total: int
+    ) -> None:
+        """Devices that stay offline are logged when they go, then summarised once every
+        :data:`STILL_OFFLINE_EVERY` (controller time), not at every poll."""
+        since = self._offline_since
+        for device in gone:
+            since[device] = now
+        for device in set(since) - offline:
+            del since[device]
+        if gone or not offline:
+            self._offline_told = now if offline else None
+            return
+        told = self._offline_told
+        if told is not None and now - told < STILL_OFFLINE_EVERY:
+            return
+        self._offline_told = now
+        first = min(since.values(), default=now)
+        log.warning(
+            "%d of %d devices still offline (%s), the longest since %s UTC",
+            len(offline), total, _few(sorted(offline)), f"{first:%H:%M}",
+        )  # fmt: skip
 
     def _account(self, snapshot: Snapshot, dt_s: float) -> None:
         """Cost accrued, heat delivered, forecast error and the store estimate."""
@@ -273,6 +334,7 @@ class Controller:
                 "fallback_plan",
                 f"plan fell back to rules: {plan.info.fallback_reason}",
             )
+        log.info("%s", plan_line(plan, now, self.site.optimizer.time_limit_s))
         if self.metrics is not None:
             self.metrics.observe_plan(plan.info)
         if start_state.store_wh is not None:
@@ -331,7 +393,13 @@ class Controller:
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
             return
-        await self.apply(setpoints, "dispatch")
+        statuses = await self.apply(setpoints, "dispatch")
+        log.info(
+            "%s",
+            dispatch_line(
+                floor_quarter(self.clock.now()), len(setpoints), statuses, self.state.dry_run
+            ),
+        )
 
     async def correct(self) -> None:
         """Hold the grid exchange (limits or schedule) with the batteries between quarter hours."""
@@ -368,8 +436,9 @@ class Controller:
         if setpoints:
             await self.apply(setpoints, "keepalive")
 
-    async def apply(self, setpoints: list[Setpoint], source: str) -> None:
-        """Write (unless dry-run) a batch of safe setpoints and record what was read back.
+    async def apply(self, setpoints: list[Setpoint], source: str) -> list[SetpointStatus]:
+        """Write (unless dry-run) a batch of safe setpoints and record what was read back;
+        returns the statuses of the setpoints that were not superseded.
 
         The invariants (:mod:`vpp.control.invariants`) are checked once more right before
         the write, whatever produced the batch: a setpoint that breaks one is not written
@@ -384,7 +453,7 @@ class Controller:
             self.event("error", source, "setpoint_unsafe", str(violation), violation.device_id)
         setpoints = checked.passed
         if not setpoints:
-            return
+            return []
         if self.state.dry_run:
             results = [Written(sp.device_id, None, None, True) for sp in setpoints]
         else:
@@ -410,6 +479,7 @@ class Controller:
                 [ev.setpoint_record(s) for s in statuses],
                 self.state.dry_run,
             )
+        return statuses
 
     def _count(self, status: SetpointStatus, source: str) -> None:
         device = status.device_id
@@ -509,6 +579,8 @@ class Controller:
                 "plan_stale",
                 "no plan" if age is None else f"plan is {age / 60:.0f} min old",
             )
+        if self.recorder is not None:
+            await self._backup(now)
         due = self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
         if self.recorder is not None and due:
             # Deleting old rows takes seconds at a thousand devices: once an hour is enough.
@@ -517,11 +589,83 @@ class Controller:
                 self._record, "retention", apply_retention, self.recorder, now, self.site
             )
 
+    async def _backup(self, now: datetime) -> None:
+        """A recorder backup into ``run.backup_dir`` when one is due (vpp.control.backups)."""
+        out = backups.due(self.site, now)
+        failed = self._backup_failed_at
+        if out is None or (failed is not None and now - failed < BACKUP_RETRY):
+            return
+        keep = self.site.run.backup_keep
+        try:
+            result, old = await asyncio.to_thread(backups.write, self.recorder.path, out, keep)
+        except Exception as exc:  # a failed backup must not stop control; the next run retries
+            self._backup_failed_at = now
+            self.event("error", "watchdog", "backup_failed", f"recorder backup failed: {exc}")
+            return
+        self._backup_failed_at = None
+        self.event(
+            "info",
+            "watchdog",
+            "backup_written",
+            f"recorder backup {result.path}: {result.bytes / 1e6:.1f} MB in "
+            f"{result.seconds:.1f} s, integrity {result.check}; {len(old)} old copies removed",
+        )
+
 
 #: Raw input columns :func:`optimizer.inputs.forecast_from_raw` does not read. Each column is
 #: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
 #: of the forecast's time.
 UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
+
+
+def _few(ids: list[str], n: int = 5) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
+    """One line per plan: its source, cost, solve time and the slack it used."""
+    info = plan.info
+    frame = plan.frame
+    source = "optimizer" if info.status == "optimal" else f"fallback ({info.fallback_reason})"
+    cost = (getattr(info, "cost_eur", None) or {}).get("net_cost_eur")
+    slack = ", ".join(f"{k} {v / 1e3:.1f} kWh" for k, v in sorted(info.slacks.items()) if v > 0)
+    span = "no steps"
+    if len(frame):
+        end = frame.index[-1] + pd.Timedelta(minutes=15)
+        span = f"{len(frame)} steps {frame.index[0]:%H:%M}-{end:%H:%M} UTC"
+    return (
+        f"plan {info.status} from {source}: {span}, "
+        f"cost {'-' if cost is None else f'{cost:.2f}'} EUR, "
+        f"solve {info.solve_s:.2f} s of {time_limit_s:.0f} s (total {info.total_s:.2f} s), "
+        f"slack {slack or 'none'}"
+    )
+
+
+def dispatch_line(
+    step: datetime, proposed: int, statuses: list[SetpointStatus], dry_run: bool
+) -> str:
+    """One line per dispatch: setpoints written, read back as written, clamped, failed."""
+    written = sum(1 for s in statuses if s.written_w is not None)
+    ok = sum(1 for s in statuses if s.ok and s.written_w is not None)
+    clamped = sum(1 for s in statuses if s.clamped)
+    failed = sorted(s.device_id for s in statuses if not s.ok and not s.dry_run)
+    held = proposed - len(statuses)
+    head = f"dispatch {step:%H:%M} UTC: "
+    if proposed == 0:
+        return head + "no setpoint to write: no controllable device answers"
+    if dry_run:
+        return (
+            head + f"{len(statuses)} setpoints computed, none written (dry-run), {clamped} clamped"
+        )
+    line = (
+        head
+        + f"{written} of {proposed} setpoints written, {ok} read back as written, {clamped} clamped"
+    )
+    if failed:
+        line += f", {len(failed)} failed ({_few(failed)})"
+    if held > 0:
+        line += f", {held} not written (unsafe or superseded)"
+    return line
 
 
 def _grid_w(site: Site, snapshot: Snapshot) -> float | None:

@@ -55,6 +55,9 @@ class _Info:
 
 
 class _RestoredPlan:
+    #: Read by :func:`vpp.control.health.plan_source`: this plan was not made since the start.
+    restored = True
+
     def __init__(self, frame: pd.DataFrame, info: _Info) -> None:
         self.frame = frame
         self.info = info

@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack, suppress
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,8 +37,50 @@ def wall_seconds(clock: Clock, controller_s: float) -> float:
     return controller_s / clock.speed if isinstance(clock, ScaledClock) else controller_s
 
 
-async def start_jobs(ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S) -> AsyncIOScheduler:
+#: Wall seconds a stop waits for jobs in flight (a dispatch half written, a plan being
+#: solved) before it cancels them.
+STOP_WAIT_S = 10.0
+
+
+class JobRunner:
+    """Runs the controller's jobs for the scheduler and knows which are in flight, so a stop
+    lets them finish (bounded) and a job cancelled at shutdown ends quietly instead of as a
+    ``CancelledError`` traceback from the scheduler."""
+
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+        self.running: set[asyncio.Task[Any]] = set()
+
+    async def run(self, name: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
+        try:
+            await self.ctl.run_job(name)
+        except asyncio.CancelledError:
+            log.info("job %s cancelled at shutdown", name)
+        finally:
+            if task is not None:
+                self.running.discard(task)
+
+    async def drain(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Wait up to ``wait_s`` for the jobs in flight, then cancel what is left."""
+        pending = set(self.running)
+        if not pending:
+            return
+        log.info("waiting up to %.0f s for %d job(s) to finish", wait_s, len(pending))
+        _, left = await asyncio.wait(pending, timeout=wait_s)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=wait_s)
+
+
+async def start_jobs(
+    ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S, runner: JobRunner | None = None
+) -> AsyncIOScheduler:
     """Run poll, plan and dispatch once, then schedule every job; returns the scheduler."""
+    runner = runner or JobRunner(ctl)
     await ctl.run_job("poll")
     if ctl.current_row() is not None:
         # A plan restored from the recorder covers now: write it before the first new plan
@@ -57,7 +99,7 @@ async def start_jobs(ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S) -> 
         start = wall_now + timedelta(seconds=wall_seconds(ctl.clock, (first - now).total_seconds()))
         period = wall_seconds(ctl.clock, spec.period_s)
         scheduler.add_job(
-            ctl.run_job,
+            runner.run,  # a coroutine method: the scheduler awaits it on the loop
             IntervalTrigger(seconds=period, start_date=start, timezone=UTC),
             args=[spec.name],
             id=spec.name,
@@ -144,10 +186,16 @@ def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
 async def run_until_stopped(
     ctl: Controller,
     stop: asyncio.Event,
-    stack: AsyncExitStack,
     plan_lead_wall_s: float = PLAN_LEAD_S,
 ) -> None:
-    scheduler = await start_jobs(ctl, plan_lead_wall_s)
-    stack.callback(scheduler.shutdown, wait=False)
-    await stop.wait()
-    log.info("stopping")
+    runner = JobRunner(ctl)
+    scheduler = await start_jobs(ctl, plan_lead_wall_s, runner)
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        # No new runs; the ones in flight finish (the scheduler's shutdown would cancel them).
+        scheduler.pause()
+        await runner.drain()
+        scheduler.shutdown(wait=False)
+    log.info("stopped")

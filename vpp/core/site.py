@@ -349,6 +349,15 @@ class RunSettings(_Model):
     #: they go, their quarter-hour means of what ``vpp export`` measures are kept (a few KB
     #: a day), so older days still export for replay. None = retention_days.
     snapshot_retention_days: PositiveFloat | None = None
+    #: Folder the controller writes recorder backups into, on a schedule (``vpp backup``
+    #: made by the watchdog: online, integrity-checked, ``vpp-YYYY-MM-DDTHHMMZ.sqlite``).
+    #: Relative paths are relative to the working directory. None = no backups from the
+    #: controller (use ``vpp backup`` or ``config/deploy/vpp-backup.timer``).
+    backup_dir: str | None = None
+    #: Hours between backups (controller clock), counted from the newest copy in the folder.
+    backup_interval_h: PositiveFloat = 24.0
+    #: Backups kept in ``backup_dir``; older ones are deleted after each new one.
+    backup_keep: Annotated[int, AfterValidator(_between(1, 10000))] = 14
     #: Operator page, JSON API and Prometheus ``/metrics``; loopback unless told otherwise.
     http_host: str = "127.0.0.1"
     http_port: Port = 9310

@@ -8,6 +8,7 @@ Prometheus waits ``for:`` a while before it fires, so a condition may show here 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -15,15 +16,15 @@ from typing import Any
 
 from vpp.control.safety import grid_limits_w
 from vpp.control.state import ControllerState, Event
-from vpp.web.views import iso
+from vpp.web.views import GRID_NEAR_RATIO, GRID_OVER_RATIO, iso
 from vpp.web.watch import Watch, site_totals
 
 #: A plan older than this is stale (two missed quarter-hour plans), s.
 PLAN_STALE_S = 1800.0
 #: A poll snapshot older than this is stale, s.
 SNAPSHOT_STALE_S = 120.0
-#: Grid exchange above this share of its limit is "near the limit".
-GRID_NEAR_RATIO = 0.9
+#: Offline devices named in the grouped alert's summary; the rest are counted.
+OFFLINE_NAMED = 5
 #: A solve taking this share of the optimizer's time limit is near its budget.
 SOLVE_NEAR_RATIO = 0.8
 #: Recent events sent with the alerts.
@@ -62,14 +63,34 @@ def _snapshot(state: ControllerState, now: datetime) -> Iterator[Alert]:
 
 
 def _devices(state: ControllerState) -> Iterator[Alert]:
+    """The grid meter on its own (critical); every other offline device in one alert with
+    counts by kind (``VppDevicesOffline``), as the Prometheus rule groups them."""
     snap = state.snapshot
     if snap is None:
         return
+    meter = state.site.grid.meter
+    others = []
     for dev in snap.offline():
-        severity = "critical" if dev.id == state.site.grid.meter else "warning"
-        name = "VppGridMeterOffline" if severity == "critical" else "VppDeviceOffline"
-        why = dev.health.last_error or "no answer"
-        yield Alert(name, severity, f"{dev.kind} {dev.id} is offline: {why}", dev.id)
+        if dev.id == meter:
+            why = dev.health.last_error or "no answer"
+            yield Alert(
+                "VppGridMeterOffline", "critical", f"grid meter {dev.id} is offline: {why}", dev.id
+            )
+        else:
+            others.append(dev)
+    if not others:
+        return
+    kinds = Counter(str(d.kind) for d in others)
+    ids = sorted(d.id for d in others)
+    named = ", ".join(ids[:OFFLINE_NAMED]) + (
+        f" and {len(ids) - OFFLINE_NAMED} more" if len(ids) > OFFLINE_NAMED else ""
+    )
+    by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+    yield Alert(
+        "VppDevicesOffline",
+        "warning",
+        f"{len(others)} of {len(snap.devices)} devices offline ({by_kind}): {named}",
+    )
 
 
 def _plan(state: ControllerState, now: datetime) -> Iterator[Alert]:
@@ -101,7 +122,7 @@ def _grid(state: ControllerState, now: datetime) -> Iterator[Alert]:
         return
     imp, exp = grid_limits_w(state.site, state.caps, now)
     for direction, value, limit in (("import", grid_w, imp), ("export", -grid_w, exp)):
-        if value > limit:
+        if value > GRID_OVER_RATIO * limit:
             yield Alert(
                 f"VppGrid{direction.title()}OverLimit",
                 "critical",

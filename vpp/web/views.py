@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, BreakerState, DeviceState
+from vpp.control.health import Health, assess
 from vpp.control.safety import grid_limits_w
 from vpp.control.state import ControllerState, OperatorCap
+from vpp.control.why import Why, explain
 from vpp.core.clock import floor_quarter
 from vpp.web.watch import Watch, planned_totals, site_totals
 
@@ -31,6 +33,12 @@ PLAN_STEP_COLUMNS = (
     "waste_heat_th_w", "store_wh", "price_import_eur_per_mwh", "price_export_eur_per_mwh",
     "import_cap_w", "export_cap_w",
 )  # fmt: skip
+#: Grid exchange above this share of its limit is "near the limit", above the second past
+#: it: the factors of ``VppGrid*NearLimit`` and ``VppGrid*OverLimit`` in
+#: ``dashboards/alerts.yml`` (a test holds them equal). The page compares the latest reading,
+#: the rules a 5-minute (near) or 1-minute (over) mean held for a while.
+GRID_NEAR_RATIO = 0.99
+GRID_OVER_RATIO = 1.01
 #: Quarter hours of measured history sent before the plan's first step.
 HISTORY_STEPS = 24
 
@@ -52,6 +60,35 @@ def num(value: Any) -> float | None:
 
 def _nums(values: Mapping[str, float]) -> dict[str, float | None]:
     return {k: num(v) for k, v in values.items()}
+
+
+_why_for: tuple[Any, list[Why]] | None = None
+
+
+def plan_reasons(state: ControllerState) -> list[Why]:
+    """Why the plan in force does what it does, per step (worked out once per plan)."""
+    global _why_for
+    plan = state.plan
+    if plan is None:
+        return []
+    cached = _why_for
+    if cached is None or cached[0] is not plan.frame:
+        cached = (plan.frame, explain(plan.frame, state.site))
+        _why_for = cached
+    return cached[1]
+
+
+def reason_now(state: ControllerState, now: datetime) -> Why | None:
+    """The plan's reasons for the quarter hour ``now`` falls in."""
+    plan = state.plan
+    if plan is None:
+        return None
+    step = pd.Timestamp(floor_quarter(now))
+    if step not in plan.frame.index:
+        return None
+    reasons = plan_reasons(state)
+    i = int(plan.frame.index.get_indexer(pd.DatetimeIndex([step]))[0])
+    return reasons[i] if 0 <= i < len(reasons) else None
 
 
 def cap_id(cap: OperatorCap) -> str:
@@ -99,6 +136,7 @@ def status_view(
         "time": iso(now),
         "started_at": iso(state.started_at),
         "dry_run": state.dry_run,
+        "health": health_view(assess(state, now)),
         "writes_enabled": writes_enabled,
         "replan_running": replan_running,
         "snapshot": {
@@ -113,10 +151,26 @@ def status_view(
             "export_limit_w": exp_limit,
             "site_import_limit_w": site.grid.import_limit_w,
             "site_export_limit_w": site.grid.export_limit_w,
+            "near_ratio": GRID_NEAR_RATIO,
+            "over_ratio": GRID_OVER_RATIO,
         },
         "fleet": fleet_view(state, totals),
         "plan": plan_info_view(state, now),
         "caps": caps_view(state, now),
+    }
+
+
+def health_view(health: Health) -> JsonDict:
+    """The top-line state (ok, degraded, not_controlling), why, and the counts behind it."""
+    return {
+        "state": health.state,
+        "reasons": list(health.reasons),
+        "plan_source": health.plan_source,
+        "devices": health.devices,
+        "online": health.online,
+        "offline": health.offline,
+        "offline_by_kind": health.offline_by_kind,
+        "controllable_online": health.controllable_online,
     }
 
 
@@ -175,6 +229,7 @@ def plan_info_view(state: ControllerState, now: datetime) -> JsonDict | None:
         "end": iso(frame.index[-1]) if len(frame) else None,
         "steps": len(frame),
         "now": _nums(planned_totals(row)) if isinstance(row, pd.Series) else None,
+        "why": why.as_dict() if (why := reason_now(state, now)) is not None else None,
         "price_import_eur_per_mwh": num(row.get("price_import_eur_per_mwh"))
         if isinstance(row, pd.Series)
         else None,
@@ -202,6 +257,7 @@ def plan_view(state: ControllerState, watch: Watch, now: datetime) -> JsonDict:
             "created_at": None,
             "status": None,
             "now": iso(now),
+            **_capacities(state),
             "step_min": state.site.optimizer.step_min,
             "steps": [],
             "history": history,
@@ -209,10 +265,12 @@ def plan_view(state: ControllerState, watch: Watch, now: datetime) -> JsonDict:
     frame = plan.frame
     cols = [c for c in PLAN_STEP_COLUMNS if c in frame.columns]
     values = frame[cols].to_numpy(dtype=float)
+    reasons = plan_reasons(state)
     steps = []
     for i, start in enumerate(frame.index):
         step: JsonDict = {"start": iso(start)}
         step.update({c: num(v) for c, v in zip(cols, values[i], strict=True)})
+        step["why"] = reasons[i].text
         step["grid_w"] = _net(step.get("grid_import_w"), step.get("grid_export_w"))
         actual = watch.actual(start.to_pydatetime())
         step["actual"] = _nums(actual) if actual else None
@@ -221,9 +279,26 @@ def plan_view(state: ControllerState, watch: Watch, now: datetime) -> JsonDict:
         "created_at": iso(state.plan_created_at),
         "status": getattr(plan.info, "status", None),
         "now": iso(now),
+        **_capacities(state),
         "step_min": state.site.optimizer.step_min,
         "steps": steps,
         "history": history,
+    }
+
+
+def _capacities(state: ControllerState) -> JsonDict:
+    """What the page needs to show stored energy as a share: the batteries' and the store's
+    capacity, Wh. The batteries' are those the plan has (offline ones are left out of it)."""
+    site = state.site
+    planned = set(state.plan.frame.columns) if state.plan is not None else set()
+    batteries = sum(
+        d.capacity_wh
+        for d in site.batteries
+        if d.enabled and (not planned or f"{d.id}.soc_wh" in planned)
+    )
+    return {
+        "battery_capacity_wh": batteries,
+        "store_capacity_wh": site.heat.store_capacity_wh,
     }
 
 
@@ -276,6 +351,14 @@ def device_row(
     }
 
 
+def _device_why(kind: str, why: Why | None) -> str | None:
+    """The plan's reason for this quarter hour that concerns a device of ``kind``."""
+    if why is None:
+        return None
+    part = {"battery": why.battery, "pv": why.pv, "heat_pump": why.heat, "meter": why.grid}
+    return part.get(kind)
+
+
 def _badness(row: JsonDict) -> tuple[Any, ...]:
     """Sort key, worst first: offline, open breaker, failures, staleness, then id."""
     age = row["last_success_age_s"]
@@ -292,12 +375,14 @@ def _badness(row: JsonDict) -> tuple[Any, ...]:
 def devices_view(state: ControllerState, now: datetime, limit: int | None = None) -> JsonDict:
     """Every configured device, worst first, with its last setpoint; ``limit`` rows at most."""
     snap = state.snapshot
+    why = reason_now(state, now)
     rows = []
     for dev in state.site.devices:
         if not dev.enabled:
             continue
         found = snap.devices.get(dev.id) if snap is not None else None
         row = device_row(dev.id, str(dev.kind), dev.name, found, now)
+        row["why"] = _device_why(str(dev.kind), why)
         sp = state.setpoints.get(dev.id)
         row["setpoint"] = (
             None

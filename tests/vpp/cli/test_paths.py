@@ -96,6 +96,22 @@ def test_run_names_the_site_files_db_path(tmp_path: Path) -> None:
     )
 
 
+def test_run_names_a_backup_dir_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = tmp_path / "site.toml"
+    text = DEMO.read_text().replace(
+        'db_path = "var/vpp-demo.sqlite"',
+        f'db_path = "{tmp_path / "v.sqlite"}"\nbackup_dir = "{blocker / "backups"}"',
+    )
+    assert "backup_dir" in text
+    config.write_text(text)
+    why = f"cannot create it: {blocker} is not a folder"
+    _stopped(
+        _run("--config", str(config)), f"{config}: run.backup_dir {blocker / 'backups'}: {why}"
+    )
+
+
 def test_database_check_passes_new_and_existing_databases(tmp_path: Path) -> None:
     new = tmp_path / "var" / "deeper" / "vpp.sqlite"
     assert database_problem(new) is None

@@ -71,17 +71,23 @@ async def wait_until(
 
 @asynccontextmanager
 async def running_controller(
-    site: Site, db_path: Path, *, speed: float = 60.0, start: datetime | None = None
+    site: Site,
+    db_path: Path,
+    *,
+    speed: float = 60.0,
+    start: datetime | None = None,
+    simulate: bool = True,
 ) -> AsyncIterator[tuple[Controller, str]]:
-    """Run ``site`` simulated at ``speed``; yields the controller (once it has a plan) and the
-    base URL of its HTTP server. Stops everything on the way out."""
+    """Run ``site`` simulated at ``speed`` (``simulate=False``: with no device answering);
+    yields the controller (once it has a plan) and the base URL of its HTTP server. Stops
+    everything on the way out."""
     port = free_port()
     stop = asyncio.Event()
     ready: asyncio.Future[Controller] = asyncio.get_running_loop().create_future()
     opts = RunOptions(
         speed=speed,
         start=start,
-        simulate=True,
+        simulate=simulate,
         db_path=str(db_path),
         http_port=port,
         plan_lead_wall_s=2.0,

@@ -93,7 +93,7 @@ async def test_devices_worst_first_and_alerts_follow_faults(
     _, alerts = await call(http, "GET", f"{plant.url}/api/alerts")
     active = {(a["name"], a["device"]) for a in alerts["active"]}
     assert {
-        ("VppDeviceOffline", "pv-002"),
+        ("VppDevicesOffline", None),
         ("VppPlanStale", None),
         ("VppPlanFallback", None),
         ("VppSolveTimeNearBudget", None),
@@ -103,6 +103,8 @@ async def test_devices_worst_first_and_alerts_follow_faults(
         ("VppDataSourceStale", None),
     } <= active
     assert alerts["active"][0]["severity"] == "critical"
+    grouped = next(a for a in alerts["active"] if a["name"] == "VppDevicesOffline")
+    assert grouped["summary"].startswith("1 of ") and "(pv 1): pv-002" in grouped["summary"]
     assert any(e["kind"] == "device_offline" and e["device"] == "pv-002" for e in alerts["events"])
 
     plant.clock.advance(20 * 60)  # counters that stopped rising stop alerting
@@ -118,7 +120,7 @@ async def test_grid_near_and_over_its_limit(plant: Plant, http: aiohttp.ClientSe
     assert grid_w > 0
     now = plant.clock.now()
     for limit_w, expected in (
-        (grid_w / 0.95, "VppGridImportNearLimit"),
+        (grid_w / 0.995, "VppGridImportNearLimit"),
         (grid_w * 0.5, "VppGridImportOverLimit"),
     ):
         status, _ = await call(

@@ -117,6 +117,8 @@ async function refresh() {
     page.tz = status.timezone || page.tz;
     renderStatus(status);
     renderChart(plan, status);
+    renderViews(plan, status);
+    renderWhy(plan, status);
     renderAlerts(alerts);
     renderDevices(devices);
     renderCaps(status.caps);
@@ -144,17 +146,35 @@ function renderStatus(s) {
   document.title = `${s.site} · vpp operator`;
   document.querySelectorAll(".site-tz").forEach((n) => { n.textContent = s.timezone; });
   $("clock").textContent = dateTimeOf(s.time) + " " + s.timezone;
-  pill("control-state", s.dry_run ? "control PAUSED (dry-run)" : "control active",
-    s.dry_run ? "warn" : "ok");
+  // The top line is the controller's own health (comms, data freshness, the plan's source):
+  // "control active" only when it controls, the plan's status only when the plan is in force.
+  const h = s.health;
+  const label = { ok: "control active", degraded: "control degraded",
+    not_controlling: "NOT CONTROLLING" }[h.state];
+  pill("control-state", label + (h.reasons.length ? `: ${h.reasons[0]}` : ""),
+    { ok: "ok", degraded: "warn", not_controlling: "bad" }[h.state]);
+  $("control-state").dataset.health = h.state;
+  $("control-state").title = h.reasons.join("\n");
   const plan = s.plan;
   if (!plan) pill("plan-state", "no plan", "bad");
-  else pill("plan-state", `plan ${plan.status}, ${ago(plan.age_s)}` +
-    (s.replan_running ? " · re-planning…" : ""), plan.status === "optimal" ? "ok" : "warn");
+  else if (h.state === "not_controlling") pill("plan-state", "plan not in force (made " +
+    `${ago(plan.age_s)})`, "bad");
+  else pill("plan-state", `plan ${plan.status}` + (h.plan_source === "restored"
+    ? " (restored)" : "") + `, ${ago(plan.age_s)}` + (s.replan_running ? " · re-planning…" : ""),
+    plan.status === "optimal" && h.plan_source === "optimizer" ? "ok" : "warn");
+  renderHealth(h);
   $("pause").textContent = s.dry_run ? "Resume control" : "Pause control";
   $("pause").className = s.dry_run ? "" : "secondary";
   $("writes-note").classList.toggle("hidden", s.writes_enabled);
   renderTiles(s);
   renderPlanInfo(plan);
+}
+
+function renderHealth(h) {
+  const list = $("health-reasons");
+  list.replaceChildren();
+  for (const r of h.reasons) list.append(el("li", {}, r));
+  list.classList.toggle("hidden", !h.reasons.length);
 }
 
 function renderTiles(s) {
@@ -166,12 +186,13 @@ function renderTiles(s) {
   setTile("tile-grid", net === null ? "–" : kw(Math.abs(net)),
     (net === null ? "" : importing ? "importing · " : "exporting · ") +
     `limit ${kw(limit)}${capped ? " (operator cap)" : ""}`);
-  // A cap of 0 W is allowed: any exchange then fills the bar.
-  const share = net === null ? 0 : limit > 0 ? Math.min(1, Math.abs(net) / limit)
-    : (Math.abs(net) > 0 ? 1 : 0);
+  // A cap of 0 W is allowed: any exchange then is past it.
+  const share = net === null ? 0 : limit > 0 ? Math.abs(net) / limit
+    : (Math.abs(net) > 0 ? Infinity : 0);
   const fill = $("tile-grid").querySelector(".fill");
-  fill.style.width = `${(share * 100).toFixed(1)}%`;
-  fill.className = "fill" + (share > 1 - 1e-9 ? " bad" : share > 0.9 ? " warn" : "");
+  fill.style.width = `${(Math.min(1, share) * 100).toFixed(1)}%`;
+  // The same factors as the alerts (dashboards/alerts.yml), sent with the status.
+  fill.className = "fill" + (share > g.over_ratio ? " bad" : share > g.near_ratio ? " warn" : "");
   setTile("tile-pv", kw(f.pv_w), `${f.online} of ${f.devices} devices online`);
   const soc = f.battery_soc_ratio === null ? "–" : `${(f.battery_soc_ratio * 100).toFixed(0)} %`;
   setTile("tile-battery", kw(f.battery_w), `SoC ${soc} · > 0 discharging`);
@@ -286,6 +307,103 @@ function drawAxes(root, { x, y, lo, hi, t0, t1 }) {
   }
 }
 
+// -- stored energy, heat, prices and the plan's reasons -------------------------------------
+
+const SMALL = { w: 400, h: 220, left: 44, right: 8, top: 10, bottom: 24 };
+
+// One small step chart: series = [[cssClass, key]], rows = [{t, key: value}]; a dot for each
+// measured value now ([key, value]). Returns the number of series drawn.
+function smallChart(root, rows, stepMs, series, { unit, zeroBased = true, fixed = null,
+  now = null, measured = [] }) {
+  root.replaceChildren();
+  const values = rows.flatMap((r) => series.map(([, k]) => r[k]))
+    .concat(measured.map(([, v]) => v)).filter((v) => v !== null && v !== undefined);
+  if (!rows.length || !values.length) {
+    root.append(svg("text", { x: 200, y: 110, "text-anchor": "middle" }, "no plan yet"));
+    root.dataset.ready = "empty";
+    return 0;
+  }
+  const t0 = rows[0].t, t1 = rows[rows.length - 1].t + stepMs;
+  let [lo, hi] = fixed || [Math.min(zeroBased ? 0 : Infinity, ...values), Math.max(0, ...values)];
+  if (hi - lo < 1e-9) hi = lo + 1;
+  const x = (t) => SMALL.left + (t - t0) / (t1 - t0) * (SMALL.w - SMALL.left - SMALL.right);
+  const y = (v) => SMALL.top + (hi - v) / (hi - lo) * (SMALL.h - SMALL.top - SMALL.bottom);
+  const step = niceStep(hi - lo);
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) {
+    root.append(svg("line", { class: Math.abs(v) < step / 1e6 ? "zero" : "axis",
+      x1: SMALL.left, x2: SMALL.w - SMALL.right, y1: y(v), y2: y(v) }));
+    root.append(svg("text", { x: SMALL.left - 4, y: y(v) + 4, "text-anchor": "end" },
+      `${Math.round(v)}${unit}`));
+  }
+  const hourMs = 3600000, every = (t1 - t0) / hourMs > 12 ? 6 : 3;
+  for (let t = Math.ceil(t0 / hourMs) * hourMs; t <= t1; t += hourMs) {
+    if (zoneParts(t).hour % every !== 0 || x(t) > SMALL.w - SMALL.right - 16) continue;
+    root.append(svg("text", { x: x(t), y: SMALL.h - 8, "text-anchor": "middle" },
+      zoned(new Date(t), { hour: "2-digit", minute: "2-digit" })));
+  }
+  let drawn = 0;
+  for (const [cls, key] of series) {
+    const d = stepPath(rows, key, x, y, stepMs);
+    if (d) { root.append(svg("path", { class: cls, d, "data-series": key })); drawn += 1; }
+  }
+  if (now !== null && now >= t0 && now <= t1) {
+    root.append(svg("line", { class: "now", x1: x(now), x2: x(now), y1: SMALL.top,
+      y2: SMALL.h - SMALL.bottom }));
+    for (const [cls, v] of measured) {
+      if (v === null || v === undefined) continue;
+      root.append(svg("circle", { class: `${cls} measured`, cx: x(now), cy: y(v), r: 5,
+        "data-measured": cls, "data-value": v.toFixed(1) }));
+    }
+  }
+  root.dataset.ready = "true";
+  root.dataset.series = String(drawn);
+  return drawn;
+}
+
+function renderViews(plan, status) {
+  const stepMs = plan.step_min * 60000;
+  const bcap = plan.battery_capacity_wh, scap = plan.store_capacity_wh;
+  const pct = (v, cap) => (v === null || v === undefined || !cap ? null : 100 * v / cap);
+  const rows = plan.steps.map((s) => ({ t: Date.parse(s.start),
+    soc: pct(s.battery_soc_wh, bcap), store: pct(s.store_wh, scap),
+    hp: s.heat_pump_th_w === null ? null : s.heat_pump_th_w / 1000,
+    boiler: s.boiler_th_w === null ? null : s.boiler_th_w / 1000,
+    demand: s.heat_demand_th_w === null ? null : s.heat_demand_th_w / 1000,
+    waste: s.waste_heat_th_w === null ? null : s.waste_heat_th_w / 1000,
+    imp: s.price_import_eur_per_mwh, exp: s.price_export_eur_per_mwh }));
+  const now = Date.parse(status.time), f = status.fleet;
+  smallChart($("chart-soc"), rows, stepMs, [["s-soc", "soc"], ["s-store", "store"]],
+    { unit: " %", fixed: [0, 100], now,
+      measured: [["s-soc", f.battery_soc_ratio === null ? null : 100 * f.battery_soc_ratio]] });
+  smallChart($("chart-heat"), rows, stepMs, [["s-demand", "demand"], ["s-hp", "hp"],
+    ["s-boiler", "boiler"], ["s-waste", "waste"]], { unit: "", now,
+    measured: [["s-hp", f.heat_pump_th_w === null ? null : f.heat_pump_th_w / 1000],
+      ["s-waste", f.waste_heat_offered_w === null ? null : f.waste_heat_offered_w / 1000]] });
+  smallChart($("chart-price"), rows, stepMs, [["s-import", "imp"], ["s-export", "exp"]],
+    { unit: "", zeroBased: true, now });
+}
+
+function renderWhy(plan, status) {
+  const body = $("why").querySelector("tbody");
+  body.replaceChildren();
+  const now = Date.parse(status.time);
+  // The quarter hour now and what follows; a row only where the reason changes.
+  let last = null, shown = 0;
+  for (const s of plan.steps) {
+    if (Date.parse(s.start) + plan.step_min * 60000 <= now) continue;
+    if (s.why === last) continue;
+    last = s.why;
+    const tr = el("tr", { "data-start": s.start });
+    tr.append(el("td", {}, dateTimeOf(s.start)),
+      el("td", { class: "num" }, s.grid_w === null ? "–" : kw(s.grid_w)),
+      el("td", {}, s.why || "–"));
+    body.append(tr);
+    if (++shown >= 12) break;
+  }
+  const nowWhy = status.plan && status.plan.why;
+  $("why-now").textContent = nowWhy ? `Now: ${nowWhy.text}` : "";
+}
+
 // -- alerts, devices, caps ------------------------------------------------------------------
 
 function renderAlerts(a) {
@@ -322,7 +440,7 @@ function renderDevices(d) {
       el("td", { class: "num" }, r.soc_pct === null ? "–" : `${r.soc_pct.toFixed(0)} %`),
       el("td", {}, r.breaker || "–"), el("td", {}, ago(r.last_success_age_s)),
       el("td", { class: "num" }, String(r.consecutive_failures)), el("td", {}, spText),
-      el("td", { class: "err" }, r.last_error || ""));
+      el("td", { class: "why" }, r.why || ""), el("td", { class: "err" }, r.last_error || ""));
     body.append(tr);
   }
 }
