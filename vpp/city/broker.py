@@ -9,6 +9,8 @@ listens on loopback unless told otherwise; for TLS see docs/city.md.
 
 from __future__ import annotations
 
+import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -75,6 +77,9 @@ class BrokerConfig:
         data = self.folder / "data"
         data.mkdir(exist_ok=True)
         conf = [
+            # Started as root, mosquitto becomes the "mosquitto" user, which cannot read a
+            # private temp folder: it stays the user that started it.
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             "per_listener_settings false",
             "allow_anonymous false",
             f"password_file {passwd}",
@@ -84,7 +89,7 @@ class BrokerConfig:
             "autosave_interval 1",
             "max_queued_messages 200000",
             "max_inflight_messages 100",
-            "message_size_limit 16000000",
+            "max_packet_size 16000000",
             f"log_dest file {self.folder / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",
