@@ -95,6 +95,7 @@ class Coordinator:
         self._first_seen: dict[datetime, float] = {}
         self._plan_lock = asyncio.Lock()
         self._plan_task: asyncio.Task[None] | None = None
+        self._want: datetime | None = None
         self._sync_seq = 0
         self._dirty: set[str] = set()
         self.link = Link(
@@ -253,11 +254,25 @@ class Coordinator:
                 pass
 
     def _start_plan(self, start: datetime) -> None:
-        if self._plan_task is not None and not self._plan_task.done():
+        """Plan from ``start`` now, or right after the plan under way (the newest wins)."""
+        if self.planned_for is not None and start <= self.planned_for:
+            return
+        self._want = start if self._want is None else max(self._want, start)
+        if self._plan_task is None or self._plan_task.done():
+            self._launch()
+
+    def _launch(self) -> None:
+        start, self._want = self._want, None
+        if start is None:
             return
         self.planned_for = start
         self._first_seen = {k: v for k, v in self._first_seen.items() if k > start}
-        self._plan_task = asyncio.create_task(self.plan_and_send(start))
+        self._plan_task = asyncio.create_task(self._plan_then_next(start))
+
+    async def _plan_then_next(self, start: datetime) -> None:
+        await self.plan_and_send(start)
+        if self._want is not None:
+            self._launch()
 
     async def plan_and_send(self, start: datetime) -> PlanRecord | None:
         """Plan the city from ``start`` with the agents whose flexibility reaches it, and send

@@ -22,6 +22,12 @@ from paho.mqtt.properties import Properties
 from vpp.city.outbox import Outbox
 
 log = logging.getLogger("vpp.city.link")
+#: The client's own log repeats every pending publish while the broker is gone; the link
+#: reports the loss and the reconnect itself.
+_MQTT_LOG = logging.getLogger("vpp.city.mqtt")
+_MQTT_LOG.setLevel(logging.ERROR)
+#: QoS 1 messages in flight at once (and the outbox's batch).
+INFLIGHT = 100
 
 #: How long the broker keeps a session (and its queued QoS 1 messages) after a disconnect.
 SESSION_EXPIRY_S = 24 * 3600
@@ -154,6 +160,8 @@ class Link:
             tls_context=cfg.tls,
             timeout=10,
             max_queued_incoming_messages=100_000,
+            max_inflight_messages=INFLIGHT,
+            logger=_MQTT_LOG,
         )
         async with client:
             self.client = client
@@ -194,7 +202,7 @@ class Link:
     async def _drain(self, client: aiomqtt.Client) -> None:
         assert self.outbox is not None and self.topic_of is not None
         while True:
-            rows = await asyncio.to_thread(self.outbox.after, self._sent)
+            rows = await asyncio.to_thread(self.outbox.after, self._sent, INFLIGHT)
             if not rows:
                 self._wake.clear()
                 try:
