@@ -20,6 +20,7 @@ def main() -> None:
 
 # Each module registers its commands on ``app`` when imported.
 from vpp.cli import backup_cmd as _backup_cmd  # noqa: E402,F401
+from vpp.cli import city_cmd as _city_cmd  # noqa: E402,F401
 from vpp.cli import config_cmd as _config_cmd  # noqa: E402,F401
 from vpp.cli import data_cmd as _data_cmd  # noqa: E402,F401
 from vpp.cli import export_cmd as _export_cmd  # noqa: E402,F401

@@ -24,7 +24,7 @@ from vpp.core.clock import floor_quarter
 from vpp.replay.data import read_replay_inputs
 
 DAY = date(2018, 5, 16)
-#: The substation takes less than the two districts would export at noon on their own.
+#: The substation limits the two districts together (each may export 200 kW on its own).
 EXPORT_LIMIT_W = 60_000.0
 IMPORT_LIMIT_W = 400_000.0
 
