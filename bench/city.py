@@ -41,21 +41,21 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optimizer.aggregate import battery_fleet, pv_fleet  # noqa: E402
-from optimizer.inputs import State  # noqa: E402
-from optimizer.synthetic import synthetic_forecast, synthetic_site  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from vpp.city import schema as s  # noqa: E402
-from vpp.city.broker import COORDINATOR_USER, Broker, BrokerConfig, rss_bytes  # noqa: E402
-from vpp.city.cityplan import plan_city  # noqa: E402
-from vpp.city.coordinator import Coordinator, CoordinatorConfig  # noqa: E402
-from vpp.city.flex import battery_unit, pv_unit  # noqa: E402
-from vpp.city.history import History  # noqa: E402
-from vpp.city.link import LinkConfig  # noqa: E402
-from vpp.city.pgcluster import PgCluster  # noqa: E402
-from vpp.city.sim import ReplayAgent, replay_agent  # noqa: E402
-from vpp.core.clock import floor_quarter  # noqa: E402
-from vpp.replay.data import read_replay_inputs  # noqa: E402
+from optimizer.aggregate import battery_fleet, pv_fleet
+from optimizer.inputs import State
+from optimizer.synthetic import synthetic_forecast, synthetic_site
+from tests.conftest import free_port
+from vpp.city import schema as s
+from vpp.city.broker import COORDINATOR_USER, Broker, BrokerConfig, rss_bytes
+from vpp.city.cityplan import plan_city
+from vpp.city.coordinator import Coordinator, CoordinatorConfig
+from vpp.city.flex import battery_unit, pv_unit
+from vpp.city.history import History
+from vpp.city.link import LinkConfig
+from vpp.city.pgcluster import PgCluster
+from vpp.city.sim import ReplayAgent, replay_agent
+from vpp.core.clock import floor_quarter
+from vpp.replay.data import read_replay_inputs
 
 DAY = date(2018, 5, 16)
 
@@ -85,8 +85,7 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
         return LinkConfig("127.0.0.1", broker.config.port, user, pw[user], user)
 
     agents: list[ReplayAgent] = [
-        replay_agent(site, raw, DAY, a, folder / f"{a}.db", link(a), start_hour=9.75)
-        for a in names
+        replay_agent(site, raw, DAY, a, folder / f"{a}.db", link(a), start_hour=9.75) for a in names
     ]
     export_limit = 0.5 * n_agents * site.grid.export_limit_w
     stop = asyncio.Event()
@@ -143,7 +142,7 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
             )
             out["targets_sent"], out["targets_applied"], out["targets_acked"] = sent, applied, acked
             out["applied_twice"] = sum(
-                max(0, a.agent.stats.targets.get("applied", 0) - coord.target_seq.get(a.agent.id, 0))
+                max(0, a.agent.stats.targets.get("applied", 0) - coord.target_seq[a.agent.id])
                 for a in agents
             )  # fmt: skip
             out["local_plan_s"] = statistics.median(
@@ -203,7 +202,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vpp-city-bench-") as tmp:
         r = asyncio.run(city_run(args.agents, args.devices, args.quarters, Path(tmp)))
     t = Table(title=f"city: {args.agents} agents x {args.devices} devices, "
-                    f"{args.quarters} quarter hours, broker killed once (load {os.getloadavg()[0]:.1f})")  # fmt: skip
+                    f"{args.quarters} quarter hours, broker killed once "
+                    f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
     for c in ("quarter", "all held", "held p50 s", "held p99 s", "city plan s", "messages",
               "kB", "note"):  # fmt: skip
         t.add_column(c)

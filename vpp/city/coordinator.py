@@ -12,6 +12,7 @@ sequence number. After a reconnect it sends again what an agent has not acknowle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -98,9 +99,7 @@ class Coordinator:
         self._want: datetime | None = None
         self._sync_seq = 0
         self._dirty: set[str] = set()
-        self.link = Link(
-            link, [f"{s.ROOT}/+/up/#"], self.on_message, on_connect=self._resync
-        )
+        self.link = Link(link, [f"{s.ROOT}/+/up/#"], self.on_message, on_connect=self._resync)
 
     def now(self) -> datetime:
         return self._now()
@@ -168,9 +167,7 @@ class Coordinator:
         if self.planned_for is not None and f.start <= self.planned_for:
             return
         self._first_seen.setdefault(f.start, time.monotonic())
-        ready = all(
-            a in self.flex and self.flex[a].start >= f.start for a in self.config.agents
-        )
+        ready = all(a in self.flex and self.flex[a].start >= f.start for a in self.config.agents)
         if ready:
             self._start_plan(f.start)
 
@@ -191,10 +188,8 @@ class Coordinator:
         """Store what arrived, then confirm it to the agents (down/sync)."""
         while not stop.is_set():
             await self.flush()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except TimeoutError:
-                pass
         await self.flush()
 
     async def flush(self) -> None:
@@ -248,10 +243,8 @@ class Coordinator:
             ]  # fmt: skip
             if waiting:
                 self._start_plan(max(waiting))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except TimeoutError:
-                pass
 
     def _start_plan(self, start: datetime) -> None:
         """Plan from ``start`` now, or right after the plan under way (the newest wins)."""
@@ -338,7 +331,7 @@ class Coordinator:
 
     async def _resend(self) -> None:
         for agent, t in list(self.latest.items()):
-            if self.acked.get(agent, 0) < t.seq and t.expires_at > self.now():
-                if await self._send_target(t, s.encode(t)):
-                    self.stats.targets_resent_total += 1
+            pending = self.acked.get(agent, 0) < t.seq and t.expires_at > self.now()
+            if pending and await self._send_target(t, s.encode(t)):
+                self.stats.targets_resent_total += 1
         await self._send_syncs(every=True)

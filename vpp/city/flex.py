@@ -47,9 +47,7 @@ def battery_unit(fleet: BatteryFleet) -> BatteryUnit:
         max_charge_w=float(fleet.max_charge_w.sum()),
         max_discharge_w=pdis,
         eta_charge=float(np.average(fleet.eta_charge, weights=weight)) if len(fleet) else 1.0,
-        eta_discharge=float(np.average(fleet.eta_discharge, weights=weight))
-        if len(fleet)
-        else 1.0,
+        eta_discharge=float(np.average(fleet.eta_discharge, weights=weight)) if len(fleet) else 1.0,
         wear_eur_per_mwh=wear,
         members=len(fleet),
     )

@@ -91,9 +91,7 @@ class History:
             agent, seq, planned_at, start, expires_at, payload,
         )  # fmt: skip
 
-    async def store_ack(
-        self, agent: str, seq: int, status: str, reason: str, at: datetime
-    ) -> None:
+    async def store_ack(self, agent: str, seq: int, status: str, reason: str, at: datetime) -> None:
         # The first answer counts: an "applied" is not overwritten by a later "duplicate".
         await self.pool.execute(
             "UPDATE targets SET ack_status = $3, ack_reason = $4, acked_at = $5 "

@@ -10,6 +10,7 @@ number, so nothing the coordinator has not stored is lost. Control never waits o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -60,7 +61,7 @@ class LinkStats:
 
 def expiry(seconds: float) -> Properties:
     """PUBLISH properties with a message expiry interval (whole seconds, at least 1)."""
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.MessageExpiryInterval = max(1, int(seconds))
     return props
 
@@ -109,7 +110,7 @@ class Link:
         try:
             props = expiry(expiry_s) if expiry_s is not None else None
             await client.publish(topic, payload, qos=1, retain=retain, properties=props, timeout=10)
-        except (aiomqtt.MqttError, asyncio.TimeoutError):
+        except (TimeoutError, aiomqtt.MqttError):
             return False
         self._count(topic, len(payload))
         return True
@@ -127,7 +128,7 @@ class Link:
             try:
                 await self._session(stop)
                 backoff = BACKOFF_S[0]
-            except (aiomqtt.MqttError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiomqtt.MqttError, OSError) as exc:
                 if self.stats.connected:
                     log.warning("%s: broker link lost: %s", self.config.client_id, exc)
                     self.stats.disconnects_total += 1
@@ -136,15 +137,13 @@ class Link:
                 self.client = None
             if stop.is_set():
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
-            except TimeoutError:
-                pass
             backoff = min(backoff * 2, BACKOFF_S[1])
 
     async def _session(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         client = aiomqtt.Client(
             cfg.host,
@@ -178,9 +177,7 @@ class Link:
                 tasks.append(asyncio.create_task(self._drain(client)))
             stopper = asyncio.create_task(stop.wait())
             try:
-                done, _ = await asyncio.wait(
-                    [*tasks, stopper], return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for t in [*tasks, stopper]:
                     t.cancel()
@@ -205,14 +202,12 @@ class Link:
             rows = await asyncio.to_thread(self.outbox.after, self._sent, INFLIGHT)
             if not rows:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
-                except TimeoutError:
-                    pass
                 continue
             # QoS 1 publishes in flight together; the broker keeps their order.
             sends = []
-            for seq, stream, payload in rows:
+            for _seq, stream, payload in rows:
                 topic = self.topic_of(stream)
                 sends.append(client.publish(topic, payload, qos=1, retain=stream == "up/flex",
                                             timeout=30))  # fmt: skip

@@ -9,7 +9,7 @@ import logging
 import subprocess
 import sys
 import tempfile
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,10 @@ PAGE = """<!doctype html><meta charset="utf-8"><title>vpp city</title>
 <script>
 async function tick(){const r=await fetch('api/city');const c=await r.json();
 const p=c.last_plan;document.getElementById('plan').textContent=p?
-`last plan from ${p.start}: ${p.status}, ${p.solve_s.toFixed(2)} s, ${p.acked}/${p.agents} agents hold it`:'no plan yet';
-const cols=['agent','status','plan_source','battery_w','target_battery_w','grid_w','target_seq','acked_seq'];
+`last plan from ${p.start}: ${p.status}, ${p.solve_s.toFixed(2)} s, `+
+`${p.acked}/${p.agents} agents hold it`:'no plan yet';
+const cols=['agent','status','plan_source','battery_w','target_battery_w','grid_w',
+'target_seq','acked_seq'];
 const f=v=>typeof v==='number'?Math.round(v).toLocaleString():(v??'-');
 document.getElementById('t').innerHTML='<tr>'+cols.map(c=>`<th>${c}</th>`).join('')+'</tr>'+
 c.agents.map(a=>'<tr>'+cols.map(k=>`<td>${f(a[k])}</td>`).join('')+'</tr>').join('');}
@@ -198,15 +200,15 @@ def demo(agents: int, speed: float, mqtt_port: int, pg_port: int, http_port: int
                 ]))  # fmt: skip
             print(json.dumps({
                 "city page": f"http://127.0.0.1:{http_port}/",
-                "agents": {n: f"http://127.0.0.1:{http_port + 1 + i}/" for i, n in enumerate(names)},
+                "agents": {
+                    n: f"http://127.0.0.1:{http_port + 1 + i}/" for i, n in enumerate(names)
+                },
                 "broker": f"127.0.0.1:{mqtt_port}", "database": pg.dsn, "files": str(folder),
             }, indent=2), flush=True)  # fmt: skip
             try:
                 while all(p.poll() is None for p in procs):
-                    try:
+                    with suppress(subprocess.TimeoutExpired):
                         procs[0].wait(1.0)
-                    except subprocess.TimeoutExpired:
-                        pass
             except KeyboardInterrupt:
                 pass
         finally:

@@ -27,10 +27,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA = "vpp.city/1"
+SCHEMA: Literal["vpp.city/1"] = "vpp.city/1"
 ROOT = "vpp/v1"
 #: Quarter-hour steps of a flexibility or target schedule.
-STEP_S = 900
+STEP_S: Literal[900] = 900
 
 AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 
@@ -264,8 +264,7 @@ def decode(model: type[P], data: bytes | str, agent: str | None = None) -> P:
         parsed = model.model_validate(raw)
     except ValidationError as exc:
         fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()
         )
         raise PayloadError(f"{model.__name__}: {fields}") from None
     if agent is not None and parsed.agent != agent:

@@ -64,6 +64,7 @@ def agent_command(
     from vpp.app import RunOptions
     from vpp.city.link import LinkConfig
     from vpp.city.run import run_agent, shift_ports
+
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", agent_id):
         raise typer.BadParameter(f"{agent_id!r}: letters, digits, - and _", param_hint="--id")
     if speed <= 0:

@@ -99,12 +99,18 @@ async def test_stale_duplicate_and_bad_targets_are_refused_and_reported(
     assert agent.on_targets(s.encode(targets(ra, 5, -10_000.0, 50_000.0))) == "duplicate"
     assert agent.on_targets(s.encode(targets(ra, 4, 10_000.0, 50_000.0))) == "refused"
     old = targets(ra, 6, 10_000.0, 50_000.0)
-    expired = old.model_copy(update={"expires_at": ra.clock.now() - timedelta(seconds=1),
-                                     "sent_at": ra.clock.now() - timedelta(minutes=20)})  # fmt: skip
+    expired = old.model_copy(
+        update={
+            "expires_at": ra.clock.now() - timedelta(seconds=1),
+            "sent_at": ra.clock.now() - timedelta(minutes=20),
+        }
+    )
     assert agent.on_targets(s.encode(expired)) == "refused"
     assert agent.on_targets(b'{"schema": "vpp.city/1", "agent": "north"}') == "refused"
     assert agent.target is not None and agent.target.seq == 5
-    acks = [(a["target_seq"], a["status"], str(a["reason"]).split(":")[0]) for a in sent(ra, "up/ack")]
+    acks = [
+        (a["target_seq"], a["status"], str(a["reason"]).split(":")[0]) for a in sent(ra, "up/ack")
+    ]
     assert acks == [(5, "applied", ""), (4, "refused", "out_of_order"),
                     (6, "refused", "expired"), (0, "refused", "invalid")]  # fmt: skip
     kinds = [e.kind for e in ra.ctl.state.events if e.source == "city"]

@@ -27,9 +27,10 @@ async def next_message(c: aiomqtt.Client, timeout_s: float = 10.0) -> aiomqtt.Me
 
 
 async def test_an_agent_cannot_publish_as_another(broker: Broker) -> None:
-    async with client(coordinator_link(broker), "c") as coord, client(
-        link_for(broker, "north"), "n"
-    ) as north:
+    async with (
+        client(coordinator_link(broker), "c") as coord,
+        client(link_for(broker, "north"), "n") as north,
+    ):
         await coord.subscribe(f"{s.ROOT}/+/up/#", qos=1)
         # Refused, then allowed, on one connection: QoS 1 keeps their order, so once the
         # allowed one arrives the refused one would have arrived before it.
@@ -41,9 +42,10 @@ async def test_an_agent_cannot_publish_as_another(broker: Broker) -> None:
 
 
 async def test_an_agent_reads_only_its_own_targets(broker: Broker) -> None:
-    async with client(coordinator_link(broker), "c") as coord, client(
-        link_for(broker, "north"), "n"
-    ) as north:
+    async with (
+        client(coordinator_link(broker), "c") as coord,
+        client(link_for(broker, "north"), "n") as north,
+    ):
         await coord.publish(s.topic("south", "down/targets"), b"for south", qos=1, retain=True)
         await coord.publish(s.topic("north", "down/targets"), b"for north", qos=1, retain=True)
         await north.subscribe(f"{s.ROOT}/+/down/#", qos=1)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.conftest import free_port
 from tests.vpp.city.conftest import AGENTS, _need, coordinator_link, link_for
@@ -18,7 +19,9 @@ from tests.vpp.replay.conftest import small_site
 from vpp.city.broker import Broker
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
 from vpp.city.history import History
+from vpp.city.metrics import AgentCollector, CoordinatorCollector
 from vpp.city.pgcluster import PgCluster
+from vpp.city.run import city_view
 from vpp.city.sim import ReplayAgent, replay_agent
 from vpp.core.clock import floor_quarter
 from vpp.replay.data import read_replay_inputs
@@ -29,7 +32,8 @@ EXPORT_LIMIT_W = 60_000.0
 IMPORT_LIMIT_W = 400_000.0
 
 
-_state: Callable[[], str] = lambda: ""
+def _state() -> str:
+    return ""
 
 
 async def until(what: Callable[[], bool], timeout_s: float, why: str) -> None:
@@ -60,9 +64,14 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
             now=lambda: max(ra.clock.now() for ra in agents),
         )
         global _state
-        _state = lambda: (f"coordinator {coord.stats}, plans {coord.plans}, flex "
-                          f"{ {a: f.start for a, f in coord.flex.items()} }, link {coord.link.stats}; "
-                          f"agents {[(ra.agent.stats.targets, ra.agent.link.stats) for ra in agents]}")
+
+        def _state():
+            return (
+                f"coordinator {coord.stats}, plans {coord.plans}, flex "
+                f"{ {a: f.start for a, f in coord.flex.items()} }, link {coord.link.stats}; "
+                f"agents {[(ra.agent.stats.targets, ra.agent.link.stats) for ra in agents]}"
+            )
+
         tasks = [asyncio.create_task(coord.run(stop))]
         tasks += [asyncio.create_task(ra.agent.link.run(stop)) for ra in agents]  # type: ignore[union-attr]
         try:
@@ -91,10 +100,9 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
                 assert ra.ctl.state.job("poll").failures == 0
                 assert ra.agent.outbox.pending() > 0
             broker.start()
+            # Resynced: the coordinator stored and confirmed everything buffered meanwhile.
             await until(
-                lambda: all(coord.stored.get(ra.agent.id, 0) == ra.agent.outbox.after(0, 10**9)[-1][0]
-                            if ra.agent.outbox.after(0, 10**9) else True for ra in agents)
-                and all(ra.agent.outbox.pending() == 0 for ra in agents),
+                lambda: all(ra.agent.outbox.pending() == 0 for ra in agents),
                 60, "agents resynced and their outboxes confirmed",
             )  # fmt: skip
             await quarter(q0 + timedelta(minutes=45))
@@ -123,6 +131,21 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
             assert len(plans) >= 3
             assert all(p["max_export_w"] <= EXPORT_LIMIT_W + 1.0 for p in plans)
             assert coord.status == {a: "online" for a in AGENTS}
+            # Both levels say so on /metrics and on the city page.
+            reg = CollectorRegistry()
+            reg.register(CoordinatorCollector(coord))
+            reg.register(AgentCollector(agents[0].agent))
+            text = generate_latest(reg).decode()
+            applied = sum(coord.target_seq.values())
+            assert f'vpp_city_target_acks_total{{status="applied"}} {float(applied)}' in text
+            assert 'vpp_city_agent_online{agent="north"} 1.0' in text
+            assert "vpp_city_outbox_messages 0.0" in text
+            north = coord.target_seq["north"]
+            assert f'vpp_city_targets_total{{status="applied"}} {float(north)}' in text
+            view = city_view(coord)
+            assert [(a["status"], a["acked_seq"]) for a in view["agents"]] == [
+                ("online", coord.target_seq[a]) for a in AGENTS
+            ]
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -32,7 +32,9 @@ def planned() -> tuple[Site, Plan, pd.DataFrame, State]:
     return site, Planner(site).plan(state, forecast, START), forecast, state
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     battery=st.lists(st.floats(-200_000, 200_000), min_size=STEPS, max_size=STEPS),
     pv=st.lists(st.floats(0, 500_000), min_size=STEPS, max_size=STEPS),
