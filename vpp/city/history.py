@@ -92,10 +92,13 @@ class History:
         )  # fmt: skip
 
     async def store_ack(self, agent: str, seq: int, status: str, reason: str, at: datetime) -> None:
-        # The first answer counts: an "applied" is not overwritten by a later "duplicate".
+        # "applied" is what matters: a later "duplicate" or "refused" (the same target heard
+        # again after a reconnect, or a stale retained copy) does not overwrite it, and it
+        # overwrites any other answer, whichever arrives first.
         await self.pool.execute(
             "UPDATE targets SET ack_status = $3, ack_reason = $4, acked_at = $5 "
-            "WHERE agent = $1 AND seq = $2 AND ack_status IS NULL",
+            "WHERE agent = $1 AND seq = $2 AND (ack_status IS NULL OR "
+            "($3 = 'applied' AND ack_status <> 'applied'))",
             agent, seq, status, reason, at,
         )  # fmt: skip
 
