@@ -141,6 +141,13 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
                 "SELECT count(*) FROM targets WHERE ack_status = 'applied'"
             )
             out["targets_sent"], out["targets_applied"], out["targets_acked"] = sent, applied, acked
+            out["not_acked"] = [
+                (r["agent"], r["seq"], r["ack_status"], r["ack_reason"])
+                for r in await history.pool.fetch(
+                    "SELECT agent, seq, ack_status, ack_reason FROM targets "
+                    "WHERE ack_status IS DISTINCT FROM 'applied' ORDER BY agent, seq"
+                )
+            ]
             # Lost: sent, but the agent never applied it.
             out["never_applied"] = sum(
                 len(set(range(1, coord.target_seq.get(a.agent.id, 0) + 1))
@@ -234,6 +241,8 @@ def main() -> None:
     s2.add_row("targets sent / applied / acknowledged in history",
                f"{r['targets_sent']} / {r['targets_applied']} / {r['targets_acked']}")  # fmt: skip
     s2.add_row("targets lost (sent, never applied)", str(r["never_applied"]))
+    if r["not_acked"]:
+        s2.add_row("history rows without 'applied'", str(r["not_acked"]))
     s2.add_row("targets applied twice", str(r["applied_twice"]))
     s2.add_row("telemetry sent / rows in history / lost",
                f"{r['telemetry_sent']} / {r['telemetry_rows']} / "
