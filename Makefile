@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/demo.toml
 ARGS ?=
 
-.PHONY: run test lint bench simulate docs clean
+.PHONY: run run-city test lint bench simulate docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/vpp run --config $(CONFIG) $(ARGS)
+
+# Broker (Mosquitto), database (PostgreSQL), city coordinator and three district agents on
+# loopback, each district the demo site on its own simulators; see docs/city.md.
+run-city: $(STAMP)
+	$(BIN)/vpp city-demo --config $(CONFIG) $(ARGS)
 
 simulate: $(STAMP)
 	$(BIN)/vpp simulate --config $(CONFIG) $(ARGS)

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 # command name -> the module under vpp.cli that registers it
 COMMANDS: dict[str, str] = {
+    "agent": "city_cmd",
     "backup": "backup_cmd",
+    "city-demo": "city_cmd",
+    "coordinator": "city_cmd",
     "check-config": "config_cmd",
     "data": "data_cmd",
     "export": "export_cmd",

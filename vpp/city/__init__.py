@@ -1,0 +1,1 @@
+"""City mode: district agents and a city coordinator over MQTT 5 (see docs/city.md)."""

@@ -1,0 +1,337 @@
+"""``vpp coordinator``: the city plan over the districts' flexibility, and their targets.
+
+It reads everything the agents send (``vpp/v1/+/up/#``), stores it in PostgreSQL once per
+(agent, seq) and tells each agent up to where it holds its messages (``down/sync``), so the
+agents' outboxes can forget them. When every agent has reported its flexibility for a new
+quarter hour (or ``grace_s`` of wall time after the first did), it plans the city
+(:func:`vpp.city.cityplan.plan_city`: the districts as virtual units under the substation's
+limits) and publishes each agent its targets, retained, with an expiry and the agent's next
+sequence number. After a reconnect it sends again what an agent has not acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+
+from vpp.city import schema as s
+from vpp.city.cityplan import CityPlan, expiry_for, plan_city
+from vpp.city.history import History
+from vpp.city.link import Link, LinkConfig
+
+log = logging.getLogger("vpp.city.coordinator")
+
+#: Streams that come through the agents' outboxes (numbered without gaps).
+NUMBERED = ("up/telemetry", "up/devices", "up/flex", "up/ack")
+
+
+@dataclass
+class CoordinatorConfig:
+    agents: list[str]
+    import_limit_w: float
+    export_limit_w: float
+    #: Wall seconds after the first flexibility of a quarter hour before planning without
+    #: the agents that have not reported.
+    grace_s: float = 20.0
+    expiry_quarters: int = 2
+
+
+@dataclass
+class PlanRecord:
+    """One city plan and when each agent acknowledged holding its targets."""
+
+    start: datetime
+    began: float  # time.monotonic()
+    solve_s: float
+    status: str
+    agents: int
+    seqs: dict[str, int] = field(default_factory=dict)
+    acked: dict[str, float] = field(default_factory=dict)  # monotonic time of "applied"
+
+
+@dataclass
+class CoordinatorStats:
+    received: dict[str, int] = field(default_factory=dict)
+    duplicates_total: int = 0
+    rejected_total: int = 0
+    acks: dict[str, int] = field(default_factory=dict)
+    targets_sent_total: int = 0
+    targets_resent_total: int = 0
+    rows_stored_total: int = 0
+
+
+class Coordinator:
+    def __init__(
+        self,
+        config: CoordinatorConfig,
+        link: LinkConfig,
+        history: History | None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config
+        self.history = history
+        self._now = now or (lambda: datetime.now(UTC))
+        self.stats = CoordinatorStats()
+        self.flex: dict[str, s.Flexibility] = {}
+        self.telemetry: dict[str, s.Telemetry] = {}
+        self.status: dict[str, str] = {}
+        self.stored: dict[str, int] = {}
+        self._above: dict[str, set[int]] = {}
+        self._rows: list[tuple[str, int, str, dict[str, Any]]] = []
+        self._acks: list[tuple[str, int, str, str, datetime]] = []
+        self._targets_out: list[tuple[str, int, datetime, datetime, datetime, str]] = []
+        self.target_seq: dict[str, int] = {}
+        self.latest: dict[str, s.Targets] = {}
+        self.acked: dict[str, int] = {}
+        self.plans: list[PlanRecord] = []
+        self.planned_for: datetime | None = None
+        self._first_seen: dict[datetime, float] = {}
+        self._plan_lock = asyncio.Lock()
+        self._plan_task: asyncio.Task[None] | None = None
+        self._want: datetime | None = None
+        self._sync_seq = 0
+        self._dirty: set[str] = set()
+        self.link = Link(link, [f"{s.ROOT}/+/up/#"], self.on_message, on_connect=self._resync)
+
+    def now(self) -> datetime:
+        return self._now()
+
+    async def restore(self) -> None:
+        """What the database holds: messages stored, target numbers used."""
+        if self.history is None:
+            return
+        self.stored.update(await self.history.stored_upto())
+        self.target_seq.update(await self.history.last_target_seqs())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(self.link.run(stop)),
+            asyncio.create_task(self._writer(stop)),
+            asyncio.create_task(self._ticker(stop)),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            if self._plan_task is not None:
+                self._plan_task.cancel()
+            await asyncio.gather(
+                *tasks, *([self._plan_task] if self._plan_task else []), return_exceptions=True
+            )
+
+    # -- up -----------------------------------------------------------------------------
+
+    async def on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes | str) else b""
+        try:
+            agent, stream = s.parse_topic(str(message.topic))
+            if agent not in self.config.agents:
+                raise s.PayloadError(f"agent {agent!r} is not one of this city's")
+            model = s.STREAMS[stream]
+            msg = s.decode(model, payload, agent)
+        except s.PayloadError as exc:
+            self.stats.rejected_total += 1
+            log.warning("refused %s: %s", message.topic, exc)
+            return
+        self.stats.received[stream] = self.stats.received.get(stream, 0) + 1
+        if isinstance(msg, s.AgentStatus):
+            self.status[agent] = msg.state
+            return
+        if stream in NUMBERED:
+            if msg.seq <= self.stored.get(agent, 0) or msg.seq in self._above.get(agent, set()):
+                self.stats.duplicates_total += 1
+                return
+            self._above.setdefault(agent, set()).add(msg.seq)
+            self._rows.append((agent, msg.seq, stream, msg.model_dump(mode="json", by_alias=True)))
+        if isinstance(msg, s.Telemetry):
+            self.telemetry[agent] = msg
+        elif isinstance(msg, s.Flexibility):
+            self._on_flex(agent, msg)
+        elif isinstance(msg, s.TargetAck):
+            self._on_ack(agent, msg)
+
+    def _on_flex(self, agent: str, f: s.Flexibility) -> None:
+        old = self.flex.get(agent)
+        if old is not None and old.start > f.start:
+            return
+        self.flex[agent] = f
+        if self.planned_for is not None and f.start <= self.planned_for:
+            return
+        self._first_seen.setdefault(f.start, time.monotonic())
+        ready = all(a in self.flex and self.flex[a].start >= f.start for a in self.config.agents)
+        if ready:
+            self._start_plan(f.start)
+
+    def _on_ack(self, agent: str, ack: s.TargetAck) -> None:
+        self.stats.acks[ack.status] = self.stats.acks.get(ack.status, 0) + 1
+        self._acks.append((agent, ack.target_seq, ack.status, ack.reason, ack.at))
+        if ack.status in ("applied", "duplicate"):
+            self.acked[agent] = max(self.acked.get(agent, 0), ack.target_seq)
+        if ack.status == "applied":
+            for rec in reversed(self.plans):
+                if rec.seqs.get(agent) == ack.target_seq:
+                    rec.acked.setdefault(agent, time.monotonic())
+                    break
+        elif ack.status == "refused":
+            log.warning("%s refused targets %d: %s", agent, ack.target_seq, ack.reason)
+
+    async def _writer(self, stop: asyncio.Event) -> None:
+        """Store what arrived, then confirm it to the agents (down/sync)."""
+        while not stop.is_set():
+            await self.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+        await self.flush()
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        acks, self._acks = self._acks, []
+        targets, self._targets_out = self._targets_out, []
+        if self.history is not None:
+            try:
+                for t in targets:
+                    await self.history.store_target(*t)
+                await self.history.store_messages(rows)
+                for a in acks:
+                    await self.history.store_ack(*a)
+            except Exception as exc:  # the database is gone: keep the rows, try again
+                log.error("history: %s; %d rows kept", exc, len(rows))
+                self._rows[:0], self._acks[:0], self._targets_out[:0] = rows, acks, targets
+                return
+        self.stats.rows_stored_total += len(rows)
+        for agent in {r[0] for r in rows}:
+            self._advance(agent)
+        await self._send_syncs()
+
+    def _advance(self, agent: str) -> None:
+        above = self._above.get(agent, set())
+        pending = {r[1] for r in self._rows if r[0] == agent}
+        upto = self.stored.get(agent, 0)
+        while upto + 1 in above and upto + 1 not in pending:
+            upto += 1
+            above.discard(upto)
+        if upto != self.stored.get(agent, 0):
+            self.stored[agent] = upto
+            self._dirty.add(agent)
+
+    async def _send_syncs(self, every: bool = False) -> None:
+        agents = set(self.stored) if every else set(self._dirty)
+        for agent in sorted(agents):
+            self._sync_seq += 1
+            sync = s.Sync(agent=agent, seq=self._sync_seq, sent_at=self.now(),
+                          stored_seq=self.stored[agent])  # fmt: skip
+            if await self.link.publish(s.topic(agent, "down/sync"), s.encode(sync), retain=True):
+                self._dirty.discard(agent)
+
+    # -- planning -------------------------------------------------------------------------
+
+    async def _ticker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            waiting = [
+                start for start, seen in self._first_seen.items()
+                if time.monotonic() - seen >= self.config.grace_s
+                and (self.planned_for is None or start > self.planned_for)
+            ]  # fmt: skip
+            if waiting:
+                self._start_plan(max(waiting))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+    def _start_plan(self, start: datetime) -> None:
+        """Plan from ``start`` now, or right after the plan under way (the newest wins)."""
+        if self.planned_for is not None and start <= self.planned_for:
+            return
+        self._want = start if self._want is None else max(self._want, start)
+        if self._plan_task is None or self._plan_task.done():
+            self._launch()
+
+    def _launch(self) -> None:
+        start, self._want = self._want, None
+        if start is None:
+            return
+        self.planned_for = start
+        self._first_seen = {k: v for k, v in self._first_seen.items() if k > start}
+        self._plan_task = asyncio.create_task(self._plan_then_next(start))
+
+    async def _plan_then_next(self, start: datetime) -> None:
+        await self.plan_and_send(start)
+        if self._want is not None:
+            self._launch()
+
+    async def plan_and_send(self, start: datetime) -> PlanRecord | None:
+        """Plan the city from ``start`` with the agents whose flexibility reaches it, and send
+        each its targets."""
+        async with self._plan_lock:
+            began = time.monotonic()
+            flex = {a: f for a, f in self.flex.items() if f.start <= start
+                    and (start - f.start).total_seconds() < 900 * (f.steps() - 1)}  # fmt: skip
+            if not flex:
+                return None
+            planned_at = self.now()
+            try:
+                plan: CityPlan = await asyncio.to_thread(
+                    plan_city, flex, self.config.import_limit_w, self.config.export_limit_w, start
+                )
+            except Exception:  # the districts keep their own plans
+                log.exception("city plan for %s failed", start.isoformat())
+                return None
+            rec = PlanRecord(start, began, plan.solve_s, plan.status, len(flex))
+            self.plans.append(rec)
+            expires = expiry_for(plan.start, self.config.expiry_quarters)
+            sends = []
+            for agent, (bat, pv) in plan.targets.items():
+                seq = self.target_seq.get(agent, 0) + 1
+                self.target_seq[agent] = seq
+                t = s.Targets(
+                    agent=agent, seq=seq, sent_at=self.now(), start=plan.start,
+                    expires_at=expires, planned_at=planned_at, battery_w=bat, pv_w=pv,
+                )  # fmt: skip
+                self.latest[agent] = t
+                rec.seqs[agent] = seq
+                body = s.encode(t)
+                self._targets_out.append(
+                    (agent, seq, planned_at, plan.start, expires, body.decode())
+                )
+                sends.append(self._send_target(t, body))
+            await asyncio.gather(*sends)
+            self.stats.targets_sent_total += len(sends)
+            if self.history is not None:
+                await self._store_plan(planned_at, plan)
+            return rec
+
+    async def _store_plan(self, planned_at: datetime, plan: CityPlan) -> None:
+        assert self.history is not None
+        try:
+            await self.history.store_plan(
+                planned_at, plan.start, plan.status, len(plan.targets), plan.solve_s,
+                max(plan.import_w, default=0.0), max(plan.export_w, default=0.0),
+            )  # fmt: skip
+        except Exception as exc:
+            log.error("history: plan not stored: %s", exc)
+
+    async def _send_target(self, t: s.Targets, body: bytes) -> bool:
+        left = (t.expires_at - self.now()).total_seconds()
+        return await self.link.publish(
+            s.topic(t.agent, "down/targets"), body, retain=True, expiry_s=max(left, 1.0)
+        )
+
+    async def _resync(self, client: aiomqtt.Client) -> None:
+        """After a (re)connect: targets not acknowledged and every sync, again."""
+        del client
+        await self._resend()
+
+    async def _resend(self) -> None:
+        for agent, t in list(self.latest.items()):
+            pending = self.acked.get(agent, 0) < t.seq and t.expires_at > self.now()
+            if pending and await self._send_target(t, s.encode(t)):
+                self.stats.targets_resent_total += 1
+        await self._send_syncs(every=True)

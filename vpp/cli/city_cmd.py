@@ -1,0 +1,127 @@
+"""``vpp agent``, ``vpp coordinator`` and ``vpp city-demo``: the city over MQTT (docs/city.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vpp.cli import app
+from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
+
+
+def _broker(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--broker")
+    return host, int(port)
+
+
+def _password(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise typer.BadParameter(f"{path}: {exc.strerror}", param_hint="--password-file") from None
+    if not text:
+        raise typer.BadParameter(f"{path}: empty", param_hint="--password-file")
+    return text
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("apscheduler", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+Broker = Annotated[str, typer.Option("--broker", help="MQTT broker HOST:PORT")]
+PasswordFile = Annotated[
+    Path, typer.Option("--password-file", help="File holding the broker password")
+]
+
+
+@app.command("agent")
+def agent_command(
+    agent_id: Annotated[str, typer.Option("--id", help="Agent id (its broker user name)")],
+    broker: Broker,
+    password_file: PasswordFile,
+    config: Annotated[Path, typer.Option("--config", "-c", help="Site TOML file")] = DEFAULT_CONFIG,
+    outbox: Annotated[Path | None, typer.Option(help="Outbox (SQLite)")] = None,
+    port_offset: Annotated[int, typer.Option(help="Add to every Modbus port")] = 0,
+    speed: Annotated[float, typer.Option(help="Run K times faster than real time")] = 1.0,
+    simulate: Annotated[bool | None, typer.Option("--simulate/--no-simulate")] = None,
+    db: Annotated[Path | None, typer.Option(help="Recorder database (SQLite)")] = None,
+    http_port: Annotated[int | None, typer.Option(help="Port of the page and /metrics")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """The district controller with its link to the city coordinator."""
+    from vpp.app import RunOptions
+    from vpp.city.link import LinkConfig
+    from vpp.city.run import run_agent, shift_ports
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", agent_id):
+        raise typer.BadParameter(f"{agent_id!r}: letters, digits, - and _", param_hint="--id")
+    if speed <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--speed")
+    host, port = _broker(broker)
+    link = LinkConfig(host, port, agent_id, _password(password_file), agent_id)
+    _logging(log_level)
+    site = shift_ports(load_or_exit(config), port_offset)
+    opts = RunOptions(speed=speed, simulate=simulate, db_path=str(db) if db else None,
+                      http_port=http_port)  # fmt: skip
+    box = outbox or Path(f"{agent_id}.outbox.db")
+    asyncio.run(run_agent(site, opts, agent_id, link, box))
+
+
+@app.command("coordinator")
+def coordinator_command(
+    agents: Annotated[str, typer.Option(help="Agent ids, comma-separated")],
+    broker: Broker,
+    password_file: PasswordFile,
+    db: Annotated[str | None, typer.Option(help="PostgreSQL DSN of the history")] = None,
+    import_limit_w: Annotated[float, typer.Option(help="Substation import limit, W")] = 2e6,
+    export_limit_w: Annotated[float, typer.Option(help="Substation export limit, W")] = 1e6,
+    grace_s: Annotated[float, typer.Option(help="Wait for late agents, s")] = 20.0,
+    http_port: Annotated[int, typer.Option(help="Port of the city page and /metrics")] = 9300,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Plan the city over the agents' flexibility and send each its targets."""
+    from vpp.city.broker import COORDINATOR_USER
+    from vpp.city.coordinator import CoordinatorConfig
+    from vpp.city.link import LinkConfig
+    from vpp.city.run import run_coordinator
+
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    if not names:
+        raise typer.BadParameter("no agent ids", param_hint="--agents")
+    for limit, hint in ((import_limit_w, "--import-limit-w"), (export_limit_w, "--export-limit-w")):
+        if not limit > 0:
+            raise typer.BadParameter(f"must be > 0, got {limit}", param_hint=hint)
+    host, port = _broker(broker)
+    link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER)
+    _logging(log_level)
+    cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s)
+    asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
+
+
+@app.command("city-demo")
+def city_demo_command(
+    agents: Annotated[int, typer.Option(help="Districts (each the demo site)")] = 3,
+    speed: Annotated[float, typer.Option(help="Run K times faster than real time")] = 1.0,
+    mqtt_port: Annotated[int, typer.Option(help="Broker port")] = 18830,
+    pg_port: Annotated[int, typer.Option(help="PostgreSQL port")] = 15432,
+    http_port: Annotated[int, typer.Option(help="City page; agents on the next ports")] = 9300,
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+) -> None:
+    """Broker, database, coordinator and a few agents on loopback, until Ctrl-C."""
+    from vpp.city.run import demo
+
+    if not 1 <= agents <= 9:
+        raise typer.BadParameter("1..9", param_hint="--agents")
+    demo(agents, speed, mqtt_port, pg_port, http_port, config)
