@@ -75,3 +75,7 @@ class SolveOptions:
     threads: int = 1
     #: Relative MIP gap when ``milp`` is on.
     mip_rel_gap: float = 1e-4
+    #: How the LP reaches HiGHS: ``"direct"`` (arrays straight into highspy, the default for
+    #: LPs) or ``"pyomo"`` (the model of record); a MILP always goes through Pyomo. See
+    #: :mod:`optimizer.backend`.
+    builder: Literal["direct", "pyomo"] | None = None
