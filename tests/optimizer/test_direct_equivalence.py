@@ -46,14 +46,25 @@ class Case:
     below_window: bool = False
     caps: bool = False
     soc_groups: int = 4
+    taper: str = "none"
 
 
 CASES = [
     Case("small aggregated", 6, 10, seed=1),
-    Case("tapered units", 8, 60, feeders=1, seed=3),
+    Case("full-power tapers", 8, 60, feeders=1, seed=3, taper="full_power"),
+    Case("share tapers", 8, 60, feeders=2, seed=9, taper="share", soc_groups=3),
     Case("device level", 5, 7, seed=2, mode="device"),
     Case("no heat, offline devices", 10, 20, seed=4, heat=False, offline=0.2),
-    Case("start below the SoC window", 4, 30, feeders=1, seed=5, below_window=True),
+    Case(
+        "start below the window",
+        4,
+        30,
+        feeders=1,
+        seed=5,
+        below_window=True,
+        taper="share",
+        soc_groups=2,
+    ),
     Case("operator caps, long horizon", 6, 12, seed=6, caps=True, horizon_h=24),
     Case("no batteries", 8, 0, seed=7),
     Case("no PV, fine groups", 0, 40, seed=8, soc_groups=16),
@@ -81,7 +92,7 @@ def _inputs(case: Case, seed: int = 0) -> tuple[Planner, State, pd.DataFrame]:
         caps[10:20] = 0.3 * site.grid.import_limit_w
         forecast["import_limit_w"] = caps
         forecast["export_limit_w"] = np.where(np.arange(steps) % 7 == 0, 1_000.0, np.nan)
-    params = OptimizerParams(soc_groups=case.soc_groups)
+    params = OptimizerParams(soc_groups=case.soc_groups, taper=case.taper)  # type: ignore[arg-type]
     return Planner(site, params), state, forecast
 
 
@@ -144,6 +155,8 @@ def _assert_same_rows(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_direct_build_is_the_pyomo_lp(case: Case) -> None:
     data = _data(case)
+    if case.taper != "none":
+        assert data.bat_charge_taper is not None
     pyomo, direct = PyomoBackend(data), DirectBackend(data)
     assert (direct.n_variables, direct.n_constraints) == (pyomo.n_variables, pyomo.n_constraints)
     perm = _columns(pyomo, direct)
@@ -167,7 +180,7 @@ def test_direct_build_is_the_pyomo_lp(case: Case) -> None:
     )
 
 
-@pytest.mark.parametrize("case", CASES[:2] + CASES[4:6], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES[:3] + CASES[5:7], ids=lambda c: c.name)
 def test_a_refreshed_direct_model_is_a_fresh_build(case: Case) -> None:
     first = _data(case)
     later = _data(case, seed=5, at=START + STEP)
@@ -191,6 +204,7 @@ def test_a_refreshed_direct_model_is_a_fresh_build(case: Case) -> None:
 def test_bounds_and_costs_alone_are_sent_as_changes() -> None:
     """What the split rounds do (a unit-step's bound) and a new price: no new matrix."""
     data = _data(CASES[1])
+    assert data.bat_charge_taper is not None
     direct = DirectBackend(data)
     first = direct.solve(SolveOptions(), 60.0, milp=False).objective
     model = direct._model
@@ -220,7 +234,11 @@ def test_the_planner_plans_alike_through_either_builder() -> None:
     planner, state, forecast = _inputs(case)
 
     def plan(builder: str, rounds: int) -> Any:
-        params = OptimizerParams(soc_groups=case.soc_groups, split_rounds=rounds)
+        params = OptimizerParams(
+            soc_groups=case.soc_groups,
+            taper=case.taper,  # type: ignore[arg-type]
+            split_rounds=rounds,
+        )
         options = SolveOptions(builder=builder)  # type: ignore[arg-type]
         return Planner(planner.site, params).plan(state, forecast, START, options)
 
