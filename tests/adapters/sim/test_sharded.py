@@ -58,6 +58,7 @@ def test_a_sharded_fleet_answers_for_every_device() -> None:
     for d in site.pv:
         reading = snapshot.devices[d.id].reading
         assert isinstance(reading, PvReading) and reading.rated_w == d.rated_w
-    for d in site.batteries:
-        reading = snapshot.devices[d.id].reading
-        assert isinstance(reading, BatteryReading) and 0.0 <= reading.soc_pct <= 100.0
+    for b in site.batteries:
+        stored = snapshot.devices[b.id].reading
+        assert isinstance(stored, BatteryReading) and stored.soc_pct is not None
+        assert 0.0 <= stored.soc_pct <= 100.0
