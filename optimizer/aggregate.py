@@ -155,12 +155,16 @@ def cluster_batteries(fleet: BatteryFleet, mode: str, params: OptimizerParams) -
         f"bat|{f}|h{int(b)}|e{c}-{d}|w{w}"
         for f, b, c, d, w in zip(fleet.feeders, band, eta_c, eta_d, wear, strict=True)
     ]
-    groups = _fill_groups(keys, fleet, params.soc_groups)
+    groups = _fill_groups(keys, fleet, params)
     return clusters_from_keys([f"{k}|s{g}" for k, g in zip(keys, groups, strict=True)])
 
 
-def _fill_groups(keys: list[str], fleet: BatteryFleet, groups: int) -> I64:
-    """Rank devices of each cluster by fill level and cut them into ``groups`` equal groups.
+def _fill_groups(keys: list[str], fleet: BatteryFleet, params: OptimizerParams) -> I64:
+    """Rank devices of each cluster by fill level and cut them into equal groups.
+
+    A cluster of ``n`` members gets ``ceil(n / soc_group_members)`` groups, at least
+    ``soc_groups_min`` and at most ``soc_groups`` (never more than ``n``): small clusters keep
+    units of a few members, large ones get groups whose members start close together.
 
     Members of a unit that start at different fill levels run full or empty at different
     times, which the unit (one battery) cannot see; grouping by fill keeps members in step.
@@ -176,7 +180,9 @@ def _fill_groups(keys: list[str], fleet: BatteryFleet, groups: int) -> I64:
     for idx in members.values():
         ids = np.array(idx)
         ranked = ids[np.argsort(fill[ids], kind="stable")]
-        out[ranked] = np.arange(len(ids)) * min(groups, len(ids)) // len(ids)
+        wanted = max(params.soc_groups_min, -(-len(ids) // params.soc_group_members))
+        groups = min(params.soc_groups, wanted, len(ids))
+        out[ranked] = np.arange(len(ids)) * groups // len(ids)
     return out
 
 

@@ -44,13 +44,16 @@ class OptimizerParams:
     efficiency_band: float = 0.02
     #: Wear costs are rounded to this step, EUR/MWh, when grouping batteries into units.
     wear_band_eur_per_mwh: float = 5.0
-    #: Battery clusters are cut into this many groups by fill level (see
-    #: :func:`optimizer.aggregate.cluster_batteries`); 1 = no grouping. Members of a group
-    #: start within 1/16 of their SoC window of each other, so the units' plan splits back
-    #: onto the devices closely: on the benchmark fleets the unit LP's optimum is the
-    #: device-level optimum, and the split plan is within 0.01 % of it at 1,000 devices
-    #: (4 groups with full-power tapers: 0.6 %; bench/optimizer_scaling.py).
+    #: Battery clusters are cut into groups by fill level (see
+    #: :func:`optimizer.aggregate.cluster_batteries`): ``ceil(members / soc_group_members)``
+    #: groups, at least ``soc_groups_min`` and at most ``soc_groups``. Members of a group then
+    #: start close together, so the units' plan splits back onto the devices closely: on the
+    #: benchmark fleets the unit LP's optimum is the device-level optimum, and the split plan
+    #: is within 0.01 % of it at 1,000 devices (4 groups with full-power tapers: 0.6 %;
+    #: bench/optimizer_scaling.py). Small clusters (the demo's 2-7 members) keep 4 groups.
     soc_groups: int = 16
+    soc_groups_min: int = 4
+    soc_group_members: int = 4
     #: Units with at least this many members get taper lines (their power falls as members run
     #: full or empty). With fewer members the curve is a few coarse steps that the lines
     #: approximate too cautiously, while the split rounds settle such small units in a few

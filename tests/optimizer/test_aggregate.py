@@ -94,11 +94,6 @@ def test_members_in_step_get_no_taper() -> None:
     assert (b == 0).all() and (a == power.sum()).all()
 
 
-#: The demo's clusters have 2-7 members, which the default 16 fill groups cut into single
-#: devices; 4 groups keep units of several members, so the aggregation itself is tested.
-DEMO_PARAMS = OptimizerParams(soc_groups=4)
-
-
 @pytest.fixture(scope="module")
 def demo_plans() -> tuple[object, State, object, object]:
     site = read_site(ROOT / "config" / "demo.toml")
@@ -111,8 +106,8 @@ def demo_plans() -> tuple[object, State, object, object]:
     forecast = forecast_from_raw(site, raw)
     state = State.from_site(site)
     at = pd.Timestamp("2018-05-16T04:00Z")
-    aggregated = Planner(site, DEMO_PARAMS).plan(state, forecast, at)
-    device = Planner(site, DEMO_PARAMS).plan(state, forecast, at, SolveOptions(mode="device"))
+    aggregated = Planner(site).plan(state, forecast, at)
+    device = Planner(site).plan(state, forecast, at, SolveOptions(mode="device"))
     return site, state, aggregated, device
 
 
@@ -137,9 +132,10 @@ def test_aggregated_units_split_exactly(demo_plans: tuple) -> None:
     # ...and the units' plans are exactly the sums of their devices' setpoints.
     site, _, _, _ = demo_plans
     from optimizer.aggregate import battery_fleet, cluster_batteries
+    from optimizer.params import OptimizerParams
 
     fleet, _ = battery_fleet(site, State.from_site(site))
-    clusters = cluster_batteries(fleet, "aggregated", DEMO_PARAMS)
+    clusters = cluster_batteries(fleet, "aggregated", OptimizerParams())
     devices = aggregated.frame[[f"{i}.battery_w" for i in fleet.ids]].to_numpy().T
     for u, name in enumerate(clusters.names):
         np.testing.assert_allclose(
