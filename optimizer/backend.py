@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from optimizer.data import ModelData
-from optimizer.direct import build_lp
+from optimizer.direct import LpArrays, build_lp
 from optimizer.flows import Flows
 from optimizer.model import KW, build_model, param_items, update_params
 from optimizer.params import SolveOptions
@@ -102,8 +102,8 @@ class DirectBackend:
     def _load(self, data: ModelData) -> None:
         lp = build_lp(data)
         self._blocks = lp.blocks
-        self._model = lp.highs_lp()
-        self._h.passModel(self._model)
+        self._model = lp.arrays()
+        self._h.passModel(self._model.highs_lp())
         self.n_variables, self.n_constraints = lp.n_col, lp.n_row
 
     def refresh(self, data: ModelData) -> None:
@@ -112,38 +112,32 @@ class DirectBackend:
         Split rounds and most re-plans change only bounds and costs (sent as one batch per
         kind). The matrix changes with the COP forecast and the taper lines; then the model
         is passed again and the last basis set on it, so HiGHS still starts from there.
+        The arrays last sent are kept here: reading them back from HiGHS copies them.
         """
         old = self._model
-        lp = build_lp(data)
-        new = lp.highs_lp()
-        if (new.num_col_, new.num_row_) != (old.num_col_, old.num_row_):
+        new = build_lp(data).arrays()
+        if (new.cost.size, new.row_lower.size) != (old.cost.size, old.row_lower.size):
             raise ValueError("refresh with data of another structure")
-        same_matrix = (
-            np.array_equal(new.a_matrix_.start_, old.a_matrix_.start_)
-            and np.array_equal(new.a_matrix_.index_, old.a_matrix_.index_)
-            and np.array_equal(new.a_matrix_.value_, old.a_matrix_.value_)
-        )
-        if not same_matrix:
+        if not new.same_matrix(old):
             basis = self._h.getBasis()
-            self._h.passModel(new)
+            self._h.passModel(new.highs_lp())
             if basis.valid:
                 self._h.setBasis(basis)
         else:
             self._send(old, new)
         self._model = new
 
-    def _send(self, old: highspy.HighsLp, new: highspy.HighsLp) -> None:
+    def _send(self, old: LpArrays, new: LpArrays) -> None:
         h = self._h
-        cost = np.asarray(new.col_cost_)
-        changed = _changed(old.col_cost_, cost)
+        changed = _changed(old.cost, new.cost)
         if changed.size:
-            h.changeColsCost(changed.size, changed, cost[changed])
-        lo, hi = np.asarray(new.col_lower_), np.asarray(new.col_upper_)
-        changed = np.union1d(_changed(old.col_lower_, lo), _changed(old.col_upper_, hi))
+            h.changeColsCost(changed.size, changed, new.cost[changed])
+        lo, hi = new.col_lower, new.col_upper
+        changed = np.union1d(_changed(old.col_lower, lo), _changed(old.col_upper, hi))
         if changed.size:
             h.changeColsBounds(changed.size, changed, lo[changed], hi[changed])
-        lo, hi = np.asarray(new.row_lower_), np.asarray(new.row_upper_)
-        changed = np.union1d(_changed(old.row_lower_, lo), _changed(old.row_upper_, hi))
+        lo, hi = new.row_lower, new.row_upper
+        changed = np.union1d(_changed(old.row_lower, lo), _changed(old.row_upper, hi))
         if changed.size:
             h.changeRowsBounds(changed.size, changed, lo[changed], hi[changed])  # type: ignore[attr-defined]
 
@@ -188,9 +182,8 @@ class DirectBackend:
         )
 
 
-def _changed(old: object, new: F64) -> I64:
-    before = np.asarray(old)
-    return np.flatnonzero(before != new).astype(np.int32)
+def _changed(old: F64, new: F64) -> I64:
+    return np.flatnonzero(old != new).astype(np.int32)
 
 
 __all__ = [

@@ -78,17 +78,54 @@ class _Lp:
         start = np.concatenate(([0], np.cumsum(np.bincount(cols, minlength=self.n_col))))
         return start.astype(np.int64), rows[order], vals[order]
 
-    def highs_lp(self) -> highspy.HighsLp:
+    def arrays(self) -> LpArrays:
+        """The LP as flat numpy arrays (what :meth:`highs_lp` hands to HiGHS)."""
         start, index, value = self.csc()
+        return LpArrays(
+            cost=np.concatenate(self.cost),
+            col_lower=np.concatenate(self.lower),
+            col_upper=np.concatenate(self.upper),
+            row_lower=np.concatenate(self.row_lo),
+            row_upper=np.concatenate(self.row_hi),
+            start=start,
+            index=index,
+            value=value,
+        )
+
+    def highs_lp(self) -> highspy.HighsLp:
+        return self.arrays().highs_lp()
+
+
+@dataclass(frozen=True)
+class LpArrays:
+    """An LP as arrays: column costs and bounds, row bounds, the matrix column-wise."""
+
+    cost: F64
+    col_lower: F64
+    col_upper: F64
+    row_lower: F64
+    row_upper: F64
+    start: I64
+    index: I64
+    value: F64
+
+    def same_matrix(self, other: LpArrays) -> bool:
+        return (
+            np.array_equal(self.start, other.start)
+            and np.array_equal(self.index, other.index)
+            and np.array_equal(self.value, other.value)
+        )
+
+    def highs_lp(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n_col, self.n_row
-        lp.col_cost_ = np.concatenate(self.cost)
-        lp.col_lower_, lp.col_upper_ = np.concatenate(self.lower), np.concatenate(self.upper)
-        lp.row_lower_, lp.row_upper_ = np.concatenate(self.row_lo), np.concatenate(self.row_hi)
+        lp.num_col_, lp.num_row_ = len(self.cost), len(self.row_lower)
+        lp.col_cost_ = self.cost
+        lp.col_lower_, lp.col_upper_ = self.col_lower, self.col_upper
+        lp.row_lower_, lp.row_upper_ = self.row_lower, self.row_upper
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = start
-        lp.a_matrix_.index_ = index
-        lp.a_matrix_.value_ = value
+        lp.a_matrix_.start_ = self.start
+        lp.a_matrix_.index_ = self.index
+        lp.a_matrix_.value_ = self.value
         return lp
 
 

@@ -135,7 +135,9 @@ class Planner:
             if done or rounds >= self.params.split_rounds:
                 break
             rounds += 1
+            tic = time.perf_counter()
             self._tighten(built, data, flows, short, history)
+            timer.build_s += time.perf_counter() - tic  # refreshing the LP between rounds
             result = self._solve(built, opts, limit, data, timer)
             flows = built.solver.flows(data)
         return self._finish(
