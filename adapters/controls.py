@@ -1,11 +1,18 @@
 """Setpoint writes to devices, as adapters/DEVICES.md specifies, each read back and compared.
 
 * PV limit: model 123 (``WMaxLimPct``, ``WMaxLimPct_RvrtTms``, ``WMaxLim_Ena``) or 704
-  (``WMaxLimPct``, ``WMaxLimPctRvrtTms``, ``WMaxLimPctEna``): limit, revert timer, enable.
+  (``WMaxLimPct``, ``WMaxLimPctRvrtTms``, ``WMaxLimPctEna``): limit, revert timer and enable
+  in one request over the contiguous block.
 * Battery with 124: ``OutWRte``/``InWRte`` [% of ``WChaMax``] with ``InOutWRte_RvrtTms`` in one
-  request, then ``StorCtl_Mod``. Battery with 802: 704 ``WSetMod`` + ``WSet`` [W], then
-  ``WSetRvrtTms``, then ``WSetEna``.
+  request, then ``StorCtl_Mod`` only when the mode changes (the registers between them are
+  read-only). Battery with 802: 704 ``WSetEna``, ``WSetMod``, ``WSet`` [W] and
+  ``WSetRvrtTms`` in one request over the contiguous block.
 * Heat pump: ``setpoint_revert_s`` and ``el_setpoint_w`` through its register map.
+
+Round trips: scale factors, ratings and the points of a block that are not set come from the
+models as last read (every poll reads the control models; a read-back refreshes them), so a
+SunSpec setpoint is one write and one read-back: two requests (three for a 124 battery that
+changes direction). Only a device not read since discovery is read first.
 
 Every write uses function code 16 and sets the revert timer (``poll.revert_s``), so a device
 falls back to its own control if the controller goes silent. A value outside the device's
@@ -226,11 +233,10 @@ def _pv_raw(device: Any, pct: float, sf: int | None) -> tuple[int | float, _Plan
 async def _write_pv_limit(driver: Driver, pct: float, revert_s: int) -> ControlResult:
     points, ss = _PV_LIMIT[driver.device.control], _sunspec(driver)
     _pv_raw(driver.device, pct, 0)  # refuse before any I/O
-    model = (await ss.read_now(points.model))[points.model]
+    model = (await ss.control_models(points.model))[points.model]
     sf = model.values.get("WMaxLimPct_SF")
     raw, plan = _pv_raw(driver.device, pct, sf)
-    steps: list[Step] = [[(points.limit, raw)], [(points.revert, revert_s)], [(points.enable, 1)]]
-    await ss.write_points(model, steps)
+    await ss.write_block(model, {points.limit: raw, points.revert: revert_s, points.enable: 1})
     back = (await ss.read_now(points.model))[points.model]
     wrong = _mismatches(back, {points.revert: revert_s, points.enable: 1})
     return _result(
@@ -277,7 +283,7 @@ def _static(driver: SunSpecDriver, role: str, point: str) -> Any:
 async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
     _battery_limits(driver, p)  # the config's ratings first: no I/O for an obvious refusal
     ss = _sunspec(driver)
-    model = (await ss.read_now(124))[124]
+    model = (await ss.control_models(124))[124]
     wchamax = model.values.get("WChaMax")
     if not wchamax or wchamax <= 0:
         raise DeviceDataError(f"{driver.device_id}: model 124 WChaMax is {wchamax}, need > 0")
@@ -297,7 +303,8 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
         ("InOutWRte_WinTms", model.values.get("InOutWRte_WinTms")),
         ("InOutWRte_RvrtTms", revert_s),
     ]
-    await ss.write_points(model, [rates, [("StorCtl_Mod", mode)]])
+    steps = [rates] if model.values.get("StorCtl_Mod") == mode else [rates, [("StorCtl_Mod", mode)]]
+    await ss.write_points(model, steps)
     back = (await ss.read_now(124))[124]
     wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
     written = _Plan((out_raw - in_raw) * 10.0 ** (sf or 0) / 100.0 * wchamax)
@@ -325,7 +332,7 @@ def _rate_w(out_pct: Any, in_pct: Any, wchamax: float) -> float | None:
 async def _write_802(driver: Driver, p: float, revert_s: int) -> ControlResult:
     _battery_limits(driver, p)
     ss = _sunspec(driver)
-    models = await ss.read_now(704, 802)
+    models = await ss.control_models(704, 802)
     model, battery = models[704], models[802]
     _battery_limits(
         driver,
@@ -335,12 +342,7 @@ async def _write_802(driver: Driver, p: float, revert_s: int) -> ControlResult:
     )
     sf = model.values.get("WSet_SF")
     raw = unscale(p, sf)
-    steps: list[Step] = [
-        [("WSetMod", 1), ("WSet", raw)],
-        [("WSetRvrtTms", revert_s)],
-        [("WSetEna", 1)],
-    ]
-    await ss.write_points(model, steps)
+    await ss.write_block(model, {"WSetEna": 1, "WSetMod": 1, "WSet": raw, "WSetRvrtTms": revert_s})
     back = (await ss.read_now(704))[704]
     wrong = _mismatches(back, {"WSetMod": 1, "WSetRvrtTms": revert_s, "WSetEna": 1})
     return _result(

@@ -155,12 +155,16 @@ def cluster_batteries(fleet: BatteryFleet, mode: str, params: OptimizerParams) -
         f"bat|{f}|h{int(b)}|e{c}-{d}|w{w}"
         for f, b, c, d, w in zip(fleet.feeders, band, eta_c, eta_d, wear, strict=True)
     ]
-    groups = _fill_groups(keys, fleet, params.soc_groups)
+    groups = _fill_groups(keys, fleet, params)
     return clusters_from_keys([f"{k}|s{g}" for k, g in zip(keys, groups, strict=True)])
 
 
-def _fill_groups(keys: list[str], fleet: BatteryFleet, groups: int) -> I64:
-    """Rank devices of each cluster by fill level and cut them into ``groups`` equal groups.
+def _fill_groups(keys: list[str], fleet: BatteryFleet, params: OptimizerParams) -> I64:
+    """Rank devices of each cluster by fill level and cut them into equal groups.
+
+    A cluster of ``n`` members gets ``ceil(n / soc_group_members)`` groups, at least
+    ``soc_groups_min`` and at most ``soc_groups`` (never more than ``n``): small clusters keep
+    units of a few members, large ones get groups whose members start close together.
 
     Members of a unit that start at different fill levels run full or empty at different
     times, which the unit (one battery) cannot see; grouping by fill keeps members in step.
@@ -176,7 +180,9 @@ def _fill_groups(keys: list[str], fleet: BatteryFleet, groups: int) -> I64:
     for idx in members.values():
         ids = np.array(idx)
         ranked = ids[np.argsort(fill[ids], kind="stable")]
-        out[ranked] = np.arange(len(ids)) * min(groups, len(ids)) // len(ids)
+        wanted = max(params.soc_groups_min, -(-len(ids) // params.soc_group_members))
+        groups = min(params.soc_groups, wanted, len(ids))
+        out[ranked] = np.arange(len(ids)) * groups // len(ids)
     return out
 
 
@@ -289,3 +295,75 @@ def _taper_for(head: F64, power: F64, eta: F64) -> tuple[F64, F64] | None:
     b = np.array([pm / rm, (p1 - pm) / (r1 - rm)])
     a = np.array([0.0, max(pm - b[1] * rm, 0.0)])
     return a, b
+
+
+def share_lines(
+    head_wh: F64, power_w: F64, eta: F64, dt_h: float, clusters: Clusters
+) -> tuple[F64, F64]:
+    """Lines ``P <= a + b * R_end`` on each unit's power, from how the split shares it.
+
+    head_wh, power_w, eta : per device, as for :func:`taper_lines`
+    dt_h : step length [h]
+    Returns ``a`` [W] and ``b`` [1/h], each of shape (units, 2); ``R_end`` is the unit's
+    headroom at the step's end [Wh stored], as the model's taper constraints take it.
+
+    The split (:mod:`optimizer.split`) shares a unit's power in proportion to each member's
+    headroom, so members keep their shares ``w_i = head_i / sum head`` of the unit's headroom
+    ``R`` and fill up (or empty) together. In one step member ``i`` can then take at most
+    ``min(p_i, w_i * R / c_i)`` with ``c_i = eta_i * dt``, and the unit at most
+    ``f(R) = sum_i min(p_i, w_i * R / c_i)``: concave and piecewise linear in the headroom at
+    the step's start, with a kink where each member reaches its power limit. A member that
+    starts with no headroom takes nothing at all. Two of ``f``'s pieces (those in force at a
+    third and at two thirds of the unit's power) are kept, so the lines never promise less
+    than the members give under that sharing (the split rounds settle the rest). Each piece
+    ``P <= a0 + s * R_start`` is rewritten on the headroom at the step's end,
+    ``R_start = R_end + c * P`` (``c``: the unit's stored energy per W and step), as
+    ``P <= (a0 + s * R_end) / (1 - s * c)``; the first piece (no member at its limit) has
+    ``s * c = 1``, which the SoC bounds already enforce.
+
+    Unlike :func:`taper_lines`, which assumes the unit runs at full power from the start and
+    so holds back power near full and empty over the whole horizon, these lines only bind in
+    the last step or so before a unit runs full or empty.
+    """
+    units = len(clusters)
+    full = clusters.sum(power_w) if units else np.zeros(0)
+    a = np.tile(full[:, None], (1, 2)) if units else np.zeros((0, 2))
+    b = np.zeros((units, 2))
+    for u in range(units):
+        idx = clusters.order[clusters.start[u] : clusters.start[u + 1]]
+        line = _share_for(head_wh[idx], power_w[idx], eta[idx] * dt_h)
+        if line is not None:
+            a[u], b[u] = line
+    return a, b
+
+
+def _share_for(head: F64, power: F64, c: F64) -> tuple[F64, F64] | None:
+    head = np.maximum(head, 0.0)
+    total = head.sum()
+    if len(head) < 2 or total <= 0.0:
+        return None
+    w = head / total
+    # Unit stored energy per W and step: the members' c weighted by their power limits.
+    c_unit = float((c * power).sum() / max(power.sum(), 1e-12))
+    taking = w > 0.0
+    kink = np.full(len(head), np.inf)
+    kink[taking] = power[taking] * c[taking] / w[taking]  # headroom where i reaches p_i
+    order = np.argsort(kink, kind="stable")
+    rate = np.where(taking, w / np.maximum(c, 1e-12), 0.0)[order]
+    limit = np.where(taking, power, 0.0)[order]
+    # Piece k: members order[:k] at their limits, the others still in proportion.
+    a0 = np.concatenate(([0.0], np.cumsum(limit)))
+    slope = np.concatenate(([rate.sum()], rate.sum() - np.cumsum(rate)))
+    reach = limit.sum()
+    lines = []
+    for share in (1 / 3, 2 / 3):
+        k = int(np.searchsorted(a0, share * reach, side="right"))
+        k = min(max(k, 1), len(a0) - 1)
+        s = max(slope[k], 0.0)
+        denom = 1.0 - s * c_unit
+        if denom <= 1e-9:
+            return None
+        lines.append((a0[k] / denom, s / denom))
+    if all(s == 0.0 and a >= power.sum() for a, s in lines):
+        return None
+    return np.array([lines[0][0], lines[1][0]]), np.array([lines[0][1], lines[1][1]])

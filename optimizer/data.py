@@ -24,6 +24,7 @@ from optimizer.aggregate import (
     cluster_pv,
     pv_available,
     pv_fleet,
+    share_lines,
     taper_lines,
 )
 from optimizer.carnot import cop_series
@@ -157,7 +158,7 @@ def build_problem(
     pv_min = np.minimum(avail, pvf.min_limit_w[:, None])
     price_imp = forecast["price_import_eur_per_mwh"].to_numpy(float)
     steps = len(index)
-    tapers = _tapers(fleet, bat_cl, params.taper_min_members)
+    tapers = _tapers(fleet, bat_cl, params, dt_h)
     heat = _heat_inputs(site, state, forecast, dt_h, params, warnings)
     data = ModelData(
         index=index,
@@ -266,24 +267,30 @@ def set_terminal_values(data: ModelData, params: OptimizerParams) -> None:
 Taper = tuple[F64, F64] | None
 
 
-def _tapers(fleet: BatteryFleet, clusters: Clusters, min_members: int) -> tuple[Taper, Taper]:
-    """Charge and discharge taper lines of the battery units.
+def _tapers(
+    fleet: BatteryFleet, clusters: Clusters, params: OptimizerParams, dt_h: float
+) -> tuple[Taper, Taper]:
+    """Charge and discharge taper lines of the battery units (``params.taper``).
 
-    Units with fewer than ``min_members`` members get lines that never bind (full power at
-    any headroom); without any such unit the model has no taper constraints at all.
+    Units with fewer than ``params.taper_min_members`` members get lines that never bind
+    (full power at any headroom); without any such unit, or with ``params.taper == "none"``,
+    the model has no taper constraints at all.
     """
     members = np.diff(clusters.start)
-    if not (members >= min_members).any():
+    if params.taper == "none" or not (members >= params.taper_min_members).any():
         return None, None
     room = fleet.soc_max_wh - fleet.soc0_wh
     stored = fleet.soc0_wh - fleet.soc_min_wh
-    small = members < min_members
+    small = members < params.taper_min_members
     lines = []
     for head, power, eta in (
         (room, fleet.max_charge_w, fleet.eta_charge),
         (stored, fleet.max_discharge_w, 1.0 / fleet.eta_discharge),
     ):
-        a, g = taper_lines(head, power, eta, clusters)
+        if params.taper == "share":
+            a, g = share_lines(head, power, eta, dt_h, clusters)
+        else:
+            a, g = taper_lines(head, power, eta, clusters)
         a[small], g[small] = clusters.sum(power)[small, None], 0.0
         lines.append((a, g))
     return lines[0], lines[1]

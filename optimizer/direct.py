@@ -35,13 +35,21 @@ class _Lp:
     row_lo: list[F64] = field(default_factory=list)
     row_hi: list[F64] = field(default_factory=list)
     n_row: int = 0
+    #: Column indices of each variable family, named as the Pyomo model names its Var.
+    blocks: dict[str, I64] = field(default_factory=dict)
 
     def var(
-        self, shape: tuple[int, ...], lo: F64 | float, hi: F64 | float, cost: F64 | float = 0.0
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        lo: F64 | float,
+        hi: F64 | float,
+        cost: F64 | float = 0.0,
     ) -> I64:
-        """Add a block of columns; returns their indices in ``shape``."""
+        """Add a block of columns named ``name``; returns their indices in ``shape``."""
         n = int(np.prod(shape))
         idx = np.arange(self.n_col, self.n_col + n).reshape(shape)
+        self.blocks[name] = idx
         self.n_col += n
         for target, value in ((self.lower, lo), (self.upper, hi), (self.cost, cost)):
             target.append(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel())
@@ -70,17 +78,54 @@ class _Lp:
         start = np.concatenate(([0], np.cumsum(np.bincount(cols, minlength=self.n_col))))
         return start.astype(np.int64), rows[order], vals[order]
 
-    def highs_lp(self) -> highspy.HighsLp:
+    def arrays(self) -> LpArrays:
+        """The LP as flat numpy arrays (what :meth:`highs_lp` hands to HiGHS)."""
         start, index, value = self.csc()
+        return LpArrays(
+            cost=np.concatenate(self.cost),
+            col_lower=np.concatenate(self.lower),
+            col_upper=np.concatenate(self.upper),
+            row_lower=np.concatenate(self.row_lo),
+            row_upper=np.concatenate(self.row_hi),
+            start=start,
+            index=index,
+            value=value,
+        )
+
+    def highs_lp(self) -> highspy.HighsLp:
+        return self.arrays().highs_lp()
+
+
+@dataclass(frozen=True)
+class LpArrays:
+    """An LP as arrays: column costs and bounds, row bounds, the matrix column-wise."""
+
+    cost: F64
+    col_lower: F64
+    col_upper: F64
+    row_lower: F64
+    row_upper: F64
+    start: I64
+    index: I64
+    value: F64
+
+    def same_matrix(self, other: LpArrays) -> bool:
+        return (
+            np.array_equal(self.start, other.start)
+            and np.array_equal(self.index, other.index)
+            and np.array_equal(self.value, other.value)
+        )
+
+    def highs_lp(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n_col, self.n_row
-        lp.col_cost_ = np.concatenate(self.cost)
-        lp.col_lower_, lp.col_upper_ = np.concatenate(self.lower), np.concatenate(self.upper)
-        lp.row_lower_, lp.row_upper_ = np.concatenate(self.row_lo), np.concatenate(self.row_hi)
+        lp.num_col_, lp.num_row_ = len(self.cost), len(self.row_lower)
+        lp.col_cost_ = self.cost
+        lp.col_lower_, lp.col_upper_ = self.col_lower, self.col_upper
+        lp.row_lower_, lp.row_upper_ = self.row_lower, self.row_upper
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = start
-        lp.a_matrix_.index_ = index
-        lp.a_matrix_.value_ = value
+        lp.a_matrix_.start_ = self.start
+        lp.a_matrix_.index_ = self.index
+        lp.a_matrix_.value_ = self.value
         return lp
 
 
@@ -104,25 +149,26 @@ def build_lp(d: ModelData) -> _Lp:
     T, U, V, dt = d.steps, d.n_bat, d.n_pv, d.dt_h
     k = dt * 1e-3  # EUR per (kW * step * EUR/MWh)
     inf = highspy.kHighsInf
-    ch = lp.var((U, T), 0.0, d.bat_charge_max_w * KW)
-    dis = lp.var((U, T), 0.0, d.bat_discharge_max_w * KW, k * d.bat.wear_eur_per_mwh[:, None])
+    ch = lp.var("bat_ch", (U, T), 0.0, d.bat_charge_max_w * KW)
+    wear = k * d.bat.wear_eur_per_mwh[:, None]
+    dis = lp.var("bat_dis", (U, T), 0.0, d.bat_discharge_max_w * KW, wear)
     soc_cost = np.zeros((U, T))
     soc_cost[:, -1] = -1e-3 * d.bat_terminal_eur_per_mwh
-    soc = lp.var((U, T), d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW, soc_cost)
-    pv = lp.var((V, T), d.pv_min_w * KW, d.pv_avail_w * KW)
-    imp = lp.var((T,), 0.0, d.import_cap_w * KW, k * d.import_eur_per_mwh())
-    exp = lp.var((T,), 0.0, d.export_cap_w * KW, -k * d.price_export_eur_per_mwh)
-    unserved = lp.var((T,), 0.0, inf, k * d.unserved_el_penalty_eur_per_mwh)
-    spilled = lp.var((T,), 0.0, inf, k * d.spilled_el_penalty_eur_per_mwh)
-    hp = lp.var((T,), 0.0, d.hp_max_el_w * KW)
-    dry = lp.var((T,), 0.0, inf)
-    st_ch = lp.var((T,), 0.0, d.store_max_charge_w * KW)
-    st_dis = lp.var((T,), 0.0, d.store_max_discharge_w * KW)
+    soc = lp.var("bat_soc", (U, T), d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW, soc_cost)
+    pv = lp.var("pv", (V, T), d.pv_min_w * KW, d.pv_avail_w * KW)
+    imp = lp.var("grid_import", (T,), 0.0, d.import_cap_w * KW, k * d.import_eur_per_mwh())
+    exp = lp.var("grid_export", (T,), 0.0, d.export_cap_w * KW, -k * d.price_export_eur_per_mwh)
+    unserved = lp.var("el_unserved", (T,), 0.0, inf, k * d.unserved_el_penalty_eur_per_mwh)
+    spilled = lp.var("el_spilled", (T,), 0.0, inf, k * d.spilled_el_penalty_eur_per_mwh)
+    hp = lp.var("hp_el", (T,), 0.0, d.hp_max_el_w * KW)
+    dry = lp.var("dry_th", (T,), 0.0, inf)
+    st_ch = lp.var("store_ch", (T,), 0.0, d.store_max_charge_w * KW)
+    st_dis = lp.var("store_dis", (T,), 0.0, d.store_max_discharge_w * KW)
     st_cost = np.zeros(T)
     st_cost[-1] = -1e-3 * d.store_terminal_eur_per_mwh
-    st_e = lp.var((T,), 0.0, d.store_capacity_wh * KW, st_cost)
-    boiler = lp.var((T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
-    unmet = lp.var((T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
+    st_e = lp.var("store_e", (T,), 0.0, d.store_capacity_wh * KW, st_cost)
+    boiler = lp.var("boiler_th", (T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
+    unmet = lp.var("heat_unmet", (T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
 
     first = np.zeros((U, T))
     first[:, 0] = d.bat.soc0_wh * KW
@@ -172,13 +218,23 @@ def build_lp(d: ModelData) -> _Lp:
     return lp
 
 
-def solve_direct(data: ModelData, threads: int = 1) -> DirectResult:
-    """Build the LP as arrays, pass it to HiGHS, solve; objective in EUR."""
+def solve_direct(
+    data: ModelData, threads: int = 1, solver: str = "choose", crossover: bool = True
+) -> DirectResult:
+    """Build the LP as arrays, pass it to HiGHS, solve; objective in EUR.
+
+    solver : HiGHS's ``solver`` option: "choose", "simplex", "ipm" (IPX) or "hipo" (HiGHS's
+        newer interior-point solver, the fastest here on device-level fleets)
+    crossover : run crossover after an interior-point solve (a vertex solution); off gives the
+        same objective to within the solver's tolerances, sooner
+    """
     tic = time.perf_counter()
     lp = build_lp(data)
     h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", threads)
+    h.setOptionValue("solver", solver)
+    h.setOptionValue("run_crossover", "on" if crossover else "off")
     h.passModel(lp.highs_lp())
     build_s = time.perf_counter() - tic
     tic = time.perf_counter()

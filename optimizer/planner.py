@@ -16,17 +16,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
+from optimizer.backend import Backend, choose_builder, load
 from optimizer.data import ModelData, Problem, build_problem, set_soc_bounds
 from optimizer.fallback import fallback_flows
 from optimizer.flows import Flows
 from optimizer.inputs import State, plan_index, plan_start, prepare_forecast
-from optimizer.model import build_model, param_items, update_params
 from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.plan import Plan, SolveInfo, plan_frame, summarise, unit_frame, used_slacks
-from optimizer.readback import read_flows, simultaneous_steps
-from optimizer.solve import PersistentHighs, SolveFailed, SolveResult
+from optimizer.readback import simultaneous_steps
+from optimizer.solve import SolveFailed, SolveResult
 from optimizer.split import DeviceDispatch, split_batteries, split_pv
 from vpp.core.site import Site
 
@@ -44,8 +43,7 @@ class _Timer:
 
 @dataclass
 class _Built:
-    model: pyo.ConcreteModel
-    solver: PersistentHighs
+    solver: Backend
     key: tuple[object, ...]
     n_variables: int
     n_constraints: int
@@ -99,27 +97,26 @@ class Planner:
         problem.warnings[:0] = warnings
         return problem
 
-    def _load(self, data: ModelData) -> tuple[_Built, bool]:
-        key = data.structure_key()
+    def _load(self, data: ModelData, opts: SolveOptions) -> tuple[_Built, bool]:
+        builder = choose_builder(opts.builder, data.milp)
+        key = (builder, *data.structure_key())
         built = self._built
         if built is not None and built.key == key:
-            built.solver.refresh(update_params(built.model, data))
+            built.solver.refresh(data)
             return built, True
-        model = build_model(data)
-        solver = PersistentHighs()
-        solver.load(model, param_items(model))
-        built = _Built(model, solver, key, model.nvariables(), model.nconstraints())
+        solver = load(data, builder)
+        built = _Built(solver, key, solver.n_variables, solver.n_constraints)
         self._built = built
         return built, False
 
     def _optimise(self, problem: Problem, opts: SolveOptions, timer: _Timer) -> Plan:
         data = problem.data
         tic = time.perf_counter()
-        built, reused = self._load(data)
+        built, reused = self._load(data, opts)
         timer.build_s += time.perf_counter() - tic
         limit = self.site.optimizer.time_limit_s if opts.time_limit_s is None else opts.time_limit_s
         result = self._solve(built, opts, limit, data, timer)
-        flows = read_flows(built.model, built.solver, data)
+        flows = built.solver.flows(data)
         warnings: list[str] = []
         both = simultaneous_steps(flows, self.params.tolerance_w)
         if both:
@@ -138,9 +135,11 @@ class Planner:
             if done or rounds >= self.params.split_rounds:
                 break
             rounds += 1
+            tic = time.perf_counter()
             self._tighten(built, data, flows, short, history)
+            timer.build_s += time.perf_counter() - tic  # refreshing the LP between rounds
             result = self._solve(built, opts, limit, data, timer)
-            flows = read_flows(built.model, built.solver, data)
+            flows = built.solver.flows(data)
         return self._finish(
             problem,
             flows,
@@ -199,7 +198,7 @@ class Planner:
             else:
                 data.bat_discharge_max_w[u, t] = value
         set_soc_bounds(data)  # moves only for a unit recovering into its window
-        built.solver.refresh(update_params(built.model, data))
+        built.solver.refresh(data)
 
     def _fallback(self, problem: Problem, reason: str, timer: _Timer) -> Plan:
         tic = time.perf_counter()

@@ -70,6 +70,39 @@ class _Highs(Highs):  # type: ignore[misc]
             self.add_variables(list(new.values()))
 
 
+def run_highs(
+    h: highspy.Highs, options: SolveOptions, time_limit_s: float, milp: bool
+) -> tuple[SolveResult, NDArray[np.float64]]:
+    """Run HiGHS on the model it holds; the result and the primal values, or :class:`SolveFailed`.
+
+    A failed solve clears HiGHS's basis, so the next solve starts from scratch.
+    """
+    start = time.perf_counter()
+    try:
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", options.threads)
+        h.setOptionValue("time_limit", max(time_limit_s, 0.0))
+        if milp:
+            h.setOptionValue("mip_rel_gap", options.mip_rel_gap)
+        h.run()
+        status = h.getModelStatus()
+        info = h.getInfo()
+    except Exception as exc:  # HiGHS errors must not reach the caller
+        raise SolveFailed(f"solver error: {exc!r}") from exc
+    seconds = time.perf_counter() - start
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    if not optimal or info.primal_solution_status != 2:  # 2: feasible primal solution
+        h.clearSolver()  # the next solve starts from scratch, not from this basis
+        if status == highspy.HighsModelStatus.kTimeLimit:
+            raise SolveFailed(f"time limit of {time_limit_s:g} s reached")
+        raise SolveFailed(f"solver ended with {status.name}")
+    primal = np.asarray(h.getSolution().col_value, dtype=float)
+    result = SolveResult(
+        status="optimal", objective=float(info.objective_function_value), seconds=seconds
+    )
+    return result, primal
+
+
 class PersistentHighs:
     """One HiGHS instance holding one Pyomo model across plans.
 
@@ -121,30 +154,8 @@ class PersistentHighs:
             raise SolveFailed("no model loaded")
         if options.force_failure:
             raise SolveFailed("forced solver failure (SolveOptions.force_failure)")
-        h = self._opt._solver_model
-        start = time.perf_counter()
-        try:
-            h.setOptionValue("output_flag", False)
-            h.setOptionValue("threads", options.threads)
-            h.setOptionValue("time_limit", max(time_limit_s, 0.0))
-            if milp:
-                h.setOptionValue("mip_rel_gap", options.mip_rel_gap)
-            h.run()
-            status = h.getModelStatus()
-            info = h.getInfo()
-        except Exception as exc:  # HiGHS errors must not reach the caller
-            raise SolveFailed(f"solver error: {exc!r}") from exc
-        seconds = time.perf_counter() - start
-        optimal = status == highspy.HighsModelStatus.kOptimal
-        if not optimal or info.primal_solution_status != 2:  # 2: feasible primal solution
-            h.clearSolver()  # the next solve starts from scratch, not from this basis
-            if status == highspy.HighsModelStatus.kTimeLimit:
-                raise SolveFailed(f"time limit of {time_limit_s:g} s reached")
-            raise SolveFailed(f"solver ended with {status.name}")
-        self._primal = np.asarray(h.getSolution().col_value, dtype=float)
-        return SolveResult(
-            status="optimal", objective=float(info.objective_function_value), seconds=seconds
-        )
+        result, self._primal = run_highs(self._opt._solver_model, options, time_limit_s, milp)
+        return result
 
     def values(self, var: Any, shape: tuple[int, ...]) -> NDArray[np.float64]:
         """Primal values of an indexed Var in index order, reshaped to ``shape``.

@@ -22,8 +22,10 @@ from pymodbus.exceptions import ConnectionException
 
 from adapters.bridge.errors import ConnectError
 
-#: pymodbus' own timeout is pushed out of the way: the bridge enforces its own per request.
-_PYMODBUS_TIMEOUT_S = 3600.0
+#: pymodbus' own timeout is switched off (``asyncio.wait_for`` without a timer, for the answer
+#: and for connecting): the bridge enforces its own per request and per connect, so each
+#: request runs one timer, not two.
+_PYMODBUS_TIMEOUT_S = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,11 @@ class ClientPool:
         # reconnect_delay=0: pymodbus must not start its own reconnect tasks; the pool
         # reconnects on demand.
         client = AsyncModbusTcpClient(
-            self.host, port=self.port, reconnect_delay=0, timeout=_PYMODBUS_TIMEOUT_S, retries=0
+            self.host,
+            port=self.port,
+            reconnect_delay=0,
+            timeout=_PYMODBUS_TIMEOUT_S,  # type: ignore[arg-type]  # None: no timer
+            retries=0,
         )
         client.ctx.trace_connect = _fail_pending_on_disconnect(client)
         self._all.add(client)

@@ -167,6 +167,9 @@ class SunSpecDriver(Driver):
     def __init__(self, device: Any, link: DeviceLink) -> None:
         super().__init__(device, link)
         self._layout: Layout | None = None
+        # The last cleanly decoded model of each id (polls, control reads and read-backs):
+        # controls take scale factors, ratings and the points they leave alone from here.
+        self._recent: dict[int, DecodedModel] = {}
         # (model id, address) -> L already warned about; kept across forget(), so a
         # rediscovery after a failure does not repeat the warning. One entry per model.
         self._length_warned: dict[tuple[int, int], int] = {}
@@ -181,6 +184,20 @@ class SunSpecDriver(Driver):
 
     def forget(self) -> None:
         self._layout = None
+        self._recent.clear()
+
+    def recent(self, model_id: int) -> DecodedModel | None:
+        """The model as last read (poll, control read or read-back), None if not read since
+        discovery or the last failure."""
+        return self._recent.get(model_id)
+
+    async def control_models(self, *model_ids: int) -> dict[int, DecodedModel]:
+        """The models a control needs: as last read when all of them are known, else read
+        now (one request for those not known yet)."""
+        known = {m: self._recent[m] for m in model_ids if m in self._recent}
+        if len(known) == len(model_ids):
+            return known
+        return {**known, **await self.read_now(*(m for m in model_ids if m not in known))}
 
     @property
     def layout(self) -> Layout | None:
@@ -250,6 +267,19 @@ class SunSpecDriver(Driver):
         for address, regs in requests:
             await self.link.write(address, regs)
 
+    async def write_block(self, model: DecodedModel, values: Mapping[str, Any]) -> None:
+        """Write raw ``values`` of points of ``model`` in one request (function code 16) over
+        the registers from the first to the last of them; the registers in between are
+        written back as ``model`` holds them (the device's own values, as last read).
+        Nothing is written if a value does not fit or a point lies beyond the model's L."""
+        beyond = [r for name in values if (r := missing_reason(model, name))]
+        if beyond:
+            raise MissingPointError(
+                f"{self.device_id}: cannot write: {'; '.join(beyond)}; nothing written"
+            )
+        address, regs = _encode_block(model, values)
+        await self.link.write(address, regs)
+
     async def _read(
         self, layout: Layout, wanted: Sequence[ModelLocation]
     ) -> dict[int, DecodedModel]:
@@ -258,6 +288,9 @@ class SunSpecDriver(Driver):
         ids = {loc.id for loc in wanted}
         models = await read_models(self.link, layout.chain, ids, unreadable=layout.unreadable)
         self._warn_lengths(models.values())
+        for model in models.values():
+            if model.decoded and not model.errors:
+                self._recent[model.id] = model
         return models
 
     def _warn_lengths(self, models: Iterable[DecodedModel]) -> None:
@@ -291,6 +324,28 @@ def _check_decoded(device_id: str, model: DecodedModel) -> DecodedModel:
         problems = "; ".join(str(e) for e in model.errors) or "not decodable"
         raise DeviceDataError(f"{device_id}: {problems}")
     return model
+
+
+def _encode_block(model: DecodedModel, values: Mapping[str, Any]) -> tuple[int, list[int]]:
+    """(address, registers) from the first to the last point of ``values``: those points
+    encoded, the registers between them as ``model.raw`` holds them."""
+    mdef = load_model(model.id)
+    placed = []
+    for name, raw in values.items():
+        address, pdef = point_address(mdef, model.address, name)
+        try:
+            placed.append((address, encode_value(pdef.type, raw, pdef.size)))
+        except ValueError as exc:
+            raise ValueError(f"model {model.id} point {name}: {exc}") from None
+    start = min(a for a, _ in placed)
+    end = max(a + len(r) for a, r in placed)
+    body = model.address + 2  # raw holds the body, after ID and L
+    if start < body or end > body + len(model.raw):
+        raise ValueError(f"model {model.id}: points {list(values)} lie outside its registers")
+    regs = list(model.raw[start - body : end - body])
+    for address, encoded in placed:
+        regs[address - start : address - start + len(encoded)] = encoded
+    return start, regs
 
 
 def _encode_points(model: DecodedModel, points: Step) -> tuple[int, list[int]]:

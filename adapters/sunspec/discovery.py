@@ -312,6 +312,17 @@ def _walk_hazards(plan: GroupPlan, off: int, end: int, hazards: set[int]) -> int
     return pos
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_plan(
+    wanted: tuple[ModelLocation, ...],
+    within: tuple[ModelLocation, ...],
+    unreadable: frozenset[int],
+) -> tuple[tuple[int, int], ...]:
+    """:func:`plan_reads` once per layout: devices of one make share their chain, so a fleet
+    of thousands plans its reads a handful of times instead of at every poll."""
+    return tuple(plan_reads(wanted, within=within, unreadable=unreadable))
+
+
 async def read_all_models(
     reader: RegisterReader,
     locations: Sequence[ModelLocation],
@@ -334,7 +345,8 @@ async def read_all_models(
     holes = unreadable if unreadable is not None else set()
     wanted = [loc for loc in locations if ids is None or loc.id in ids]
     image: dict[int, int] = {}
-    for address, count in plan_reads(wanted, within=within or locations, unreadable=holes):
+    plan = _cached_plan(tuple(wanted), tuple(within or locations), frozenset(holes))
+    for address, count in plan:
         await _read_span(reader, address, count, image, holes)
     return [_decode_location(loc, image) for loc in wanted]
 

@@ -42,15 +42,14 @@ def written(fake: FakeUnit) -> list[tuple[int, int, list[int]]]:
 
 async def test_pv_limit_123_writes_limit_timer_enable_and_reads_back() -> None:
     async with controlled() as (fleet, poller, controls):
+        before = fleet.units["pv-1"].requests
         result = await controls.set_pv_limit("pv-1", 42.5)
-        a = {
-            p: address(poller, "pv-1", 123, p)
-            for p in ("WMaxLimPct", "WMaxLimPct_RvrtTms", "WMaxLim_Ena")
-        }
+        # One write and one read-back: the scale factor comes from the last poll.
+        assert fleet.units["pv-1"].requests - before == 2
+        a = address(poller, "pv-1", 123, "WMaxLimPct")
         assert written(fleet.units["pv-1"]) == [
-            (16, a["WMaxLimPct"], [425]),  # WMaxLimPct_SF = -1
-            (16, a["WMaxLimPct_RvrtTms"], [REVERT_S]),
-            (16, a["WMaxLim_Ena"], [1]),
+            # WMaxLimPct (SF -1), WinTms and RmpTms as the device holds them, timer, enable
+            (16, a, [425, 0xFFFF, REVERT_S, 0xFFFF, 1]),
         ]
         reading = (await poller.poll_device("pv-1")).reading
     assert result.ok and not result.clamped
@@ -62,15 +61,18 @@ async def test_pv_limit_123_writes_limit_timer_enable_and_reads_back() -> None:
 async def test_pv_limit_704_and_quantisation_to_the_register_step() -> None:
     async with controlled() as (fleet, poller, controls):
         result = await controls.set_pv_limit("pv-2", 70.4)  # WMaxLimPct_SF = 0
+        (code, start, regs), *more = written(fleet.units["pv-2"])
         a = address(poller, "pv-2", 704, "WMaxLimPctRvrtTms")
-        assert (16, a, [0, REVERT_S]) in written(fleet.units["pv-2"])  # uint32 timer
+        assert code == 16 and not more  # enable, limit, ..., timer in one request
+        assert start == address(poller, "pv-2", 704, "WMaxLimPctEna")
+        assert regs[0] == 1 and regs[1] == 70 and regs[a - start : a - start + 2] == [0, REVERT_S]
     assert result.ok and result.written == 70.0 and result.read_back == 70.0
 
 
 async def test_pv_limit_below_minimum_is_clamped_up_and_reported() -> None:
     async with controlled() as (fleet, _, controls):
         result = await controls.set_pv_limit("pv-1", 0.0)  # min_limit_pct defaults to 5
-        assert written(fleet.units["pv-1"])[0][2] == [50]
+        assert written(fleet.units["pv-1"])[0][2][0] == 50
     assert result.clamped and result.ok and result.written == 5.0
     assert "clamped up to min_limit_pct 5 %" in result.message
 
@@ -105,15 +107,29 @@ async def test_battery_124_rates_timer_then_mode(
     assert isinstance(reading, BatteryReading) and reading.setpoint_w == power_w
 
 
+async def test_battery_124_same_direction_again_is_one_write_and_one_read() -> None:
+    async with controlled() as (fleet, poller, controls):
+        await controls.set_battery_power("bat-1", 2000.0)
+        fake = fleet.units["bat-1"]
+        before, writes = fake.requests, len(fake.writes)
+        result = await controls.set_battery_power("bat-1", 1500.0)
+        assert fake.requests - before == 2  # the mode is already DISCHARGE: rates only
+        a_rates = address(poller, "bat-1", 124, "OutWRte")
+        assert fake.writes[writes:] == [(16, a_rates, [30, 0, 0xFFFF, REVERT_S])]
+    assert result.ok and result.read_back == 1500.0
+
+
 async def test_battery_802_writes_wset_mode_timer_enable() -> None:
     async with controlled() as (fleet, poller, controls):
+        before = fleet.units["bat-2"].requests
         result = await controls.set_battery_power("bat-2", -3333.0)
-        a = {p: address(poller, "bat-2", 704, p) for p in ("WSetMod", "WSetRvrtTms", "WSetEna")}
-        assert written(fleet.units["bat-2"]) == [
-            (16, a["WSetMod"], [1, 0xFFFF, 0xFFFF - 3332]),  # WSetMod, WSet int32 = -3333
-            (16, a["WSetRvrtTms"], [0, REVERT_S]),
-            (16, a["WSetEna"], [1]),
-        ]
+        assert fleet.units["bat-2"].requests - before == 2
+        a = {p: address(poller, "bat-2", 704, p) for p in ("WSetEna", "WSetRvrtTms")}
+        [(code, start, regs)] = written(fleet.units["bat-2"])
+        assert (code, start) == (16, a["WSetEna"])
+        assert regs[:4] == [1, 1, 0xFFFF, 0xFFFF - 3332]  # WSetEna, WSetMod, WSet int32 = -3333
+        t = a["WSetRvrtTms"] - start
+        assert regs[t : t + 2] == [0, REVERT_S]
         reading = (await poller.poll_device("bat-2")).reading
     assert result.ok and result.read_back == -3333.0
     assert isinstance(reading, BatteryReading) and reading.setpoint_w == -3333.0
@@ -150,6 +166,8 @@ async def test_battery_beyond_the_devices_own_rating_is_refused() -> None:
     async with controlled() as (fleet, poller, controls):
         fake = fleet.units["bat-1"]
         fake.set(address(poller, "bat-1", 124, "WChaMax"), [3000])  # device: 3 kW, config: 5
+        # Controls take the device's ratings as last read: the next poll brings the new one.
+        await poller.poll_device("bat-1")
         with pytest.raises(ControlRefused, match="above the maximum discharge power 3000 W"):
             await controls.set_battery_power("bat-1", 4000.0)
         assert written(fake) == []

@@ -1,4 +1,5 @@
-"""The LP written as arrays for highspy has the same optimum as the Pyomo model."""
+"""The LP written as arrays for highspy has the same optimum as the Pyomo model
+(``test_direct_equivalence.py`` compares the two row by row)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_direct_lp_matches_pyomo(mode: str) -> None:
     forecast = synthetic_forecast(site, START, 60, seed=9)
     # Without split rounds the planner's objective is that of the model as first built.
     planner = Planner(site, OptimizerParams(split_rounds=0))
-    options = SolveOptions(mode=mode)  # type: ignore[arg-type]
+    options = SolveOptions(mode=mode, builder="pyomo")  # type: ignore[arg-type]
     plan = planner.plan(state, forecast, START, options)
     problem = planner.problem(state, forecast, START, options)
     direct = solve_direct(problem.data)

@@ -14,7 +14,7 @@ from optimizer.data import ModelData
 from optimizer.inputs import State
 from optimizer.model import build_model, param_items, update_params
 from optimizer.param_map import NotCompilable, ParamMap
-from optimizer.params import SolveOptions
+from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.planner import Planner
 from optimizer.solve import PersistentHighs
 from optimizer.synthetic import synthetic_forecast, synthetic_site
@@ -59,7 +59,7 @@ def _data(milp: bool) -> tuple[ModelData, ModelData]:
     """Two plans of one structure: a later start, a new forecast, moved states."""
     site = synthetic_site(6, 40, feeders=1, seed=3)
     site = site.model_copy(update={"optimizer": site.optimizer.model_copy(update={"horizon_h": 6})})
-    planner = Planner(site)
+    planner = Planner(site, OptimizerParams(taper="full_power", soc_groups=4))
     opts = SolveOptions(milp=milp)
     state = State.from_site(site)
     first = planner.problem(state, synthetic_forecast(site, START, 40, seed=1), START, opts)

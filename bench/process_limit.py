@@ -1,0 +1,235 @@
+"""How many devices one controller process polls and dispatches, with `vpp run` defaults.
+
+The simulated fleet (half PV inverters, half batteries, ``adapters.sim.synthetic``, 100 units
+per gateway port) is served from child processes (``adapters.sim.sharded.ShardedFleet``, about
+2,500 devices per process) with a response delay of 0 and 20 ms. The controller runs here
+with the bridge, poller, controls and planner of ``vpp run`` and its defaults (4 connections
+per gateway, ``run.dispatch_concurrency`` 200) on a manual clock. For each size and delay:
+
+- poll: the ``poll`` job (every device read and decoded into one snapshot), wall time and
+  this process's CPU per device;
+- dispatch: the ``dispatch`` job at the quarter hour after a plan (every setpoint checked,
+  written and read back), wall time, setpoints written and confirmed;
+- RSS of this process after both;
+- the floor for the same reads: each device's poll requests (its cached read plan) sent with
+  bare pymodbus clients (4 per gateway, one ``asyncio.gather``), wall time and CPU per device.
+
+Targets (issue 17, 2 cores): poll 10,000 devices at 20 ms in < 2 s, dispatch < 2 s,
+controller CPU <= 150 us per device per poll.
+
+Run: ``.venv/bin/python bench/process_limit.py [--sizes 1000 3000 10000] [--delays-ms 0 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymodbus.client import AsyncModbusTcpClient
+from rich.console import Console
+from rich.table import Table
+
+from adapters.bridge import ModbusBridge
+from adapters.devices.sunspec import SunSpecDriver
+from adapters.sim.sharded import ShardedFleet
+from adapters.sim.synthetic import synthetic_site
+from adapters.sunspec.discovery import plan_reads
+from optimizer.planner import Planner
+from vpp.control.controller import Controller
+from vpp.control.inputs import InputProvider
+from vpp.control.plant import ModbusPlant
+from vpp.control.state import ControllerState
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site, parse_site
+
+START = datetime(2026, 6, 21, 9, 59, tzinfo=UTC)
+UNITS_PER_PORT = 100
+DEVICES_PER_SHARD = 2_500
+CONNECTIONS = 4  # ModbusBridge's default connections per gateway, as `vpp run` uses it
+
+
+@dataclass
+class Row:
+    devices: int
+    delay_ms: int
+    poll_s: float = 0.0
+    poll_cpu_us: float = 0.0
+    online: int = 0
+    dispatch_s: float = 0.0
+    written: int = 0
+    confirmed: int = 0
+    rss_mb: float = 0.0
+    floor_s: float = 0.0
+    floor_cpu_us: float = 0.0
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now [MB]."""
+    with open("/proc/self/status") as status:
+        lines = status.read().splitlines()
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_base_port(span: int) -> int:
+    """A base port with ``span`` free ports above it (checked by binding)."""
+    for base in range(21_000, 60_000, 50):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+def bench_site(n: int) -> Site:
+    ports = (n + UNITS_PER_PORT - 1) // UNITS_PER_PORT
+    site = synthetic_site(n // 2, n - n // 2, free_base_port(ports), UNITS_PER_PORT)
+    data: dict[str, Any] = site.model_dump(mode="json")
+    data["optimizer"]["horizon_h"] = 24
+    return parse_site(data, "<process limit>")
+
+
+def reads_of(plant: ModbusPlant) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """(port, unit) -> the (address, count) requests of one poll of that device."""
+    out = {}
+    for device in plant.poller.site.devices:
+        driver = plant.poller.driver(device.id)
+        if isinstance(driver, SunSpecDriver) and driver.layout is not None:
+            layout = driver.layout
+            out[(device.modbus.port, device.modbus.unit)] = plan_reads(
+                layout.dynamic, within=layout.chain, unreadable=layout.unreadable
+            )
+    return out
+
+
+async def floor(reads: dict[tuple[int, int], list[tuple[int, int]]]) -> tuple[float, float]:
+    """The same reads with bare pymodbus: wall s and CPU s."""
+    ports = sorted({port for port, _ in reads})
+    clients = {
+        port: [AsyncModbusTcpClient("127.0.0.1", port=port) for _ in range(CONNECTIONS)]
+        for port in ports
+    }
+    for group in clients.values():
+        for client in group:
+            await client.connect()
+    turn: dict[int, int] = {}
+
+    async def device(port: int, unit: int, requests: list[tuple[int, int]]) -> None:
+        i = turn[port] = turn.get(port, -1) + 1
+        client = clients[port][i % CONNECTIONS]
+        for address, count in requests:
+            await client.read_holding_registers(address, count=count, device_id=unit)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(device(p, u, r) for (p, u), r in reads.items()))
+    result = time.perf_counter() - wall, time.process_time() - cpu
+    for group in clients.values():
+        for client in group:
+            client.close()
+    return result
+
+
+async def measure(site: Site, delay_ms: int) -> Row:
+    n = len(site.devices)
+    row = Row(n, delay_ms)
+    clock = ManualClock(START)
+    async with ModbusBridge() as bridge:
+        plant = ModbusPlant.for_site(site, bridge, clock)
+        ctl = Controller(
+            site=site,
+            clock=clock,
+            plant=plant,
+            planner=Planner(site),
+            inputs=InputProvider.for_run(None, []),
+            state=ControllerState(site=site, started_at=clock.now()),
+        )
+        await ctl.run_job("poll")  # discovery, as at start
+        cpu, wall = time.process_time(), time.perf_counter()
+        await ctl.run_job("poll")
+        row.poll_s = time.perf_counter() - wall
+        row.poll_cpu_us = (time.process_time() - cpu) / n * 1e6
+        snapshot = ctl.state.snapshot
+        row.online = 0 if snapshot is None else len(snapshot.online())
+        ctl.plan_lead_s = 60.0
+        await ctl.run_job("plan")
+        clock.advance(60)
+        wall = time.perf_counter()
+        await ctl.run_job("dispatch")
+        row.dispatch_s = time.perf_counter() - wall
+        written = [s for s in ctl.state.setpoints.values() if s.written_w is not None]
+        row.written, row.confirmed = len(written), sum(s.ok for s in written)
+        row.rss_mb = rss_mb()
+        reads = reads_of(plant)
+    row.floor_s, floor_cpu = await floor(reads)
+    row.floor_cpu_us = floor_cpu / max(len(reads), 1) * 1e6
+    return row
+
+
+def table(rows: list[Row]) -> Table:
+    out = Table(title=f"one controller process, `vpp run` defaults (load {os.getloadavg()[0]:.1f})")
+    for name in (
+        "devices",
+        "delay ms",
+        "poll s",
+        "online",
+        "poll CPU us/dev",
+        "floor s",
+        "floor CPU us/dev",
+        "CPU / floor",
+        "dispatch s",
+        "written/confirmed",
+        "RSS MB",
+    ):
+        out.add_column(name, justify="right")
+    for r in rows:
+        out.add_row(
+            f"{r.devices:,}",
+            str(r.delay_ms),
+            f"{r.poll_s:.2f}",
+            f"{r.online:,}",
+            f"{r.poll_cpu_us:.0f}",
+            f"{r.floor_s:.2f}",
+            f"{r.floor_cpu_us:.0f}",
+            f"{r.poll_cpu_us / max(r.floor_cpu_us, 1e-9):.2f}",
+            f"{r.dispatch_s:.2f}",
+            f"{r.written:,}/{r.confirmed:,}",
+            f"{r.rss_mb:.0f}",
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 3_000, 10_000])
+    parser.add_argument("--delays-ms", type=int, nargs="+", default=[0, 20])
+    args = parser.parse_args()
+    console = Console(width=160)
+    rows = []
+    for n in args.sizes:
+        site = bench_site(n)
+        for delay in args.delays_ms:
+            shards = max(1, round(n / DEVICES_PER_SHARD))
+            with ShardedFleet(site, shards, delay_s=delay / 1000 if delay else None):
+                rows.append(asyncio.run(measure(site, delay)))
+            console.print(table(rows[-1:]))
+    console.print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
