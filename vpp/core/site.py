@@ -26,6 +26,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -160,6 +161,13 @@ class PvDevice(_DeviceBase):
     #: The grid operator may cap this inverter's feed-in by remote control (§9 EEG: the
     #: control box's 100/60/30/0 % stages, as a share of ``rated_w``); see ``[signals]``.
     eeg_controllable: bool = True
+    #: Day the system was commissioned (``2025-03-01``); None: before 25 Feb 2025. With no
+    #: ``smart_meter_gateway``, a system commissioned from 25 Feb 2025 on is held to the
+    #: Solarspitzengesetz rules (feed-in at most 60 % of ``peak_wp``, no feed-in at negative
+    #: prices); see ``vpp.signals.rules``.
+    commissioned_on: date | None = None
+    #: A smart-meter gateway is fitted (the Solarspitzengesetz 60 % cap no longer applies).
+    smart_meter_gateway: bool = False
 
     @property
     def dc_peak_w(self) -> float:

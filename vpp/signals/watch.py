@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from vpp.core.site import ControlBoxSource, Site
 from vpp.signals.model import Signal
 from vpp.signals.resolve import NONE, Resolved, active_bounds
 from vpp.signals.sources import Note, SourceTracker
+from vpp.signals.standing import negative_price_signals, solarspitzen_cap, solarspitzen_devices
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +41,29 @@ class SignalWatch:
     """The site's signal sources; ``extra`` signals (tests, later the operator API) are
     resolved together with theirs."""
 
-    def __init__(self, site: Site, trackers: Sequence[SourceTracker]) -> None:
+    def __init__(
+        self, site: Site, trackers: Sequence[SourceTracker], since: datetime | None = None
+    ) -> None:
         self.site = site
         self.trackers = list(trackers)
         self.extra: list[Signal] = []
+        #: Signals of the law and the site file (the Solarspitzengesetz 60 % cap).
+        self.standing: tuple[Signal, ...] = (
+            solarspitzen_cap(site, since) if since is not None else ()
+        )
+        #: Signals that follow the prices (zero export at negative prices), set from each
+        #: plan's forecast by :meth:`set_prices`.
+        self.scheduled: tuple[Signal, ...] = ()
         self.resolved: Resolved = NONE
+
+    @classmethod
+    def needed(cls, site: Site) -> bool:
+        """Whether the site has signal sources or devices that the law's rules hold."""
+        return bool(site.signals.sources) or bool(solarspitzen_devices(site))
+
+    def set_prices(self, spot_eur_per_mwh: pd.Series) -> None:
+        """The day-ahead prices [EUR/MWh] by step start: the negative-price rule's windows."""
+        self.scheduled = negative_price_signals(self.site, spot_eur_per_mwh)
 
     @classmethod
     def for_site(
@@ -55,11 +76,17 @@ class SignalWatch:
         return cls(
             site,
             [SourceTracker(cfg, reader(cfg), now) for cfg in site.signals.sources],
+            now,
         )
 
     @property
     def signals(self) -> list[Signal]:
-        return [s for t in self.trackers for s in t.signals] + self.extra
+        return [
+            *(s for t in self.trackers for s in t.signals),
+            *self.standing,
+            *self.scheduled,
+            *self.extra,
+        ]
 
     async def poll(self, now: datetime) -> Update:
         results = await asyncio.gather(*(t.poll(now) for t in self.trackers))
