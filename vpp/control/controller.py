@@ -43,6 +43,8 @@ from vpp.core.kinds import BY_SETPOINT
 from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
 from vpp.recorder.export import apply_retention
+from vpp.signals.standing import spot_from_forecast
+from vpp.signals.watch import SignalWatch
 
 log = logging.getLogger("vpp.control")
 
@@ -97,6 +99,9 @@ class Controller:
     _plan_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
+        if self.signal_watch is None and SignalWatch.needed(self.site):
+            # The law's rules need no source (vpp run adds the site's control boxes).
+            self.signal_watch = SignalWatch(self.site, [], self.clock.now())
         heat = self.site.heat
         self.store = StoreEstimate(
             heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
@@ -297,9 +302,8 @@ class Controller:
         for problem in self.inputs.drain_problems():
             self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
         self.state.sources = self.inputs.status()
-        return cycle.plan_limits(
-            self.site, forecast_from_raw(self.site, raw), self._caps_in_force()
-        )
+        frame = forecast_from_raw(self.site, raw)
+        return cycle.plan_limits(self.site, frame, self._caps_in_force(), self._plan_signals(frame))
 
     def plan_state(self) -> State:
         """Batteries' energy, the store and the offline devices, as the optimiser needs them."""
@@ -462,6 +466,15 @@ class Controller:
             proposed = [sp for sp in proposed if sp.device_id in devices]
         if proposed:
             await self.apply(proposed, "signals")
+
+    def _plan_signals(self, forecast: pd.DataFrame) -> list[Any]:
+        """The signals the next plan must keep: those in force (until revoked, as far as
+        the plan can tell) and the negative-price windows of this forecast."""
+        watch = self.signal_watch
+        if watch is None:
+            return []
+        watch.set_prices(spot_from_forecast(self.site, forecast))
+        return list(watch.signals)
 
     def _signal_bounds(self) -> Bounds:
         """Per-device bounds the active grid-operator signals set (none without signals)."""

@@ -52,7 +52,7 @@ async def start_jobs(ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S) -> 
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = ctl.clock.now()
     wall_now = datetime.now(UTC)
-    for spec in job_specs(ctl.site, ctl.plan_lead_s):
+    for spec in job_specs(ctl.site, ctl.plan_lead_s, ctl.signal_watch is not None):
         first = spec.next_after(now)
         start = wall_now + timedelta(seconds=wall_seconds(ctl.clock, (first - now).total_seconds()))
         period = wall_seconds(ctl.clock, spec.period_s)
@@ -102,7 +102,7 @@ async def step(
     before_jobs : called with the new time after each tick, before the jobs (e.g. to advance
         a simulated plant)
     """
-    specs = job_specs(ctl.site, plan_lead_s)
+    specs = job_specs(ctl.site, plan_lead_s, ctl.signal_watch is not None)
     ctl.plan_lead_s = plan_lead_s
     tick = tick_s or ctl.site.poll.interval_s
     due = {s.name: s.next_after(clock.now()) for s in specs}
