@@ -216,3 +216,43 @@ async def test_a_bad_payload_is_an_error_event_and_changes_nothing(rig: Rig) -> 
     assert rig.ctl.state.grid_signals.bounds == resolved.bounds
     assert {pv.id: rig.pv_cap_w(pv.id) for pv in rig.ctl.site.pv} == caps
     assert rig.p.clock.now() - T0 < timedelta(minutes=1)
+
+
+async def test_the_law_s_rules_hold_without_any_source() -> None:
+    """A new PV system without a gateway is held at 60 % of its peak from the first signals
+    poll, with no control box; a negative-price window caps the site's export at 0 W and
+    ends when the price does."""
+    data = small_site().model_dump(mode="json")
+    pv_data = [d for d in data["devices"] if d["kind"] == "pv"][0]
+    pv_data["commissioned_on"] = "2025-04-01"
+    site = parse_site(data, "<law>")
+    held = site.pv[0]
+    async with plant(site, T0) as p:
+        assert p.ctl.signal_watch is not None  # made for the rules alone
+        rig = Rig(p, {})
+        await p.ctl.run_job("poll")
+        p.ctl.state.plan = full_plan(site, T0)
+        p.ctl.state.plan_created_at = T0
+        quarter = pd.Timestamp(T0.replace(minute=15))
+        p.ctl.signal_watch.set_prices(
+            pd.Series(
+                [-5.0, -5.0], index=pd.DatetimeIndex([quarter, quarter + pd.Timedelta("15min")])
+            )
+        )
+        await rig.tick()
+        assert await p.ctl.run_job("dispatch")
+        assert rig.pv_cap_w(held.id) <= 0.6 * held.dc_peak_w + 1.0
+        for other in site.pv[1:]:
+            assert rig.pv_cap_w(other.id) == pytest.approx(other.rated_w, rel=1e-3)
+        assert p.ctl.state.grid_signals.export_cap_w is None
+        # Into the negative-price window: zero export at the next poll.
+        for _ in range(
+            int((quarter.to_pydatetime() - p.clock.now()).total_seconds() // POLL_S) + 1
+        ):
+            await rig.tick()
+        assert p.ctl.state.grid_signals.export_cap_w == 0.0
+        # Out of it again after half an hour.
+        for _ in range(int(1800 // POLL_S)):
+            await rig.tick()
+        assert p.ctl.state.grid_signals.export_cap_w is None
+        assert rig.pv_cap_w(held.id) <= 0.6 * held.dc_peak_w + 1.0
