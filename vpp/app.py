@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.bridge import ModbusBridge
 from adapters.controlbox import ControlBoxReader
+from adapters.openadr import OpenAdrVen
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
@@ -30,7 +31,7 @@ from vpp.control.schedule import PLAN_LEAD_S
 from vpp.control.state import ControllerState
 from vpp.control.world import world_from_inputs
 from vpp.core.clock import Clock, ScaledClock, SystemClock
-from vpp.core.site import Site
+from vpp.core.site import OpenAdrSource, Site
 from vpp.metrics import Metrics
 from vpp.recorder import Recorder
 from vpp.signals.watch import SignalWatch
@@ -56,6 +57,13 @@ def make_clock(opts: RunOptions) -> Clock:
     if opts.speed == 1.0 and opts.start is None:
         return SystemClock()
     return ScaledClock(opts.start or SystemClock().now(), opts.speed)
+
+
+def _ven(stack: AsyncExitStack, config: OpenAdrSource, check: Any) -> OpenAdrVen:
+    """An OpenADR VEN for one VTN, closed with the stack; it registers at its first read."""
+    ven = OpenAdrVen(config, check)
+    stack.push_async_callback(ven.close)
+    return ven
 
 
 async def build_controller(
@@ -89,9 +97,12 @@ async def build_controller(
         recorder=recorder,
         metrics=metrics,
     )
-    if site.signals.sources:  # grid-operator control boxes, read by the signals job
+    if site.signals.any_source:  # control boxes and VTNs, read by the signals job
         ctl.signal_watch = SignalWatch.for_site(
-            site, lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read, clock.now()
+            site,
+            lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read,
+            clock.now(),
+            lambda cfg, check: _ven(stack, cfg, check).read,
         )
     restore(ctl)
     app = make_app(state, registry, controller=ctl)

@@ -55,6 +55,6 @@ def job_specs(site: Site, plan_lead_s: float, signals: bool | None = None) -> li
         JobSpec("keepalive", max(5.0, revert / 2)),
         JobSpec("watchdog", 30.0),
     ]
-    if site.signals.sources if signals is None else signals:  # read on their own interval
+    if site.signals.any_source if signals is None else signals:  # read on their own interval
         specs.insert(1, JobSpec("signals", site.signals.poll_interval_s))
     return specs

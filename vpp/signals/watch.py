@@ -18,11 +18,18 @@ from typing import Any
 
 import pandas as pd
 
-from vpp.core.site import ControlBoxSource, Site
+from vpp.core.site import ControlBoxSource, OpenAdrSource, Site
 from vpp.signals.model import Signal
+from vpp.signals.openadr import OpenAdrTracker
 from vpp.signals.resolve import NONE, Resolved, active_bounds
 from vpp.signals.sources import Note, SourceTracker
 from vpp.signals.standing import negative_price_signals, solarspitzen_cap, solarspitzen_devices
+
+ReadFn = Callable[[], Awaitable[Any]]
+
+
+async def _no_vtn_reader() -> Any:
+    raise ConnectionError("no VEN is configured for this VTN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +48,7 @@ class SignalWatch:
     """The site's signal sources; ``extra`` signals (tests, later the operator API) are
     resolved together with theirs."""
 
-    def __init__(
-        self, site: Site, trackers: Sequence[SourceTracker], since: datetime | None = None
-    ) -> None:
+    def __init__(self, site: Site, trackers: Sequence[Any], since: datetime | None = None) -> None:
         self.site = site
         self.trackers = list(trackers)
         self.extra: list[Signal] = []
@@ -59,7 +64,7 @@ class SignalWatch:
     @classmethod
     def needed(cls, site: Site) -> bool:
         """Whether the site has signal sources or devices that the law's rules hold."""
-        return bool(site.signals.sources) or bool(solarspitzen_devices(site))
+        return site.signals.any_source or bool(solarspitzen_devices(site))
 
     def set_prices(self, spot_eur_per_mwh: pd.Series) -> None:
         """The day-ahead prices [EUR/MWh] by step start: the negative-price rule's windows."""
@@ -71,13 +76,18 @@ class SignalWatch:
         site: Site,
         reader: Callable[[ControlBoxSource], Callable[[], Awaitable[Any]]],
         now: datetime,
+        vtn_reader: Callable[[OpenAdrSource, Callable[[Any], str | None]], ReadFn] | None = None,
     ) -> SignalWatch:
-        """A watch over ``site.signals.sources``, each read by ``reader(config)``."""
-        return cls(
-            site,
-            [SourceTracker(cfg, reader(cfg), now) for cfg in site.signals.sources],
-            now,
-        )
+        """A watch over ``site.signals.sources``, each read by ``reader(config)``, and the
+        VTNs of ``site.signals.openadr``, each read by ``vtn_reader(config, check)``
+        (``check`` says why an event cannot be used; a VTN without a reader stays silent)."""
+        trackers: list[Any] = [SourceTracker(cfg, reader(cfg), now) for cfg in site.signals.sources]
+        for cfg in site.signals.openadr:
+            tracker = OpenAdrTracker(cfg, site, _no_vtn_reader, now)
+            if vtn_reader is not None:
+                tracker.read = vtn_reader(cfg, tracker.check)
+            trackers.append(tracker)
+        return cls(site, trackers, now)
 
     @property
     def signals(self) -> list[Signal]:

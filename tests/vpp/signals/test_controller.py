@@ -223,7 +223,7 @@ async def test_the_law_s_rules_hold_without_any_source() -> None:
     poll, with no control box; a negative-price window caps the site's export at 0 W and
     ends when the price does."""
     data = small_site().model_dump(mode="json")
-    pv_data = [d for d in data["devices"] if d["kind"] == "pv"][0]
+    pv_data = next(d for d in data["devices"] if d["kind"] == "pv")
     pv_data["commissioned_on"] = "2025-04-01"
     site = parse_site(data, "<law>")
     held = site.pv[0]
