@@ -43,6 +43,8 @@ from vpp.core.kinds import BY_SETPOINT
 from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
 from vpp.recorder.export import apply_retention
+from vpp.signals.compliance import check as check_compliance
+from vpp.signals.compliance import held_w
 from vpp.signals.standing import spot_from_forecast
 from vpp.signals.watch import SignalWatch
 
@@ -444,11 +446,44 @@ class Controller:
         if watch is None:
             return
         update = await watch.poll(self.clock.now())
-        self.state.grid_signals = update.resolved
+        st = self.state
+        st.grid_signals = update.resolved
+        st.grid_signal_sources = {t.id: (t.silent, t.alive_at) for t in watch.trackers}
         for note in update.notes:
+            st.grid_signal_conflicts_total += note.kind == "signal_conflict"
             self.event(note.level, "signals", note.kind, note.message)
         if update.changed:
             await self._reapply(update.devices, caps_changed=True)
+        self._check_compliance()
+
+    def _check_compliance(self) -> None:
+        """Compare what the devices read back (and the grid meter) with the signals; an
+        event when a device stops or starts following them."""
+        st = self.state
+        grid = None if st.snapshot is None else _grid_w(self.site, st.snapshot)
+        before = st.grid_signal_compliance
+        held = held_w(self.site, st.setpoints, st.snapshot)
+        now = check_compliance(st.grid_signals, held, grid)
+        st.grid_signal_compliance = now
+        was = (
+            set()
+            if before is None
+            else {d for d, s in before.devices.items() if s == "not_compliant"}
+        )
+        bad = {d for d, s in now.devices.items() if s == "not_compliant"}
+        for device in sorted(bad - was):
+            if device in now.reasons and "below the inverter's minimum" not in now.reasons[device]:
+                self.event(
+                    "warning", "signals", "signal_compliance_lost", now.reasons[device], device
+                )
+        for device in sorted(was - bad):
+            self.event(
+                "info",
+                "signals",
+                "signal_compliance_restored",
+                f"{device} follows the signals again",
+                device,
+            )
 
     async def _reapply(self, devices: set[str], caps_changed: bool) -> None:
         """The plan's setpoints of ``devices`` for now (all devices when a grid cap changed),

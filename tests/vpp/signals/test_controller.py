@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 
 from adapters.controlbox import ControlBoxReader
 from adapters.sim.controlbox import SimControlBox
@@ -19,6 +20,7 @@ from optimizer.plan import Plan, SolveInfo
 from tests.conftest import LOOPBACK, free_ports
 from tests.vpp.control.harness import Plant, plant, small_site
 from vpp.core.site import Site, parse_site
+from vpp.signals.metrics import GridSignalCollector
 from vpp.signals.rules import FLOOR_14A_W, device_floor_w
 from vpp.signals.watch import SignalWatch
 
@@ -256,3 +258,40 @@ async def test_the_law_s_rules_hold_without_any_source() -> None:
             await rig.tick()
         assert p.ctl.state.grid_signals.export_cap_w is None
         assert rig.pv_cap_w(held.id) <= 0.6 * held.dc_peak_w + 1.0
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+async def test_compliance_and_metrics_follow_what_the_devices_hold(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    registry.register(GridSignalCollector(rig.ctl.state, rig.p.clock))
+    site = rig.ctl.site
+    rig.boxes["box-1"].set_feed_in(60)
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_active", source="box-1", kind="feed_in_pct") == 1
+    for pv in site.pv:
+        assert sample(registry, "vpp_grid_signal_compliant", device=pv.id) == 1
+    assert sample(registry, "vpp_grid_signal_not_compliant_devices") == 0
+    assert sample(registry, "vpp_grid_signal_source_silent", source="box-1") == 0
+    # An inverter drops its limit behind the controller's back: the next poll shows it.
+    tampered = site.pv[0].id
+    rig.p.fleet.device(tampered).state.limit_enabled = False
+    rig.p.fleet.step(1.0)
+    await rig.ctl.run_job("poll")
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_compliant", device=tampered) == 0
+    assert sample(registry, "vpp_grid_signal_not_compliant_devices") == 1
+    [lost] = rig.events("signal_compliance_lost")
+    assert lost.device == tampered and "§9 EEG" in lost.message
+    # The keep-alive writes the limit again: compliant at the next check.
+    await rig.ctl.run_job("keepalive")
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_compliant", device=tampered) == 1
+    assert rig.events("signal_compliance_restored")
+    # Conflicts are counted.
+    rig.boxes["box-2"].set_feed_in(30)
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_conflicts_active") == 1
+    assert sample(registry, "vpp_grid_signal_conflicts_total") == 1
