@@ -97,13 +97,14 @@ async def build_controller(
         recorder=recorder,
         metrics=metrics,
     )
-    if site.signals.any_source:  # control boxes and VTNs, read by the signals job
-        ctl.signal_watch = SignalWatch.for_site(
-            site,
-            lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read,
-            clock.now(),
-            lambda cfg, check: _ven(stack, cfg, check).read,
-        )
+    # Every site gets a watch (and the signals job): the operator may set signals through
+    # the API on any site; control boxes and VTNs are read by the same job.
+    ctl.signal_watch = SignalWatch.for_site(
+        site,
+        lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read,
+        clock.now(),
+        lambda cfg, check: _ven(stack, cfg, check).read,
+    )
     restore(ctl)
     app = make_app(state, registry, controller=ctl)
     host = opts.http_host or site.run.http_host

@@ -460,8 +460,11 @@ class Controller:
         """Compare what the devices read back (and the grid meter) with the signals; an
         event when a device stops or starts following them."""
         st = self.state
-        grid = None if st.snapshot is None else _grid_w(self.site, st.snapshot)
         before = st.grid_signal_compliance
+        if not st.grid_signals.active and (before is None or not before.devices):
+            st.grid_signal_compliance = check_compliance(None, {}, None)
+            return  # nothing to follow (most polls of most sites)
+        grid = None if st.snapshot is None else _grid_w(self.site, st.snapshot)
         held = held_w(self.site, st.setpoints, st.snapshot)
         now = check_compliance(st.grid_signals, held, grid)
         st.grid_signal_compliance = now
