@@ -132,7 +132,9 @@ async def run(
                 from adapters.sim.fleet import SimFleet
 
                 world = world_from_inputs(site, inputs.sources[0])
-                await stack.enter_async_context(SimFleet(site, clock=clock, world=world))
+                await stack.enter_async_context(
+                    SimFleet(site, clock=clock, world=world, serve_boxes=True)
+                )
                 log.info("simulated fleet of %d devices on 127.0.0.1", len(site.devices))
             ctl = await build_controller(site, clock, opts, stack, inputs)
             if on_ready is not None:
