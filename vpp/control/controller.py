@@ -453,7 +453,9 @@ class Controller:
             st.grid_signal_conflicts_total += note.kind == "signal_conflict"
             self.event(note.level, "signals", note.kind, note.message)
         if update.changed:
-            await self._reapply(update.devices, caps_changed=True)
+            # Only the devices whose bounds changed are written again (a grid cap moves
+            # every device's share, so then all are).
+            await self._reapply(update.devices, caps_changed=update.caps_changed)
         self._check_compliance()
 
     def _check_compliance(self) -> None:

@@ -485,6 +485,9 @@ class OpenAdrSource(_Model):
     ven_name: Annotated[str, Field(min_length=1, max_length=64)] = "vpp"
     #: The VEN id the VTN knows this controller by; None: the VTN assigns one.
     ven_id: str | None = None
+    #: Seconds between two polls of the VTN (the signals job runs more often, for the
+    #: control boxes; a VTN asks for 10 s or more).
+    poll_interval_s: PositiveFloat = 10.0
     #: Seconds without a successful poll of the VTN after which its devices go to the
     #: failsafe limits.
     heartbeat_timeout_s: PositiveFloat = 120.0
@@ -508,8 +511,10 @@ class SignalSettings(_Model):
     sources: list[ControlBoxSource] = Field(default_factory=list)
     #: OpenADR 2.0b VTNs, e.g. ``[[signals.openadr]]`` with ``id`` and ``vtn_url``.
     openadr: list[OpenAdrSource] = Field(default_factory=list)
-    #: Seconds between two reads of every source; a change is enforced at that read.
-    poll_interval_s: PositiveFloat = 5.0
+    #: Seconds between two reads of the control boxes; a change is enforced at that read,
+    #: so this is most of the time from a relay flip to the devices following it. A box
+    #: answers one request of bits and one of registers, so once a second costs nothing.
+    poll_interval_s: PositiveFloat = 1.0
 
     @property
     def any_source(self) -> bool:

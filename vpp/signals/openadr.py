@@ -202,6 +202,7 @@ class OpenAdrTracker:
     _reported: set[tuple[str, int]] = field(default_factory=set)
     _good: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
     _failsafe_since: datetime | None = None
+    _read_at: datetime | None = None
 
     @property
     def id(self) -> str:
@@ -217,6 +218,12 @@ class OpenAdrTracker:
 
     async def poll(self, now: datetime) -> list[Note]:
         notes: list[Note] = []
+        due = self._read_at is None or (now - self._read_at).total_seconds() >= (
+            self.config.poll_interval_s - 1e-6
+        )
+        if not due:  # the VTN is polled at its own interval; the silence check goes on
+            return self._check_silence(now)
+        self._read_at = now
         try:
             events = await self.read()
         except Exception as exc:  # a VTN that fails is silent after its timeout

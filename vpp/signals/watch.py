@@ -42,6 +42,8 @@ class Update:
     changed: bool
     #: Devices whose bounds changed.
     devices: set[str]
+    #: The grid caps (import or export) changed: every device's setpoint may move.
+    caps_changed: bool = False
 
 
 class SignalWatch:
@@ -116,6 +118,14 @@ class SignalWatch:
             if text not in old_nc
         ]
         changed = not resolved.same_constraints(before)
+        caps_changed = (resolved.import_cap_w, resolved.export_cap_w) != (
+            before.import_cap_w,
+            before.export_cap_w,
+        )
         return Update(
-            resolved, notes, changed, resolved.changed_devices(before) if changed else set()
+            resolved,
+            notes,
+            changed,
+            resolved.changed_devices(before) if changed else set(),
+            caps_changed,
         )

@@ -38,6 +38,7 @@ def openadr_site(port: int) -> Site:
                 "vtn_url": f"http://{LOOPBACK}:{port}/OpenADR2/Simple/2.0b",
                 "ven_id": VEN_ID,
                 "heartbeat_timeout_s": TIMEOUT_S,
+                "poll_interval_s": 5.0,
                 "failsafe_feed_in_pct": 30.0,
             }
         ]
@@ -250,3 +251,12 @@ def test_a_bad_vtn_url_is_refused_naming_the_field() -> None:
     data["signals"]["openadr"][0]["vtn_url"] = "ftp://vtn"
     with pytest.raises(ConfigError, match=r"openadr\.0\.vtn_url|vtn_url"):
         parse_site(data, "<bad>")
+
+
+async def test_the_vtn_is_polled_at_its_own_interval(rig: Rig) -> None:
+    await rig.poll()
+    rig.vtn.event("LOAD_DISPATCH", "setpoint", 40_000)
+    await rig.poll(seconds=2.0)  # 2 s after the last read: not due, nothing read
+    assert rig.watch.resolved.import_cap_w is None
+    await rig.poll(seconds=3.0)  # 5 s: read
+    assert rig.watch.resolved.import_cap_w == 40_000
