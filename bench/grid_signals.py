@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import socket
 import statistics
 import time
@@ -49,6 +50,7 @@ from vpp.signals.rules import FLOOR_14A_W
 from vpp.signals.watch import SignalWatch
 
 START = datetime(2026, 6, 21, 10, 1, tzinfo=UTC)
+BOX_ATTEMPTS = 5
 #: Stages the box goes through: (feed-in %, §14a contact closed).
 STEPS = ((60, False), (30, True), (100, False))
 
@@ -70,10 +72,18 @@ def bench_site(n: int, poll_s: float) -> Site:
 
 
 def _free_port() -> int:
-    """A port the system hands out now (the fleet's range is taken by its child process)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the system's ephemeral range (where the bridge's own connections
+    land), picked at random so that other programs' benchmarks on this machine rarely
+    collide; ``run`` tries again with another on a collision."""
+    for _ in range(100):
+        port = random.randrange(22_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for the control box")
 
 
 def full_plan(site: Site) -> Plan:
@@ -104,9 +114,18 @@ def compliant(site: Site, snapshot: Any, pct: int, dim: bool) -> tuple[int, int]
 
 async def run(site: Site, rounds: int, write_all: bool) -> list[tuple[str, float, int, int]]:
     clock = ManualClock(START)
-    box = SimControlBox(site.signals.sources[0], clock)
-    server = ControlBoxServer("127.0.0.1", box.config.modbus.port, box)
-    await server.start()
+    for _ in range(BOX_ATTEMPTS):
+        box = SimControlBox(site.signals.sources[0], clock)
+        server = ControlBoxServer("127.0.0.1", box.config.modbus.port, box)
+        try:
+            await server.start()
+            break
+        except OSError:  # taken since it was picked: another port
+            data = site.model_dump(mode="json")
+            data["signals"]["sources"][0]["modbus"]["port"] = _free_port()
+            site = parse_site(data, "<bench>")
+    else:
+        raise RuntimeError(f"control box could not listen in {BOX_ATTEMPTS} attempts")
     out = []
     try:
         async with ModbusBridge(connections_per_endpoint=8) as bridge:
