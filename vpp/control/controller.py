@@ -280,6 +280,16 @@ class Controller:
                 "fallback_plan",
                 f"plan fell back to rules: {plan.info.fallback_reason}",
             )
+        signals = self.state.grid_signals
+        if plan.info.slacks and signals is not None and signals.active:
+            used = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(plan.info.slacks.items()))
+            self.event(
+                "warning",
+                "plan",
+                "signal_plan_slack",
+                f"the plan cannot keep every grid-operator signal with the plant it has: "
+                f"slack used ({used})",
+            )
         if self.metrics is not None:
             self.metrics.observe_plan(plan.info)
         if start_state.store_wh is not None:

@@ -20,6 +20,7 @@ from optimizer.plan import Plan, SolveInfo
 from tests.conftest import LOOPBACK, free_ports
 from tests.vpp.control.harness import Plant, plant, small_site
 from vpp.core.site import Site, parse_site
+from vpp.signals import Signal, SignalKind
 from vpp.signals.metrics import GridSignalCollector
 from vpp.signals.rules import FLOOR_14A_W, device_floor_w
 from vpp.signals.watch import SignalWatch
@@ -295,3 +296,31 @@ async def test_compliance_and_metrics_follow_what_the_devices_hold(rig: Rig) -> 
     await rig.tick()
     assert sample(registry, "vpp_grid_signal_conflicts_active") == 1
     assert sample(registry, "vpp_grid_signal_conflicts_total") == 1
+
+
+async def test_a_plan_that_cannot_keep_a_signal_reports_its_slack() -> None:
+    """Zero export at noon with inverters that cannot be curtailed (minimum limit 100 %):
+    the plan keeps the export at 0 W with the spill slack, and says so."""
+    data = small_site().model_dump(mode="json")
+    for d in data["devices"]:
+        if d["kind"] == "pv":
+            d["min_limit_pct"] = 100.0
+    site = parse_site(data, "<slack>")
+    async with plant(site, T0) as p:
+        p.ctl.signal_watch = SignalWatch(site, [], T0)
+        p.ctl.signal_watch.extra = [
+            Signal("operator", SignalKind.ZERO_EXPORT, T0, T0 + timedelta(hours=4))
+        ]
+        await p.ctl.run_job("poll")
+        await p.ctl.run_job("signals")
+        assert await p.ctl.run_job("plan")
+        plan = p.ctl.state.plan
+        assert plan is not None and plan.info.status == "optimal"
+        window = (plan.frame.index >= T0.replace(minute=15)) & (
+            plan.frame.index < T0 + timedelta(hours=4)
+        )
+        assert (plan.frame.loc[window, "export_cap_w"] <= 1.0).all()
+        assert (plan.frame.loc[window, "grid_export_w"] <= 1.0).all()
+        assert plan.info.slacks.get("spilled_el_wh", 0.0) > 0.0
+        [event] = [e for e in p.ctl.state.events if e.kind == "signal_plan_slack"]
+        assert "spilled_el_wh" in event.message
