@@ -33,6 +33,10 @@ from vpp.core.clock import Clock, ManualClock, ScaledClock
 log = logging.getLogger("vpp.run")
 
 
+#: Shortest wall-clock period of a scheduled job [s].
+MIN_WALL_PERIOD_S = 0.1
+
+
 def wall_seconds(clock: Clock, controller_s: float) -> float:
     return controller_s / clock.speed if isinstance(clock, ScaledClock) else controller_s
 
@@ -55,7 +59,8 @@ async def start_jobs(ctl: Controller, plan_lead_wall_s: float = PLAN_LEAD_S) -> 
     for spec in job_specs(ctl.site, ctl.plan_lead_s, ctl.signal_watch is not None):
         first = spec.next_after(now)
         start = wall_now + timedelta(seconds=wall_seconds(ctl.clock, (first - now).total_seconds()))
-        period = wall_seconds(ctl.clock, spec.period_s)
+        # A fast demo runs the 1 s signals read at most ten times a wall second.
+        period = max(wall_seconds(ctl.clock, spec.period_s), MIN_WALL_PERIOD_S)
         scheduler.add_job(
             ctl.run_job,
             IntervalTrigger(seconds=period, start_date=start, timezone=UTC),
