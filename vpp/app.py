@@ -34,6 +34,7 @@ from vpp.core.clock import Clock, ScaledClock, SystemClock
 from vpp.core.site import OpenAdrSource, Site
 from vpp.metrics import Metrics
 from vpp.recorder import Recorder
+from vpp.signals.metrics import GridSignalCollector
 from vpp.signals.watch import SignalWatch
 from vpp.web.server import make_app, serve
 
@@ -87,6 +88,7 @@ async def build_controller(
     stack.callback(recorder.close)
     registry = CollectorRegistry()
     metrics = Metrics(state, registry, clock)
+    registry.register(GridSignalCollector(state, clock))  # vpp_grid_signal_*
     ctl = Controller(
         site=site,
         clock=clock,

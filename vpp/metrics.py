@@ -459,9 +459,6 @@ class Metrics:
         self.registry = registry
         self.collector = VppCollector(state, clock)
         registry.register(self.collector)
-        from vpp.signals.metrics import GridSignalCollector  # it builds on this module
-
-        registry.register(GridSignalCollector(state, clock))
         self._hist = {
             spec.name: Histogram(
                 spec.name,

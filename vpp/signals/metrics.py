@@ -1,6 +1,7 @@
 """``vpp_grid_signal_*``: the grid-operator signals as Prometheus sees them at scrape time.
 
-A collector of its own (registered by :class:`vpp.metrics.Metrics`), reading what the
+A collector of its own (registered beside :class:`vpp.metrics.Metrics` by ``vpp run``,
+:func:`vpp.app.build_controller`), reading what the
 ``signals`` job left in the controller state: the resolved signals, compliance, the sources'
 state and the conflict counter. Nothing is exported before the first read of the signals
 (a site without signals has no such series); then every family has a value, so alerts see
