@@ -6,6 +6,8 @@ Four dashboards for grid operators, each filtered by site (and device where it a
 - ``vpp-devices.json``    power, state of charge and comms health per device, worst first
 - ``vpp-heat.json``       waste heat offered and used, heat pump power and COP, store, boiler
 - ``vpp-optimizer.json``  solve time, plan status, slack, fallbacks, forecast error, jobs
+- ``vpp-signals.json``    grid-operator signals in force, compliance, conflicts, sources
+  (``board_signals.py``)
 
 Metric names and units are those of ``vpp/METRICS.md``. The tests check that the JSON files
 are what this script writes, so edit here and re-run it.
@@ -20,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from board_signals import signals
 from grafana import (
     DEVICE,
     SITE,
@@ -871,6 +874,7 @@ DASHBOARDS = {
     "vpp-devices.json": devices,
     "vpp-heat.json": heat,
     "vpp-optimizer.json": optimizer,
+    "vpp-signals.json": signals,
 }
 
 

@@ -28,7 +28,7 @@ from optimizer.aggregate import (
     taper_lines,
 )
 from optimizer.carnot import cop_series
-from optimizer.inputs import PV_OVERRIDE_SUFFIX, State
+from optimizer.inputs import DEVICE_CAP_SUFFIX, PV_OVERRIDE_SUFFIX, State
 from optimizer.params import OptimizerParams
 from vpp.core.site import Site
 
@@ -155,6 +155,7 @@ def build_problem(
     avail = pv_available(
         pvf, forecast["pv_w_per_kwp"].to_numpy(float), _pv_overrides(pvf, forecast)
     )
+    avail = np.minimum(avail, device_caps(pvf.ids, forecast, np.inf))
     pv_min = np.minimum(avail, pvf.min_limit_w[:, None])
     price_imp = forecast["price_import_eur_per_mwh"].to_numpy(float)
     steps = len(index)
@@ -165,7 +166,11 @@ def build_problem(
         dt_h=dt_h,
         milp=milp,
         bat=units,
-        bat_charge_max_w=np.repeat(units.max_charge_w[:, None], steps, axis=1),
+        bat_charge_max_w=bat_cl.sum(
+            np.minimum(fleet.max_charge_w[:, None], device_caps(fleet.ids, forecast, np.inf))
+        )
+        if len(fleet.ids)
+        else np.zeros((0, steps)),
         bat_discharge_max_w=np.repeat(units.max_discharge_w[:, None], steps, axis=1),
         bat_soc_lo_wh=np.zeros((len(units.names), steps)),
         bat_soc_hi_wh=np.zeros((len(units.names), steps)),
@@ -182,7 +187,7 @@ def build_problem(
         price_import_eur_per_mwh=price_imp,
         price_export_eur_per_mwh=forecast["price_export_eur_per_mwh"].to_numpy(float),
         co2_g_per_kwh=forecast["co2_g_per_kwh"].to_numpy(float),
-        hp_max_el_w=heat.hp_max_el_w,
+        hp_max_el_w=_hp_capped(site, heat.hp_max_el_w, forecast),
         hp_min_part=heat.hp_min_part,
         cop=heat.cop,
         waste_heat_w=heat.waste_heat_w,
@@ -300,6 +305,27 @@ def _cap(operator: pd.Series, site_limit: float) -> F64:
     """Operator cap where given (NaN = none), never above the site's limit nor below 0, W."""
     values = operator.to_numpy(float)
     return np.clip(np.where(np.isnan(values), site_limit, values), 0.0, site_limit)
+
+
+def device_caps(ids: tuple[str, ...], forecast: pd.DataFrame, default: float) -> F64:
+    """Per device and step, the ``<id>.cap_w`` column [W] (``default`` where there is none
+    or it is NaN); shape (len(ids), steps)."""
+    out = np.full((len(ids), len(forecast)), default)
+    for i, ident in enumerate(ids):
+        col = f"{ident}{DEVICE_CAP_SUFFIX}"
+        if col in forecast.columns:
+            values = forecast[col].to_numpy(float)
+            out[i] = np.where(np.isnan(values), default, values)
+    return out
+
+
+def _hp_capped(site: Site, hp_max_el_w: F64, forecast: pd.DataFrame) -> F64:
+    """The heat pump's electric limit per step, under its ``<id>.cap_w`` column."""
+    hp = site.heat_pump
+    if hp is None:
+        return hp_max_el_w
+    capped: F64 = np.minimum(hp_max_el_w, device_caps((hp.id,), forecast, np.inf)[0])
+    return capped
 
 
 def _pv_overrides(fleet: PvFleet, forecast: pd.DataFrame) -> dict[int, F64]:

@@ -19,6 +19,9 @@ from vpp.core.site import Site
 
 #: Suffix of a per-inverter PV override column: ``<device_id>.pv_w``, W AC available.
 PV_OVERRIDE_SUFFIX = ".pv_w"
+#: Suffix of a per-device cap column: ``<device_id>.cap_w``, W, on a PV inverter's output, a
+#: battery's charging or a heat pump's electric power (grid-operator signals); NaN = no cap.
+DEVICE_CAP_SUFFIX = ".cap_w"
 
 
 class ForecastError(ValueError):
@@ -221,7 +224,14 @@ def _override_columns(site: Site, df: pd.DataFrame, warnings: list[str]) -> list
     unknown = [c for c in cols if c.removesuffix(PV_OVERRIDE_SUFFIX) not in pv_ids]
     if unknown:
         warnings.append(f"ignored PV columns of unknown inverters: {', '.join(unknown[:5])}")
-    return [c for c in cols if c not in unknown]
+    capped = {d.id for d in (*site.pv, *site.batteries)}
+    if site.heat_pump is not None:
+        capped.add(site.heat_pump.id)
+    caps = [c for c in df.columns if isinstance(c, str) and c.endswith(DEVICE_CAP_SUFFIX)]
+    bad_caps = [c for c in caps if c.removesuffix(DEVICE_CAP_SUFFIX) not in capped]
+    if bad_caps:
+        warnings.append(f"ignored cap columns of unknown devices: {', '.join(bad_caps[:5])}")
+    return [c for c in cols if c not in unknown] + [c for c in caps if c not in bad_caps]
 
 
 def _on_grid(df: pd.DataFrame, index: pd.DatetimeIndex, warnings: list[str]) -> pd.DataFrame:
@@ -279,7 +289,7 @@ def _fill_defaults(site: Site, df: pd.DataFrame, warnings: list[str]) -> None:
 def _repair_gaps(df: pd.DataFrame, warnings: list[str]) -> None:
     optional_nan = {"outdoor_temp_c", "import_limit_w", "export_limit_w"}
     for name in df.columns:
-        if name in optional_nan:
+        if name in optional_nan or name.endswith(DEVICE_CAP_SUFFIX):
             continue
         col = df[name]
         gaps = int(col.isna().sum())

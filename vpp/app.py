@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.bridge import ModbusBridge
 from adapters.controlbox import ControlBoxReader
+from adapters.openadr import OpenAdrVen
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
@@ -30,10 +31,11 @@ from vpp.control.schedule import PLAN_LEAD_S
 from vpp.control.state import ControllerState
 from vpp.control.world import world_from_inputs
 from vpp.core.clock import Clock, ScaledClock, SystemClock
-from vpp.core.site import Site
+from vpp.core.site import OpenAdrSource, Site
 from vpp.logs import install_repeat_filter, remove_repeat_filter
 from vpp.metrics import Metrics
 from vpp.recorder import Recorder
+from vpp.signals.metrics import GridSignalCollector
 from vpp.signals.watch import SignalWatch
 from vpp.web.server import make_app, serve
 
@@ -59,6 +61,13 @@ def make_clock(opts: RunOptions) -> Clock:
     return ScaledClock(opts.start or SystemClock().now(), opts.speed)
 
 
+def _ven(stack: AsyncExitStack, config: OpenAdrSource, check: Any) -> OpenAdrVen:
+    """An OpenADR VEN for one VTN, closed with the stack; it registers at its first read."""
+    ven = OpenAdrVen(config, check)
+    stack.push_async_callback(ven.close)
+    return ven
+
+
 async def build_controller(
     site: Site,
     clock: Clock,
@@ -80,6 +89,7 @@ async def build_controller(
     stack.callback(recorder.close)
     registry = CollectorRegistry()
     metrics = Metrics(state, registry, clock)
+    registry.register(GridSignalCollector(state, clock))  # vpp_grid_signal_*
     ctl = Controller(
         site=site,
         clock=clock,
@@ -90,10 +100,14 @@ async def build_controller(
         recorder=recorder,
         metrics=metrics,
     )
-    if site.signals.sources:  # grid-operator control boxes, read by the signals job
-        ctl.signal_watch = SignalWatch.for_site(
-            site, lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read, clock.now()
-        )
+    # Every site gets a watch (and the signals job): the operator may set signals through
+    # the API on any site; control boxes and VTNs are read by the same job.
+    ctl.signal_watch = SignalWatch.for_site(
+        site,
+        lambda cfg: ControlBoxReader(bridge, cfg, site.poll).read,
+        clock.now(),
+        lambda cfg, check: _ven(stack, cfg, check).read,
+    )
     restore(ctl)
     app = make_app(state, registry, controller=ctl)
     host = opts.http_host or site.run.http_host
@@ -123,7 +137,9 @@ async def run(
                 from adapters.sim.fleet import SimFleet
 
                 world = world_from_inputs(site, inputs.sources[0])
-                await stack.enter_async_context(SimFleet(site, clock=clock, world=world))
+                await stack.enter_async_context(
+                    SimFleet(site, clock=clock, world=world, serve_boxes=True)
+                )
                 log.info("simulated fleet of %d devices on 127.0.0.1", len(site.devices))
             ctl = await build_controller(site, clock, opts, stack, inputs)
             if on_ready is not None:

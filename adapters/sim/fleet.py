@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from adapters.sim.controlbox import SimControlBox
 from adapters.sim.create import create_device
 from adapters.sim.device import Environment, SimulatedDevice
 from adapters.sim.profiles import (
@@ -37,7 +38,7 @@ from adapters.sim.profiles import (
     cloudy_profile,
     household_load_ratio,
 )
-from adapters.sim.server import SILENT_HOLD_S, GatewayServer
+from adapters.sim.server import SILENT_HOLD_S, ControlBoxServer, GatewayServer
 from vpp.core.clock import Clock, ManualClock, ScaledClock, SystemClock
 from vpp.core.site import Site, read_site
 
@@ -58,6 +59,8 @@ class SimFleet:
         ``irradiance`` and the built-in load profiles).
     bases : SunSpec base address per device id (default ``modbus.base`` or 40000).
     step_interval_s : wall time between background physics steps [s]; None: no task.
+    serve_boxes : serve the site's control boxes too (``vpp run --simulate``, ``vpp sim``);
+        tests that drive their own boxes leave it off.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class SimFleet:
         bases: Mapping[str, int] | None = None,
         step_interval_s: float | None = 0.5,
         silent_hold_s: float = SILENT_HOLD_S,
+        serve_boxes: bool = False,
     ) -> None:
         self.site = site
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -99,6 +103,14 @@ class SimFleet:
             port: GatewayServer(host, port, devs, silent_hold_s)
             for port, devs in sorted(by_port.items())
         }
+        #: The grid operator's control boxes of ``site.signals.sources`` (relays at 100 %,
+        #: heartbeat running), served on their own ports when ``serve_boxes``.
+        self.boxes = {cfg.id: SimControlBox(cfg, self.clock) for cfg in site.signals.sources}
+        self._box_servers = (
+            [ControlBoxServer(host, b.config.modbus.port, b) for b in self.boxes.values()]
+            if serve_boxes
+            else []
+        )
         self._last = self.clock.now()
         self._task: asyncio.Task[None] | None = None
         #: The environment of the last physics step (site-wide terms, for tests and status).
@@ -199,6 +211,8 @@ class SimFleet:
         try:
             for server in self._servers.values():
                 await server.start()
+            for box in self._box_servers:
+                await box.start()
         except BaseException:
             await self.stop()
             raise
@@ -214,6 +228,8 @@ class SimFleet:
                 await task
         for server in self._servers.values():
             await server.stop()
+        for box in self._box_servers:
+            await box.stop()
 
     async def stop_port(self, port: int) -> None:
         """Take a gateway offline: its listener and connections close, physics runs on."""
@@ -258,7 +274,9 @@ async def serve_site(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        fleet = SimFleet(site, make_clock(speed, start), host=host, delay_s=delay_s)
+        fleet = SimFleet(
+            site, make_clock(speed, start), host=host, delay_s=delay_s, serve_boxes=True
+        )
         async with fleet:
             if on_ready is not None:
                 on_ready(fleet)

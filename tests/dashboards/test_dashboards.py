@@ -31,6 +31,7 @@ from tests.dashboards.promql import (
     substitute,
 )
 from vpp.metrics import HISTOGRAMS, SPECS
+from vpp.signals.metrics import SPECS as SIGNAL_SPECS
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 PER_DEVICE = ("vpp_device_", "vpp_setpoint_")
@@ -51,7 +52,7 @@ def scraped_labels(labels: tuple[str, ...]) -> set[str]:
 def known_metrics() -> dict[str, set[str]]:
     """Every series name the controller exports, with the labels it may be matched on."""
     names: dict[str, set[str]] = {}
-    for spec in SPECS:
+    for spec in (*SPECS, *SIGNAL_SPECS):
         name = f"{spec.name}_total" if spec.type == "counter" else spec.name
         names[name] = scraped_labels(spec.labels)
     for spec in HISTOGRAMS:
@@ -84,6 +85,7 @@ def test_dashboards_are_complete_grafana_models() -> None:
         "vpp-devices.json",
         "vpp-heat.json",
         "vpp-optimizer.json",
+        "vpp-signals.json",
     }
     assert len({b["uid"] for b in boards.values()}) == len(boards)
     for name, board in boards.items():

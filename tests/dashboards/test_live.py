@@ -33,7 +33,9 @@ from tests.dashboards.promql import (
 )
 from tests.prometheus import PrometheusServer, require_prometheus
 from tests.vpp.web.live import demo_site, running_controller, wait_until
+from vpp.control.controller import Controller
 from vpp.control.state import ControllerState
+from vpp.signals import Signal, SignalKind
 
 SITE_LABEL = "leipzig-test"
 START = datetime(2026, 6, 21, 7, 0, tzinfo=UTC)
@@ -65,6 +67,19 @@ def faults_the_demo_does_not_make(state: ControllerState) -> None:
         counts["bat-001"] = counts.get("bat-001", 0) + 1
 
 
+def signals_the_demo_does_not_send(ctl: Controller) -> None:
+    """An export cap and a 60 % stage for the whole site from a test source, so the signal
+    panels and rules have series (the demo's own control box stays at 100 %)."""
+    since = ctl.clock.now()
+    watch = ctl.signal_watch
+    assert watch is not None
+    watch.extra = [
+        Signal("test", SignalKind.EXPORT_CAP, since, limit_w=500_000.0),
+        Signal("test", SignalKind.IMPORT_CAP, since, limit_w=800_000.0),
+        Signal("test", SignalKind.FEED_IN, since, feed_in_pct=60.0),
+    ]
+
+
 async def evaluate(prom: PrometheusServer, items: list[Expr]) -> list[str]:
     """Problems: expressions that fail to parse or return nothing."""
     problems = []
@@ -94,6 +109,7 @@ async def test_every_panel_and_rule_expression_returns_data(tmp_path: Path) -> N
     site = demo_site()
     async with running_controller(site, tmp_path / "vpp.sqlite", start=START) as (ctl, url):
         faults_the_demo_does_not_make(ctl.state)
+        signals_the_demo_does_not_send(ctl)
         prom = PrometheusServer([], tmp_path)
         prom.config = prometheus_config(url.removeprefix("http://"))
         with prom:

@@ -49,6 +49,8 @@ from vpp.control.state import (
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
 from vpp.metrics import HISTOGRAMS, SPECS, Metrics
+from vpp.signals.metrics import SPECS as SIGNAL_SPECS
+from vpp.signals.metrics import UNITLESS as SIGNAL_UNITLESS
 
 NOON = datetime(2025, 6, 21, 10, 0, tzinfo=UTC)
 R = TypeVar("R")
@@ -505,7 +507,8 @@ def documented() -> dict[str, str]:
 
 def exported_names() -> dict[str, str]:
     """Names as Prometheus sees them (counters with ``_total``) -> type."""
-    names = {s.name + ("_total" if s.type == "counter" else ""): s.type for s in SPECS}
+    specs = (*SPECS, *SIGNAL_SPECS)
+    names = {s.name + ("_total" if s.type == "counter" else ""): s.type for s in specs}
     return names | {h.name: h.type for h in HISTOGRAMS}
 
 
@@ -542,7 +545,7 @@ def test_names_follow_the_conventions() -> None:
         "vpp_controller_info",
         "vpp_devices_quarantined",
         "vpp_recorder_pending",
-    }  # unitless: states, flags and counts
+    } | SIGNAL_UNITLESS  # unitless: states, flags and counts
     for name in exported_names():
         assert name.startswith("vpp_") and name == name.lower()
         assert name in counts or name.endswith(units), name

@@ -20,6 +20,8 @@ from vpp.data import InputDataError
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.parallel import ReplayResult, days_between, replay
 from vpp.replay.runner import DayResult, ReplayOptions
+from vpp.signals.model import Signal, SignalError
+from vpp.signals.recorded import read_signals
 
 
 def _day(text: str, option: str) -> date:
@@ -94,6 +96,14 @@ def replay_command(
             "chains run in parallel (1: every day on its own from the site file's state)",
         ),
     ] = ReplayOptions().chain_days,
+    signals: Annotated[
+        Path | None,
+        typer.Option(
+            "--signals",
+            help="CSV of recorded grid-operator signals to apply (see vpp/signals/recorded.py); "
+            "the law's rules for the site's PV apply in any case",
+        ),
+    ] = None,
 ) -> None:
     """Replay historic days: the controller as it would have run, no control,
     self-consumption and perfect foresight, with KPIs and a report folder."""
@@ -112,7 +122,16 @@ def replay_command(
         text = exc.summary() if isinstance(exc, InputDataError) else str(exc)
         err.print(f"[bold red]replay[/]: {escape(text)}", markup=True)
         raise typer.Exit(1) from None
-    options = ReplayOptions(mode="perfect" if mode == "perfect" else "asof", chain_days=chain_days)
+    recorded: tuple[Signal, ...] = ()
+    if signals is not None:
+        try:
+            recorded = read_signals(signals, site)
+        except SignalError as exc:
+            err.print(f"[bold red]replay[/]: --signals {escape(str(exc))}")
+            raise typer.Exit(1) from None
+    options = ReplayOptions(
+        mode="perfect" if mode == "perfect" else "asof", chain_days=chain_days, signals=recorded
+    )
     columns = (
         *Progress.get_default_columns()[:1],
         BarColumn(),

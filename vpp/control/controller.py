@@ -43,6 +43,10 @@ from vpp.core.kinds import BY_SETPOINT
 from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
 from vpp.recorder.export import apply_retention
+from vpp.signals.compliance import check as check_compliance
+from vpp.signals.compliance import held_w
+from vpp.signals.standing import spot_from_forecast
+from vpp.signals.watch import SignalWatch
 
 log = logging.getLogger("vpp.control")
 
@@ -105,6 +109,9 @@ class Controller:
     _plan_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
+        if self.signal_watch is None and SignalWatch.needed(self.site):
+            # The law's rules need no source (vpp run adds the site's control boxes).
+            self.signal_watch = SignalWatch(self.site, [], self.clock.now())
         heat = self.site.heat
         self.store = StoreEstimate(
             heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
@@ -335,6 +342,16 @@ class Controller:
                 f"plan fell back to rules: {plan.info.fallback_reason}",
             )
         log.info("%s", plan_line(plan, now, self.site.optimizer.time_limit_s))
+        signals = self.state.grid_signals
+        if plan.info.slacks and signals is not None and signals.active:
+            used = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(plan.info.slacks.items()))
+            self.event(
+                "warning",
+                "plan",
+                "signal_plan_slack",
+                f"the plan cannot keep every grid-operator signal with the plant it has: "
+                f"slack used ({used})",
+            )
         if self.metrics is not None:
             self.metrics.observe_plan(plan.info)
         if start_state.store_wh is not None:
@@ -359,9 +376,8 @@ class Controller:
         for problem in self.inputs.drain_problems():
             self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
         self.state.sources = self.inputs.status()
-        return cycle.plan_limits(
-            self.site, forecast_from_raw(self.site, raw), self._caps_in_force()
-        )
+        frame = forecast_from_raw(self.site, raw)
+        return cycle.plan_limits(self.site, frame, self._caps_in_force(), self._plan_signals(frame))
 
     def plan_state(self) -> State:
         """Batteries' energy, the store and the offline devices, as the optimiser needs them."""
@@ -510,11 +526,49 @@ class Controller:
         if watch is None:
             return
         update = await watch.poll(self.clock.now())
-        self.state.grid_signals = update.resolved
+        st = self.state
+        st.grid_signals = update.resolved
+        st.grid_signal_sources = {t.id: (t.silent, t.alive_at) for t in watch.trackers}
         for note in update.notes:
+            st.grid_signal_conflicts_total += note.kind == "signal_conflict"
             self.event(note.level, "signals", note.kind, note.message)
         if update.changed:
-            await self._reapply(update.devices, caps_changed=True)
+            # Only the devices whose bounds changed are written again (a grid cap moves
+            # every device's share, so then all are).
+            await self._reapply(update.devices, caps_changed=update.caps_changed)
+        self._check_compliance()
+
+    def _check_compliance(self) -> None:
+        """Compare what the devices read back (and the grid meter) with the signals; an
+        event when a device stops or starts following them."""
+        st = self.state
+        before = st.grid_signal_compliance
+        if not st.grid_signals.active and (before is None or not before.devices):
+            st.grid_signal_compliance = check_compliance(None, {}, None)
+            return  # nothing to follow (most polls of most sites)
+        grid = None if st.snapshot is None else _grid_w(self.site, st.snapshot)
+        held = held_w(self.site, st.setpoints, st.snapshot)
+        now = check_compliance(st.grid_signals, held, grid)
+        st.grid_signal_compliance = now
+        was = (
+            set()
+            if before is None
+            else {d for d, s in before.devices.items() if s == "not_compliant"}
+        )
+        bad = {d for d, s in now.devices.items() if s == "not_compliant"}
+        for device in sorted(bad - was):
+            if device in now.reasons and "below the inverter's minimum" not in now.reasons[device]:
+                self.event(
+                    "warning", "signals", "signal_compliance_lost", now.reasons[device], device
+                )
+        for device in sorted(was - bad):
+            self.event(
+                "info",
+                "signals",
+                "signal_compliance_restored",
+                f"{device} follows the signals again",
+                device,
+            )
 
     async def _reapply(self, devices: set[str], caps_changed: bool) -> None:
         """The plan's setpoints of ``devices`` for now (all devices when a grid cap changed),
@@ -532,6 +586,15 @@ class Controller:
             proposed = [sp for sp in proposed if sp.device_id in devices]
         if proposed:
             await self.apply(proposed, "signals")
+
+    def _plan_signals(self, forecast: pd.DataFrame) -> list[Any]:
+        """The signals the next plan must keep: those in force (until revoked, as far as
+        the plan can tell) and the negative-price windows of this forecast."""
+        watch = self.signal_watch
+        if watch is None:
+            return []
+        watch.set_prices(spot_from_forecast(self.site, forecast))
+        return list(watch.signals)
 
     def _signal_bounds(self) -> Bounds:
         """Per-device bounds the active grid-operator signals set (none without signals)."""

@@ -21,6 +21,7 @@ Every list of setpoints these functions return has been through the safety layer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -36,6 +37,8 @@ from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_g
 from vpp.control.state import OperatorCap
 from vpp.core.clock import floor_quarter
 from vpp.core.site import BatteryDevice, Site
+from vpp.signals.model import Signal
+from vpp.signals.plan import plan_caps
 
 QUARTER = timedelta(minutes=15)
 
@@ -45,9 +48,16 @@ def margin_keep(site: Site) -> float:
     return 1.0 - site.grid.limit_margin_pct / 100.0
 
 
-def plan_limits(site: Site, forecast: pd.DataFrame, caps: Iterable[OperatorCap]) -> pd.DataFrame:
+def plan_limits(
+    site: Site,
+    forecast: pd.DataFrame,
+    caps: Iterable[OperatorCap],
+    signals: Iterable[Signal] = (),
+) -> pd.DataFrame:
     """The forecast with ``import_limit_w`` and ``export_limit_w`` per step: the site's
-    limits tightened by the operator's caps, less the planning margin."""
+    limits tightened by the operator's caps and the grid-operator ``signals``' caps, less
+    the planning margin; and the signals' per-device caps as ``<device_id>.cap_w`` columns
+    (:func:`vpp.signals.plan.plan_caps`)."""
     limits = {
         "import": pd.Series(site.grid.import_limit_w, index=forecast.index, dtype=float),
         "export": pd.Series(site.grid.export_limit_w, index=forecast.index, dtype=float),
@@ -56,10 +66,17 @@ def plan_limits(site: Site, forecast: pd.DataFrame, caps: Iterable[OperatorCap])
         window = (forecast.index >= cap.start) & (forecast.index < cap.end)
         target = limits[cap.direction]
         target[window] = target[window].clip(upper=cap.limit_w)
+    signals = tuple(signals)
+    from_signals = plan_caps(site, pd.DatetimeIndex(forecast.index), signals) if signals else None
+    if from_signals is not None:
+        limits["import"] = limits["import"].clip(upper=from_signals.import_cap_w.fillna(math.inf))
+        limits["export"] = limits["export"].clip(upper=from_signals.export_cap_w.fillna(math.inf))
     keep = margin_keep(site)
     out = forecast.copy()
     out["import_limit_w"] = limits["import"] * keep
     out["export_limit_w"] = limits["export"] * keep
+    if from_signals is not None and not from_signals.devices.empty:
+        out = out.join(from_signals.devices)
     return out
 
 

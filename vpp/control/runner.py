@@ -33,6 +33,10 @@ from vpp.core.clock import Clock, ManualClock, ScaledClock
 log = logging.getLogger("vpp.run")
 
 
+#: Shortest wall-clock period of a scheduled job [s].
+MIN_WALL_PERIOD_S = 0.1
+
+
 def wall_seconds(clock: Clock, controller_s: float) -> float:
     return controller_s / clock.speed if isinstance(clock, ScaledClock) else controller_s
 
@@ -94,10 +98,11 @@ async def start_jobs(
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = ctl.clock.now()
     wall_now = datetime.now(UTC)
-    for spec in job_specs(ctl.site, ctl.plan_lead_s):
+    for spec in job_specs(ctl.site, ctl.plan_lead_s, ctl.signal_watch is not None):
         first = spec.next_after(now)
         start = wall_now + timedelta(seconds=wall_seconds(ctl.clock, (first - now).total_seconds()))
-        period = wall_seconds(ctl.clock, spec.period_s)
+        # A fast demo runs the 1 s signals read at most ten times a wall second.
+        period = max(wall_seconds(ctl.clock, spec.period_s), MIN_WALL_PERIOD_S)
         scheduler.add_job(
             runner.run,  # a coroutine method: the scheduler awaits it on the loop
             IntervalTrigger(seconds=period, start_date=start, timezone=UTC),
@@ -144,7 +149,7 @@ async def step(
     before_jobs : called with the new time after each tick, before the jobs (e.g. to advance
         a simulated plant)
     """
-    specs = job_specs(ctl.site, plan_lead_s)
+    specs = job_specs(ctl.site, plan_lead_s, ctl.signal_watch is not None)
     ctl.plan_lead_s = plan_lead_s
     tick = tick_s or ctl.site.poll.interval_s
     due = {s.name: s.next_after(clock.now()) for s in specs}

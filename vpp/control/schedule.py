@@ -43,8 +43,9 @@ class JobSpec:
         return base
 
 
-def job_specs(site: Site, plan_lead_s: float) -> list[JobSpec]:
-    """The controller's jobs in controller seconds, in the order they run at one instant."""
+def job_specs(site: Site, plan_lead_s: float, signals: bool | None = None) -> list[JobSpec]:
+    """The controller's jobs in controller seconds, in the order they run at one instant.
+    ``signals``: whether to run the grid-signals job (None: when the site has sources)."""
     revert = float(site.poll.revert_s)
     specs = [
         JobSpec("poll", site.poll.interval_s),
@@ -54,6 +55,6 @@ def job_specs(site: Site, plan_lead_s: float) -> list[JobSpec]:
         JobSpec("keepalive", max(5.0, revert / 2)),
         JobSpec("watchdog", 30.0),
     ]
-    if site.signals.sources:  # grid-operator signals, read on their own interval
+    if site.signals.any_source if signals is None else signals:  # read on their own interval
         specs.insert(1, JobSpec("signals", site.signals.poll_interval_s))
     return specs

@@ -130,6 +130,12 @@ class ControllerState:
     #: What the active signals ask now (:class:`vpp.signals.resolve.Resolved`): per-device
     #: bounds and grid caps the safety layer enforces on every write; None before any read.
     grid_signals: Any = None
+    #: Whether the plant follows them (:class:`vpp.signals.compliance.Compliance`).
+    grid_signal_compliance: Any = None
+    #: Each signal source by id: (silent, last time it answered).
+    grid_signal_sources: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict)
+    #: Conflicts between signals reported since start.
+    grid_signal_conflicts_total: int = 0
 
     def job(self, name: str) -> JobStats:
         return self.jobs.setdefault(name, JobStats())

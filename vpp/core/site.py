@@ -26,6 +26,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -160,6 +161,13 @@ class PvDevice(_DeviceBase):
     #: The grid operator may cap this inverter's feed-in by remote control (§9 EEG: the
     #: control box's 100/60/30/0 % stages, as a share of ``rated_w``); see ``[signals]``.
     eeg_controllable: bool = True
+    #: Day the system was commissioned (``2025-03-01``); None: before 25 Feb 2025. With no
+    #: ``smart_meter_gateway``, a system commissioned from 25 Feb 2025 on is held to the
+    #: Solarspitzengesetz rules (feed-in at most 60 % of ``peak_wp``, no feed-in at negative
+    #: prices); see ``vpp.signals.rules``.
+    commissioned_on: date | None = None
+    #: A smart-meter gateway is fitted (the Solarspitzengesetz 60 % cap no longer applies).
+    smart_meter_gateway: bool = False
 
     @property
     def dc_peak_w(self) -> float:
@@ -468,6 +476,41 @@ class ControlBoxSource(_Model):
     devices: list[Identifier] = Field(default_factory=list)
 
 
+def _vtn_url(v: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+        raise ValueError(f"must be an http:// or https:// URL, got {v!r}")
+    return v.rstrip("/")
+
+
+class OpenAdrSource(_Model):
+    """An OpenADR 2.0b VTN of the grid operator or an aggregator, polled by this controller
+    as a VEN (``openleadr``). Its events become signals (``vpp.signals.openadr``)."""
+
+    #: Name of the source in events and reports (not a device id).
+    id: Identifier
+    #: The VTN's base URL, e.g. ``https://vtn.example/OpenADR2/Simple/2.0b``.
+    vtn_url: Annotated[str, AfterValidator(_vtn_url)]
+    #: This VEN's name at the VTN.
+    ven_name: Annotated[str, Field(min_length=1, max_length=64)] = "vpp"
+    #: The VEN id the VTN knows this controller by; None: the VTN assigns one.
+    ven_id: str | None = None
+    #: Seconds between two polls of the VTN (the signals job runs more often, for the
+    #: control boxes; a VTN asks for 10 s or more).
+    poll_interval_s: PositiveFloat = 10.0
+    #: Seconds without a successful poll of the VTN after which its devices go to the
+    #: failsafe limits.
+    heartbeat_timeout_s: PositiveFloat = 120.0
+    #: Feed-in limit of this source's §9 EEG inverters while the VTN is unreachable, %.
+    failsafe_feed_in_pct: Pct = 60.0
+    #: Consumption limit of this source's §14a consumers while the VTN is unreachable [W].
+    failsafe_consumption_w: NonNegativeFloat = 4200.0
+    #: As for a control box: ``direct`` (each consumer to its floor) or ``ems``.
+    enwg_14a_control: Literal["direct", "ems"] = "direct"
+    #: Device ids the VTN's events act on (events may narrow it by resource or feeder);
+    #: empty: every device of the site a rule applies to.
+    devices: list[Identifier] = Field(default_factory=list)
+
+
 class SignalSettings(_Model):
     """Grid-operator signals (§9 EEG feed-in stages, §14a EnWG dimming, import and export
     caps): where they come from and how often they are read."""
@@ -475,8 +518,17 @@ class SignalSettings(_Model):
     #: Signal sources, e.g. ``[[signals.sources]]`` with ``id``, ``modbus`` and the relay
     #: addresses of a control box.
     sources: list[ControlBoxSource] = Field(default_factory=list)
-    #: Seconds between two reads of every source; a change is enforced at that read.
-    poll_interval_s: PositiveFloat = 5.0
+    #: OpenADR 2.0b VTNs, e.g. ``[[signals.openadr]]`` with ``id`` and ``vtn_url``.
+    openadr: list[OpenAdrSource] = Field(default_factory=list)
+    #: Seconds between two reads of the control boxes; a change is enforced at that read,
+    #: so this is most of the time from a relay flip to the devices following it. A box
+    #: answers one request of bits and one of registers, so once a second costs nothing.
+    poll_interval_s: PositiveFloat = 1.0
+
+    @property
+    def any_source(self) -> bool:
+        """Whether any signal source (control box or VTN) is configured."""
+        return bool(self.sources or self.openadr)
 
 
 class Site(_Model):
@@ -520,16 +572,19 @@ class Site(_Model):
         takes = (DeviceKind.PV, DeviceKind.BATTERY, DeviceKind.HEAT_PUMP)
         problems = []
         seen: set[str] = set()
-        for n, source in enumerate(v.sources):
+        listed: list[tuple[str, int, ControlBoxSource | OpenAdrSource]]
+        listed = [("sources", n, s) for n, s in enumerate(v.sources)]
+        listed += [("openadr", n, s) for n, s in enumerate(v.openadr)]
+        for table, n, source in listed:
             if source.id in seen or source.id in kinds:
-                problems.append(f"sources[{n}].id: {source.id!r} is already used")
+                problems.append(f"{table}[{n}].id: {source.id!r} is already used")
             seen.add(source.id)
             for ident in source.devices:
                 if ident not in kinds:
-                    problems.append(f"sources[{source.id}].devices: no device {ident!r}")
+                    problems.append(f"{table}[{source.id}].devices: no device {ident!r}")
                 elif kinds[ident] not in takes:
                     problems.append(
-                        f"sources[{source.id}].devices: {ident!r} is a "
+                        f"{table}[{source.id}].devices: {ident!r} is a "
                         f"{kinds[ident].value}, which takes no grid signal"
                     )
         if problems:

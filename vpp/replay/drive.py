@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +35,8 @@ from vpp.forecast import Mode
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.sim import ReplayPlant
 from vpp.replay.trace import Trace, planned_values
+from vpp.signals.model import Signal
+from vpp.signals.watch import SignalWatch
 
 #: What the driver counts per quarter hour.
 COUNTS = ("plans", "fallback_plans", "failed_plans", "clamped_setpoints", "corrected_steps")
@@ -102,11 +104,13 @@ def run_controller(
     raw: pd.DataFrame,
     mode: Mode = "asof",
     planner: Planner | None = None,
+    signals: Sequence[Signal] = (),
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """The controller over the quarter hours of ``inputs`` (consecutive), from the energies
-    in ``params``; returns the plant's trace, the journal and the seconds spent per job."""
+    in ``params``, under the recorded grid-operator ``signals``; returns the plant's trace,
+    the journal and the seconds spent per job."""
     with _quiet_controller():
-        return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner))
+        return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner, signals))
 
 
 async def drive_controller(
@@ -116,6 +120,7 @@ async def drive_controller(
     raw: pd.DataFrame,
     mode: Mode = "asof",
     planner: Planner | None = None,
+    signals: Sequence[Signal] = (),
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """:func:`run_controller` inside a running event loop."""
     plant = ReplayPlant(site, params, inputs)
@@ -132,6 +137,10 @@ async def drive_controller(
     )
     ctl.store = StoreEstimate(site.heat.store_capacity_wh, params.store0_wh)
     ctl.listener = _listener(ctl, journal)
+    if signals:  # recorded signals, resolved with the law's rules by the signals job
+        if ctl.signal_watch is None:
+            ctl.signal_watch = SignalWatch(site, [], clock.now())
+        ctl.signal_watch.extra = list(signals)
     last = {"plans": 0, "fallback_plans": 0, "failed_plans": 0}
 
     def count_plans() -> None:

@@ -49,6 +49,7 @@ from vpp.replay.drive import day_trace, run_controller
 from vpp.replay.kpi import StoragePrices, compare, derived, storage_prices, strategy_kpis
 from vpp.replay.layout import F64, PlantInputs, PlantParams, plant_inputs, plant_params
 from vpp.replay.trace import Trace
+from vpp.signals.model import Signal
 
 _warm = False
 #: One quarter hour [ns].
@@ -69,6 +70,9 @@ class ReplayOptions:
     #: one day to the next; chains start from the site file's initial state and run in
     #: parallel. 1 = every day on its own.
     chain_days: int = 7
+    #: Recorded grid-operator signals (:func:`vpp.signals.recorded.read_signals`), applied
+    #: by the controller like live ones; the law's rules apply in any case.
+    signals: tuple[Signal, ...] = ()
 
     def __post_init__(self) -> None:
         if self.chain_days < 1:
@@ -201,6 +205,7 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
     """The controller's trace of each day: one run over the whole chain when its days
     follow each other, else one run a day, each from where the last ended."""
     site, mode = days[0].job.site, days[0].job.options.mode
+    signals = days[0].job.options.signals
     planner = Planner(site)
     index = pd.DatetimeIndex(np.concatenate([d.inputs.index for d in days]))
     consecutive = bool((np.diff(index.asi8) == STEP_NS).all())
@@ -214,7 +219,7 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
         )
         raw = pd.concat([d.job.raw for d in days])
         raw = raw[~raw.index.duplicated(keep="first")]
-        trace, journal, timings = run_controller(site, params, inputs, raw, mode, planner)
+        trace, journal, timings = run_controller(site, params, inputs, raw, mode, planner, signals)
         out, row = [], 0
         share = {name: value / len(days) for name, value in timings.items()}
         for d in days:
@@ -223,7 +228,9 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
         return out
     out = []
     for d in days:
-        trace, journal, timings = run_controller(site, params, d.inputs, d.job.raw, mode, planner)
+        trace, journal, timings = run_controller(
+            site, params, d.inputs, d.job.raw, mode, planner, signals
+        )
         out.append((day_trace(trace, journal, slice(0, d.steps)), timings))
         params = dataclasses.replace(
             params,

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 
 class SignalError(ValueError):
@@ -21,6 +22,14 @@ class SignalKind(StrEnum):
     #: The site's grid import or export capped at ``limit_w``.
     IMPORT_CAP = "import_cap"
     EXPORT_CAP = "export_cap"
+    #: No feed-in from the site while it lasts (§51 EEG 2025: no payment at negative prices
+    #: for the Solarspitzengesetz systems in ``devices``): the site's export capped at 0 W.
+    ZERO_EXPORT = "zero_export"
+
+
+#: What a feed-in percentage is a share of: the inverter's AC rating (§9 EEG stages) or the
+#: installed peak power (the Solarspitzengesetz 60 % cap).
+FeedInBasis = Literal["rated", "peak"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,7 @@ class Signal:
         the device ids it names
     feed_in_pct : the §9 stage, 0..100 (feed-in signals only)
     limit_w : the limit in W (consumption limits and grid caps)
+    basis : what ``feed_in_pct`` is a share of: ``rated`` (AC rating) or ``peak`` (DC peak)
     ems : a §14a dim through an energy-management system behind one connection: one floor
         for all devices of the scope (the several-device formula), not 4.2 kW each
     """
@@ -45,11 +55,14 @@ class Signal:
     feed_in_pct: float | None = None
     limit_w: float | None = None
     ems: bool = False
+    basis: FeedInBasis = "rated"
     #: Why the signal exists, for events ("relay 60 %", "failsafe: heartbeat lost").
     reason: str = ""
 
     def __post_init__(self) -> None:
         where = f"signal from {self.source!r} ({self.kind.value})"
+        if self.basis not in ("rated", "peak"):
+            raise SignalError(f"{where}: basis must be 'rated' or 'peak', got {self.basis!r}")
         if self.start.tzinfo is None or (self.end is not None and self.end.tzinfo is None):
             raise SignalError(f"{where}: start and end must carry a time zone")
         if self.end is not None and not self.end > self.start:
@@ -60,6 +73,9 @@ class Signal:
                 raise SignalError(f"{where}: feed_in_pct must be 0..100, got {pct}")
             if self.limit_w is not None:
                 raise SignalError(f"{where}: a feed-in signal takes no limit_w")
+        elif self.kind == SignalKind.ZERO_EXPORT:
+            if self.feed_in_pct is not None or self.limit_w is not None:
+                raise SignalError(f"{where}: zero export takes neither feed_in_pct nor limit_w")
         else:
             if self.feed_in_pct is not None:
                 raise SignalError(f"{where}: only a feed-in signal takes feed_in_pct")
@@ -78,7 +94,9 @@ class Signal:
     def describe(self) -> str:
         """``box-1: feed-in 60 %`` and the like, for events and reports."""
         if self.kind == SignalKind.FEED_IN:
-            what = f"feed-in {self.feed_in_pct:g} %"
+            what = f"feed-in {self.feed_in_pct:g} %" + (" of peak" if self.basis == "peak" else "")
+        elif self.kind == SignalKind.ZERO_EXPORT:
+            what = "zero export"
         elif self.kind == SignalKind.CONSUMPTION:
             what = "§14a dim" + (f" to {self.limit_w:.0f} W" if self.limit_w is not None else "")
         else:

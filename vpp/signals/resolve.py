@@ -21,7 +21,7 @@ from vpp.control.envelope import Bound
 from vpp.control.state import OperatorCap
 from vpp.core.site import DeviceKind, Site
 from vpp.signals.model import Signal, SignalKind
-from vpp.signals.rules import consumption_caps_w, consumption_rule, feed_in_rule
+from vpp.signals.rules import consumption_caps_w, consumption_rule, feed_in_rule, pv_rule
 
 #: From and until when a signal's grid cap counts as an operator cap (it is in force as long
 #: as it is resolved).
@@ -108,7 +108,8 @@ def _value(signal: Signal, device: Any, caps: Mapping[str, float]) -> float:
     """The cap [W] ``signal`` puts on ``device``."""
     if signal.kind == SignalKind.FEED_IN:
         assert signal.feed_in_pct is not None
-        return signal.feed_in_pct / 100.0 * float(device.rated_w)
+        base = device.dc_peak_w if signal.basis == "peak" else device.rated_w
+        return signal.feed_in_pct / 100.0 * float(base)
     return caps[device.id]
 
 
@@ -119,9 +120,9 @@ def active_bounds(site: Site, signals: Iterable[Signal], now: datetime) -> Resol
         return NONE
     per_device: dict[tuple[str, SignalKind], list[tuple[float, Signal]]] = {}
     for signal in active:
-        if signal.kind in (SignalKind.IMPORT_CAP, SignalKind.EXPORT_CAP):
+        if signal.kind in _GRID_KINDS:
             continue
-        rule = feed_in_rule if signal.kind == SignalKind.FEED_IN else consumption_rule
+        rule = _rule(signal)
         targets = [d for d in site.devices if rule(d) and signal.applies_to(d.id)]
         caps: dict[str, float] = {}
         if signal.kind == SignalKind.CONSUMPTION:
@@ -165,13 +166,22 @@ def active_bounds(site: Site, signals: Iterable[Signal], now: datetime) -> Resol
     )
 
 
+def _rule(signal: Signal) -> Any:
+    """Which devices a device-kind signal can act on: §9 stages the remote-controllable
+    inverters, the 60 % peak cap every PV system it names, §14a dims the §14a consumers."""
+    if signal.kind == SignalKind.CONSUMPTION:
+        return consumption_rule
+    return feed_in_rule if signal.basis == "rated" else pv_rule
+
+
 def _bound(device: Any, cap_w: float, signal: Signal) -> Bound:
     """The bound a cap [W] puts on the device's setpoint (its sign convention)."""
-    label = (
-        f"§9 EEG {signal.describe()}"
-        if signal.kind == SignalKind.FEED_IN
-        else f"§14a EnWG {signal.describe()}, {cap_w:.0f} W"
-    )
+    if signal.kind == SignalKind.CONSUMPTION:
+        label = f"§14a EnWG {signal.describe()}, {cap_w:.0f} W"
+    elif signal.basis == "peak":
+        label = f"Solarspitzengesetz {signal.describe()}, {cap_w:.0f} W"
+    else:
+        label = f"§9 EEG {signal.describe()}"
     if signal.reason:
         label += f" ({signal.reason})"
     if device.kind == DeviceKind.BATTERY:  # > 0 discharges: the cap is on charging
@@ -179,15 +189,25 @@ def _bound(device: Any, cap_w: float, signal: Signal) -> Bound:
     return Bound(-math.inf, cap_w, label)
 
 
+#: Kinds that cap the site's grid exchange rather than a device.
+_GRID_KINDS = (SignalKind.IMPORT_CAP, SignalKind.EXPORT_CAP, SignalKind.ZERO_EXPORT)
+
+
+def _cap_w(signal: Signal) -> float:
+    """The grid cap [W] a grid-kind signal asks (zero export: 0 W)."""
+    if signal.kind == SignalKind.ZERO_EXPORT:
+        return 0.0
+    assert signal.limit_w is not None
+    return signal.limit_w
+
+
 def _grid_cap(active: tuple[Signal, ...], kind: SignalKind) -> tuple[float | None, Conflict | None]:
-    found = [s for s in active if s.kind == kind and s.limit_w is not None]
+    """The strictest cap of ``kind`` (zero-export signals count as export caps of 0 W)."""
+    kinds = {kind, SignalKind.ZERO_EXPORT} if kind == SignalKind.EXPORT_CAP else {kind}
+    found = [s for s in active if s.kind in kinds]
     if not found:
         return None, None
-    winner = min(found, key=lambda s: s.limit_w if s.limit_w is not None else math.inf)
-    assert winner.limit_w is not None
-    losers = tuple(
-        s
-        for s in found
-        if s is not winner and s.limit_w is not None and not math.isclose(s.limit_w, winner.limit_w)
-    )
-    return winner.limit_w, Conflict(kind, winner, losers) if losers else None
+    winner = min(found, key=_cap_w)
+    cap = _cap_w(winner)
+    losers = tuple(s for s in found if s is not winner and not math.isclose(_cap_w(s), cap))
+    return cap, Conflict(kind, winner, losers) if losers else None

@@ -42,6 +42,7 @@ bound needs one split, and this one keeps every device at the same fraction of i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from vpp.core.site import DeviceKind
@@ -59,6 +60,42 @@ GZF_MANY = 0.45
 def feed_in_rule(device: Any) -> bool:
     """Whether §9 EEG stages apply to ``device`` (an enabled, controllable PV inverter)."""
     return bool(device.kind == DeviceKind.PV and device.enabled and device.eeg_controllable)
+
+
+#: Solarspitzengesetz (EEG as amended with effect from 25 Feb 2025): PV systems commissioned
+#: from this day on with no smart-meter gateway feed in at most 60 % of their installed
+#: (peak) power, and get no payment for feed-in while the day-ahead price is negative.
+SOLARSPITZEN_FROM = date(2025, 2, 25)
+SOLARSPITZEN_PCT = 60.0
+#: Systems below 2 kWp (plug-in balcony PV) are exempt; from 100 kWp on the system is
+#: directly marketed and remote-controlled instead [W peak].
+SOLARSPITZEN_MIN_WP = 2_000.0
+SOLARSPITZEN_MAX_WP = 100_000.0
+
+
+def pv_rule(device: Any) -> bool:
+    """Whether ``device`` is an enabled PV inverter (any feed-in cap can act on it)."""
+    return bool(device.kind == DeviceKind.PV and device.enabled)
+
+
+def solarspitzen_rule(device: Any) -> bool:
+    """Whether the Solarspitzengesetz rules hold ``device``: an enabled PV system of 2 to
+    100 kWp commissioned on or after 25 Feb 2025 without a smart-meter gateway.
+
+    The site file's facts decide (``commissioned_on``, ``peak_wp``, ``smart_meter_gateway``);
+    a system with no commissioning date counts as older. Both rules (the 60 % cap and no
+    feed-in at negative prices) are given the same scope here: the law's finer points (the
+    negative-price rule also for systems with a gateway, from the year after it is fitted)
+    are left to the operator, who can mark such a system ``smart_meter_gateway = false``.
+    """
+    when = getattr(device, "commissioned_on", None)
+    return bool(
+        pv_rule(device)
+        and when is not None
+        and when >= SOLARSPITZEN_FROM
+        and not getattr(device, "smart_meter_gateway", False)
+        and SOLARSPITZEN_MIN_WP <= float(device.dc_peak_w) < SOLARSPITZEN_MAX_WP
+    )
 
 
 def consumption_rule(device: Any) -> bool:

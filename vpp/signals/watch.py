@@ -16,10 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from vpp.core.site import ControlBoxSource, Site
+import pandas as pd
+
+from vpp.core.site import ControlBoxSource, OpenAdrSource, Site
 from vpp.signals.model import Signal
+from vpp.signals.openadr import OpenAdrTracker
 from vpp.signals.resolve import NONE, Resolved, active_bounds
 from vpp.signals.sources import Note, SourceTracker
+from vpp.signals.standing import negative_price_signals, solarspitzen_cap, solarspitzen_devices
+
+ReadFn = Callable[[], Awaitable[Any]]
+
+
+async def _no_vtn_reader() -> Any:
+    raise ConnectionError("no VEN is configured for this VTN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +42,35 @@ class Update:
     changed: bool
     #: Devices whose bounds changed.
     devices: set[str]
+    #: The grid caps (import or export) changed: every device's setpoint may move.
+    caps_changed: bool = False
 
 
 class SignalWatch:
     """The site's signal sources; ``extra`` signals (tests, later the operator API) are
     resolved together with theirs."""
 
-    def __init__(self, site: Site, trackers: Sequence[SourceTracker]) -> None:
+    def __init__(self, site: Site, trackers: Sequence[Any], since: datetime | None = None) -> None:
         self.site = site
         self.trackers = list(trackers)
         self.extra: list[Signal] = []
+        #: Signals of the law and the site file (the Solarspitzengesetz 60 % cap).
+        self.standing: tuple[Signal, ...] = (
+            solarspitzen_cap(site, since) if since is not None else ()
+        )
+        #: Signals that follow the prices (zero export at negative prices), set from each
+        #: plan's forecast by :meth:`set_prices`.
+        self.scheduled: tuple[Signal, ...] = ()
         self.resolved: Resolved = NONE
+
+    @classmethod
+    def needed(cls, site: Site) -> bool:
+        """Whether the site has signal sources or devices that the law's rules hold."""
+        return site.signals.any_source or bool(solarspitzen_devices(site))
+
+    def set_prices(self, spot_eur_per_mwh: pd.Series) -> None:
+        """The day-ahead prices [EUR/MWh] by step start: the negative-price rule's windows."""
+        self.scheduled = negative_price_signals(self.site, spot_eur_per_mwh)
 
     @classmethod
     def for_site(
@@ -50,16 +78,27 @@ class SignalWatch:
         site: Site,
         reader: Callable[[ControlBoxSource], Callable[[], Awaitable[Any]]],
         now: datetime,
+        vtn_reader: Callable[[OpenAdrSource, Callable[[Any], str | None]], ReadFn] | None = None,
     ) -> SignalWatch:
-        """A watch over ``site.signals.sources``, each read by ``reader(config)``."""
-        return cls(
-            site,
-            [SourceTracker(cfg, reader(cfg), now) for cfg in site.signals.sources],
-        )
+        """A watch over ``site.signals.sources``, each read by ``reader(config)``, and the
+        VTNs of ``site.signals.openadr``, each read by ``vtn_reader(config, check)``
+        (``check`` says why an event cannot be used; a VTN without a reader stays silent)."""
+        trackers: list[Any] = [SourceTracker(cfg, reader(cfg), now) for cfg in site.signals.sources]
+        for cfg in site.signals.openadr:
+            tracker = OpenAdrTracker(cfg, site, _no_vtn_reader, now)
+            if vtn_reader is not None:
+                tracker.read = vtn_reader(cfg, tracker.check)
+            trackers.append(tracker)
+        return cls(site, trackers, now)
 
     @property
     def signals(self) -> list[Signal]:
-        return [s for t in self.trackers for s in t.signals] + self.extra
+        return [
+            *(s for t in self.trackers for s in t.signals),
+            *self.standing,
+            *self.scheduled,
+            *self.extra,
+        ]
 
     async def poll(self, now: datetime) -> Update:
         results = await asyncio.gather(*(t.poll(now) for t in self.trackers))
@@ -79,6 +118,14 @@ class SignalWatch:
             if text not in old_nc
         ]
         changed = not resolved.same_constraints(before)
+        caps_changed = (resolved.import_cap_w, resolved.export_cap_w) != (
+            before.import_cap_w,
+            before.export_cap_w,
+        )
         return Update(
-            resolved, notes, changed, resolved.changed_devices(before) if changed else set()
+            resolved,
+            notes,
+            changed,
+            resolved.changed_devices(before) if changed else set(),
+            caps_changed,
         )

@@ -42,6 +42,7 @@ from prometheus_client.registry import CollectorRegistry
 from vpp.control.state import ControllerState
 from vpp.core.clock import Clock, SystemClock
 from vpp.web import api, page
+from vpp.web import signals as signals_api
 from vpp.web.actions import Operator
 from vpp.web.guard import (
     Busy,
@@ -212,6 +213,7 @@ def make_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     api.add_routes(app)
+    signals_api.add_routes(app)
     page.add_routes(app)
     return app
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 
 from adapters.controlbox import ControlBoxReader
 from adapters.sim.controlbox import SimControlBox
@@ -19,6 +20,8 @@ from optimizer.plan import Plan, SolveInfo
 from tests.conftest import LOOPBACK, free_ports
 from tests.vpp.control.harness import Plant, plant, small_site
 from vpp.core.site import Site, parse_site
+from vpp.signals import Signal, SignalKind
+from vpp.signals.metrics import GridSignalCollector
 from vpp.signals.rules import FLOOR_14A_W, device_floor_w
 from vpp.signals.watch import SignalWatch
 
@@ -216,3 +219,108 @@ async def test_a_bad_payload_is_an_error_event_and_changes_nothing(rig: Rig) -> 
     assert rig.ctl.state.grid_signals.bounds == resolved.bounds
     assert {pv.id: rig.pv_cap_w(pv.id) for pv in rig.ctl.site.pv} == caps
     assert rig.p.clock.now() - T0 < timedelta(minutes=1)
+
+
+async def test_the_law_s_rules_hold_without_any_source() -> None:
+    """A new PV system without a gateway is held at 60 % of its peak from the first signals
+    poll, with no control box; a negative-price window caps the site's export at 0 W and
+    ends when the price does."""
+    data = small_site().model_dump(mode="json")
+    pv_data = next(d for d in data["devices"] if d["kind"] == "pv")
+    pv_data["commissioned_on"] = "2025-04-01"
+    site = parse_site(data, "<law>")
+    held = site.pv[0]
+    async with plant(site, T0) as p:
+        assert p.ctl.signal_watch is not None  # made for the rules alone
+        rig = Rig(p, {})
+        await p.ctl.run_job("poll")
+        p.ctl.state.plan = full_plan(site, T0)
+        p.ctl.state.plan_created_at = T0
+        quarter = pd.Timestamp(T0.replace(minute=15))
+        p.ctl.signal_watch.set_prices(
+            pd.Series(
+                [-5.0, -5.0], index=pd.DatetimeIndex([quarter, quarter + pd.Timedelta("15min")])
+            )
+        )
+        await rig.tick()
+        assert await p.ctl.run_job("dispatch")
+        assert rig.pv_cap_w(held.id) <= 0.6 * held.dc_peak_w + 1.0
+        for other in site.pv[1:]:
+            assert rig.pv_cap_w(other.id) == pytest.approx(other.rated_w, rel=1e-3)
+        assert p.ctl.state.grid_signals.export_cap_w is None
+        # Into the negative-price window: zero export at the next poll.
+        for _ in range(
+            int((quarter.to_pydatetime() - p.clock.now()).total_seconds() // POLL_S) + 1
+        ):
+            await rig.tick()
+        assert p.ctl.state.grid_signals.export_cap_w == 0.0
+        # Out of it again after half an hour.
+        for _ in range(int(1800 // POLL_S)):
+            await rig.tick()
+        assert p.ctl.state.grid_signals.export_cap_w is None
+        assert rig.pv_cap_w(held.id) <= 0.6 * held.dc_peak_w + 1.0
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+async def test_compliance_and_metrics_follow_what_the_devices_hold(rig: Rig) -> None:
+    registry = CollectorRegistry()
+    registry.register(GridSignalCollector(rig.ctl.state, rig.p.clock))
+    site = rig.ctl.site
+    rig.boxes["box-1"].set_feed_in(60)
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_active", source="box-1", kind="feed_in_pct") == 1
+    for pv in site.pv:
+        assert sample(registry, "vpp_grid_signal_compliant", device=pv.id) == 1
+    assert sample(registry, "vpp_grid_signal_not_compliant_devices") == 0
+    assert sample(registry, "vpp_grid_signal_source_silent", source="box-1") == 0
+    # An inverter drops its limit behind the controller's back: the next poll shows it.
+    tampered = site.pv[0].id
+    rig.p.fleet.device(tampered).state.limit_enabled = False
+    rig.p.fleet.step(1.0)
+    await rig.ctl.run_job("poll")
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_compliant", device=tampered) == 0
+    assert sample(registry, "vpp_grid_signal_not_compliant_devices") == 1
+    [lost] = rig.events("signal_compliance_lost")
+    assert lost.device == tampered and "§9 EEG" in lost.message
+    # The keep-alive writes the limit again: compliant at the next check.
+    await rig.ctl.run_job("keepalive")
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_compliant", device=tampered) == 1
+    assert rig.events("signal_compliance_restored")
+    # Conflicts are counted.
+    rig.boxes["box-2"].set_feed_in(30)
+    await rig.tick()
+    assert sample(registry, "vpp_grid_signal_conflicts_active") == 1
+    assert sample(registry, "vpp_grid_signal_conflicts_total") == 1
+
+
+async def test_a_plan_that_cannot_keep_a_signal_reports_its_slack() -> None:
+    """Zero export at noon with inverters that cannot be curtailed (minimum limit 100 %):
+    the plan keeps the export at 0 W with the spill slack, and says so."""
+    data = small_site().model_dump(mode="json")
+    for d in data["devices"]:
+        if d["kind"] == "pv":
+            d["min_limit_pct"] = 100.0
+    site = parse_site(data, "<slack>")
+    async with plant(site, T0) as p:
+        p.ctl.signal_watch = SignalWatch(site, [], T0)
+        p.ctl.signal_watch.extra = [
+            Signal("operator", SignalKind.ZERO_EXPORT, T0, T0 + timedelta(hours=4))
+        ]
+        await p.ctl.run_job("poll")
+        await p.ctl.run_job("signals")
+        assert await p.ctl.run_job("plan")
+        plan = p.ctl.state.plan
+        assert plan is not None and plan.info.status == "optimal"
+        window = (plan.frame.index >= T0.replace(minute=15)) & (
+            plan.frame.index < T0 + timedelta(hours=4)
+        )
+        assert (plan.frame.loc[window, "export_cap_w"] <= 1.0).all()
+        assert (plan.frame.loc[window, "grid_export_w"] <= 1.0).all()
+        assert plan.info.slacks.get("spilled_el_wh", 0.0) > 0.0
+        [event] = [e for e in p.ctl.state.events if e.kind == "signal_plan_slack"]
+        assert "spilled_el_wh" in event.message

@@ -52,6 +52,8 @@ def demo_site(
             "retries": 0,
         }
     data["devices"] = chosen
+    for source in data.get("signals", {}).get("sources", []):
+        source["modbus"] = {**source["modbus"], "port": free_ports(1)[0], "timeout_s": 0.5}
     data["site"]["name"] = name
     data["optimizer"]["horizon_h"] = horizon_h
     data["run"] = {**data.get("run", {}), "api_token": token}

@@ -519,6 +519,61 @@ function defaultWindow() {
   if (!$("cap-end").value) $("cap-end").value = toZonedInput(new Date(start.getTime() + 2 * 3600000));
 }
 
+// -- grid-operator signals ------------------------------------------------------------------
+
+async function refreshSignals() {
+  try {
+    renderSignals(await getJson("/api/signals"));
+  } catch (err) {
+    // The status refresh reports a lost connection; keep the last list on screen.
+  } finally {
+    clearTimeout(page.signalsTimer);
+    page.signalsTimer = setTimeout(refreshSignals, REFRESH_MS);
+  }
+}
+
+function renderSignals(v) {
+  const body = $("signals").querySelector("tbody");
+  body.replaceChildren();
+  const devices = v.compliance.devices;
+  for (const s of v.signals) {
+    const tr = el("tr", { "data-signal": s.id, "data-source": s.source });
+    const scope = s.devices === null ? "site" : s.devices.length <= 3 ? s.devices.join(", ")
+      : `${s.devices.length} devices`;
+    const broken = (s.devices || Object.keys(devices)).filter((d) => devices[d] === "not_compliant");
+    const state = !s.active ? "to come" : broken.length ? `not compliant: ${broken.join(", ")}`
+      : "compliant";
+    const cell = el("td");
+    if (s.source === "operator") {
+      const del = el("button", { type: "button", class: "small danger" }, "revoke");
+      del.addEventListener("click", () => act("DELETE", `/api/signals/${s.id}`, null,
+        "signal revoked"));
+      cell.append(del);
+    }
+    tr.append(el("td", {}, s.source), el("td", {}, s.what.replace(/^[^:]*: /, "")),
+      el("td", {}, scope), el("td", {}, dateTimeOf(s.start)),
+      el("td", {}, s.end ? dateTimeOf(s.end) : "until revoked"), el("td", {}, s.reason),
+      el("td", { class: broken.length ? "err" : "" }, state), cell);
+    body.append(tr);
+  }
+  $("signals").classList.toggle("hidden", !v.signals.length);
+  $("signals-none").classList.toggle("hidden", v.signals.length > 0);
+  const badge = $("signals-compliance");
+  badge.textContent = v.compliance.compliant ? "compliant" : "not compliant";
+  badge.className = "badge " + (v.compliance.compliant ? "ok" : "bad");
+  const notes = $("signals-notes");
+  notes.replaceChildren();
+  for (const text of [...v.conflicts, ...v.compliance.reasons]) {
+    notes.append(el("li", { class: "warning" }, text));
+  }
+  if (v.compliance.grid === false) {
+    notes.append(el("li", { class: "error" }, "grid exchange outside the signals' caps"));
+  }
+  for (const [id, src] of Object.entries(v.sources)) {
+    if (src.silent) notes.append(el("li", { class: "error" }, `${id} silent: failsafe in force`));
+  }
+}
+
 function init() {
   $("cap-form").addEventListener("submit", submitCap);
   $("pause").addEventListener("click", () => {
@@ -527,6 +582,7 @@ function init() {
   });
   $("replan").addEventListener("click", () => act("POST", "/api/replan", {}, "re-plan requested"));
   refresh().then(defaultWindow);
+  refreshSignals();
 }
 
 document.addEventListener("DOMContentLoaded", init);

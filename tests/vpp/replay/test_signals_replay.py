@@ -1,0 +1,95 @@
+"""Replay applies the grid-operator rules and a file of recorded signals, with the same
+controller code as the live run: the plant model's PV output keeps every cap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.vpp.replay.conftest import SAMPLE_DAYS
+from vpp.core.site import Site
+from vpp.replay.drive import day_trace, run_controller
+from vpp.replay.layout import plant_inputs, plant_params
+from vpp.replay.runner import day_index, raw_window
+from vpp.signals import Signal, SignalError, SignalKind
+from vpp.signals.recorded import parse_signals, read_signals, write_signals
+
+STEPS = 44  # to 11:00 local
+TOL_W = 1.0
+
+
+def test_recorded_signals_and_the_law_s_rules_hold_in_replay(
+    site: Site, data: pd.DataFrame, tmp_path: Path
+) -> None:
+    day = SAMPLE_DAYS[0]
+    data_site = site.model_dump(mode="json")
+    for d in data_site["devices"]:
+        if d["id"] == "pv-2":
+            d["commissioned_on"] = "2025-05-01"  # the Solarspitzengesetz holds it
+    ruled = Site.model_validate(data_site)
+    start, end = raw_window(ruled, day, day)
+    raw = data[(data.index >= start) & (data.index < end)]
+    stage_from = datetime(2018, 5, 16, 7, 0, tzinfo=UTC)  # 09:00 local
+    stage_to = datetime(2018, 5, 16, 9, 0, tzinfo=UTC)
+    recorded = tmp_path / "signals.csv"
+    write_signals(
+        recorded,
+        [
+            Signal(
+                "box-1",
+                SignalKind.FEED_IN,
+                stage_from,
+                stage_to,
+                devices=frozenset({"pv-1"}),
+                feed_in_pct=10.0,
+                reason="relay 10 %",
+            )
+        ],
+    )
+    signals = read_signals(recorded, ruled)
+    index = day_index(ruled, day)[:STEPS]
+    truth = plant_inputs(ruled, raw.loc[index])
+    trace, journal, _ = run_controller(
+        ruled, plant_params(ruled), truth, raw, "asof", signals=signals
+    )
+    trace = day_trace(trace, journal, slice(0, STEPS))
+    ids = [p.id for p in ruled.pv]
+    pv1, pv2 = trace.pv_w[:, ids.index("pv-1")], trace.pv_w[:, ids.index("pv-2")]
+    in_stage = (index >= pd.Timestamp(stage_from)) & (index < pd.Timestamp(stage_to))
+    assert in_stage.sum() == 8
+    assert (pv1[in_stage] <= 0.1 * 60_000 + TOL_W).all()
+    assert pv1[~in_stage].max() > 0.1 * 60_000 + 1_000  # the cap was not there before
+    assert (pv2 <= 0.6 * 44_000 + TOL_W).all()
+    # The PV caps sent (setpoint columns: batteries, then inverters, then the heat pump).
+    cap2 = trace.setpoints[:, len(ruled.batteries) + ids.index("pv-2")]
+    assert (cap2[~np.isnan(cap2)] <= 0.6 * 44_000 + TOL_W).all()
+    # Without the rules and the file, the same day runs above both caps (the test can fail).
+    free, free_journal, _ = run_controller(site, plant_params(site), truth, raw, "asof")
+    free = day_trace(free, free_journal, slice(0, STEPS))
+    assert free.pv_w[in_stage, ids.index("pv-1")].max() > 0.1 * 60_000 + 1_000
+    free_cap2 = free.setpoints[:, len(site.batteries) + ids.index("pv-2")]
+    assert np.nanmax(free_cap2) > 0.6 * 44_000 + 1_000
+    assert np.isfinite(trace.out).all()
+
+
+def test_a_bad_signals_file_names_the_row_and_column(site: Site) -> None:
+    head = "source,kind,start,end,devices,feed_in_pct,limit_w,basis,ems,reason\n"
+    ok = "box-1,feed_in_pct,2018-05-16T07:00:00+00:00,,pv-1,60,,rated,false,relay\n"
+    assert len(parse_signals(head + ok, site)) == 1
+    cases = [
+        ("box-1,dim,2018-05-16T07:00:00+00:00,,,,,,,\n", r"row 2, kind: 'dim' is not one of"),
+        ("box-1,feed_in_pct,2018-05-16T07:00:00,,,60,,,,\n", r"row 2, start: .* no time zone"),
+        ("box-1,feed_in_pct,2018-05-16T07:00:00Z,,pv-9,60,,,,\n", r"row 2, devices: no device"),
+        ("box-1,feed_in_pct,2018-05-16T07:00:00Z,,,140,,,,\n", r"row 2: .*feed_in_pct must be"),
+        ("box-1,import_cap,2018-05-16T07:00:00Z,,,,lots,,,\n", r"row 2, limit_w: not a number"),
+        ("box-1,import_cap,2018-05-16T07:00:00Z,,,,5,,maybe,\n", r"row 2, ems: true or false"),
+    ]
+    for row, message in cases:
+        with pytest.raises(SignalError, match=message):
+            parse_signals(head + row, site)
+    with pytest.raises(SignalError, match="unknown column"):
+        parse_signals("source,kind,start,colour\n", site)
