@@ -162,7 +162,9 @@ def test_grafana_is_provisioned_with_the_dashboards() -> None:
     [provider] = providers["providers"]
     folder = bind_source(mounted[provider["options"]["path"]])
     assert folder == DASHBOARDS / "grafana"
-    assert len(list(folder.glob("*.json"))) == 4
+    assert {p.name for p in folder.glob("*.json")} == {
+        f"vpp-{name}.json" for name in ("overview", "devices", "heat", "optimizer", "signals")
+    }
     sources = yaml.safe_load((DASHBOARDS / "provisioning/datasources.yaml").read_text())
     [source] = sources["datasources"]
     listen = flags(services["prometheus"]["command"])["web.listen-address"]

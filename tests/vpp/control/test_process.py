@@ -26,6 +26,7 @@ import pytest
 from tests.conftest import free_port, free_ports
 from tests.prometheus import PrometheusServer, require_prometheus
 from vpp.metrics import HISTOGRAMS, SPECS
+from vpp.signals.metrics import SPECS as SIGNAL_SPECS
 
 ROOT = Path(__file__).resolve().parents[3]
 TABLES = ("polls", "snapshots", "plans", "setpoints", "events")
@@ -178,6 +179,21 @@ def test_prometheus_scrapes_every_documented_metric(tmp_path: Path) -> None:
             if spec.name != "vpp_plan_objective_euros"  # absent while a fallback plan is in force
         ]
         names += [f"{h.name}_count" for h in HISTOGRAMS]
+        # The demo's control box stands at 100 % with no signal in force: the series that
+        # exist without one (the others are checked in tests/vpp/signals/test_controller.py).
+        names += [
+            f"{spec.name}_total" if spec.type == "counter" else spec.name
+            for spec in SIGNAL_SPECS
+            if spec.name
+            in {
+                "vpp_grid_signal_bounded_devices",
+                "vpp_grid_signal_not_compliant_devices",
+                "vpp_grid_signal_conflicts_active",
+                "vpp_grid_signal_conflicts",
+                "vpp_grid_signal_source_silent",
+                "vpp_grid_signal_source_last_success_age_seconds",
+            }
+        ]
         deadline = time.monotonic() + DEADLINE_S
         missing = [name for name in names if not prom.query(name)]
         while missing and time.monotonic() < deadline:
