@@ -12,9 +12,12 @@ a horizon's end, and the KPIs value what each strategy leaves stored
 
 The controller runs a chain of consecutive days in one go, as ``vpp run`` runs on over
 midnight (:func:`vpp.replay.drive.run_controller`: the live controller with one planner for
-the whole chain); the baselines move on day by day. Each chain gets a fresh
-:class:`~optimizer.planner.Planner`, so its result does not depend on which chains a worker
-ran before (a warm start from another basis can pick another of several equally cheap plans).
+the whole chain); the baselines move on day by day. Each chain starts with a planner that
+plans as a fresh :class:`~optimizer.planner.Planner` would, to the bit, so its result does not
+depend on which chains a worker ran before (a warm start from another basis can pick another
+of several equally cheap plans); the worker keeps the built model and only resets it
+(:meth:`~optimizer.planner.Planner.reset`, :func:`planner_for`), as it does for the oracle's
+plan of each day.
 With ``max_steps`` (quick looks) the days are cut, so the controller runs each day on its own
 from where it ended the day before.
 """
@@ -51,6 +54,8 @@ from vpp.replay.layout import F64, PlantInputs, PlantParams, plant_inputs, plant
 from vpp.replay.trace import Trace
 
 _warm = False
+#: This process's planners by site and strategy, reset before each use (:func:`planner_for`).
+_planners: dict[tuple[str, str], Planner] = {}
 #: One quarter hour [ns].
 STEP_NS = 15 * 60 * 10**9
 
@@ -135,6 +140,20 @@ def warm_up() -> None:
         _warm = True
 
 
+def planner_for(site: Site, strategy: str) -> Planner:
+    """A planner for ``strategy``'s plans of ``site`` that plans as a new one would: the one
+    this process used last for them, reset, so the model is not built again."""
+    key = (site.model_dump_json(), strategy)
+    planner = _planners.get(key)
+    if planner is None:
+        if len(_planners) >= 4:  # another site: keep memory bounded
+            _planners.clear()
+        planner = _planners[key] = Planner(site)
+    else:
+        planner.reset()
+    return planner
+
+
 @dataclass(frozen=True)
 class _Day:
     """A day's truth, cut to ``max_steps``."""
@@ -201,7 +220,7 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
     """The controller's trace of each day: one run over the whole chain when its days
     follow each other, else one run a day, each from where the last ended."""
     site, mode = days[0].job.site, days[0].job.options.mode
-    planner = Planner(site)
+    planner = planner_for(site, CONTROLLER)
     index = pd.DatetimeIndex(np.concatenate([d.inputs.index for d in days]))
     consecutive = bool((np.diff(index.asi8) == STEP_NS).all())
     if consecutive:
@@ -250,7 +269,7 @@ def _replay_day(
         for name in (NO_CONTROL, SELF_CONSUMPTION)
     }
     oracle_tic = time.perf_counter()
-    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, Planner(site))
+    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, planner_for(site, ORACLE))
     timings = dict(controller_timings)
     timings["oracle_s"] = time.perf_counter() - oracle_tic
     traces[CONTROLLER] = controller
