@@ -12,9 +12,12 @@ a horizon's end, and the KPIs value what each strategy leaves stored
 
 The controller runs a chain of consecutive days in one go, as ``vpp run`` runs on over
 midnight (:func:`vpp.replay.drive.run_controller`: the live controller with one planner for
-the whole chain); the baselines move on day by day. Each chain gets a fresh
-:class:`~optimizer.planner.Planner`, so its result does not depend on which chains a worker
-ran before (a warm start from another basis can pick another of several equally cheap plans).
+the whole chain); the baselines move on day by day. Each chain starts with a planner that
+plans as a fresh :class:`~optimizer.planner.Planner` would, to the bit, so its result does not
+depend on which chains a worker ran before (a warm start from another basis can pick another
+of several equally cheap plans); the worker keeps one built model and only resets it
+(:meth:`~optimizer.planner.Planner.reset`, :func:`planner_for`), also for the oracle's plan of
+each day, which is made once the controller has run through the chain.
 With ``max_steps`` (quick looks) the days are cut, so the controller runs each day on its own
 from where it ended the day before.
 """
@@ -52,6 +55,8 @@ from vpp.replay.trace import Trace
 from vpp.signals.model import Signal
 
 _warm = False
+#: This process's planner per site, reset before each use (:func:`planner_for`).
+_planners: dict[str, Planner] = {}
 #: One quarter hour [ns].
 STEP_NS = 15 * 60 * 10**9
 
@@ -139,6 +144,21 @@ def warm_up() -> None:
         _warm = True
 
 
+def planner_for(site: Site) -> Planner:
+    """A planner for ``site`` that plans as a new one would: the one this process used last
+    for the site, reset, so that its model is not built again (the controller's plans and
+    the oracle's have the same structure unless the horizon is cut at the data's end)."""
+    key = site.model_dump_json()
+    planner = _planners.get(key)
+    if planner is None:
+        if len(_planners) >= 2:  # another site: keep memory bounded
+            _planners.clear()
+        planner = _planners[key] = Planner(site)
+    else:
+        planner.reset()
+    return planner
+
+
 @dataclass(frozen=True)
 class _Day:
     """A day's truth, cut to ``max_steps``."""
@@ -206,7 +226,7 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
     follow each other, else one run a day, each from where the last ended."""
     site, mode = days[0].job.site, days[0].job.options.mode
     signals = days[0].job.options.signals
-    planner = Planner(site)
+    planner = planner_for(site)
     index = pd.DatetimeIndex(np.concatenate([d.inputs.index for d in days]))
     consecutive = bool((np.diff(index.asi8) == STEP_NS).all())
     if consecutive:
@@ -257,7 +277,7 @@ def _replay_day(
         for name in (NO_CONTROL, SELF_CONSUMPTION)
     }
     oracle_tic = time.perf_counter()
-    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, Planner(site))
+    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, planner_for(site))
     timings = dict(controller_timings)
     timings["oracle_s"] = time.perf_counter() - oracle_tic
     traces[CONTROLLER] = controller
