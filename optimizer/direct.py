@@ -35,14 +35,23 @@ class _Lp:
     row_lo: list[F64] = field(default_factory=list)
     row_hi: list[F64] = field(default_factory=list)
     n_row: int = 0
+    #: Column indices of each named block of variables (the Pyomo model's Var names).
+    blocks: dict[str, I64] = field(default_factory=dict)
 
     def var(
-        self, shape: tuple[int, ...], lo: F64 | float, hi: F64 | float, cost: F64 | float = 0.0
+        self,
+        shape: tuple[int, ...],
+        lo: F64 | float,
+        hi: F64 | float,
+        cost: F64 | float = 0.0,
+        name: str | None = None,
     ) -> I64:
         """Add a block of columns; returns their indices in ``shape``."""
         n = int(np.prod(shape))
         idx = np.arange(self.n_col, self.n_col + n).reshape(shape)
         self.n_col += n
+        if name is not None:
+            self.blocks[name] = idx
         for target, value in ((self.lower, lo), (self.upper, hi), (self.cost, cost)):
             target.append(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel())
         return idx
@@ -104,25 +113,29 @@ def build_lp(d: ModelData) -> _Lp:
     T, U, V, dt = d.steps, d.n_bat, d.n_pv, d.dt_h
     k = dt * 1e-3  # EUR per (kW * step * EUR/MWh)
     inf = highspy.kHighsInf
-    ch = lp.var((U, T), 0.0, d.bat_charge_max_w * KW)
-    dis = lp.var((U, T), 0.0, d.bat_discharge_max_w * KW, k * d.bat.wear_eur_per_mwh[:, None])
+    ch = lp.var((U, T), 0.0, d.bat_charge_max_w * KW, name="bat_ch")
+    dis = lp.var(
+        (U, T), 0.0, d.bat_discharge_max_w * KW, k * d.bat.wear_eur_per_mwh[:, None], name="bat_dis"
+    )
     soc_cost = np.zeros((U, T))
     soc_cost[:, -1] = -1e-3 * d.bat_terminal_eur_per_mwh
-    soc = lp.var((U, T), d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW, soc_cost)
-    pv = lp.var((V, T), d.pv_min_w * KW, d.pv_avail_w * KW)
-    imp = lp.var((T,), 0.0, d.import_cap_w * KW, k * d.import_eur_per_mwh())
-    exp = lp.var((T,), 0.0, d.export_cap_w * KW, -k * d.price_export_eur_per_mwh)
-    unserved = lp.var((T,), 0.0, inf, k * d.unserved_el_penalty_eur_per_mwh)
-    spilled = lp.var((T,), 0.0, inf, k * d.spilled_el_penalty_eur_per_mwh)
-    hp = lp.var((T,), 0.0, d.hp_max_el_w * KW)
-    dry = lp.var((T,), 0.0, inf)
-    st_ch = lp.var((T,), 0.0, d.store_max_charge_w * KW)
-    st_dis = lp.var((T,), 0.0, d.store_max_discharge_w * KW)
+    soc = lp.var((U, T), d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW, soc_cost, name="bat_soc")
+    pv = lp.var((V, T), d.pv_min_w * KW, d.pv_avail_w * KW, name="pv")
+    imp = lp.var((T,), 0.0, d.import_cap_w * KW, k * d.import_eur_per_mwh(), name="grid_import")
+    exp = lp.var(
+        (T,), 0.0, d.export_cap_w * KW, -k * d.price_export_eur_per_mwh, name="grid_export"
+    )
+    unserved = lp.var((T,), 0.0, inf, k * d.unserved_el_penalty_eur_per_mwh, name="el_unserved")
+    spilled = lp.var((T,), 0.0, inf, k * d.spilled_el_penalty_eur_per_mwh, name="el_spilled")
+    hp = lp.var((T,), 0.0, d.hp_max_el_w * KW, name="hp_el")
+    dry = lp.var((T,), 0.0, inf, name="dry_th")
+    st_ch = lp.var((T,), 0.0, d.store_max_charge_w * KW, name="store_ch")
+    st_dis = lp.var((T,), 0.0, d.store_max_discharge_w * KW, name="store_dis")
     st_cost = np.zeros(T)
     st_cost[-1] = -1e-3 * d.store_terminal_eur_per_mwh
-    st_e = lp.var((T,), 0.0, d.store_capacity_wh * KW, st_cost)
-    boiler = lp.var((T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
-    unmet = lp.var((T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
+    st_e = lp.var((T,), 0.0, d.store_capacity_wh * KW, st_cost, name="store_e")
+    boiler = lp.var((T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th(), name="boiler_th")
+    unmet = lp.var((T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh, name="heat_unmet")
 
     first = np.zeros((U, T))
     first[:, 0] = d.bat.soc0_wh * KW

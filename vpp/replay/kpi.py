@@ -74,12 +74,20 @@ ADDITIVE = (
     "clamped_setpoints",
     "grid_limit_steps",
     "steps",
+    "bound_cost_eur",
+    "regret_eur",
+    "bound_gap_eur",
 )
+#: References the shares of the bound's savings are measured against.
+SHARE_REFERENCES = ("no_control", "self_consumption")
 #: Column order of the KPI table.
 COLUMNS = (
     "day",
     "strategy",
     "cost_eur",
+    "regret_eur",
+    "share_vs_no_control_pct",
+    "share_vs_self_consumption_pct",
     "adjusted_cost_eur",
     "savings_eur",
     "capture_pct",
@@ -98,6 +106,7 @@ COLUMNS = (
         if c
         not in (
             "cost_eur",
+            "regret_eur",
             "adjusted_cost_eur",
             "grid_import_mwh",
             "grid_export_mwh",
@@ -257,17 +266,34 @@ def compare(
         )
 
 
+def shares(rows: dict[str, dict[str, float]]) -> None:
+    """Add ``share_vs_<reference>_pct`` to each row, in place: the share of the bound's
+    savings over the reference that the strategy achieved, ``100 * (1 - regret /
+    regret_reference)`` (see the module docstring); NaN without a bound or where the bound
+    saves nothing over the reference."""
+    for ref in SHARE_REFERENCES:
+        possible = rows[ref].get("regret_eur", math.nan) if ref in rows else math.nan
+        for row in rows.values():
+            regret = row.get("regret_eur", math.nan)
+            row[f"share_vs_{ref}_pct"] = (
+                100.0 * (1.0 - regret / possible)
+                if math.isfinite(possible) and possible > 1e-6
+                else math.nan
+            )
+
+
 def totals(table: pd.DataFrame, label: str = "total") -> pd.DataFrame:
     """One row per strategy, ``day`` = ``label``: sums of the additive figures, ratios from
     the sums, and savings and capture against no control and the oracle."""
     rows: dict[str, dict[str, float]] = {}
     for strategy, group in table.groupby("strategy", sort=False):
-        row = {c: float(group[c].sum()) for c in ADDITIVE}
+        row = {c: float(group[c].sum(min_count=1)) for c in ADDITIVE}
         row["peak_import_kw"] = float(group["peak_import_kw"].max())
         row.update(derived(row))
         rows[str(strategy)] = row
     if "no_control" in rows:
         compare(rows)
+    shares(rows)
     out = pd.DataFrame([{"day": label, "strategy": s, **r} for s, r in rows.items()])
     return out.reindex(columns=list(COLUMNS))
 

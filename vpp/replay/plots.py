@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from vpp.replay.baselines import CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
+from vpp.replay.baselines import BOUND, CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
 
 #: One colour per strategy, the same in every plot.
 COLOURS = {
@@ -19,12 +19,14 @@ COLOURS = {
     SELF_CONSUMPTION: "#2ca02c",
     CONTROLLER: "#1f77b4",
     ORACLE: "#d62728",
+    BOUND: "#000000",
 }
 LABELS = {
     NO_CONTROL: "no control",
     SELF_CONSUMPTION: "self-consumption",
     CONTROLLER: "controller",
-    ORACLE: "oracle (perfect foresight)",
+    ORACLE: "oracle (perfect foresight, day by day)",
+    BOUND: "bound (perfect foresight over the chain)",
 }
 
 
