@@ -45,6 +45,7 @@ def _rows() -> list[tuple[str, dict[str, dict[str, float]]]]:
             row = dict.fromkeys(ADDITIVE, 1.0)
             row.update(
                 adjusted_cost_eur=cost,
+                regret_eur=cost - min(costs.values()),
                 grid_export_mwh=0.5 * (i + 1),
                 pv_generation_mwh=2.0,
                 peak_import_kw=10.0 * (i + 1),
@@ -63,11 +64,17 @@ def test_months_and_total_are_sums_with_capture_from_the_sums() -> None:
     assert may.loc["controller", "adjusted_cost_eur"] == 125.0
     assert may.loc["controller", "capture_pct"] == pytest.approx(100 * 25 / 40)
     assert june.loc["controller", "capture_pct"] == pytest.approx(100 * 2 / 10)
+    # Shares of the bound's savings from the month's regrets: controller 10 + 5, no control
+    # 30 + 10, self-consumption 20 + 10.
+    assert may.loc["controller", "share_vs_no_control_pct"] == pytest.approx(100 * (1 - 15 / 40))
+    assert may.loc["controller", "share_vs_self_consumption_pct"] == pytest.approx(50.0)
+    assert may.loc["no_control", "share_vs_no_control_pct"] == 0.0
     assert may.loc["oracle", "peak_import_kw"] == 20.0  # the highest day, not a sum
     # Ratios from the month's sums: exported 1.5 of 4 MWh generated.
     assert may.loc["controller", "self_consumption_pct"] == pytest.approx(100 * (1 - 1.5 / 4))
     total = table[table["day"] == "total"].set_index("strategy")
     assert total.loc["controller", "capture_pct"] == pytest.approx(100 * 27 / 50)
+    assert total.loc["controller", "share_vs_no_control_pct"] == pytest.approx(100 * (1 - 23 / 50))
     for column in ("adjusted_cost_eur", "savings_eur"):
         np.testing.assert_allclose(
             months.groupby(level="strategy")[column].sum().loc[list(total.index)],
@@ -86,6 +93,7 @@ def test_a_report_over_two_months_has_the_months(
     files = write_report(result, tmp_path)
     assert tmp_path / "kpis_monthly.csv" in files
     months = pd.read_csv(tmp_path / "kpis_monthly.csv")
-    assert sorted(set(months["day"])) == ["2018-01", "2018-05"] and len(months) == 8
+    assert sorted(set(months["day"])) == ["2018-01", "2018-05"] and len(months) == 10
     page = (tmp_path / "index.html").read_text()
     assert "<h2>Months</h2>" in page and "kpis_monthly.csv" in page
+    assert "share vs no control %" in page and "The true lower bound" in page
