@@ -5,7 +5,17 @@ really happened: ``cost_eur = import - export revenue + gas + CO2 + battery wear
 the day-ahead price plus fees, export at the price less fees, gas per MWh of boiler fuel, CO2
 of grid imports (at the real intensity) and of gas, at the site's CO2 price.
 
-Strategies end a day with different amounts of energy stored. ``storage_value_eur`` values the
+The headline figures need no value of stored energy: ``bound_cost_eur`` is what the true
+lower bound (:mod:`vpp.replay.bound`, perfect foresight over the whole chain of days) paid on
+the day when ending the chain where the strategy ended it, ``regret_eur = cost_eur -
+bound_cost_eur``, and ``share_vs_<reference>_pct = 100 * (1 - regret / regret of the
+reference)`` is the share of the bound's savings over no control or self-consumption that the
+strategy achieved (:func:`shares`; exact over whole chains, see docs/replay-bound.md).
+``bound_gap_eur`` (on a chain's last day) is how far the solver's optimum lies above the
+bound's dual certificate.
+
+As secondary figures, kept from earlier reports: strategies end a day with different amounts
+of energy stored. ``storage_value_eur`` values the
 change over the day as the optimiser values energy left at a horizon's end
 (:func:`optimizer.data.set_terminal_values`, on the day's true prices): battery energy at the
 ``terminal_price_quantile`` of the import cost times the round-trip efficiency, store energy at
