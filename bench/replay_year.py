@@ -25,8 +25,11 @@ year, better than self-consumption in every month, a year in under 30 min on 2 c
 
 With ``--out DIR`` the report folder is written there too.
 
+``--world SEED`` replays the noisy world of :mod:`vpp.data.world` (stochastic homes, heat,
+IT load, local PV; real prices) made with that seed instead of the shipped year.
+
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
-[--scaling-days 6] [--skip-day] [--out DIR]``
+[--scaling-days 6] [--skip-day] [--world SEED] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vpp.core.site import Site, read_site
+from vpp.data import read_inputs, shipped_inputs
+from vpp.data.world import noisy_world, read_household
 from vpp.replay.baselines import BOUND, CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.kpi import day_table, monthly
@@ -115,9 +120,18 @@ def main() -> None:
     parser.add_argument("--scaling-days", type=int, default=6)
     parser.add_argument("--skip-day", action="store_true", help="no one-day timing")
     parser.add_argument("--out", type=Path, default=None, help="write the report folder here")
+    parser.add_argument(
+        "--world",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="replay the noisy world of vpp.data.world with this seed instead of the shipped year",
+    )
     args = parser.parse_args()
     site = read_site(args.config)
     data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
+    if args.world is not None:
+        data = noisy_world(read_inputs(shipped_inputs(YEAR)), read_household(), args.world)
     console = Console()
     rows: list[tuple[str, str, str]] = []
     load = os.getloadavg()
@@ -170,8 +184,9 @@ def main() -> None:
         )
     rows += quality_rows(table, results)
     rows.append(("load average (1, 5, 15 min) at end", _load(), ""))
+    world = "shipped" if args.world is None else f"noisy world (seed {args.world}) of the"
     out = Table(
-        title=f"replay benchmark: {site.site.name}, {YEAR} data, "
+        title=f"replay benchmark: {site.site.name}, {world} {YEAR} data, "
         f"{os.cpu_count()} CPUs, {args.workers} workers"
     )
     for head in ("measurement", "value", "target"):
@@ -246,6 +261,18 @@ def quality_rows(table: pd.DataFrame, results: list[DayResult]) -> list[tuple[st
             "",
         )
     )
+    figures = {str(c): float(v) for c, v in ctl.items() if isinstance(v, float | int)}
+    steps = figures["forecast_steps"]
+    for quantity, label in (("load", "base load"), ("pv", "PV available"), ("heat", "heat demand")):
+        err = figures[f"{quantity}_forecast_abs_error_mwh"]
+        mae = err * 1e3 / (steps * 0.25) if steps else float("nan")
+        rows.append(
+            (
+                f"  controller: {label} forecast for the quarter hour ahead, MAE",
+                f"{mae:,.1f} kW",
+                "",
+            )
+        )
     return rows
 
 

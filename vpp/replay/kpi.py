@@ -52,7 +52,7 @@ from optimizer.params import OptimizerParams
 from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.layout import F64, PlantInputs, PlantParams
-from vpp.replay.trace import Trace
+from vpp.replay.trace import FORECAST_QUANTITIES, PLANNED_COLUMNS, Trace
 
 #: Columns that add up over days (totals are sums); the rest are derived from them.
 ADDITIVE = (
@@ -87,6 +87,10 @@ ADDITIVE = (
     "bound_cost_eur",
     "regret_eur",
     "bound_gap_eur",
+    "forecast_steps",
+    "load_forecast_abs_error_mwh",
+    "pv_forecast_abs_error_mwh",
+    "heat_forecast_abs_error_mwh",
 )
 #: References the shares of the bound's savings are measured against.
 SHARE_REFERENCES = ("no_control", "self_consumption")
@@ -191,7 +195,21 @@ def strategy_kpis(
     figures["adjusted_cost_eur"] = figures["cost_eur"] - figures["storage_value_eur"]
     for name in ("plans", "fallback_plans", "failed_plans", "unplanned_steps", "clamped_setpoints"):
         figures[name] = float(trace.stats.get(name, 0.0))
+    figures.update(forecast_errors(trace, dt))
     return figures
+
+
+def forecast_errors(trace: Trace, dt_h: float) -> dict[str, float]:
+    """Sums of absolute errors [MWh] of the forecasts in the plans in force (for the quarter
+    hour about to start) per quantity, and the number of planned steps: MAE [W] =
+    ``error_mwh * 1e6 / (forecast_steps * dt_h)``. Zero for strategies without plans."""
+    planned = np.isfinite(trace.planned[:, 0])
+    out = {"forecast_steps": float(planned.sum())}
+    for quantity, (plan_col, out_col) in FORECAST_QUANTITIES.items():
+        forecast = trace.planned[planned, PLANNED_COLUMNS.index(plan_col)]
+        actual = trace.out[planned, k.OUTPUT_COLUMNS.index(out_col)]
+        out[f"{quantity}_forecast_abs_error_mwh"] = _mwh(np.abs(forecast - actual), dt_h)
+    return out
 
 
 @dataclass(frozen=True)

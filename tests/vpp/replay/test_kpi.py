@@ -97,3 +97,24 @@ def test_a_report_over_two_months_has_the_months(
     page = (tmp_path / "index.html").read_text()
     assert "<h2>Months</h2>" in page and "kpis_monthly.csv" in page
     assert "share vs no control %" in page and "The true lower bound" in page
+
+
+def test_forecast_errors_are_sums_over_planned_steps() -> None:
+    """Absolute errors of the plans' forecasts against what happened, only where a plan was
+    in force."""
+    from vpp.replay import plant as k
+    from vpp.replay.kpi import forecast_errors
+    from vpp.replay.trace import PLANNED_COLUMNS, Trace
+
+    trace = Trace.empty(pd.date_range("2018-05-16", periods=3, freq="15min", tz="UTC"), 0, 0, True)
+    trace.out[:, k.O_LOAD] = [1e6, 2e6, 3e6]
+    trace.out[:, k.O_PV_AVAIL] = [0.0, 4e6, 0.0]
+    trace.planned[:2, 0] = 0.0  # the third step had no plan
+    trace.planned[:2, PLANNED_COLUMNS.index("load_w")] = [1.5e6, 1e6]
+    trace.planned[:2, PLANNED_COLUMNS.index("pv_available_w")] = [0.0, 2e6]
+    trace.planned[:2, PLANNED_COLUMNS.index("heat_demand_th_w")] = 0.0
+    errors = forecast_errors(trace, 0.25)
+    assert errors["forecast_steps"] == 2.0
+    assert errors["load_forecast_abs_error_mwh"] == pytest.approx((0.5 + 1.0) * 0.25)
+    assert errors["pv_forecast_abs_error_mwh"] == pytest.approx(2.0 * 0.25)
+    assert errors["heat_forecast_abs_error_mwh"] == 0.0
