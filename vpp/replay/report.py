@@ -167,6 +167,17 @@ def _paragraph(name: str, row: pd.Series) -> str:
             f" (with stored energy valued: {_fmt(row['capture_pct'], 1)} % of the oracle's"
             " savings)."
         )
+        steps = float(row.get("forecast_steps", 0.0))
+        if steps > 0:
+            mae = {
+                q: float(row[f"{q}_forecast_abs_error_mwh"]) * 1e3 / (steps * 0.25)
+                for q in ("load", "pv", "heat")
+            }
+            text += (
+                " Forecasts for the quarter hour ahead missed by (MAE) "
+                f"{_fmt(mae['load'], 1)} kW of base load, {_fmt(mae['pv'], 1)} kW of PV and "
+                f"{_fmt(mae['heat'], 1)} kW of heat demand."
+            )
     return text + "</p>"
 
 
