@@ -272,8 +272,6 @@ def _add_bound(
         compare(result.kpis)
         shares(result.kpis)
         result.frames[BOUND] = trace.frame(day.inputs)
-        if result.traces is not None:
-            result.traces[BOUND] = trace
         row += day.steps
 
 
