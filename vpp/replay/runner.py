@@ -272,6 +272,11 @@ def _add_bound(
         compare(result.kpis)
         shares(result.kpis)
         result.frames[BOUND] = trace.frame(day.inputs)
+        result.ends[BOUND] = Stored(
+            trace.bat_soc_wh[-1].copy(),
+            float(trace.out[-1, plant.O_STORE]),
+            storage_prices(site, params, day.inputs, steps=max_steps),
+        )
         row += day.steps
 
 
