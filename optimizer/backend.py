@@ -45,6 +45,11 @@ class Backend(Protocol):
         """New values of the same structure (``data.structure_key()`` unchanged)."""
         ...
 
+    def reload(self, data: ModelData) -> None:
+        """As :meth:`refresh`, then solve as a freshly loaded model would (no basis, no other
+        state of earlier solves): :meth:`Planner.reset <optimizer.planner.Planner.reset>`."""
+        ...
+
     def solve(self, options: SolveOptions, time_limit_s: float, milp: bool) -> SolveResult:
         """Solve; raise :class:`~optimizer.solve.SolveFailed` unless HiGHS proves an optimum."""
         ...
@@ -80,6 +85,9 @@ class PyomoBackend:
 
     def refresh(self, data: ModelData) -> None:
         self.solver.refresh(update_params(self.model, data))
+
+    def reload(self, data: ModelData) -> None:
+        self.solver.reload(update_params(self.model, data))
 
     def solve(self, options: SolveOptions, time_limit_s: float, milp: bool) -> SolveResult:
         return self.solver.solve(options, time_limit_s, milp)
@@ -126,6 +134,14 @@ class DirectBackend:
         else:
             self._send(old, new)
         self._model = new
+
+    def reload(self, data: ModelData) -> None:
+        """A new HiGHS instance with the LP of ``data``: it solves as a fresh build does, to
+        the bit (HiGHS keeps state from earlier solves besides the basis)."""
+        self._h = highspy.Highs()  # type: ignore[no-untyped-call]
+        self._h.setOptionValue("output_flag", False)
+        self._primal = np.zeros(0)
+        self._load(data)
 
     def _send(self, old: LpArrays, new: LpArrays) -> None:
         h = self._h

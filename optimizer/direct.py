@@ -51,6 +51,8 @@ class _Lp:
         idx = np.arange(self.n_col, self.n_col + n).reshape(shape)
         self.blocks[name] = idx
         self.n_col += n
+        if name is not None:
+            self.blocks[name] = idx
         for target, value in ((self.lower, lo), (self.upper, hi), (self.cost, cost)):
             target.append(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel())
         return idx

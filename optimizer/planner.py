@@ -59,6 +59,16 @@ class Planner:
         self.params = params or OptimizerParams()
         self.options = options or SolveOptions()
         self._built: _Built | None = None
+        self._reload = False
+
+    def reset(self) -> None:
+        """Forget what earlier plans left behind, but keep the built model: the next plan
+        loads every LP entry as a fresh build computes it and solves without a starting
+        basis, so it is the plan a new :class:`Planner` would make, bit for bit, without
+        building the model again (when the structure is the same). Replay gives each chain
+        of days a planner reset this way, so a chain's result does not depend on the
+        chains a worker ran before it."""
+        self._reload = self._built is not None
 
     def plan(
         self, state: State, forecast: pd.DataFrame, now: object, options: SolveOptions | None = None
@@ -102,8 +112,13 @@ class Planner:
         key = (builder, *data.structure_key())
         built = self._built
         if built is not None and built.key == key:
-            built.solver.refresh(data)
+            if self._reload:
+                built.solver.reload(data)
+            else:
+                built.solver.refresh(data)
+            self._reload = False
             return built, True
+        self._reload = False
         solver = load(data, builder)
         built = _Built(solver, key, solver.n_variables, solver.n_constraints)
         self._built = built

@@ -148,6 +148,17 @@ class PersistentHighs:
         self._opt.update_parameters()
         return -1
 
+    def reload(self, values: NDArray[np.float64]) -> None:
+        """Set every Param-dependent LP entry from the model as :meth:`load` does (Pyomo
+        evaluates them all, rather than the map only those that changed) and pass HiGHS the
+        LP anew: it then solves as it solves a freshly loaded model, to the bit (dropping
+        only the basis is not enough: HiGHS keeps other state from earlier solves)."""
+        self._opt.update_parameters()
+        if self._map is not None:
+            self._map.mark_sent(values)
+        h = self._opt._solver_model
+        h.passModel(h.getLp())
+
     def solve(self, options: SolveOptions, time_limit_s: float, milp: bool) -> SolveResult:
         """Solve the loaded model; raise :class:`SolveFailed` unless HiGHS proves an optimum."""
         if self._model is None:

@@ -31,7 +31,15 @@ import pvlib  # type: ignore[import-untyped]
 from vpp.data.profiles import bdew_dynamisation, saxony_holidays, slp_day_types
 from vpp.data.schema import COLUMNS, INDEX_NAME, SCHEMA, STEP
 from vpp.data.timegrid import LOCAL_TZ
-from vpp.sources.daymap import DayTable, day_table, local_days, local_slots
+from vpp.sources.daymap import (
+    DAY_NS,
+    DayTable,
+    day_table,
+    local_calendar,
+    local_slots,
+    quarter_grid,
+    utc_ns,
+)
 
 Mode = Literal["asof", "perfect"]
 #: Local time from which the next delivery day's day-ahead prices count as published.
@@ -143,9 +151,17 @@ def perfect(history: pd.DataFrame, index: pd.DatetimeIndex, columns: list[str]) 
 
 def known_series(series: pd.Series, cutoff: pd.Timestamp) -> pd.Series:
     """Values before ``cutoff`` (and after ``cutoff - LOOKBACK``), missing ones dropped."""
-    index = pd.DatetimeIndex(series.index)
-    inside = (index < cutoff) & (index >= cutoff - LOOKBACK)
-    return series[inside].dropna().astype(float)
+    index = series.index
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
+    if index.is_monotonic_increasing:  # the usual case: a slice, no mask over the history
+        lo, hi = index.searchsorted(cutoff - LOOKBACK), index.searchsorted(cutoff)
+        inside = series.iloc[lo:hi]
+        if inside.dtype == np.float64 and not np.isnan(inside.to_numpy()).any():
+            return inside
+    else:
+        inside = series[(index < cutoff) & (index >= cutoff - LOOKBACK)]
+    return inside.dropna().astype(float)
 
 
 # --- one estimate per quantity ------------------------------------------------------------
@@ -156,7 +172,7 @@ def forecast_price(
 ) -> np.ndarray:
     """Published prices [EUR/MWh] where known; beyond them the same local wall-clock
     quarter hour of the last complete published day (day-ahead persistence)."""
-    values = known.reindex(index).to_numpy(dtype=float, copy=True)
+    values = values_at(known, utc_ns(index))
     table = day_table(known)
     last = _last_complete(table)
     if last >= 0:
@@ -253,7 +269,7 @@ def by_day_type(known: pd.Series, index: pd.DatetimeIndex, dynamise: bool) -> np
     first), by local wall-clock quarter hour; scaled by the BDEW dynamisation factor
     F(target) / F(source) if ``dynamise``. NaN for days without such a known day."""
     table = day_table(known)
-    target_days = local_days(index)
+    target_days, slots = local_calendar(index)
     values = np.full(len(index), np.nan)
     for day in np.unique(target_days):
         source = _same_day_type(table, day)
@@ -262,7 +278,7 @@ def by_day_type(known: pd.Series, index: pd.DatetimeIndex, dynamise: bool) -> np
         scale = _dynamisation(day) / _dynamisation(table.days[source]) if dynamise else 1.0
         here = target_days == day
         rows = np.full(int(here.sum()), source)
-        values[here] = table.lookup(rows, local_slots(index[here])) * scale
+        values[here] = table.lookup(rows, slots[here]) * scale
     return values
 
 
@@ -315,13 +331,15 @@ def shift_persistence(
     ``t - n * period < cutoff`` and on; the first ``count`` lags with a value are taken,
     and averaged if ``average``. NaN where none of ``count + 7`` lags has a value.
     """
-    lag0 = np.floor((index - cutoff) / period).astype(int) + 1
-    first = np.maximum(np.asarray(lag0), 1)
+    targets = utc_ns(index)
+    period_ns = pd.Timedelta(period).as_unit("ns").value
+    lag0 = np.floor((targets - _ns(cutoff)) / period_ns).astype(int) + 1
+    first = np.maximum(lag0, 1)
     found = np.zeros(len(index), dtype=int)
     total = np.zeros(len(index))
+    lookup = _lookup_in(known)
     for extra in range(count + 7):
-        lagged = index - pd.to_timedelta((first + extra) * period.value, unit="ns")
-        value = known.reindex(lagged).to_numpy(dtype=float)
+        value = lookup(targets - (first + extra) * period_ns)
         take = ~np.isnan(value) & (found < count)
         total[take] += value[take]
         found[take] += 1
@@ -329,14 +347,69 @@ def shift_persistence(
     return np.where(found > 0, total / divisor, np.nan)
 
 
+def values_at(known: pd.Series, instants_ns: np.ndarray) -> np.ndarray:
+    """``known``'s values at the instants (ns since the epoch, UTC); NaN where it has none:
+    ``known.reindex``, without building an index per call."""
+    return _lookup_in(known)(instants_ns)
+
+
+def _lookup_in(known: pd.Series) -> Callable[[np.ndarray], np.ndarray]:
+    index = known.index
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
+    values = known.to_numpy(dtype=float)
+    if not (index.is_monotonic_increasing and index.is_unique):
+        # Unsorted or repeated instants: pandas matches them (or refuses).
+        return lambda wanted: known.reindex(pd.DatetimeIndex(wanted, tz="UTC")).to_numpy(
+            dtype=float, copy=True
+        )
+    times = utc_ns(index)
+
+    def lookup(wanted: np.ndarray) -> np.ndarray:
+        out = np.full(len(wanted), np.nan)
+        if len(times) == 0:
+            return out
+        pos = np.minimum(np.searchsorted(times, wanted), len(times) - 1)
+        hit = times[pos] == wanted
+        out[hit] = values[pos[hit]]
+        return out
+
+    return lookup
+
+
+def _ns(when: pd.Timestamp) -> int:
+    return int(pd.Timestamp(when).as_unit("ns").value)
+
+
 def clear_sky_ghi(index: pd.DatetimeIndex, settings: ForecastSettings) -> np.ndarray:
-    """Clear-sky global horizontal irradiance [W/m^2], mean sun of each quarter hour."""
+    """Clear-sky global horizontal irradiance [W/m^2], mean sun of each quarter hour.
+
+    Every forecast asks for the same days again, so quarter hours on the UTC grid come from
+    a table per UTC day computed once (:func:`_clear_sky_day`; pvlib's solar position is
+    computed element by element, so the values are the same bits either way)."""
     if len(index) == 0:
         return np.array([])
+    lat, lon = settings.latitude_deg, settings.longitude_deg
+    grid = quarter_grid(index)
+    if grid is None:
+        return _clear_sky(pd.DatetimeIndex(index), lat, lon)
+    days, row, pos = grid
+    out: np.ndarray = np.stack([_clear_sky_day(d, lat, lon) for d in days])[row, pos]
+    return out
+
+
+@lru_cache(maxsize=2048)
+def _clear_sky_day(day: int, latitude_deg: float, longitude_deg: float) -> np.ndarray:
+    """:func:`clear_sky_ghi` of the 96 quarter hours of UTC day ``day`` (days since 1970)."""
+    start = pd.Timestamp(day * DAY_NS, unit="ns", tz="UTC").as_unit("us")
+    ghi = _clear_sky(pd.date_range(start, periods=96, freq=STEP), latitude_deg, longitude_deg)
+    ghi.flags.writeable = False
+    return ghi
+
+
+def _clear_sky(index: pd.DatetimeIndex, latitude_deg: float, longitude_deg: float) -> np.ndarray:
     middle = index + STEP / 2
-    sun = pvlib.solarposition.get_solarposition(
-        middle, settings.latitude_deg, settings.longitude_deg
-    )
+    sun = pvlib.solarposition.get_solarposition(middle, latitude_deg, longitude_deg)
     ghi = np.asarray(pvlib.clearsky.haurwitz(sun["apparent_zenith"])["ghi"], dtype=float)
     filled: np.ndarray = np.nan_to_num(ghi)
     return filled

@@ -41,9 +41,11 @@ def totals_table(result: ReplayResult) -> Table:
         f"({len(result.days)} days, {result.wall_s:,.0f} s)"
     )
     cols = (
-        ("adjusted_cost_eur", "cost EUR (adj.)", 0),
-        ("savings_eur", "savings EUR", 0),
-        ("capture_pct", "capture %", 1),
+        ("cost_eur", "cost EUR", 0),
+        ("regret_eur", "regret EUR", 0),
+        ("share_vs_no_control_pct", "share vs no ctl %", 1),
+        ("share_vs_self_consumption_pct", "share vs self-cons. %", 1),
+        ("capture_pct", "adj. oracle capture %", 1),
         ("grid_import_mwh", "import MWh", 2),
         ("grid_export_mwh", "export MWh", 2),
         ("autarky_pct", "autarky %", 1),

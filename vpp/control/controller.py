@@ -105,6 +105,11 @@ class Controller:
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
     _row: pd.Series | None = field(default=None, init=False)
+    _values_of: pd.Series | None = field(default=None, init=False)
+    _values: dict[str, float] = field(default_factory=dict, init=False)
+    _summed_from: Any = field(default=None, init=False)
+    _offline_now: set[str] = field(default_factory=set, init=False)
+    _pv_now_w: float = field(default=0.0, init=False)
     #: One plan at a time: the planner's persistent model is not safe to share.
     _plan_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
@@ -229,10 +234,24 @@ class Controller:
         self._quarantined = set(now)
         self.state.quarantined = frozenset(now)
 
+    def _summarise(self, snapshot: Snapshot) -> None:
+        """The offline devices and the PV output of the snapshot's readings (polls between
+        two changes of a plant that changes once a minute read the same readings)."""
+        if snapshot.devices is self._summed_from:
+            return
+        self._summed_from = snapshot.devices
+        self._offline_now = {d.id for d in snapshot.offline()}
+        self._pv_now_w = sum(
+            getattr(d.reading, "ac_power_w", None) or 0.0
+            for d in snapshot.of_kind("pv")
+            if d.health.online
+        )
+
     def _track_online(self, snapshot: Snapshot) -> None:
         """An event per device that goes offline or comes back; one log line per poll for
         all of them (a gateway failure takes dozens of devices at once)."""
-        offline = {d.id for d in snapshot.offline()} - self._quarantined
+        self._summarise(snapshot)
+        offline = self._offline_now - self._quarantined
         gone, back = sorted(offline - self._offline), sorted(self._offline - offline)
         message = ""
         for device in gone:
@@ -283,7 +302,7 @@ class Controller:
 
     def _account(self, snapshot: Snapshot, dt_s: float) -> None:
         """Cost accrued, heat delivered, forecast error and the store estimate."""
-        row = self.current_row()
+        row = self._row_values()
         hp = self.site.heat_pump
         hp_th = None
         if hp is not None:
@@ -305,12 +324,8 @@ class Controller:
         if hp_th is not None:
             heat["heat_pump"] = heat.get("heat_pump", 0.0) + hp_th * dt_s / 3600
         heat["boiler"] = heat.get("boiler", 0.0) + float(row.get("boiler_th_w", 0.0)) * dt_s / 3600
-        pv = sum(
-            getattr(d.reading, "ac_power_w", None) or 0.0
-            for d in snapshot.of_kind("pv")
-            if d.health.online
-        )
-        self.state.forecast_error_w["pv_w"] = pv - float(row.get("pv_w", 0.0))
+        self._summarise(snapshot)
+        self.state.forecast_error_w["pv_w"] = self._pv_now_w - float(row.get("pv_w", 0.0))
 
     # -- plan -----------------------------------------------------------------------------
 
@@ -392,6 +407,15 @@ class Controller:
         if self._row_for is not plan or self._row_step != step:
             self._row_for, self._row_step, self._row = plan, step, plan_row(plan.frame, step)
         return self._row
+
+    def _row_values(self) -> dict[str, float] | None:
+        """:meth:`current_row` as a dict (every poll reads a few of its values)."""
+        row = self.current_row()
+        if row is None:
+            return None
+        if row is not self._values_of:
+            self._values_of, self._values = row, {str(k): v for k, v in row.items()}
+        return self._values
 
     # -- dispatch, correct, keepalive -----------------------------------------------------
 

@@ -123,7 +123,7 @@ def _true_limits(site: Site, plan: Plan) -> Plan:
     keep = margin_keep(site)
     if keep >= 1.0:
         return plan
-    frame = plan.frame.copy()
+    frame = plan.frame.copy(deep=False)  # copy on write: the two columns are replaced
     for col in ("import_cap_w", "export_cap_w"):
         if col in frame:
             frame[col] = frame[col] / keep

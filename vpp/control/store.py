@@ -11,6 +11,7 @@ clipped to ``0..store_capacity_wh``. A site with a store meter would replace thi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -30,7 +31,7 @@ class StoreEstimate:
 
     def on_poll(
         self,
-        plan_row: pd.Series | None,
+        plan_row: pd.Series | Mapping[str, float] | None,
         measured_hp_th_w: float | None,
         dt_s: float,
         step_fraction: float = 1.0,
@@ -47,6 +48,6 @@ class StoreEstimate:
         end = float(plan_row.get("store_wh", self.energy_wh))
         discharge_w = float(plan_row.get("store_th_w", 0.0))
         planned_energy = end + discharge_w * (1.0 - step_fraction) * step_h
-        if measured_hp_th_w is not None and "heat_pump_th_w" in plan_row.index:
+        if measured_hp_th_w is not None and "heat_pump_th_w" in plan_row:
             self.drift_wh += (measured_hp_th_w - float(plan_row["heat_pump_th_w"])) * dt_s / 3600
         self.energy_wh = min(max(planned_energy + self.drift_wh, 0.0), self.capacity_wh)

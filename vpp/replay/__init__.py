@@ -8,7 +8,10 @@
   :class:`~optimizer.planner.Planner` ``vpp run`` uses, and the plan's row through the live
   dispatch and safety code (:mod:`vpp.replay.follow`);
 - the baselines (:mod:`vpp.replay.baselines`): no control, rule-based self-consumption and
-  perfect foresight;
+  perfect foresight day by day (the "oracle");
+- the true lower bound (:mod:`vpp.replay.bound`): perfect foresight over the whole chain,
+  ending where each strategy ended, against which regret and shares of savings are
+  measured without valuing stored energy;
 - each on the plant simulator (:mod:`vpp.replay.plant`, numba; plain-Python reference in
   :mod:`vpp.replay.reference`) fed with what really happened (:mod:`vpp.replay.layout`).
 

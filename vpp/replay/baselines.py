@@ -12,6 +12,8 @@
   forecast) and plans again only when its plan runs out (once a day with a horizon over 24 h);
   the plant follows the plan's device values open-loop, quarter hour by quarter hour: the best
   plan the controller's own model can make for the day.
+  It is not a bound: it plans a day at a time and values what it leaves stored by a
+  convention; the true bound is :mod:`vpp.replay.bound`.
 - ``controller``: ``vpp run`` as it would have run: the live controller itself on the replay
   plant (:func:`vpp.replay.drive.run_controller`), forecasts ``asof`` unless told ``perfect``.
 """
@@ -40,6 +42,9 @@ NO_CONTROL = "no_control"
 SELF_CONSUMPTION = "self_consumption"
 CONTROLLER = "controller"
 ORACLE = "oracle"
+#: The true lower bound (:mod:`vpp.replay.bound`): not a strategy that runs the plant, but the
+#: least any operation of it could pay over the chain, ending where the controller ended.
+BOUND = "bound"
 #: Strategies in the order reports list them.
 STRATEGIES = (NO_CONTROL, SELF_CONSUMPTION, CONTROLLER, ORACLE)
 _RULES = {NO_CONTROL: k.RULE_NO_CONTROL, SELF_CONSUMPTION: k.RULE_SELF_CONSUMPTION}

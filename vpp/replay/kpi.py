@@ -5,7 +5,17 @@ really happened: ``cost_eur = import - export revenue + gas + CO2 + battery wear
 the day-ahead price plus fees, export at the price less fees, gas per MWh of boiler fuel, CO2
 of grid imports (at the real intensity) and of gas, at the site's CO2 price.
 
-Strategies end a day with different amounts of energy stored. ``storage_value_eur`` values the
+The headline figures need no value of stored energy: ``bound_cost_eur`` is what the true
+lower bound (:mod:`vpp.replay.bound`, perfect foresight over the whole chain of days) paid on
+the day when ending the chain where the strategy ended it, ``regret_eur = cost_eur -
+bound_cost_eur``, and ``share_vs_<reference>_pct = 100 * (1 - regret / regret of the
+reference)`` is the share of the bound's savings over no control or self-consumption that the
+strategy achieved (:func:`shares`; exact over whole chains, see docs/replay-bound.md).
+``bound_gap_eur`` (on a chain's last day) is how far the solver's optimum lies above the
+bound's dual certificate.
+
+As secondary figures, kept from earlier reports: strategies end a day with different amounts
+of energy stored. ``storage_value_eur`` values the
 change over the day as the optimiser values energy left at a horizon's end
 (:func:`optimizer.data.set_terminal_values`, on the day's true prices): battery energy at the
 ``terminal_price_quantile`` of the import cost times the round-trip efficiency, store energy at
@@ -42,7 +52,7 @@ from optimizer.params import OptimizerParams
 from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.layout import F64, PlantInputs, PlantParams
-from vpp.replay.trace import Trace
+from vpp.replay.trace import FORECAST_QUANTITIES, PLANNED_COLUMNS, Trace
 
 #: Columns that add up over days (totals are sums); the rest are derived from them.
 ADDITIVE = (
@@ -74,12 +84,24 @@ ADDITIVE = (
     "clamped_setpoints",
     "grid_limit_steps",
     "steps",
+    "bound_cost_eur",
+    "regret_eur",
+    "bound_gap_eur",
+    "forecast_steps",
+    "load_forecast_abs_error_mwh",
+    "pv_forecast_abs_error_mwh",
+    "heat_forecast_abs_error_mwh",
 )
+#: References the shares of the bound's savings are measured against.
+SHARE_REFERENCES = ("no_control", "self_consumption")
 #: Column order of the KPI table.
 COLUMNS = (
     "day",
     "strategy",
     "cost_eur",
+    "regret_eur",
+    "share_vs_no_control_pct",
+    "share_vs_self_consumption_pct",
     "adjusted_cost_eur",
     "savings_eur",
     "capture_pct",
@@ -98,6 +120,7 @@ COLUMNS = (
         if c
         not in (
             "cost_eur",
+            "regret_eur",
             "adjusted_cost_eur",
             "grid_import_mwh",
             "grid_export_mwh",
@@ -172,7 +195,21 @@ def strategy_kpis(
     figures["adjusted_cost_eur"] = figures["cost_eur"] - figures["storage_value_eur"]
     for name in ("plans", "fallback_plans", "failed_plans", "unplanned_steps", "clamped_setpoints"):
         figures[name] = float(trace.stats.get(name, 0.0))
+    figures.update(forecast_errors(trace, dt))
     return figures
+
+
+def forecast_errors(trace: Trace, dt_h: float) -> dict[str, float]:
+    """Sums of absolute errors [MWh] of the forecasts in the plans in force (for the quarter
+    hour about to start) per quantity, and the number of planned steps: MAE [W] =
+    ``error_mwh * 1e6 / (forecast_steps * dt_h)``. Zero for strategies without plans."""
+    planned = np.isfinite(trace.planned[:, 0])
+    out = {"forecast_steps": float(planned.sum())}
+    for quantity, (plan_col, out_col) in FORECAST_QUANTITIES.items():
+        forecast = trace.planned[planned, PLANNED_COLUMNS.index(plan_col)]
+        actual = trace.out[planned, k.OUTPUT_COLUMNS.index(out_col)]
+        out[f"{quantity}_forecast_abs_error_mwh"] = _mwh(np.abs(forecast - actual), dt_h)
+    return out
 
 
 @dataclass(frozen=True)
@@ -257,17 +294,34 @@ def compare(
         )
 
 
+def shares(rows: dict[str, dict[str, float]]) -> None:
+    """Add ``share_vs_<reference>_pct`` to each row, in place: the share of the bound's
+    savings over the reference that the strategy achieved, ``100 * (1 - regret /
+    regret_reference)`` (see the module docstring); NaN without a bound or where the bound
+    saves nothing over the reference."""
+    for ref in SHARE_REFERENCES:
+        possible = rows[ref].get("regret_eur", math.nan) if ref in rows else math.nan
+        for row in rows.values():
+            regret = row.get("regret_eur", math.nan)
+            row[f"share_vs_{ref}_pct"] = (
+                100.0 * (1.0 - regret / possible)
+                if math.isfinite(possible) and possible > 1e-6
+                else math.nan
+            )
+
+
 def totals(table: pd.DataFrame, label: str = "total") -> pd.DataFrame:
     """One row per strategy, ``day`` = ``label``: sums of the additive figures, ratios from
     the sums, and savings and capture against no control and the oracle."""
     rows: dict[str, dict[str, float]] = {}
     for strategy, group in table.groupby("strategy", sort=False):
-        row = {c: float(group[c].sum()) for c in ADDITIVE}
+        row = {c: float(group[c].sum(min_count=1)) for c in ADDITIVE}
         row["peak_import_kw"] = float(group["peak_import_kw"].max())
         row.update(derived(row))
         rows[str(strategy)] = row
     if "no_control" in rows:
         compare(rows)
+    shares(rows)
     out = pd.DataFrame([{"day": label, "strategy": s, **r} for s, r in rows.items()])
     return out.reindex(columns=list(COLUMNS))
 

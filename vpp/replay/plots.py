@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from vpp.replay.baselines import CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
+from vpp.replay.baselines import BOUND, CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
 
 #: One colour per strategy, the same in every plot.
 COLOURS = {
@@ -19,12 +19,14 @@ COLOURS = {
     SELF_CONSUMPTION: "#2ca02c",
     CONTROLLER: "#1f77b4",
     ORACLE: "#d62728",
+    BOUND: "#000000",
 }
 LABELS = {
     NO_CONTROL: "no control",
     SELF_CONSUMPTION: "self-consumption",
     CONTROLLER: "controller",
-    ORACLE: "oracle (perfect foresight)",
+    ORACLE: "oracle (perfect foresight, day by day)",
+    BOUND: "bound (perfect foresight over the chain)",
 }
 
 
@@ -120,6 +122,11 @@ def plot_summary(kpis: pd.DataFrame, path: Path) -> Path:
     savings = savings[[c for c in (SELF_CONSUMPTION, CONTROLLER, ORACLE) if c in savings]]
     total = kpis[(kpis["day"] == "total") & (kpis["strategy"] == CONTROLLER)]
     capture = float(total["capture_pct"].iloc[0]) if len(total) else float("nan")
+    share = (
+        float(total["share_vs_no_control_pct"].iloc[0])
+        if len(total) and "share_vs_no_control_pct" in total
+        else float("nan")
+    )
     fig = Figure(figsize=(11, 7))
     top, bottom = fig.subplots(2, 1, sharex=True)
     x = range(len(savings))
@@ -133,7 +140,8 @@ def plot_summary(kpis: pd.DataFrame, path: Path) -> Path:
     top.legend(fontsize=8)
     bottom.set_ylabel("EUR")
     bottom.set_title(
-        f"Accumulated savings; the controller captured {capture:.1f} % of the oracle's"
+        f"Accumulated savings; the controller achieved {share:.1f} % of the bound's savings "
+        f"over no control ({capture:.1f} % of the oracle's, storage valued)"
     )
     labels = [str(d) for d in savings.index]
     step = max(1, len(labels) // 15)

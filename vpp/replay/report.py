@@ -20,7 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from vpp.replay.baselines import CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION, STRATEGIES
+from vpp.replay.baselines import (
+    BOUND,
+    CONTROLLER,
+    NO_CONTROL,
+    ORACLE,
+    SELF_CONSUMPTION,
+    STRATEGIES,
+)
 from vpp.replay.kpi import monthly
 from vpp.replay.parallel import ReplayResult
 from vpp.replay.plots import LABELS, plot_day, plot_summary
@@ -41,8 +48,13 @@ _ABOUT = {
     CONTROLLER: "The controller as vpp run would have run it: forecasts as known at each "
     "quarter hour, a new plan every 15 minutes, setpoints through the live "
     "dispatch and safety code.",
-    ORACLE: "Perfect foresight: the same optimiser planning with the true future, once per "
-    "horizon, through the same dispatch and plant: the best plan the model can make.",
+    ORACLE: "Perfect foresight day by day: the same optimiser planning with the true future, "
+    "once per horizon, through the same dispatch and plant. Not a bound: it values what it "
+    "leaves stored by a convention.",
+    BOUND: "The true lower bound: the optimiser's LP over the whole chain of days at once, "
+    "with perfect foresight of every input, the plant's own constraints, starting where every "
+    "strategy started and ending where the controller ended. No operation of the plant "
+    "ending there costs less.",
 }
 
 
@@ -99,9 +111,12 @@ def _fmt(value: object, digits: int = 1) -> str:
 
 _TABLE_COLUMNS = (
     ("cost_eur", "cost EUR", 0),
+    ("regret_eur", "regret EUR", 0),
+    ("share_vs_no_control_pct", "share vs no control %", 1),
+    ("share_vs_self_consumption_pct", "share vs self-cons. %", 1),
     ("adjusted_cost_eur", "adjusted EUR", 0),
-    ("savings_eur", "savings EUR", 0),
-    ("capture_pct", "capture %", 1),
+    ("savings_eur", "adj. savings EUR", 0),
+    ("capture_pct", "adj. oracle capture %", 1),
     ("grid_import_mwh", "import MWh", 2),
     ("grid_export_mwh", "export MWh", 2),
     ("peak_import_kw", "peak kW", 0),
@@ -145,7 +160,24 @@ def _paragraph(name: str, row: pd.Series) -> str:
             f"{_fmt(row['clamped_setpoints'], 0)}."
         )
     if name == CONTROLLER:
-        text += f" It captured {_fmt(row['capture_pct'], 1)} % of the oracle's savings."
+        text += (
+            f" It achieved {_fmt(row['share_vs_no_control_pct'], 1)} % of the bound's savings"
+            f" over no control and {_fmt(row['share_vs_self_consumption_pct'], 1)} % of those"
+            f" over self-consumption, losing {_fmt(row['regret_eur'], 0)} EUR to the bound"
+            f" (with stored energy valued: {_fmt(row['capture_pct'], 1)} % of the oracle's"
+            " savings)."
+        )
+        steps = float(row.get("forecast_steps", 0.0))
+        if steps > 0:
+            mae = {
+                q: float(row[f"{q}_forecast_abs_error_mwh"]) * 1e3 / (steps * 0.25)
+                for q in ("load", "pv", "heat")
+            }
+            text += (
+                " Forecasts for the quarter hour ahead missed by (MAE) "
+                f"{_fmt(mae['load'], 1)} kW of base load, {_fmt(mae['pv'], 1)} kW of PV and "
+                f"{_fmt(mae['heat'], 1)} kW of heat demand."
+            )
     return text + "</p>"
 
 
@@ -159,11 +191,17 @@ def _method(chain_days: int) -> str:
         "strategy ended the day before"
     )
     return (
-        f"<p>{start}; what a strategy has stored at midnight is valued as the optimiser "
-        "values energy at a horizon's end (a low quantile of the day's prices), giving the "
-        "adjusted cost that savings and capture are measured on. Within a quarter hour the "
-        "controller and the oracle run the live controller's intra-quarter correction "
-        "(run.correction). Cost = import - export + gas + CO2 + battery wear.</p>"
+        f"<p>{start}. The bound is solved over each chain once for every strategy's end "
+        "state; a strategy's <i>regret</i> is its cost minus the bound's ending where it "
+        "ended, and its share of the bound's savings over a reference is 1 - regret / the "
+        "reference's regret: no value of stored energy enters (docs/replay-bound.md). Over "
+        "whole chains these figures are exact; per day and per month they use the bound's "
+        "costs of those days. As a secondary figure, what a strategy has stored at midnight "
+        "is valued as the optimiser values energy at a horizon's end (a low quantile of the "
+        "day's prices), giving the adjusted cost, savings and oracle capture of earlier "
+        "reports. Within a quarter hour the controller and the oracle run the live "
+        "controller's intra-quarter correction (run.correction). Cost = import - export + "
+        "gas + CO2 + battery wear.</p>"
     )
 
 
@@ -196,7 +234,7 @@ def render_html(result: ReplayResult, images: list[str]) -> str:
         _table(k[k["day"] == "total"], with_day=False),
         _method(result.options.chain_days),
         "<h2>Strategies</h2>",
-        *[_paragraph(str(s), row) for s, row in total.iterrows() if s in STRATEGIES],
+        *[_paragraph(str(s), row) for s, row in total.iterrows() if s in STRATEGIES or s == BOUND],
         "<h2>Plots</h2>",
         *[f"<img src='{html.escape(i)}' alt='{html.escape(i)}'>" for i in images],
     ]

@@ -12,9 +12,12 @@ a horizon's end, and the KPIs value what each strategy leaves stored
 
 The controller runs a chain of consecutive days in one go, as ``vpp run`` runs on over
 midnight (:func:`vpp.replay.drive.run_controller`: the live controller with one planner for
-the whole chain); the baselines move on day by day. Each chain gets a fresh
-:class:`~optimizer.planner.Planner`, so its result does not depend on which chains a worker
-ran before (a warm start from another basis can pick another of several equally cheap plans).
+the whole chain); the baselines move on day by day. Each chain starts with a planner that
+plans as a fresh :class:`~optimizer.planner.Planner` would, to the bit, so its result does not
+depend on which chains a worker ran before (a warm start from another basis can pick another
+of several equally cheap plans); the worker keeps one built model and only resets it
+(:meth:`~optimizer.planner.Planner.reset`, :func:`planner_for`), also for the oracle's plan of
+each day, which is made once the controller has run through the chain.
 With ``max_steps`` (quick looks) the days are cut, so the controller runs each day on its own
 from where it ended the day before.
 """
@@ -37,6 +40,7 @@ from vpp.forecast import Mode
 from vpp.recorder.export import day_bounds
 from vpp.replay import plant
 from vpp.replay.baselines import (
+    BOUND,
     CONTROLLER,
     NO_CONTROL,
     ORACLE,
@@ -45,13 +49,23 @@ from vpp.replay.baselines import (
     run_oracle,
     run_rule_strategy,
 )
+from vpp.replay.bound import Bound, BoundSolve, pv_interval_w
 from vpp.replay.drive import day_trace, run_controller
-from vpp.replay.kpi import StoragePrices, compare, derived, storage_prices, strategy_kpis
+from vpp.replay.kpi import (
+    StoragePrices,
+    compare,
+    derived,
+    shares,
+    storage_prices,
+    strategy_kpis,
+)
 from vpp.replay.layout import F64, PlantInputs, PlantParams, plant_inputs, plant_params
 from vpp.replay.trace import Trace
 from vpp.signals.model import Signal
 
 _warm = False
+#: This process's planner per site, reset before each use (:func:`planner_for`).
+_planners: dict[str, Planner] = {}
 #: One quarter hour [ns].
 STEP_NS = 15 * 60 * 10**9
 
@@ -139,6 +153,21 @@ def warm_up() -> None:
         _warm = True
 
 
+def planner_for(site: Site) -> Planner:
+    """A planner for ``site`` that plans as a new one would: the one this process used last
+    for the site, reset, so that its model is not built again (the controller's plans and
+    the oracle's have the same structure unless the horizon is cut at the data's end)."""
+    key = site.model_dump_json()
+    planner = _planners.get(key)
+    if planner is None:
+        if len(_planners) >= 2:  # another site: keep memory bounded
+            _planners.clear()
+        planner = _planners[key] = Planner(site)
+    else:
+        planner.reset()
+    return planner
+
+
 @dataclass(frozen=True)
 class _Day:
     """A day's truth, cut to ``max_steps``."""
@@ -187,7 +216,106 @@ def replay_chain(jobs: list[DayJob], start: Mapping[str, Stored] | None = None) 
         result = _replay_day(day, params, ends, trace, timings, per_day_s)
         results.append(result)
         ends = result.ends
+    tic = time.perf_counter()
+    _add_bound(days, params, start, results)
+    for result in results:
+        result.timings["bound_s"] = (time.perf_counter() - tic) / len(results)
     return results
+
+
+def _joined(days: list[_Day]) -> PlantInputs:
+    """The days' quarter hours one after the other."""
+    return PlantInputs(
+        index=pd.DatetimeIndex(np.concatenate([d.inputs.index for d in days])),
+        inp=np.vstack([d.inputs.inp for d in days]),
+        pv_avail_w=np.vstack([d.inputs.pv_avail_w for d in days]),
+        pv_w_per_kwp=np.concatenate([d.inputs.pv_w_per_kwp for d in days]),
+        pv_peak_w=days[0].inputs.pv_peak_w,
+    )
+
+
+def _add_bound(
+    days: list[_Day],
+    params: PlantParams,
+    start: Mapping[str, Stored] | None,
+    results: list[DayResult],
+) -> None:
+    """Solve the bound (:mod:`vpp.replay.bound`) over the chain once for each strategy's end
+    state and add to every day: each strategy's ``bound_cost_eur`` (what the bound paid on
+    the day when ending the chain where the strategy ended) and ``regret_eur``, the bound's
+    own row (ending where the controller ended), and the shares (:func:`shares`)."""
+    site, max_steps = days[0].job.site, days[0].job.options.max_steps
+    inputs = _joined(days)
+    # The controller's plant runs a consecutive chain in one stretch, else day by day; the
+    # PV interval covers both ways of interpolating inside the quarter hour.
+    whole = pv_interval_w(site, params, inputs)
+    parts = [pv_interval_w(site, params, d.inputs) for d in days]
+    pv = (
+        np.minimum(whole[0], np.concatenate([p[0] for p in parts])),
+        np.maximum(whole[1], np.concatenate([p[1] for p in parts])),
+    )
+    starts = _starts(params, start)
+    built: dict[bytes, Bound] = {}
+    solves: dict[str, BoundSolve] = {}
+    for name in STRATEGIES:
+        first = starts[name]
+        key = np.append(first.soc0_wh, first.store0_wh).tobytes()
+        if key not in built:
+            built[key] = Bound(site, first, inputs, pv)
+        end = results[-1].ends[name]
+        solves[name] = built[key].solve(end.soc_wh, end.store_wh)
+    own = solves[CONTROLLER]
+    row = 0
+    for i, (day, result) in enumerate(zip(days, results, strict=True)):
+        rows = slice(row, row + day.steps)
+        last = i == len(days) - 1
+        for name, solve in solves.items():
+            figures = result.kpis[name]
+            figures["bound_cost_eur"] = float(solve.step_cost_eur[rows].sum())
+            figures["regret_eur"] = figures["cost_eur"] - figures["bound_cost_eur"]
+            figures["bound_gap_eur"] = solve.gap_eur if last else 0.0
+        first = starts[CONTROLLER]
+        if i > 0:
+            first = dataclasses.replace(
+                first,
+                soc0_wh=own.trace.bat_soc_wh[row - 1].copy(),
+                store0_wh=float(own.trace.out[row - 1, plant.O_STORE]),
+            )
+        opening = (
+            storage_prices(site, params, days[i - 1].inputs, steps=max_steps)
+            if i > 0
+            else (start[CONTROLLER].prices if start is not None else None)
+        )
+        trace = _rows(own.trace, rows)
+        figures = strategy_kpis(trace, site, first, day.inputs, opening)
+        figures.update(derived(figures))
+        figures["bound_cost_eur"] = figures["cost_eur"]
+        figures["regret_eur"] = 0.0
+        figures["bound_gap_eur"] = own.gap_eur if last else 0.0
+        result.kpis[BOUND] = figures
+        compare(result.kpis)
+        shares(result.kpis)
+        result.frames[BOUND] = trace.frame(day.inputs)
+        result.ends[BOUND] = Stored(
+            trace.bat_soc_wh[-1].copy(),
+            float(trace.out[-1, plant.O_STORE]),
+            storage_prices(site, params, day.inputs, steps=max_steps),
+        )
+        row += day.steps
+
+
+def _rows(trace: Trace, rows: slice) -> Trace:
+    """Some steps of a trace."""
+    return Trace(
+        index=trace.index[rows],
+        out=trace.out[rows].copy(),
+        bat_w=trace.bat_w[rows].copy(),
+        bat_ch_w=trace.bat_ch_w[rows].copy(),
+        bat_soc_wh=trace.bat_soc_wh[rows].copy(),
+        pv_w=trace.pv_w[rows].copy(),
+        planned=trace.planned[rows].copy(),
+        setpoints=trace.setpoints[rows].copy(),
+    )
 
 
 def _starts(params: PlantParams, start: Mapping[str, Stored] | None) -> dict[str, PlantParams]:
@@ -206,17 +334,11 @@ def _controller_days(days: list[_Day], params: PlantParams) -> list[tuple[Trace,
     follow each other, else one run a day, each from where the last ended."""
     site, mode = days[0].job.site, days[0].job.options.mode
     signals = days[0].job.options.signals
-    planner = Planner(site)
+    planner = planner_for(site)
     index = pd.DatetimeIndex(np.concatenate([d.inputs.index for d in days]))
     consecutive = bool((np.diff(index.asi8) == STEP_NS).all())
     if consecutive:
-        inputs = PlantInputs(
-            index=index,
-            inp=np.vstack([d.inputs.inp for d in days]),
-            pv_avail_w=np.vstack([d.inputs.pv_avail_w for d in days]),
-            pv_w_per_kwp=np.concatenate([d.inputs.pv_w_per_kwp for d in days]),
-            pv_peak_w=days[0].inputs.pv_peak_w,
-        )
+        inputs = _joined(days)
         raw = pd.concat([d.job.raw for d in days])
         raw = raw[~raw.index.duplicated(keep="first")]
         trace, journal, timings = run_controller(site, params, inputs, raw, mode, planner, signals)
@@ -257,7 +379,7 @@ def _replay_day(
         for name in (NO_CONTROL, SELF_CONSUMPTION)
     }
     oracle_tic = time.perf_counter()
-    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, Planner(site))
+    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, planner_for(site))
     timings = dict(controller_timings)
     timings["oracle_s"] = time.perf_counter() - oracle_tic
     traces[CONTROLLER] = controller

@@ -22,7 +22,18 @@ PLANNED_COLUMNS = (
     "boiler_th_w",
     "store_wh",
     "battery_soc_wh",
+    "load_w",
+    "pv_available_w",
+    "heat_demand_th_w",
 )
+#: Forecast quantities among :data:`PLANNED_COLUMNS` and the plant's output columns of what
+#: really happened (the plan in force at a quarter hour was made just before it, so its
+#: values are the forecasts for the quarter hour about to start).
+FORECAST_QUANTITIES = {
+    "load": ("load_w", "load_w"),
+    "pv": ("pv_available_w", "pv_available_w"),
+    "heat": ("heat_demand_th_w", "heat_demand_th_w"),
+}
 
 
 @dataclass

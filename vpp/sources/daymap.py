@@ -14,6 +14,7 @@ a rule:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -22,25 +23,89 @@ from vpp.data.timegrid import LOCAL_TZ
 
 SLOTS = 96
 _DAY = np.timedelta64(1, "D")
+#: One day and one quarter hour [ns].
+DAY_NS = 86_400 * 10**9
+QUARTER_NS = 900 * 10**9
+
+
+_NS_PER = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def utc_ns(index: pd.DatetimeIndex) -> np.ndarray:
+    """Each instant as nanoseconds since the epoch (UTC), whatever the index's unit."""
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
+    ticks = np.asarray(index.asi8)
+    return ticks * _NS_PER[index.unit] if index.unit != "ns" else ticks
+
+
+def local_calendar(index: pd.DatetimeIndex, tz: str = LOCAL_TZ) -> tuple[np.ndarray, np.ndarray]:
+    """Local calendar date (``datetime64[D]``) and wall-clock slot 0..95 of each instant.
+
+    Forecasts ask for the same few weeks of quarter hours again every quarter hour, so
+    instants on the quarter-hour grid are looked up in a table per UTC day that is converted
+    once (:func:`_utc_day`); other instants are converted each time. Both give the same."""
+    grid = quarter_grid(index)
+    if grid is None:
+        local = pd.DatetimeIndex(index).tz_convert(tz)
+        days = local.tz_localize(None).to_numpy().astype("datetime64[D]")
+        return days, np.asarray(local.hour * 4 + local.minute // 15, dtype=int)
+    utc_days, row, pos = grid
+    blocks = [_utc_day(d, tz) for d in utc_days]
+    return np.stack([b[0] for b in blocks])[row, pos], np.stack([b[1] for b in blocks])[row, pos]
+
+
+def quarter_grid(index: pd.DatetimeIndex) -> tuple[list[int], np.ndarray, np.ndarray] | None:
+    """Instants on the UTC quarter-hour grid as (UTC days since 1970, each instant's
+    position in that list, its quarter hour 0..95 of the UTC day); None if any instant is
+    off the grid, there are none, or they have no time zone."""
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        return None
+    t = utc_ns(index)
+    if len(t) == 0 or (t % QUARTER_NS).any():
+        return None
+    utc_day = t // DAY_NS
+    pos = (t - utc_day * DAY_NS) // QUARTER_NS
+    first = int(utc_day.min())
+    span = int(utc_day.max()) - first + 1
+    if span <= len(t):
+        return list(range(first, first + span)), utc_day - first, pos
+    unique, row = np.unique(utc_day, return_inverse=True)  # a few instants far apart
+    return [int(d) for d in unique], row, pos
+
+
+@lru_cache(maxsize=4096)
+def _utc_day(day: int, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """Local date and slot of the 96 quarter hours of UTC day ``day`` (days since 1970)."""
+    start = pd.Timestamp(day * DAY_NS, unit="ns", tz="UTC")
+    local = pd.date_range(start, periods=SLOTS, freq="15min").tz_convert(tz)
+    days = local.tz_localize(None).to_numpy().astype("datetime64[D]")
+    slots = np.asarray(local.hour * 4 + local.minute // 15, dtype=int)
+    days.flags.writeable = slots.flags.writeable = False
+    return days, slots
 
 
 def local_days(index: pd.DatetimeIndex, tz: str = LOCAL_TZ) -> np.ndarray:
     """Local calendar date of each instant, as ``datetime64[D]``."""
-    local = index.tz_convert(tz)
-    return local.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return local_calendar(index, tz)[0]
 
 
 def local_slots(index: pd.DatetimeIndex, tz: str = LOCAL_TZ) -> np.ndarray:
     """Wall-clock quarter-hour slot 0..95 of each instant."""
-    local = index.tz_convert(tz)
-    return np.asarray(local.hour * 4 + local.minute // 15, dtype=int)
+    return local_calendar(index, tz)[1]
 
 
 def day_length_quarters(days: np.ndarray, tz: str = LOCAL_TZ) -> np.ndarray:
     """Quarter hours in each local day (92 on the spring DST day, 100 in autumn, else 96)."""
-    starts = pd.DatetimeIndex(days).tz_localize(tz)
-    ends = pd.DatetimeIndex(days + _DAY).tz_localize(tz)
-    return np.asarray((ends - starts) // pd.Timedelta(minutes=15), dtype=int)
+    numbers = np.asarray(days, dtype="datetime64[D]").astype(np.int64)
+    return np.array([_day_length(int(d), tz) for d in numbers], dtype=int)
+
+
+@lru_cache(maxsize=4096)
+def _day_length(day: int, tz: str) -> int:
+    start = pd.Timestamp(np.datetime64(day, "D")).tz_localize(tz)
+    end = pd.Timestamp(np.datetime64(day + 1, "D")).tz_localize(tz)
+    return int((end - start) // pd.Timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -71,22 +136,23 @@ class DayTable:
 
 def day_table(series: pd.Series, tz: str = LOCAL_TZ) -> DayTable:
     """Lay a UTC quarter-hourly series out as a :class:`DayTable` (see the module rules)."""
-    clean = series.dropna()
-    if clean.empty:
+    values_in = series.to_numpy(dtype=float)
+    known = ~np.isnan(values_in)
+    if not known.any():
         empty = np.array([], dtype="datetime64[D]")
         return DayTable(empty, np.empty((0, SLOTS)), np.array([], dtype=bool))
-    index = pd.DatetimeIndex(clean.index)
-    days = local_days(index, tz)
+    days, slots = local_calendar(pd.DatetimeIndex(series.index)[known], tz)
     first, last = days.min(), days.max()
     all_days = np.arange(first, last + _DAY, _DAY)
     rows = ((days - first) // _DAY).astype(int)
-    slots = local_slots(index, tz)
     values = np.full((len(all_days), SLOTS), np.nan)
-    first_pass = ~pd.Index(rows * SLOTS + slots).duplicated(keep="first")
-    values[rows[first_pass], slots[first_pass]] = clean.to_numpy(dtype=float)[first_pass]
+    # The autumn day's repeated hour: the first pass wins.
+    _, first_pass = np.unique(rows * SLOTS + slots, return_index=True)
+    values[rows[first_pass], slots[first_pass]] = values_in[known][first_pass]
     counts = np.bincount(rows, minlength=len(all_days))
-    complete = counts == day_length_quarters(all_days, tz)
-    _fill_skipped_hour(values, complete & (day_length_quarters(all_days, tz) < SLOTS))
+    lengths = day_length_quarters(all_days, tz)
+    complete = counts == lengths
+    _fill_skipped_hour(values, complete & (lengths < SLOTS))
     return DayTable(all_days, values, complete)
 
 

@@ -72,13 +72,21 @@ def test_cli_writes_the_report_folder(tmp_path: Path, site: Site) -> None:
         assert (out / name).stat().st_size > 0, name
     assert not (out / "kpis_monthly.csv").exists()  # one month only
     kpis = pd.read_csv(out / "kpis.csv")
-    assert list(kpis["day"]) == ["2018-05-16"] * 4 + ["total"] * 4
-    assert set(kpis["strategy"]) == {"no_control", "self_consumption", "controller", "oracle"}
+    assert list(kpis["day"]) == ["2018-05-16"] * 5 + ["total"] * 5
+    assert set(kpis["strategy"]) == {
+        "no_control",
+        "self_consumption",
+        "controller",
+        "oracle",
+        "bound",
+    }
+    # Every strategy costs at least the bound ending where it ended.
+    assert (kpis["regret_eur"] >= -0.05).all()
     page = (out / "index.html").read_text()
     assert "day_2018-05-16.png" in page and "Perfect foresight" in page
     assert "Every day starts from the site file" in page
     steps = pd.read_parquet(out / "steps.parquet")
-    assert len(steps) == 4 * 96
+    assert len(steps) == 5 * 96
     assert "controller" in result.output
 
 

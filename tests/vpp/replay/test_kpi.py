@@ -45,6 +45,7 @@ def _rows() -> list[tuple[str, dict[str, dict[str, float]]]]:
             row = dict.fromkeys(ADDITIVE, 1.0)
             row.update(
                 adjusted_cost_eur=cost,
+                regret_eur=cost - min(costs.values()),
                 grid_export_mwh=0.5 * (i + 1),
                 pv_generation_mwh=2.0,
                 peak_import_kw=10.0 * (i + 1),
@@ -63,11 +64,17 @@ def test_months_and_total_are_sums_with_capture_from_the_sums() -> None:
     assert may.loc["controller", "adjusted_cost_eur"] == 125.0
     assert may.loc["controller", "capture_pct"] == pytest.approx(100 * 25 / 40)
     assert june.loc["controller", "capture_pct"] == pytest.approx(100 * 2 / 10)
+    # Shares of the bound's savings from the month's regrets: controller 10 + 5, no control
+    # 30 + 10, self-consumption 20 + 10.
+    assert may.loc["controller", "share_vs_no_control_pct"] == pytest.approx(100 * (1 - 15 / 40))
+    assert may.loc["controller", "share_vs_self_consumption_pct"] == pytest.approx(50.0)
+    assert may.loc["no_control", "share_vs_no_control_pct"] == 0.0
     assert may.loc["oracle", "peak_import_kw"] == 20.0  # the highest day, not a sum
     # Ratios from the month's sums: exported 1.5 of 4 MWh generated.
     assert may.loc["controller", "self_consumption_pct"] == pytest.approx(100 * (1 - 1.5 / 4))
     total = table[table["day"] == "total"].set_index("strategy")
     assert total.loc["controller", "capture_pct"] == pytest.approx(100 * 27 / 50)
+    assert total.loc["controller", "share_vs_no_control_pct"] == pytest.approx(100 * (1 - 23 / 50))
     for column in ("adjusted_cost_eur", "savings_eur"):
         np.testing.assert_allclose(
             months.groupby(level="strategy")[column].sum().loc[list(total.index)],
@@ -86,6 +93,28 @@ def test_a_report_over_two_months_has_the_months(
     files = write_report(result, tmp_path)
     assert tmp_path / "kpis_monthly.csv" in files
     months = pd.read_csv(tmp_path / "kpis_monthly.csv")
-    assert sorted(set(months["day"])) == ["2018-01", "2018-05"] and len(months) == 8
+    assert sorted(set(months["day"])) == ["2018-01", "2018-05"] and len(months) == 10
     page = (tmp_path / "index.html").read_text()
     assert "<h2>Months</h2>" in page and "kpis_monthly.csv" in page
+    assert "share vs no control %" in page and "The true lower bound" in page
+
+
+def test_forecast_errors_are_sums_over_planned_steps() -> None:
+    """Absolute errors of the plans' forecasts against what happened, only where a plan was
+    in force."""
+    from vpp.replay import plant as k
+    from vpp.replay.kpi import forecast_errors
+    from vpp.replay.trace import PLANNED_COLUMNS, Trace
+
+    trace = Trace.empty(pd.date_range("2018-05-16", periods=3, freq="15min", tz="UTC"), 0, 0, True)
+    trace.out[:, k.O_LOAD] = [1e6, 2e6, 3e6]
+    trace.out[:, k.O_PV_AVAIL] = [0.0, 4e6, 0.0]
+    trace.planned[:2, 0] = 0.0  # the third step had no plan
+    trace.planned[:2, PLANNED_COLUMNS.index("load_w")] = [1.5e6, 1e6]
+    trace.planned[:2, PLANNED_COLUMNS.index("pv_available_w")] = [0.0, 2e6]
+    trace.planned[:2, PLANNED_COLUMNS.index("heat_demand_th_w")] = 0.0
+    errors = forecast_errors(trace, 0.25)
+    assert errors["forecast_steps"] == 2.0
+    assert errors["load_forecast_abs_error_mwh"] == pytest.approx((0.5 + 1.0) * 0.25)
+    assert errors["pv_forecast_abs_error_mwh"] == pytest.approx(2.0 * 0.25)
+    assert errors["heat_forecast_abs_error_mwh"] == 0.0

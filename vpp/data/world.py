@@ -1,0 +1,156 @@
+"""A noisier world for replay: the shipped year with its standard profiles replaced by
+stochastic ones, seeded, in the same input schema.
+
+The shipped inputs (``data/inputs_<year>.parquet``) take electric load, heat demand and the
+data centre's IT load from standard profiles that the forecasts rebuild almost exactly; only
+PV and prices carry forecast error. Replayed against them, a controller is never paid for
+handling the noise of real households, heat networks and data centres. This module makes a
+year file in which (see docs/replay-world.md for the figures it is checked against):
+
+- ``load_w_per_mwh_a``: the sum of ``households`` homes, each a day-by-day resample of the
+  measured household in ``data/household_htw_2010_quarter.parquet`` (quarter-hour means of a
+  year of a real household from the HTW Berlin profiles, 4,675 kWh): every home takes each
+  of its days from the same weekday of one of the five nearest weeks (so the season and the
+  weekday stay), moved by a home-specific offset of up to an hour either way, and scaled by a
+  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year;
+- ``heat_w_per_mwh_a``: the shipped weather-driven profile times ``exp(AR(1))`` (sigma 0.10,
+  correlation time 12 h: the heat network's own inertia and the days that are colder or
+  warmer than the temperature profile says), less solar gains in proportion to the real
+  irradiance (``ghi_w_per_m2``, 8 % of the mean demand at 1,000 W/m^2), at least zero,
+  scaled back to the year's energy;
+- ``it_load_ratio``: the shipped daily pattern plus AR(1) noise (sigma 0.03, 2 h) and batch
+  jobs (on average two a week, 2-8 h long, +0.05..0.15 of the rated IT power), within
+  0.3..1;
+- ``pv_w_per_kwp``: the real national series times a local clear-sky index: ``exp(AR(1))``
+  (sigma 0.25, 1 h) where the sun is up, capped so that no quarter hour exceeds 1.15 times
+  the year's highest national value, scaled back to the year's energy. (Variability inside
+  the quarter hour and per inverter: not yet, the replay plant takes one PV profile for the
+  site and interpolates it inside the quarter hour.)
+
+Prices, CO2, temperatures and irradiance stay the real ones. Everything draws from one
+``numpy.random.Generator`` seeded by ``seed``: the same seed gives the same file.
+
+Command: ``python -m vpp.data.world --out world_2018.parquet [--base
+data/inputs_2018.parquet] [--seed 2018] [--households 400]`` (about 5 s; the file is 1.7 MB,
+so it is made rather than shipped), then ``vpp replay --data world_2018.parquet ...`` or
+``python bench/replay_year.py --world 2018``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from vpp.data.schema import read_inputs, validate_inputs
+
+F64 = NDArray[np.float64]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Quarter-hour means of one real household over 2010 (local time), W.
+HOUSEHOLD_FILE = ROOT / "data" / "household_htw_2010_quarter.parquet"
+PER_DAY = 96
+STEP_H = 0.25
+
+
+def read_household(path: Path = HOUSEHOLD_FILE) -> F64:
+    """The measured household, quarter-hour means [W], 365 days from a Friday (1 Jan 2010)."""
+    values: F64 = pd.read_parquet(path)["household_w"].to_numpy(np.float64)
+    return values
+
+
+def ar1(rng: np.random.Generator, n: int, sigma: float, tau_h: float) -> F64:
+    """A stationary AR(1) series of ``n`` quarter hours: standard deviation ``sigma``,
+    correlation time ``tau_h`` [h]."""
+    phi = float(np.exp(-STEP_H / tau_h))
+    shocks = rng.normal(0.0, sigma * np.sqrt(1.0 - phi**2), n)
+    out = np.empty(n)
+    out[0] = rng.normal(0.0, sigma)
+    for t in range(1, n):  # n is a year of quarter hours: fast enough in plain Python
+        out[t] = phi * out[t - 1] + shocks[t]
+    return out
+
+
+def households(
+    rng: np.random.Generator, household_w: F64, index: pd.DatetimeIndex, count: int, tz: str
+) -> F64:
+    """Sum of ``count`` homes resampled from ``household_w`` (see the module docstring) on
+    ``index`` (UTC quarter hours), W."""
+    days = household_w.size // PER_DAY
+    base = household_w[: days * PER_DAY].reshape(days, PER_DAY)
+    local = index.tz_convert(tz)
+    # The source year starts on a Friday; find each target day's source day with its weekday.
+    target_day = (local.normalize() - local[0].normalize()).days.to_numpy()
+    first_weekday = local[0].weekday()  # Monday = 0
+    offset = (first_weekday - 4) % 7  # source day with the same weekday as target day 0
+    quarter = (local.hour * 4 + local.minute // 15).to_numpy()
+    total = np.zeros(len(index))
+    n_days = int(target_day.max()) + 1
+    for _ in range(count):
+        weeks = rng.integers(-2, 3, n_days)
+        src = offset + np.arange(n_days) + 7 * weeks
+        src = np.where(src < 0, src + 7 * 5, src)
+        src = np.where(src >= days, src - 7 * 5, src)
+        shift = int(rng.integers(-4, 5))
+        scale = float(rng.lognormal(0.0, 0.3))
+        flat = base[src].ravel()
+        pos = np.clip(target_day * PER_DAY + quarter + shift, 0, flat.size - 1)
+        total += scale * flat[pos]
+    return total
+
+
+def noisy_world(
+    base: pd.DataFrame, household_w: F64, seed: int, count: int = 400, tz: str = "Europe/Berlin"
+) -> pd.DataFrame:
+    """The year ``base`` (input schema) with stochastic load, heat, IT load and local PV."""
+    rng = np.random.default_rng(seed)
+    out = base.copy()
+    index = pd.DatetimeIndex(base.index)
+    n = len(index)
+    hours = n * STEP_H
+
+    load = households(rng, household_w, index, count, tz)
+    out["load_w_per_mwh_a"] = load / (load.sum() * STEP_H / 1e6)  # 1 MWh a year
+
+    heat = base["heat_w_per_mwh_a"].to_numpy(float)
+    ghi = base["ghi_w_per_m2"].to_numpy(float) if "ghi_w_per_m2" in base else np.zeros(n)
+    noisy = heat * np.exp(ar1(rng, n, 0.10, 12.0)) - 0.08 * heat.mean() * ghi / 1000.0
+    noisy = np.maximum(noisy, 0.0)
+    out["heat_w_per_mwh_a"] = noisy * heat.sum() / noisy.sum()
+
+    if "it_load_ratio" in base:
+        it = base["it_load_ratio"].to_numpy(float) + ar1(rng, n, 0.03, 2.0)
+        jobs = rng.poisson(2.0 * hours / (7 * 24))
+        for _ in range(int(jobs)):
+            start = int(rng.integers(0, n))
+            length = int(rng.integers(8, 33))
+            it[start : start + length] += rng.uniform(0.05, 0.15)
+        out["it_load_ratio"] = np.clip(it, 0.3, 1.0)
+
+    pv = base["pv_w_per_kwp"].to_numpy(float)
+    index_ = np.exp(ar1(rng, n, 0.25, 1.0))
+    local = np.minimum(pv * index_, 1.15 * pv.max())
+    out["pv_w_per_kwp"] = local * pv.sum() / local.sum() if local.sum() > 0 else pv
+    return validate_inputs(out, "noisy world")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, default=ROOT / "data" / "inputs_2018.parquet")
+    parser.add_argument("--household", type=Path, default=HOUSEHOLD_FILE)
+    parser.add_argument("--seed", type=int, default=2018)
+    parser.add_argument("--households", type=int, default=400)
+    parser.add_argument("--out", type=Path, required=True, help="the year file to write")
+    args = parser.parse_args(argv)
+    world = noisy_world(
+        read_inputs(args.base), read_household(args.household), args.seed, args.households
+    )
+    world.to_parquet(args.out, compression="zstd")
+    print(f"{args.out}: {len(world)} quarter hours, seed {args.seed}, {args.households} homes")
+
+
+if __name__ == "__main__":
+    main()
