@@ -123,6 +123,19 @@ def overview() -> dict[str, Any]:
     )
     lay.add(
         stat(
+            "Health",
+            "The controller's top-line state from comms, data freshness and the plan's source: "
+            "ok, degraded, or not controlling (no controllable device answers, or no plan is "
+            "dispatched); its reasons are on the operator page and in /api/status.",
+            (f"vpp_health_state{{{SITE}}} == 1", "{{state}}"),
+            unit="none",
+            text_mode="name",
+        ),
+        4,
+        3,
+    )
+    lay.add(
+        stat(
             "Plan",
             "Status of the plan in force.",
             (f"vpp_plan_status{{{SITE}}} == 1", "{{status}}"),
