@@ -199,16 +199,8 @@ def _listener(ctl: Controller, journal: Journal):  # type: ignore[no-untyped-def
 
 def day_trace(trace: Trace, journal: Journal, rows: slice) -> Trace:
     """One day (``rows`` of the stretch) of a controller run, with its counts as stats."""
-    part = Trace(
-        index=trace.index[rows],
-        out=trace.out[rows].copy(),
-        bat_w=trace.bat_w[rows].copy(),
-        bat_ch_w=trace.bat_ch_w[rows].copy(),
-        bat_soc_wh=trace.bat_soc_wh[rows].copy(),
-        pv_w=trace.pv_w[rows].copy(),
-        planned=journal.planned[rows].copy(),
-        setpoints=trace.setpoints[rows].copy(),
-    )
+    part = trace.rows(rows)
+    part.planned = journal.planned[rows].copy()
     part.stats = {name: float(values[rows].sum()) for name, values in journal.counts.items()}
     part.stats["unplanned_steps"] = float(np.isnan(part.planned[:, 0]).sum())
     part.notes = list(journal.notes)

@@ -286,7 +286,7 @@ def _add_bound(
             if i > 0
             else (start[CONTROLLER].prices if start is not None else None)
         )
-        trace = _rows(own.trace, rows)
+        trace = own.trace.rows(rows)
         figures = strategy_kpis(trace, site, first, day.inputs, opening)
         figures.update(derived(figures))
         figures["bound_cost_eur"] = figures["cost_eur"]
@@ -302,20 +302,6 @@ def _add_bound(
             storage_prices(site, params, day.inputs, steps=max_steps),
         )
         row += day.steps
-
-
-def _rows(trace: Trace, rows: slice) -> Trace:
-    """Some steps of a trace."""
-    return Trace(
-        index=trace.index[rows],
-        out=trace.out[rows].copy(),
-        bat_w=trace.bat_w[rows].copy(),
-        bat_ch_w=trace.bat_ch_w[rows].copy(),
-        bat_soc_wh=trace.bat_soc_wh[rows].copy(),
-        pv_w=trace.pv_w[rows].copy(),
-        planned=trace.planned[rows].copy(),
-        setpoints=trace.setpoints[rows].copy(),
-    )
 
 
 def _starts(params: PlantParams, start: Mapping[str, Stored] | None) -> dict[str, PlantParams]:

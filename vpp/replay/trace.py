@@ -58,6 +58,19 @@ class Trace:
     stats: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def rows(self, rows: slice) -> Trace:
+        """Some steps of the trace, copied (no stats, no notes)."""
+        return Trace(
+            index=self.index[rows],
+            out=self.out[rows].copy(),
+            bat_w=self.bat_w[rows].copy(),
+            bat_ch_w=self.bat_ch_w[rows].copy(),
+            bat_soc_wh=self.bat_soc_wh[rows].copy(),
+            pv_w=self.pv_w[rows].copy(),
+            planned=self.planned[rows].copy(),
+            setpoints=self.setpoints[rows].copy(),
+        )
+
     @classmethod
     def empty(cls, index: pd.DatetimeIndex, batteries: int, inverters: int, planned: bool) -> Trace:
         """Zeros to fill step by step; plan columns NaN, setpoints only if ``planned``."""
