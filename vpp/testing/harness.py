@@ -15,7 +15,6 @@ from adapters.bridge import ModbusBridge
 from adapters.sim.fleet import SimFleet
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
-from tests.conftest import free_ports
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
@@ -23,8 +22,9 @@ from vpp.control.state import ControllerState
 from vpp.control.world import world_from_inputs
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
+from vpp.testing.ports import free_ports
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.toml"
 
 
