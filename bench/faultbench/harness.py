@@ -86,15 +86,22 @@ class Audit:
         self._apply = ctl.apply
         ctl.apply = self.apply  # type: ignore[method-assign]
 
-    async def apply(self, setpoints: list[Setpoint], source: str) -> None:
+    async def apply(self, setpoints: list[Setpoint], source: str) -> list[SetpointStatus]:
         self._source = source
-        await self._apply(setpoints, source)
+        return await self._apply(setpoints, source)
 
     def event(
-        self, level: str, source: str, kind: str, message: str, device: str | None = None
+        self,
+        level: str,
+        source: str,
+        kind: str,
+        message: str,
+        device: str | None = None,
+        *,
+        logged: bool = True,
     ) -> None:
         self.events.append((self.ctl.clock.now(), level, kind, device, message))
-        self._event(level, source, kind, message, device)
+        self._event(level, source, kind, message, device, logged=logged)
 
     def listen(self, source: str, statuses: list[SetpointStatus]) -> None:
         written = sum(1 for s in statuses if s.written_w is not None or s.dry_run)
