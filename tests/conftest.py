@@ -7,35 +7,16 @@ test that leaves threads or asyncio tasks behind (pymodbus tends to).
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports."""
-    socks = []
-    try:
-        for _ in range(n):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            socks.append(sock)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+# Imported from here by many tests.
+from vpp.testing.ports import LOOPBACK as LOOPBACK
+from vpp.testing.ports import free_port as free_port
+from vpp.testing.ports import free_ports as free_ports
 
 
 @pytest.fixture(autouse=True)

@@ -96,3 +96,18 @@ def test_no_import_circle_between_two_modules() -> None:
     )
     assert pairs == []
     assert "vpp.recorder.export" not in graph["vpp.recorder.store"]
+
+
+def test_only_tests_and_benchmarks_use_the_testing_harness() -> None:
+    """``vpp.testing`` starts simulators and servers for tests and benchmarks: nothing of the
+    application, the adapters or the optimizer may depend on it."""
+    graph = module_graph()
+    assert "vpp.testing.harness" in graph  # the walk sees the package
+    users = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        if not name.startswith("vpp.testing")
+        for target in targets
+        if target == "vpp.testing" or target.startswith("vpp.testing.")
+    )
+    assert users == []

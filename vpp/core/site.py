@@ -8,6 +8,10 @@ their position in ``devices`` when the id is missing, malformed, all digits or n
 Every problem is reported at once: field errors, cross-references (duplicate ids, two devices
 on one Modbus endpoint, the grid meter) and files that cannot be read.
 
+The schema is here; :func:`parse_site` and :func:`read_site` at the end bind it to the
+cross-reference checks (:mod:`vpp.core.site_refs`) and to reading files and wording errors
+(:mod:`vpp.core.site_load`), two modules below this one.
+
 Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating), the time zone
 must be a known IANA zone, and every Modbus host must resolve: two devices whose hosts resolve
 to the same address (``localhost`` and ``127.0.0.1``) on the same port and unit id are one
@@ -21,11 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import socket
-import tomllib
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +43,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from vpp.core.site_load import ConfigError as ConfigError
+from vpp.core.site_load import SiteFileError as SiteFileError
+from vpp.core.site_load import error_lines, read_document
+from vpp.core.site_refs import ID_PATTERN, DeviceRef
+from vpp.core.site_refs import device_labels as device_labels
+from vpp.core.site_refs import reference_problems as reference_problems
+from vpp.core.site_refs import resolve_host as resolve_host
 
 
 def _between(lo: float, hi: float) -> Callable[[Any], Any]:
@@ -77,31 +85,7 @@ Efficiency = Annotated[float, AfterValidator(_between(0.01, 1.0))]
 PositiveFloat = Annotated[float, AfterValidator(_positive)]
 NonNegativeFloat = Annotated[float, AfterValidator(_non_negative)]
 TempC = Annotated[float, AfterValidator(_between(-50.0, 150.0))]
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-Identifier = Annotated[str, Field(pattern=_ID_PATTERN)]
-
-
-class ConfigError(ValueError):
-    """A site file that cannot be used. ``errors`` holds one ``path: message`` per problem."""
-
-    def __init__(self, source: str, errors: list[str]) -> None:
-        self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
-
-
-class SiteFileError(ConfigError):
-    """A site file that cannot be read at all: missing, a folder, not UTF-8, not TOML.
-
-    ``reason`` says why in one line; ``errors`` holds it as ``(file): <reason>``.
-    """
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.reason = reason
-        super().__init__(source, [f"(file): {reason}"])
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class _Model(BaseModel):
@@ -556,8 +540,7 @@ class Site(_Model):
     def _references(self, info: ValidationInfo) -> Site:
         if info.context and info.context.get(_REFERENCES_CHECKED_BY_CALLER):
             return self  # parse_site checks them itself, together with the field errors
-        refs = _model_refs(self)
-        problems = reference_problems(refs, self.grid.meter, device_labels(refs))
+        problems = _reference_problems(_model_refs(self), self.grid.meter)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -637,29 +620,18 @@ def _floats(value: Any, where: str) -> Iterator[tuple[str, float]]:
             yield from _floats(item, f"{where}[{n}]")
 
 
-# --- cross-references: checked from the raw file too, so they are reported with every other
-# error instead of after them (pydantic runs a model validator only when all fields are valid).
+# --- loading: the schema above with the cross-references (vpp.core.site_refs) and the file
+# reading and messages (vpp.core.site_load), which stand below it.
 
 #: Validation context key: the caller checks the cross-references itself (see parse_site).
 _REFERENCES_CHECKED_BY_CALLER = "references_checked_by_caller"
-_ID_RE = re.compile(_ID_PATTERN)
 
 
-@dataclass(frozen=True)
-class _DeviceRef:
-    """What the cross-reference checks need of one device (from the file or the model)."""
-
-    index: int
-    id: str | None
-    kind: str | None
-    modbus: ModbusEndpoint | None
+def _model_refs(site: Site) -> list[DeviceRef]:
+    return [DeviceRef(n, d.id, d.kind.value, d.modbus) for n, d in enumerate(site.devices)]
 
 
-def _model_refs(site: Site) -> list[_DeviceRef]:
-    return [_DeviceRef(n, d.id, d.kind.value, d.modbus) for n, d in enumerate(site.devices)]
-
-
-def _raw_refs(data: Any) -> list[_DeviceRef]:
+def _raw_refs(data: Any) -> list[DeviceRef]:
     """The devices of an unvalidated site document, as far as they can be read."""
     devices = data.get("devices") if isinstance(data, dict) else None
     if not isinstance(devices, list):
@@ -674,7 +646,7 @@ def _raw_refs(data: Any) -> list[_DeviceRef]:
         with contextlib.suppress(ValidationError):
             endpoint = None if modbus is None else ModbusEndpoint.model_validate(modbus)
         refs.append(
-            _DeviceRef(
+            DeviceRef(
                 n,
                 ident if isinstance(ident, str) else None,
                 str(kind) if isinstance(kind, str) else None,
@@ -684,142 +656,12 @@ def _raw_refs(data: Any) -> list[_DeviceRef]:
     return refs
 
 
-def device_labels(refs: Sequence[_DeviceRef]) -> dict[int, str]:
-    """How messages name each device: ``devices[<id>]``, or ``devices[<index>]`` when the id
-    is missing, malformed, all digits (it would read as an index) or used twice."""
-    counts = Counter(r.id for r in refs if r.id is not None)
-    labels = {}
-    for ref in refs:
-        ident = ref.id
-        usable = (
-            ident is not None
-            and counts[ident] == 1
-            and _ID_RE.match(ident) is not None
-            and not ident.isdigit()
-        )
-        labels[ref.index] = f"devices[{ident}]" if usable else f"devices[{ref.index}]"
-    return labels
-
-
-def resolve_host(host: str) -> frozenset[str]:
-    """The addresses ``host`` stands for, by :func:`socket.getaddrinfo` (hosts file, DNS);
-    no device is contacted. Raises OSError or ValueError when it does not resolve."""
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return frozenset(str(info[4][0]) for info in infos)
-
-
-def _resolve_or_reason(host: str) -> frozenset[str] | str:
-    try:
-        return resolve_host(host)
-    except socket.gaierror as exc:
-        return exc.strerror or str(exc)
-    except ValueError:  # UnicodeError from the IDNA codec: an empty or overlong label
-        return "not a valid host name"
-    except OSError as exc:
-        return str(exc)
-
-
-def reference_problems(
-    refs: Sequence[_DeviceRef],
-    meter: str | None,
-    labels: dict[int, str],
-    *,
-    offline: bool = False,
+def _reference_problems(
+    refs: Sequence[DeviceRef], meter: str | None, offline: bool = False
 ) -> list[str]:
-    """Duplicate device ids, two devices on one Modbus endpoint (hosts compared by the
-    addresses they resolve to), hosts that do not resolve, and a grid meter that is not a
-    meter of the site; one ``path: message`` per problem.
-
-    ``offline``: the site is read where its devices are not reachable (replay, plan, export on
-    an engineer's machine): a host that does not resolve is no problem and is compared with
-    the others by its name."""
-
-    def label(n: int) -> str:
-        return labels.get(n, f"devices[{n}]")
-
-    problems = []
-    first: dict[str, int] = {}
-    for ref in refs:
-        if ref.id is None:
-            continue
-        if ref.id in first:
-            problems.append(
-                f"{label(ref.index)}.id: duplicate device id {ref.id!r} "
-                f"(also {label(first[ref.id])})"
-            )
-        else:
-            first[ref.id] = ref.index
-    problems += _endpoint_problems(refs, label, offline)
-    if meter is not None:
-        found = next((r for r in refs if r.id == meter), None)
-        if found is None or found.kind != DeviceKind.METER.value:
-            problems.append(f"grid.meter: {meter!r} is not a meter device of this site")
-    return problems
-
-
-def _endpoint_problems(
-    refs: Sequence[_DeviceRef], label: Callable[[int], str], offline: bool
-) -> list[str]:
-    problems = []
-    # Each distinct host is resolved once, in sorted order so that messages do not depend on
-    # the order getaddrinfo returns its addresses in.
-    resolved: dict[str, tuple[str, ...] | str] = {}
-    taken: dict[tuple[str, int, int], tuple[int, str]] = {}  # -> (device index, host)
-    for ref in refs:
-        ep = ref.modbus
-        if ep is None:
-            continue
-        host, port, unit = ep.host, ep.port, ep.unit
-        addresses = resolved.get(host)
-        if addresses is None:
-            found = _resolve_or_reason(host)
-            if isinstance(found, str) and offline:
-                found = frozenset([host])
-            addresses = resolved[host] = found if isinstance(found, str) else tuple(sorted(found))
-        if isinstance(addresses, str):
-            problems.append(
-                f"{label(ref.index)}.modbus.host: {host!r} does not resolve ({addresses})"
-            )
-            continue
-        for address in addresses:
-            other = taken.get((address, port, unit))
-            if other is not None:
-                text = (
-                    f"{label(ref.index)}.modbus: {host} port {port} unit {unit} is already "
-                    f"the endpoint of {label(other[0])}"
-                )
-                if other[1] != host:
-                    text += f" ({other[1]} and {host} both resolve to {address})"
-                problems.append(text)
-                break
-        for address in addresses:
-            taken.setdefault((address, port, unit), (ref.index, host))
-    return problems
-
-
-# --- messages
-
-
-_ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*'|-?\d+)>")
-
-
-def _format_loc(loc: Sequence[int | str], kinds: set[str], labels: dict[int, str]) -> str:
-    out = ""
-    for n, part in enumerate(loc):
-        if isinstance(part, int):
-            if n == 1 and loc[0] == "devices":
-                out = labels.get(part, f"devices[{part}]")
-            else:
-                out += f"[{part}]"
-        elif (n == 2 and loc[0] == "devices" and part in kinds) or part.startswith(
-            "function-after"
-        ):
-            # pydantic adds the union tag and validator names to the path; users never wrote
-            # them. Only the tag right after a device's index: grid.meter is a real field.
-            continue
-        else:
-            out += f".{part}" if out else part
-    return out or "(file)"
+    return reference_problems(
+        refs, meter, device_labels(refs), meter_kind=DeviceKind.METER.value, offline=offline
+    )
 
 
 def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
@@ -827,31 +669,7 @@ def format_errors(exc: ValidationError, data: Any = None) -> list[str]:
 
     With the validated ``data``, devices are named by their id (:func:`device_labels`).
     """
-    kinds = {k.value for k in DeviceKind}
-    expected = ", ".join(k.value for k in DeviceKind)
-    labels = device_labels(_raw_refs(data))
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        msg = err["msg"]
-        for prefix in ("Value error, ", "Assertion failed, "):
-            msg = msg.removeprefix(prefix)
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            msg = "unknown field"
-        elif kind == "missing":
-            msg = "required field missing"
-        elif kind == "finite_number":
-            msg = f"must be a finite number, got {err['input']}"
-        elif kind == "union_tag_invalid":
-            loc += ("kind",)
-            msg = f"unknown kind {err.get('ctx', {}).get('tag')!r} (one of: {expected})"
-        elif kind == "union_tag_not_found":
-            loc += ("kind",)
-            msg = f"required field missing (one of: {expected})"
-        msg = _ENUM_REPR.sub(r"\1", msg)  # enum members as their values, never their repr
-        lines.append(f"{_format_loc(loc, kinds, labels)}: {msg}")
-    return lines
+    return error_lines(exc, device_labels(_raw_refs(data)), [k.value for k in DeviceKind])
 
 
 def parse_site(data: dict[str, Any], source: str = "<site>", *, offline: bool = False) -> Site:
@@ -869,10 +687,9 @@ def parse_site(data: dict[str, Any], source: str = "<site>", *, offline: bool = 
         meter = grid.get("meter") if isinstance(grid, dict) else None
         meter = meter if isinstance(meter, str) else None
         errors = format_errors(exc, data)
-        errors += reference_problems(refs, meter, device_labels(refs), offline=offline)
+        errors += _reference_problems(refs, meter, offline)
         raise ConfigError(source, errors) from None
-    refs = _model_refs(site)
-    problems = reference_problems(refs, site.grid.meter, device_labels(refs), offline=offline)
+    problems = _reference_problems(_model_refs(site), site.grid.meter, offline)
     if problems:
         raise ConfigError(source, problems)
     return site
@@ -886,27 +703,4 @@ def read_site(path: str | Path, *, offline: bool = False) -> Site:
     :class:`ConfigError` for one that does not validate.
     """
     path = Path(path)
-    source = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SiteFileError(source, "not found") from None
-    except IsADirectoryError:
-        raise SiteFileError(source, "is a folder, not a site file") from None
-    except OSError as exc:
-        raise SiteFileError(source, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SiteFileError(source, _not_utf8(raw, exc)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteFileError(source, f"not valid TOML: {exc}") from None
-    return parse_site(data, source, offline=offline)
-
-
-def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
-    line = raw.count(b"\n", 0, exc.start) + 1
-    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-    return f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column}"
+    return parse_site(read_document(path), str(path), offline=offline)

@@ -7,10 +7,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.vpp.control.harness import plant, small_site
 from vpp.control.backups import copies
 from vpp.control.runner import step
 from vpp.recorder import Recorder
+from vpp.testing.harness import plant, small_site
 
 START = datetime(2026, 6, 21, 8, 0, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ import pytest
 
 from adapters.sim.battery import BatteryState
 from adapters.sim.meter import MeterState
-from tests.vpp.control.harness import demo_site, plant, small_site
 from vpp.control.runner import step
 from vpp.core.site import Site
+from vpp.testing.harness import demo_site, plant, small_site
 
 START = datetime(2026, 6, 21, 0, 0, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from adapters.snapshot import BatteryReading, CommsHealth, DeviceState, MeterReading, Snapshot
-from tests.vpp.control.harness import small_site
 from vpp.control.dispatch import correct_batteries, plan_row, pv_cap_w, setpoints_from_row
 from vpp.core.site import DeviceKind
+from vpp.testing.harness import small_site
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 SITE = small_site()

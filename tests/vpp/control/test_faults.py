@@ -6,8 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from optimizer.params import SolveOptions
-from tests.vpp.control.harness import plant, small_site
 from vpp.control.runner import step
+from vpp.testing.harness import plant, small_site
 
 START = datetime(2026, 6, 21, 8, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.snapshot import CommsHealth, DeviceState, Snapshot
-from tests.vpp.control.harness import small_site
 from vpp.control.health import CONTROLLABLE, PLAN_STALE_S, assess
 from vpp.control.state import ControllerState, SourceStatus
+from vpp.testing.harness import small_site
 
 SITE = small_site()
 NOW = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from adapters.snapshot import BatteryReading, Reading
-from tests.vpp.control.harness import small_site
 from tests.vpp.control.snapshots import T0, battery, heat_pump, pv, snapshot
 from vpp.control.envelope import Bound, Envelope, envelope, envelopes, intersect
 from vpp.control.invariants import Limits, enforce, safe_setpoints, violations
@@ -16,6 +15,7 @@ from vpp.control.plausible import screen
 from vpp.control.safety import Setpoint, battery_window_w, check_setpoints, guard_grid
 from vpp.control.state import OperatorCap
 from vpp.core.site import BatteryDevice, DeviceKind, HeatPumpDevice, PvDevice
+from vpp.testing.harness import small_site
 
 SITE = small_site()
 BAT: BatteryDevice = SITE.batteries[0]

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.vpp.control.harness import plant, small_site
 from vpp.control.runner import step
 from vpp.core.clock import ManualClock
 from vpp.logs import RepeatFilter, install_repeat_filter, remove_repeat_filter
+from vpp.testing.harness import plant, small_site
 
 START = datetime(2026, 6, 21, 8, 0, tzinfo=UTC)
 

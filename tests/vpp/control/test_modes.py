@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from adapters.sim.battery import BatteryState
-from tests.vpp.control.harness import plant, small_site
 from vpp.sources import ResilientSource
+from vpp.testing.harness import plant, small_site
 
 START = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 

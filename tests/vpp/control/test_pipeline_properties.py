@@ -29,7 +29,6 @@ from adapters.snapshot import (
     Reading,
     Snapshot,
 )
-from tests.vpp.control.harness import DEMO
 from tests.vpp.control.snapshots import T0
 from vpp.control.dispatch import corrections, setpoints_from_row
 from vpp.control.envelope import Bound
@@ -50,6 +49,7 @@ from vpp.core.site import (
     parse_site,
     read_site,
 )
+from vpp.testing.harness import DEMO
 
 DEMO_SITE = read_site(DEMO)
 PROPERTY = settings(

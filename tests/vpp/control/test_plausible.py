@@ -12,7 +12,6 @@ from adapters.bridge import ModbusBridge
 from adapters.poll import FleetPoller
 from adapters.sim.fleet import SimFleet
 from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Reading, Snapshot
-from tests.vpp.control.harness import DEMO, small_site
 from tests.vpp.control.snapshots import battery, heat_pump, pv, snapshot
 from vpp.control.dispatch import corrections, setpoints_from_row
 from vpp.control.plausible import (
@@ -25,6 +24,7 @@ from vpp.control.plausible import (
 from vpp.control.safety import check_setpoints, guard_grid, measured_grid_w
 from vpp.core.clock import ManualClock
 from vpp.core.site import HeatPumpDevice, Site, read_site
+from vpp.testing.harness import DEMO, small_site
 
 SITE = read_site(DEMO)
 IMPORT, EXPORT = SITE.grid.import_limit_w, SITE.grid.export_limit_w

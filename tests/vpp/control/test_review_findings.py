@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from adapters.snapshot import Reading, Snapshot
-from tests.vpp.control.harness import DEMO
 from tests.vpp.control.snapshots import battery, heat_pump, pv, snapshot
 from vpp.control.dispatch import corrections, setpoints_from_row
 from vpp.control.safety import Setpoint, battery_window_w, check_setpoints, guard_grid
 from vpp.core.site import BatteryDevice, DeviceKind, read_site
+from vpp.testing.harness import DEMO
 
 SITE = read_site(DEMO)
 IMPORT, EXPORT = SITE.grid.import_limit_w, SITE.grid.export_limit_w

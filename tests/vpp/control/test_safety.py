@@ -13,7 +13,6 @@ from adapters.snapshot import (
     PvReading,
     Snapshot,
 )
-from tests.vpp.control.harness import small_site
 from vpp.control.safety import (
     Setpoint,
     battery_window_w,
@@ -23,6 +22,7 @@ from vpp.control.safety import (
 )
 from vpp.control.state import OperatorCap
 from vpp.core.site import BatteryDevice, DeviceKind
+from vpp.testing.harness import small_site
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 OK = CommsHealth(last_success=T0)

@@ -9,9 +9,9 @@ import pytest
 from optimizer.inputs import State
 from optimizer.planner import Planner
 from optimizer.synthetic import synthetic_forecast
-from tests.vpp.control.harness import small_site
 from vpp.control.why import explain
 from vpp.core.site import Site
+from vpp.testing.harness import small_site
 
 STEPS = pd.date_range("2026-06-21T00:00Z", periods=8, freq="15min")
 

@@ -7,9 +7,9 @@ import asyncio
 from datetime import UTC, datetime
 
 from adapters.sim.battery import BatteryState
-from tests.vpp.control.harness import plant, small_site
 from vpp.control.safety import Setpoint
 from vpp.core.site import DeviceKind
+from vpp.testing.harness import plant, small_site
 
 NOON = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.vpp.control.harness import plant, small_site
 from vpp.control.inputs import HISTORY, InputProvider
 from vpp.control.runner import step
 from vpp.control.schedule import PLAN_LEAD_S
@@ -35,6 +34,7 @@ from vpp.control.state import SetpointStatus
 from vpp.core.site import Site
 from vpp.replay.drive import drive_controller
 from vpp.replay.layout import plant_inputs, plant_params
+from vpp.testing.harness import plant, small_site
 
 #: A local day (Europe/Berlin, summer time) of the demo's calendar.
 START = datetime(2026, 6, 21, 22, 0, tzinfo=UTC)

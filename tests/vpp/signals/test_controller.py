@@ -18,12 +18,12 @@ from adapters.sim.controlbox import SimControlBox
 from adapters.sim.server import ControlBoxServer
 from optimizer.plan import Plan, SolveInfo
 from tests.conftest import LOOPBACK, free_ports
-from tests.vpp.control.harness import Plant, plant, small_site
 from vpp.core.site import Site, parse_site
 from vpp.signals import Signal, SignalKind
 from vpp.signals.metrics import GridSignalCollector
 from vpp.signals.rules import FLOOR_14A_W, device_floor_w
 from vpp.signals.watch import SignalWatch
+from vpp.testing.harness import Plant, plant, small_site
 
 T0 = datetime(2026, 6, 21, 10, 1, tzinfo=UTC)
 POLL_S = 5.0

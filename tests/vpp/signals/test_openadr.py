@@ -15,12 +15,12 @@ from openleadr import OpenADRServer
 
 from adapters.openadr import OpenAdrVen
 from tests.conftest import LOOPBACK, free_port
-from tests.vpp.control.harness import small_site
 from vpp.core.site import ConfigError, Site, parse_site
 from vpp.signals import SignalError, SignalKind
 from vpp.signals.openadr import decode_event
 from vpp.signals.rules import FLOOR_14A_W
 from vpp.signals.watch import SignalWatch
+from vpp.testing.harness import small_site
 
 VEN_ID = "ven-vpp"
 TIMEOUT_S = 30.0

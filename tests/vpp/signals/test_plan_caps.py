@@ -13,13 +13,13 @@ import pytest
 from optimizer.inputs import DEVICE_CAP_SUFFIX, State
 from optimizer.planner import Planner
 from optimizer.synthetic import synthetic_forecast
-from tests.vpp.control.harness import small_site
 from vpp.control.cycle import plan_limits
 from vpp.core.site import Site, parse_site
 from vpp.signals import Signal, SignalKind
 from vpp.signals.plan import plan_caps
 from vpp.signals.rules import FLOOR_14A_W, ems_floor_w
 from vpp.signals.standing import negative_price_signals, solarspitzen_cap, spot_from_forecast
+from vpp.testing.harness import small_site
 
 START = pd.Timestamp("2026-06-21 04:00", tz="UTC")
 STEPS = 48

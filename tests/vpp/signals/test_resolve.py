@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.vpp.control.harness import small_site
 from vpp.control.envelope import envelope
 from vpp.core.site import Site, parse_site
 from vpp.signals import Signal, SignalError, SignalKind, active_bounds
@@ -21,6 +20,7 @@ from vpp.signals.rules import (
     ems_floor_w,
     simultaneity_factor,
 )
+from vpp.testing.harness import small_site
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 HORIZON_S = 600.0

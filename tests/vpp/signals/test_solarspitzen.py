@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.vpp.control.harness import small_site
 from vpp.control.envelope import envelope
 from vpp.core.site import ConfigError, Site, parse_site
 from vpp.signals import Signal, SignalError, SignalKind, active_bounds
@@ -23,6 +22,7 @@ from vpp.signals.standing import (
     solarspitzen_devices,
 )
 from vpp.signals.watch import SignalWatch
+from vpp.testing.harness import small_site
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
 NEW = "2025-03-01"
