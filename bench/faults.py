@@ -2,7 +2,7 @@
 
 The controller is assembled as ``vpp run`` assembles it (:func:`vpp.app.build_controller`:
 bridge, poller, controls, planner, inputs, recorder, metrics, HTTP server) in front of the
-simulated demo district (88 devices on loopback; ``--small`` for 15). Faults 1-5, 7 and 8 run
+simulated demo district (88 devices on loopback; ``--small`` for 13). Faults 1-5, 7 and 8 run
 one after another on that controller with a manual clock: each tick advances the clock by the
 poll interval, steps the simulated plant and runs the jobs that are due, in the order of
 :func:`vpp.control.runner.step`. Fault 6 kills a real ``python -m vpp run`` process with
@@ -75,7 +75,7 @@ from vpp.testing.harness import site_data
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="15 devices instead of 88")
+    parser.add_argument("--small", action="store_true", help="13 devices instead of 88")
     parser.add_argument("--quick", action="store_true", help="shorter faults and phases")
     parser.add_argument("--readers", type=int, default=200)
     parser.add_argument("--reader-period-s", type=float, default=PAGE_REFRESH_S)
