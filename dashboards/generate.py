@@ -8,6 +8,8 @@ Four dashboards for grid operators, each filtered by site (and device where it a
 - ``vpp-optimizer.json``  solve time, plan status, slack, fallbacks, forecast error, jobs
 - ``vpp-signals.json``    grid-operator signals in force, compliance, conflicts, sources
   (``board_signals.py``)
+- ``vpp-city.json``       city coordinator: agents, health, targets vs delivered, messages
+  (``board_city.py``)
 
 Metric names and units are those of ``vpp/METRICS.md``. The tests check that the JSON files
 are what this script writes, so edit here and re-run it.
@@ -22,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from board_city import city
 from board_signals import signals
 from grafana import (
     DEVICE,
@@ -888,6 +891,7 @@ DASHBOARDS = {
     "vpp-heat.json": heat,
     "vpp-optimizer.json": optimizer,
     "vpp-signals.json": signals,
+    "vpp-city.json": city,
 }
 
 

@@ -104,6 +104,14 @@ class Coordinator:
     def now(self) -> datetime:
         return self._now()
 
+    def last_held_s(self) -> float | None:
+        """Seconds from the start of the newest plan every agent of it acknowledged to the
+        last of those acknowledgements (None before the first such plan)."""
+        for rec in reversed(self.plans):
+            if rec.seqs and set(rec.acked) >= set(rec.seqs):
+                return max(rec.acked.values()) - rec.began
+        return None
+
     async def restore(self) -> None:
         """What the database holds: messages stored, target numbers used."""
         if self.history is None:
@@ -132,15 +140,19 @@ class Coordinator:
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
+        self.receive(str(message.topic), payload)
+
+    def receive(self, topic: str, payload: bytes | str) -> None:
+        """One message from an agent, as heard on ``topic``."""
         try:
-            agent, stream = s.parse_topic(str(message.topic))
+            agent, stream = s.parse_topic(topic)
             if agent not in self.config.agents:
                 raise s.PayloadError(f"agent {agent!r} is not one of this city's")
             model = s.STREAMS[stream]
             msg = s.decode(model, payload, agent)
         except s.PayloadError as exc:
             self.stats.rejected_total += 1
-            log.warning("refused %s: %s", message.topic, exc)
+            log.warning("refused %s: %s", topic, exc)
             return
         self.stats.received[stream] = self.stats.received.get(stream, 0) + 1
         if isinstance(msg, s.AgentStatus):
