@@ -251,6 +251,8 @@ class CityAgent:
                 log.warning("%s: bad sync: %s", self.id, exc)
                 return
             await asyncio.to_thread(self.outbox.confirm, sync.stored_seq)
+            if sync.rewind and self.link is not None:
+                self.link.rewind(sync.stored_seq)
         elif stream == "down/targets":
             self.on_targets(payload)
 

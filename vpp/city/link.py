@@ -95,6 +95,13 @@ class Link:
         self.client: aiomqtt.Client | None = None
         self._wake = asyncio.Event()
         self._sent = 0
+        self._rewind: int | None = None
+
+    def rewind(self, upto: int) -> None:
+        """Send again everything numbered above ``upto`` (the coordinator asked for it).
+        Call on the loop."""
+        self._rewind = upto if self._rewind is None else min(self._rewind, upto)
+        self._wake.set()
 
     def wake(self) -> None:
         """Something new is in the outbox (thread-unsafe: call on the loop)."""
@@ -172,6 +179,7 @@ class Link:
                 await self.on_connect(client)
             # After a (re)connect everything not confirmed goes again, in order.
             self._sent = self.outbox.confirmed if self.outbox is not None else 0
+            self._rewind = None
             tasks = [asyncio.create_task(self._listen(client))]
             if self.outbox is not None:
                 tasks.append(asyncio.create_task(self._drain(client)))
@@ -199,6 +207,8 @@ class Link:
     async def _drain(self, client: aiomqtt.Client) -> None:
         assert self.outbox is not None and self.topic_of is not None
         while True:
+            if self._rewind is not None:
+                self._sent, self._rewind = min(self._sent, self._rewind), None
             rows = await asyncio.to_thread(self.outbox.after, self._sent, INFLIGHT)
             if not rows:
                 self._wake.clear()

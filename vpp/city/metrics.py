@@ -96,10 +96,6 @@ class _Families:
         return iter(self.fams.values())
 
 
-def _describe(specs: Iterable[MetricSpec]) -> list[Metric]:
-    return list(_Families(specs))
-
-
 def _link(out: _Families, link: Link | None) -> None:
     out.add("vpp_city_link_connected", 1.0 if link is not None and link.stats.connected else 0.0)
     if link is None:
@@ -114,9 +110,6 @@ def _link(out: _Families, link: Link | None) -> None:
 class AgentCollector(Collector):
     def __init__(self, agent: CityAgent) -> None:
         self.agent = agent
-
-    def describe(self) -> Iterable[Metric]:
-        return _describe(AGENT_SPECS)
 
     def collect(self) -> Iterator[Metric]:
         a = self.agent
@@ -135,9 +128,6 @@ class AgentCollector(Collector):
 class CoordinatorCollector(Collector):
     def __init__(self, coordinator: Coordinator) -> None:
         self.c = coordinator
-
-    def describe(self) -> Iterable[Metric]:
-        return _describe(COORDINATOR_SPECS)
 
     def collect(self) -> Iterator[Metric]:
         c = self.c

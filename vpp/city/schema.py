@@ -212,6 +212,9 @@ class Sync(_Payload):
     """The coordinator holds every message of ``agent`` numbered up to ``stored_seq``."""
 
     stored_seq: Annotated[int, Field(ge=0)]
+    #: The coordinator (re)started or reconnected: it may have lost what it heard but had
+    #: not stored, so the agent sends everything after ``stored_seq`` again.
+    rewind: bool = False
 
 
 class PayloadError(ValueError):

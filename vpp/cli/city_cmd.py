@@ -89,6 +89,9 @@ def coordinator_command(
     export_limit_w: Annotated[float, typer.Option(help="Substation export limit, W")] = 1e6,
     grace_s: Annotated[float, typer.Option(help="Wait for late agents, s")] = 20.0,
     http_port: Annotated[int, typer.Option(help="Port of the city page and /metrics")] = 9300,
+    clock: Annotated[
+        str, typer.Option(help="wall, or agents: the newest telemetry time (simulated days)")
+    ] = "wall",
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Plan the city over the agents' flexibility and send each its targets."""
@@ -103,10 +106,12 @@ def coordinator_command(
     for limit, hint in ((import_limit_w, "--import-limit-w"), (export_limit_w, "--export-limit-w")):
         if not limit > 0:
             raise typer.BadParameter(f"must be > 0, got {limit}", param_hint=hint)
+    if clock not in ("wall", "agents"):
+        raise typer.BadParameter(f"wall or agents, got {clock!r}", param_hint="--clock")
     host, port = _broker(broker)
     link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER)
     _logging(log_level)
-    cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s)
+    cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s, clock=clock)
     asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
 
 
