@@ -107,6 +107,8 @@ class CityAgent:
         self._pv_profile: pd.Series | None = None
         self._last_minute: datetime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        outbox.tombstone = self._tombstone
+        self._dropped_reported = sum(outbox.dropped().values())
         ctl.plant = TelemetryPlant(ctl.plant, self)
         # The controller calls only plan(); the wrapper passes everything else through.
         ctl.planner = TargetPlanner(ctl.planner, self)  # type: ignore[assignment]
@@ -142,8 +144,29 @@ class CityAgent:
             s.topic(self.id, "up/status"), self._status("online"), qos=1, retain=True
         )
 
+    def _tombstone(self, seq: int, stream: str, size: int) -> bytes:
+        now = self.ctl.clock.now()
+        return s.encode(s.Dropped(agent=self.id, seq=seq, sent_at=now, stream=stream,  # type: ignore[arg-type]
+                                  size_bytes=size))  # fmt: skip
+
+    def _report_drops(self) -> None:
+        """An event when the full outbox dropped messages (at most one per 100 drops)."""
+        dropped = self.outbox.dropped()
+        total = sum(dropped.values())
+        if total > self._dropped_reported and (
+            self._dropped_reported == 0 or total - self._dropped_reported >= 100
+        ):
+            self.ctl.event(
+                "warning", "city", "outbox_dropped",
+                f"outbox full ({self.outbox.size_bytes()} of {self.outbox.max_bytes} bytes): "
+                f"dropped so far {dropped}; telemetry and acknowledgements kept",
+            )  # fmt: skip
+            self._dropped_reported = total
+
     def _put(self, stream: str, build: Any) -> int:
         seq = self.outbox.put(stream, lambda n: s.encode(build(n)))
+        if self.outbox.max_bytes is not None:
+            self._report_drops()
         if self.link is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.link.wake)
         return seq

@@ -30,7 +30,7 @@ from vpp.city.link import Link, LinkConfig
 log = logging.getLogger("vpp.city.coordinator")
 
 #: Streams that come through the agents' outboxes (numbered without gaps).
-NUMBERED = ("up/telemetry", "up/devices", "up/flex", "up/ack")
+NUMBERED = ("up/telemetry", "up/devices", "up/flex", "up/ack", "up/dropped")
 
 
 @dataclass
@@ -69,6 +69,8 @@ class CoordinatorStats:
     targets_sent_total: int = 0
     targets_resent_total: int = 0
     rows_stored_total: int = 0
+    #: Per agent: messages its full outbox dropped (tombstones heard).
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -175,6 +177,8 @@ class Coordinator:
             self._on_flex(agent, msg)
         elif isinstance(msg, s.TargetAck):
             self._on_ack(agent, msg)
+        elif isinstance(msg, s.Dropped):
+            self.stats.dropped[agent] = self.stats.dropped.get(agent, 0) + 1
 
     def _on_flex(self, agent: str, f: s.Flexibility) -> None:
         old = self.flex.get(agent)

@@ -31,6 +31,8 @@ LINK_SPECS: tuple[MetricSpec, ...] = (
 AGENT_SPECS: tuple[MetricSpec, ...] = (
     *LINK_SPECS,
     _g("vpp_city_outbox_messages", "Messages up the coordinator has not confirmed."),
+    _g("vpp_city_outbox_bytes", "Payload bytes in the outbox."),
+    _c("vpp_city_outbox_dropped", "Messages dropped from the full outbox, by stream.", "stream"),
     _c("vpp_city_targets", "Target messages heard, by what was done.", "status"),
     _c("vpp_city_target_refusals", "Targets refused, by reason.", "reason"),
     _c("vpp_city_target_expiries", "Targets that expired: the own plan took over."),
@@ -40,6 +42,7 @@ COORDINATOR_SPECS: tuple[MetricSpec, ...] = (
     *LINK_SPECS,
     _g("vpp_city_agent_online", "1 while the agent's status is online.", "agent"),
     _g("vpp_city_agent_stored_seq", "Messages of the agent stored without a gap.", "agent"),
+    _c("vpp_city_agent_dropped", "Messages the agent dropped from its full outbox.", "agent"),
     _g(
         "vpp_city_agent_battery_watts",
         "Battery power the agent measures (> 0 discharging).",
@@ -116,6 +119,9 @@ class AgentCollector(Collector):
         out = _Families(AGENT_SPECS)
         _link(out, a.link)
         out.add("vpp_city_outbox_messages", a.outbox.pending())
+        out.add("vpp_city_outbox_bytes", a.outbox.size_bytes())
+        for stream, n in sorted(a.outbox.dropped().items()):
+            out.add("vpp_city_outbox_dropped", n, stream)
         for status in ("applied", "duplicate", "refused"):
             out.add("vpp_city_targets", a.stats.targets.get(status, 0), status)
         for reason in ("out_of_order", "expired", "invalid"):
@@ -137,6 +143,7 @@ class CoordinatorCollector(Collector):
         for agent in c.config.agents:
             out.add("vpp_city_agent_online", 1.0 if c.status.get(agent) == "online" else 0.0, agent)
             out.add("vpp_city_agent_stored_seq", c.stored.get(agent, 0), agent)
+            out.add("vpp_city_agent_dropped", c.stats.dropped.get(agent, 0), agent)
             tele = c.telemetry.get(agent)
             if tele is not None:
                 out.add("vpp_city_agent_battery_watts", tele.battery_w, agent)

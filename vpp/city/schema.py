@@ -12,6 +12,7 @@ Topics (``<a>`` is the agent id, which is also its broker user name)::
     vpp/v1/<a>/up/devices     every minute             DeviceSummary
     vpp/v1/<a>/up/flex        every quarter hour       Flexibility (retained)
     vpp/v1/<a>/up/ack         per target heard         TargetAck
+    vpp/v1/<a>/up/dropped     for a message dropped    Dropped (from a full outbox)
     vpp/v1/<a>/down/targets   retained, with expiry    Targets
     vpp/v1/<a>/down/sync      retained                 Sync
 
@@ -208,6 +209,14 @@ class TargetAck(_Payload):
     at: Time
 
 
+class Dropped(_Payload):
+    """A message the agent's full outbox dropped before the coordinator had it (its number
+    stays taken, so the numbering keeps no gaps)."""
+
+    stream: Literal["up/devices", "up/flex"]
+    size_bytes: Annotated[int, Field(ge=0)]
+
+
 class Sync(_Payload):
     """The coordinator holds every message of ``agent`` numbered up to ``stored_seq``."""
 
@@ -229,6 +238,7 @@ STREAMS: dict[str, type[_Payload]] = {
     "up/devices": DeviceSummary,
     "up/flex": Flexibility,
     "up/ack": TargetAck,
+    "up/dropped": Dropped,
     "down/targets": Targets,
     "down/sync": Sync,
 }

@@ -53,6 +53,9 @@ def agent_command(
     password_file: PasswordFile,
     config: Annotated[Path, typer.Option("--config", "-c", help="Site TOML file")] = DEFAULT_CONFIG,
     outbox: Annotated[Path | None, typer.Option(help="Outbox (SQLite)")] = None,
+    outbox_max_mb: Annotated[
+        float, typer.Option(help="Most payload MB the outbox keeps (oldest device summaries go)")
+    ] = 1024.0,
     port_offset: Annotated[int, typer.Option(help="Add to every Modbus port")] = 0,
     speed: Annotated[float, typer.Option(help="Run K times faster than real time")] = 1.0,
     simulate: Annotated[bool | None, typer.Option("--simulate/--no-simulate")] = None,
@@ -69,6 +72,8 @@ def agent_command(
         raise typer.BadParameter(f"{agent_id!r}: letters, digits, - and _", param_hint="--id")
     if speed <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--speed")
+    if not outbox_max_mb > 0:
+        raise typer.BadParameter(f"must be > 0, got {outbox_max_mb}", param_hint="--outbox-max-mb")
     host, port = _broker(broker)
     link = LinkConfig(host, port, agent_id, _password(password_file), agent_id)
     _logging(log_level)
@@ -76,7 +81,7 @@ def agent_command(
     opts = RunOptions(speed=speed, simulate=simulate, db_path=str(db) if db else None,
                       http_port=http_port)  # fmt: skip
     box = outbox or Path(f"{agent_id}.outbox.db")
-    asyncio.run(run_agent(site, opts, agent_id, link, box))
+    asyncio.run(run_agent(site, opts, agent_id, link, box, int(outbox_max_mb * 1e6)))
 
 
 @app.command("coordinator")
