@@ -15,6 +15,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -57,6 +58,34 @@ class LinkStats:
     received_total: int = 0
     received_bytes_total: int = 0
     per_stream: dict[str, int] = field(default_factory=dict)
+
+
+class TlsError(ValueError):
+    """TLS files that cannot be used; the message names the option and the file."""
+
+
+def tls_context(
+    cafile: Path | None, certfile: Path | None = None, keyfile: Path | None = None
+) -> ssl.SSLContext:
+    """A client context that verifies the broker against ``cafile`` (the system's CAs when
+    None) and shows ``certfile``/``keyfile`` when given (both or neither)."""
+    if (certfile is None) != (keyfile is None):
+        raise TlsError("--tls-cert and --tls-key: give both or neither")
+    try:
+        ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"--tls-ca: {cafile}: {_why(exc)}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile is not None and keyfile is not None:
+        try:
+            ctx.load_cert_chain(str(certfile), str(keyfile))
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsError(f"--tls-cert/--tls-key: {certfile}, {keyfile}: {_why(exc)}") from None
+    return ctx
+
+
+def _why(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
 
 
 def expiry(seconds: float) -> Properties:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +41,25 @@ def _logging(level: str) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
+def _tls(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The broker connection's TLS context, or None for plain MQTT (loopback)."""
+    if ca is None and cert is None and key is None:
+        return None
+    from vpp.city.link import TlsError, tls_context
+
+    try:
+        return tls_context(ca, cert, key)
+    except TlsError as exc:
+        hint = str(exc).split(":", 1)[0]
+        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=hint) from None
+
+
 Broker = Annotated[str, typer.Option("--broker", help="MQTT broker HOST:PORT")]
+TlsCa = Annotated[
+    Path | None, typer.Option("--tls-ca", help="CA file to verify the broker (turns TLS on)")
+]
+TlsCert = Annotated[Path | None, typer.Option("--tls-cert", help="Client certificate (PEM)")]
+TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="Client private key (PEM)")]
 PasswordFile = Annotated[
     Path, typer.Option("--password-file", help="File holding the broker password")
 ]
@@ -61,6 +80,9 @@ def agent_command(
     simulate: Annotated[bool | None, typer.Option("--simulate/--no-simulate")] = None,
     db: Annotated[Path | None, typer.Option(help="Recorder database (SQLite)")] = None,
     http_port: Annotated[int | None, typer.Option(help="Port of the page and /metrics")] = None,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """The district controller with its link to the city coordinator."""
@@ -75,7 +97,8 @@ def agent_command(
     if not outbox_max_mb > 0:
         raise typer.BadParameter(f"must be > 0, got {outbox_max_mb}", param_hint="--outbox-max-mb")
     host, port = _broker(broker)
-    link = LinkConfig(host, port, agent_id, _password(password_file), agent_id)
+    link = LinkConfig(host, port, agent_id, _password(password_file), agent_id,
+                      tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
     _logging(log_level)
     site = shift_ports(load_or_exit(config), port_offset)
     opts = RunOptions(speed=speed, simulate=simulate, db_path=str(db) if db else None,
@@ -97,6 +120,9 @@ def coordinator_command(
     clock: Annotated[
         str, typer.Option(help="wall, or agents: the newest telemetry time (simulated days)")
     ] = "wall",
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Plan the city over the agents' flexibility and send each its targets."""
@@ -114,7 +140,8 @@ def coordinator_command(
     if clock not in ("wall", "agents"):
         raise typer.BadParameter(f"wall or agents, got {clock!r}", param_hint="--clock")
     host, port = _broker(broker)
-    link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER)
+    link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER,
+                      tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
     _logging(log_level)
     cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s, clock=clock)
     asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
