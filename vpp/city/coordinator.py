@@ -45,6 +45,8 @@ class CoordinatorConfig:
     #: "wall": the machine's clock; "agents": the newest telemetry time heard (for districts
     #: on a simulated clock, as in the tests, the benchmark and ``vpp city-demo --speed``).
     clock: str = "wall"
+    #: City-level grid signals per agent (``--signals FILE``), sent as signals.
+    signals: dict[str, list[s.GridSignal]] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +105,10 @@ class Coordinator:
         self._plan_task: asyncio.Task[None] | None = None
         self._want: datetime | None = None
         self._sync_seq = 0
+        # Numbered from the start time (s): a restarted coordinator numbers after the one
+        # before, whose last message the agents keep.
+        self._signals_seq = int(time.time())
+        self._signals_sent: dict[str, int] = {}
         self._dirty: set[str] = set()
         self.link = Link(link, [f"{s.ROOT}/+/up/#"], self.on_message, on_connect=self._resync)
 
@@ -371,9 +377,42 @@ class Coordinator:
         del client
         await self._resend()
 
+    def signals_now(self) -> list[s.GridSignal]:
+        """The city-level signals in force now, over all agents."""
+        now = self.now()
+        return [
+            g for found in self.config.signals.values() for g in found
+            if g.start <= now and (g.end is None or now < g.end)
+        ]  # fmt: skip
+
+    async def set_signals(self, per_agent: dict[str, list[s.GridSignal]]) -> None:
+        """New city-level signals (every agent's list replaced), sent to the agents."""
+        self.config.signals = {a: list(per_agent.get(a, [])) for a in self.config.agents}
+        self._signals_sent.clear()
+        await self._send_signals()
+
+    def signals_message(self, agent: str) -> s.Signals:
+        """The next ``down/signals`` message for ``agent``: its signals not yet ended."""
+        now = self.now()
+        found = [g for g in self.config.signals.get(agent, []) if g.end is None or g.end > now]
+        self._signals_seq = max(self._signals_seq + 1, self._signals_sent.get(agent, 0) + 1)
+        return s.Signals(agent=agent, seq=self._signals_seq, sent_at=now, signals=found)
+
+    async def _send_signals(self) -> None:
+        """Each agent's signals, once per change (retained: a reconnecting agent has them)."""
+        if not self.config.signals:
+            return
+        for agent in self.config.agents:
+            if agent in self._signals_sent:
+                continue
+            msg = self.signals_message(agent)
+            if await self.link.publish(s.topic(agent, "down/signals"), s.encode(msg), retain=True):
+                self._signals_sent[agent] = msg.seq
+
     async def _resend(self) -> None:
         for agent, t in list(self.latest.items()):
             pending = self.acked.get(agent, 0) < t.seq and t.expires_at > self.now()
             if pending and await self._send_target(t, s.encode(t)):
                 self.stats.targets_resent_total += 1
         await self._send_syncs(every=True)
+        await self._send_signals()

@@ -37,6 +37,7 @@ AGENT_SPECS: tuple[MetricSpec, ...] = (
     _c("vpp_city_target_refusals", "Targets refused, by reason.", "reason"),
     _c("vpp_city_target_expiries", "Targets that expired: the own plan took over."),
     _g("vpp_city_target_in_force", "1 while the coordinator's targets are in force."),
+    _g("vpp_city_signals_in_force", "City-level grid signals in force at the agent now."),
 )
 COORDINATOR_SPECS: tuple[MetricSpec, ...] = (
     *LINK_SPECS,
@@ -73,6 +74,7 @@ COORDINATOR_SPECS: tuple[MetricSpec, ...] = (
     _c("vpp_city_rows_stored", "Agent messages stored in history."),
     _c("vpp_city_duplicates", "Agent messages heard again, dropped."),
     _c("vpp_city_messages_rejected", "Agent messages refused (bad topic or payload)."),
+    _g("vpp_city_signals_active", "City-level grid signals in force now, all agents."),
 )
 #: Names that carry no unit (counts and flags), for the naming test.
 UNITLESS = {
@@ -128,6 +130,7 @@ class AgentCollector(Collector):
             out.add("vpp_city_target_refusals", a.stats.refusals.get(reason, 0), reason)
         out.add("vpp_city_target_expiries", a.stats.fallbacks_total)
         out.add("vpp_city_target_in_force", 1.0 if a.target is not None else 0.0)
+        out.add("vpp_city_signals_in_force", len(a.signals_in_force()))
         yield from out
 
 
@@ -175,4 +178,5 @@ class CoordinatorCollector(Collector):
         out.add("vpp_city_rows_stored", c.stats.rows_stored_total)
         out.add("vpp_city_duplicates", c.stats.duplicates_total)
         out.add("vpp_city_messages_rejected", c.stats.rejected_total)
+        out.add("vpp_city_signals_active", len(c.signals_now()))
         yield from out

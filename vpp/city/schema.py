@@ -15,6 +15,7 @@ Topics (``<a>`` is the agent id, which is also its broker user name)::
     vpp/v1/<a>/up/dropped     for a message dropped    Dropped (from a full outbox)
     vpp/v1/<a>/down/targets   retained, with expiry    Targets
     vpp/v1/<a>/down/sync      retained                 Sync
+    vpp/v1/<a>/down/signals   retained, when changed   Signals (city-level grid signals)
 
 An agent may publish only below ``vpp/v1/<a>/up/`` and read only ``vpp/v1/<a>/down/``;
 the broker's ACL holds that (vpp/city/broker.py).
@@ -200,6 +201,28 @@ class Targets(_Payload):
         return self.start + timedelta(seconds=self.step_s * len(self.battery_w))
 
 
+class GridSignal(BaseModel):
+    """A city-level grid-operator signal for a whole district (kinds and fields as
+    :class:`vpp.signals.model.Signal`): ``feed_in_pct`` for ``feed_in_pct``, ``limit_w``
+    for the caps and ``consumption_limit``; ``end`` None: until a later message drops it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    kind: Literal["feed_in_pct", "consumption_limit", "import_cap", "export_cap", "zero_export"]
+    start: Time
+    end: Time | None = None
+    feed_in_pct: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
+    limit_w: NonNeg | None = None
+    reason: str = ""
+
+
+class Signals(_Payload):
+    """Every city-level signal for the district now and ahead; replaces the previous one."""
+
+    signals: list[GridSignal]
+
+
 class TargetAck(_Payload):
     """What an agent did with a target message it heard."""
 
@@ -241,6 +264,7 @@ STREAMS: dict[str, type[_Payload]] = {
     "up/dropped": Dropped,
     "down/targets": Targets,
     "down/sync": Sync,
+    "down/signals": Signals,
 }
 
 

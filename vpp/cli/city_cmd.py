@@ -120,6 +120,9 @@ def coordinator_command(
     clock: Annotated[
         str, typer.Option(help="wall, or agents: the newest telemetry time (simulated days)")
     ] = "wall",
+    signals: Annotated[
+        Path | None, typer.Option(help="City-level grid signals for the agents (JSON)")
+    ] = None,
     tls_ca: TlsCa = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
@@ -144,6 +147,13 @@ def coordinator_command(
                       tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
     _logging(log_level)
     cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s, clock=clock)
+    if signals is not None:
+        from vpp.city.signals import read_city_signals
+
+        try:
+            cfg.signals = read_city_signals(signals, names)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--signals") from None
     asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
 
 
