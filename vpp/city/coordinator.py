@@ -102,6 +102,7 @@ class Coordinator:
         self.planned_for: datetime | None = None
         self._first_seen: dict[datetime, float] = {}
         self._plan_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
         self._plan_task: asyncio.Task[None] | None = None
         self._want: datetime | None = None
         self._sync_seq = 0
@@ -220,6 +221,13 @@ class Coordinator:
         await self.flush()
 
     async def flush(self) -> None:
+        """Store what arrived, then confirm it (one flush at a time: a second one would
+        confirm up to numbers the first has taken out of ``_rows`` but not yet stored, so
+        the agents would forget them and a reader could miss the acknowledgements)."""
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         rows, self._rows = self._rows, []
         acks, self._acks = self._acks, []
         targets, self._targets_out = self._targets_out, []
