@@ -193,6 +193,8 @@ def demo(agents: int, speed: float, mqtt_port: int, pg_port: int, http_port: int
                 "--password-file", str(_password_file(folder, COORDINATOR_USER,
                                                       pw[COORDINATOR_USER])),
                 "--db", pg.dsn, "--http-port", str(http_port),
+                # Scaled clocks: the coordinator follows the districts' time.
+                *(["--clock", "agents"] if speed != 1.0 else []),
             ]))  # fmt: skip
             for i, name in enumerate(names):
                 procs.append(subprocess.Popen([
