@@ -154,7 +154,7 @@ class CityAgent:
 
     def _tombstone(self, seq: int, stream: str, size: int) -> bytes:
         now = self.ctl.clock.now()
-        return s.encode(s.Dropped(agent=self.id, seq=seq, sent_at=now, stream=stream,  # type: ignore[arg-type]
+        return s.encode(s.Dropped(agent=self.id, seq=seq, sent_at=now, stream=stream,
                                   size_bytes=size))  # fmt: skip
 
     def _report_drops(self) -> None:
