@@ -1,11 +1,13 @@
 """City-level grid signals reach a district as signals: the coordinator sends them
-(``down/signals``), the agent puts them into its own signal room and its safety layer holds
-them at once (before the next poll), starts and ends them on its own clock, and refuses a
-stale message."""
+(``down/signals``, over Mosquitto to the right agent only), the agent puts them into its
+own signal room and its safety layer holds them at once (before the next poll), starts and
+ends them on its own clock, and refuses a stale message."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,8 +17,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
+from tests.vpp.city.conftest import AGENTS, coordinator_link, link_for
 from tests.vpp.replay.conftest import small_site
 from vpp.city import schema as s
+from vpp.city.broker import Broker
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
 from vpp.city.link import LinkConfig
 from vpp.city.metrics import AgentCollector, CoordinatorCollector
@@ -147,3 +151,43 @@ def test_the_coordinators_signal_file_is_checked(tmp_path: Path) -> None:
         "--password-file", str(tmp_path / "pw"), "--signals", str(path),
     ])  # fmt: skip
     assert result.exit_code == 2 and "--signals" in result.output, result.output
+
+
+@pytest.mark.timeout(120)
+async def test_signals_go_over_the_broker_to_the_right_agent(
+    world: tuple[Site, pd.DataFrame], broker: Broker, tmp_path: Path
+) -> None:
+    """The coordinator sends each agent its own signals when it connects; the broker's ACL
+    lets each agent read only its own."""
+    site, raw = world
+    agents = [
+        replay_agent(site, raw, DAY, a, tmp_path / f"{a}.db", link_for(broker, a), 11.5)
+        for a in AGENTS
+    ]
+    now = agents[0].clock.now()
+    cap = s.GridSignal(id="sub-1", kind="export_cap", start=now, limit_w=2000.0)
+    coord = Coordinator(
+        CoordinatorConfig(list(AGENTS), 1e6, 1e6, grace_s=1e6,
+                          signals={"north": [cap], "south": []}),
+        coordinator_link(broker), None, now=agents[0].clock.now,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(coord.run(stop))]
+    tasks += [asyncio.create_task(ra.agent.link.run(stop)) for ra in agents]  # type: ignore[union-attr]
+    try:
+        for ra in agents:
+            await ra.start()
+        deadline = time.monotonic() + 60
+        while not all(ra.agent._signals_seq for ra in agents):
+            assert time.monotonic() < deadline, "every agent heard its signals"
+            await asyncio.sleep(0.05)
+        north, south = agents
+        assert [x.source for x in north.agent.city_signals] == ["city:sub-1"]
+        assert north.ctl.state.grid_signals.export_cap_w == 2000.0
+        assert south.agent.city_signals == []
+        assert south.ctl.state.grid_signals.export_cap_w is None
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ra in agents:
+            ra.agent.outbox.close()
