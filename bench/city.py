@@ -15,24 +15,32 @@ lost. A second table plans a city of ``--big-agents`` districts of ``--big-devic
 each (the coordinator sees one battery and one PV unit per district, so its plan time does
 not grow with the devices behind them).
 
+``--processes``: every agent in a process of its own (started through a forkserver that
+has the modules loaded), driven over a pipe by the main process, which holds the
+coordinator; RSS is then reported per process. Without it the agents and the coordinator
+share one process and one event loop.
+
 Baseline in the same run: the districts' own plans (median seconds per plan).
 
 Targets (issue 15): every agent holds its targets within 5 s of the plan start at 20 x 5,000
 devices; the coordinator plans 100,000 devices in under 10 s.
 
-Usage: ``python bench/city.py [--agents 4] [--devices 200] [--quarters 8]``
+Usage: ``python bench/city.py [--agents 4] [--devices 200] [--quarters 8] [--processes]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import os
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +63,11 @@ from vpp.city.link import LinkConfig
 from vpp.city.pgcluster import PgCluster
 from vpp.city.sim import ReplayAgent, replay_agent
 from vpp.core.clock import floor_quarter
+from vpp.core.site import Site
 from vpp.replay.data import read_replay_inputs
 
 DAY = date(2018, 5, 16)
+START_HOUR = 9.75
 
 
 def pct(values: list[float], q: float) -> float:
@@ -73,10 +83,135 @@ async def wait_for(what, timeout_s: float) -> bool:  # type: ignore[no-untyped-d
     return True
 
 
-async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -> dict:  # type: ignore[type-arg]
+def _site(n_devices: int) -> Site:
+    return synthetic_site(n_devices // 2, n_devices - n_devices // 2, heat=False)
+
+
+class InProcess:
+    """An agent on this process's event loop."""
+
+    def __init__(self, site: Site, raw: object, name: str, folder: Path, link: LinkConfig,
+                 stop: asyncio.Event) -> None:  # fmt: skip
+        self.ra = replay_agent(site, raw, DAY, name, folder / f"{name}.db", link, START_HOUR)  # type: ignore[arg-type]
+        assert self.ra.agent.link is not None
+        self.task = asyncio.create_task(self.ra.agent.link.run(stop))
+
+    async def start(self) -> None:
+        await self.ra.start()
+
+    async def run_until(self, t: datetime) -> None:
+        await self.ra.run_until(t)
+
+    async def pending(self) -> int:
+        return self.ra.agent.outbox.pending()
+
+    async def now(self) -> datetime:
+        return self.ra.clock.now()
+
+    async def stats(self) -> dict:  # type: ignore[type-arg]
+        return _stats(self.ra)
+
+    async def close(self) -> None:
+        await self.task
+        self.ra.agent.outbox.close()
+
+
+def _stats(ra: ReplayAgent) -> dict:  # type: ignore[type-arg]
+    a = ra.agent
+    links = a.link.stats if a.link is not None else None
+    return {
+        "telemetry_total": a.stats.telemetry_total,
+        "applied": a.stats.targets.get("applied", 0),
+        "held_seqs": sorted(a.stats.held_at),
+        "last_target_seq": a.last_target_seq,
+        "local_plan_s": ra.ctl.state.planner_seconds_total / max(1, ra.ctl.state.plans_total),
+        "published": (links.published_total, links.published_bytes_total) if links else (0, 0),
+        "rss": rss_bytes(os.getpid()),
+    }
+
+
+def _agent_process(conn: Connection, n_devices: int, name: str, folder: Path,
+                   link: LinkConfig) -> None:  # fmt: skip
+    """One agent in a process of its own, driven over ``conn`` by the benchmark."""
+    asyncio.run(_agent_main(conn, n_devices, name, folder, link))
+
+
+async def _agent_main(conn: Connection, n_devices: int, name: str, folder: Path,
+                      link: LinkConfig) -> None:  # fmt: skip
+    site = _site(n_devices)
+    stop = asyncio.Event()
+    agent = InProcess(site, read_replay_inputs(site, DAY, DAY), name, folder, link, stop)
+    try:
+        while True:
+            cmd, arg = await asyncio.to_thread(conn.recv)
+            if cmd == "stop":
+                break
+            method = getattr(agent, cmd)
+            conn.send(await (method(arg) if arg is not None else method()))
+    finally:
+        stop.set()
+        await agent.close()
+        conn.send("stopped")
+        conn.close()
+
+
+class InOwnProcess:
+    """An agent in a process of its own; the same calls as :class:`InProcess`."""
+
+    def __init__(self, ctx: BaseContext, n_devices: int, name: str, folder: Path,
+                 link: LinkConfig) -> None:  # fmt: skip
+        self.conn, child = ctx.Pipe()  # type: ignore[attr-defined]
+        self.proc = ctx.Process(  # type: ignore[attr-defined]
+            target=_agent_process, args=(child, n_devices, name, folder, link), name=name
+        )
+        self.proc.start()
+        child.close()
+
+    async def _call(self, cmd: str, arg: object = None) -> object:
+        self.conn.send((cmd, arg))
+        return await asyncio.to_thread(self._recv)
+
+    def _recv(self) -> object:
+        if not self.conn.poll(600):
+            raise TimeoutError(f"agent {self.proc.name} did not answer in 600 s")
+        return self.conn.recv()
+
+    async def start(self) -> None:
+        await self._call("start")
+
+    async def run_until(self, t: datetime) -> None:
+        await self._call("run_until", t)
+
+    async def pending(self) -> int:
+        return int(await self._call("pending"))  # type: ignore[call-overload]
+
+    async def now(self) -> datetime:
+        return await self._call("now")  # type: ignore[return-value]
+
+    async def stats(self) -> dict:  # type: ignore[type-arg]
+        return await self._call("stats")  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        try:
+            if self.proc.is_alive():
+                await self._call("stop")
+        finally:
+            self.proc.join(30)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(10)
+            self.conn.close()
+
+
+async def _all(calls: list) -> list:  # type: ignore[type-arg]
+    """In parallel (processes) or one after the other (one event loop: the same)."""
+    return list(await asyncio.gather(*calls))
+
+
+async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path,
+                   processes: bool = False) -> dict:  # type: ignore[type-arg]  # fmt: skip
     names = [f"d{i:02d}" for i in range(n_agents)]
-    site = synthetic_site(n_devices // 2, n_devices - n_devices // 2, heat=False)
-    raw = read_replay_inputs(site, DAY, DAY)
+    site = _site(n_devices)
     broker = Broker(BrokerConfig(folder / "broker", free_port(), names))
     broker.start()
     pw = broker.config.passwords
@@ -84,34 +219,40 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
     def link(user: str) -> LinkConfig:
         return LinkConfig("127.0.0.1", broker.config.port, user, pw[user], user)
 
-    agents: list[ReplayAgent] = [
-        replay_agent(site, raw, DAY, a, folder / f"{a}.db", link(a), start_hour=9.75) for a in names
-    ]
-    export_limit = 0.5 * n_agents * site.grid.export_limit_w
     stop = asyncio.Event()
-    out: dict = {}  # type: ignore[type-arg]
+    agents: list[InProcess | InOwnProcess] = []
+    if processes:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["vpp.city.sim", "vpp.city.agent", "optimizer.planner"])
+        agents = [InOwnProcess(ctx, n_devices, a, folder, link(a)) for a in names]
+    else:
+        raw = read_replay_inputs(site, DAY, DAY)
+        agents = [InProcess(site, raw, a, folder, link(a), stop) for a in names]
+    export_limit = 0.5 * n_agents * site.grid.export_limit_w
+    out: dict = {"processes": processes}  # type: ignore[type-arg]
     with PgCluster(free_port()) as pg:
         history = await History.open(pg.dsn)
         coord = Coordinator(
-            CoordinatorConfig(names, n_agents * site.grid.import_limit_w, export_limit, 600.0),
-            link(COORDINATOR_USER), history, now=lambda: max(a.clock.now() for a in agents),
+            CoordinatorConfig(names, n_agents * site.grid.import_limit_w, export_limit, 600.0,
+                              clock="agents"),
+            link(COORDINATOR_USER), history,
         )  # fmt: skip
         tasks = [asyncio.create_task(coord.run(stop))]
-        tasks += [asyncio.create_task(a.agent.link.run(stop)) for a in agents]  # type: ignore[union-attr]
         per_quarter: list[dict] = []  # type: ignore[type-arg]
         try:
-            await wait_for(lambda: coord.link.stats.connected, 20)
-            for a in agents:
-                await a.start()
-            q0 = floor_quarter(agents[0].clock.now()) + timedelta(minutes=15)
+            if not await wait_for(lambda: coord.link.stats.connected, 20):
+                raise RuntimeError("the coordinator did not connect to the broker")
+            t0 = time.monotonic()
+            await _all([a.start() for a in agents])
+            out["start_s"] = time.monotonic() - t0
+            q0 = floor_quarter(await agents[0].now()) + timedelta(minutes=15)
             kill_at = quarters // 2
             for k in range(quarters):
                 q = q0 + timedelta(minutes=15 * k)
-                before = _traffic(coord, agents)
+                before = await _traffic(coord, agents)
                 if k == kill_at:
                     broker.kill()
-                for a in agents:
-                    await a.run_until(q - timedelta(seconds=20))
+                await _all([a.run_until(q - timedelta(seconds=20)) for a in agents])
                 if k == kill_at:
                     broker.start()
                 held = await wait_for(
@@ -119,9 +260,8 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
                     120,
                 )
                 rec = next((p for p in coord.plans if p.start == q), None)
-                for a in agents:
-                    await a.run_until(q + timedelta(minutes=1))
-                after = _traffic(coord, agents)
+                await _all([a.run_until(q + timedelta(minutes=1)) for a in agents])
+                after = await _traffic(coord, agents)
                 per_quarter.append({
                     "quarter": q, "held": held, "broker_killed": k == kill_at,
                     "latency_s": [t - rec.began for t in rec.acked.values()] if rec else [],
@@ -129,14 +269,24 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
                     "messages": after[0] - before[0], "bytes": after[1] - before[1],
                 })  # fmt: skip
             await coord.flush()
-            await wait_for(lambda: all(a.agent.outbox.pending() == 0 for a in agents), 60)
-            out["rss"] = {"agents + coordinator (one process)": rss_bytes(os.getpid()),
-                          "mosquitto": rss_bytes(broker.pid or 0)}  # fmt: skip
+            deadline = time.monotonic() + 120
+            while sum(await _all([a.pending() for a in agents])):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("outboxes not confirmed within 120 s")
+                await asyncio.sleep(0.1)
+            stats = await _all([a.stats() for a in agents])
+            if processes:
+                out["rss"] = {"coordinator (main process)": rss_bytes(os.getpid()),
+                              "agent processes, max": max(st["rss"] for st in stats),
+                              "agent processes, sum": sum(st["rss"] for st in stats)}  # fmt: skip
+            else:
+                out["rss"] = {"agents + coordinator (one process)": rss_bytes(os.getpid())}
+            out["rss"]["mosquitto"] = rss_bytes(broker.pid or 0)
             out["per_quarter"] = per_quarter
-            out["telemetry_sent"] = sum(a.agent.stats.telemetry_total for a in agents)
+            out["telemetry_sent"] = sum(st["telemetry_total"] for st in stats)
             out["telemetry_rows"] = await history.count("telemetry")
             sent = sum(coord.target_seq.values())
-            applied = sum(a.agent.stats.targets.get("applied", 0) for a in agents)
+            applied = sum(st["applied"] for st in stats)
             acked = await history.pool.fetchval(
                 "SELECT count(*) FROM targets WHERE ack_status = 'applied'"
             )
@@ -150,31 +300,28 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path) -
             ]
             # Lost: sent, but the agent never applied it.
             out["never_applied"] = sum(
-                len(set(range(1, coord.target_seq.get(a.agent.id, 0) + 1))
-                    - set(a.agent.stats.held_at))
-                for a in agents
+                len(set(range(1, coord.target_seq.get(name, 0) + 1)) - set(st["held_seqs"]))
+                for name, st in zip(names, stats, strict=True)
             )  # fmt: skip
             out["applied_twice"] = sum(
-                max(0, a.agent.stats.targets.get("applied", 0) - coord.target_seq[a.agent.id])
-                for a in agents
+                max(0, st["applied"] - coord.target_seq[name])
+                for name, st in zip(names, stats, strict=True)
             )  # fmt: skip
-            out["local_plan_s"] = statistics.median(
-                a.ctl.state.planner_seconds_total / max(1, a.ctl.state.plans_total) for a in agents
-            )
+            out["local_plan_s"] = statistics.median(st["local_plan_s"] for st in stats)
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await history.close()
-            for a in agents:
-                a.agent.outbox.close()
+            await asyncio.gather(*(a.close() for a in agents), return_exceptions=True)
             broker.stop()
     return out
 
 
-def _traffic(coord: Coordinator, agents: list[ReplayAgent]) -> tuple[int, int]:
-    links = [coord.link, *(a.agent.link for a in agents if a.agent.link is not None)]
-    return (sum(li.stats.published_total for li in links),
-            sum(li.stats.published_bytes_total for li in links))  # fmt: skip
+async def _traffic(coord: Coordinator, agents: list[InProcess | InOwnProcess]) -> tuple[int, int]:
+    """Messages and payload bytes published so far by the coordinator and every agent."""
+    pub = [st["published"] for st in await _all([a.stats() for a in agents])]
+    return (coord.link.stats.published_total + sum(p[0] for p in pub),
+            coord.link.stats.published_bytes_total + sum(p[1] for p in pub))  # fmt: skip
 
 
 def big_city(n_agents: int, n_devices: int) -> tuple[float, str]:
@@ -210,12 +357,16 @@ def main() -> None:
     ap.add_argument("--quarters", type=int, default=8)
     ap.add_argument("--big-agents", type=int, default=20)
     ap.add_argument("--big-devices", type=int, default=5000)
+    ap.add_argument("--processes", action="store_true", help="each agent in its own process")
     args = ap.parse_args()
     con = Console()
     with tempfile.TemporaryDirectory(prefix="vpp-city-bench-") as tmp:
-        r = asyncio.run(city_run(args.agents, args.devices, args.quarters, Path(tmp)))
+        r = asyncio.run(
+            city_run(args.agents, args.devices, args.quarters, Path(tmp), args.processes)
+        )
     t = Table(title=f"city: {args.agents} agents x {args.devices} devices, "
-                    f"{args.quarters} quarter hours, broker killed once "
+                    f"{args.quarters} quarter hours, broker killed once, "
+                    f"{'one process per agent' if r['processes'] else 'one process'} "
                     f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
     for c in ("quarter", "all held", "held p50 s", "held p99 s", "city plan s", "messages",
               "kB", "note"):  # fmt: skip
@@ -247,6 +398,8 @@ def main() -> None:
     s2.add_row("telemetry sent / rows in history / lost",
                f"{r['telemetry_sent']} / {r['telemetry_rows']} / "
                f"{r['telemetry_sent'] - r['telemetry_rows']}")  # fmt: skip
+    s2.add_row("agents' start (first poll, own plan, dispatch), wall",
+               f"{r['start_s']:.1f} s")  # fmt: skip
     for name, rss in r["rss"].items():
         s2.add_row(f"RSS {name}", f"{rss / 1e6:.0f} MB")
     solve, status = big_city(args.big_agents, args.big_devices)

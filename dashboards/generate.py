@@ -1,6 +1,6 @@
 """Write the Grafana dashboards of this folder: ``python dashboards/generate.py``.
 
-Five dashboards for grid operators, each filtered by site (and device where it applies), one
+Six dashboards for grid operators, each filtered by site (and device where it applies), one
 module each:
 
 - ``vpp-overview.json``   power flows, grid exchange against its limit, prices, plan vs actual
@@ -13,6 +13,8 @@ module each:
   (``board_optimizer.py``)
 - ``vpp-signals.json``    grid-operator signals in force, compliance, conflicts, sources
   (``board_signals.py``)
+- ``vpp-city.json``       city coordinator: agents, health, targets vs delivered, messages
+  (``board_city.py``)
 
 Panels are built with the helpers of ``grafana.py``. Metric names and units are those of
 ``vpp/METRICS.md``. The tests check that the JSON files are what this script writes, so edit
@@ -29,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from board_city import city
 from board_devices import devices
 from board_heat import heat
 from board_optimizer import optimizer
@@ -45,6 +48,7 @@ BOARDS: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("vpp-heat.json", heat),
     ("vpp-optimizer.json", optimizer),
     ("vpp-signals.json", signals),
+    ("vpp-city.json", city),
 ]
 DASHBOARDS = dict(BOARDS)
 

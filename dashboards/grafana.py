@@ -287,7 +287,11 @@ def dashed(pattern: str, color: str) -> Json:
     }
 
 
-def variables(with_device: bool) -> list[Json]:
+#: Where the ``site`` variable takes its values: each controller's scrape target.
+SITE_QUERY = "label_values(vpp_controller_info, site)"
+
+
+def variables(with_device: bool, site_query: str = SITE_QUERY) -> list[Json]:
     """Data source, site (and device) variables; "All" matches everything with ``.*``."""
 
     def query_var(name: str, label: str, query: str) -> Json:
@@ -321,7 +325,7 @@ def variables(with_device: bool) -> list[Json]:
             "regex": "",
             "options": [],
         },
-        query_var("site", "Site", "label_values(vpp_controller_info, site)"),
+        query_var("site", "Site", site_query),
     ]
     if with_device:
         found.append(
@@ -331,7 +335,12 @@ def variables(with_device: bool) -> list[Json]:
 
 
 def dashboard(
-    uid: str, title: str, description: str, layout: Layout, with_device: bool = False
+    uid: str,
+    title: str,
+    description: str,
+    layout: Layout,
+    with_device: bool = False,
+    site_query: str = SITE_QUERY,
 ) -> Json:
     """A complete dashboard, linked to the other vpp dashboards (same variables carried)."""
     return {
@@ -377,6 +386,6 @@ def dashboard(
                 "url": "",
             }
         ],
-        "templating": {"list": variables(with_device)},
+        "templating": {"list": variables(with_device, site_query)},
         "panels": layout.panels,
     }

@@ -92,8 +92,8 @@ def metric_uses(expr: str) -> list[tuple[str, set[str]]]:
 
 def substitute(expr: str, site: str) -> str:
     """Grafana's variables replaced as a dashboard with one site and all devices would
-    (``site`` as it is: a label value without regular-expression characters)."""
-    out = expr.replace("$site", site).replace("$device", ".*")
+    (``site`` as it is: a label value without regular-expression characters; all agents)."""
+    out = expr.replace("$site", site).replace("$device", ".*").replace("$agent", ".*")
     for name, value in BUILTINS.items():
         out = out.replace(name, value)
     return out

@@ -30,11 +30,15 @@ from tests.dashboards.promql import (
     split_comparison,
     substitute,
 )
+from vpp.city.metrics import AGENT_SPECS, COORDINATOR_SPECS
 from vpp.metrics import HISTOGRAMS, SPECS
 from vpp.signals.metrics import SPECS as SIGNAL_SPECS
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 PER_DEVICE = ("vpp_device_", "vpp_setpoint_")
+#: The city board's site variable lists coordinators, which export no vpp_controller_info.
+SITE_QUERIES = {"vpp-city.json": "label_values(vpp_city_plans_total, site)"}
+SITE_QUERY = "label_values(vpp_controller_info, site)"
 #: Labels every scraped series may carry besides its own.
 TARGET_LABELS = {"site", "job", "instance"}
 PROMTOOL = "/usr/bin/promtool"
@@ -52,7 +56,7 @@ def scraped_labels(labels: tuple[str, ...]) -> set[str]:
 def known_metrics() -> dict[str, set[str]]:
     """Every series name the controller exports, with the labels it may be matched on."""
     names: dict[str, set[str]] = {}
-    for spec in (*SPECS, *SIGNAL_SPECS):
+    for spec in (*SPECS, *SIGNAL_SPECS, *AGENT_SPECS, *COORDINATOR_SPECS):
         name = f"{spec.name}_total" if spec.type == "counter" else spec.name
         names[name] = scraped_labels(spec.labels)
     for spec in HISTOGRAMS:
@@ -86,6 +90,7 @@ def test_dashboards_are_complete_grafana_models() -> None:
         "vpp-heat.json",
         "vpp-optimizer.json",
         "vpp-signals.json",
+        "vpp-city.json",
     }
     assert len({b["uid"] for b in boards.values()}) == len(boards)
     for name, board in boards.items():
@@ -93,12 +98,17 @@ def test_dashboards_are_complete_grafana_models() -> None:
         variables = {v["name"]: v for v in board["templating"]["list"]}
         assert variables["datasource"]["type"] == "datasource"
         assert variables["datasource"]["query"] == "prometheus"
-        assert variables["site"]["definition"] == "label_values(vpp_controller_info, site)"
+        assert variables["site"]["definition"] == SITE_QUERIES.get(name, SITE_QUERY)
         assert variables["site"]["datasource"] == DS
         if name == "vpp-devices.json":
             assert (
                 variables["device"]["definition"]
                 == 'label_values(vpp_device_up{site=~"$site"}, device)'
+            )
+        if name == "vpp-city.json":
+            assert (
+                variables["agent"]["definition"]
+                == 'label_values(vpp_city_agent_online{site=~"$site"}, agent)'
             )
         ids = [p["id"] for p in board["panels"]]
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
@@ -128,9 +138,19 @@ def test_every_expression_filters_by_site_and_device() -> None:
             assert "site" in labels, f"{item.where}: {metric} without the site filter"
             if item.where.startswith("vpp-devices.json") and metric.startswith(PER_DEVICE):
                 assert "device" in labels, f"{item.where}: {metric} without the device filter"
+            per_agent = metric.startswith("vpp_city_agent_") and metric.endswith(
+                ("_watts", "_seconds", "_online", "_offline", "_seq")
+            )
+            if (
+                item.where.startswith("vpp-city.json")
+                and per_agent
+                and " by (site)" not in item.expr
+            ):
+                assert "agent" in labels, f"{item.where}: {metric} without the agent filter"
         assert set(re.findall(r"\$\w+", item.expr)) <= {
             "$site",
             "$device",
+            "$agent",
             "$__rate_interval",
             "$__interval",
             "$__range",

@@ -39,6 +39,8 @@ from optimizer.plan import Plan
 from optimizer.planner import plan
 from optimizer.synthetic import synthetic_forecast, synthetic_site
 from tests.conftest import free_ports
+from vpp.city.metrics import AGENT_SPECS, COORDINATOR_SPECS
+from vpp.city.metrics import UNITLESS as CITY_UNITLESS
 from vpp.control.state import (
     ControllerState,
     JobStats,
@@ -507,7 +509,7 @@ def documented() -> dict[str, str]:
 
 def exported_names() -> dict[str, str]:
     """Names as Prometheus sees them (counters with ``_total``) -> type."""
-    specs = (*SPECS, *SIGNAL_SPECS)
+    specs = (*SPECS, *SIGNAL_SPECS, *AGENT_SPECS, *COORDINATOR_SPECS)
     names = {s.name + ("_total" if s.type == "counter" else ""): s.type for s in specs}
     return names | {h.name: h.type for h in HISTOGRAMS}
 
@@ -527,25 +529,30 @@ def test_names_follow_the_conventions() -> None:
         "_total",
         "_per_second",
         "_per_megawatt_hour",
+        "_bytes",
     )
-    counts = {
-        "vpp_device_up",
-        "vpp_dry_run",
-        "vpp_health_state",
-        "vpp_device_consecutive_failures",
-        "vpp_device_breaker_state",
-        "vpp_fleet_devices",
-        "vpp_operator_caps_active",
-        "vpp_heat_pump_running",
-        "vpp_setpoint_ok",
-        "vpp_plan_status",
-        "vpp_plan_variables",
-        "vpp_plan_constraints",
-        "vpp_source_stale",
-        "vpp_controller_info",
-        "vpp_devices_quarantined",
-        "vpp_recorder_pending",
-    } | SIGNAL_UNITLESS  # unitless: states, flags and counts
+    counts = (
+        {
+            "vpp_device_up",
+            "vpp_dry_run",
+            "vpp_health_state",
+            "vpp_device_consecutive_failures",
+            "vpp_device_breaker_state",
+            "vpp_fleet_devices",
+            "vpp_operator_caps_active",
+            "vpp_heat_pump_running",
+            "vpp_setpoint_ok",
+            "vpp_plan_status",
+            "vpp_plan_variables",
+            "vpp_plan_constraints",
+            "vpp_source_stale",
+            "vpp_controller_info",
+            "vpp_devices_quarantined",
+            "vpp_recorder_pending",
+        }
+        | SIGNAL_UNITLESS
+        | CITY_UNITLESS
+    )  # unitless: states, flags and counts
     for name in exported_names():
         assert name.startswith("vpp_") and name == name.lower()
         assert name in counts or name.endswith(units), name

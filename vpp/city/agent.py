@@ -37,11 +37,14 @@ from vpp.city import schema as s
 from vpp.city.flex import flexibility, overlay
 from vpp.city.link import Link, LinkConfig
 from vpp.city.outbox import Outbox
+from vpp.city.signals import CITY_SOURCE, to_signal
 from vpp.control.controller import Controller
 from vpp.control.plant import Plant, Written
 from vpp.control.safety import Setpoint
 from vpp.control.state import OperatorCap
 from vpp.core.site import DeviceKind
+from vpp.signals.model import Signal
+from vpp.signals.watch import SignalWatch
 
 log = logging.getLogger("vpp.city.agent")
 
@@ -107,6 +110,13 @@ class CityAgent:
         self._pv_profile: pd.Series | None = None
         self._last_minute: datetime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        outbox.tombstone = self._tombstone
+        self._dropped_reported = sum(outbox.dropped().values())
+        #: City-level grid signals in the district's signal room, and their message's seq.
+        self.city_signals: list[Signal] = []
+        self._signals_seq = 0
+        if ctl.signal_watch is None:  # the signals job runs for every district
+            ctl.signal_watch = SignalWatch(ctl.site, [], ctl.clock.now())
         ctl.plant = TelemetryPlant(ctl.plant, self)
         # The controller calls only plan(); the wrapper passes everything else through.
         ctl.planner = TargetPlanner(ctl.planner, self)  # type: ignore[assignment]
@@ -117,7 +127,7 @@ class CityAgent:
             )
             self.link = Link(
                 link,
-                [s.topic(agent_id, "down/targets"), s.topic(agent_id, "down/sync")],
+                [s.topic(agent_id, st) for st in ("down/targets", "down/sync", "down/signals")],
                 self.on_message,
                 will=will,
                 outbox=outbox,
@@ -142,8 +152,29 @@ class CityAgent:
             s.topic(self.id, "up/status"), self._status("online"), qos=1, retain=True
         )
 
+    def _tombstone(self, seq: int, stream: str, size: int) -> bytes:
+        now = self.ctl.clock.now()
+        return s.encode(s.Dropped(agent=self.id, seq=seq, sent_at=now, stream=stream,
+                                  size_bytes=size))  # fmt: skip
+
+    def _report_drops(self) -> None:
+        """An event when the full outbox dropped messages (at most one per 100 drops)."""
+        dropped = self.outbox.dropped()
+        total = sum(dropped.values())
+        if total > self._dropped_reported and (
+            self._dropped_reported == 0 or total - self._dropped_reported >= 100
+        ):
+            self.ctl.event(
+                "warning", "city", "outbox_dropped",
+                f"outbox full ({self.outbox.size_bytes()} of {self.outbox.max_bytes} bytes): "
+                f"dropped so far {dropped}; telemetry and acknowledgements kept",
+            )  # fmt: skip
+            self._dropped_reported = total
+
     def _put(self, stream: str, build: Any) -> int:
         seq = self.outbox.put(stream, lambda n: s.encode(build(n)))
+        if self.outbox.max_bytes is not None:
+            self._report_drops()
         if self.link is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.link.wake)
         return seq
@@ -251,8 +282,46 @@ class CityAgent:
                 log.warning("%s: bad sync: %s", self.id, exc)
                 return
             await asyncio.to_thread(self.outbox.confirm, sync.stored_seq)
+            if sync.rewind and self.link is not None:
+                self.link.rewind(sync.stored_seq)
         elif stream == "down/targets":
             self.on_targets(payload)
+        elif stream == "down/signals":
+            await self.on_signals(payload)
+
+    async def on_signals(self, payload: bytes | str) -> str:
+        """City-level grid signals into the district's signal room, enforced at once (the
+        safety layer writes the devices they bound again, before the next poll); returns
+        applied, duplicate or refused."""
+        try:
+            msg = s.decode(s.Signals, payload, self.id)
+            signals = [to_signal(g) for g in msg.signals]
+        except ValueError as exc:  # PayloadError or SignalError
+            self.ctl.event("warning", "city", "signals_invalid", f"signals refused: {exc}")
+            return "refused"
+        if msg.seq == self._signals_seq:
+            return "duplicate"  # heard again (retained, after a reconnect)
+        last = self.outbox.meta("last_signals_seq")
+        if msg.seq < last:
+            detail = f"signals {msg.seq} after {last}"
+            self.ctl.event("warning", "city", "signals_out_of_order", f"signals refused: {detail}")
+            return "refused"
+        # A restarted agent takes the retained message (same seq) again: it holds nothing yet.
+        self.outbox.set_meta("last_signals_seq", msg.seq)
+        self._signals_seq = msg.seq
+        self.city_signals = signals
+        watch = self.ctl.signal_watch
+        assert watch is not None
+        watch.extra = [x for x in watch.extra if not x.source.startswith(CITY_SOURCE + ":")]
+        watch.extra += signals
+        what = ", ".join(x.describe() for x in signals) or "none"
+        self.ctl.event("info", "city", "signals_received", f"city signals {msg.seq}: {what}")
+        await self.ctl.signals()
+        return "applied"
+
+    def signals_in_force(self) -> list[Signal]:
+        now = self.ctl.clock.now()
+        return [x for x in self.city_signals if x.active(now)]
 
     def on_targets(self, payload: bytes | str) -> str:
         """Check and apply one target message; returns applied, duplicate or refused."""

@@ -50,6 +50,8 @@ class TlsFiles:
     cafile: Path
     certfile: Path
     keyfile: Path
+    #: Clients must show a certificate the CA signed (on top of their password).
+    require_certificate: bool = False
 
 
 @dataclass
@@ -103,6 +105,8 @@ class BrokerConfig:
                 f"keyfile {self.tls.keyfile}",
                 "tls_version tlsv1.2",
             ]
+            if self.tls.require_certificate:
+                conf.append("require_certificate true")
         path = self.folder / "mosquitto.conf"
         path.write_text("\n".join(conf) + "\n")
         return path

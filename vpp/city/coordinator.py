@@ -30,7 +30,7 @@ from vpp.city.link import Link, LinkConfig
 log = logging.getLogger("vpp.city.coordinator")
 
 #: Streams that come through the agents' outboxes (numbered without gaps).
-NUMBERED = ("up/telemetry", "up/devices", "up/flex", "up/ack")
+NUMBERED = ("up/telemetry", "up/devices", "up/flex", "up/ack", "up/dropped")
 
 
 @dataclass
@@ -42,6 +42,11 @@ class CoordinatorConfig:
     #: the agents that have not reported.
     grace_s: float = 20.0
     expiry_quarters: int = 2
+    #: "wall": the machine's clock; "agents": the newest telemetry time heard (for districts
+    #: on a simulated clock, as in the tests, the benchmark and ``vpp city-demo --speed``).
+    clock: str = "wall"
+    #: City-level grid signals per agent (``--signals FILE``), sent as signals.
+    signals: dict[str, list[s.GridSignal]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +71,8 @@ class CoordinatorStats:
     targets_sent_total: int = 0
     targets_resent_total: int = 0
     rows_stored_total: int = 0
+    #: Per agent: messages its full outbox dropped (tombstones heard).
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -95,14 +102,29 @@ class Coordinator:
         self.planned_for: datetime | None = None
         self._first_seen: dict[datetime, float] = {}
         self._plan_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
         self._plan_task: asyncio.Task[None] | None = None
         self._want: datetime | None = None
         self._sync_seq = 0
+        # Numbered from the start time (s): a restarted coordinator numbers after the one
+        # before, whose last message the agents keep.
+        self._signals_seq = int(time.time())
+        self._signals_sent: dict[str, int] = {}
         self._dirty: set[str] = set()
         self.link = Link(link, [f"{s.ROOT}/+/up/#"], self.on_message, on_connect=self._resync)
 
     def now(self) -> datetime:
+        if self.config.clock == "agents" and self.telemetry:
+            return max(t.time for t in self.telemetry.values())
         return self._now()
+
+    def last_held_s(self) -> float | None:
+        """Seconds from the start of the newest plan every agent of it acknowledged to the
+        last of those acknowledgements (None before the first such plan)."""
+        for rec in reversed(self.plans):
+            if rec.seqs and set(rec.acked) >= set(rec.seqs):
+                return max(rec.acked.values()) - rec.began
+        return None
 
     async def restore(self) -> None:
         """What the database holds: messages stored, target numbers used."""
@@ -132,15 +154,19 @@ class Coordinator:
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
+        self.receive(str(message.topic), payload)
+
+    def receive(self, topic: str, payload: bytes | str) -> None:
+        """One message from an agent, as heard on ``topic``."""
         try:
-            agent, stream = s.parse_topic(str(message.topic))
+            agent, stream = s.parse_topic(topic)
             if agent not in self.config.agents:
                 raise s.PayloadError(f"agent {agent!r} is not one of this city's")
             model = s.STREAMS[stream]
             msg = s.decode(model, payload, agent)
         except s.PayloadError as exc:
             self.stats.rejected_total += 1
-            log.warning("refused %s: %s", message.topic, exc)
+            log.warning("refused %s: %s", topic, exc)
             return
         self.stats.received[stream] = self.stats.received.get(stream, 0) + 1
         if isinstance(msg, s.AgentStatus):
@@ -158,6 +184,8 @@ class Coordinator:
             self._on_flex(agent, msg)
         elif isinstance(msg, s.TargetAck):
             self._on_ack(agent, msg)
+        elif isinstance(msg, s.Dropped):
+            self.stats.dropped[agent] = self.stats.dropped.get(agent, 0) + 1
 
     def _on_flex(self, agent: str, f: s.Flexibility) -> None:
         old = self.flex.get(agent)
@@ -193,6 +221,13 @@ class Coordinator:
         await self.flush()
 
     async def flush(self) -> None:
+        """Store what arrived, then confirm it (one flush at a time: a second one would
+        confirm up to numbers the first has taken out of ``_rows`` but not yet stored, so
+        the agents would forget them and a reader could miss the acknowledgements)."""
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         rows, self._rows = self._rows, []
         acks, self._acks = self._acks, []
         targets, self._targets_out = self._targets_out, []
@@ -224,11 +259,14 @@ class Coordinator:
             self._dirty.add(agent)
 
     async def _send_syncs(self, every: bool = False) -> None:
-        agents = set(self.stored) if every else set(self._dirty)
+        """What the history holds, to each agent that has news; ``every``: to every agent,
+        asking it to send again what it sent after that (``rewind``): after a (re)connect
+        the coordinator may have missed or lost messages the agents think delivered."""
+        agents = set(self.config.agents) if every else set(self._dirty)
         for agent in sorted(agents):
             self._sync_seq += 1
             sync = s.Sync(agent=agent, seq=self._sync_seq, sent_at=self.now(),
-                          stored_seq=self.stored[agent])  # fmt: skip
+                          stored_seq=self.stored.get(agent, 0), rewind=every)  # fmt: skip
             if await self.link.publish(s.topic(agent, "down/sync"), s.encode(sync), retain=True):
                 self._dirty.discard(agent)
 
@@ -287,7 +325,11 @@ class Coordinator:
             rec = PlanRecord(start, began, plan.solve_s, plan.status, len(flex))
             self.plans.append(rec)
             expires = expiry_for(plan.start, self.config.expiry_quarters)
+            if expires <= self.now():  # flexibility heard late (a restart): nothing to send
+                log.warning("city plan for %s expired before it was sent", start.isoformat())
+                return rec
             sends = []
+            rows: list[tuple[str, int, datetime, datetime, datetime, str]] = []
             for agent, (bat, pv) in plan.targets.items():
                 seq = self.target_seq.get(agent, 0) + 1
                 self.target_seq[agent] = seq
@@ -298,15 +340,29 @@ class Coordinator:
                 self.latest[agent] = t
                 rec.seqs[agent] = seq
                 body = s.encode(t)
-                self._targets_out.append(
-                    (agent, seq, planned_at, plan.start, expires, body.decode())
-                )
+                rows.append((agent, seq, planned_at, plan.start, expires, body.decode()))
                 sends.append(self._send_target(t, body))
+            await self._store_targets(rows)
             await asyncio.gather(*sends)
             self.stats.targets_sent_total += len(sends)
             if self.history is not None:
                 await self._store_plan(planned_at, plan)
             return rec
+
+    async def _store_targets(
+        self, rows: list[tuple[str, int, datetime, datetime, datetime, str]]
+    ) -> None:
+        """Targets go into the history before they are sent: a coordinator restarted after a
+        crash numbers its next targets after them (an agent would take a number used twice
+        for the one it already holds)."""
+        if self.history is None:
+            return
+        try:
+            for row in rows:
+                await self.history.store_target(*row)
+        except Exception as exc:  # the writer tries again
+            log.error("history: targets not stored yet: %s", exc)
+            self._targets_out.extend(rows)
 
     async def _store_plan(self, planned_at: datetime, plan: CityPlan) -> None:
         assert self.history is not None
@@ -329,9 +385,42 @@ class Coordinator:
         del client
         await self._resend()
 
+    def signals_now(self) -> list[s.GridSignal]:
+        """The city-level signals in force now, over all agents."""
+        now = self.now()
+        return [
+            g for found in self.config.signals.values() for g in found
+            if g.start <= now and (g.end is None or now < g.end)
+        ]  # fmt: skip
+
+    async def set_signals(self, per_agent: dict[str, list[s.GridSignal]]) -> None:
+        """New city-level signals (every agent's list replaced), sent to the agents."""
+        self.config.signals = {a: list(per_agent.get(a, [])) for a in self.config.agents}
+        self._signals_sent.clear()
+        await self._send_signals()
+
+    def signals_message(self, agent: str) -> s.Signals:
+        """The next ``down/signals`` message for ``agent``: its signals not yet ended."""
+        now = self.now()
+        found = [g for g in self.config.signals.get(agent, []) if g.end is None or g.end > now]
+        self._signals_seq = max(self._signals_seq + 1, self._signals_sent.get(agent, 0) + 1)
+        return s.Signals(agent=agent, seq=self._signals_seq, sent_at=now, signals=found)
+
+    async def _send_signals(self) -> None:
+        """Each agent's signals, once per change (retained: a reconnecting agent has them)."""
+        if not self.config.signals:
+            return
+        for agent in self.config.agents:
+            if agent in self._signals_sent:
+                continue
+            msg = self.signals_message(agent)
+            if await self.link.publish(s.topic(agent, "down/signals"), s.encode(msg), retain=True):
+                self._signals_sent[agent] = msg.seq
+
     async def _resend(self) -> None:
         for agent, t in list(self.latest.items()):
             pending = self.acked.get(agent, 0) < t.seq and t.expires_at > self.now()
             if pending and await self._send_target(t, s.encode(t)):
                 self.stats.targets_resent_total += 1
         await self._send_syncs(every=True)
+        await self._send_signals()

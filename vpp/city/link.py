@@ -15,6 +15,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -59,6 +60,34 @@ class LinkStats:
     per_stream: dict[str, int] = field(default_factory=dict)
 
 
+class TlsError(ValueError):
+    """TLS files that cannot be used; the message names the option and the file."""
+
+
+def tls_context(
+    cafile: Path | None, certfile: Path | None = None, keyfile: Path | None = None
+) -> ssl.SSLContext:
+    """A client context that verifies the broker against ``cafile`` (the system's CAs when
+    None) and shows ``certfile``/``keyfile`` when given (both or neither)."""
+    if (certfile is None) != (keyfile is None):
+        raise TlsError("--tls-cert and --tls-key: give both or neither")
+    try:
+        ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"--tls-ca: {cafile}: {_why(exc)}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile is not None and keyfile is not None:
+        try:
+            ctx.load_cert_chain(str(certfile), str(keyfile))
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsError(f"--tls-cert/--tls-key: {certfile}, {keyfile}: {_why(exc)}") from None
+    return ctx
+
+
+def _why(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+
+
 def expiry(seconds: float) -> Properties:
     """PUBLISH properties with a message expiry interval (whole seconds, at least 1)."""
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
@@ -95,6 +124,13 @@ class Link:
         self.client: aiomqtt.Client | None = None
         self._wake = asyncio.Event()
         self._sent = 0
+        self._rewind: int | None = None
+
+    def rewind(self, upto: int) -> None:
+        """Send again everything numbered above ``upto`` (the coordinator asked for it).
+        Call on the loop."""
+        self._rewind = upto if self._rewind is None else min(self._rewind, upto)
+        self._wake.set()
 
     def wake(self) -> None:
         """Something new is in the outbox (thread-unsafe: call on the loop)."""
@@ -172,6 +208,7 @@ class Link:
                 await self.on_connect(client)
             # After a (re)connect everything not confirmed goes again, in order.
             self._sent = self.outbox.confirmed if self.outbox is not None else 0
+            self._rewind = None
             tasks = [asyncio.create_task(self._listen(client))]
             if self.outbox is not None:
                 tasks.append(asyncio.create_task(self._drain(client)))
@@ -199,6 +236,8 @@ class Link:
     async def _drain(self, client: aiomqtt.Client) -> None:
         assert self.outbox is not None and self.topic_of is not None
         while True:
+            if self._rewind is not None:
+                self._sent, self._rewind = min(self._sent, self._rewind), None
             rows = await asyncio.to_thread(self.outbox.after, self._sent, INFLIGHT)
             if not rows:
                 self._wake.clear()

@@ -47,13 +47,18 @@ def shift_ports(site: Site, offset: int) -> Site:
 
 
 async def run_agent(
-    site: Site, opts: Any, agent_id: str, link: LinkConfig, outbox_path: Path
+    site: Site,
+    opts: Any,
+    agent_id: str,
+    link: LinkConfig,
+    outbox_path: Path,
+    outbox_max_bytes: int | None = None,
 ) -> None:
     """``vpp run`` with the city link (see :mod:`vpp.city.agent`)."""
     from vpp.app import run
 
     stop = asyncio.Event()
-    outbox = Outbox(outbox_path)
+    outbox = Outbox(outbox_path, outbox_max_bytes)
     tasks: list[asyncio.Task[None]] = []
 
     def ready(ctl: Controller) -> None:
@@ -188,6 +193,8 @@ def demo(agents: int, speed: float, mqtt_port: int, pg_port: int, http_port: int
                 "--password-file", str(_password_file(folder, COORDINATOR_USER,
                                                       pw[COORDINATOR_USER])),
                 "--db", pg.dsn, "--http-port", str(http_port),
+                # Scaled clocks: the coordinator follows the districts' time.
+                *(["--clock", "agents"] if speed != 1.0 else []),
             ]))  # fmt: skip
             for i, name in enumerate(names):
                 procs.append(subprocess.Popen([

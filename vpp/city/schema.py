@@ -12,8 +12,10 @@ Topics (``<a>`` is the agent id, which is also its broker user name)::
     vpp/v1/<a>/up/devices     every minute             DeviceSummary
     vpp/v1/<a>/up/flex        every quarter hour       Flexibility (retained)
     vpp/v1/<a>/up/ack         per target heard         TargetAck
+    vpp/v1/<a>/up/dropped     for a message dropped    Dropped (from a full outbox)
     vpp/v1/<a>/down/targets   retained, with expiry    Targets
     vpp/v1/<a>/down/sync      retained                 Sync
+    vpp/v1/<a>/down/signals   retained, when changed   Signals (city-level grid signals)
 
 An agent may publish only below ``vpp/v1/<a>/up/`` and read only ``vpp/v1/<a>/down/``;
 the broker's ACL holds that (vpp/city/broker.py).
@@ -199,6 +201,28 @@ class Targets(_Payload):
         return self.start + timedelta(seconds=self.step_s * len(self.battery_w))
 
 
+class GridSignal(BaseModel):
+    """A city-level grid-operator signal for a whole district (kinds and fields as
+    :class:`vpp.signals.model.Signal`): ``feed_in_pct`` for ``feed_in_pct``, ``limit_w``
+    for the caps and ``consumption_limit``; ``end`` None: until a later message drops it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    kind: Literal["feed_in_pct", "consumption_limit", "import_cap", "export_cap", "zero_export"]
+    start: Time
+    end: Time | None = None
+    feed_in_pct: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
+    limit_w: NonNeg | None = None
+    reason: str = ""
+
+
+class Signals(_Payload):
+    """Every city-level signal for the district now and ahead; replaces the previous one."""
+
+    signals: list[GridSignal]
+
+
 class TargetAck(_Payload):
     """What an agent did with a target message it heard."""
 
@@ -208,10 +232,21 @@ class TargetAck(_Payload):
     at: Time
 
 
+class Dropped(_Payload):
+    """A message the agent's full outbox dropped before the coordinator had it (its number
+    stays taken, so the numbering keeps no gaps)."""
+
+    stream: Literal["up/devices", "up/flex"]
+    size_bytes: Annotated[int, Field(ge=0)]
+
+
 class Sync(_Payload):
     """The coordinator holds every message of ``agent`` numbered up to ``stored_seq``."""
 
     stored_seq: Annotated[int, Field(ge=0)]
+    #: The coordinator (re)started or reconnected: it may have lost what it heard but had
+    #: not stored, so the agent sends everything after ``stored_seq`` again.
+    rewind: bool = False
 
 
 class PayloadError(ValueError):
@@ -226,8 +261,10 @@ STREAMS: dict[str, type[_Payload]] = {
     "up/devices": DeviceSummary,
     "up/flex": Flexibility,
     "up/ack": TargetAck,
+    "up/dropped": Dropped,
     "down/targets": Targets,
     "down/sync": Sync,
+    "down/signals": Signals,
 }
 
 

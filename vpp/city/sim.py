@@ -54,6 +54,7 @@ def replay_agent(
     outbox: Path,
     link: LinkConfig | None,
     start_hour: float = 0.0,
+    outbox_max_bytes: int | None = None,
 ) -> ReplayAgent:
     index = day_index(site, day)
     plant = ReplayPlant(site, plant_params(site), plant_inputs(site, raw.loc[index]))
@@ -67,5 +68,5 @@ def replay_agent(
         inputs=FrameInputs(raw),
         state=ControllerState(site=site, started_at=clock.now()),
     )
-    agent = CityAgent(ctl, agent_id, Outbox(outbox), link)
+    agent = CityAgent(ctl, agent_id, Outbox(outbox, outbox_max_bytes), link)
     return ReplayAgent(agent, plant, clock)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +41,25 @@ def _logging(level: str) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
+def _tls(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The broker connection's TLS context, or None for plain MQTT (loopback)."""
+    if ca is None and cert is None and key is None:
+        return None
+    from vpp.city.link import TlsError, tls_context
+
+    try:
+        return tls_context(ca, cert, key)
+    except TlsError as exc:
+        hint = str(exc).split(":", 1)[0]
+        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=hint) from None
+
+
 Broker = Annotated[str, typer.Option("--broker", help="MQTT broker HOST:PORT")]
+TlsCa = Annotated[
+    Path | None, typer.Option("--tls-ca", help="CA file to verify the broker (turns TLS on)")
+]
+TlsCert = Annotated[Path | None, typer.Option("--tls-cert", help="Client certificate (PEM)")]
+TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="Client private key (PEM)")]
 PasswordFile = Annotated[
     Path, typer.Option("--password-file", help="File holding the broker password")
 ]
@@ -53,11 +72,17 @@ def agent_command(
     password_file: PasswordFile,
     config: Annotated[Path, typer.Option("--config", "-c", help="Site TOML file")] = DEFAULT_CONFIG,
     outbox: Annotated[Path | None, typer.Option(help="Outbox (SQLite)")] = None,
+    outbox_max_mb: Annotated[
+        float, typer.Option(help="Most payload MB the outbox keeps (oldest device summaries go)")
+    ] = 1024.0,
     port_offset: Annotated[int, typer.Option(help="Add to every Modbus port")] = 0,
     speed: Annotated[float, typer.Option(help="Run K times faster than real time")] = 1.0,
     simulate: Annotated[bool | None, typer.Option("--simulate/--no-simulate")] = None,
     db: Annotated[Path | None, typer.Option(help="Recorder database (SQLite)")] = None,
     http_port: Annotated[int | None, typer.Option(help="Port of the page and /metrics")] = None,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """The district controller with its link to the city coordinator."""
@@ -69,14 +94,17 @@ def agent_command(
         raise typer.BadParameter(f"{agent_id!r}: letters, digits, - and _", param_hint="--id")
     if speed <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--speed")
+    if not outbox_max_mb > 0:
+        raise typer.BadParameter(f"must be > 0, got {outbox_max_mb}", param_hint="--outbox-max-mb")
     host, port = _broker(broker)
-    link = LinkConfig(host, port, agent_id, _password(password_file), agent_id)
+    link = LinkConfig(host, port, agent_id, _password(password_file), agent_id,
+                      tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
     _logging(log_level)
     site = shift_ports(load_or_exit(config), port_offset)
     opts = RunOptions(speed=speed, simulate=simulate, db_path=str(db) if db else None,
                       http_port=http_port)  # fmt: skip
     box = outbox or Path(f"{agent_id}.outbox.db")
-    asyncio.run(run_agent(site, opts, agent_id, link, box))
+    asyncio.run(run_agent(site, opts, agent_id, link, box, int(outbox_max_mb * 1e6)))
 
 
 @app.command("coordinator")
@@ -89,6 +117,15 @@ def coordinator_command(
     export_limit_w: Annotated[float, typer.Option(help="Substation export limit, W")] = 1e6,
     grace_s: Annotated[float, typer.Option(help="Wait for late agents, s")] = 20.0,
     http_port: Annotated[int, typer.Option(help="Port of the city page and /metrics")] = 9300,
+    clock: Annotated[
+        str, typer.Option(help="wall, or agents: the newest telemetry time (simulated days)")
+    ] = "wall",
+    signals: Annotated[
+        Path | None, typer.Option(help="City-level grid signals for the agents (JSON)")
+    ] = None,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Plan the city over the agents' flexibility and send each its targets."""
@@ -103,10 +140,20 @@ def coordinator_command(
     for limit, hint in ((import_limit_w, "--import-limit-w"), (export_limit_w, "--export-limit-w")):
         if not limit > 0:
             raise typer.BadParameter(f"must be > 0, got {limit}", param_hint=hint)
+    if clock not in ("wall", "agents"):
+        raise typer.BadParameter(f"wall or agents, got {clock!r}", param_hint="--clock")
     host, port = _broker(broker)
-    link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER)
+    link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER,
+                      tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
     _logging(log_level)
-    cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s)
+    cfg = CoordinatorConfig(names, import_limit_w, export_limit_w, grace_s=grace_s, clock=clock)
+    if signals is not None:
+        from vpp.city.signals import read_city_signals
+
+        try:
+            cfg.signals = read_city_signals(signals, names)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--signals") from None
     asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
 
 
