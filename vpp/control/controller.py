@@ -646,7 +646,7 @@ class Controller:
                 )
                 await self.dispatch()
         snap = self.state.snapshot
-        stale_after = self.site.poll.interval_s * self.site.run.stale_polls
+        stale_after = self.state.stale_after_s()
         if snap is None or (now - snap.time).total_seconds() > stale_after:
             self.event(
                 "error",

@@ -81,7 +81,7 @@ def assess(state: ControllerState, now: datetime) -> Health:
         offline.update(enabled.values())
     else:
         age_s = (now - snap.time).total_seconds()
-        stale_s = site.poll.interval_s * site.run.stale_polls
+        stale_s = state.stale_after_s()
         if age_s > stale_s:
             stop.append(f"no fresh poll for {age_s:.0f} s")
         for dev_id, kind in enabled.items():
