@@ -271,6 +271,7 @@ def plan_view(state: ControllerState, watch: Watch, now: datetime) -> JsonDict:
         step: JsonDict = {"start": iso(start)}
         step.update({c: num(v) for c, v in zip(cols, values[i], strict=True)})
         step["why"] = reasons[i].text
+        step["why_source"] = reasons[i].source
         step["grid_w"] = _net(step.get("grid_import_w"), step.get("grid_export_w"))
         actual = watch.actual(start.to_pydatetime())
         step["actual"] = _nums(actual) if actual else None
