@@ -171,6 +171,7 @@ def health_view(health: Health) -> JsonDict:
         "offline": health.offline,
         "offline_by_kind": health.offline_by_kind,
         "controllable_online": health.controllable_online,
+        "refusing_setpoints": list(health.refusing),
     }
 
 
