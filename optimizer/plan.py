@@ -45,6 +45,7 @@ SITE_COLUMNS = (
     "co2_g_per_kwh",
     "import_cap_w",
     "export_cap_w",
+    "pv_cap_cut_w",
     *COST_COLUMNS,
 )
 #: Shadow prices of the plan's LP (:mod:`optimizer.duals`), EUR/MWh, after the site columns;
@@ -136,6 +137,9 @@ def plan_frame(
         "co2_g_per_kwh": d.co2_g_per_kwh,
         "import_cap_w": d.import_cap_w,
         "export_cap_w": d.export_cap_w,
+        "pv_cap_cut_w": (
+            problem.pv_cap_cut_w if problem.pv_cap_cut_w is not None else np.zeros(d.steps)
+        ),
     }
     index = pd.DatetimeIndex(d.index, name="timestamp")
     frame = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in site.items()}, index=index)

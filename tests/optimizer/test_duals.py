@@ -13,7 +13,7 @@ from optimizer.inputs import State
 from optimizer.params import SolveOptions
 from optimizer.plan import DUAL_COLUMNS, Plan
 from optimizer.planner import Planner
-from tests.optimizer.conftest import START, battery, make_forecast, make_site
+from tests.optimizer.conftest import START, battery, make_forecast, make_site, pv
 from vpp.control.why import explain
 from vpp.core.site import Site
 
@@ -107,3 +107,26 @@ def test_a_plan_without_duals_is_explained_from_its_values() -> None:
     assert not set(DUAL_COLUMNS) & set(plan.frame.columns)
     why = explain(plan.frame, site)
     assert all(w.source == "plan" for w in why)
+
+
+@pytest.mark.parametrize("milp", [False, True])
+def test_a_signal_cap_on_pv_gives_the_signal_reason(milp: bool) -> None:
+    """An inverter whose feed-in a grid-operator signal caps at 3 kW (its ``.cap_w``
+    column, as the controller writes it) while the sun gives 8 kW and the site takes it
+    all: the plan says how much the cap holds back and what it is worth."""
+    site = make_site([pv("pv1", rated_w=10_000, peak_wp=10_000)], horizon_h=2)
+    forecast = make_forecast(8, load_w=20_000.0, pv_w_per_kwp=800.0)
+    forecast["pv1.cap_w"] = [10_000.0] * 4 + [3_000.0] * 4
+    f = _plan(site, forecast, milp).frame
+    cut = f["pv_cap_cut_w"]
+    assert np.allclose(cut.iloc[:4], 0.0) and (cut.iloc[4:] > 4_000).all()
+    assert np.allclose(f["pv_w"].iloc[4:], 3_000.0, atol=1.0)
+    why = explain(f, site)
+    assert why[0].pv is None
+    expected = (
+        f"PV held at its signal caps: {cut.iloc[4] / 1e3:.0f} kW of sun unused, worth 100 EUR/MWh"
+    )
+    assert why[4].pv == expected
+    # without duals (a fallback-like table) the same cap is named, without its worth
+    plain = explain(f.drop(columns=list(DUAL_COLUMNS)), site)
+    assert plain[4].pv == f"PV held at its signal caps: {cut.iloc[4] / 1e3:.0f} kW of sun unused"

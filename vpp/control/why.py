@@ -87,6 +87,7 @@ def explain(frame: pd.DataFrame, site: Site) -> list[Why]:
     hp_el, hp_th = _col(frame, "heat_pump_el_w"), _col(frame, "heat_pump_th_w")
     boiler, store = _col(frame, "boiler_th_w"), _col(frame, "store_th_w")
     waste = _col(frame, "waste_heat_th_w")
+    pv_cut = _col(frame, "pv_cap_cut_w")
     hp_max = site.heat_pump.max_el_w if site.heat_pump is not None else 0.0
     heat = site.heat
     gas_heat = heat.gas_price_eur_per_mwh / heat.boiler_efficiency
@@ -99,7 +100,7 @@ def explain(frame: pd.DataFrame, site: Site) -> list[Why]:
             out.append(
                 Why(
                     battery=duals.battery(t, bat, times),
-                    pv=duals.pv(t, pv, pv_avail, exp_cap),
+                    pv=duals.pv(t, pv, pv_avail, exp_cap) or _pv_capped(t, pv_cut, duals.el[t]),
                     grid=duals.grid(t, imp_cap, exp_cap, site),
                     heat=heat_why,
                     source="duals",
@@ -109,7 +110,7 @@ def explain(frame: pd.DataFrame, site: Site) -> list[Why]:
         out.append(
             Why(
                 battery=_battery(t, bat, p_imp, p_exp, exp, times, later),
-                pv=_pv(t, pv, pv_avail, exp, exp_cap, p_exp),
+                pv=_pv(t, pv, pv_avail, exp, exp_cap, p_exp) or _pv_capped(t, pv_cut, None),
                 grid=_grid(t, imp, imp_cap, site.grid.import_limit_w),
                 heat=heat_why,
             )
@@ -187,6 +188,17 @@ class _Duals:
                 f"{self.export_cap[t]:.0f} EUR/MWh more export would earn"
             )
         return None
+
+
+def _pv_capped(t: int, cut: NDArray[np.float64], value: float | None) -> str | None:
+    """PV held below what the sun gives by the devices' caps (grid-operator signals, the
+    law's feed-in limit); with the duals, what the energy held back would be worth."""
+    if cut[t] < NOISE_W:
+        return None
+    why = f"PV held at its signal caps: {cut[t] / 1e3:.0f} kW of sun unused"
+    if value is not None and value >= BINDING_EUR_PER_MWH:
+        return f"{why}, worth {value:.0f} EUR/MWh"
+    return why
 
 
 def _cap_kind(cap_w: float, site_limit_w: float) -> str:
