@@ -385,6 +385,8 @@ def devices_view(state: ControllerState, now: datetime, limit: int | None = None
         found = snap.devices.get(dev.id) if snap is not None else None
         row = device_row(dev.id, str(dev.kind), dev.name, found, now)
         row["why"] = _device_why(str(dev.kind), why)
+        # writes in a row it refused or read back otherwise (health names it from 3)
+        row["failed_writes"] = state.write_failures.get(dev.id, 0)
         sp = state.setpoints.get(dev.id)
         row["setpoint"] = (
             None

@@ -13,7 +13,7 @@ from adapters.snapshot import CommsHealth, DeviceState, Snapshot
 from tests.vpp.control.harness import plant, small_site
 from vpp.control.health import CONTROLLABLE, PLAN_STALE_S, REFUSED_WRITES, assess
 from vpp.control.state import ControllerState, SourceStatus
-from vpp.web.views import health_view
+from vpp.web.views import devices_view, health_view
 
 SITE = small_site()
 NOW = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
@@ -124,6 +124,9 @@ async def test_a_device_that_refuses_every_setpoint_degrades_health() -> None:
         assert health.state == "degraded" and health.refusing == ("bat-002",)
         assert any(r.startswith("1 device(s) accept no setpoint (bat-002)") for r in health.reasons)
         assert health_view(health)["refusing_setpoints"] == ["bat-002"]
+        rows = {r["id"]: r for r in devices_view(state, p.clock.now())["devices"]}
+        assert rows["bat-002"]["failed_writes"] == REFUSED_WRITES
+        assert rows["bat-001"]["failed_writes"] == 0
         p.fleet.device("bat-002").fault = "none"
         assert await p.ctl.run_job("dispatch")
         assert "bat-002" not in state.write_failures
