@@ -165,6 +165,11 @@ class DirectBackend:
         result, self._primal = run_highs(self._h, options, time_limit_s, milp)
         return result
 
+    @property
+    def highs(self) -> highspy.Highs:
+        """The HiGHS instance holding the LP (its duals after a solve: :mod:`optimizer.duals`)."""
+        return self._h
+
     def values(self, name: str) -> F64:
         """Primal values of a variable family, in its block's shape, model units (kW, kWh)."""
         idx = self._blocks[name]

@@ -139,6 +139,9 @@ class Problem:
     forecast: pd.DataFrame
     mode: str
     warnings: list[str] = field(default_factory=list)
+    #: PV the sun would give but the devices' caps (``<id>.cap_w``: grid-operator signals,
+    #: the law's feed-in limit) take away, site total per step, W.
+    pv_cap_cut_w: F64 | None = None
 
 
 def build_problem(
@@ -155,7 +158,9 @@ def build_problem(
     avail = pv_available(
         pvf, forecast["pv_w_per_kwp"].to_numpy(float), _pv_overrides(pvf, forecast)
     )
-    avail = np.minimum(avail, device_caps(pvf.ids, forecast, np.inf))
+    capped = np.minimum(avail, device_caps(pvf.ids, forecast, np.inf))
+    pv_cut_w = (avail - capped).sum(axis=0)
+    avail = capped
     pv_min = np.minimum(avail, pvf.min_limit_w[:, None])
     price_imp = forecast["price_import_eur_per_mwh"].to_numpy(float)
     steps = len(index)
@@ -221,6 +226,7 @@ def build_problem(
         forecast=forecast,
         mode=mode,
         warnings=warnings,
+        pv_cap_cut_w=pv_cut_w,
     )
 
 

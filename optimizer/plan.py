@@ -13,6 +13,7 @@ import pandas as pd
 
 from optimizer.cost import COST_COLUMNS, cost_parts, cost_summary, soc_window_violation_wh
 from optimizer.data import Problem
+from optimizer.duals import Duals
 from optimizer.flows import Flows
 from optimizer.split import DeviceDispatch
 
@@ -44,7 +45,18 @@ SITE_COLUMNS = (
     "co2_g_per_kwh",
     "import_cap_w",
     "export_cap_w",
+    "pv_cap_cut_w",
     *COST_COLUMNS,
+)
+#: Shadow prices of the plan's LP (:mod:`optimizer.duals`), EUR/MWh, after the site columns;
+#: left out of a plan without them (a fallback plan, or a failed extra solve).
+DUAL_COLUMNS = (
+    "value_el_eur_per_mwh",
+    "value_stored_eur_per_mwh",
+    "value_heat_eur_per_mwh",
+    "value_store_eur_per_mwh",
+    "import_cap_value_eur_per_mwh",
+    "export_cap_value_eur_per_mwh",
 )
 #: Per-device columns: batteries, then PV inverters.
 BATTERY_COLUMNS = ("battery_w", "soc_wh")
@@ -77,6 +89,9 @@ class SolveInfo:
     #: Re-solves after a split found a unit its devices could not follow.
     split_rounds: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: Seconds spent getting the duals (a second solve for a mixed-integer plan, none
+    #: otherwise); None when the plan has none.
+    duals_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,8 +103,11 @@ class Plan:
     units: pd.DataFrame
 
 
-def plan_frame(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> pd.DataFrame:
-    """The plan table: site totals, then per-device setpoints (see :data:`SITE_COLUMNS`)."""
+def plan_frame(
+    problem: Problem, flows: Flows, dispatch: DeviceDispatch, duals: Duals | None = None
+) -> pd.DataFrame:
+    """The plan table: site totals, the duals, then per-device setpoints (see
+    :data:`SITE_COLUMNS`, :data:`DUAL_COLUMNS`)."""
     d = problem.data
     soc_dev = dispatch.bat_soc_wh.T
     site = {
@@ -119,12 +137,31 @@ def plan_frame(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> pd.D
         "co2_g_per_kwh": d.co2_g_per_kwh,
         "import_cap_w": d.import_cap_w,
         "export_cap_w": d.export_cap_w,
+        "pv_cap_cut_w": (
+            problem.pv_cap_cut_w if problem.pv_cap_cut_w is not None else np.zeros(d.steps)
+        ),
     }
     index = pd.DatetimeIndex(d.index, name="timestamp")
     frame = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in site.items()}, index=index)
     devices = _device_frame(problem, dispatch, index)
     costs = cost_parts(pd.concat([frame, devices], axis=1), d, problem.batteries)
-    return pd.concat([frame, costs], axis=1)[list(SITE_COLUMNS)].join(devices)
+    table = pd.concat([frame, costs], axis=1)[list(SITE_COLUMNS)]
+    if duals is not None:
+        table = table.join(pd.DataFrame(_dual_columns(duals, len(index)), index=index))
+    return table.join(devices)
+
+
+def _dual_columns(duals: Duals, steps: int) -> dict[str, np.ndarray]:
+    stored = duals.stored.mean(axis=0) if duals.stored.size else np.zeros(steps)
+    values = (
+        duals.electricity,
+        stored,
+        duals.heat,
+        duals.heat_store,
+        duals.import_cap,
+        duals.export_cap,
+    )
+    return {name: np.asarray(v, dtype=float) for name, v in zip(DUAL_COLUMNS, values, strict=True)}
 
 
 def _device_frame(

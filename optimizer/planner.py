@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.backend import Backend, choose_builder, load
+from optimizer import duals as lp_duals
+from optimizer.backend import Backend, DirectBackend, choose_builder, load
 from optimizer.data import ModelData, Problem, build_problem, set_soc_bounds
 from optimizer.fallback import fallback_flows
 from optimizer.flows import Flows
@@ -155,6 +156,7 @@ class Planner:
             timer.build_s += time.perf_counter() - tic  # refreshing the LP between rounds
             result = self._solve(built, opts, limit, data, timer)
             flows = built.solver.flows(data)
+        duals, duals_s = self._duals(built, data, flows, warnings)
         return self._finish(
             problem,
             flows,
@@ -162,6 +164,7 @@ class Planner:
             timer,
             warnings,
             {
+                "duals_s": duals_s,
                 "status": "optimal",
                 "objective_eur": result.objective,
                 "reused_model": reused,
@@ -169,7 +172,25 @@ class Planner:
                 "n_constraints": built.n_constraints,
                 "split_rounds": rounds,
             },
+            duals,
         )
+
+    def _duals(
+        self, built: _Built, data: ModelData, flows: Flows, warnings: list[str]
+    ) -> tuple[lp_duals.Duals | None, float | None]:
+        """The plan's shadow prices: read from the direct build's own solve of an LP, or by
+        one more solve with a mixed-integer plan's binaries fixed. A plan is not lost for
+        want of them: the reasons fall back to what the plan's values show."""
+        tic = time.perf_counter()
+        try:
+            if isinstance(built.solver, DirectBackend) and not data.milp:
+                got = lp_duals.from_highs(built.solver.highs, data, 0.0, fixed=False)
+            else:
+                got = lp_duals.solve(data, flows)
+        except Exception as exc:  # reasons fall back to the plan's values
+            warnings.append(f"no duals for the reasons: {exc}")
+            return None, None
+        return got, time.perf_counter() - tic
 
     def _solve(
         self, built: _Built, opts: SolveOptions, limit: float, data: ModelData, timer: _Timer
@@ -244,6 +265,7 @@ class Planner:
         timer: _Timer,
         warnings: list[str],
         fields: dict[str, Any],
+        duals: lp_duals.Duals | None = None,
     ) -> Plan:
         tic = time.perf_counter()
         short = dispatch.bat_shortfall_w
@@ -255,7 +277,7 @@ class Planner:
             )
         if short.max(initial=0.0) > 0.0:  # below the tolerance too: keep balances exact
             flows = absorb_shortfall(problem, flows, dispatch)
-        frame = plan_frame(problem, flows, dispatch)
+        frame = plan_frame(problem, flows, dispatch, duals)
         units = unit_frame(problem, flows, short)
         timer.split_s += time.perf_counter() - tic
         info = SolveInfo(

@@ -27,8 +27,10 @@ from adapters.sim.profiles import IrradianceProfile
 from vpp.core.clock import Clock
 from vpp.core.site import DeviceKind, Site
 
-Fault = Literal["none", "silent", "error", "garbage"]
-FAULTS: tuple[Fault, ...] = ("none", "silent", "error", "garbage")
+#: "refuse_writes": reads answer as usual, every write is refused (ILLEGAL_VALUE), as a
+#: device left in local control or with its remote control locked.
+Fault = Literal["none", "silent", "error", "garbage", "refuse_writes"]
+FAULTS: tuple[Fault, ...] = ("none", "silent", "error", "garbage", "refuse_writes")
 #: Modbus exception codes the devices answer with (the server maps them to pymodbus enums).
 ILLEGAL_FUNCTION = 0x01
 ILLEGAL_ADDRESS = 0x02
@@ -165,6 +167,8 @@ class SimulatedDevice(ABC):
 
     def write(self, address: int, values: list[int]) -> int | None:
         """Apply a write request; a Modbus exception code if it is refused, else None."""
+        if self.fault == "refuse_writes":
+            return ILLEGAL_VALUE
         image = self.refresh()
         if not image.all_writable(address, len(values)):
             return ILLEGAL_ADDRESS

@@ -505,6 +505,12 @@ class Controller:
             status = _status(sp, result, now, self.state.dry_run)
             statuses.append(status)
             self._count(status, source)
+            if not status.dry_run:
+                failures = self.state.write_failures
+                if status.ok:
+                    failures.pop(status.device_id, None)
+                else:
+                    failures[status.device_id] = failures.get(status.device_id, 0) + 1
             if status.ok or status.dry_run or status.written_w is not None:
                 # The active setpoint is what the device read back; a write that failed
                 # before anything was written leaves the previous one on record.
@@ -646,7 +652,7 @@ class Controller:
                 )
                 await self.dispatch()
         snap = self.state.snapshot
-        stale_after = self.site.poll.interval_s * self.site.run.stale_polls
+        stale_after = self.state.stale_after_s()
         if snap is None or (now - snap.time).total_seconds() > stale_after:
             self.event(
                 "error",

@@ -8,7 +8,9 @@ read by the operator page, the JSON API (``/api/status``), the metrics
   pump) answering, nothing the plan says reaches the plant;
 - data freshness: the latest poll snapshot, the input sources;
 - the plan's source: the optimiser, the rule-based fallback, or one restored from before a
-  restart; none at all, or one too old, means nothing is dispatched.
+  restart; none at all, or one too old, means nothing is dispatched;
+- writes: a device that answers but refuses setpoints (or reads back something else)
+  :data:`REFUSED_WRITES` times in a row is not following the plan.
 
 ``not_controlling`` wins over ``degraded``, which wins over ``ok``; every reason that holds
 is listed, the worst first.
@@ -31,6 +33,9 @@ STATES: tuple[HealthState, ...] = ("ok", "degraded", "not_controlling")
 PlanSource = Literal["optimizer", "fallback", "restored", "none"]
 #: A plan older than this is not in force any more (two missed quarter-hour plans), s.
 PLAN_STALE_S = 1800.0
+#: A device that refused this many writes in a row (or read each back otherwise) takes no
+#: setpoint: health is degraded and names it.
+REFUSED_WRITES = 3
 #: Kinds whose setpoints the plan writes.
 CONTROLLABLE = frozenset(
     {DeviceKind.BATTERY.value, DeviceKind.PV.value, DeviceKind.HEAT_PUMP.value}
@@ -51,6 +56,8 @@ class Health:
     offline_by_kind: dict[str, int] = field(default_factory=dict)
     controllable_online: int = 0
     snapshot_age_s: float | None = None
+    #: Online devices that accept no setpoint (:data:`REFUSED_WRITES` failed writes in a row).
+    refusing: tuple[str, ...] = ()
 
     @property
     def offline(self) -> int:
@@ -81,7 +88,7 @@ def assess(state: ControllerState, now: datetime) -> Health:
         offline.update(enabled.values())
     else:
         age_s = (now - snap.time).total_seconds()
-        stale_s = site.poll.interval_s * site.run.stale_polls
+        stale_s = state.stale_after_s()
         if age_s > stale_s:
             stop.append(f"no fresh poll for {age_s:.0f} s")
         for dev_id, kind in enabled.items():
@@ -117,6 +124,18 @@ def assess(state: ControllerState, now: datetime) -> Health:
         weak.append(
             f"{sum(offline.values())} of {len(enabled)} devices offline ({_kinds(offline)})"
         )
+    refusing = tuple(
+        sorted(
+            dev_id
+            for dev_id, n in state.write_failures.items()
+            if n >= REFUSED_WRITES and dev_id in enabled and _online(state, dev_id)
+        )
+    )
+    if refusing:
+        weak.append(
+            f"{len(refusing)} device(s) accept no setpoint ({_few(refusing)}): "
+            f"{REFUSED_WRITES} or more writes in a row refused or read back otherwise"
+        )
     for src in sorted(state.sources.values(), key=lambda s: s.name):
         if src.stale:
             weak.append(f"data source {src.name} is stale")
@@ -132,7 +151,18 @@ def assess(state: ControllerState, now: datetime) -> Health:
         dict(sorted(offline.items())),
         controllable,
         age_s,
+        refusing,
     )
+
+
+def _online(state: ControllerState, dev_id: str) -> bool:
+    snap = state.snapshot
+    dev = snap.devices.get(dev_id) if snap is not None else None
+    return dev is not None and dev.health.online and dev_id not in state.quarantined
+
+
+def _few(ids: tuple[str, ...], n: int = 5) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
 def _kinds(counts: Counter[str]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from vpp.control.controller import Controller
-from vpp.control.schedule import PLAN_LEAD_S, JobSpec, job_specs
+from vpp.control.schedule import PLAN_LEAD_S, JobSpec, job_specs, poll_period_s
 from vpp.core.clock import Clock, ManualClock, ScaledClock
 
 log = logging.getLogger("vpp.run")
@@ -93,15 +94,24 @@ async def start_jobs(
     for name in ("plan", "dispatch"):
         await ctl.run_job(name)
     speed = ctl.clock.speed if isinstance(ctl.clock, ScaledClock) else 1.0
+    snap = ctl.state.snapshot
+    if snap is None or (ctl.clock.now() - snap.time).total_seconds() >= poll_period_s(
+        ctl.site, speed
+    ):
+        # The first plan took a poll period or more (a fast demo on a busy machine): start
+        # the schedule from a fresh snapshot, not one the watchdog would find stale.
+        await ctl.run_job("poll")
     # Plans take wall time to solve: lead by wall seconds, at most a third of a quarter.
     ctl.plan_lead_s = min(plan_lead_wall_s * speed, 300.0)
+    # A fast demo stretches the short intervals to what a busy machine keeps up with; the
+    # freshness limits follow the poll period that results.
+    ctl.state.poll_interval_s = poll_period_s(ctl.site, speed)
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = ctl.clock.now()
     wall_now = datetime.now(UTC)
-    for spec in job_specs(ctl.site, ctl.plan_lead_s, ctl.signal_watch is not None):
+    for spec in job_specs(ctl.site, ctl.plan_lead_s, ctl.signal_watch is not None, speed):
         first = spec.next_after(now)
         start = wall_now + timedelta(seconds=wall_seconds(ctl.clock, (first - now).total_seconds()))
-        # A fast demo runs the 1 s signals read at most ten times a wall second.
         period = max(wall_seconds(ctl.clock, spec.period_s), MIN_WALL_PERIOD_S)
         scheduler.add_job(
             runner.run,  # a coroutine method: the scheduler awaits it on the loop
@@ -111,7 +121,9 @@ async def start_jobs(
             name=spec.name,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(period / 2)),
+            # A run that starts late (a busy machine) but within its period still runs;
+            # coalescing folds what piled up into that one run.
+            misfire_grace_time=max(1, math.ceil(period)),
         )
 
     last_event: dict[str, float] = {}
@@ -142,16 +154,20 @@ async def step(
     tick_s: float | None = None,
     before_jobs: Callable[[datetime], Any] | None = None,
     plan_lead_s: float = 60.0,
+    speed: float = 1.0,
 ) -> None:
     """Run the controller's jobs in controller time from now until ``until``.
 
     tick_s : resolution of the virtual clock (default: the poll interval)
     before_jobs : called with the new time after each tick, before the jobs (e.g. to advance
         a simulated plant)
+    speed : run the jobs at the periods ``vpp run --speed`` gives them (stretched short
+        intervals, see :mod:`vpp.control.schedule`)
     """
-    specs = job_specs(ctl.site, plan_lead_s, ctl.signal_watch is not None)
+    specs = job_specs(ctl.site, plan_lead_s, ctl.signal_watch is not None, speed)
     ctl.plan_lead_s = plan_lead_s
-    tick = tick_s or ctl.site.poll.interval_s
+    ctl.state.poll_interval_s = poll_period_s(ctl.site, speed)
+    tick = tick_s or ctl.state.poll_interval_s
     due = {s.name: s.next_after(clock.now()) for s in specs}
     for _ in range(int((until - clock.now()).total_seconds() // tick) + 1):
         if clock.now() >= until:

@@ -137,6 +137,19 @@ class ControllerState:
     #: Conflicts between signals reported since start.
     grid_signal_conflicts_total: int = 0
 
+    #: Writes in a row that each device refused or read back otherwise (dry-run writes
+    #: do not count; an accepted write clears it).
+    write_failures: dict[str, int] = field(default_factory=dict)
+    #: Controller seconds between two polls as scheduled (None: the site's
+    #: ``poll.interval_s``); a fast demo stretches it (:func:`vpp.control.schedule.job_specs`).
+    poll_interval_s: float | None = None
+
+    def stale_after_s(self) -> float:
+        """A snapshot older than this (controller seconds) is not fresh: ``run.stale_polls``
+        polls at the interval the poll actually runs at."""
+        every = self.poll_interval_s or self.site.poll.interval_s
+        return every * self.site.run.stale_polls
+
     def job(self, name: str) -> JobStats:
         return self.jobs.setdefault(name, JobStats())
 

@@ -5,9 +5,14 @@ export caps, the heat pump's rating), what is curtailed, and the price spread th
 and the heat pump work against, e.g. "charging: 41 EUR/MWh now against 120 at 18:00",
 "PV curtailed: held at the export cap 80 kW", "boiler on: heat pump at its rating".
 
-The planning model is a mixed-integer programme (battery direction and heat-pump on/off are
-binary), so the solver's duals are not defined at its optimum; the binding limits and the
-prices are read from the plan's own values instead, which is also what the operator can check.
+Where the plan carries the shadow prices of its LP (:mod:`optimizer.duals`: the columns
+:data:`optimizer.plan.DUAL_COLUMNS`; a mixed-integer plan gets them from a second solve with
+its binaries fixed), the battery and grid reasons come from them: electricity is worth its
+marginal value at the connection now (the export price when PV is exported, the import price
+when importing, more when a cap binds), a cap binds where its shadow price is positive, and
+stored energy has the value the batteries' balance gives it. A plan without them (the
+rule-based fallback, a failed extra solve) is explained from its values and prices alone, as
+the operator can check them.
 
 Powers in W, prices in EUR/MWh; times shown in the site's time zone.
 """
@@ -27,6 +32,8 @@ from vpp.core.site import Site
 AT_LIMIT = 0.01
 #: Powers below this are nothing, W.
 NOISE_W = 500.0
+#: A cap whose shadow price is below this binds in name only, EUR/MWh.
+BINDING_EUR_PER_MWH = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,9 @@ class Why:
     pv: str | None = None
     grid: str | None = None
     heat: str | None = None
+    #: "duals" when the battery and grid reasons come from the solver's shadow prices,
+    #: "plan" when they are read from the plan's values alone.
+    source: str = "plan"
 
     @property
     def text(self) -> str:
@@ -50,6 +60,7 @@ class Why:
             "grid": self.grid,
             "heat": self.heat,
             "text": self.text,
+            "source": self.source,
         }
 
 
@@ -76,21 +87,135 @@ def explain(frame: pd.DataFrame, site: Site) -> list[Why]:
     hp_el, hp_th = _col(frame, "heat_pump_el_w"), _col(frame, "heat_pump_th_w")
     boiler, store = _col(frame, "boiler_th_w"), _col(frame, "store_th_w")
     waste = _col(frame, "waste_heat_th_w")
+    pv_cut = _col(frame, "pv_cap_cut_w")
     hp_max = site.heat_pump.max_el_w if site.heat_pump is not None else 0.0
     heat = site.heat
     gas_heat = heat.gas_price_eur_per_mwh / heat.boiler_efficiency
+    duals = _duals(frame)
     out = []
     for t in range(n):
         later = slice(t + 1, n)
+        heat_why = _heat(t, hp_el, hp_th, hp_max, waste, boiler, store, p_imp, gas_heat)
+        if duals is not None and np.isfinite(duals.el[t]):
+            out.append(
+                Why(
+                    battery=duals.battery(t, bat, times),
+                    pv=duals.pv(t, pv, pv_avail, exp_cap) or _pv_capped(t, pv_cut, duals.el[t]),
+                    grid=duals.grid(t, imp_cap, exp_cap, site),
+                    heat=heat_why,
+                    source="duals",
+                )
+            )
+            continue
         out.append(
             Why(
                 battery=_battery(t, bat, p_imp, p_exp, exp, times, later),
-                pv=_pv(t, pv, pv_avail, exp, exp_cap, p_exp),
+                pv=_pv(t, pv, pv_avail, exp, exp_cap, p_exp) or _pv_capped(t, pv_cut, None),
                 grid=_grid(t, imp, imp_cap, site.grid.import_limit_w),
-                heat=_heat(t, hp_el, hp_th, hp_max, waste, boiler, store, p_imp, gas_heat),
+                heat=heat_why,
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Duals:
+    """The plan's shadow prices (:data:`optimizer.plan.DUAL_COLUMNS`), EUR/MWh per step."""
+
+    el: NDArray[np.float64]
+    stored: NDArray[np.float64]
+    import_cap: NDArray[np.float64]
+    export_cap: NDArray[np.float64]
+
+    def battery(self, t: int, bat: NDArray[np.float64], times: list[str]) -> str | None:
+        """Charging when stored energy is worth more than electricity now; discharging when
+        less. The later step named is where the batteries sell dearest (or buy cheapest)."""
+        if abs(bat[t]) < NOISE_W:
+            return None
+        el, n = self.el, len(bat)
+        idx = np.arange(t + 1, n)
+        worth = f"stored energy worth {self.stored[t]:.0f}"
+        if bat[t] < 0:
+            use = idx[bat[t + 1 :] > NOISE_W]
+            now = f"charging: {el[t]:.0f} EUR/MWh now"
+            if len(use):
+                best = use[np.argmax(el[use])]
+                return f"{now} against {el[best]:.0f} at {times[best]} ({worth})"
+            return f"{now}, {worth}"
+        fill = idx[bat[t + 1 :] < -NOISE_W]
+        now = f"discharging: {el[t]:.0f} EUR/MWh now"
+        if len(fill):
+            cheap = fill[np.argmin(el[fill])]
+            return f"{now} against {el[cheap]:.0f} at {times[cheap]} ({worth})"
+        return f"{now}, {worth}"
+
+    def pv(
+        self,
+        t: int,
+        pv: NDArray[np.float64],
+        avail: NDArray[np.float64],
+        exp_cap: NDArray[np.float64],
+    ) -> str | None:
+        cut = avail[t] - pv[t]
+        if cut < NOISE_W:
+            return None
+        if self.export_cap[t] >= BINDING_EUR_PER_MWH:
+            return (
+                f"PV curtailed by {cut / 1e3:.0f} kW: held at the export cap "
+                f"{exp_cap[t] / 1e3:.0f} kW"
+            )
+        if self.el[t] < 0:
+            return f"PV curtailed by {cut / 1e3:.0f} kW: electricity worth {self.el[t]:.0f} EUR/MWh"
+        return f"PV curtailed by {cut / 1e3:.0f} kW"
+
+    def grid(
+        self,
+        t: int,
+        imp_cap: NDArray[np.float64],
+        exp_cap: NDArray[np.float64],
+        site: Site,
+    ) -> str | None:
+        if self.import_cap[t] >= BINDING_EUR_PER_MWH:
+            what = _cap_kind(imp_cap[t], site.grid.import_limit_w)
+            return (
+                f"import held at the {what} {imp_cap[t] / 1e3:.0f} kW: "
+                f"{self.import_cap[t]:.0f} EUR/MWh more import would save"
+            )
+        if self.export_cap[t] >= BINDING_EUR_PER_MWH:
+            what = _cap_kind(exp_cap[t], site.grid.export_limit_w)
+            return (
+                f"export held at the {what} {exp_cap[t] / 1e3:.0f} kW: "
+                f"{self.export_cap[t]:.0f} EUR/MWh more export would earn"
+            )
+        return None
+
+
+def _pv_capped(t: int, cut: NDArray[np.float64], value: float | None) -> str | None:
+    """PV held below what the sun gives by the devices' caps (grid-operator signals, the
+    law's feed-in limit); with the duals, what the energy held back would be worth."""
+    if cut[t] < NOISE_W:
+        return None
+    why = f"PV held at its signal caps: {cut[t] / 1e3:.0f} kW of sun unused"
+    if value is not None and value >= BINDING_EUR_PER_MWH:
+        return f"{why}, worth {value:.0f} EUR/MWh"
+    return why
+
+
+def _cap_kind(cap_w: float, site_limit_w: float) -> str:
+    return "operator or grid cap" if cap_w < site_limit_w * (1 - AT_LIMIT) else "limit"
+
+
+def _duals(frame: pd.DataFrame) -> _Duals | None:
+    names = (
+        "value_el_eur_per_mwh",
+        "value_stored_eur_per_mwh",
+        "import_cap_value_eur_per_mwh",
+        "export_cap_value_eur_per_mwh",
+    )
+    if any(name not in frame.columns for name in names):
+        return None
+    el, stored, imp, exp = (frame[name].to_numpy(dtype=float) for name in names)
+    return _Duals(el, stored, np.nan_to_num(imp), np.nan_to_num(exp))
 
 
 def _near(value: float, limit: float) -> bool:
@@ -156,8 +281,7 @@ def _grid(
 ) -> str | None:
     if imp[t] < NOISE_W or not _near(imp[t], imp_cap[t]):
         return None
-    what = "operator or grid cap" if imp_cap[t] < site_limit_w * (1 - AT_LIMIT) else "limit"
-    return f"import held at the {what} {imp_cap[t] / 1e3:.0f} kW"
+    return f"import held at the {_cap_kind(imp_cap[t], site_limit_w)} {imp_cap[t] / 1e3:.0f} kW"
 
 
 def _heat(

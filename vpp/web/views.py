@@ -171,6 +171,7 @@ def health_view(health: Health) -> JsonDict:
         "offline": health.offline,
         "offline_by_kind": health.offline_by_kind,
         "controllable_online": health.controllable_online,
+        "refusing_setpoints": list(health.refusing),
     }
 
 
@@ -271,6 +272,7 @@ def plan_view(state: ControllerState, watch: Watch, now: datetime) -> JsonDict:
         step: JsonDict = {"start": iso(start)}
         step.update({c: num(v) for c, v in zip(cols, values[i], strict=True)})
         step["why"] = reasons[i].text
+        step["why_source"] = reasons[i].source
         step["grid_w"] = _net(step.get("grid_import_w"), step.get("grid_export_w"))
         actual = watch.actual(start.to_pydatetime())
         step["actual"] = _nums(actual) if actual else None
@@ -383,6 +385,8 @@ def devices_view(state: ControllerState, now: datetime, limit: int | None = None
         found = snap.devices.get(dev.id) if snap is not None else None
         row = device_row(dev.id, str(dev.kind), dev.name, found, now)
         row["why"] = _device_why(str(dev.kind), why)
+        # writes in a row it refused or read back otherwise (health names it from 3)
+        row["failed_writes"] = state.write_failures.get(dev.id, 0)
         sp = state.setpoints.get(dev.id)
         row["setpoint"] = (
             None

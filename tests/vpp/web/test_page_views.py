@@ -90,6 +90,9 @@ async def test_stored_energy_heat_prices_and_why(operator_page: OpenPage) -> Non
     for start, text in seen["why"]:
         assert text == by_start[start] and text
     assert seen["whyNow"] == "Now: " + seen["status"]["plan"]["why"]["text"]
+    # an optimal plan's reasons come from the solver's duals, in the API as on the page
+    assert seen["status"]["plan"]["why"]["source"] == "duals"
+    assert {s["why_source"] for s in plan["steps"]} == {"duals"}
     assert any(
         word in text
         for _, text in seen["why"]
