@@ -33,6 +33,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from optimizer.params import DETERMINISTIC
 from optimizer.planner import Planner
 from vpp.control.inputs import HISTORY
 from vpp.core.site import Site
@@ -156,13 +157,16 @@ def warm_up() -> None:
 def planner_for(site: Site) -> Planner:
     """A planner for ``site`` that plans as a new one would: the one this process used last
     for the site, reset, so that its model is not built again (the controller's plans and
-    the oracle's have the same structure unless the horizon is cut at the data's end)."""
+    the oracle's have the same structure unless the horizon is cut at the data's end).
+
+    It solves with :data:`~optimizer.params.DETERMINISTIC`: a work limit instead of the
+    site's wall-clock limit, so a replay's plans do not depend on the machine's load."""
     key = site.model_dump_json()
     planner = _planners.get(key)
     if planner is None:
         if len(_planners) >= 2:  # another site: keep memory bounded
             _planners.clear()
-        planner = _planners[key] = Planner(site)
+        planner = _planners[key] = Planner(site, options=DETERMINISTIC)
     else:
         planner.reset()
     return planner
