@@ -49,9 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pvlib  # type: ignore[import-untyped]
 from numpy.typing import NDArray
-from scipy.signal import lfilter  # type: ignore[import-untyped]
 
 from vpp.core.site import PvDevice
 from vpp.data.minutes import within_quarter
@@ -146,6 +144,8 @@ def clear_sky_poa(
 ) -> F64:
     """Clear-sky plane-of-array irradiance [W/m^2] at the middle of each quarter hour of
     ``index`` (UTC starts), shape (steps, roofs)."""
+    import pvlib  # type: ignore[import-untyped]  # on demand: a slow import
+
     middle = index + pd.Timedelta(minutes=7.5)
     place = pvlib.location.Location(latitude, longitude)
     sun = place.get_solarposition(middle)
@@ -191,6 +191,8 @@ def flicker(
     cross midnight). A UTC day's minutes are drawn whole from a generator seeded by
     :attr:`CloudParams.seed` and the day, so they do not depend on which blocks are asked for.
     """
+    from scipy.signal import lfilter  # type: ignore[import-untyped]  # on demand: slow import
+
     phi = float(np.exp(-1.0 / params.tau_min))
     ns = np.asarray(pd.DatetimeIndex(starts).as_unit("ns").asi8, dtype=np.int64)
     days, minute_of_day = ns // _DAY_NS, (ns % _DAY_NS) // _MINUTE_NS
@@ -280,6 +282,8 @@ def _by_bin(kc_h: F64, spread: F64) -> list[float]:
 def check(path: Path, params: CloudParams) -> pd.DataFrame:
     """Measured against modelled spread of quarter hours within the hour, by the hour's
     clear-sky index (hours with the sun above 15 degrees all hour)."""
+    import pvlib
+
     raw = pd.read_csv(path, index_col=0, parse_dates=True)
     index = pd.DatetimeIndex(raw.index).tz_localize("UTC")
     ghi = raw["ghi"].to_numpy(float)
