@@ -35,7 +35,8 @@ UTC midnight the sun is down in Europe, so cutting the process there changes not
 ``python -m vpp.data.clouds --check`` compares the process with measured irradiance (see
 docs/replay-world.md): the spread of the four quarter hours of an hour around the hour's
 mean, by the hour's clear-sky index, in the DWD station's 15-minute data of 2015 and in
-the process run on that data's hourly means.
+the process run on that data's hourly means. ``--site FILE --world SEED [--months 3 6]``
+prints how much the site's PV moves inside the quarter hour in the noisy world.
 """
 
 from __future__ import annotations
@@ -313,14 +314,59 @@ def check(path: Path, params: CloudParams) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index(labels, name="hourly kc")).T
 
 
+def site_stats(
+    pv: Sequence[PvDevice], frame: pd.DataFrame, latitude: float, longitude: float, seed: int
+) -> dict[str, float]:
+    """How much a site's PV moves inside the quarter hour over ``frame`` (input schema):
+    standard deviation over mean of the site's and of one inverter's minutes in daylight
+    quarter hours (site PV above 20 % of its highest), the largest one-minute change [kW],
+    and the energy against the regional profile times peak power."""
+    index = pd.DatetimeIndex(frame.index)
+    profile = frame["pv_w_per_kwp"].to_numpy(float)
+    minutes = pv_minutes(pv, index, profile, latitude, longitude, CloudParams(seed=seed))
+    peak = np.array([p.dc_peak_w for p in pv], dtype=float)
+    rated = np.array([p.rated_w for p in pv], dtype=float)
+    plain = np.clip(np.outer(profile, peak / 1000.0), 0.0, rated[None, :])
+    q = minutes.reshape(-1, MINUTES_PER_QUARTER, len(pv))
+    site = q.sum(axis=2)
+    mean = site.mean(axis=1)
+    day = mean > 0.2 * mean.max()
+    rel = site.std(axis=1)[day] / mean[day]
+    one = q.std(axis=1)[day] / np.maximum(q.mean(axis=1)[day], 1.0)
+    return {
+        "site_spread_median": float(np.median(rel)),
+        "site_spread_p90": float(np.percentile(rel, 90)),
+        "inverter_spread_median": float(np.median(one)),
+        "largest_minute_change_kw": float(np.abs(np.diff(site.ravel())).max() / 1e3),
+        "energy_ratio": float(q.mean(axis=1).sum() / plain.sum()),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", type=Path, nargs="?", const=CHECK_FILE, required=True)
+    parser.add_argument("--check", type=Path, nargs="?", const=CHECK_FILE, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--site", type=Path, help="with --world: a site's PV in the noisy world")
+    parser.add_argument("--world", type=int, metavar="SEED", help="the noisy world's seed")
+    parser.add_argument("--months", type=int, nargs="*", default=[3, 6])
     args = parser.parse_args(argv)
-    table = check(args.check, CloudParams(seed=args.seed))
-    print("standard deviation of the 4 quarter-hour clear-sky indices within an hour")
-    print(table.round(3).to_string())
+    if args.check is not None:
+        table = check(args.check, CloudParams(seed=args.seed))
+        print("standard deviation of the 4 quarter-hour clear-sky indices within an hour")
+        print(table.round(3).to_string())
+    if args.site is not None and args.world is not None:
+        from vpp.core.site import read_site
+        from vpp.data import read_inputs, shipped_inputs
+        from vpp.data.world import noisy_world, read_household
+
+        site = read_site(args.site)
+        world = noisy_world(read_inputs(shipped_inputs(2018)), read_household(), args.world)
+        loc = site.site
+        for month in args.months:
+            index = pd.DatetimeIndex(world.index)
+            part = world[(index.month == month) & (index.year == 2018)]
+            stats = site_stats(site.pv, part, loc.latitude_deg, loc.longitude_deg, args.world)
+            print(f"2018-{month:02d}: " + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
 
 
 if __name__ == "__main__":
