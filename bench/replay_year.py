@@ -28,10 +28,10 @@ With ``--out DIR`` the report folder is written there too.
 ``--world SEED`` replays the noisy world of :mod:`vpp.data.world` (stochastic homes, heat,
 IT load, local PV; real prices) made with that seed instead of the shipped year, with each
 inverter's PV from its roof and the minute cloud process of :mod:`vpp.data.clouds` (same
-seed): the controller's polls see PV move inside the quarter hour.
+seed): the controller's polls see PV move inside the quarter hour (``--no-clouds``: without).
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
-[--scaling-days 6] [--skip-day] [--world SEED] [--out DIR]``
+[--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -133,13 +133,18 @@ def main() -> None:
         metavar="SEED",
         help="replay the noisy world of vpp.data.world with this seed instead of the shipped year",
     )
+    parser.add_argument(
+        "--no-clouds",
+        action="store_true",
+        help="with --world: every inverter follows the world's PV profile (no roofs, no clouds)",
+    )
     args = parser.parse_args()
     site = read_site(args.config)
     data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
     clouds = None
     if args.world is not None:
         data = noisy_world(read_inputs(shipped_inputs(YEAR)), read_household(), args.world)
-        clouds = CloudParams(seed=args.world)
+        clouds = None if args.no_clouds else CloudParams(seed=args.world)
     single = ReplayOptions(chain_days=1, clouds=clouds)
     chained = ReplayOptions(chain_days=args.chain_days, clouds=clouds)
     console = Console()
@@ -195,6 +200,8 @@ def main() -> None:
     rows += quality_rows(table, results)
     rows.append(("load average (1, 5, 15 min) at end", _load(), ""))
     world = "shipped" if args.world is None else f"noisy world (seed {args.world}) of the"
+    if args.world is not None:
+        world += " (no PV clouds)" if clouds is None else " (PV clouds)"
     out = Table(
         title=f"replay benchmark: {site.site.name}, {world} {YEAR} data, "
         f"{os.cpu_count()} CPUs, {args.workers} workers"
