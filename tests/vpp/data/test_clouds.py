@@ -48,7 +48,8 @@ def days() -> tuple[pd.DatetimeIndex, np.ndarray]:
 
 
 def _quarters(minutes: np.ndarray) -> np.ndarray:
-    return minutes.reshape(-1, 15, minutes.shape[1]).mean(axis=1)
+    out: np.ndarray = minutes.reshape(-1, 15, minutes.shape[1]).mean(axis=1)
+    return out
 
 
 def test_same_seed_same_minutes_however_the_days_are_cut(

@@ -20,8 +20,9 @@ from optimizer.params import DETERMINISTIC, SolveOptions
 from optimizer.planner import Planner
 from tests.vpp.replay.conftest import SAMPLE_DAYS, small_site
 from vpp.control.world import truth_frame
+from vpp.replay.baselines import CONTROLLER, ORACLE
 from vpp.replay.parallel import make_jobs, run_jobs
-from vpp.replay.runner import CONTROLLER, ORACLE, DayResult, ReplayOptions, day_index
+from vpp.replay.runner import DayResult, ReplayOptions, day_index
 
 #: Far below what any solve takes: a wall-clock limit this small cuts every live solve.
 TINY_S = 1e-9
