@@ -26,10 +26,12 @@ year, better than self-consumption in every month, a year in under 30 min on 2 c
 With ``--out DIR`` the report folder is written there too.
 
 ``--world SEED`` replays the noisy world of :mod:`vpp.data.world` (stochastic homes, heat,
-IT load, local PV; real prices) made with that seed instead of the shipped year.
+IT load, local PV; real prices) made with that seed instead of the shipped year, with each
+inverter's PV from its roof and the minute cloud process of :mod:`vpp.data.clouds` (same
+seed): the controller's polls see PV move inside the quarter hour (``--no-clouds``: without).
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
-[--scaling-days 6] [--skip-day] [--world SEED] [--out DIR]``
+[--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from rich.table import Table
 
 from vpp.core.site import Site, read_site
 from vpp.data import read_inputs, shipped_inputs
+from vpp.data.clouds import CloudParams
 from vpp.data.world import noisy_world, read_household
 from vpp.replay.baselines import BOUND, CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
 from vpp.replay.data import read_replay_inputs
@@ -72,10 +75,10 @@ def sample_days(weeks: int | None) -> list[date]:
 
 
 def timed(
-    site: Site, data: pd.DataFrame, days: list[date], workers: int, chain_days: int = 1
+    site: Site, data: pd.DataFrame, days: list[date], workers: int, options: ReplayOptions
 ) -> tuple[list[DayResult], float]:
     """Replay ``days`` on ``workers`` processes; results and wall time [s]."""
-    jobs = make_jobs(site, data, days, ReplayOptions(chain_days=chain_days))
+    jobs = make_jobs(site, data, days, options)
     tic = time.perf_counter()
     results = run_jobs(jobs, workers=workers)
     return results, time.perf_counter() - tic
@@ -130,23 +133,32 @@ def main() -> None:
         metavar="SEED",
         help="replay the noisy world of vpp.data.world with this seed instead of the shipped year",
     )
+    parser.add_argument(
+        "--no-clouds",
+        action="store_true",
+        help="with --world: every inverter follows the world's PV profile (no roofs, no clouds)",
+    )
     args = parser.parse_args()
     site = read_site(args.config)
     data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
+    clouds = None
     if args.world is not None:
         data = noisy_world(read_inputs(shipped_inputs(YEAR)), read_household(), args.world)
+        clouds = None if args.no_clouds else CloudParams(seed=args.world)
+    single = ReplayOptions(chain_days=1, clouds=clouds)
+    chained = ReplayOptions(chain_days=args.chain_days, clouds=clouds)
     console = Console()
     rows: list[tuple[str, str, str]] = []
     load = os.getloadavg()
     rows.append(("load average (1, 5, 15 min) at start", ", ".join(f"{x:.1f}" for x in load), ""))
 
     if not args.skip_day:
-        one, wall = timed(site, data, [ONE_DAY], 1)
+        one, wall = timed(site, data, [ONE_DAY], 1, single)
         rows += day_rows(one[0], wall)
     if args.scaling_days > 0:
         scaling = [ONE_DAY + timedelta(days=i) for i in range(args.scaling_days)]
-        _, serial = timed(site, data, scaling, 1)
-        _, parallel = timed(site, data, scaling, args.workers)
+        _, serial = timed(site, data, scaling, 1, single)
+        _, parallel = timed(site, data, scaling, args.workers, single)
         rows.append(
             (
                 f"scaling, {len(scaling)} days: 1 / {args.workers} workers",
@@ -155,7 +167,7 @@ def main() -> None:
             )
         )
     days = sample_days(None if args.full else args.weeks)[: args.full_days if args.full else None]
-    results, year_wall = timed(site, data, days, args.workers, args.chain_days)
+    results, year_wall = timed(site, data, days, args.workers, chained)
     what = (
         f"{'year' if len(days) >= 365 else f'{len(days)} days'}, chains of {args.chain_days} days"
         if args.full
@@ -176,7 +188,7 @@ def main() -> None:
         write_report(
             ReplayResult(
                 site,
-                ReplayOptions(chain_days=args.chain_days),
+                chained,
                 results,
                 table,
                 year_wall,
@@ -188,6 +200,8 @@ def main() -> None:
     rows += quality_rows(table, results)
     rows.append(("load average (1, 5, 15 min) at end", _load(), ""))
     world = "shipped" if args.world is None else f"noisy world (seed {args.world}) of the"
+    if args.world is not None:
+        world += " (no PV clouds)" if clouds is None else " (PV clouds)"
     out = Table(
         title=f"replay benchmark: {site.site.name}, {world} {YEAR} data, "
         f"{os.cpu_count()} CPUs, {args.workers} workers"

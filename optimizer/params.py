@@ -8,6 +8,7 @@ switches that let tests force a timeout or a solver failure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,7 +80,15 @@ class SolveOptions:
     """Per-call options. ``None`` fields fall back to the site's ``[optimizer]`` settings."""
 
     #: Wall-clock limit handed to HiGHS, s. Tests pass ~0 to force the time-limit fallback.
+    #: ``math.inf`` turns it off (replay does, see ``iteration_limit``).
     time_limit_s: float | None = None
+    #: A work limit that does not depend on the machine's speed or load: at most this many
+    #: simplex (and interior-point) iterations per solve, and for a MILP this many
+    #: branch-and-bound nodes; reaching it fails the solve as the time limit does. ``None``:
+    #: no such limit (live planning keeps only its wall-clock limit). Replay sets it and turns
+    #: the wall-clock limit off, so that a replayed plan, and with it the replay's result,
+    #: is the same on a busy machine as on an idle one (:data:`DETERMINISTIC`).
+    iteration_limit: int | None = None
     #: ``"aggregated"`` plans clusters of similar devices, ``"device"`` plans each device.
     mode: Literal["aggregated", "device"] | None = None
     #: Binaries for battery charge/discharge exclusion and the heat pump's minimum part load.
@@ -94,3 +103,12 @@ class SolveOptions:
     #: LPs) or ``"pyomo"`` (the model of record); a MILP always goes through Pyomo. See
     #: :mod:`optimizer.backend`.
     builder: Literal["direct", "pyomo"] | None = None
+
+
+#: Simplex iterations per solve that replay allows (:data:`DETERMINISTIC`). The demo site's
+#: plans take about 250 iterations from the last basis and 2,700 from scratch; the limit is
+#: there so that a pathological solve still ends, never to cut a normal one.
+REPLAY_ITERATION_LIMIT = 200_000
+
+#: Solve options of replay: no wall-clock limit, a deterministic work limit instead.
+DETERMINISTIC = SolveOptions(time_limit_s=math.inf, iteration_limit=REPLAY_ITERATION_LIMIT)

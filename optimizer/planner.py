@@ -90,7 +90,7 @@ class Planner:
             reason = str(exc)
         except Exception as exc:  # a model or read-back error: plan safely, say why
             reason = f"optimiser error: {exc!r}"
-        if "time limit" not in reason:
+        if not reason.startswith(("time limit", "iteration limit")):
             self._built = None  # do not reuse a solver that failed
         return self._fallback(problem, reason, timer)
 

@@ -19,6 +19,10 @@ from pyomo.contrib.solver.solvers.highs import Highs
 from optimizer.param_map import NotCompilable, ParamMap
 from optimizer.params import SolveOptions
 
+#: HiGHS's "no limit" for its integer limits (kHighsIInf); options persist in an instance, so
+#: a solve without a work limit sets this back explicitly.
+_ITERATIONS_OFF = 2**31 - 1
+
 
 class SolveFailed(RuntimeError):
     """The solver gave no usable optimum; ``str(exc)`` is the reason."""
@@ -82,8 +86,12 @@ def run_highs(
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", options.threads)
         h.setOptionValue("time_limit", max(time_limit_s, 0.0))
+        iterations = _ITERATIONS_OFF if options.iteration_limit is None else options.iteration_limit
+        h.setOptionValue("simplex_iteration_limit", iterations)
+        h.setOptionValue("ipm_iteration_limit", iterations)
         if milp:
             h.setOptionValue("mip_rel_gap", options.mip_rel_gap)
+            h.setOptionValue("mip_max_nodes", iterations)
         h.run()
         status = h.getModelStatus()
         info = h.getInfo()
@@ -95,6 +103,8 @@ def run_highs(
         h.clearSolver()  # the next solve starts from scratch, not from this basis
         if status == highspy.HighsModelStatus.kTimeLimit:
             raise SolveFailed(f"time limit of {time_limit_s:g} s reached")
+        if status == highspy.HighsModelStatus.kIterationLimit:
+            raise SolveFailed(f"iteration limit of {iterations} reached")
         raise SolveFailed(f"solver ended with {status.name}")
     primal = np.asarray(h.getSolution().col_value, dtype=float)
     result = SolveResult(

@@ -17,6 +17,7 @@ from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
 from vpp.cli.paths import creatable_folder_problem
 from vpp.data import InputDataError
+from vpp.data.clouds import CloudParams
 from vpp.replay.data import read_replay_inputs
 from vpp.replay.parallel import ReplayResult, days_between, replay
 from vpp.replay.runner import DayResult, ReplayOptions
@@ -106,6 +107,15 @@ def replay_command(
             "the law's rules for the site's PV apply in any case",
         ),
     ] = None,
+    pv_clouds: Annotated[
+        int | None,
+        typer.Option(
+            "--pv-clouds",
+            metavar="SEED",
+            help="PV per inverter from its roof and a minute cloud process with this seed "
+            "(vpp/data/clouds.py); default: every inverter follows the data's PV profile",
+        ),
+    ] = None,
 ) -> None:
     """Replay historic days: the controller as it would have run, no control,
     self-consumption and perfect foresight, with KPIs and a report folder."""
@@ -132,7 +142,10 @@ def replay_command(
             err.print(f"[bold red]replay[/]: --signals {escape(str(exc))}")
             raise typer.Exit(1) from None
     options = ReplayOptions(
-        mode="perfect" if mode == "perfect" else "asof", chain_days=chain_days, signals=recorded
+        mode="perfect" if mode == "perfect" else "asof",
+        chain_days=chain_days,
+        signals=recorded,
+        clouds=None if pv_clouds is None else CloudParams(seed=pv_clouds),
     )
     columns = (
         *Progress.get_default_columns()[:1],

@@ -23,9 +23,10 @@ year file in which (see docs/replay-world.md for the figures it is checked again
   0.3..1;
 - ``pv_w_per_kwp``: the real national series times a local clear-sky index: ``exp(AR(1))``
   (sigma 0.25, 1 h) where the sun is up, capped so that no quarter hour exceeds 1.15 times
-  the year's highest national value, scaled back to the year's energy. (Variability inside
-  the quarter hour and per inverter: not yet, the replay plant takes one PV profile for the
-  site and interpolates it inside the quarter hour.)
+  the year's highest national value, scaled back to the year's energy. Per inverter and
+  inside the quarter hour (roof orientation, a minute cloud process): :mod:`vpp.data.clouds`,
+  which replay applies on top of this series (``ReplayOptions.clouds``,
+  ``vpp replay --pv-clouds SEED``, ``bench/replay_year.py --world SEED``).
 
 Prices, CO2, temperatures and irradiance stay the real ones. Everything draws from one
 ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the same file.

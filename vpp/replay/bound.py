@@ -58,7 +58,6 @@ from optimizer.direct import _Lp, build_lp
 from optimizer.model.base import KW
 from optimizer.params import OptimizerParams
 from vpp.core.site import Site
-from vpp.data.minutes import within_quarter
 from vpp.replay import plant as k
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.sim import PER_QUARTER
@@ -74,9 +73,7 @@ def pv_interval_w(site: Site, params: PlantParams, inputs: PlantInputs) -> tuple
     rated = params.pv_rated_w
     minimum = np.array([p.min_limit_pct / 100 * p.rated_w for p in site.pv], dtype=float)
     steps = len(inputs.index)
-    profile = within_quarter(inputs.pv_w_per_kwp, PER_QUARTER)
-    minute = np.clip(np.outer(profile, inputs.pv_peak_w / 1000.0), 0.0, rated[None, :])
-    minute = minute.reshape(steps, PER_QUARTER, -1)
+    minute = inputs.minute_pv_w(rated, PER_QUARTER).reshape(steps, PER_QUARTER, -1)
     quarter = inputs.pv_avail_w
     hi = np.maximum(minute.mean(axis=1), quarter).sum(axis=1)
     lo = np.minimum(np.minimum(minute, minimum).mean(axis=1), np.minimum(quarter, minimum)).sum(

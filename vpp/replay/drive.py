@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from optimizer.params import DETERMINISTIC
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import HISTORY, SourceProblem
@@ -130,7 +131,7 @@ async def drive_controller(
         site=site,
         clock=clock,
         plant=plant,
-        planner=planner or Planner(site),
+        planner=planner or Planner(site, options=DETERMINISTIC),
         inputs=FrameInputs(raw),
         state=ControllerState(site=site, started_at=clock.now()),
         forecast_mode=mode,

@@ -22,6 +22,8 @@ from optimizer.inputs import State
 from optimizer.params import OptimizerParams
 from vpp.control.world import truth_frame
 from vpp.core.site import Site
+from vpp.data.clouds import MINUTES_PER_QUARTER, CloudParams, pv_minutes
+from vpp.data.minutes import within_quarter
 from vpp.data.schema import STEP_H
 from vpp.replay import plant as k
 
@@ -59,6 +61,22 @@ class PlantInputs:
     #: ``pv_avail_w`` is made (the replay plant interpolates the profile inside the quarter).
     pv_w_per_kwp: F64 = field(default_factory=lambda: np.zeros(0))
     pv_peak_w: F64 = field(default_factory=lambda: np.zeros(0))
+    #: Available power of each inverter in each minute [W] (steps * 15, inverters), when the
+    #: PV comes from the minute cloud process (:func:`vpp.data.clouds.pv_minutes`); then
+    #: ``pv_avail_w`` holds its quarter-hour means. None: the plant interpolates the profile.
+    pv_minute_w: F64 | None = None
+
+    def minute_pv_w(self, rated_w: F64, per: int) -> F64:
+        """Available power of each inverter in each of ``per`` sub-steps of a quarter hour
+        [W], (steps * per, inverters): the minute process, or the quarter-hour profile
+        interpolated (each quarter keeping its mean), scaled to each inverter and clipped
+        at its rating. The plant runs on it and the bound reads it."""
+        if self.pv_minute_w is not None:
+            if per * len(self.index) != self.pv_minute_w.shape[0]:
+                raise ValueError(f"the minute PV has no values for {per} sub-steps a quarter")
+            return self.pv_minute_w
+        profile = within_quarter(self.pv_w_per_kwp, per)
+        return np.clip(np.outer(profile, self.pv_peak_w / 1000.0), 0.0, rated_w[None, :])
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.inp, index=self.index, columns=list(k.INPUT_COLUMNS))
@@ -124,9 +142,16 @@ def plant_params(site: Site, state: State | None = None) -> PlantParams:
 
 
 def plant_inputs(
-    site: Site, raw: pd.DataFrame, params: OptimizerParams | None = None
+    site: Site,
+    raw: pd.DataFrame,
+    params: OptimizerParams | None = None,
+    clouds: CloudParams | None = None,
 ) -> PlantInputs:
-    """Per step of ``raw``'s index: load, heat demand, waste heat, COP, prices, CO2, PV."""
+    """Per step of ``raw``'s index: load, heat demand, waste heat, COP, prices, CO2, PV.
+
+    With ``clouds``, each inverter's PV comes from the minute cloud process and its roof
+    (:func:`vpp.data.clouds.pv_minutes`) and its quarter-hour values are those minutes'
+    means; without, every inverter follows the regional profile."""
     fc = truth_frame(site, raw)
     steps = len(fc)
     hp, dc = site.heat_pump, site.datacentre
@@ -156,11 +181,19 @@ def plant_inputs(
     peak = np.array([p.dc_peak_w for p in site.pv], dtype=float)
     rated = np.array([p.rated_w for p in site.pv], dtype=float)
     profile = fc["pv_w_per_kwp"].to_numpy(float)
-    avail = np.clip(np.outer(profile, peak / 1000.0), 0.0, rated[None, :])
+    index = pd.DatetimeIndex(fc.index)
+    minute = None
+    if clouds is not None and len(site.pv):
+        loc = site.site
+        minute = pv_minutes(site.pv, index, profile, loc.latitude_deg, loc.longitude_deg, clouds)
+        avail = minute.reshape(steps, MINUTES_PER_QUARTER, -1).mean(axis=1)
+    else:
+        avail = np.clip(np.outer(profile, peak / 1000.0), 0.0, rated[None, :])
     return PlantInputs(
-        index=pd.DatetimeIndex(fc.index),
+        index=index,
         inp=inp,
         pv_avail_w=np.ascontiguousarray(avail),
         pv_w_per_kwp=profile,
         pv_peak_w=peak,
+        pv_minute_w=minute,
     )

@@ -33,9 +33,11 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from optimizer.params import DETERMINISTIC
 from optimizer.planner import Planner
 from vpp.control.inputs import HISTORY
 from vpp.core.site import Site
+from vpp.data.clouds import CloudParams
 from vpp.forecast import Mode
 from vpp.recorder.export import day_bounds
 from vpp.replay import plant
@@ -87,6 +89,10 @@ class ReplayOptions:
     #: Recorded grid-operator signals (:func:`vpp.signals.recorded.read_signals`), applied
     #: by the controller like live ones; the law's rules apply in any case.
     signals: tuple[Signal, ...] = ()
+    #: PV per inverter from the minute cloud process and each roof's orientation
+    #: (:mod:`vpp.data.clouds`), seeded; None: every inverter follows the regional profile,
+    #: interpolated inside the quarter hour.
+    clouds: CloudParams | None = None
 
     def __post_init__(self) -> None:
         if self.chain_days < 1:
@@ -156,13 +162,16 @@ def warm_up() -> None:
 def planner_for(site: Site) -> Planner:
     """A planner for ``site`` that plans as a new one would: the one this process used last
     for the site, reset, so that its model is not built again (the controller's plans and
-    the oracle's have the same structure unless the horizon is cut at the data's end)."""
+    the oracle's have the same structure unless the horizon is cut at the data's end).
+
+    It solves with :data:`~optimizer.params.DETERMINISTIC`: a work limit instead of the
+    site's wall-clock limit, so a replay's plans do not depend on the machine's load."""
     key = site.model_dump_json()
     planner = _planners.get(key)
     if planner is None:
         if len(_planners) >= 2:  # another site: keep memory bounded
             _planners.clear()
-        planner = _planners[key] = Planner(site)
+        planner = _planners[key] = Planner(site, options=DETERMINISTIC)
     else:
         planner.reset()
     return planner
@@ -190,7 +199,7 @@ def _prepare(job: DayJob) -> _Day:
         )
     if job.options.max_steps is not None:
         index = index[: job.options.max_steps]
-    return _Day(job, plant_inputs(job.site, job.raw.loc[index]))
+    return _Day(job, plant_inputs(job.site, job.raw.loc[index], clouds=job.options.clouds))
 
 
 def replay_day(job: DayJob, start: Mapping[str, Stored] | None = None) -> DayResult:
@@ -231,6 +240,11 @@ def _joined(days: list[_Day]) -> PlantInputs:
         pv_avail_w=np.vstack([d.inputs.pv_avail_w for d in days]),
         pv_w_per_kwp=np.concatenate([d.inputs.pv_w_per_kwp for d in days]),
         pv_peak_w=days[0].inputs.pv_peak_w,
+        pv_minute_w=(
+            None
+            if days[0].inputs.pv_minute_w is None
+            else np.vstack([d.inputs.pv_minute_w for d in days])  # type: ignore[misc]
+        ),
     )
 
 

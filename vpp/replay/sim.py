@@ -8,10 +8,11 @@ every tick).
 Inside the quarter hour the electric side steps in one-minute sub-steps (:data:`SUBSTEP_S`),
 with PV and load varying from minute to minute (:func:`vpp.data.minutes.within_quarter`: the
 quarter-hour data interpolated, each quarter hour keeping its mean; PV per kWp is interpolated,
-then scaled to each inverter and clipped at its rating), so a correction only ever sees what has
-already happened. The heat side (heat pump, store, boiler, dry coolers) moves a whole quarter
-hour at once, at its first minute, with the heat-pump setpoint in force then (the dispatch at
-the quarter hour); its data are quarter-hour means.
+then scaled to each inverter and clipped at its rating; or, with the cloud process, each
+inverter's own minutes from :func:`vpp.data.clouds.pv_minutes`), so a correction only ever
+sees what has already happened. The heat side (heat pump, store, boiler, dry coolers) moves
+a whole quarter hour at once, at its first minute, with the heat-pump setpoint in force then
+(the dispatch at the quarter hour); its data are quarter-hour means.
 
 A poll reads what the devices would report: each battery's state of charge now, and the last
 minute's mean power of batteries, inverters and grid meter; the heat pump's quarter-hour
@@ -69,10 +70,7 @@ class ReplayPlant:
         self.quarters = len(inputs.index)
         n_bat, n_pv = len(params.battery_ids), len(params.pv_ids)
         self.trace = Trace.empty(inputs.index, n_bat, n_pv, True)
-        profile = within_quarter(inputs.pv_w_per_kwp, PER_QUARTER)
-        self._pv_avail = np.clip(
-            np.outer(profile, inputs.pv_peak_w / 1000.0), 0.0, params.pv_rated_w[None, :]
-        )
+        self._pv_avail = inputs.minute_pv_w(params.pv_rated_w, PER_QUARTER)
         self._load = within_quarter(inputs.inp[:, k.I_LOAD], PER_QUARTER)
         self._heat_min = params.heat.copy()
         self._heat_min[k.H_DT] = SUBSTEP_S / 3600.0

@@ -6,13 +6,16 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
 from vpp.cli import app
 from vpp.core.site import Site
 from vpp.data import read_inputs, shipped_inputs, write_inputs
+from vpp.data.clouds import CloudParams
 from vpp.replay.data import read_replay_inputs
+from vpp.replay.layout import plant_inputs
 from vpp.replay.runner import day_index
 
 SITE_TOML = Path(__file__).resolve().parents[3] / "config" / "demo.toml"
@@ -140,3 +143,24 @@ def test_folder_of_exported_days(tmp_path: Path, site: Site) -> None:
     assert "ghi_w_per_m2" not in table.columns and "price_eur_per_mwh" in table.columns
     assert table.index[0] == day_index(site, days[2])[0]  # 8 days of history before the day
     assert table.index[-1] == day_index(site, days[-1])[-1]
+
+
+def test_cli_pv_clouds_gives_each_inverter_its_minutes(
+    tmp_path: Path, site: Site, data: pd.DataFrame
+) -> None:
+    """``--pv-clouds SEED``: the plant's PV is the cloud process's with that seed."""
+    config = _small_toml(tmp_path / "site.toml", site)
+    out = tmp_path / "report"
+    day = "2018-05-16"
+    args = ["replay", "--config", str(config), "--from", day, "--to", day, "--out", str(out)]
+    result = CliRunner().invoke(
+        app, [*args, "--workers", "1", "--chain-days", "1", "--pv-clouds", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    steps = pd.read_parquet(out / "steps.parquet")
+    replayed = steps[steps["strategy"] == "no_control"]["pv_available_w"].to_numpy(float)
+    raw = data.loc[day_index(site, date(2018, 5, 16))]
+    cloudy = plant_inputs(site, raw, clouds=CloudParams(seed=3)).pv_avail_w.sum(axis=1)
+    plain = plant_inputs(site, raw).pv_avail_w.sum(axis=1)
+    np.testing.assert_allclose(replayed, cloudy, rtol=1e-9)
+    assert np.abs(cloudy - plain).max() > 1_000.0  # the roofs and clouds make a difference
