@@ -10,7 +10,8 @@
   column, over varied sites and inputs. LP only: a MILP plan always goes through Pyomo.
 
 Both keep HiGHS between plans: :meth:`refresh` sends only what changed and HiGHS starts from
-the last basis.
+the last basis. The direct build starts a new model from the batteries-idle basis and a
+re-plan some steps later from the last basis moved by those steps (:mod:`optimizer.basis`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Literal, Protocol
 
 import highspy
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
+from optimizer.basis import Basis, from_highs, idle_basis, shifted_basis, to_highs
 from optimizer.data import ModelData
 from optimizer.direct import LpArrays, build_lp
 from optimizer.flows import Flows
@@ -113,6 +116,9 @@ class DirectBackend:
         self._model = lp.arrays()
         self._h.passModel(self._model.highs_lp())
         self.n_variables, self.n_constraints = lp.n_col, lp.n_row
+        self._idle = idle_basis(lp.n_col, lp.n_row, lp.blocks, lp.row_blocks)
+        self._h.setBasis(to_highs(self._idle))
+        self._start, self._steps = data.index[0], data.steps
 
     def refresh(self, data: ModelData) -> None:
         """Send HiGHS the bounds and costs that changed; a changed matrix goes in whole.
@@ -120,20 +126,37 @@ class DirectBackend:
         Split rounds and most re-plans change only bounds and costs (sent as one batch per
         kind). The matrix changes with the COP forecast and the taper lines; then the model
         is passed again and the last basis set on it, so HiGHS still starts from there.
+        A plan that starts ``k`` steps later than the last one starts from the last basis
+        moved by ``k`` steps (:func:`optimizer.basis.shifted_basis`); one that starts
+        earlier or a horizon or more later starts from the idle basis.
         The arrays last sent are kept here: reading them back from HiGHS copies them.
         """
         old = self._model
         new = build_lp(data).arrays()
         if (new.cost.size, new.row_lower.size) != (old.cost.size, old.row_lower.size):
             raise ValueError("refresh with data of another structure")
+        start = self._moved_basis(data)
         if not new.same_matrix(old):
-            basis = self._h.getBasis()
+            basis = self._h.getBasis() if start is None else to_highs(start)
             self._h.passModel(new.highs_lp())
             if basis.valid:
                 self._h.setBasis(basis)
         else:
             self._send(old, new)
+            if start is not None:
+                self._h.setBasis(to_highs(start))
         self._model = new
+        self._start = data.index[0]
+
+    def _moved_basis(self, data: ModelData) -> Basis | None:
+        """The start for a plan that begins at another step than the last (None: same step)."""
+        k = round((data.index[0] - self._start) / pd.Timedelta(hours=data.dt_h))
+        if k == 0:
+            return None
+        last = self._h.getBasis()
+        if not last.valid or not 0 < k < self._steps:
+            return self._idle
+        return shifted_basis(from_highs(last), self._idle, self._steps, k)
 
     def reload(self, data: ModelData) -> None:
         """A new HiGHS instance with the LP of ``data``: it solves as a fresh build does, to
