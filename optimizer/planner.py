@@ -141,9 +141,11 @@ class Planner:
             )
         rounds = 0
         history: dict[tuple[int, int], tuple[float, float, float]] = {}
+        previous: tuple[Flows, DeviceDispatch] | None = None
         while True:
             tic = time.perf_counter()
-            dispatch = split(problem, flows, self.params.tolerance_w)
+            dispatch = split(problem, flows, self.params.tolerance_w, previous)
+            previous = (flows, dispatch)
             timer.split_s += time.perf_counter() - tic
             short = dispatch.bat_shortfall_w
             done = short.max(initial=0.0) <= self.params.tolerance_w
@@ -273,19 +275,35 @@ class Planner:
         return Plan(frame=frame, info=info, units=units)
 
 
-def split(problem: Problem, flows: Flows, tolerance_w: float) -> DeviceDispatch:
-    """Split unit flows over the devices (see :mod:`optimizer.split`)."""
+def split(
+    problem: Problem,
+    flows: Flows,
+    tolerance_w: float,
+    previous: tuple[Flows, DeviceDispatch] | None = None,
+) -> DeviceDispatch:
+    """Split unit flows over the devices (see :mod:`optimizer.split`).
+
+    previous : the flows and split of the round before (same problem); only what changed
+        is split again, with the same result as a split from scratch.
+    """
+    before = None
+    if previous is not None:
+        last, done = previous
+        before = (last.bat_net_w, done.bat_w, done.bat_soc_wh, done.bat_shortfall_w)
     bat_w, soc, short = split_batteries(
-        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h
+        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h, before
     )
-    pv_w, limit = split_pv(
-        flows.pv_w,
-        problem.pv_clusters,
-        problem.pv_avail_w,
-        problem.pv_min_w,
-        problem.pv.rated_w,
-        tolerance_w,
-    )
+    if previous is not None and np.array_equal(previous[0].pv_w, flows.pv_w):
+        pv_w, limit = previous[1].pv_w, previous[1].pv_limit_w
+    else:
+        pv_w, limit = split_pv(
+            flows.pv_w,
+            problem.pv_clusters,
+            problem.pv_avail_w,
+            problem.pv_min_w,
+            problem.pv.rated_w,
+            tolerance_w,
+        )
     return DeviceDispatch(
         bat_w=bat_w, bat_soc_wh=soc, pv_w=pv_w, pv_limit_w=limit, bat_shortfall_w=short
     )
