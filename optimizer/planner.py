@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.backend import Backend, choose_builder, load
+from optimizer.cost import plan_objective_eur
 from optimizer.data import ModelData, Problem, build_problem, set_soc_bounds
 from optimizer.fallback import fallback_flows
 from optimizer.flows import Flows
@@ -39,6 +40,22 @@ class _Timer:
 
     def total(self) -> float:
         return time.perf_counter() - self.start
+
+
+#: Relative cost difference below which two rounds' plans count as equally cheap.
+_SAME_COST = 1e-6
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One split round's plan: its cost once the grid takes any shortfall (EUR), its flows,
+    split and solve."""
+
+    cost_eur: float
+    flows: Flows
+    dispatch: DeviceDispatch
+    result: SolveResult
+    round: int
 
 
 @dataclass
@@ -142,10 +159,14 @@ class Planner:
         rounds = 0
         history: dict[tuple[int, int], tuple[float, float, float]] = {}
         previous: tuple[Flows, DeviceDispatch] | None = None
+        best: _Round | None = None
         while True:
             tic = time.perf_counter()
             dispatch = split(problem, flows, self.params.tolerance_w, previous)
             previous = (flows, dispatch)
+            this = _Round(plan_cost(problem, flows, dispatch), flows, dispatch, result, rounds)
+            if best is None or this.cost_eur <= best.cost_eur + _SAME_COST * abs(best.cost_eur):
+                best = this  # a later round (fewer devices short) wins a tie
             timer.split_s += time.perf_counter() - tic
             short = dispatch.bat_shortfall_w
             done = short.max(initial=0.0) <= self.params.tolerance_w
@@ -157,6 +178,9 @@ class Planner:
             timer.build_s += time.perf_counter() - tic  # refreshing the LP between rounds
             result = self._solve(built, opts, limit, data, timer)
             flows = built.solver.flows(data)
+        # Tightening can overshoot: a later round's plan may cost more than an earlier one's
+        # once the grid takes what the devices cannot follow. The cheapest is kept.
+        flows, dispatch, result = best.flows, best.dispatch, best.result
         return self._finish(
             problem,
             flows,
@@ -170,6 +194,7 @@ class Planner:
                 "n_variables": built.n_variables,
                 "n_constraints": built.n_constraints,
                 "split_rounds": rounds,
+                "split_round_kept": best.round,
             },
         )
 
@@ -306,6 +331,16 @@ def split(
         )
     return DeviceDispatch(
         bat_w=bat_w, bat_soc_wh=soc, pv_w=pv_w, pv_limit_w=limit, bat_shortfall_w=short
+    )
+
+
+def plan_cost(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> float:
+    """The objective of the plan these unit flows and their split make, EUR: what
+    ``plan.info.cost_eur["objective_eur"]`` of that plan would be."""
+    if dispatch.bat_shortfall_w.max(initial=0.0) > 0.0:
+        flows = absorb_shortfall(problem, flows, dispatch)
+    return plan_objective_eur(
+        problem.data, problem.batteries, flows, dispatch.bat_w, dispatch.bat_soc_wh
     )
 
 
