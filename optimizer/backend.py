@@ -36,6 +36,7 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 Builder = Literal["direct", "pyomo"]
+Start = Literal["idle", "slack"]
 
 
 class Backend(Protocol):
@@ -69,10 +70,11 @@ def choose_builder(requested: Builder | None, milp: bool) -> Builder:
     return requested or "direct"
 
 
-def load(data: ModelData, builder: Builder) -> Backend:
-    """Build the LP of ``data`` with ``builder`` and load it into a new HiGHS instance."""
+def load(data: ModelData, builder: Builder, start: Start = "idle") -> Backend:
+    """Build the LP of ``data`` with ``builder`` and load it into a new HiGHS instance
+    (``start``: see :attr:`SolveOptions.start <optimizer.params.SolveOptions.start>`)."""
     if builder == "direct":
-        return DirectBackend(data)
+        return DirectBackend(data, start)
     return PyomoBackend(data)
 
 
@@ -102,9 +104,10 @@ class PyomoBackend:
 class DirectBackend:
     """The LP as arrays in one highspy instance (LP only)."""
 
-    def __init__(self, data: ModelData) -> None:
+    def __init__(self, data: ModelData, start: Start = "idle") -> None:
         if data.milp:
             raise ValueError("the direct build is LP only; plan a MILP through Pyomo")
+        self._warm = start == "idle"
         self._h = highspy.Highs()  # type: ignore[no-untyped-call]
         self._h.setOptionValue("output_flag", False)
         self._primal: F64 = np.zeros(0)
@@ -117,7 +120,8 @@ class DirectBackend:
         self._h.passModel(self._model.highs_lp())
         self.n_variables, self.n_constraints = lp.n_col, lp.n_row
         self._idle = idle_basis(lp.n_col, lp.n_row, lp.blocks, lp.row_blocks)
-        self._h.setBasis(to_highs(self._idle))
+        if self._warm:
+            self._h.setBasis(to_highs(self._idle))
         self._start, self._steps = data.index[0], data.steps
 
     def refresh(self, data: ModelData) -> None:
@@ -151,7 +155,7 @@ class DirectBackend:
     def _moved_basis(self, data: ModelData) -> Basis | None:
         """The start for a plan that begins at another step than the last (None: same step)."""
         k = round((data.index[0] - self._start) / pd.Timedelta(hours=data.dt_h))
-        if k == 0:
+        if k == 0 or not self._warm:
             return None
         last = self._h.getBasis()
         if not last.valid or not 0 < k < self._steps:

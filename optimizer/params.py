@@ -94,3 +94,8 @@ class SolveOptions:
     #: LPs) or ``"pyomo"`` (the model of record); a MILP always goes through Pyomo. See
     #: :mod:`optimizer.backend`.
     builder: Literal["direct", "pyomo"] | None = None
+    #: Where the direct build's simplex starts: ``"idle"`` (a new model from the
+    #: batteries-idle basis, a re-plan some steps later from the last basis moved by those
+    #: steps; :mod:`optimizer.basis`) or ``"slack"`` (HiGHS's own start for a new model, the
+    #: last basis as it is for a re-plan), the baseline ``bench/plan_speed.py`` compares with.
+    start: Literal["idle", "slack"] = "idle"

@@ -126,7 +126,7 @@ class Planner:
 
     def _load(self, data: ModelData, opts: SolveOptions) -> tuple[_Built, bool]:
         builder = choose_builder(opts.builder, data.milp)
-        key = (builder, *data.structure_key())
+        key = (builder, opts.start, *data.structure_key())
         built = self._built
         if built is not None and built.key == key:
             if self._reload:
@@ -136,7 +136,7 @@ class Planner:
             self._reload = False
             return built, True
         self._reload = False
-        solver = load(data, builder)
+        solver = load(data, builder, opts.start)
         built = _Built(solver, key, solver.n_variables, solver.n_constraints)
         self._built = built
         return built, False

@@ -156,3 +156,15 @@ def test_a_shift_outside_the_horizon_is_refused() -> None:
     idle = Basis(np.array([BASIC, LOWER], dtype=np.int8), np.array([LOWER, LOWER], dtype=np.int8))
     with pytest.raises(ValueError, match="shift of 2 steps in a horizon of 2"):
         shifted_basis(idle, idle, 2, 2)
+
+
+def test_the_slack_start_is_highs_own() -> None:
+    """The baseline the benchmark compares with: no basis set, HiGHS starts as it would."""
+    site = _site(10, 20, horizon_h=12)
+    data = Planner(site).problem(
+        State.from_site(site), synthetic_forecast(site, START, 60, seed=1), START, OPTS
+    ).data
+    backend = DirectBackend(data, start="slack")
+    assert not backend._h.getBasis().valid
+    got = backend.solve(OPTS, 60.0, milp=False)
+    assert (got.objective, got.iterations) == _cold(data)
