@@ -33,7 +33,8 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import highspy
 import numpy as np
@@ -75,9 +76,10 @@ def plans(site: Site, steps: int) -> list[dict[str, Any]]:
     state = State.from_site(site)
     forecast = synthetic_forecast(site, START, steps + 8, seed=1)
     rows = []
-    for start in ("idle", "slack"):
-        planner = Planner(site, options=SolveOptions(start=start))  # type: ignore[arg-type]
-        first, wall, cpu = _timed(lambda p=planner: p.plan(state, forecast, START))
+    starts: tuple[Literal["idle", "slack"], ...] = ("idle", "slack")
+    for start in starts:
+        planner = Planner(site, options=SolveOptions(start=start))
+        first, wall, cpu = _timed(partial(planner.plan, state, forecast, START))
         rows.append(_row(f"first plan, {start}", first, wall, cpu))
         step0 = first.frame.iloc[0]
         carried = dataclasses.replace(
@@ -86,9 +88,7 @@ def plans(site: Site, steps: int) -> list[dict[str, Any]]:
         revised = forecast.copy()
         noise = np.random.default_rng(5).normal(0, 2, len(revised))
         revised["price_import_eur_per_mwh"] += noise
-        again, wall, cpu = _timed(
-            lambda p=planner, s=carried, f=revised: p.plan(s, f, START + STEP)
-        )
+        again, wall, cpu = _timed(partial(planner.plan, carried, revised, START + STEP))
         rows.append(_row(f"re-plan, {start}", again, wall, cpu))
     return rows
 
@@ -170,7 +170,7 @@ def fill_groups(site: Site, steps: int, groups: list[int]) -> list[dict[str, Any
         h.setBasis(to_highs(idle_basis(lp.n_col, lp.n_row, lp.blocks, lp.row_blocks)))
         _, _, lp_cpu = _timed(h.run)
         bound = float(h.getInfo().objective_function_value)
-        plan, wall, cpu = _timed(lambda p=planner: p.plan(state, forecast, START))
+        plan, wall, cpu = _timed(partial(planner.plan, state, forecast, START))
         cost = plan.info.cost_eur["objective_eur"]
         rows.append(
             {
