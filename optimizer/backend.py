@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from optimizer.basis import Basis, from_highs, idle_basis, shifted_basis, to_highs
+from optimizer.basis import Basis, idle_basis, read_basis, shifted_basis, to_highs
 from optimizer.data import ModelData
 from optimizer.direct import LpArrays, build_lp
 from optimizer.flows import Flows
@@ -157,10 +157,12 @@ class DirectBackend:
         k = round((data.index[0] - self._start) / pd.Timedelta(hours=data.dt_h))
         if k == 0 or not self._warm:
             return None
-        last = self._h.getBasis()
-        if not last.valid or not 0 < k < self._steps:
+        if not 0 < k < self._steps or self._primal.size != self._model.cost.size:
             return self._idle
-        return shifted_basis(from_highs(last), self._idle, self._steps, k)
+        last = read_basis(self._h, self._primal, self._model.col_upper, self._model.row_upper)
+        if last is None:
+            return self._idle
+        return shifted_basis(last, self._idle, self._steps, k)
 
     def reload(self, data: ModelData) -> None:
         """A new HiGHS instance with the LP of ``data``: it solves as a fresh build does, to
@@ -189,6 +191,7 @@ class DirectBackend:
             raise SolveFailed("the direct build is LP only")
         if options.force_failure:
             raise SolveFailed("forced solver failure (SolveOptions.force_failure)")
+        self._primal = np.zeros(0)  # no solution to start the next plan from, if this fails
         result, self._primal = run_highs(self._h, options, time_limit_s, milp)
         return result
 

@@ -113,6 +113,35 @@ def to_highs(basis: Basis) -> highspy.HighsBasis:
     return out
 
 
+def read_basis(
+    h: highspy.Highs,
+    col_value: NDArray[np.float64],
+    col_upper: NDArray[np.float64],
+    row_upper: NDArray[np.float64],
+) -> Basis | None:
+    """The basis of the solution HiGHS holds, read in a few milliseconds (None: no basis).
+
+    :func:`from_highs` of ``h.getBasis()`` converts each status from a Python object (~27 ms
+    of CPU at 10,000 devices); here the basic variables come from HiGHS as one array and a
+    nonbasic column or row is at its upper bound where its value is that bound (a nonbasic
+    variable sits exactly on a bound; for a fixed one either status means the same).
+
+    col_value : the columns' values of the last solve; col_upper, row_upper : the bounds it
+        was solved with (row activities are read from HiGHS)
+    """
+    status, basic = h.getBasicVariables()
+    if status != highspy.HighsStatus.kOk:
+        return None
+    basic = np.asarray(basic, dtype=np.int64)
+    row_value = np.asarray(h.getSolution().row_value, dtype=float)
+    col = np.where(np.isfinite(col_upper) & (col_value >= col_upper), UPPER, LOWER)
+    row = np.where(np.isfinite(row_upper) & (row_value >= row_upper), UPPER, LOWER)
+    col, row = col.astype(np.int8), row.astype(np.int8)
+    col[basic[basic >= 0]] = BASIC
+    row[-1 - basic[basic < 0]] = BASIC
+    return Basis(col, row)
+
+
 def from_highs(basis: highspy.HighsBasis) -> Basis:
     return Basis(
         np.array([s.value for s in basis.col_status], dtype=np.int8),
@@ -127,6 +156,7 @@ __all__ = [
     "Basis",
     "from_highs",
     "idle_basis",
+    "read_basis",
     "shifted_basis",
     "to_highs",
 ]

@@ -17,7 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.backend import DirectBackend
-from optimizer.basis import BASIC, LOWER, UPPER, Basis, idle_basis, shifted_basis
+from optimizer.basis import (
+    BASIC,
+    LOWER,
+    UPPER,
+    Basis,
+    from_highs,
+    idle_basis,
+    read_basis,
+    shifted_basis,
+)
 from optimizer.data import ModelData
 from optimizer.direct import build_lp
 from optimizer.inputs import State
@@ -161,10 +170,34 @@ def test_a_shift_outside_the_horizon_is_refused() -> None:
 def test_the_slack_start_is_highs_own() -> None:
     """The baseline the benchmark compares with: no basis set, HiGHS starts as it would."""
     site = _site(10, 20, horizon_h=12)
-    data = Planner(site).problem(
-        State.from_site(site), synthetic_forecast(site, START, 60, seed=1), START, OPTS
-    ).data
+    data = (
+        Planner(site)
+        .problem(State.from_site(site), synthetic_forecast(site, START, 60, seed=1), START, OPTS)
+        .data
+    )
     backend = DirectBackend(data, start="slack")
     assert not backend._h.getBasis().valid
     got = backend.solve(OPTS, 60.0, milp=False)
     assert (got.objective, got.iterations) == _cold(data)
+
+
+@pytest.mark.parametrize("start", ["idle", "slack"])
+def test_the_basis_read_from_the_solution_is_highs_basis(start: str) -> None:
+    site = _site(10, 20, horizon_h=12)
+    data = (
+        Planner(site)
+        .problem(State.from_site(site), synthetic_forecast(site, START, 60, seed=1), START, OPTS)
+        .data
+    )
+    backend = DirectBackend(data, start=start)  # type: ignore[arg-type]
+    backend.solve(OPTS, 60.0, milp=False)
+    model = backend._model
+    got = read_basis(backend._h, backend._primal, model.col_upper, model.row_upper)
+    assert got is not None
+    want = from_highs(backend._h.getBasis())
+    fixed_col = model.col_lower == model.col_upper
+    fixed_row = model.row_lower == model.row_upper
+    assert np.array_equal(got.col[~fixed_col], want.col[~fixed_col])
+    assert np.array_equal(got.row[~fixed_row], want.row[~fixed_row])
+    assert np.array_equal(got.col == BASIC, want.col == BASIC)
+    assert np.array_equal(got.row == BASIC, want.row == BASIC)
