@@ -129,7 +129,7 @@ def read_basis(
     col_value : the columns' values of the last solve; col_upper, row_upper : the bounds it
         was solved with (row activities are read from HiGHS)
     """
-    status, basic = h.getBasicVariables()
+    status, basic = h.getBasicVariables()  # type: ignore[attr-defined]
     if status != highspy.HighsStatus.kOk:
         return None
     basic = np.asarray(basic, dtype=np.int64)

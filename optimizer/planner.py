@@ -338,14 +338,20 @@ def plan_cost(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> float
     """The objective of the plan these unit flows and their split make, EUR: what
     ``plan.info.cost_eur["objective_eur"]`` of that plan would be."""
     if dispatch.bat_shortfall_w.max(initial=0.0) > 0.0:
-        flows = absorb_shortfall(problem, flows, dispatch)
+        flows = absorb_shortfall(problem, flows, dispatch, unit_soc=False)
     return plan_objective_eur(
         problem.data, problem.batteries, flows, dispatch.bat_w, dispatch.bat_soc_wh
     )
 
 
-def absorb_shortfall(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> Flows:
-    """Make the units' flows what their devices do; the grid (or its slacks) takes the rest."""
+def absorb_shortfall(
+    problem: Problem, flows: Flows, dispatch: DeviceDispatch, unit_soc: bool = True
+) -> Flows:
+    """Make the units' flows what their devices do; the grid (or its slacks) takes the rest.
+
+    unit_soc : also sum the devices' energy into the units' (False keeps the units' own,
+        for pricing a round: the price takes the devices' energy)
+    """
     d = problem.data
     net = problem.bat_clusters.sum(dispatch.bat_w)
     delta = (net - flows.bat_net_w).sum(axis=0)
@@ -359,7 +365,9 @@ def absorb_shortfall(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -
             **flows.__dict__,
             "bat_charge_w": np.maximum(-net, 0.0),
             "bat_discharge_w": np.maximum(net, 0.0),
-            "bat_soc_wh": problem.bat_clusters.sum(dispatch.bat_soc_wh),
+            "bat_soc_wh": (
+                problem.bat_clusters.sum(dispatch.bat_soc_wh) if unit_soc else flows.bat_soc_wh
+            ),
             "grid_import_w": imp,
             "grid_export_w": exp,
             "el_unserved_w": np.maximum(exchange - imp, 0.0),
