@@ -169,7 +169,9 @@ class Planner:
                 best = this  # a later round (fewer devices short) wins a tie
             timer.split_s += time.perf_counter() - tic
             short = dispatch.bat_shortfall_w
-            done = short.max(initial=0.0) <= self.params.tolerance_w
+            done = short.max(initial=0.0) <= self.params.tolerance_w or (
+                short.sum() <= self.params.split_left_share * np.abs(flows.bat_net_w).sum()
+            )
             if done or rounds >= self.params.split_rounds:
                 break
             rounds += 1

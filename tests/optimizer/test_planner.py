@@ -141,3 +141,22 @@ def test_a_rounds_price_is_the_plan_tables_objective() -> None:
     assert dispatch.bat_shortfall_w.sum() * problem.data.dt_h > 1_000.0  # the grid takes some
     got = plan_cost(problem, flows, dispatch)
     assert got == pytest.approx(made.info.cost_eur["objective_eur"], rel=1e-12)
+
+
+def test_the_split_rounds_stop_when_a_negligible_share_is_left() -> None:
+    """Below ``split_left_share`` of the energy the units move, another round is not run."""
+    site = synthetic_site(100, 100, feeders=2, seed=1)
+    site = site.model_copy(
+        update={"optimizer": site.optimizer.model_copy(update={"horizon_h": 24})}
+    )
+    state, forecast = State.from_site(site), synthetic_forecast(site, START, 104, seed=1)
+    short = Planner(site).plan(state, forecast, START)
+    full = Planner(site, OptimizerParams(split_left_share=0.0)).plan(state, forecast, START)
+    assert short.info.split_rounds < full.info.split_rounds <= OptimizerParams().split_rounds
+    units = short.units
+    left_wh = units.filter(like="shortfall").to_numpy().sum() * 0.25
+    moved_wh = abs(units.filter(like="battery_w").to_numpy()).sum() * 0.25
+    assert 0.0 < left_wh <= 1e-5 * moved_wh * 1.001  # the units' plan is their devices' sum
+    # What the grid takes instead costs next to nothing.
+    cost, exact = short.info.cost_eur["objective_eur"], full.info.cost_eur["objective_eur"]
+    assert cost == pytest.approx(exact, rel=1e-5)
