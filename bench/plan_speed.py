@@ -23,7 +23,8 @@ the heat system; 10,000 devices and 96 quarter hours by default) it prints three
 
 Times are per single run on a shared machine: compare the CPU columns, and print ``uptime``
 with them. Run: ``.venv/bin/python bench/plan_speed.py [--devices 10000] [--steps 96]
-[--groups 4 8 12 16]``
+[--groups 4 8 12 16] [--skip-options] [--demo]``; ``--demo`` re-plans the demo site
+(``config/demo.toml``) 20 quarter hours in a row with each start instead
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import highspy
@@ -49,7 +51,7 @@ from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.plan import Plan
 from optimizer.planner import Planner
 from optimizer.synthetic import synthetic_forecast, synthetic_site
-from vpp.core.site import Site
+from vpp.core.site import Site, read_site
 
 START = pd.Timestamp("2024-03-04T00:00Z")
 STEP = pd.Timedelta(minutes=15)
@@ -188,10 +190,41 @@ def fill_groups(site: Site, steps: int, groups: list[int]) -> list[dict[str, Any
     return rows
 
 
+def demo_replans(quarters: int = 20) -> list[dict[str, Any]]:
+    """The demo site re-planned every quarter hour, SoCs carried, with each start (twice)."""
+    site = read_site(Path(__file__).parents[1] / "config" / "demo.toml", offline=True)
+    begin = pd.Timestamp("2024-03-04T06:00Z")
+    forecast = synthetic_forecast(site, begin, quarters + 160, seed=1)
+    starts: tuple[Literal["idle", "slack"], ...] = ("idle", "slack", "idle", "slack")
+    rows = []
+    for start in starts:
+        planner = Planner(site, options=SolveOptions(start=start))
+        state = State.from_site(site)
+        cpu, solve, cost = [], [], 0.0
+        for q in range(quarters):
+            plan, _, seconds = _timed(partial(planner.plan, state, forecast, begin + q * STEP))
+            cpu.append(seconds)
+            solve.append(plan.info.solve_s)
+            cost += plan.info.cost_eur["objective_eur"]
+            step0 = plan.frame.iloc[0]
+            socs = {b.id: float(step0[f"{b.id}.soc_wh"]) for b in site.batteries}
+            state = dataclasses.replace(state, battery_soc_wh=socs)
+        rows.append(
+            {
+                "start": start,
+                "first plan cpu ms": 1e3 * cpu[0],
+                "median cpu ms": 1e3 * float(np.median(cpu[1:])),
+                "median solve ms": 1e3 * float(np.median(solve[1:])),
+                "total cost EUR": cost,
+            }
+        )
+    return rows
+
+
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     out = Table(title=title)
     for name in rows[0]:
-        out.add_column(name, justify="left" if name in ("plan", "solver") else "right")
+        out.add_column(name, justify="left" if name in ("plan", "solver", "start") else "right")
     for row in rows:
         out.add_row(*(_fmt(v) for v in row.values()))
     return out
@@ -211,11 +244,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=96)
     parser.add_argument("--groups", type=int, nargs="*", default=[4, 8, 12, 16])
     parser.add_argument("--skip-options", action="store_true", help="leave out table 2")
+    parser.add_argument(
+        "--demo", action="store_true", help="only the demo site's re-plans, with each start"
+    )
     args = parser.parse_args()
     console = Console(width=200)
     site = _site(args.devices, args.steps)
     warm = _site(10, 8)  # imports, numba's compiled kernels, HiGHS loaded
     Planner(warm).plan(State.from_site(warm), synthetic_forecast(warm, START, 16), START)
+    if args.demo:
+        console.print(f"demo site; load average {os.getloadavg()}")
+        console.print(_table("demo site, 20 quarter hours re-planned", demo_replans()))
+        console.print(f"load average at the end {os.getloadavg()}")
+        return
     console.print(f"{args.devices:,} devices, {args.steps} steps; load average {os.getloadavg()}")
     rows = plans(site, args.steps)
     console.print(_table("plans (1 HiGHS thread)", rows))
