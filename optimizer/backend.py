@@ -10,7 +10,8 @@
   column, over varied sites and inputs. LP only: a MILP plan always goes through Pyomo.
 
 Both keep HiGHS between plans: :meth:`refresh` sends only what changed and HiGHS starts from
-the last basis.
+the last basis. The direct build starts a new model from the batteries-idle basis and a
+re-plan some steps later from the last basis moved by those steps (:mod:`optimizer.basis`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Literal, Protocol
 
 import highspy
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
+from optimizer.basis import Basis, idle_basis, read_basis, shifted_basis, to_highs
 from optimizer.data import ModelData
 from optimizer.direct import LpArrays, build_lp
 from optimizer.flows import Flows
@@ -33,6 +36,7 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 Builder = Literal["direct", "pyomo"]
+Start = Literal["idle", "slack"]
 
 
 class Backend(Protocol):
@@ -66,10 +70,11 @@ def choose_builder(requested: Builder | None, milp: bool) -> Builder:
     return requested or "direct"
 
 
-def load(data: ModelData, builder: Builder) -> Backend:
-    """Build the LP of ``data`` with ``builder`` and load it into a new HiGHS instance."""
+def load(data: ModelData, builder: Builder, start: Start = "idle") -> Backend:
+    """Build the LP of ``data`` with ``builder`` and load it into a new HiGHS instance
+    (``start``: see :attr:`SolveOptions.start <optimizer.params.SolveOptions.start>`)."""
     if builder == "direct":
-        return DirectBackend(data)
+        return DirectBackend(data, start)
     return PyomoBackend(data)
 
 
@@ -99,9 +104,10 @@ class PyomoBackend:
 class DirectBackend:
     """The LP as arrays in one highspy instance (LP only)."""
 
-    def __init__(self, data: ModelData) -> None:
+    def __init__(self, data: ModelData, start: Start = "idle") -> None:
         if data.milp:
             raise ValueError("the direct build is LP only; plan a MILP through Pyomo")
+        self._warm = start == "idle"
         self._h = highspy.Highs()  # type: ignore[no-untyped-call]
         self._h.setOptionValue("output_flag", False)
         self._primal: F64 = np.zeros(0)
@@ -109,10 +115,14 @@ class DirectBackend:
 
     def _load(self, data: ModelData) -> None:
         lp = build_lp(data)
-        self._blocks = lp.blocks
+        self._blocks, self.row_blocks = lp.blocks, lp.row_blocks
         self._model = lp.arrays()
         self._h.passModel(self._model.highs_lp())
         self.n_variables, self.n_constraints = lp.n_col, lp.n_row
+        self._idle = idle_basis(lp.n_col, lp.n_row, lp.blocks, lp.row_blocks)
+        if self._warm:
+            self._h.setBasis(to_highs(self._idle))
+        self._start, self._steps = data.index[0], data.steps
 
     def refresh(self, data: ModelData) -> None:
         """Send HiGHS the bounds and costs that changed; a changed matrix goes in whole.
@@ -120,20 +130,39 @@ class DirectBackend:
         Split rounds and most re-plans change only bounds and costs (sent as one batch per
         kind). The matrix changes with the COP forecast and the taper lines; then the model
         is passed again and the last basis set on it, so HiGHS still starts from there.
+        A plan that starts ``k`` steps later than the last one starts from the last basis
+        moved by ``k`` steps (:func:`optimizer.basis.shifted_basis`); one that starts
+        earlier or a horizon or more later starts from the idle basis.
         The arrays last sent are kept here: reading them back from HiGHS copies them.
         """
         old = self._model
         new = build_lp(data).arrays()
         if (new.cost.size, new.row_lower.size) != (old.cost.size, old.row_lower.size):
             raise ValueError("refresh with data of another structure")
+        start = self._moved_basis(data)
         if not new.same_matrix(old):
-            basis = self._h.getBasis()
+            basis = self._h.getBasis() if start is None else to_highs(start)
             self._h.passModel(new.highs_lp())
             if basis.valid:
                 self._h.setBasis(basis)
         else:
             self._send(old, new)
+            if start is not None:
+                self._h.setBasis(to_highs(start))
         self._model = new
+        self._start = data.index[0]
+
+    def _moved_basis(self, data: ModelData) -> Basis | None:
+        """The start for a plan that begins at another step than the last (None: same step)."""
+        k = round((data.index[0] - self._start) / pd.Timedelta(hours=data.dt_h))
+        if k == 0 or not self._warm:
+            return None
+        if not 0 < k < self._steps or self._primal.size != self._model.cost.size:
+            return self._idle
+        last = read_basis(self._h, self._primal, self._model.col_upper, self._model.row_upper)
+        if last is None:
+            return self._idle
+        return shifted_basis(last, self._idle, self._steps, k)
 
     def reload(self, data: ModelData) -> None:
         """A new HiGHS instance with the LP of ``data``: it solves as a fresh build does, to
@@ -162,8 +191,14 @@ class DirectBackend:
             raise SolveFailed("the direct build is LP only")
         if options.force_failure:
             raise SolveFailed("forced solver failure (SolveOptions.force_failure)")
+        self._primal = np.zeros(0)  # no solution to start the next plan from, if this fails
         result, self._primal = run_highs(self._h, options, time_limit_s, milp)
         return result
+
+    @property
+    def families(self) -> tuple[dict[str, I64], dict[str, I64]]:
+        """Column and row indices of each variable and constraint family of the LP held."""
+        return self._blocks, self.row_blocks
 
     @property
     def highs(self) -> highspy.Highs:

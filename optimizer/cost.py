@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from optimizer.aggregate import BatteryFleet
 from optimizer.data import ModelData
+from optimizer.flows import Flows
 
 #: Per-step cost columns of the plan table, EUR.
 COST_COLUMNS = (
@@ -95,6 +96,51 @@ def terminal_value_eur(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet
     battery = float((per_mwh * soc_end).sum()) / 1e6
     store = data.store_terminal_eur_per_mwh * float(frame["store_wh"].iloc[-1]) / 1e6
     return battery + store
+
+
+def plan_objective_eur(
+    data: ModelData,
+    fleet: BatteryFleet,
+    flows: Flows,
+    bat_w: NDArray[np.float64],
+    bat_soc_wh: NDArray[np.float64],
+) -> float:
+    """``cost_summary(...)["objective_eur"]`` of the plan these flows make, from arrays.
+
+    flows : the units' flows as the plan takes them (the grid absorbing what the devices
+        could not follow, :func:`optimizer.planner.absorb_shortfall`), W and Wh
+    bat_w, bat_soc_wh : the devices' net power [W] and energy [Wh], shape (devices, steps)
+
+    The same terms as :func:`cost_parts` and :func:`terminal_value_eur`, without building the
+    plan table: the split rounds compare the plan of each round with it.
+    """
+    dt = data.dt_h
+    imp, exp = flows.grid_import_w, flows.grid_export_w
+    gas_mwh = flows.boiler_th_w * dt / data.boiler_efficiency / 1e6
+    co2_t = data.co2_g_per_kwh * imp * dt / 1e3 / 1e6 + data.gas_co2_kg_per_mwh * gas_mwh / 1e3
+    wear = float((np.maximum(bat_w, 0.0) * fleet.wear_eur_per_mwh[:, None]).sum()) * dt / 1e6
+    penalty = (
+        dt
+        / 1e6
+        * (
+            data.unserved_el_penalty_eur_per_mwh * flows.el_unserved_w.sum()
+            + data.spilled_el_penalty_eur_per_mwh * flows.el_spilled_w.sum()
+            + data.unmet_heat_penalty_eur_per_mwh * flows.heat_unmet_w.sum()
+        )
+    )
+    net = (
+        float((data.price_import_eur_per_mwh * imp).sum()) * dt / 1e6
+        - float((data.price_export_eur_per_mwh * exp).sum()) * dt / 1e6
+        + data.gas_eur_per_mwh * float(gas_mwh.sum())
+        + data.co2_price_eur_per_t * float(co2_t.sum())
+        + wear
+    )
+    terminal = 0.0
+    if bat_soc_wh.shape[1]:
+        per_mwh = data.bat_terminal_price_eur_per_mwh * fleet.eta_charge * fleet.eta_discharge
+        terminal = float((per_mwh * bat_soc_wh[:, -1]).sum()) / 1e6
+        terminal += data.store_terminal_eur_per_mwh * float(flows.store_wh[-1]) / 1e6
+    return float(net + penalty - terminal)
 
 
 def cost_summary(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> dict[str, float]:

@@ -317,9 +317,10 @@ def device_caps(ids: tuple[str, ...], forecast: pd.DataFrame, default: float) ->
     """Per device and step, the ``<id>.cap_w`` column [W] (``default`` where there is none
     or it is NaN); shape (len(ids), steps)."""
     out = np.full((len(ids), len(forecast)), default)
+    columns = set(forecast.columns)  # one hash lookup per device, not a pandas Index lookup
     for i, ident in enumerate(ids):
         col = f"{ident}{DEVICE_CAP_SUFFIX}"
-        if col in forecast.columns:
+        if col in columns:
             values = forecast[col].to_numpy(float)
             out[i] = np.where(np.isnan(values), default, values)
     return out

@@ -37,7 +37,9 @@ class _Lp:
     n_row: int = 0
     #: Column indices of each variable family, named as the Pyomo model names its Var.
     blocks: dict[str, I64] = field(default_factory=dict)
-    #: Row indices of each balance, named as the Pyomo model names its Constraint.
+    #: Row indices of each constraint family (``soc``, ``taper``, ``must_cool``, ``store``,
+    #: ``heat``, ``grid``). Every family, of columns and of rows, is laid out step-minor:
+    #: entry ``i`` of a family belongs to step ``i % steps``.
     row_blocks: dict[str, I64] = field(default_factory=dict)
 
     def var(
@@ -59,12 +61,13 @@ class _Lp:
             target.append(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel())
         return idx
 
-    def rows_of(self, n: int, lo: F64 | float, hi: F64 | float, name: str | None = None) -> I64:
-        """Add ``n`` rows with bounds (a family ``name``d for reading its duals back)."""
+    def rows_of(self, n: int, lo: F64 | float, hi: F64 | float, name: str = "") -> I64:
+        """Add ``n`` rows with bounds (family ``name``); returns their indices."""
         idx = np.arange(self.n_row, self.n_row + n)
-        if name is not None:
-            self.row_blocks[name] = idx
         self.n_row += n
+        if name:
+            previous = self.row_blocks.get(name)
+            self.row_blocks[name] = idx if previous is None else np.concatenate([previous, idx])
         self.row_lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)).ravel())
         self.row_hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)).ravel())
         return idx
@@ -178,7 +181,7 @@ def build_lp(d: ModelData) -> _Lp:
 
     first = np.zeros((U, T))
     first[:, 0] = d.bat.soc0_wh * KW
-    rows = lp.rows_of(U * T, first.ravel(), first.ravel(), "bat_balance").reshape(U, T)
+    rows = lp.rows_of(U * T, first.ravel(), first.ravel(), "soc").reshape(U, T)
     lp.coef(rows, soc, 1.0)
     lp.coef(rows[:, 1:], _shift(soc)[:, 1:], -1.0)
     lp.coef(rows, ch, -dt * d.bat.eta_charge[:, None])
@@ -186,11 +189,13 @@ def build_lp(d: ModelData) -> _Lp:
     if d.bat_charge_taper is not None and d.bat_discharge_taper is not None:
         for j in range(2):
             a, g = d.bat_charge_taper[0][:, j] * KW, d.bat_charge_taper[1][:, j]
-            r = lp.rows_of(U * T, -inf, (a[:, None] + g[:, None] * d.bat_soc_hi_wh * KW).ravel())
+            hi = (a[:, None] + g[:, None] * d.bat_soc_hi_wh * KW).ravel()
+            r = lp.rows_of(U * T, -inf, hi, "taper")
             lp.coef(r.reshape(U, T), ch, 1.0)
             lp.coef(r.reshape(U, T), soc, g[:, None])
             a, g = d.bat_discharge_taper[0][:, j] * KW, d.bat_discharge_taper[1][:, j]
-            r = lp.rows_of(U * T, -inf, (a[:, None] - g[:, None] * d.bat_soc_lo_wh * KW).ravel())
+            hi = (a[:, None] - g[:, None] * d.bat_soc_lo_wh * KW).ravel()
+            r = lp.rows_of(U * T, -inf, hi, "taper")
             lp.coef(r.reshape(U, T), dis, 1.0)
             lp.coef(r.reshape(U, T), soc, -g[:, None])
 
@@ -201,20 +206,20 @@ def build_lp(d: ModelData) -> _Lp:
 
     e0 = np.zeros(T)
     e0[0] = d.store_keep * d.store0_wh * KW
-    r = lp.rows_of(T, e0, e0, "store_balance")
+    r = lp.rows_of(T, e0, e0, "store")
     lp.coef(r, st_e, 1.0)
     lp.coef(r[1:], st_e[:-1], -d.store_keep)
     lp.coef(r, st_ch, -dt)
     lp.coef(r, st_dis, dt)
 
     demand = d.heat_demand_w * KW
-    r = lp.rows_of(T, demand, demand, "heat_balance")
+    r = lp.rows_of(T, demand, demand, "heat")
     lp.coef(r, hp, d.cop)
     for col, sign in ((boiler, 1.0), (st_dis, 1.0), (st_ch, -1.0), (unmet, 1.0)):
         lp.coef(r, col, sign)
 
     load = d.load_w * KW
-    r = lp.rows_of(T, load, load, "grid_balance")
+    r = lp.rows_of(T, load, load, "grid")
     for col, sign in ((imp, 1.0), (exp, -1.0), (unserved, 1.0), (spilled, -1.0), (hp, -1.0)):
         lp.coef(r, col, sign)
     lp.coef(r, dry, -d.dry_cooler_el_per_th)

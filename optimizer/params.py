@@ -71,6 +71,11 @@ class OptimizerParams:
     #: Rounds of "split, tighten the units that could not be split, re-solve" before the plan
     #: accepts what the devices can do and lets the grid take the difference.
     split_rounds: int = 10
+    #: The rounds also stop once the energy the devices cannot follow is below this share of
+    #: the energy the battery units move (sum of |net power| * step): at 10,000 devices
+    #: (~120 MWh moved) 1e-5 is 1.2 kWh, a few cents at any price, where another round costs
+    #: ~40 ms (bench/plan_speed.py). 0 runs the rounds until nothing at all is left.
+    split_left_share: float = 1e-5
     #: Power below which a flow counts as zero when checking splits and simultaneity, W.
     tolerance_w: float = 1.0
 
@@ -103,6 +108,11 @@ class SolveOptions:
     #: LPs) or ``"pyomo"`` (the model of record); a MILP always goes through Pyomo. See
     #: :mod:`optimizer.backend`.
     builder: Literal["direct", "pyomo"] | None = None
+    #: Where the direct build's simplex starts: ``"idle"`` (a new model from the
+    #: batteries-idle basis, a re-plan some steps later from the last basis moved by those
+    #: steps; :mod:`optimizer.basis`) or ``"slack"`` (HiGHS's own start for a new model, the
+    #: last basis as it is for a re-plan), the baseline ``bench/plan_speed.py`` compares with.
+    start: Literal["idle", "slack"] = "idle"
 
 
 #: Simplex iterations per solve that replay allows (:data:`DETERMINISTIC`). The demo site's

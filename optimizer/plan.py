@@ -88,6 +88,9 @@ class SolveInfo:
     fallback_reason: str | None = None
     #: Re-solves after a split found a unit its devices could not follow.
     split_rounds: int = 0
+    #: The round whose plan was kept: the cheapest once the grid takes what the devices
+    #: could not follow (0: the first solve's).
+    split_round_kept: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
     #: Seconds spent getting the duals (a second solve for a mixed-integer plan, none
     #: otherwise); None when the plan has none.

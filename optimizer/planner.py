@@ -19,6 +19,7 @@ import pandas as pd
 
 from optimizer import duals as lp_duals
 from optimizer.backend import Backend, DirectBackend, choose_builder, load
+from optimizer.cost import plan_objective_eur
 from optimizer.data import ModelData, Problem, build_problem, set_soc_bounds
 from optimizer.fallback import fallback_flows
 from optimizer.flows import Flows
@@ -40,6 +41,22 @@ class _Timer:
 
     def total(self) -> float:
         return time.perf_counter() - self.start
+
+
+#: Relative cost difference below which two rounds' plans count as equally cheap.
+_SAME_COST = 1e-6
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One split round's plan: its cost once the grid takes any shortfall (EUR), its flows,
+    split and solve."""
+
+    cost_eur: float
+    flows: Flows
+    dispatch: DeviceDispatch
+    result: SolveResult
+    round: int
 
 
 @dataclass
@@ -110,7 +127,7 @@ class Planner:
 
     def _load(self, data: ModelData, opts: SolveOptions) -> tuple[_Built, bool]:
         builder = choose_builder(opts.builder, data.milp)
-        key = (builder, *data.structure_key())
+        key = (builder, opts.start, *data.structure_key())
         built = self._built
         if built is not None and built.key == key:
             if self._reload:
@@ -120,7 +137,7 @@ class Planner:
             self._reload = False
             return built, True
         self._reload = False
-        solver = load(data, builder)
+        solver = load(data, builder, opts.start)
         built = _Built(solver, key, solver.n_variables, solver.n_constraints)
         self._built = built
         return built, False
@@ -142,12 +159,20 @@ class Planner:
             )
         rounds = 0
         history: dict[tuple[int, int], tuple[float, float, float]] = {}
+        previous: tuple[Flows, DeviceDispatch] | None = None
+        best: _Round | None = None
         while True:
             tic = time.perf_counter()
-            dispatch = split(problem, flows, self.params.tolerance_w)
+            dispatch = split(problem, flows, self.params.tolerance_w, previous)
+            previous = (flows, dispatch)
+            this = _Round(plan_cost(problem, flows, dispatch), flows, dispatch, result, rounds)
+            if best is None or this.cost_eur <= best.cost_eur + _SAME_COST * abs(best.cost_eur):
+                best = this  # a later round (fewer devices short) wins a tie
             timer.split_s += time.perf_counter() - tic
             short = dispatch.bat_shortfall_w
-            done = short.max(initial=0.0) <= self.params.tolerance_w
+            done = short.max(initial=0.0) <= self.params.tolerance_w or (
+                short.sum() <= self.params.split_left_share * np.abs(flows.bat_net_w).sum()
+            )
             if done or rounds >= self.params.split_rounds:
                 break
             rounds += 1
@@ -156,7 +181,12 @@ class Planner:
             timer.build_s += time.perf_counter() - tic  # refreshing the LP between rounds
             result = self._solve(built, opts, limit, data, timer)
             flows = built.solver.flows(data)
-        duals, duals_s = self._duals(built, data, flows, warnings)
+        # Tightening can overshoot: a later round's plan may cost more than an earlier one's
+        # once the grid takes what the devices cannot follow. The cheapest is kept. An LP's
+        # shadow prices are those of the last solve HiGHS holds; the rounds differ only in
+        # per-unit bounds, so they explain the kept plan's prices and spreads.
+        duals, duals_s = self._duals(built, data, best.flows, warnings)
+        flows, dispatch, result = best.flows, best.dispatch, best.result
         return self._finish(
             problem,
             flows,
@@ -171,6 +201,7 @@ class Planner:
                 "n_variables": built.n_variables,
                 "n_constraints": built.n_constraints,
                 "split_rounds": rounds,
+                "split_round_kept": best.round,
             },
             duals,
         )
@@ -184,7 +215,9 @@ class Planner:
         tic = time.perf_counter()
         try:
             if isinstance(built.solver, DirectBackend) and not data.milp:
-                got = lp_duals.from_highs(built.solver.highs, data, 0.0, fixed=False)
+                got = lp_duals.from_highs(
+                    built.solver.highs, data, 0.0, fixed=False, families=built.solver.families
+                )
             else:
                 got = lp_duals.solve(data, flows)
         except Exception as exc:  # reasons fall back to the plan's values
@@ -295,26 +328,58 @@ class Planner:
         return Plan(frame=frame, info=info, units=units)
 
 
-def split(problem: Problem, flows: Flows, tolerance_w: float) -> DeviceDispatch:
-    """Split unit flows over the devices (see :mod:`optimizer.split`)."""
+def split(
+    problem: Problem,
+    flows: Flows,
+    tolerance_w: float,
+    previous: tuple[Flows, DeviceDispatch] | None = None,
+) -> DeviceDispatch:
+    """Split unit flows over the devices (see :mod:`optimizer.split`).
+
+    previous : the flows and split of the round before (same problem); only what changed
+        is split again, with the same result as a split from scratch.
+    """
+    before = None
+    if previous is not None:
+        last, done = previous
+        before = (last.bat_net_w, done.bat_w, done.bat_soc_wh, done.bat_shortfall_w)
     bat_w, soc, short = split_batteries(
-        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h
+        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h, before
     )
-    pv_w, limit = split_pv(
-        flows.pv_w,
-        problem.pv_clusters,
-        problem.pv_avail_w,
-        problem.pv_min_w,
-        problem.pv.rated_w,
-        tolerance_w,
-    )
+    if previous is not None and np.array_equal(previous[0].pv_w, flows.pv_w):
+        pv_w, limit = previous[1].pv_w, previous[1].pv_limit_w
+    else:
+        pv_w, limit = split_pv(
+            flows.pv_w,
+            problem.pv_clusters,
+            problem.pv_avail_w,
+            problem.pv_min_w,
+            problem.pv.rated_w,
+            tolerance_w,
+        )
     return DeviceDispatch(
         bat_w=bat_w, bat_soc_wh=soc, pv_w=pv_w, pv_limit_w=limit, bat_shortfall_w=short
     )
 
 
-def absorb_shortfall(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> Flows:
-    """Make the units' flows what their devices do; the grid (or its slacks) takes the rest."""
+def plan_cost(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -> float:
+    """The objective of the plan these unit flows and their split make, EUR: what
+    ``plan.info.cost_eur["objective_eur"]`` of that plan would be."""
+    if dispatch.bat_shortfall_w.max(initial=0.0) > 0.0:
+        flows = absorb_shortfall(problem, flows, dispatch, unit_soc=False)
+    return plan_objective_eur(
+        problem.data, problem.batteries, flows, dispatch.bat_w, dispatch.bat_soc_wh
+    )
+
+
+def absorb_shortfall(
+    problem: Problem, flows: Flows, dispatch: DeviceDispatch, unit_soc: bool = True
+) -> Flows:
+    """Make the units' flows what their devices do; the grid (or its slacks) takes the rest.
+
+    unit_soc : also sum the devices' energy into the units' (False keeps the units' own,
+        for pricing a round: the price takes the devices' energy)
+    """
     d = problem.data
     net = problem.bat_clusters.sum(dispatch.bat_w)
     delta = (net - flows.bat_net_w).sum(axis=0)
@@ -328,7 +393,9 @@ def absorb_shortfall(problem: Problem, flows: Flows, dispatch: DeviceDispatch) -
             **flows.__dict__,
             "bat_charge_w": np.maximum(-net, 0.0),
             "bat_discharge_w": np.maximum(net, 0.0),
-            "bat_soc_wh": problem.bat_clusters.sum(dispatch.bat_soc_wh),
+            "bat_soc_wh": (
+                problem.bat_clusters.sum(dispatch.bat_soc_wh) if unit_soc else flows.bat_soc_wh
+            ),
             "grid_import_w": imp,
             "grid_export_w": exp,
             "el_unserved_w": np.maximum(exchange - imp, 0.0),

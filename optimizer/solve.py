@@ -33,6 +33,8 @@ class SolveResult:
     status: str
     objective: float
     seconds: float
+    #: Simplex iterations of this solve (0 for a MILP's or an interior-point solve).
+    iterations: int = 0
 
 
 class _Highs(Highs):  # type: ignore[misc]
@@ -108,7 +110,10 @@ def run_highs(
         raise SolveFailed(f"solver ended with {status.name}")
     primal = np.asarray(h.getSolution().col_value, dtype=float)
     result = SolveResult(
-        status="optimal", objective=float(info.objective_function_value), seconds=seconds
+        status="optimal",
+        objective=float(info.objective_function_value),
+        seconds=seconds,
+        iterations=max(int(info.simplex_iteration_count), 0),
     )
     return result, primal
 

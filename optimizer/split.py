@@ -64,17 +64,35 @@ def split_pv(
 
 
 def split_batteries(
-    unit_net_w: F64, clusters: Clusters, fleet: BatteryFleet, dt_h: float
+    unit_net_w: F64,
+    clusters: Clusters,
+    fleet: BatteryFleet,
+    dt_h: float,
+    previous: tuple[F64, F64, F64, F64] | None = None,
 ) -> tuple[F64, F64, F64]:
     """Share each battery unit's net power over its devices.
 
     Returns (device net power W, device energy Wh at step ends, unit shortfall W).
+
+    previous : (unit net power, device power, device energy, shortfall) of an earlier split
+        of the same units and fleet. A unit's split depends on its own row of net power
+        only, so only the units whose row changed are split again; the result is the same,
+        to the bit, as splitting all of them (between split rounds most units are unchanged).
     """
     n, steps = len(fleet), unit_net_w.shape[1] if unit_net_w.ndim == 2 else 0
     if n == 0:
         return np.zeros((0, steps)), np.zeros((0, steps)), np.zeros((0, steps))
-    return _split_kernel(
-        np.ascontiguousarray(unit_net_w, dtype=np.float64),
+    net = np.ascontiguousarray(unit_net_w, dtype=np.float64)
+    if previous is None:
+        units = np.arange(net.shape[0], dtype=np.int64)
+        power, soc, short = np.zeros((n, steps)), np.zeros((n, steps)), np.zeros(net.shape)
+    else:
+        before, power, soc, short = previous
+        units = np.flatnonzero((net != before).any(axis=1)).astype(np.int64)
+        power, soc, short = power.copy(), soc.copy(), short.copy()
+    _split_kernel(
+        net,
+        units,
         clusters.order,
         clusters.start,
         fleet.soc0_wh,
@@ -85,7 +103,11 @@ def split_batteries(
         fleet.eta_charge,
         fleet.eta_discharge,
         float(dt_h),
+        power,
+        soc,
+        short,
     )
+    return power, soc, short
 
 
 @njit(cache=True)
@@ -128,6 +150,7 @@ def _waterfill(amount: float, head: F64, weight: F64) -> F64:
 @njit(cache=True)
 def _split_kernel(
     net: F64,
+    units: NDArray[np.int64],
     order: NDArray[np.int64],
     start: NDArray[np.int64],
     soc0: F64,
@@ -138,13 +161,14 @@ def _split_kernel(
     eta_c: F64,
     eta_d: F64,
     dt: float,
-) -> tuple[F64, F64, F64]:
-    units, steps = net.shape
-    n = soc0.shape[0]
-    power = np.zeros((n, steps))
-    soc = np.zeros((n, steps))
-    short = np.zeros((units, steps))
-    for u in range(units):
+    power: F64,
+    soc: F64,
+    short: F64,
+) -> None:
+    """Split the units listed in ``units``, writing their devices' rows of ``power`` and
+    ``soc`` and their own rows of ``short``."""
+    steps = net.shape[1]
+    for u in units:
         idx = order[start[u] : start[u + 1]]
         s = soc0[idx].copy()
         for t in range(steps):
@@ -165,4 +189,3 @@ def _split_kernel(
             gap = abs(target) - x.sum()
             # Differences at the level of float rounding are not a shortfall.
             short[u, t] = gap if gap > 1e-9 * max(1.0, abs(target)) else 0.0
-    return power, soc, short

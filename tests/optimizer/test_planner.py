@@ -7,8 +7,8 @@ import pytest
 
 from optimizer.backend import DirectBackend
 from optimizer.inputs import State
-from optimizer.params import SolveOptions
-from optimizer.planner import Planner, plan
+from optimizer.params import OptimizerParams, SolveOptions
+from optimizer.planner import Planner, plan, plan_cost, split
 from optimizer.synthetic import synthetic_forecast, synthetic_site
 
 START = pd.Timestamp("2024-03-04T00:00Z")
@@ -101,3 +101,62 @@ def test_a_reset_planner_plans_as_a_fresh_one_bit_for_bit(site: object, builder:
         again.plan(state, synthetic_forecast(site, START, 80, seed=seed), START)
     warm = again.plan(moved, forecast, later)
     assert warm.info.reused_model
+
+
+def test_the_split_rounds_keep_the_cheapest_plan() -> None:
+    """Each round's plan is priced as the table prices it (the grid taking any shortfall);
+    the plan kept costs what the cheapest of the plans stopped after 0, 1, ... rounds costs."""
+    site = synthetic_site(50, 50, feeders=2, seed=1)
+    site = site.model_copy(
+        update={"optimizer": site.optimizer.model_copy(update={"horizon_h": 24})}
+    )
+    state, forecast = State.from_site(site), synthetic_forecast(site, START, 104, seed=1)
+    full = Planner(site).plan(state, forecast, START)
+    assert full.info.split_rounds >= 3
+    costs = [
+        Planner(site, OptimizerParams(split_rounds=k)).plan(state, forecast, START).info.cost_eur
+        for k in range(full.info.split_rounds + 1)
+    ]
+    objectives = [c["objective_eur"] for c in costs]
+    kept, cheapest = full.info.split_round_kept, min(objectives)
+    # A later round wins a tie within 1e-6 of the cost (fewer devices short of their unit).
+    assert cheapest <= full.info.cost_eur["objective_eur"] <= cheapest + 1e-6 * abs(cheapest)
+    assert objectives[kept] == full.info.cost_eur["objective_eur"]
+
+
+def test_a_rounds_price_is_the_plan_tables_objective() -> None:
+    """:func:`plan_cost` from arrays equals the objective recomputed from the plan table."""
+    site = synthetic_site(50, 50, feeders=2, seed=1)
+    site = site.model_copy(
+        update={"optimizer": site.optimizer.model_copy(update={"horizon_h": 24})}
+    )
+    state, forecast = State.from_site(site), synthetic_forecast(site, START, 104, seed=1)
+    planner = Planner(site, OptimizerParams(split_rounds=0))
+    made = planner.plan(state, forecast, START)
+    problem = planner.problem(state, forecast, START, SolveOptions())
+    backend = DirectBackend(problem.data)
+    backend.solve(SolveOptions(), 60.0, milp=False)
+    flows = backend.flows(problem.data)
+    dispatch = split(problem, flows, 1.0)
+    assert dispatch.bat_shortfall_w.sum() * problem.data.dt_h > 1_000.0  # the grid takes some
+    got = plan_cost(problem, flows, dispatch)
+    assert got == pytest.approx(made.info.cost_eur["objective_eur"], rel=1e-12)
+
+
+def test_the_split_rounds_stop_when_a_negligible_share_is_left() -> None:
+    """Below ``split_left_share`` of the energy the units move, another round is not run."""
+    site = synthetic_site(100, 100, feeders=2, seed=1)
+    site = site.model_copy(
+        update={"optimizer": site.optimizer.model_copy(update={"horizon_h": 24})}
+    )
+    state, forecast = State.from_site(site), synthetic_forecast(site, START, 104, seed=1)
+    short = Planner(site).plan(state, forecast, START)
+    full = Planner(site, OptimizerParams(split_left_share=0.0)).plan(state, forecast, START)
+    assert short.info.split_rounds < full.info.split_rounds <= OptimizerParams().split_rounds
+    units = short.units
+    left_wh = units.filter(like="shortfall").to_numpy().sum() * 0.25
+    moved_wh = abs(units.filter(like="battery_w").to_numpy()).sum() * 0.25
+    assert 0.0 < left_wh <= 1e-5 * moved_wh * 1.001  # the units' plan is their devices' sum
+    # What the grid takes instead costs next to nothing.
+    cost, exact = short.info.cost_eur["objective_eur"], full.info.cost_eur["objective_eur"]
+    assert cost == pytest.approx(exact, rel=1e-5)

@@ -117,3 +117,31 @@ def test_pv_split_adds_up_and_stays_in_range(seed: int, n: int, units: int) -> N
     assert (out >= low - 1e-9).all() and (out <= avail + 1e-9).all()
     assert (limit >= fleet.min_limit_w[:, None] - 1e-9).all()
     np.testing.assert_allclose(np.minimum(avail, limit), out, atol=1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 16),
+    units=st.integers(1, 4),
+    changed=st.lists(st.integers(0, 3), max_size=4),
+)
+def test_splitting_only_the_changed_units_is_a_split_from_scratch(
+    seed: int, n: int, units: int, changed: list[int]
+) -> None:
+    """What the split rounds do: the units whose plan moved are split again, the rest kept."""
+    rng = np.random.default_rng(seed)
+    fleet = _fleet(rng, n)
+    clusters = clusters_from_keys([f"u{i % units}" for i in range(n)])
+    k = len(clusters)
+    cap = clusters.sum(fleet.max_discharge_w[:, None])[:, 0]
+    net = rng.uniform(-1.2, 1.2, (k, 8)) * cap[:, None]
+    first = split_batteries(net, clusters, fleet, DT)
+    later = net.copy()
+    for u in changed:
+        if u < k:
+            later[u, rng.integers(8)] *= rng.uniform(0.0, 1.0)
+    again = split_batteries(later, clusters, fleet, DT, (net, *first))
+    fresh = split_batteries(later, clusters, fleet, DT)
+    for got, want in zip(again, fresh, strict=True):
+        assert np.array_equal(got, want)
