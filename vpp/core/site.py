@@ -529,6 +529,8 @@ class Site(_Model):
     signals: SignalSettings = SignalSettings()
     #: Devices by id (first of a duplicated id, which validation refuses anyway).
     _by_id: dict[str, Any] = PrivateAttr(default_factory=dict)
+    #: Enabled devices by kind, with the device list they were taken from.
+    _kinds: tuple[list[Any], int, dict[DeviceKind, list[Any]]] | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
         by_id: dict[str, Any] = {}
@@ -575,7 +577,18 @@ class Site(_Model):
         return v
 
     def of_kind(self, kind: DeviceKind) -> list[Any]:
-        return [d for d in self.devices if d.kind == kind and d.enabled]
+        """The enabled devices of ``kind``, in file order (a new list each call; the
+        grouping is kept per device list, which a copy with other devices replaces)."""
+        private = self.__pydantic_private__
+        cached = private.get("_kinds") if private else None
+        if cached is None or cached[0] is not self.devices or cached[1] != len(self.devices):
+            groups: dict[DeviceKind, list[Any]] = {}
+            for d in self.devices:
+                if d.enabled:
+                    groups.setdefault(d.kind, []).append(d)
+            cached = (self.devices, len(self.devices), groups)
+            self._kinds = cached
+        return list(cached[2].get(kind, ()))
 
     @property
     def pv(self) -> list[PvDevice]:
