@@ -12,7 +12,7 @@ heat system) and horizons of 96 and 144 quarter hours it measures:
 - the same first plan with the Pyomo model loaded through Pyomo (``builder="pyomo"``, no
   split rounds): its build time, and whether its optimum equals the direct build's;
 - the device-level optimum (every device its own unit, the direct build solved with HiGHS's
-  interior-point solver HiPO, no crossover) and the aggregated plan's cost gap to it
+  interior-point solver IPX, no crossover) and the aggregated plan's cost gap to it
   (recomputed from the split plan, so it is the cost of a device-feasible plan), as a share
   of the objective and of the batteries' flexibility value (the device-level objective with
   every battery idle minus the optimum).
@@ -119,13 +119,13 @@ def measure(devices: int, steps: int, reference_max: int) -> Row:
     if devices <= reference_max:
         device = planner.problem(state, forecast, START, SolveOptions(mode="device")).data
         tic = time.perf_counter()
-        reference = solve_direct(device, solver="hipo", crossover=False)
+        reference = solve_direct(device, solver="ipm", crossover=False)
         row.device_solve_s = time.perf_counter() - tic
         row.device_variables = reference.n_variables
         device.bat_charge_max_w[:] = 0.0
         device.bat_discharge_max_w[:] = 0.0
         set_soc_bounds(device)
-        idle = solve_direct(device, solver="hipo", crossover=False).objective_eur
+        idle = solve_direct(device, solver="ipm", crossover=False).objective_eur
         gap = first.info.cost_eur["objective_eur"] - reference.objective_eur
         row.cost_gap_pct = 100 * gap / abs(reference.objective_eur)
         row.flex_gap_pct = 100 * gap / max(idle - reference.objective_eur, 1e-9)

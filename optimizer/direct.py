@@ -235,7 +235,8 @@ def solve_direct(
     """Build the LP as arrays, pass it to HiGHS, solve; objective in EUR.
 
     solver : HiGHS's ``solver`` option: "choose", "simplex", "ipm" (IPX) or "hipo" (HiGHS's
-        newer interior-point solver, the fastest here on device-level fleets)
+        newer interior-point solver; the pinned highspy wheel does not carry it and HiGHS then
+        runs its default, so the benchmarks use "ipm")
     crossover : run crossover after an interior-point solve (a vertex solution); off gives the
         same objective to within the solver's tolerances, sooner
     """
