@@ -276,7 +276,11 @@ class Planner:
 def split(problem: Problem, flows: Flows, tolerance_w: float) -> DeviceDispatch:
     """Split unit flows over the devices (see :mod:`optimizer.split`)."""
     bat_w, soc, short = split_batteries(
-        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h
+        flows.bat_net_w,
+        problem.bat_clusters,
+        problem.batteries,
+        problem.data.dt_h,
+        problem.bat_charge_max_w,
     )
     pv_w, limit = split_pv(
         flows.pv_w,

@@ -7,7 +7,8 @@ which adds up exactly and keeps each inverter inside its range.
 Batteries: step by step, the unit's net power is shared by water-filling over the devices'
 headroom. Charging power goes in proportion to each device's room below its SoC maximum,
 discharging power in proportion to its energy above its SoC minimum, each capped by the
-device's power limit and by what fits into the rest of the step. Sharing by room keeps the
+device's power limit in that step (its rating, or less where a grid-operator signal caps its
+charging: a §14a dim) and by what fits into the rest of the step. Sharing by room keeps the
 members' fill levels converging, so the unit keeps behaving like one battery. When the unit
 asks for more than its devices can give in a step (its members have drifted apart), the
 shortfall is returned per unit and step; the planner tightens that unit's bound and re-solves.
@@ -64,15 +65,26 @@ def split_pv(
 
 
 def split_batteries(
-    unit_net_w: F64, clusters: Clusters, fleet: BatteryFleet, dt_h: float
+    unit_net_w: F64,
+    clusters: Clusters,
+    fleet: BatteryFleet,
+    dt_h: float,
+    charge_max_w: F64 | None = None,
 ) -> tuple[F64, F64, F64]:
     """Share each battery unit's net power over its devices.
+
+    charge_max_w : each device's charging limit per step [W], shape (devices, steps); its
+        rating where None. A device is never planned to charge above it.
 
     Returns (device net power W, device energy Wh at step ends, unit shortfall W).
     """
     n, steps = len(fleet), unit_net_w.shape[1] if unit_net_w.ndim == 2 else 0
     if n == 0:
         return np.zeros((0, steps)), np.zeros((0, steps)), np.zeros((0, steps))
+    if charge_max_w is None:
+        pch = np.repeat(fleet.max_charge_w[:, None], steps, axis=1)
+    else:
+        pch = np.minimum(fleet.max_charge_w[:, None], np.maximum(charge_max_w, 0.0))
     return _split_kernel(
         np.ascontiguousarray(unit_net_w, dtype=np.float64),
         clusters.order,
@@ -80,7 +92,7 @@ def split_batteries(
         fleet.soc0_wh,
         fleet.soc_min_wh,
         fleet.soc_max_wh,
-        fleet.max_charge_w,
+        np.ascontiguousarray(pch, dtype=np.float64),
         fleet.max_discharge_w,
         fleet.eta_charge,
         fleet.eta_discharge,
@@ -151,7 +163,7 @@ def _split_kernel(
             target = net[u, t]
             if target < 0.0:
                 room = np.maximum(hi[idx] - s, 0.0)
-                head = np.minimum(pch[idx], room / (eta_c[idx] * dt))
+                head = np.minimum(pch[idx, t], room / (eta_c[idx] * dt))
                 x = _waterfill(-target, head, room)
                 s = s + eta_c[idx] * x * dt
                 power[idx, t] = -x
