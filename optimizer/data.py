@@ -172,9 +172,7 @@ def build_problem(
         dt_h=dt_h,
         milp=milp,
         bat=units,
-        bat_charge_max_w=bat_cl.sum(bat_charge_max)
-        if len(fleet.ids)
-        else np.zeros((0, steps)),
+        bat_charge_max_w=bat_cl.sum(bat_charge_max) if len(fleet.ids) else np.zeros((0, steps)),
         bat_discharge_max_w=np.repeat(units.max_discharge_w[:, None], steps, axis=1),
         bat_soc_lo_wh=np.zeros((len(units.names), steps)),
         bat_soc_hi_wh=np.zeros((len(units.names), steps)),
