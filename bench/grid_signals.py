@@ -44,6 +44,7 @@ from adapters.sim.server import ControlBoxServer
 from adapters.sim.synthetic import synthetic_site
 from adapters.snapshot import BatteryReading, PvReading
 from optimizer.plan import Plan, SolveInfo
+from vpp.control.runner import freeze_heap
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
 from vpp.signals.rules import FLOOR_14A_W
@@ -144,6 +145,7 @@ async def run(site: Site, rounds: int, write_all: bool) -> list[tuple[str, float
             ctl.state.plan, ctl.state.plan_created_at = full_plan(site), clock.now()
             await ctl.run_job("signals")
             await ctl.run_job("dispatch")
+            freeze_heap()  # as vpp run does after its start-up
             for _ in range(rounds):
                 for pct, dim in STEPS:
                     box.set_feed_in(pct)

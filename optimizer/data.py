@@ -138,6 +138,9 @@ class Problem:
     pv_min_w: F64
     forecast: pd.DataFrame
     mode: str
+    #: Charging limit per battery and step, W: its rating, or a signal's ``<id>.cap_w`` where
+    #: lower (the split keeps every device under its own; None: the ratings).
+    bat_charge_max_w: F64 | None = None
     warnings: list[str] = field(default_factory=list)
     #: PV the sun would give but the devices' caps (``<id>.cap_w``: grid-operator signals,
     #: the law's feed-in limit) take away, site total per step, W.
@@ -165,17 +168,16 @@ def build_problem(
     price_imp = forecast["price_import_eur_per_mwh"].to_numpy(float)
     steps = len(index)
     tapers = _tapers(fleet, bat_cl, params, dt_h)
+    bat_charge_max = np.minimum(
+        fleet.max_charge_w[:, None], device_caps(fleet.ids, forecast, np.inf)
+    )
     heat = _heat_inputs(site, state, forecast, dt_h, params, warnings)
     data = ModelData(
         index=index,
         dt_h=dt_h,
         milp=milp,
         bat=units,
-        bat_charge_max_w=bat_cl.sum(
-            np.minimum(fleet.max_charge_w[:, None], device_caps(fleet.ids, forecast, np.inf))
-        )
-        if len(fleet.ids)
-        else np.zeros((0, steps)),
+        bat_charge_max_w=bat_cl.sum(bat_charge_max) if len(fleet.ids) else np.zeros((0, steps)),
         bat_discharge_max_w=np.repeat(units.max_discharge_w[:, None], steps, axis=1),
         bat_soc_lo_wh=np.zeros((len(units.names), steps)),
         bat_soc_hi_wh=np.zeros((len(units.names), steps)),
@@ -227,6 +229,7 @@ def build_problem(
         mode=mode,
         warnings=warnings,
         pv_cap_cut_w=pv_cut_w,
+        bat_charge_max_w=bat_charge_max,
     )
 
 

@@ -344,7 +344,12 @@ def split(
         last, done = previous
         before = (last.bat_net_w, done.bat_w, done.bat_soc_wh, done.bat_shortfall_w)
     bat_w, soc, short = split_batteries(
-        flows.bat_net_w, problem.bat_clusters, problem.batteries, problem.data.dt_h, before
+        flows.bat_net_w,
+        problem.bat_clusters,
+        problem.batteries,
+        problem.data.dt_h,
+        before,
+        problem.bat_charge_max_w,
     )
     if previous is not None and np.array_equal(previous[0].pv_w, flows.pv_w):
         pv_w, limit = previous[1].pv_w, previous[1].pv_limit_w

@@ -69,8 +69,12 @@ def split_batteries(
     fleet: BatteryFleet,
     dt_h: float,
     previous: tuple[F64, F64, F64, F64] | None = None,
+    charge_max_w: F64 | None = None,
 ) -> tuple[F64, F64, F64]:
     """Share each battery unit's net power over its devices.
+
+    charge_max_w : each device's charging limit per step [W], shape (devices, steps); its
+        rating where None. A device is never planned to charge above it.
 
     Returns (device net power W, device energy Wh at step ends, unit shortfall W).
 
@@ -83,6 +87,10 @@ def split_batteries(
     if n == 0:
         return np.zeros((0, steps)), np.zeros((0, steps)), np.zeros((0, steps))
     net = np.ascontiguousarray(unit_net_w, dtype=np.float64)
+    if charge_max_w is None:
+        pch = np.repeat(fleet.max_charge_w[:, None], steps, axis=1)
+    else:
+        pch = np.minimum(fleet.max_charge_w[:, None], np.maximum(charge_max_w, 0.0))
     if previous is None:
         units = np.arange(net.shape[0], dtype=np.int64)
         power, soc, short = np.zeros((n, steps)), np.zeros((n, steps)), np.zeros(net.shape)
@@ -98,7 +106,7 @@ def split_batteries(
         fleet.soc0_wh,
         fleet.soc_min_wh,
         fleet.soc_max_wh,
-        fleet.max_charge_w,
+        np.ascontiguousarray(pch, dtype=np.float64),
         fleet.max_discharge_w,
         fleet.eta_charge,
         fleet.eta_discharge,
@@ -175,7 +183,7 @@ def _split_kernel(
             target = net[u, t]
             if target < 0.0:
                 room = np.maximum(hi[idx] - s, 0.0)
-                head = np.minimum(pch[idx], room / (eta_c[idx] * dt))
+                head = np.minimum(pch[idx, t], room / (eta_c[idx] * dt))
                 x = _waterfill(-target, head, room)
                 s = s + eta_c[idx] * x * dt
                 power[idx, t] = -x

@@ -145,3 +145,35 @@ def test_splitting_only_the_changed_units_is_a_split_from_scratch(
     fresh = split_batteries(later, clusters, fleet, DT)
     for got, want in zip(again, fresh, strict=True):
         assert np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 12),
+    capped=st.floats(0.1, 0.9),
+    scale=st.floats(0.0, 1.2),
+)
+def test_battery_split_keeps_each_device_under_its_own_charging_cap(
+    seed: int, n: int, capped: float, scale: float
+) -> None:
+    """A signal caps some members' charging (a §14a dim) in some steps: the unit's plan is
+    within the sum of the caps, and no member is planned above its own."""
+    rng = np.random.default_rng(seed)
+    fleet = _fleet(rng, n)
+    clusters = clusters_from_keys(["u"] * n)
+    steps = 16
+    cap = np.repeat(fleet.max_charge_w[:, None], steps, axis=1)
+    dimmed = rng.uniform(0, 1, (n, steps)) < capped
+    cap = np.where(dimmed, rng.uniform(0.0, 1.0, (n, steps)) * cap, cap)
+    target = -rng.uniform(0, 1, (1, steps)) * clusters.sum(cap) * scale
+    power, soc, short = split_batteries(target, clusters, fleet, DT, charge_max_w=cap)
+    assert (-power <= cap + 1e-9).all(), "a member charges above its own cap"
+    _check_devices(fleet, power, soc)
+    delivered = clusters.sum(power)
+    assert (short >= 0).all()
+    np.testing.assert_allclose(np.abs(delivered), np.abs(target) - short, atol=1e-6)
+    # Without the caps the same plan would put some members above them: the caps matter.
+    free, _, _ = split_batteries(target, clusters, fleet, DT)
+    if (-free > cap + 1.0).any():
+        assert not np.allclose(free, power)

@@ -14,6 +14,7 @@ tests and for replay: no sleeping, no wall-clock dependence.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import signal
@@ -204,6 +205,16 @@ def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
     return remove
 
 
+def freeze_heap() -> None:
+    """Move what is alive after start-up (site, drivers and their decoded layouts, the first
+    plan and snapshot: hundreds of thousands of objects at 1,000 devices) out of the
+    collector's reach. A full collection scans every tracked object; at 1,000 devices one
+    landing in the middle of a signal's writes took 0.5 s of the job. Garbage is collected
+    first, so only objects that live on are frozen. Called once per process, after start-up."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_until_stopped(
     ctl: Controller,
     stop: asyncio.Event,
@@ -211,6 +222,7 @@ async def run_until_stopped(
 ) -> None:
     runner = JobRunner(ctl)
     scheduler = await start_jobs(ctl, plan_lead_wall_s, runner)
+    freeze_heap()
     try:
         await stop.wait()
         log.info("stopping")

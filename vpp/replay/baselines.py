@@ -1,13 +1,19 @@
 """The strategies the controller is measured against, on the same plant and the same day.
 
-- ``no_control``: PV uncurtailed, batteries idle, the heat pump follows the heat demand (as
-  far as its power, its source and the COP allow), the store buffers what it can and the
-  boiler covers the rest;
+- ``no_control``: PV uncurtailed (but for the grid operator's signals), batteries idle, the
+  heat pump follows the heat demand (as far as its power, its source and the COP allow), the
+  store buffers what it can and the boiler covers the rest;
 - ``self_consumption``: the same, and the batteries charge from PV surplus and discharge into
   the site's load (heat pump and dry coolers included), shared by what each can do in the
   quarter hour. The rule reacts to the true net load of the same quarter hour, as a battery's
   own controller does within seconds, which flatters it slightly against the planned
   strategies;
+
+The two rule baselines follow the same grid-operator signals as the controller
+(:func:`signal_limits`): the law's rules (the Solarspitzengesetz 60 % cap, zero export while
+the day-ahead price is negative) and any recorded signals, resolved per step as the plan
+resolves them; PV gives way to an export cap as an inverter's own export limiter does.
+
 - ``oracle``: perfect foresight. The optimiser plans with the true future (``perfect``
   forecast) and plans again only when its plan runs out (once a day with a horizon over 24 h);
   the plant follows the plan's device values open-loop, quarter hour by quarter hour: the best
@@ -21,12 +27,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
-from optimizer.inputs import State, forecast_from_raw
+from optimizer.inputs import DEVICE_CAP_SUFFIX, State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
 from vpp.control.dispatch import plan_row
@@ -37,6 +44,9 @@ from vpp.forecast import forecast
 from vpp.replay import plant as k
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.trace import Trace, planned_values
+from vpp.signals.model import Signal
+from vpp.signals.plan import plan_caps
+from vpp.signals.standing import negative_price_signals, solarspitzen_cap
 
 NO_CONTROL = "no_control"
 SELF_CONSUMPTION = "self_consumption"
@@ -50,11 +60,51 @@ STRATEGIES = (NO_CONTROL, SELF_CONSUMPTION, CONTROLLER, ORACLE)
 _RULES = {NO_CONTROL: k.RULE_NO_CONTROL, SELF_CONSUMPTION: k.RULE_SELF_CONSUMPTION}
 
 
+Limits = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def signal_limits(
+    site: Site, params: PlantParams, inputs: PlantInputs, signals: Sequence[Signal] = ()
+) -> Limits:
+    """Per step of ``inputs``: each inverter's output cap, each battery's charging cap and
+    the export cap [W] (inf: none) that the law's rules and the recorded ``signals`` set,
+    resolved as the controller's plan resolves them (:func:`vpp.signals.plan.plan_caps`)."""
+    index = pd.DatetimeIndex(inputs.index)
+    n = len(index)
+    pv_cap, charge_cap, export_cap = k.no_limits(n, len(params.battery_ids), len(params.pv_ids))
+    if n == 0:
+        return pv_cap, charge_cap, export_cap
+    spot = pd.Series(inputs.inp[:, k.I_PRICE_EXP] + site.grid.export_fee_eur_per_mwh, index=index)
+    found = [
+        *solarspitzen_cap(site, index[0].to_pydatetime()),
+        *negative_price_signals(site, spot),
+        *signals,
+    ]
+    if not found:
+        return pv_cap, charge_cap, export_cap
+    caps = plan_caps(site, index, found)
+    export_cap = caps.export_cap_w.fillna(np.inf).to_numpy(float)
+    for ids, out in ((params.pv_ids, pv_cap), (params.battery_ids, charge_cap)):
+        for j, ident in enumerate(ids):
+            col = f"{ident}{DEVICE_CAP_SUFFIX}"
+            if col in caps.devices:
+                out[:, j] = caps.devices[col].fillna(np.inf).to_numpy(float)
+    return pv_cap, charge_cap, export_cap
+
+
 def run_rule_strategy(
-    name: str, params: PlantParams, inputs: PlantInputs, steps: int | None = None
+    name: str,
+    params: PlantParams,
+    inputs: PlantInputs,
+    steps: int | None = None,
+    limits: Limits | None = None,
 ) -> Trace:
-    """A rule-based baseline (``no_control`` or ``self_consumption``) over the day."""
+    """A rule-based baseline (``no_control`` or ``self_consumption``) over the day, under
+    the signals' ``limits`` (:func:`signal_limits`; None: no signal)."""
     n = len(inputs.index) if steps is None else min(steps, len(inputs.index))
+    if limits is None:
+        limits = k.no_limits(n, len(params.battery_ids), len(params.pv_ids))
+    pv_cap, charge_cap, export_cap = (np.ascontiguousarray(a[:n]) for a in limits)
     tic = time.perf_counter()
     out, bat_w, bat_soc, pv_w = k.run_rule(
         _RULES[name],
@@ -65,6 +115,9 @@ def run_rule_strategy(
         np.ascontiguousarray(inputs.inp[:n]),
         params.soc0_wh,
         params.store0_wh,
+        pv_cap,
+        charge_cap,
+        export_cap,
     )
     trace = Trace.empty(inputs.index[:n], len(params.battery_ids), len(params.pv_ids), False)
     trace.out, trace.bat_w, trace.bat_soc_wh, trace.pv_w = out, bat_w, bat_soc, pv_w

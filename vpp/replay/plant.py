@@ -253,13 +253,62 @@ def share_fleet(target_w: float, bat: F64, soc: F64, dt_h: float, bat_set: F64) 
 
 
 @njit(cache=True)
+def export_curtailed(
+    bat: F64,
+    heat: F64,
+    pv_avail: F64,
+    inp: F64,
+    bat_set: F64,
+    pv_limit: F64,
+    soc: F64,
+    export_cap_w: float,
+    out: F64,
+) -> None:
+    """Lower the PV limits [W] in place so that the grid export stays within
+    ``export_cap_w`` [W] (inf: no cap), all inverters by the same share of their output, as
+    an inverter's own export limiter does; after :func:`heat_step` filled ``out``."""
+    if not np.isfinite(export_cap_w):
+        return
+    dt = heat[H_DT]
+    pv = 0.0
+    for j in range(pv_limit.shape[0]):
+        pv_limit[j] = max(0.0, min(pv_avail[j], pv_limit[j]))
+        pv += pv_limit[j]
+    battery = 0.0
+    for i in range(bat.shape[0]):
+        battery += battery_power(bat_set[i], soc[i], bat[i], dt)
+    grid = inp[I_LOAD] + out[O_HP_EL] + out[O_DRY_EL] - pv - battery
+    excess = -grid - export_cap_w
+    if excess <= 0.0 or pv <= 0.0:
+        return
+    keep = max(0.0, 1.0 - excess / pv)
+    for j in range(pv_limit.shape[0]):
+        pv_limit[j] *= keep
+
+
+@njit(cache=True)
 def run_rule(
-    rule: int, bat: F64, pv_rated: F64, heat: F64, pv_avail: F64, inp: F64, soc0: F64, store0: float
+    rule: int,
+    bat: F64,
+    pv_rated: F64,
+    heat: F64,
+    pv_avail: F64,
+    inp: F64,
+    soc0: F64,
+    store0: float,
+    pv_cap: F64,
+    charge_cap: F64,
+    export_cap: F64,
 ) -> tuple[F64, F64, F64, F64]:
     """A baseline over ``inp.shape[0]`` steps: PV uncurtailed, heat pump heat-led, and the
     batteries idle (``RULE_NO_CONTROL``) or covering the net load from their own surplus
     (``RULE_SELF_CONSUMPTION``: charge from PV surplus, discharge into the load, as a home
     battery's own controller does within the quarter hour).
+
+    The grid operator's signals hold as they hold for the controller: ``pv_cap`` (steps,
+    inverters) caps each inverter's output [W], ``charge_cap`` (steps, batteries) each
+    battery's charging [W] (a §14a dim) and ``export_cap`` (steps) the grid export [W],
+    which the PV gives way to (inf where nothing caps).
 
     Returns ``out`` (steps, :data:`OUTPUT_COLUMNS`), battery power and energy (steps,
     batteries) and PV output (steps, inverters).
@@ -272,14 +321,20 @@ def run_rule(
     soc = soc0.copy()
     store = np.array([store0])
     bat_set = np.zeros(nb)
+    limit = np.zeros(nv)
     for t in range(steps):
         heat_step(heat, inp[t], heat_led_w(heat, inp[t]), store, out[t])
+        for j in range(nv):
+            limit[j] = min(pv_rated[j], pv_cap[t, j])
         if rule == RULE_SELF_CONSUMPTION:
             pv = 0.0
             for j in range(nv):
-                pv += min(pv_avail[t, j], pv_rated[j])
+                pv += min(pv_avail[t, j], limit[j])
             net = inp[t, I_LOAD] + out[t, O_HP_EL] + out[t, O_DRY_EL] - pv
             share_fleet(net, bat, soc, heat[H_DT], bat_set)
+            for i in range(nb):
+                bat_set[i] = max(bat_set[i], -charge_cap[t, i])
+        export_curtailed(bat, heat, pv_avail[t], inp[t], bat_set, limit, soc, export_cap[t], out[t])
         electric_step(
             bat,
             pv_rated,
@@ -287,7 +342,7 @@ def run_rule(
             pv_avail[t],
             inp[t],
             bat_set,
-            pv_rated,
+            limit,
             soc,
             bat_w[t],
             pv_w[t],
@@ -297,6 +352,15 @@ def run_rule(
     return out, bat_w, bat_soc, pv_w
 
 
+def no_limits(steps: int, batteries: int, inverters: int) -> tuple[F64, F64, F64]:
+    """``pv_cap``, ``charge_cap`` and ``export_cap`` of :func:`run_rule` when nothing caps."""
+    return (
+        np.full((steps, inverters), np.inf),
+        np.full((steps, batteries), np.inf),
+        np.full(steps, np.inf),
+    )
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel once, on a one-step toy plant."""
     bat = np.array([[1e4, 1e3, 9e3, 5e3, 5e3, 0.95, 0.95, 20.0]])
@@ -304,7 +368,10 @@ def warm_up() -> None:
     inp = np.array([[1e3, 2e4, 3e4, 3.5, 100.0, 90.0, 300.0]])
     pv_rated = np.array([5e3])
     pv_avail = np.array([[2e3]])
-    run_rule(RULE_SELF_CONSUMPTION, bat, pv_rated, heat, pv_avail, inp, np.array([5e3]), 5e4)
+    run_rule(
+        RULE_SELF_CONSUMPTION, bat, pv_rated, heat, pv_avail, inp, np.array([5e3]), 5e4,
+        *no_limits(1, 1, 1),
+    )  # fmt: skip
     out = np.zeros(N_OUT)
     plant_step(
         bat,

@@ -7,6 +7,7 @@ kernels equal to it. Units and signs as in :mod:`vpp.replay.plant`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from adapters.sim import physics
@@ -152,14 +153,53 @@ def ref_run_rule(
     inp: list[list[float]],
     soc0: list[float],
     store0: float,
+    pv_cap: list[list[float]] | None = None,
+    charge_cap: list[list[float]] | None = None,
+    export_cap: list[float] | None = None,
 ) -> list[dict[str, float]]:
-    """A baseline day, one dict of :data:`OUTPUT_COLUMNS` per step."""
+    """A baseline day, one dict of :data:`OUTPUT_COLUMNS` per step; the caps as in
+    :func:`vpp.replay.plant.run_rule` (None: none)."""
     state = RefState(list(soc0), store0)
     rows = []
+    inf = float("inf")
     for t, step in enumerate(inp):
         out: dict[str, float] = {}
         ref_heat(heat, step, ref_heat_led_w(heat, step), state, out)
-        bat_set = ref_rule_setpoints(rule, bat, pv_rated, heat, pv_avail[t], step, state, out)
-        ref_electric(bat, pv_rated, heat, pv_avail[t], step, bat_set, list(pv_rated), state, out)
+        caps = pv_cap[t] if pv_cap is not None else [inf] * len(pv_rated)
+        limit = [min(r, c) for r, c in zip(pv_rated, caps, strict=True)]
+        bat_set = ref_rule_setpoints(rule, bat, limit, heat, pv_avail[t], step, state, out)
+        if charge_cap is not None and rule == k.RULE_SELF_CONSUMPTION:
+            bat_set = [max(b, -c) for b, c in zip(bat_set, charge_cap[t], strict=True)]
+        if export_cap is not None and math.isfinite(export_cap[t]):
+            limit = _export_curtailed(bat, heat, pv_avail[t], step, bat_set, limit, state, out,
+                                      export_cap[t])  # fmt: skip
+        ref_electric(bat, pv_rated, heat, pv_avail[t], step, bat_set, limit, state, out)
         rows.append(out)
     return rows
+
+
+def _export_curtailed(
+    bat: list[list[float]],
+    heat: list[float],
+    pv_avail: list[float],
+    inp: list[float],
+    bat_set: list[float],
+    limit: list[float],
+    state: RefState,
+    out: dict[str, float],
+    export_cap_w: float,
+) -> list[float]:
+    """PV limits lowered, each by the same share, until the export keeps ``export_cap_w``."""
+    dt_s = heat[k.H_DT] * 3600.0
+    limit = [max(0.0, min(a, lim)) for a, lim in zip(pv_avail, limit, strict=True)]
+    battery = sum(
+        physics.battery_power_w(bat_set[i], state.soc_wh[i], dt_s, _limits(row))
+        for i, row in enumerate(bat)
+    )
+    pv = sum(limit)
+    grid = inp[k.I_LOAD] + out["heat_pump_el_w"] + out["dry_cooler_el_w"] - pv - battery
+    excess = -grid - export_cap_w
+    if excess <= 0.0 or pv <= 0.0:
+        return limit
+    keep = max(0.0, 1.0 - excess / pv)
+    return [lim * keep for lim in limit]

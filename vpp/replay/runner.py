@@ -50,6 +50,7 @@ from vpp.replay.baselines import (
     STRATEGIES,
     run_oracle,
     run_rule_strategy,
+    signal_limits,
 )
 from vpp.replay.bound import Bound, BoundSolve, pv_interval_w
 from vpp.replay.drive import day_trace, run_controller
@@ -374,8 +375,9 @@ def _replay_day(
     job, inputs = day.job, day.inputs
     site, opts = job.site, job.options
     starts = _starts(params, start)
+    limits = signal_limits(site, params, inputs, opts.signals)
     traces: dict[str, Trace] = {
-        name: run_rule_strategy(name, starts[name], inputs)
+        name: run_rule_strategy(name, starts[name], inputs, limits=limits)
         for name in (NO_CONTROL, SELF_CONSUMPTION)
     }
     oracle_tic = time.perf_counter()

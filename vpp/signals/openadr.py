@@ -39,7 +39,7 @@ from typing import Any
 
 from vpp.core.site import OpenAdrSource, Site
 from vpp.signals.model import Signal, SignalError, SignalKind
-from vpp.signals.sources import Note, failsafe_specs
+from vpp.signals.sources import Note, check_silence, failsafe_specs, source_signals
 
 #: SIMPLE levels as feed-in stages [%] (level 0: no limit).
 STAGE_BY_LEVEL = {1: 60.0, 2: 30.0, 3: 0.0}
@@ -272,42 +272,16 @@ class OpenAdrTracker:
         return notes
 
     def _check_silence(self, now: datetime) -> list[Note]:
-        seen = self.alive_at or self.started_at
-        quiet_s = (now - seen).total_seconds()
-        silent = quiet_s > self.config.heartbeat_timeout_s
-        notes: list[Note] = []
-        cfg = self.config
-        if silent and not self.silent:
-            self._failsafe_since = now
-            notes.append(
-                Note(
-                    "error",
-                    "signal_failsafe_on",
-                    f"{self.id} unreachable for {quiet_s:.0f} s: failsafe feed-in "
-                    f"{cfg.failsafe_feed_in_pct:g} %, consumption "
-                    f"{cfg.failsafe_consumption_w:.0f} W for its devices",
-                )
-            )
-        elif self.silent and not silent:
-            notes.append(Note("info", "signal_failsafe_off", f"{self.id} is back: failsafe ended"))
-        self.silent = silent
-        self.signals = self._failsafe() if silent else self._events
-        return notes
-
-    def _failsafe(self) -> tuple[Signal, ...]:
-        since = self._failsafe_since or self.started_at
-        devices = frozenset(self.config.devices) or None
-        ems = self.config.enwg_14a_control == "ems"
-        return tuple(
-            Signal(
-                source=self.id,
-                kind=s.kind,
-                start=since,
-                devices=devices,
-                feed_in_pct=s.feed_in_pct,
-                limit_w=s.limit_w,
-                ems=ems and s.kind == SignalKind.CONSUMPTION,
-                reason=s.reason,
-            )
-            for s in failsafe_specs(self.config)  # type: ignore[arg-type]
+        was = self.silent
+        self.silent, notes = check_silence(
+            self.id, self.config, self.alive_at or self.started_at, was, now, "unreachable"
         )
+        if self.silent and not was:
+            self._failsafe_since = now
+        if not self.silent:
+            self.signals = self._events
+            return notes
+        specs = failsafe_specs(self.config)  # type: ignore[arg-type]
+        since = self._failsafe_since or self.started_at
+        self.signals = source_signals(self.id, self.config, specs, dict.fromkeys(specs, since))
+        return notes

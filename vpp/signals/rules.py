@@ -27,16 +27,35 @@ a battery's charging from the grid (``max_charge_w``) and a heat pump's electric
   GZF = 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5 for n = 2..8 and 0.45 for n >= 9
   (:func:`simultaneity_factor`, :func:`ems_floor_w`).
 
-Source and how far it is justified: the formula and the GZF table are as we read Anlage 1
-of BK6-22-300 (section on control via an EMS); the formula's shape, 4.2 kW plus
-(n - 1) times GZF times 4.2 kW, is also how installers' documentation restates it. The
-primary text was not at hand while writing this: check the table against the published
-Festlegung before relying on it in the field. Two choices are ours and marked as such:
-where one device's own floor is larger than 4.2 kW (a large heat pump), the formula is
-generalised as ``max(f) + GZF(n) * (sum(f) - max(f))`` over the devices' own floors ``f``,
-which is the rule's formula when every floor is 4.2 kW; and the EMS total is split over the
-devices in proportion to their floors (an EMS may share it out differently; a per-device
-bound needs one split, and this one keeps every device at the same fraction of its floor).
+Source and how far it is justified. The primary text, Anlage 1 of BK6-22-300 (published by
+the BNetzA as ``BK6-22-300_Beschluss_Anlage1.pdf`` under Beschlusskammern / BK6-GZ / 2022),
+was not read for this code. What was checked, in public material:
+
+- Two independent open-source EMS implementations carry the same GZF table (1 -> 1,
+  2 -> 0.8, 3 -> 0.75, 4 -> 0.7, 5 -> 0.65, 6 -> 0.6, 7 -> 0.55, 8 -> 0.5, 9 or more ->
+  0.45) and the same formula ``4.2 kW + (n - 1) * GZF(n) * 4.2 kW``; one of them gives its
+  source as Anlage 1 Ziff. 4.5.2 and, with a heat pump or room cooling above 11 kW, takes
+  ``max(0.4 * sum P_heat_pumps, 0.4 * sum P_cooling)`` as the first term instead of 4.2 kW.
+  A third worked example (a 14 kW heat pump with four chargers and a battery: 0.4 * 14 kW
+  + 5 * 0.6 * 4.2 kW = 18.2 kW) agrees, and so does :func:`ems_floor_w` on it.
+- The documentation of the Rust ``metering`` crate (docs.rs, ``grid.md``) quotes Anlage 1
+  Ziff. 2.4.2: behind one connection all heat pumps together are one controllable consumer
+  (of their summed power), all room cooling another; a charging point or battery counts on
+  its own when it alone exceeds 4.2 kW. This code counts every ``enwg_14a`` device as one
+  consumer, which matches that only while a connection has at most one heat pump (the demo
+  site has one): a connection with several heat pumps would get a floor that is too high.
+- evcc and openWB do not compute the several-device floor: the installer enters the total
+  (evcc ``hems`` ``maxPower`` / ``maxconsumptionpower``, openWB "maximale Bezugsleistung"
+  from the formula); OpenEMS's ESS §14a controller limits one battery to -4200 W. An EEBus
+  LPC control box sends the limit itself.
+
+So the table is corroborated, not verified against the ruling. Two choices are ours and
+marked as such: where one device's own floor is larger than 4.2 kW (a large heat pump), the
+formula is generalised as ``max(f) + GZF(n) * (sum(f) - max(f))`` over the devices' own
+floors ``f``, which is the rule's formula when every floor is 4.2 kW and the Ziff. 4.5.2
+reading above for one large heat pump; and the EMS total is split over the devices in
+proportion to their floors (an EMS may share it out differently; a per-device bound needs
+one split, and this one keeps every device at the same fraction of its floor).
 """
 
 from __future__ import annotations
@@ -52,7 +71,8 @@ FLOOR_14A_W = 4200.0
 #: Heat pumps and room cooling rated above this [W] keep a share of their rating instead.
 LARGE_HEAT_PUMP_W = 11_000.0
 LARGE_HEAT_PUMP_SHARE = 0.4
-#: Simultaneity factor by number of devices behind one EMS (BK6-22-300, Anlage 1).
+#: Simultaneity factor by number of devices behind one EMS (BK6-22-300, Anlage 1, Ziff. 4.5.2
+#: as open implementations cite it; not checked against the ruling itself, see the module doc).
 _GZF = {1: 1.0, 2: 0.8, 3: 0.75, 4: 0.7, 5: 0.65, 6: 0.6, 7: 0.55, 8: 0.5}
 GZF_MANY = 0.45
 

@@ -96,6 +96,61 @@ class Note:
     message: str
 
 
+def check_silence(
+    source_id: str,
+    config: ControlBoxSource | Any,
+    seen: datetime,
+    was_silent: bool,
+    now: datetime,
+    lost: str,
+) -> tuple[bool, list[Note]]:
+    """Whether a source last alive at ``seen`` is silent at ``now`` (quiet for longer than
+    its ``heartbeat_timeout_s``), and the notes when that turns on (``lost`` says how it
+    fell silent) or off. The failsafe bookkeeping of every kind of source."""
+    quiet_s = (now - seen).total_seconds()
+    silent = quiet_s > config.heartbeat_timeout_s
+    notes: list[Note] = []
+    if silent and not was_silent:
+        notes.append(
+            Note(
+                "error",
+                "signal_failsafe_on",
+                f"{source_id} {lost} for {quiet_s:.0f} s: failsafe feed-in "
+                f"{config.failsafe_feed_in_pct:g} %, consumption "
+                f"{config.failsafe_consumption_w:.0f} W for its devices",
+            )
+        )
+    elif was_silent and not silent:
+        notes.append(Note("info", "signal_failsafe_off", f"{source_id} is back: failsafe ended"))
+    return silent, notes
+
+
+def source_signals(
+    source_id: str,
+    config: ControlBoxSource | Any,
+    specs: tuple[Spec, ...],
+    since: dict[Spec, datetime],
+) -> tuple[Signal, ...]:
+    """Signals of ``specs`` on a source's devices (all of the site when it lists none), each
+    in force from ``since``; §14a dims under an energy-management system (``ems``) are
+    resolved over all its controllable devices."""
+    devices = frozenset(config.devices) or None
+    ems = config.enwg_14a_control == "ems"
+    return tuple(
+        Signal(
+            source=source_id,
+            kind=s.kind,
+            start=since[s],
+            devices=devices,
+            feed_in_pct=s.feed_in_pct,
+            limit_w=s.limit_w,
+            ems=ems and s.kind == SignalKind.CONSUMPTION,
+            reason=s.reason,
+        )
+        for s in specs
+    )
+
+
 @dataclass
 class SourceTracker:
     """One source between reads: its last good signals, its heartbeat, silent or not."""
@@ -158,46 +213,18 @@ class SourceTracker:
         return notes
 
     def _check_silence(self, now: datetime) -> list[Note]:
-        seen = self.alive_at or self.started_at
-        quiet_s = (now - seen).total_seconds()
-        silent = quiet_s > self.config.heartbeat_timeout_s
-        notes = []
-        if silent and not self.silent:
-            cfg = self.config
-            notes.append(
-                Note(
-                    "error",
-                    "signal_failsafe_on",
-                    f"{self.id} silent for {quiet_s:.0f} s (heartbeat lost or no valid "
-                    f"reading): failsafe feed-in {cfg.failsafe_feed_in_pct:g} %, consumption "
-                    f"{cfg.failsafe_consumption_w:.0f} W for its devices",
-                )
-            )
-        elif self.silent and not silent:
-            notes.append(Note("info", "signal_failsafe_off", f"{self.id} is back: failsafe ended"))
-        self.silent = silent
-        self.signals = self._signals(now)
-        return notes
-
-    def _signals(self, now: datetime) -> tuple[Signal, ...]:
-        specs = failsafe_specs(self.config) if self.silent else self.specs
-        since = {s: self._since.get(s, now) for s in specs}
-        self._since = since
-        devices = frozenset(self.config.devices) or None
-        ems = self.config.enwg_14a_control == "ems"
-        return tuple(
-            Signal(
-                source=self.id,
-                kind=s.kind,
-                start=since[s],
-                devices=devices,
-                feed_in_pct=s.feed_in_pct,
-                limit_w=s.limit_w,
-                ems=ems and s.kind == SignalKind.CONSUMPTION,
-                reason=s.reason,
-            )
-            for s in specs
+        self.silent, notes = check_silence(
+            self.id,
+            self.config,
+            self.alive_at or self.started_at,
+            self.silent,
+            now,
+            "silent (heartbeat lost or no valid reading)",
         )
+        specs = failsafe_specs(self.config) if self.silent else self.specs
+        self._since = {s: self._since.get(s, now) for s in specs}
+        self.signals = source_signals(self.id, self.config, specs, self._since)
+        return notes
 
 
 def _text(spec: Spec) -> str:

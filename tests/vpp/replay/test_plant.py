@@ -155,13 +155,61 @@ def test_rules_equal_reference(
     rated = np.full(len(pv), 1e5)
     avail = np.tile(np.array(pv, dtype=float), (len(steps), 1)).reshape(len(steps), len(pv))
     store0 = 0.5 * heat[k.H_STORE_CAP]
-    out, _, _, _ = k.run_rule(rule, bat, rated, heat, avail, inp, soc, store0)
+    out, _, _, _ = k.run_rule(
+        rule, bat, rated, heat, avail, inp, soc, store0, *k.no_limits(len(steps), len(bat), len(pv))
+    )
     ref = ref_run_rule(
         rule, bat.tolist(), list(rated), list(heat), avail.tolist(), inp.tolist(), list(soc), store0
     )
     for t, row in enumerate(ref):
         for i, name in enumerate(k.OUTPUT_COLUMNS):
             assert _close(out[t, i], row[name]), (t, name, out[t, i], row[name])
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    bats=batteries(),
+    heat=heat_params(),
+    steps=st.lists(step_inputs(), min_size=1, max_size=6),
+    rule=st.sampled_from([k.RULE_NO_CONTROL, k.RULE_SELF_CONSUMPTION]),
+    pv=st.lists(st.floats(0.0, 2e5), min_size=1, max_size=2),
+    caps=st.tuples(st.floats(0.0, 1e5), st.floats(0.0, 5e3), st.floats(0.0, 5e4)),
+)
+def test_rules_under_signals_equal_reference_and_keep_the_caps(
+    bats: tuple[np.ndarray, np.ndarray],
+    heat: np.ndarray,
+    steps: list[np.ndarray],
+    rule: int,
+    pv: list[float],
+    caps: tuple[float, float, float],
+) -> None:
+    """The baselines under a feed-in cap per inverter, a charging cap per battery and an
+    export cap: equal to the reference, and every cap holds (the export cap wherever PV can
+    give way to it)."""
+    bat, soc = bats
+    inp = np.array(steps)
+    n, nb, nv = len(steps), len(bat), len(pv)
+    rated = np.full(nv, 1e5)
+    avail = np.tile(np.array(pv, dtype=float), (n, 1)).reshape(n, nv)
+    pv_cap = np.full((n, nv), caps[0])
+    charge_cap = np.full((n, nb), caps[1])
+    export_cap = np.full(n, caps[2])
+    store0 = 0.5 * heat[k.H_STORE_CAP]
+    out, bat_w, _, pv_w = k.run_rule(
+        rule, bat, rated, heat, avail, inp, soc, store0, pv_cap, charge_cap, export_cap
+    )
+    ref = ref_run_rule(
+        rule, bat.tolist(), list(rated), list(heat), avail.tolist(), inp.tolist(), list(soc),
+        store0, pv_cap.tolist(), charge_cap.tolist(), export_cap.tolist(),
+    )  # fmt: skip
+    for t, row in enumerate(ref):
+        for i, name in enumerate(k.OUTPUT_COLUMNS):
+            assert _close(out[t, i], row[name]), (t, name, out[t, i], row[name])
+    assert (pv_w <= pv_cap + 1e-6).all()
+    assert (-bat_w <= charge_cap + 1e-6).all()
+    curtailable = out[:, k.O_PV] > 1e-6
+    export = -out[:, k.O_GRID]
+    assert (export[curtailable] <= export_cap[curtailable] + 1e-6).all()
 
 
 def test_baselines_equal_reference_on_a_real_day(site: Site, data: pd.DataFrame) -> None:
@@ -177,6 +225,7 @@ def test_baselines_equal_reference_on_a_real_day(site: Site, data: pd.DataFrame)
             inputs.inp,
             params.soc0_wh,
             params.store0_wh,
+            *k.no_limits(len(inputs.index), len(params.bat), len(params.pv_rated_w)),
         )
         ref = ref_run_rule(
             rule,

@@ -12,11 +12,14 @@ import pytest
 
 from tests.vpp.replay.conftest import SAMPLE_DAYS
 from vpp.core.site import Site
+from vpp.replay import plant
+from vpp.replay.baselines import NO_CONTROL, SELF_CONSUMPTION, run_rule_strategy, signal_limits
 from vpp.replay.drive import day_trace, run_controller
 from vpp.replay.layout import plant_inputs, plant_params
 from vpp.replay.runner import day_index, raw_window
 from vpp.signals import Signal, SignalError, SignalKind
 from vpp.signals.recorded import parse_signals, read_signals, write_signals
+from vpp.signals.rules import FLOOR_14A_W
 
 STEPS = 44  # to 11:00 local
 TOL_W = 1.0
@@ -74,6 +77,56 @@ def test_recorded_signals_and_the_law_s_rules_hold_in_replay(
     free_cap2 = free.setpoints[:, len(site.batteries) + ids.index("pv-2")]
     assert np.nanmax(free_cap2) > 0.6 * 44_000 + 1_000
     assert np.isfinite(trace.out).all()
+
+
+@pytest.mark.parametrize("name", [NO_CONTROL, SELF_CONSUMPTION])
+def test_baselines_follow_the_same_signals_as_the_controller(
+    site: Site, data: pd.DataFrame, name: str
+) -> None:
+    """The rule baselines keep the law's 60 % cap, zero export at negative prices and a
+    recorded §9 stage and §14a dim, as the controller does: the comparison is fair."""
+    day = SAMPLE_DAYS[0]
+    data_site = site.model_dump(mode="json")
+    for d in data_site["devices"]:
+        if d["id"] == "pv-2":
+            d["commissioned_on"] = "2025-05-01"
+        if d["kind"] == "battery":
+            d["enwg_14a"] = True
+    ruled = Site.model_validate(data_site)
+    start, end = raw_window(ruled, day, day)
+    raw = data[(data.index >= start) & (data.index < end)]
+    index = day_index(ruled, day)
+    truth = plant_inputs(ruled, raw.loc[index])
+    params = plant_params(ruled)
+    # The district's own load takes all its PV: in the two sunniest quarter hours it is
+    # away (load and heat demand 0), and the price is negative.
+    sunny = np.argsort(truth.pv_avail_w.sum(axis=1))[-2:]
+    negative = np.zeros(len(index), dtype=bool)
+    negative[sunny] = True
+    truth.inp[negative, plant.I_LOAD] = 0.0
+    truth.inp[negative, plant.I_DEMAND] = 0.0
+    truth.inp[negative, plant.I_PRICE_EXP] = -50.0 - ruled.grid.export_fee_eur_per_mwh
+    free = run_rule_strategy(name, params, truth)
+    stage = (datetime(2018, 5, 16, 7, 0, tzinfo=UTC), datetime(2018, 5, 16, 9, 0, tzinfo=UTC))
+    signals = [
+        Signal("box-1", SignalKind.FEED_IN, *stage, devices=frozenset({"pv-1"}), feed_in_pct=10.0),
+        Signal("box-1", SignalKind.CONSUMPTION, index[0].to_pydatetime()),  # all day
+    ]
+    limits = signal_limits(ruled, params, truth, signals)
+    trace = run_rule_strategy(name, params, truth, limits=limits)
+    ids = [p.id for p in ruled.pv]
+    in_stage = (index >= pd.Timestamp(stage[0])) & (index < pd.Timestamp(stage[1]))
+    pv1, pv2 = trace.pv_w[:, ids.index("pv-1")], trace.pv_w[:, ids.index("pv-2")]
+    assert (pv1[in_stage] <= 0.1 * 60_000 + TOL_W).all()
+    assert (pv2 <= 0.6 * 44_000 + TOL_W).all()
+    assert (-trace.out[negative, plant.O_GRID] <= TOL_W).all()
+    assert (-trace.bat_w <= FLOOR_14A_W + TOL_W).all()
+    # Without the signals the same baseline breaks each of them (the test can fail).
+    assert free.pv_w[in_stage, ids.index("pv-1")].max() > 0.1 * 60_000 + 1_000
+    if name == NO_CONTROL:  # self-consumption may store the surplus instead
+        assert (-free.out[negative, plant.O_GRID]).max() > 1_000
+    if name == SELF_CONSUMPTION:
+        assert (-free.bat_w).max() > FLOOR_14A_W + 1_000
 
 
 def test_a_bad_signals_file_names_the_row_and_column(site: Site) -> None:

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.inputs import DEVICE_CAP_SUFFIX, State
+from optimizer.params import OptimizerParams, SolveOptions
 from optimizer.planner import Planner
 from optimizer.synthetic import synthetic_forecast
 from vpp.control.cycle import plan_limits
@@ -135,3 +138,45 @@ def test_the_stricter_of_two_signals_is_the_one_the_plan_keeps() -> None:
     for pv in site.pv[:2]:
         expected = min(0.3 * pv.rated_w, 0.6 * pv.dc_peak_w)
         assert caps.devices[f"{pv.id}{DEVICE_CAP_SUFFIX}"].eq(expected).all()
+
+
+def one_battery_unit_site() -> Site:
+    """The rules' site with four alike batteries on one feeder (one unit when aggregated),
+    each controllable under §14a."""
+    data = site_under_rules().model_dump(mode="json")
+    bats = [d for d in data["devices"] if d["kind"] == "battery"]
+    same = {k: v for k, v in bats[0].items() if k not in ("id", "name", "modbus")}
+    for d in bats[1:]:
+        d.update(same)
+    return parse_site(data, "<one unit>")
+
+
+#: Batteries in one unit whatever their fill levels.
+ONE_GROUP = OptimizerParams(soc_groups=1, soc_groups_min=1, soc_group_members=100)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), dimmed=st.integers(1, 3), cap_w=st.floats(0.0, 4_000.0))
+def test_aggregated_plan_keeps_each_battery_under_its_own_cap(
+    seed: int, dimmed: int, cap_w: float
+) -> None:
+    """Batteries planned as one unit with a cap on the charging of only some of them: every
+    device's planned setpoint keeps its own cap, not only the unit's sum (the safety layer
+    would otherwise clamp it afterwards and the plant would miss the plan)."""
+    site = one_battery_unit_site()
+    forecast = plan_limits(site, synthetic_forecast(site, START, STEPS, seed=seed), [], [])
+    forecast["price_import_eur_per_mwh"] = -20.0  # charging pays: every battery wants to
+    capped = [b.id for b in site.batteries[:dimmed]]
+    for ident in capped:
+        forecast[f"{ident}{DEVICE_CAP_SUFFIX}"] = cap_w
+    planner = Planner(site, ONE_GROUP, SolveOptions(mode="aggregated"))
+    plan = planner.plan(State.from_site(site), forecast, START)
+    assert plan.info.status == "optimal"
+    assert plan.info.n_units["battery"] == 1
+    f = plan.frame
+    for ident in capped:
+        charge = -f[f"{ident}.battery_w"].clip(upper=0.0)
+        assert (charge <= cap_w + TOL_W).all(), (ident, float(charge.max()))
+    free = [b for b in site.batteries if b.id not in capped]
+    # The others do charge: the plan is not trivially idle.
+    assert min(f[f"{b.id}.battery_w"].min() for b in free) < -TOL_W
