@@ -195,15 +195,19 @@ def correction(
     caps: Iterable[OperatorCap],
     now: datetime,
     bounds: Bounds | None = None,
+    store_wh: float | None = None,
 ) -> list[Setpoint]:
     """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
-    the plan's ``row`` for now, safe; empty when nothing needs correcting."""
+    the plan's ``row`` for now, safe; empty when nothing needs correcting. ``store_wh``:
+    the controller's estimate of the thermal store's energy (for the heat correction)."""
     if row is None or snapshot is None:
         return []
     caps = list(caps)
     imp, exp = grid_limits_w(site, caps, now)
     horizon = site.run.correction_interval_s
-    proposed = corrections(site, snapshot, row, active_battery_w, imp, exp, horizon)
+    proposed = corrections(
+        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh=store_wh
+    )
     if not proposed:
         return []
     return safe(site, snapshot, proposed, caps, now, bounds=bounds)

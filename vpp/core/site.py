@@ -378,6 +378,10 @@ class RunSettings(_Model):
     correction_deadband_w: NonNegativeFloat = 5000.0
     #: Seconds between intra-quarter corrections.
     correction_interval_s: PositiveFloat = 60.0
+    #: Between quarter hours, move the heat pump to the measured heat demand where the plan's
+    #: heat pump falls short and it is cheaper than the boiler (or the store would overflow);
+    #: needs the plant's heat meter (``network_th_w``), see :mod:`vpp.control.dispatch`.
+    heat_correction: bool = True
     #: Devices written at the same time during a dispatch.
     dispatch_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
     #: A snapshot older than this many poll intervals is stale.
