@@ -12,14 +12,15 @@ connection limit when the exchange is past it (no correction inside the limits).
 a deadband are left alone so that meter noise does not make the batteries chatter.
 
 Heat correction (:func:`correct_heat_pump`, ``run.heat_correction``): the plan sets the heat
-pump per quarter hour from the heat-demand forecast; the backup boiler (or the store, below
-the plan's level) takes whatever the real demand asks beyond that. Between quarter hours the
-heat pump is moved to the measured demand: with ``d`` the heat the network takes now (the
-plant's heat meter), the plan's net store discharge ``s`` and boiler ``b``, the heat pump is
-asked for ``(d - s - b) / COP`` (electric), i.e. the store and the boiler do what the plan
-says and the heat pump makes the rest, when that is more than planned and its heat is
-cheaper than the boiler's at the price and COP now; it is lowered when the store would
-overflow before the next correction. Without a heat meter reading nothing is corrected.
+pump per quarter hour from the heat-demand and waste-heat forecasts; the backup boiler (or
+the store, below the plan's level) takes whatever the real demand asks beyond that. Between
+quarter hours the heat pump is moved to the measured demand: with ``d`` the heat the network
+takes now (the plant's heat meter) and ``s`` the plan's net store discharge, the heat pump is
+asked for ``(d - s) / COP`` (electric), i.e. the store does what the plan says and the heat
+pump makes the rest in place of the boiler, as far as the waste heat on offer (the data
+centre's meter) allows, when that is more than planned and its heat is cheaper than the
+boiler's at the price and COP now; it is lowered when the store would overflow before the
+next correction. Without a heat meter reading nothing is corrected.
 
 Without a usable grid reading (:func:`vpp.control.safety.measured_grid_w`: no meter, offline,
 quarantined by :func:`vpp.control.plausible.screen`, not finite or physically implausible)
@@ -218,10 +219,20 @@ def boiler_eur_per_mwh_th(site: Site) -> float:
     return (gas + co2) / site.heat.boiler_efficiency
 
 
-def heat_pump_eur_per_mwh_th(site: Site, row: pd.Series, cop: float) -> float:
-    """What one MWh of heat-pump heat costs now: the import price and its CO2 over the COP."""
-    co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
-    return (_value(row, "price_import_eur_per_mwh") + co2) / cop
+def heat_pump_eur_per_mwh_th(
+    site: Site, row: pd.Series, cop: float, exporting: bool = False
+) -> float:
+    """What one MWh of heat-pump heat costs now: the electricity (the import price with its
+    CO2, or the export revenue forgone while the site exports) over the COP, less the dry
+    coolers' electricity for the waste heat the heat pump takes instead of them."""
+    if exporting:
+        el = _value(row, "price_export_eur_per_mwh")
+    else:
+        co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
+        el = _value(row, "price_import_eur_per_mwh") + co2
+    dc = site.datacentre
+    dry = dc.dry_cooler_el_per_th if dc is not None else 0.0
+    return el * (1.0 - dry * (cop - 1.0)) / cop
 
 
 def heat_pump_target_w(
@@ -231,19 +242,23 @@ def heat_pump_target_w(
     cop: float,
     store_wh: float | None,
     horizon_s: float,
+    exporting: bool = False,
 ) -> float:
     """The heat pump's electric power [W] for the measured heat demand ``demand_th_w`` [W]
-    at ``cop``: the plan's, raised so that the store and the boiler do no more than the plan
-    says when the heat pump's heat is cheaper than the boiler's, lowered so that the store
+    at ``cop``: the plan's, raised so that the store does no more than the plan says and
+    the boiler nothing when the heat pump's heat is cheaper than the boiler's
+    (``exporting``: the site exports now, electricity costs the export price; the plan's
+    boiler heat is then there because it expected too little waste heat or demand), lowered
+    so that the store
     (``store_wh`` [Wh]) does not overflow within ``horizon_s`` [s]. Within 0..``max_el_w``,
     and at least the minimum part load when running (as the unit itself runs)."""
     hp = site.heat_pump
     assert hp is not None
     planned = min(max(_value(row, "heat_pump_el_w"), 0.0), hp.max_el_w)
-    need_th = demand_th_w - _value(row, "store_th_w") - _value(row, "boiler_th_w")
+    need_th = demand_th_w - _value(row, "store_th_w")
     target = planned
     if need_th > cop * planned:
-        if heat_pump_eur_per_mwh_th(site, row, cop) < boiler_eur_per_mwh_th(site):
+        if heat_pump_eur_per_mwh_th(site, row, cop, exporting) < boiler_eur_per_mwh_th(site):
             target = need_th / cop
     elif store_wh is not None and site.heat.store_capacity_wh > 0:
         room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
@@ -297,7 +312,9 @@ def correct_heat_pump(
     cop = float(th) / float(el) if running else _value(row, "heat_pump_cop")  # type: ignore[arg-type]
     if not (math.isfinite(demand) and math.isfinite(cop)) or cop <= 1.0 or demand < 0:
         return []
-    target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s)
+    grid = measured_grid_w(site, snapshot)
+    exporting = grid is not None and grid < 0
+    target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s, exporting)
     waste = _waste_heat_w(site, snapshot)
     if waste is not None:
         target = min(target, waste / (cop - 1.0))
