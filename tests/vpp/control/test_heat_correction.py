@@ -21,14 +21,15 @@ from vpp.control.dispatch import (
 )
 from vpp.control.envelope import Bound
 from vpp.control.state import OperatorCap
-from vpp.core.site import DeviceKind
+from vpp.core.site import DeviceKind, HeatPumpDevice
 from vpp.testing.harness import small_site
 
 from .snapshots import T0, snapshot
 
 SITE = small_site()
-HP = SITE.heat_pump
-assert HP is not None and SITE.datacentre is not None
+_HP = SITE.heat_pump
+assert _HP is not None and SITE.datacentre is not None
+HP: HeatPumpDevice = _HP
 COP = 3.0
 HORIZON_S = 60.0
 
