@@ -429,6 +429,7 @@ class Controller:
             self._caps_in_force(),
             self.clock.now(),
             self._signal_bounds(),
+            store_wh=self.store.energy_wh,
         )
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")

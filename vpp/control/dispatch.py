@@ -284,16 +284,16 @@ def _waste_heat_w(site: Site, snapshot: Snapshot) -> float | None:
     return max(0.0, waste) if math.isfinite(waste) else None
 
 
-def correct_heat_pump(
+def heat_pump_setpoint(
     site: Site,
     snapshot: Snapshot,
     row: pd.Series,
     store_wh: float | None,
     horizon_s: float,
-) -> list[Setpoint]:
-    """The heat pump's setpoint for the measured heat demand (:func:`heat_pump_target_w`),
-    when it differs from the one in force by more than the site's deadband (in heat); none
-    without an online heat pump that reports the network's heat (``network_th_w``).
+) -> tuple[float, float, float] | None:
+    """The heat pump's electric setpoint [W] for the heat demand measured now
+    (:func:`heat_pump_target_w`), with the COP and the demand [W] it used; None without an
+    online heat pump that reports the network's heat (``network_th_w``).
 
     The COP is the measured one (heat out over electricity in) while the unit runs, else
     the plan's; the setpoint is capped at what the waste heat on offer can feed
@@ -301,25 +301,44 @@ def correct_heat_pump(
     """
     hp = site.heat_pump
     if hp is None or not hp.enabled:
-        return []
+        return None
     state = snapshot.devices.get(hp.id)
     reading = state.reading if state is not None and state.health.online else None
     if not isinstance(reading, HeatPumpReading) or reading.network_th_w is None:
-        return []
+        return None
     demand = float(reading.network_th_w)
     el, th = reading.el_power_w, reading.th_power_w
     running = el is not None and th is not None and el > 0.01 * hp.max_el_w
     cop = float(th) / float(el) if running else _value(row, "heat_pump_cop")  # type: ignore[arg-type]
     if not (math.isfinite(demand) and math.isfinite(cop)) or cop <= 1.0 or demand < 0:
-        return []
+        return None
     grid = measured_grid_w(site, snapshot)
     exporting = grid is not None and grid < 0
     target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s, exporting)
     waste = _waste_heat_w(site, snapshot)
     if waste is not None:
         target = min(target, waste / (cop - 1.0))
+    return target, cop, demand
+
+
+def correct_heat_pump(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    store_wh: float | None,
+    horizon_s: float,
+) -> list[Setpoint]:
+    """The heat pump's setpoint for the measured heat demand (:func:`heat_pump_setpoint`),
+    when it differs from the one in force by more than the site's deadband (in heat)."""
+    found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon_s)
+    hp = site.heat_pump
+    if found is None or hp is None:
+        return []
+    target, cop, demand = found
+    reading = snapshot.devices[hp.id].reading
     planned = _value(row, "heat_pump_el_w")
-    current = reading.el_setpoint_w if reading.el_setpoint_w is not None else planned
+    active = getattr(reading, "el_setpoint_w", None)
+    current = planned if active is None else float(active)
     if abs(target - current) * cop < site.run.correction_deadband_w:
         return []
     why = (
