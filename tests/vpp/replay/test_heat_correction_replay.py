@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from adapters.snapshot import HeatPumpReading
 from vpp.control.safety import Setpoint
 from vpp.core.site import DeviceKind, Site
 from vpp.data import read_inputs, shipped_inputs
@@ -79,11 +80,12 @@ def test_polls_read_the_network_heat_minute_by_minute(world: pd.DataFrame) -> No
     plant = ReplayPlant(site, params, inputs)
     hp = site.heat_pump
     assert hp is not None
-    seen = []
+    seen: list[float] = []
     for m in range(1, PER_QUARTER + 1):
         plant.advance_to(plant.start + timedelta(minutes=m))
         reading = plant.snapshot().devices[hp.id].reading
-        seen.append(reading.network_th_w)  # type: ignore[union-attr]
+        assert isinstance(reading, HeatPumpReading) and reading.network_th_w is not None
+        seen.append(reading.network_th_w)
     assert np.mean(seen) == pytest.approx(inputs.inp[0, k.I_DEMAND], rel=1e-9)
     assert max(seen) > min(seen)  # it moves inside the quarter hour
     # Off for the second quarter's first 5 minutes, then on at 40 % of the rating.
