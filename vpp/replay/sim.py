@@ -227,6 +227,7 @@ class ReplayPlant:
             ))  # fmt: skip
         q = min(self.minute // PER_QUARTER, self.quarters - 1)
         out = self._out if self.minute > 0 else None  # the last minute's flows
+        metered = self.site.heat.network_meter
         if p.heat_pump_id is not None:
             put(p.heat_pump_id, DeviceKind.HEAT_PUMP, HeatPumpReading(
                 el_power_w=float(out[k.O_HP_EL]) if out is not None else 0.0,
@@ -234,7 +235,7 @@ class ReplayPlant:
                 th_power_w=float(out[k.O_HP_TH]) if out is not None else 0.0,
                 source_temp_c=None,
                 supply_temp_c=None,
-                network_th_w=float(out[k.O_DEMAND]) if out is not None else None,
+                network_th_w=float(out[k.O_DEMAND]) if metered and out is not None else None,
             ))  # fmt: skip
         dc = self.site.datacentre
         if dc is not None:
