@@ -144,7 +144,7 @@ def heat_step(heat: F64, inp: F64, hp_set_w: float, store: F64, out: F64) -> Non
 @njit(cache=True)
 def heat_flows(heat: F64, inp: F64, hp_set_w: float, store: F64, kept: float, out: F64) -> None:
     """:func:`heat_step` with the store's content after its standing loss given: ``kept``
-    [Wh] (the replay plant's minutes spread the quarter hour's loss evenly over them)."""
+    [Wh] (the replay plant's minutes take the quarter hour's loss in its first minute)."""
     dt = heat[H_DT]
     cop, waste, demand = inp[I_COP], inp[I_WASTE], inp[I_DEMAND]
     kept = max(0.0, kept)

@@ -14,8 +14,9 @@ sees what has already happened. The heat side (heat pump, store, boiler, dry coo
 in the same minutes, with the heat-pump setpoint in force in each: the heat demand is
 interpolated within the quarter hour as the load is (each quarter hour keeps its mean),
 waste heat and COP hold for the quarter hour, and the store's standing loss of the quarter
-hour (from its content at the start, as in the plan and the bound) is spread evenly over its
-minutes. A heat-pump setpoint corrected within the quarter hour
+hour (from its content at the start, as in the plan and the bound) is taken in its first
+minute, so each quarter hour's store balance is the plan's and the bound's exactly (also
+when the store runs empty within it). A heat-pump setpoint corrected within the quarter hour
 (:func:`vpp.control.dispatch.correct_heat_pump`) so acts from the next minute on.
 
 A poll reads what the devices would report: each battery's state of charge now, and the last
@@ -83,7 +84,7 @@ class ReplayPlant:
         self._pv_avail = inputs.minute_pv_w(params.pv_rated_w, PER_QUARTER)
         self._load = within_quarter(inputs.inp[:, k.I_LOAD], PER_QUARTER)
         self._demand = within_quarter(inputs.inp[:, k.I_DEMAND], PER_QUARTER)
-        #: The store's standing loss per minute in the current quarter hour [Wh].
+        #: The store's standing loss of the current quarter hour [Wh], taken in its first minute.
         self._loss_wh = 0.0
         self._heat_min = params.heat.copy()
         self._heat_min[k.H_DT] = SUBSTEP_S / 3600.0
@@ -151,7 +152,8 @@ class ReplayPlant:
         inp[k.I_LOAD] = self._load[m]
         inp[k.I_DEMAND] = self._demand[m]
         hp = self.hp_set_w if self.hp_set_w is not None else k.heat_led_w(self._heat_min, inp)
-        k.heat_flows(self._heat_min, inp, float(hp), self.store, self.store[0] - self._loss_wh, out)
+        loss = self._loss_wh if part == 0 else 0.0
+        k.heat_flows(self._heat_min, inp, float(hp), self.store, self.store[0] - loss, out)
         k.electric_step(
             p.bat, p.pv_rated_w, self._heat_min, self._pv_avail[m], inp, self.bat_set,
             self.pv_limit_w, self.soc, self._bat_w, self._pv_w, out,
@@ -174,7 +176,7 @@ class ReplayPlant:
         tr, inp = self.trace, self.inputs.inp[q]
         hp = self.hp_set_w if self.hp_set_w is not None else k.heat_led_w(self.params.heat, inp)
         tr.out[q] = 0.0
-        self._loss_wh = (1.0 - self.params.heat[k.H_KEEP]) * self.store[0] / PER_QUARTER
+        self._loss_wh = (1.0 - self.params.heat[k.H_KEEP]) * self.store[0]
         tr.setpoints[q] = np.concatenate([self.bat_set, self.pv_limit_w, [hp]])
 
     def _revert(self, m: int) -> None:
