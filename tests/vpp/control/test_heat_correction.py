@@ -21,6 +21,7 @@ from vpp.control.dispatch import (
 )
 from vpp.control.envelope import Bound
 from vpp.control.state import OperatorCap
+from vpp.control.store import StoreEstimate
 from vpp.core.site import DeviceKind, HeatPumpDevice
 from vpp.testing.harness import small_site
 
@@ -210,3 +211,17 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
         if import_cap is not None and sp.power_w > running_el:
             # A raise never pushes the measured import past the operator's cap.
             assert grid + (sp.power_w - running_el) <= max(import_cap, grid) + 1e-6
+
+
+def test_the_store_estimate_follows_the_measured_demand() -> None:
+    # The plan's store ends the quarter hour at 400 kWh; the network takes 100 kW more than
+    # planned for 60 s while the heat pump makes what was planned: 1.67 kWh less in store.
+    plan = {"store_wh": 400_000.0, "store_th_w": 0.0, "heat_pump_th_w": 30_000.0,
+            "heat_demand_th_w": 50_000.0}  # fmt: skip
+    est = StoreEstimate(SITE.heat.store_capacity_wh, 400_000.0)
+    est.on_poll(plan, 30_000.0, 60.0, 1.0, measured_demand_th_w=150_000.0)
+    assert est.energy_wh == pytest.approx(400_000.0 - 100_000.0 * 60 / 3600)
+    # Without the meter the estimate follows the plan and the heat pump only.
+    est = StoreEstimate(SITE.heat.store_capacity_wh, 400_000.0)
+    est.on_poll(plan, 30_000.0, 60.0, 1.0)
+    assert est.energy_wh == pytest.approx(400_000.0)
