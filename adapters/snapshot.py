@@ -79,6 +79,9 @@ class HeatPumpReading:
     source_temp_c: float | None
     supply_temp_c: float | None
     running: bool | None = None
+    #: Heat the network takes at the plant's feed [W] (its heat meter), where the site
+    #: reports one; the heat correction needs it (:mod:`vpp.control.dispatch`).
+    network_th_w: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,14 +304,14 @@ class Controller:
         """Cost accrued, heat delivered, forecast error and the store estimate."""
         row = self._row_values()
         hp = self.site.heat_pump
-        hp_th = None
+        hp_th = demand = None
         if hp is not None:
             reading = snapshot.devices.get(hp.id)
             if reading is not None and isinstance(reading.reading, HeatPumpReading):
-                hp_th = reading.reading.th_power_w
+                hp_th, demand = reading.reading.th_power_w, reading.reading.network_th_w
         now = snapshot.time
         fraction = (now - floor_quarter(now)).total_seconds() / 900.0
-        self.store.on_poll(row, hp_th, dt_s, fraction)
+        self.store.on_poll(row, hp_th, dt_s, fraction, measured_demand_th_w=demand)
         if row is None or dt_s <= 0:
             return
         grid = _grid_w(self.site, snapshot)
@@ -429,6 +429,7 @@ class Controller:
             self._caps_in_force(),
             self.clock.now(),
             self._signal_bounds(),
+            store_wh=self.store.energy_wh,
         )
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
@@ -442,7 +443,8 @@ class Controller:
         )
 
     async def correct(self) -> None:
-        """Hold the grid exchange (limits or schedule) with the batteries between quarter hours."""
+        """Hold the grid exchange (limits or schedule) with the batteries between quarter
+        hours, and the heat pump to the measured heat demand (``run.heat_correction``)."""
         st = self.state
         active = {d: s.requested_w for d, s in st.setpoints.items() if s.quantity == "battery_w"}
         setpoints = cycle.correction(
@@ -453,6 +455,7 @@ class Controller:
             self._caps_in_force(),
             self.clock.now(),
             self._signal_bounds(),
+            store_wh=self.store.energy_wh,
         )
         if setpoints:
             await self.apply(setpoints, "correct")

@@ -31,7 +31,7 @@ import pandas as pd
 from adapters.snapshot import BatteryReading, Snapshot
 from optimizer.inputs import State
 from optimizer.plan import Plan
-from vpp.control.dispatch import corrections, setpoints_from_row
+from vpp.control.dispatch import corrections, heat_pump_setpoint, setpoints_from_row
 from vpp.control.envelope import Bounds
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.control.state import OperatorCap
@@ -177,13 +177,25 @@ def step_setpoints(
     caps: Iterable[OperatorCap],
     now: datetime,
     bounds: Bounds | None = None,
+    store_wh: float | None = None,
 ) -> list[Setpoint] | None:
     """The safe setpoints of ``row``, the plan's row for the quarter hour containing ``now``
     (:func:`~vpp.control.dispatch.plan_row`), one per online controllable device; None when
-    no plan covers the quarter hour."""
+    no plan covers the quarter hour. With ``run.heat_correction`` the heat pump starts the
+    quarter hour at the heat correction's setpoint for the demand measured now
+    (:func:`~vpp.control.dispatch.heat_pump_setpoint`; ``store_wh``: the store's estimate),
+    not at the plan's until the first correction."""
     if row is None:
         return None
     proposed = setpoints_from_row(site, row, online_ids(snapshot))
+    hp = site.heat_pump
+    if site.run.heat_correction and snapshot is not None and hp is not None:
+        horizon = site.run.correction_interval_s
+        found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon)
+        if found is not None:
+            proposed = [
+                replace(sp, power_w=found[0]) if sp.device_id == hp.id else sp for sp in proposed
+            ]
     return safe(site, snapshot, proposed, caps, now, bounds=bounds)
 
 
@@ -195,15 +207,19 @@ def correction(
     caps: Iterable[OperatorCap],
     now: datetime,
     bounds: Bounds | None = None,
+    store_wh: float | None = None,
 ) -> list[Setpoint]:
     """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
-    the plan's ``row`` for now, safe; empty when nothing needs correcting."""
+    the plan's ``row`` for now, safe; empty when nothing needs correcting. ``store_wh``:
+    the controller's estimate of the thermal store's energy (for the heat correction)."""
     if row is None or snapshot is None:
         return []
     caps = list(caps)
     imp, exp = grid_limits_w(site, caps, now)
     horizon = site.run.correction_interval_s
-    proposed = corrections(site, snapshot, row, active_battery_w, imp, exp, horizon)
+    proposed = corrections(
+        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh=store_wh
+    )
     if not proposed:
         return []
     return safe(site, snapshot, proposed, caps, now, bounds=bounds)

@@ -11,6 +11,17 @@ fleet absorbs the forecast error of PV and load) or, by default (``"limits"``), 
 connection limit when the exchange is past it (no correction inside the limits). Errors inside
 a deadband are left alone so that meter noise does not make the batteries chatter.
 
+Heat correction (:func:`correct_heat_pump`, ``run.heat_correction``): the plan sets the heat
+pump per quarter hour from the heat-demand and waste-heat forecasts; the backup boiler (or
+the store, below the plan's level) takes whatever the real demand asks beyond that. Between
+quarter hours the heat pump is moved to the measured demand: with ``d`` the heat the network
+takes now (the plant's heat meter) and ``s`` the plan's net store discharge, the heat pump is
+asked for ``(d - s) / COP`` (electric), i.e. the store does what the plan says and the heat
+pump makes the rest in place of the boiler, as far as the waste heat on offer (the data
+centre's meter) allows, when that is more than planned and its heat is cheaper than the
+boiler's at the price and COP now; it is lowered when the store would overflow before the
+next correction. Without a heat meter reading nothing is corrected.
+
 Without a usable grid reading (:func:`vpp.control.safety.measured_grid_w`: no meter, offline,
 quarantined by :func:`vpp.control.plausible.screen`, not finite or physically implausible)
 there is no correction at all: the devices hold the plan's setpoints.
@@ -24,7 +35,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from adapters.snapshot import BatteryReading, Snapshot
+from adapters.snapshot import BatteryReading, DatacentreReading, HeatPumpReading, Snapshot
 from vpp.control.safety import Setpoint, battery_window_w, measured_grid_w
 from vpp.core.clock import floor_quarter
 from vpp.core.kinds import KINDS
@@ -161,11 +172,14 @@ def corrections(
     import_limit_w: float,
     export_limit_w: float,
     horizon_s: float,
+    store_wh: float | None = None,
 ) -> list[Setpoint]:
     """One intra-quarter correction: the batteries move the exchange to the plan
     (:func:`correct_batteries`, ``run.correction = "schedule"``) or back inside the grid
     limits (:func:`hold_limits`, ``"limits"``), with the site's deadband; then PV is
-    curtailed where the export still exceeds ``export_limit_w`` (:func:`curtail_export`).
+    curtailed where the export still exceeds ``export_limit_w`` (:func:`curtail_export`);
+    and the heat pump follows the measured heat demand (:func:`correct_heat_pump`, with the
+    store's estimated energy ``store_wh`` [Wh]).
 
     ``vpp run`` calls this every ``run.correction_interval_s``; replay once per quarter
     hour, after the first interval.
@@ -187,7 +201,151 @@ def corrections(
             run.correction_deadband_w,
         )
     absorbed = sum(sp.power_w - active[sp.device_id] for sp in setpoints)
-    return setpoints + curtail_export(site, snapshot, export_limit_w, charge_added_w=-absorbed)
+    setpoints += curtail_export(site, snapshot, export_limit_w, charge_added_w=-absorbed)
+    if run.heat_correction:
+        setpoints += correct_heat_pump(site, snapshot, row, store_wh, horizon_s)
+    return setpoints
+
+
+def _value(row: pd.Series, col: str, default: float = 0.0) -> float:
+    value = float(row.get(col, default))
+    return value if math.isfinite(value) else default
+
+
+def boiler_eur_per_mwh_th(site: Site) -> float:
+    """What one MWh of boiler heat costs: gas and its CO2, over the boiler's efficiency."""
+    gas = site.heat.gas_price_eur_per_mwh
+    co2 = site.economics.co2_price_eur_per_t * site.economics.gas_co2_kg_per_mwh / 1e3
+    return (gas + co2) / site.heat.boiler_efficiency
+
+
+def heat_pump_eur_per_mwh_th(
+    site: Site, row: pd.Series, cop: float, exporting: bool = False
+) -> float:
+    """What one MWh of heat-pump heat costs now: the electricity (the import price with its
+    CO2, or the export revenue forgone while the site exports) over the COP, less the dry
+    coolers' electricity for the waste heat the heat pump takes instead of them."""
+    if exporting:
+        el = _value(row, "price_export_eur_per_mwh")
+    else:
+        co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
+        el = _value(row, "price_import_eur_per_mwh") + co2
+    dc = site.datacentre
+    dry = dc.dry_cooler_el_per_th if dc is not None else 0.0
+    return el * (1.0 - dry * (cop - 1.0)) / cop
+
+
+def heat_pump_target_w(
+    site: Site,
+    row: pd.Series,
+    demand_th_w: float,
+    cop: float,
+    store_wh: float | None,
+    horizon_s: float,
+    exporting: bool = False,
+) -> float:
+    """The heat pump's electric power [W] for the measured heat demand ``demand_th_w`` [W]
+    at ``cop``: the plan's, raised so that the store does no more than the plan says and
+    the boiler nothing when the heat pump's heat is cheaper than the boiler's
+    (``exporting``: the site exports now, electricity costs the export price; the plan's
+    boiler heat is then there because it expected too little waste heat or demand), lowered
+    so that the store
+    (``store_wh`` [Wh]) does not overflow within ``horizon_s`` [s]. Within 0..``max_el_w``,
+    and at least the minimum part load when running (as the unit itself runs)."""
+    hp = site.heat_pump
+    assert hp is not None
+    planned = min(max(_value(row, "heat_pump_el_w"), 0.0), hp.max_el_w)
+    need_th = demand_th_w - _value(row, "store_th_w")
+    target = planned
+    if need_th > cop * planned:
+        if heat_pump_eur_per_mwh_th(site, row, cop, exporting) < boiler_eur_per_mwh_th(site):
+            target = need_th / cop
+    elif store_wh is not None and site.heat.store_capacity_wh > 0:
+        room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
+        charge_max_w = min(room_wh * 3600.0 / horizon_s, site.heat.store_max_charge_th_w)
+        supply_max = demand_th_w + charge_max_w - _value(row, "boiler_th_w")
+        if cop * planned > supply_max:
+            target = max(0.0, supply_max) / cop
+    target = min(max(target, 0.0), hp.max_el_w)
+    floor_w = hp.min_part_load_pct / 100.0 * hp.max_el_w
+    if 0.0 < target < floor_w:
+        target = floor_w if target >= planned else 0.0
+    return target
+
+
+def _waste_heat_w(site: Site, snapshot: Snapshot) -> float | None:
+    """The waste heat on offer now [W], from the data centre's meter (None if not read)."""
+    dc = site.datacentre
+    state = snapshot.devices.get(dc.id) if dc is not None else None
+    reading = state.reading if state is not None and state.health.online else None
+    if not isinstance(reading, DatacentreReading) or reading.waste_heat_w is None:
+        return None
+    waste = float(reading.waste_heat_w)
+    return max(0.0, waste) if math.isfinite(waste) else None
+
+
+def heat_pump_setpoint(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    store_wh: float | None,
+    horizon_s: float,
+) -> tuple[float, float, float] | None:
+    """The heat pump's electric setpoint [W] for the heat demand measured now
+    (:func:`heat_pump_target_w`), with the COP and the demand [W] it used; None without an
+    online heat pump that reports the network's heat (``network_th_w``).
+
+    The COP is the measured one (heat out over electricity in) while the unit runs, else
+    the plan's; the setpoint is capped at what the waste heat on offer can feed
+    (``waste / (COP - 1)``, from the data centre's meter where it is read).
+    """
+    hp = site.heat_pump
+    if hp is None or not hp.enabled:
+        return None
+    state = snapshot.devices.get(hp.id)
+    reading = state.reading if state is not None and state.health.online else None
+    if not isinstance(reading, HeatPumpReading) or reading.network_th_w is None:
+        return None
+    demand = float(reading.network_th_w)
+    el, th = reading.el_power_w, reading.th_power_w
+    running = el is not None and th is not None and el > 0.01 * hp.max_el_w
+    cop = float(th) / float(el) if running else _value(row, "heat_pump_cop")  # type: ignore[arg-type]
+    if not (math.isfinite(demand) and math.isfinite(cop)) or cop <= 1.0 or demand < 0:
+        return None
+    grid = measured_grid_w(site, snapshot)
+    exporting = grid is not None and grid < 0
+    target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s, exporting)
+    waste = _waste_heat_w(site, snapshot)
+    if waste is not None:
+        target = min(target, waste / (cop - 1.0))
+    return target, cop, demand
+
+
+def correct_heat_pump(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    store_wh: float | None,
+    horizon_s: float,
+) -> list[Setpoint]:
+    """The heat pump's setpoint for the measured heat demand (:func:`heat_pump_setpoint`),
+    when it differs from the one in force by more than the site's deadband (in heat)."""
+    found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon_s)
+    hp = site.heat_pump
+    if found is None or hp is None:
+        return []
+    target, cop, demand = found
+    reading = snapshot.devices[hp.id].reading
+    planned = _value(row, "heat_pump_el_w")
+    active = getattr(reading, "el_setpoint_w", None)
+    current = planned if active is None else float(active)
+    if abs(target - current) * cop < site.run.correction_deadband_w:
+        return []
+    why = (
+        f"correction: heat demand {demand:.0f} W, heat pump {cop * target:.0f} W"
+        f" (plan {cop * planned:.0f} W)"
+    )
+    return [Setpoint(hp.id, DeviceKind.HEAT_PUMP, target, planned, reason=why)]
 
 
 def curtail_export(

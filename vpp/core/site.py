@@ -289,6 +289,10 @@ class HeatSystem(_Model):
     gas_price_eur_per_mwh: NonNegativeFloat = 45.0
     #: Annual heat demand of the connected homes, for the standard heat-load profile.
     annual_demand_wh: NonNegativeFloat = 0.0
+    #: The plant meters the heat the network takes at its feed (``network_th_w`` of the heat
+    #: pump's reading); replay's plant reports it only when this is set. The heat correction
+    #: and the store estimate use it where it is read.
+    network_meter: bool = True
     #: Penalty for heat demand not met (slack), per MWh thermal.
     unmet_heat_penalty_eur_per_mwh: PositiveFloat = 5000.0
 
@@ -378,6 +382,10 @@ class RunSettings(_Model):
     correction_deadband_w: NonNegativeFloat = 5000.0
     #: Seconds between intra-quarter corrections.
     correction_interval_s: PositiveFloat = 60.0
+    #: Between quarter hours, move the heat pump to the measured heat demand where the plan's
+    #: heat pump falls short and it is cheaper than the boiler (or the store would overflow);
+    #: needs the plant's heat meter (``network_th_w``), see :mod:`vpp.control.dispatch`.
+    heat_correction: bool = True
     #: Devices written at the same time during a dispatch.
     dispatch_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
     #: A snapshot older than this many poll intervals is stale.

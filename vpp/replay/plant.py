@@ -138,15 +138,22 @@ def battery_energy(soc_wh: float, power_w: float, p: F64, dt_h: float) -> float:
 @njit(cache=True)
 def heat_step(heat: F64, inp: F64, hp_set_w: float, store: F64, out: F64) -> None:
     """Heat pump, store, boiler and dry coolers for one step; ``store[0]`` [Wh] moves on."""
+    heat_flows(heat, inp, hp_set_w, store, heat[H_KEEP] * store[0], out)
+
+
+@njit(cache=True)
+def heat_flows(heat: F64, inp: F64, hp_set_w: float, store: F64, kept: float, out: F64) -> None:
+    """:func:`heat_step` with the store's content after its standing loss given: ``kept``
+    [Wh] (the replay plant's minutes take the quarter hour's loss in its first minute)."""
     dt = heat[H_DT]
     cop, waste, demand = inp[I_COP], inp[I_WASTE], inp[I_DEMAND]
+    kept = max(0.0, kept)
     el = hp_set_w
     if 0.0 < el < heat[H_HP_MIN]:
         el = heat[H_HP_MIN]
     el = max(0.0, min(el, heat[H_HP_MAX]))
     el = 0.0 if cop <= 1.0 else min(el, waste / (cop - 1.0))
     th = cop * el
-    kept = heat[H_KEEP] * store[0]
     room = min(heat[H_STORE_CH], max(0.0, (heat[H_STORE_CAP] - kept) / dt))
     if th > demand + room:
         th = demand + room

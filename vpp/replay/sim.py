@@ -10,13 +10,19 @@ with PV and load varying from minute to minute (:func:`vpp.data.minutes.within_q
 quarter-hour data interpolated, each quarter hour keeping its mean; PV per kWp is interpolated,
 then scaled to each inverter and clipped at its rating; or, with the cloud process, each
 inverter's own minutes from :func:`vpp.data.clouds.pv_minutes`), so a correction only ever
-sees what has already happened. The heat side (heat pump, store, boiler, dry coolers) moves
-a whole quarter hour at once, at its first minute, with the heat-pump setpoint in force then
-(the dispatch at the quarter hour); its data are quarter-hour means.
+sees what has already happened. The heat side (heat pump, store, boiler, dry coolers) steps
+in the same minutes, with the heat-pump setpoint in force in each: the heat demand is
+interpolated within the quarter hour as the load is (each quarter hour keeps its mean),
+waste heat and COP hold for the quarter hour, and the store's standing loss of the quarter
+hour (from its content at the start, as in the plan and the bound) is taken in its first
+minute, so each quarter hour's store balance is the plan's and the bound's exactly (also
+when the store runs empty within it). A heat-pump setpoint corrected within the quarter hour
+(:func:`vpp.control.dispatch.correct_heat_pump`) so acts from the next minute on.
 
 A poll reads what the devices would report: each battery's state of charge now, and the last
-minute's mean power of batteries, inverters and grid meter; the heat pump's quarter-hour
-power. A write takes effect from the next minute; the device reads back what it was sent.
+minute's mean power of batteries, inverters and grid meter; the heat pump's last minute,
+with the heat the network took then (``network_th_w``, the heat meter at the network's
+feed). A write takes effect from the next minute; the device reads back what it was sent.
 Devices fall back to their own control (batteries idle, PV unlimited, heat pump led by the
 heat demand) when their setpoint is not renewed within ``poll.revert_s``, as the simulated
 and real devices do.
@@ -58,6 +64,11 @@ SUBSTEP_S = 60
 PER_QUARTER = 900 // SUBSTEP_S
 #: Electric flows that are quarter-hour means of the sub-steps.
 _ELECTRIC_MEANS = [k.O_PV, k.O_PV_AVAIL, k.O_LOAD, k.O_BAT, k.O_BAT_CH, k.O_BAT_DIS, k.O_GRID]
+#: Heat flows that are quarter-hour means of the sub-steps (the store's energy is its end).
+_HEAT_MEANS = [
+    k.O_HP_EL, k.O_HP_TH, k.O_SOURCE, k.O_DRY_TH, k.O_DRY_EL, k.O_STORE_CH, k.O_STORE_DIS,
+    k.O_STORE_LOSS, k.O_BOILER, k.O_UNMET, k.O_DEMAND, k.O_WASTE,
+]  # fmt: skip
 
 
 class ReplayPlant:
@@ -72,6 +83,9 @@ class ReplayPlant:
         self.trace = Trace.empty(inputs.index, n_bat, n_pv, True)
         self._pv_avail = inputs.minute_pv_w(params.pv_rated_w, PER_QUARTER)
         self._load = within_quarter(inputs.inp[:, k.I_LOAD], PER_QUARTER)
+        self._demand = within_quarter(inputs.inp[:, k.I_DEMAND], PER_QUARTER)
+        #: The store's standing loss of the current quarter hour [Wh], taken in its first minute.
+        self._loss_wh = 0.0
         self._heat_min = params.heat.copy()
         self._heat_min[k.H_DT] = SUBSTEP_S / 3600.0
         self.soc = params.soc0_wh.copy()
@@ -133,16 +147,21 @@ class ReplayPlant:
         if part == 0:
             self._start_quarter(q)
         out = self._out
-        out[:] = tr.out[q]
         inp = self._inp
         inp[:] = self.inputs.inp[q]
         inp[k.I_LOAD] = self._load[m]
+        inp[k.I_DEMAND] = self._demand[m]
+        hp = self.hp_set_w if self.hp_set_w is not None else k.heat_led_w(self._heat_min, inp)
+        loss = self._loss_wh if part == 0 else 0.0
+        k.heat_flows(self._heat_min, inp, float(hp), self.store, self.store[0] - loss, out)
         k.electric_step(
             p.bat, p.pv_rated_w, self._heat_min, self._pv_avail[m], inp, self.bat_set,
             self.pv_limit_w, self.soc, self._bat_w, self._pv_w, out,
         )  # fmt: skip
         share = 1.0 / PER_QUARTER
         tr.out[q, _ELECTRIC_MEANS] += share * out[_ELECTRIC_MEANS]
+        tr.out[q, _HEAT_MEANS] += share * out[_HEAT_MEANS]
+        tr.out[q, k.O_STORE] = self.store[0]
         tr.bat_w[q] += share * self._bat_w
         tr.bat_ch_w[q] += share * np.maximum(-self._bat_w, 0.0)
         tr.pv_w[q] += share * self._pv_w
@@ -152,11 +171,12 @@ class ReplayPlant:
             tr.out[q, k.O_SOC] = float(self.soc.sum())
 
     def _start_quarter(self, q: int) -> None:
-        """The heat side moves on by the whole quarter hour; the electric means start at 0."""
+        """The quarter hour's means start at 0; its standing loss is fixed from the store's
+        content now; the setpoints in force at its start are recorded."""
         tr, inp = self.trace, self.inputs.inp[q]
         hp = self.hp_set_w if self.hp_set_w is not None else k.heat_led_w(self.params.heat, inp)
         tr.out[q] = 0.0
-        k.heat_step(self.params.heat, inp, float(hp), self.store, tr.out[q])
+        self._loss_wh = (1.0 - self.params.heat[k.H_KEEP]) * self.store[0]
         tr.setpoints[q] = np.concatenate([self.bat_set, self.pv_limit_w, [hp]])
 
     def _revert(self, m: int) -> None:
@@ -208,8 +228,8 @@ class ReplayPlant:
                 limit_pct=100.0 * float(self.pv_limit_w[j]) / rated,
             ))  # fmt: skip
         q = min(self.minute // PER_QUARTER, self.quarters - 1)
-        started = self.minute > 0
-        out = self.trace.out[max(0, (self.minute - 1) // PER_QUARTER)] if started else None
+        out = self._out if self.minute > 0 else None  # the last minute's flows
+        metered = self.site.heat.network_meter
         if p.heat_pump_id is not None:
             put(p.heat_pump_id, DeviceKind.HEAT_PUMP, HeatPumpReading(
                 el_power_w=float(out[k.O_HP_EL]) if out is not None else 0.0,
@@ -217,6 +237,7 @@ class ReplayPlant:
                 th_power_w=float(out[k.O_HP_TH]) if out is not None else 0.0,
                 source_temp_c=None,
                 supply_temp_c=None,
+                network_th_w=float(out[k.O_DEMAND]) if metered and out is not None else None,
             ))  # fmt: skip
         dc = self.site.datacentre
         if dc is not None:
