@@ -29,7 +29,10 @@ With ``--out DIR`` the report folder is written there too.
 IT load, local PV; real prices) made with that seed instead of the shipped year.
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
-[--scaling-days 6] [--skip-day] [--world SEED] [--out DIR]``
+[--scaling-days 6] [--skip-day] [--world SEED] [--forecaster rules|learned] [--out DIR]``
+
+``--forecaster`` overrides the site file's ``[forecast] method`` (``learned``: the quantile
+forecasts of :mod:`vpp.learned`, refitted once a day on the 28 days before it).
 """
 
 from __future__ import annotations
@@ -108,6 +111,13 @@ def day_rows(result: DayResult, wall_s: float) -> list[tuple[str, str, str]]:
     return rows
 
 
+def with_forecaster(site: Site, method: str) -> Site:
+    """``site`` with its ``[forecast] method`` set (``site``: unchanged)."""
+    if method == "site":
+        return site
+    return site.model_copy(update={"forecast": site.forecast.model_copy(update={"method": method})})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.toml")
@@ -130,8 +140,14 @@ def main() -> None:
         metavar="SEED",
         help="replay the noisy world of vpp.data.world with this seed instead of the shipped year",
     )
+    parser.add_argument(
+        "--forecaster",
+        choices=("site", "rules", "learned"),
+        default="site",
+        help="the controller's forecasts: as the site file says, or rules or learned",
+    )
     args = parser.parse_args()
-    site = read_site(args.config)
+    site = with_forecaster(read_site(args.config), args.forecaster)
     data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
     if args.world is not None:
         data = noisy_world(read_inputs(shipped_inputs(YEAR)), read_household(), args.world)
@@ -190,6 +206,7 @@ def main() -> None:
     world = "shipped" if args.world is None else f"noisy world (seed {args.world}) of the"
     out = Table(
         title=f"replay benchmark: {site.site.name}, {world} {YEAR} data, "
+        f"{site.forecast.method} forecasts, "
         f"{os.cpu_count()} CPUs, {args.workers} workers"
     )
     for head in ("measurement", "value", "target"):

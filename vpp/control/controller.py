@@ -42,6 +42,7 @@ from vpp.core.clock import Clock, floor_quarter
 from vpp.core.kinds import BY_SETPOINT
 from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
+from vpp.learned import LearnedForecaster, LearnedSettings, apply_p50, bands_frame
 from vpp.recorder.export import apply_retention
 from vpp.signals.compliance import check as check_compliance
 from vpp.signals.compliance import held_w
@@ -86,6 +87,8 @@ class Controller:
     #: ``signals`` job; None: the site has none.
     signal_watch: Any = None
     store: StoreEstimate = field(init=False)
+    #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
+    learned: LearnedForecaster | None = field(default=None, init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
     #: When each offline device went offline, and when the last "still offline" line was.
@@ -117,6 +120,11 @@ class Controller:
         if self.signal_watch is None and SignalWatch.needed(self.site):
             # The law's rules need no source (vpp run adds the site's control boxes).
             self.signal_watch = SignalWatch(self.site, [], self.clock.now())
+        config = self.site.forecast
+        if config.method == "learned":
+            self.learned = LearnedForecaster(
+                LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
+            )
         heat = self.site.heat
         self.store = StoreEstimate(
             heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
@@ -384,6 +392,15 @@ class Controller:
             horizon = min(horizon, (end - pd.Timestamp(at)).to_pytimedelta())
         used = history.drop(columns=[c for c in UNUSED_COLUMNS if c in history.columns])
         raw = forecast(used, at, horizon, mode=self.forecast_mode)
+        bands = None
+        if self.learned is not None and self.forecast_mode == "asof" and len(raw):
+            quantiles = self.learned.quantiles(
+                used, pd.Timestamp(at), pd.DatetimeIndex(raw.index), self._read_history, raw
+            )
+            if quantiles:  # none while the history is too short: the rules stay
+                raw = apply_p50(raw, quantiles)
+                bands = bands_frame(pd.DatetimeIndex(raw.index), quantiles)
+        self.state.forecast_bands = bands
         if self.recorder is not None:
             # What was known of the past, so a recorded day can be exported and replayed.
             past = history[history.index < pd.Timestamp(self.clock.now())]
@@ -393,6 +410,11 @@ class Controller:
         self.state.sources = self.inputs.status()
         frame = forecast_from_raw(self.site, raw)
         return cycle.plan_limits(self.site, frame, self._caps_in_force(), self._plan_signals(frame))
+
+    def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
+        rows = self.inputs.history(end.to_pydatetime(), timedelta(0), lookback=end - start)
+        return rows[rows.index < end]
 
     def plan_state(self) -> State:
         """Batteries' energy, the store and the offline devices, as the optimiser needs them."""

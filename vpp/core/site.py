@@ -331,6 +331,27 @@ class OptimizerSettings(_Model):
     milp: bool = False
 
 
+class ForecastConfig(_Model):
+    """Which forecasts the plans use (see vpp/forecast.py and vpp/learned.py)."""
+
+    #: ``rules``: profile and persistence rules; ``learned``: LightGBM quantile forecasts
+    #: (P10/P50/P90) of heat demand, base load and PV, refitted daily, the rules where
+    #: less than ``min_train_days`` of history are known.
+    method: Literal["rules", "learned"] = "rules"
+    #: Days of history each day's learned models are fitted on.
+    train_days: Annotated[int, AfterValidator(_between(2, 365))] = 28
+    #: Fewer known days than this: the rule forecasts are used.
+    min_train_days: Annotated[int, AfterValidator(_between(2, 365))] = 14
+
+    @model_validator(mode="after")
+    def _window(self) -> ForecastConfig:
+        if self.min_train_days > self.train_days:
+            raise ValueError(
+                f"min_train_days ({self.min_train_days}) exceeds train_days ({self.train_days})"
+            )
+        return self
+
+
 class PollSettings(_Model):
     interval_s: PositiveFloat = 10.0
     max_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
@@ -539,6 +560,7 @@ class Site(_Model):
     heat: HeatSystem = HeatSystem()
     economics: Economics = Economics()
     optimizer: OptimizerSettings = OptimizerSettings()
+    forecast: ForecastConfig = ForecastConfig()
     poll: PollSettings = PollSettings()
     run: RunSettings = RunSettings()
     devices: list[Device] = Field(default_factory=list)

@@ -51,8 +51,10 @@ class FrameInputs:
         self.raw = raw
         self._index = pd.DatetimeIndex(raw.index)
 
-    def history(self, at: datetime, horizon: timedelta) -> pd.DataFrame:
-        start, end = pd.Timestamp(at - HISTORY), pd.Timestamp(at + horizon + _TAIL)
+    def history(
+        self, at: datetime, horizon: timedelta, lookback: timedelta = HISTORY
+    ) -> pd.DataFrame:
+        start, end = pd.Timestamp(at - lookback), pd.Timestamp(at + horizon + _TAIL)
         lo, hi = self._index.searchsorted(start), self._index.searchsorted(end)
         return self.raw.iloc[lo:hi]
 
