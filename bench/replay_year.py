@@ -141,6 +141,13 @@ def main() -> None:
         help="replay the noisy world of vpp.data.world with this seed instead of the shipped year",
     )
     parser.add_argument(
+        "--week-starts",
+        type=lambda text: [date.fromisoformat(d) for d in text.split(",")],
+        default=None,
+        metavar="DATE,DATE",
+        help="replay the weeks starting on these days instead of --weeks spread over the year",
+    )
+    parser.add_argument(
         "--forecaster",
         choices=("site", "rules", "learned"),
         default="site",
@@ -171,10 +178,15 @@ def main() -> None:
             )
         )
     days = sample_days(None if args.full else args.weeks)[: args.full_days if args.full else None]
+    if args.week_starts:
+        days = [start + timedelta(days=d) for start in args.week_starts for d in range(7)]
+        args.weeks = len(args.week_starts)
     results, year_wall = timed(site, data, days, args.workers, args.chain_days)
     what = (
         f"{'year' if len(days) >= 365 else f'{len(days)} days'}, chains of {args.chain_days} days"
         if args.full
+        else f"{args.weeks} weeks from {', '.join(d.isoformat() for d in args.week_starts)}"
+        if args.week_starts
         else f"{args.weeks} weeks spread over the year, chains of {args.chain_days} days"
     )
     rows.append((f"{what}, {args.workers} workers", f"{year_wall / 60:.1f} min", ""))
