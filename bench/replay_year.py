@@ -53,7 +53,7 @@ from vpp.data import read_inputs, shipped_inputs
 from vpp.data.world import noisy_world, read_household
 from vpp.replay.baselines import BOUND, CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
 from vpp.replay.data import read_replay_inputs
-from vpp.replay.kpi import day_table, monthly
+from vpp.replay.kpi import day_table, forecast_summary, monthly
 from vpp.replay.parallel import ReplayResult, make_jobs, run_jobs
 from vpp.replay.runner import DayResult, ReplayOptions
 
@@ -294,14 +294,14 @@ def quality_rows(table: pd.DataFrame, results: list[DayResult]) -> list[tuple[st
         )
     )
     figures = {str(c): float(v) for c, v in ctl.items() if isinstance(v, float | int)}
-    steps = figures["forecast_steps"]
+    summary = forecast_summary(figures)
     for quantity, label in (("load", "base load"), ("pv", "PV available"), ("heat", "heat demand")):
-        err = figures[f"{quantity}_forecast_abs_error_mwh"]
-        mae = err * 1e3 / (steps * 0.25) if steps else float("nan")
+        e = summary[quantity]
         rows.append(
             (
-                f"  controller: {label} forecast for the quarter hour ahead, MAE",
-                f"{mae:,.1f} kW",
+                f"  controller: {label} forecast, quarter hour ahead: MAE / pinball / P10-P90",
+                f"{e['mae_w'] / 1e3:,.1f} kW / {e['pinball_w'] / 1e3:,.1f} kW / "
+                f"{e['coverage_pct']:.0f} %",
                 "",
             )
         )

@@ -35,6 +35,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from vpp.core.site import Site
 from vpp.data.schema import COLUMNS, STEP
 from vpp.data.timegrid import LOCAL_TZ
 from vpp.forecast import ForecastSettings, _day_type, clear_sky_ghi
@@ -377,13 +378,48 @@ def bands_frame(index: pd.DatetimeIndex, bands: dict[str, np.ndarray]) -> pd.Dat
     return pd.DataFrame(data, index=index)
 
 
+#: Plan columns the bands are given for, from the raw columns they scale.
+BAND_COLUMNS = {
+    "load_w": "load_w_per_mwh_a",
+    "pv_available_w": "pv_w_per_kwp",
+    "heat_demand_th_w": "heat_w_per_mwh_a",
+}
+QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in QUANTILES)
+
+
+def site_bands(site: Site, bands: pd.DataFrame) -> pd.DataFrame:
+    """The raw quantiles of :func:`bands_frame` in the site's units, as the planner scales
+    the P50 (:func:`optimizer.inputs.forecast_from_raw`, and PV per inverter: kWp times
+    the profile, at most the AC rating): columns ``<plan column>_p10`` ... [W]."""
+    out = {}
+    peak_kw = np.array([d.dc_peak_w / 1000.0 for d in site.pv])
+    rated = np.array([d.rated_w for d in site.pv])
+    for plan_col, raw_col in BAND_COLUMNS.items():
+        for name in QUANTILE_NAMES:
+            key = f"{raw_col}_{name}"
+            if key not in bands.columns:
+                continue
+            values = bands[key].to_numpy(dtype=float)
+            if plan_col == "load_w":
+                scaled = values * site.grid.base_load_annual_wh / 1e6
+            elif plan_col == "heat_demand_th_w":
+                scaled = values * site.heat.annual_demand_wh / 1e6
+            else:
+                scaled = np.clip(np.outer(peak_kw, values), 0.0, rated[:, None]).sum(axis=0)
+            out[f"{plan_col}_{name}"] = scaled
+    return pd.DataFrame(out, index=bands.index)
+
+
 __all__ = [
+    "BAND_COLUMNS",
     "LEARNED_COLUMNS",
     "QUANTILES",
+    "QUANTILE_NAMES",
     "LearnedForecaster",
     "LearnedSettings",
     "apply_p50",
     "bands_frame",
     "features",
+    "site_bands",
     "training_rows",
 ]

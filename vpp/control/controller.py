@@ -42,7 +42,7 @@ from vpp.core.clock import Clock, floor_quarter
 from vpp.core.kinds import BY_SETPOINT
 from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
-from vpp.learned import LearnedForecaster, LearnedSettings, apply_p50, bands_frame
+from vpp.learned import LearnedForecaster, LearnedSettings, apply_p50, bands_frame, site_bands
 from vpp.recorder.export import apply_retention
 from vpp.signals.compliance import check as check_compliance
 from vpp.signals.compliance import held_w
@@ -401,6 +401,7 @@ class Controller:
                 raw = apply_p50(raw, quantiles)
                 bands = bands_frame(pd.DatetimeIndex(raw.index), quantiles)
         self.state.forecast_bands = bands
+        self.state.forecast_bands_w = None if bands is None else site_bands(self.site, bands)
         if self.recorder is not None:
             # What was known of the past, so a recorded day can be exported and replayed.
             past = history[history.index < pd.Timestamp(self.clock.now())]

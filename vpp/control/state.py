@@ -99,6 +99,8 @@ class ControllerState:
     #: The learned forecasts' quantiles of the latest plan (raw columns ``<column>_p10``,
     #: ``_p50``, ``_p90``), None with the rule forecasts.
     forecast_bands: Any = None
+    #: The same in the site's units (:func:`vpp.learned.site_bands`), W.
+    forecast_bands_w: Any = None
     setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
     caps: list[OperatorCap] = field(default_factory=list)
     jobs: dict[str, JobStats] = field(default_factory=dict)

@@ -34,7 +34,7 @@ from vpp.core.site import Site
 from vpp.forecast import Mode
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.sim import ReplayPlant
-from vpp.replay.trace import Trace, planned_values
+from vpp.replay.trace import BAND_COLUMNS, Trace, band_values, planned_values
 from vpp.signals.model import Signal
 from vpp.signals.watch import SignalWatch
 
@@ -72,12 +72,14 @@ class Journal:
     index: pd.DatetimeIndex
     counts: dict[str, np.ndarray] = field(init=False)
     planned: np.ndarray = field(init=False)
+    bands: np.ndarray = field(init=False)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.index)
         self.counts = {name: np.zeros(n) for name in COUNTS}
         self.planned = planned_values(None)[None, :].repeat(n, axis=0)
+        self.bands = np.full((n, len(BAND_COLUMNS)), np.nan)
 
     def quarter(self, when: datetime) -> int | None:
         """The row of the quarter hour containing ``when`` (None outside the stretch)."""
@@ -195,6 +197,9 @@ def _listener(ctl: Controller, journal: Journal):  # type: ignore[no-untyped-def
             journal.counts["corrected_steps"][q] = 1
         if source == "dispatch":
             journal.planned[q] = planned_values(ctl.current_row())
+            bands = ctl.state.forecast_bands_w
+            if bands is not None:
+                journal.bands[q] = band_values(bands, journal.index[q])
 
     return heard
 
@@ -203,6 +208,7 @@ def day_trace(trace: Trace, journal: Journal, rows: slice) -> Trace:
     """One day (``rows`` of the stretch) of a controller run, with its counts as stats."""
     part = trace.rows(rows)
     part.planned = journal.planned[rows].copy()
+    part.bands = journal.bands[rows].copy()
     part.stats = {name: float(values[rows].sum()) for name, values in journal.counts.items()}
     part.stats["unplanned_steps"] = float(np.isnan(part.planned[:, 0]).sum())
     part.notes = list(journal.notes)
