@@ -36,6 +36,7 @@ from vpp.control.invariants import Limits, enforce
 from vpp.control.plant import Plant, Written
 from vpp.control.plausible import Suspect, screen
 from vpp.control.safety import Setpoint
+from vpp.control.scores import ForecastScores
 from vpp.control.state import ControllerState, OperatorCap, SetpointStatus
 from vpp.control.store import StoreEstimate
 from vpp.core.clock import Clock, floor_quarter
@@ -89,6 +90,9 @@ class Controller:
     store: StoreEstimate = field(init=False)
     #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
     learned: LearnedForecaster | None = field(default=None, init=False)
+    #: The forecasts for the quarter hour ahead against what was then measured (kept for
+    #: the metrics: only with a metrics collector).
+    scores: ForecastScores = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
     #: When each offline device went offline, and when the last "still offline" line was.
@@ -120,6 +124,7 @@ class Controller:
         if self.signal_watch is None and SignalWatch.needed(self.site):
             # The law's rules need no source (vpp run adds the site's control boxes).
             self.signal_watch = SignalWatch(self.site, [], self.clock.now())
+        self.scores = ForecastScores(self.site)
         config = self.site.forecast
         if config.method == "learned":
             self.learned = LearnedForecaster(
@@ -402,6 +407,11 @@ class Controller:
                 bands = bands_frame(pd.DatetimeIndex(raw.index), quantiles)
         self.state.forecast_bands = bands
         self.state.forecast_bands_w = None if bands is None else site_bands(self.site, bands)
+        if self.metrics is not None and self.forecast_mode == "asof":
+            cutoff = pd.Timestamp(at).floor("15min")
+            self.scores.observe(used[used.index < cutoff], cutoff)
+            self.scores.expect(raw, bands)
+            self.state.forecast_scores = self.scores.summary()
         if self.recorder is not None:
             # What was known of the past, so a recorded day can be exported and replayed.
             past = history[history.index < pd.Timestamp(self.clock.now())]

@@ -101,6 +101,9 @@ class ControllerState:
     forecast_bands: Any = None
     #: The same in the site's units (:func:`vpp.learned.site_bands`), W.
     forecast_bands_w: Any = None
+    #: Forecast errors for the quarter hour ahead over the last day, by quantity
+    #: (:meth:`vpp.control.scores.ForecastScores.summary`).
+    forecast_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
     caps: list[OperatorCap] = field(default_factory=list)
     jobs: dict[str, JobStats] = field(default_factory=dict)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,8 @@ from vpp.replay.trace import BAND_COLUMNS, Trace, band_values, planned_values
 from vpp.signals.model import Signal
 from vpp.signals.watch import SignalWatch
 
+#: Makes a metrics collector from the controller's state and clock (vpp.metrics.Metrics).
+MetricsFactory = Callable[[ControllerState, ManualClock], Any]
 #: What the driver counts per quarter hour.
 COUNTS = ("plans", "fallback_plans", "failed_plans", "clamped_setpoints", "corrected_steps")
 #: The history a plan is given reaches this far past the horizon (as the live sources do).
@@ -109,12 +112,16 @@ def run_controller(
     mode: Mode = "asof",
     planner: Planner | None = None,
     signals: Sequence[Signal] = (),
+    metrics: MetricsFactory | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """The controller over the quarter hours of ``inputs`` (consecutive), from the energies
     in ``params``, under the recorded grid-operator ``signals``; returns the plant's trace,
-    the journal and the seconds spent per job."""
+    the journal and the seconds spent per job. ``metrics`` makes the controller's metrics
+    collector from its state and clock, as ``vpp run`` does (None: none, as in replay)."""
     with _quiet_controller():
-        return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner, signals))
+        return asyncio.run(
+            drive_controller(site, params, inputs, raw, mode, planner, signals, metrics)
+        )
 
 
 async def drive_controller(
@@ -125,6 +132,7 @@ async def drive_controller(
     mode: Mode = "asof",
     planner: Planner | None = None,
     signals: Sequence[Signal] = (),
+    metrics: MetricsFactory | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """:func:`run_controller` inside a running event loop."""
     plant = ReplayPlant(site, params, inputs)
@@ -140,6 +148,8 @@ async def drive_controller(
         forecast_mode=mode,
     )
     ctl.store = StoreEstimate(site.heat.store_capacity_wh, params.store0_wh)
+    if metrics is not None:
+        ctl.metrics = metrics(ctl.state, clock)
     ctl.listener = _listener(ctl, journal)
     if signals:  # recorded signals, resolved with the law's rules by the signals job
         if ctl.signal_watch is None:
