@@ -357,7 +357,7 @@ class Controller:
         tic = time.perf_counter()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
         self.state.planner_seconds_total += time.perf_counter() - tic
-        plan = cycle.adopt(self.site, self.state.plan, plan, now)
+        plan = cycle.adopt(self.site, self.state.plan, plan, now, forecast)
         self.state.plan, self.state.plan_created_at = plan, now
         self.state.forecast = forecast
         self.state.plans_total += 1
@@ -420,7 +420,13 @@ class Controller:
             self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
         self.state.sources = self.inputs.status()
         frame = forecast_from_raw(self.site, raw)
-        return cycle.plan_limits(self.site, frame, self._caps_in_force(), self._plan_signals(frame))
+        return cycle.plan_limits(
+            self.site,
+            frame,
+            self._caps_in_force(),
+            self._plan_signals(frame),
+            self.state.forecast_bands_w,
+        )
 
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""

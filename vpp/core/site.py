@@ -279,6 +279,14 @@ class GridConnection(_Model):
     #: Share of each grid limit that plans keep free, so that forecast errors between two
     #: corrections do not push the measured exchange past the limit.
     limit_margin_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 3.0
+    #: ``fixed``: the margin is ``limit_margin_pct`` of each limit. ``spread``: with learned
+    #: forecasts, each quarter hour's margin is the spread of the net load (base load less
+    #: PV) between its P50 and P90 (import) or P10 (export), within ``limit_margin_min_pct``
+    #: and ``limit_margin_max_pct`` of the limit (vpp.control.cycle.plan_margins); quarter
+    #: hours without learned quantiles keep the fixed margin.
+    limit_margin_from: Literal["fixed", "spread"] = "fixed"
+    limit_margin_min_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 0.5
+    limit_margin_max_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 10.0
     #: Grid fees, levies and taxes on each MWh imported, on top of the day-ahead price.
     import_fee_eur_per_mwh: NonNegativeFloat = 120.0
     #: Fee deducted from the day-ahead price for each MWh exported.
@@ -287,6 +295,15 @@ class GridConnection(_Model):
     base_load_peak_w: NonNegativeFloat = 0.0
     #: Annual energy of that load, for the standard load profile.
     base_load_annual_wh: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _margin_bounds(self) -> GridConnection:
+        if self.limit_margin_min_pct > self.limit_margin_max_pct:
+            raise ValueError(
+                f"limit_margin_min_pct ({self.limit_margin_min_pct}) exceeds "
+                f"limit_margin_max_pct ({self.limit_margin_max_pct})"
+            )
+        return self
 
 
 class HeatSystem(_Model):
