@@ -68,6 +68,10 @@ class LearnedSettings:
     leads_per_cutoff: int = 24
     #: Leads the models are trained for [quarter hours]; longer ones use the last.
     horizon_steps: int = 144
+    #: Days at the end of the window held out to widen the band (conformal); 0: none.
+    calibration_days: int = 4
+    #: Share of the held-out days' truth the band is widened to hold.
+    coverage: float = 0.8
     trees: int = 60
     leaves: int = 15
     learning_rate: float = 0.1
@@ -79,6 +83,11 @@ class LearnedSettings:
             raise ValueError(
                 f"min_train_days must be between 2 and train_days ({self.train_days}), "
                 f"not {self.min_train_days}"
+            )
+        if not 0 <= self.calibration_days < self.min_train_days - 1:
+            raise ValueError(
+                f"calibration_days must be between 0 and min_train_days - 2 "
+                f"({self.min_train_days - 2}), not {self.calibration_days}"
             )
         if self.cutoffs_per_day < 1:
             raise ValueError(f"cutoffs_per_day must be at least 1, not {self.cutoffs_per_day}")
@@ -250,11 +259,18 @@ def _params(settings: LearnedSettings, alpha: float) -> dict[str, object]:
 
 
 def training_rows(
-    column: str, grid: Grid, midnight: int, settings: LearnedSettings, rng: np.random.Generator
+    column: str,
+    grid: Grid,
+    midnight: int,
+    settings: LearnedSettings,
+    rng: np.random.Generator,
+    first: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features and targets at seeded cutoffs of the window before grid position
-    ``midnight``; only targets before ``midnight`` (known then) are kept."""
-    first = max(midnight - settings.train_days * DAY_Q, WEEK_Q + DAY_Q)
+    """Features and targets (deviations from the reference, column 4) at seeded cutoffs in
+    ``[first, midnight)`` (default: the training window before grid position ``midnight``);
+    only targets before ``midnight`` (known then) are kept."""
+    if first is None:
+        first = max(midnight - settings.train_days * DAY_Q, WEEK_Q + DAY_Q)
     y = grid.values[column]
     n_cut = settings.cutoffs_per_day * max((midnight - first) // DAY_Q, 1)
     cut = np.repeat(np.sort(rng.integers(first, midnight, size=n_cut)), settings.leads_per_cutoff)
@@ -269,6 +285,45 @@ def training_rows(
     return x[known], target[known]
 
 
+#: Upper ends [quarter hours] of the lead buckets the band is widened per (conformal).
+LEAD_BUCKETS = (4, 16, 48, 10**6)
+
+
+@dataclass(frozen=True)
+class Models:
+    """A day's boosters per quantile, and how far to move P10 down and P90 up per lead
+    bucket (:data:`LEAD_BUCKETS`; negative narrows) so that the held-out calibration days
+    had 80 % inside the band."""
+
+    boosters: list[lgb.Booster]
+    widen: np.ndarray
+
+
+def conformal_widening(
+    low: np.ndarray, high: np.ndarray, actual: np.ndarray, lead: np.ndarray, coverage: float
+) -> np.ndarray:
+    """Per lead bucket, the ``coverage`` quantile of ``max(low - y, y - high)`` over the
+    calibration rows (conformalized quantile regression, Romano et al. 2019): moving both
+    ends out by it covers that share of those rows. Buckets with fewer than 30 rows take
+    the value over all rows (0 if there are none)."""
+    score = np.maximum(low - actual, actual - high)
+
+    def level(values: np.ndarray) -> float:
+        n = len(values)
+        q = min(1.0, np.ceil((n + 1) * coverage) / n)
+        return float(np.quantile(values, q, method="higher"))
+
+    overall = level(score) if len(score) else 0.0
+    out = np.full(len(LEAD_BUCKETS), overall)
+    lo = 0
+    for i, hi in enumerate(LEAD_BUCKETS):
+        mine = score[(lead >= lo) & (lead < hi)]
+        if len(mine) >= 30:
+            out[i] = level(mine)
+        lo = hi
+    return out
+
+
 class LearnedForecaster:
     """Quantile models per quantity, fitted once per local day and cached for the day."""
 
@@ -281,16 +336,12 @@ class LearnedForecaster:
         self.settings = settings or LearnedSettings()
         self.forecast_settings = forecast_settings or ForecastSettings()
         self.keep_days = keep_days
-        #: (column, local midnight as UTC) -> a booster per quantile, or None (too little
+        #: (column, local midnight as UTC) -> the day's models, or None (too little
         #: history: the rule forecast stays).
-        self._models: OrderedDict[tuple[str, pd.Timestamp], list[lgb.Booster] | None] = (
-            OrderedDict()
-        )
+        self._models: OrderedDict[tuple[str, pd.Timestamp], Models | None] = OrderedDict()
         self.fits = 0
 
-    def models(
-        self, column: str, midnight: pd.Timestamp, read: HistoryReader
-    ) -> list[lgb.Booster] | None:
+    def models(self, column: str, midnight: pd.Timestamp, read: HistoryReader) -> Models | None:
         """The day's models of ``column``, fitted on what ``read`` gives before ``midnight``."""
         key = (column, midnight)
         if key not in self._models:
@@ -299,9 +350,7 @@ class LearnedForecaster:
                 self._models.popitem(last=False)
         return self._models[key]
 
-    def _fit(
-        self, column: str, midnight: pd.Timestamp, read: HistoryReader
-    ) -> list[lgb.Booster] | None:
+    def _fit(self, column: str, midnight: pd.Timestamp, read: HistoryReader) -> Models | None:
         s = self.settings
         start = midnight - s.lookback
         history = read(start, midnight)
@@ -313,12 +362,23 @@ class LearnedForecaster:
             return None
         grid = make_grid(history, start, midnight, midnight, self.forecast_settings)
         seed = s.seed + int(midnight.value // 10**9 // 86400) * 31 + LEARNED_COLUMNS.index(column)
-        x, y = training_rows(column, grid, grid.position(midnight), s, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        end = grid.position(midnight)
+        fit_end = end - s.calibration_days * DAY_Q
+        x, y = training_rows(column, grid, fit_end, s, rng)
         if len(y) < s.min_rows_per_leaf * 4:
             return None
         self.fits += 1
         data = lgb.Dataset(x, y, params={"verbosity": -1}, free_raw_data=False)
-        return [lgb.train(_params(s, q), data, num_boost_round=s.trees) for q in QUANTILES]
+        boosters = [lgb.train(_params(s, q), data, num_boost_round=s.trees) for q in QUANTILES]
+        widen = np.zeros(len(LEAD_BUCKETS))
+        if s.calibration_days:
+            xc, yc = training_rows(column, grid, end, s, rng, first=fit_end)
+            if len(yc):
+                band = np.sort(np.stack([b.predict(xc, num_threads=1) for b in boosters]), axis=0)
+                lead = xc[:, 0].astype(int)
+                widen = conformal_widening(band[0], band[2], yc, lead, s.coverage)
+        return Models(boosters, widen)
 
     def quantiles(
         self,
@@ -336,8 +396,8 @@ class LearnedForecaster:
         out: dict[str, np.ndarray] = {}
         grid: Grid | None = None
         for column in LEARNED_COLUMNS:
-            boosters = self.models(column, midnight, read)
-            if boosters is None:
+            models = self.models(column, midnight, read)
+            if models is None:
                 continue
             if grid is None:
                 start = cutoff - pd.Timedelta(days=8)
@@ -346,8 +406,17 @@ class LearnedForecaster:
             rows = np.full(len(index), grid.position(cutoff))
             x = features(column, grid, rows, lead)
             x[:, 0] = np.minimum(lead, self.settings.horizon_steps - 1)  # as trained
-            deviation = np.stack([b.predict(x, num_threads=1) for b in boosters])
-            values = np.sort(x[:, 4] + deviation, axis=0)  # the models may cross: rearrange
+            # The three models may cross: rearrange, then widen the band as calibrated.
+            deviation = np.sort(
+                np.stack([b.predict(x, num_threads=1) for b in models.boosters]), axis=0
+            )
+            bucket = np.searchsorted(
+                np.asarray(LEAD_BUCKETS), np.minimum(lead, 10**6 - 1), side="right"
+            )
+            widen = models.widen[bucket]
+            deviation[0] = np.minimum(deviation[0] - widen, deviation[1])
+            deviation[2] = np.maximum(deviation[2] + widen, deviation[1])
+            values = x[:, 4] + deviation
             if fallback is not None and column in fallback:
                 rule = np.asarray(fallback[column], dtype=float)
                 values = np.where(np.isnan(values), rule[None, :], values)

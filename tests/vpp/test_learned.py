@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 from vpp.data import read_inputs, shipped_inputs
 from vpp.data.world import noisy_world, read_household
 from vpp.forecast import forecast, forecast_index
-from vpp.learned import LEARNED_COLUMNS, LearnedForecaster, LearnedSettings
+from vpp.learned import (
+    LEARNED_COLUMNS,
+    LearnedForecaster,
+    LearnedSettings,
+    conformal_widening,
+)
 
 H36 = timedelta(hours=36)
 #: Small models: the properties do not depend on the size.
@@ -143,6 +148,24 @@ def test_short_history_leaves_the_rules(year: pd.DataFrame) -> None:
 def test_settings_name_the_bad_field() -> None:
     with pytest.raises(ValueError, match="min_train_days"):
         LearnedSettings(train_days=10, min_train_days=12)
+    with pytest.raises(ValueError, match="calibration_days"):
+        LearnedSettings(train_days=10, min_train_days=5, calibration_days=4)
+
+
+def test_conformal_widening_covers_the_calibration_rows() -> None:
+    """Moving P10 down and P90 up by the bucket's widening puts 80 % of its held-out rows
+    inside the band; a band already too wide is narrowed."""
+    rng = np.random.default_rng(3)
+    lead = np.repeat([0, 10, 30, 100], 200)
+    actual = rng.normal(0.0, 1.0 + lead / 50.0)
+    low, high = np.full(len(lead), -0.3), np.full(len(lead), 0.3)
+    widen = conformal_widening(low, high, actual, lead, 0.8)
+    assert (np.diff(widen) > 0).all()  # later leads were missed by more
+    for i, first in enumerate((0, 10, 30, 100)):
+        mine = lead == first
+        inside = (actual[mine] >= low[mine] - widen[i]) & (actual[mine] <= high[mine] + widen[i])
+        assert 0.8 <= inside.mean() <= 0.81
+    assert (conformal_widening(low - 10, high + 10, actual, lead, 0.8) < 0).all()
 
 
 def test_learned_beat_the_rules_in_a_noisy_winter(world: pd.DataFrame) -> None:
