@@ -41,7 +41,7 @@ LEVELS = (0.1, 0.5, 0.9)
 LABELS = {"load_w": "base load", "pv_available_w": "PV available", "heat_demand_th_w": "heat"}
 
 
-def evaluate(data: pd.DataFrame, starts: list[date], every_h: float) -> dict[str, dict]:
+def evaluate(data: pd.DataFrame, starts: list[date], every_h: float) -> dict[str, dict[str, float]]:
     site = read_site(ROOT / "config" / "demo.toml")
     truth_w = site_values_frame(site, data)
     learned = LearnedForecaster()
