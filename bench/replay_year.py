@@ -31,7 +31,11 @@ inverter's PV from its roof and the minute cloud process of :mod:`vpp.data.cloud
 seed): the controller's polls see PV move inside the quarter hour (``--no-clouds``: without).
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
-[--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--out DIR]``
+[--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--week-starts DATE,DATE]
+[--forecaster rules|learned] [--out DIR]``
+
+``--forecaster`` overrides the site file's ``[forecast] method`` (``learned``: the quantile
+forecasts of :mod:`vpp.learned`, refitted once a day on the 28 days before it).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from vpp.data.clouds import CloudParams
 from vpp.data.world import noisy_world, read_household
 from vpp.replay.baselines import BOUND, CONTROLLER, NO_CONTROL, ORACLE, SELF_CONSUMPTION
 from vpp.replay.data import read_replay_inputs
-from vpp.replay.kpi import day_table, monthly
+from vpp.replay.kpi import day_table, forecast_summary, monthly
 from vpp.replay.parallel import ReplayResult, make_jobs, run_jobs
 from vpp.replay.runner import DayResult, ReplayOptions
 
@@ -111,6 +115,13 @@ def day_rows(result: DayResult, wall_s: float) -> list[tuple[str, str, str]]:
     return rows
 
 
+def with_forecaster(site: Site, method: str) -> Site:
+    """``site`` with its ``[forecast] method`` set (``site``: unchanged)."""
+    if method == "site":
+        return site
+    return site.model_copy(update={"forecast": site.forecast.model_copy(update={"method": method})})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.toml")
@@ -138,8 +149,21 @@ def main() -> None:
         action="store_true",
         help="with --world: every inverter follows the world's PV profile (no roofs, no clouds)",
     )
+    parser.add_argument(
+        "--week-starts",
+        type=lambda text: [date.fromisoformat(d) for d in text.split(",")],
+        default=None,
+        metavar="DATE,DATE",
+        help="replay the weeks starting on these days instead of --weeks spread over the year",
+    )
+    parser.add_argument(
+        "--forecaster",
+        choices=("site", "rules", "learned"),
+        default="site",
+        help="the controller's forecasts: as the site file says, or rules or learned",
+    )
     args = parser.parse_args()
-    site = read_site(args.config)
+    site = with_forecaster(read_site(args.config), args.forecaster)
     data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
     clouds = None
     if args.world is not None:
@@ -167,10 +191,15 @@ def main() -> None:
             )
         )
     days = sample_days(None if args.full else args.weeks)[: args.full_days if args.full else None]
+    if args.week_starts:
+        days = [start + timedelta(days=d) for start in args.week_starts for d in range(7)]
+        args.weeks = len(args.week_starts)
     results, year_wall = timed(site, data, days, args.workers, chained)
     what = (
         f"{'year' if len(days) >= 365 else f'{len(days)} days'}, chains of {args.chain_days} days"
         if args.full
+        else f"{args.weeks} weeks from {', '.join(d.isoformat() for d in args.week_starts)}"
+        if args.week_starts
         else f"{args.weeks} weeks spread over the year, chains of {args.chain_days} days"
     )
     rows.append((f"{what}, {args.workers} workers", f"{year_wall / 60:.1f} min", ""))
@@ -204,6 +233,7 @@ def main() -> None:
         world += " (no PV clouds)" if clouds is None else " (PV clouds)"
     out = Table(
         title=f"replay benchmark: {site.site.name}, {world} {YEAR} data, "
+        f"{site.forecast.method} forecasts, "
         f"{os.cpu_count()} CPUs, {args.workers} workers"
     )
     for head in ("measurement", "value", "target"):
@@ -279,14 +309,14 @@ def quality_rows(table: pd.DataFrame, results: list[DayResult]) -> list[tuple[st
         )
     )
     figures = {str(c): float(v) for c, v in ctl.items() if isinstance(v, float | int)}
-    steps = figures["forecast_steps"]
+    summary = forecast_summary(figures)
     for quantity, label in (("load", "base load"), ("pv", "PV available"), ("heat", "heat demand")):
-        err = figures[f"{quantity}_forecast_abs_error_mwh"]
-        mae = err * 1e3 / (steps * 0.25) if steps else float("nan")
+        e = summary[quantity]
         rows.append(
             (
-                f"  controller: {label} forecast for the quarter hour ahead, MAE",
-                f"{mae:,.1f} kW",
+                f"  controller: {label} forecast, quarter hour ahead: MAE / pinball / P10-P90",
+                f"{e['mae_w'] / 1e3:,.1f} kW / {e['pinball_w'] / 1e3:,.1f} kW / "
+                f"{e['coverage_pct']:.0f} %",
                 "",
             )
         )

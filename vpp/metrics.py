@@ -142,6 +142,22 @@ SPECS: tuple[MetricSpec, ...] = (
     _g("vpp_plan_dry_cooler_thermal_watts", "Planned heat to the dry coolers now, W."),
     _g("vpp_plan_store_energy_watt_hours", "Planned thermal store energy now, Wh."),
     _g("vpp_forecast_error_watts", "Last measured minus forecast value, W.", "quantity"),
+    _g(
+        "vpp_forecast_mae_watts",
+        "Mean absolute error of the forecast for the quarter hour ahead (P50), last day, W.",
+        "quantity",
+    ),
+    _g(
+        "vpp_forecast_pinball_watts",
+        "Mean pinball loss over P10, P50, P90 of the quarter hour ahead, last day, W.",
+        "quantity",
+    ),
+    _g(
+        "vpp_forecast_coverage_ratio",
+        "Share of the last day's quarter hours inside the learned P10-P90 band.",
+        "quantity",
+    ),
+    _g("vpp_forecast_scored_steps", "Quarter hours scored over the last day.", "quantity"),
     _g("vpp_cost_accrued_euros", "Energy cost since start, EUR (export revenue lowers it)."),
     _c("vpp_job_runs", "Runs of each job since start.", "task"),
     _c("vpp_job_failures", "Runs that raised an error.", "task"),
@@ -334,6 +350,12 @@ class VppCollector(Collector):
             s.add("vpp_heat_delivered_watt_hours", state.heat_delivered_wh.get(source, 0.0), source)
         for quantity, error_w in list(state.forecast_error_w.items()):
             s.add("vpp_forecast_error_watts", error_w, quantity.removesuffix("_w"))
+        for quantity, score in list(state.forecast_scores.items()):
+            s.add("vpp_forecast_mae_watts", score["mae_w"], quantity)
+            s.add("vpp_forecast_pinball_watts", score["pinball_w"], quantity)
+            if not math.isnan(score["coverage_ratio"]):
+                s.add("vpp_forecast_coverage_ratio", score["coverage_ratio"], quantity)
+            s.add("vpp_forecast_scored_steps", score["steps"], quantity)
 
     def _devices(self, s: _Scrape, snap: Snapshot) -> None:
         s.add("vpp_snapshot_age_seconds", _age_s(s.now, snap.time))

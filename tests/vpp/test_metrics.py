@@ -207,6 +207,10 @@ def record_controller_activity(
     state.cost_accrued_eur = 12.5
     state.heat_delivered_wh = {"heat_pump": 4.0e6, "boiler": 1.0e5}
     state.forecast_error_w = {"pv_w": -350.0, "load_w": 1200.0}
+    state.forecast_scores = {
+        "heat": {"mae_w": 5e4, "pinball_w": 2e4, "coverage_ratio": 0.75, "steps": 96.0},
+        "load": {"mae_w": 3e3, "pinball_w": 1.5e3, "coverage_ratio": float("nan"), "steps": 4.0},
+    }
     state.readback_mismatches_total = {"bat-a": 4}
     state.setpoint_clamps_total = {"bat-a": 2}
     state.setpoint_refusals_total = {"pv-b": 1}
@@ -414,6 +418,11 @@ async def test_controller_records_setpoints_caps_jobs_and_sources() -> None:
     assert m("vpp_source_failures_total", source="weather") == 5.0
     assert m.get("vpp_source_last_success_age_seconds", source="weather") is None
     assert m("vpp_forecast_error_watts", quantity="pv") == -350.0
+    assert m("vpp_forecast_mae_watts", quantity="heat") == 5e4
+    assert m("vpp_forecast_pinball_watts", quantity="heat") == 2e4
+    assert m("vpp_forecast_coverage_ratio", quantity="heat") == 0.75
+    assert m("vpp_forecast_scored_steps", quantity="load") == 4.0
+    assert m.get("vpp_forecast_coverage_ratio", quantity="load") is None  # rule forecasts
     assert m("vpp_cost_accrued_euros") == 12.5
     assert m("vpp_recorder_errors_total") == 2.0
     clock.advance(2 * 3600)  # the cap has ended
@@ -549,6 +558,7 @@ def test_names_follow_the_conventions() -> None:
             "vpp_controller_info",
             "vpp_devices_quarantined",
             "vpp_recorder_pending",
+            "vpp_forecast_scored_steps",
         }
         | SIGNAL_UNITLESS
         | CITY_UNITLESS

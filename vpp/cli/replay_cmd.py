@@ -79,6 +79,14 @@ def replay_command(
         str,
         typer.Option("--forecast", help="Controller forecasts: asof (as known then) or perfect"),
     ] = "asof",
+    forecaster: Annotated[
+        str | None,
+        typer.Option(
+            "--forecaster",
+            help="rules or learned: the controller's forecast method, instead of the site "
+            "file's [forecast] method (see docs/forecasts.md)",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder")] = Path("replay-report"),
     workers: Annotated[
         int | None,
@@ -122,7 +130,12 @@ def replay_command(
     first, last = _day(from_, "--from"), _day(to, "--to")
     if mode not in ("asof", "perfect"):
         raise typer.BadParameter(f"{mode!r}: use asof or perfect", param_hint="--forecast")
+    if forecaster not in (None, "rules", "learned"):
+        raise typer.BadParameter(f"{forecaster!r}: use rules or learned", param_hint="--forecaster")
     site = load_or_exit(config, offline=True)
+    if forecaster is not None:
+        method = site.forecast.model_copy(update={"method": forecaster})
+        site = site.model_copy(update={"forecast": method})
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if (problem := creatable_folder_problem(out)) is not None:  # before hours of replay
         err.print(f"[bold red]replay[/]: --out {escape(str(out))}: {escape(problem)}")

@@ -36,12 +36,14 @@ from vpp.control.invariants import Limits, enforce
 from vpp.control.plant import Plant, Written
 from vpp.control.plausible import Suspect, screen
 from vpp.control.safety import Setpoint
+from vpp.control.scores import ForecastScores
 from vpp.control.state import ControllerState, OperatorCap, SetpointStatus
 from vpp.control.store import StoreEstimate
 from vpp.core.clock import Clock, floor_quarter
 from vpp.core.kinds import BY_SETPOINT
 from vpp.core.site import Site
 from vpp.forecast import Mode, forecast
+from vpp.learned import LearnedForecaster, LearnedSettings, apply_p50, bands_frame, site_bands
 from vpp.recorder.export import apply_retention
 from vpp.signals.compliance import check as check_compliance
 from vpp.signals.compliance import held_w
@@ -86,6 +88,11 @@ class Controller:
     #: ``signals`` job; None: the site has none.
     signal_watch: Any = None
     store: StoreEstimate = field(init=False)
+    #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
+    learned: LearnedForecaster | None = field(default=None, init=False)
+    #: The forecasts for the quarter hour ahead against what was then measured (kept for
+    #: the metrics: only with a metrics collector).
+    scores: ForecastScores = field(init=False)
     _last_poll: datetime | None = field(default=None, init=False)
     _offline: set[str] = field(default_factory=set, init=False)
     #: When each offline device went offline, and when the last "still offline" line was.
@@ -117,6 +124,12 @@ class Controller:
         if self.signal_watch is None and SignalWatch.needed(self.site):
             # The law's rules need no source (vpp run adds the site's control boxes).
             self.signal_watch = SignalWatch(self.site, [], self.clock.now())
+        self.scores = ForecastScores(self.site)
+        config = self.site.forecast
+        if config.method == "learned":
+            self.learned = LearnedForecaster(
+                LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
+            )
         heat = self.site.heat
         self.store = StoreEstimate(
             heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
@@ -344,7 +357,7 @@ class Controller:
         tic = time.perf_counter()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
         self.state.planner_seconds_total += time.perf_counter() - tic
-        plan = cycle.adopt(self.site, self.state.plan, plan, now)
+        plan = cycle.adopt(self.site, self.state.plan, plan, now, forecast)
         self.state.plan, self.state.plan_created_at = plan, now
         self.state.forecast = forecast
         self.state.plans_total += 1
@@ -384,6 +397,21 @@ class Controller:
             horizon = min(horizon, (end - pd.Timestamp(at)).to_pytimedelta())
         used = history.drop(columns=[c for c in UNUSED_COLUMNS if c in history.columns])
         raw = forecast(used, at, horizon, mode=self.forecast_mode)
+        bands = None
+        if self.learned is not None and self.forecast_mode == "asof" and len(raw):
+            quantiles = self.learned.quantiles(
+                used, pd.Timestamp(at), pd.DatetimeIndex(raw.index), self._read_history, raw
+            )
+            if quantiles:  # none while the history is too short: the rules stay
+                raw = apply_p50(raw, quantiles)
+                bands = bands_frame(pd.DatetimeIndex(raw.index), quantiles)
+        self.state.forecast_bands = bands
+        self.state.forecast_bands_w = None if bands is None else site_bands(self.site, bands)
+        if self.metrics is not None and self.forecast_mode == "asof":
+            cutoff = pd.Timestamp(at).floor("15min")
+            self.scores.observe(used[used.index < cutoff], cutoff)
+            self.scores.expect(raw, bands)
+            self.state.forecast_scores = self.scores.summary()
         if self.recorder is not None:
             # What was known of the past, so a recorded day can be exported and replayed.
             past = history[history.index < pd.Timestamp(self.clock.now())]
@@ -392,7 +420,18 @@ class Controller:
             self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
         self.state.sources = self.inputs.status()
         frame = forecast_from_raw(self.site, raw)
-        return cycle.plan_limits(self.site, frame, self._caps_in_force(), self._plan_signals(frame))
+        return cycle.plan_limits(
+            self.site,
+            frame,
+            self._caps_in_force(),
+            self._plan_signals(frame),
+            self.state.forecast_bands_w,
+        )
+
+    def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
+        rows = self.inputs.history(end.to_pydatetime(), timedelta(0), lookback=end - start)
+        return rows[rows.index < end]
 
     def plan_state(self) -> State:
         """Batteries' energy, the store and the offline devices, as the optimiser needs them."""

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, Snapshot
@@ -48,16 +49,59 @@ def margin_keep(site: Site) -> float:
     return 1.0 - site.grid.limit_margin_pct / 100.0
 
 
+def plan_margins(
+    site: Site, import_w: pd.Series, export_w: pd.Series, bands: pd.DataFrame | None
+) -> tuple[pd.Series, pd.Series]:
+    """The margin [W] kept free below each step's import and export limit.
+
+    Fixed (``grid.limit_margin_from = "fixed"``, or steps without learned quantiles):
+    ``limit * limit_margin_pct / 100``. Spread: the net load ``n = load - PV`` is what the
+    plan cannot steer; with its parts' quantiles (:func:`vpp.learned.site_bands`) taken as
+    independent, its upward spread is ``sqrt((load_p90 - load_p50)^2 + (pv_p50 - pv_p10)^2)``
+    (import) and its downward spread ``sqrt((load_p50 - load_p10)^2 + (pv_p90 - pv_p50)^2)``
+    (export); each margin is that spread, within ``limit_margin_min_pct`` and
+    ``limit_margin_max_pct`` of the limit. So ``0 <= margin <= limit * max_pct / 100`` and
+    the plan's limit ``limit - margin`` is never above the limit nor below
+    ``limit * (1 - max_pct / 100)``.
+    """
+    grid = site.grid
+    fixed = grid.limit_margin_pct / 100.0
+    margins = {"import": import_w * fixed, "export": export_w * fixed}
+    if grid.limit_margin_from != "spread" or bands is None or bands.empty:
+        return margins["import"], margins["export"]
+    b = bands.reindex(import_w.index)
+    need = [f"{col}_p{q}" for col in ("load_w", "pv_available_w") for q in (10, 50, 90)]
+    if any(c not in b.columns for c in need):
+        return margins["import"], margins["export"]
+    load = [b[f"load_w_p{q}"].to_numpy(dtype=float) for q in (10, 50, 90)]
+    pv = [b[f"pv_available_w_p{q}"].to_numpy(dtype=float) for q in (10, 50, 90)]
+    spreads = {
+        "import": np.hypot(np.maximum(load[2] - load[1], 0), np.maximum(pv[1] - pv[0], 0)),
+        "export": np.hypot(np.maximum(load[1] - load[0], 0), np.maximum(pv[2] - pv[1], 0)),
+    }
+    lo, hi = grid.limit_margin_min_pct / 100.0, grid.limit_margin_max_pct / 100.0
+    out = []
+    for direction, limit in (("import", import_w), ("export", export_w)):
+        lim = limit.to_numpy(dtype=float)
+        spread = np.clip(spreads[direction], lo * lim, hi * lim)
+        known = np.isfinite(spreads[direction])
+        values = np.where(known, spread, margins[direction].to_numpy(dtype=float))
+        out.append(pd.Series(values, index=limit.index))
+    return out[0], out[1]
+
+
 def plan_limits(
     site: Site,
     forecast: pd.DataFrame,
     caps: Iterable[OperatorCap],
     signals: Iterable[Signal] = (),
+    bands: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The forecast with ``import_limit_w`` and ``export_limit_w`` per step: the site's
     limits tightened by the operator's caps and the grid-operator ``signals``' caps, less
-    the planning margin; and the signals' per-device caps as ``<device_id>.cap_w`` columns
-    (:func:`vpp.signals.plan.plan_caps`)."""
+    the planning margin (:func:`plan_margins`, from the learned ``bands`` if the site says
+    so; also as ``import_margin_w`` and ``export_margin_w``); and the signals' per-device
+    caps as ``<device_id>.cap_w`` columns (:func:`vpp.signals.plan.plan_caps`)."""
     limits = {
         "import": pd.Series(site.grid.import_limit_w, index=forecast.index, dtype=float),
         "export": pd.Series(site.grid.export_limit_w, index=forecast.index, dtype=float),
@@ -71,10 +115,12 @@ def plan_limits(
     if from_signals is not None:
         limits["import"] = limits["import"].clip(upper=from_signals.import_cap_w.fillna(math.inf))
         limits["export"] = limits["export"].clip(upper=from_signals.export_cap_w.fillna(math.inf))
-    keep = margin_keep(site)
+    import_margin, export_margin = plan_margins(site, limits["import"], limits["export"], bands)
     out = forecast.copy()
-    out["import_limit_w"] = limits["import"] * keep
-    out["export_limit_w"] = limits["export"] * keep
+    out["import_limit_w"] = limits["import"] - import_margin
+    out["export_limit_w"] = limits["export"] - export_margin
+    out["import_margin_w"] = import_margin
+    out["export_margin_w"] = export_margin
     if from_signals is not None and not from_signals.devices.empty:
         out = out.join(from_signals.devices)
     return out
@@ -102,12 +148,19 @@ def plan_state(site: Site, snapshot: Snapshot | None, store_wh: float) -> State:
     return State(battery_soc_wh=socs, store_wh=store_wh, offline=frozenset(offline))
 
 
-def adopt(site: Site, old: Plan | None, new: Plan, now: datetime) -> Plan:
+def adopt(
+    site: Site,
+    old: Plan | None,
+    new: Plan,
+    now: datetime,
+    forecast: pd.DataFrame | None = None,
+) -> Plan:
     """The plan to put in force: ``new``, showing the limits as the operator set them (the
-    plan kept the margin free), and, when it was made ahead and starts at the next quarter
-    hour, the old plan's row for the current quarter hour in front of it (dispatch,
-    correction and metrics keep using it until then)."""
-    plan = _true_limits(site, new)
+    plan kept the margin free: ``import_margin_w`` and ``export_margin_w`` of the
+    ``forecast`` it was made from, or the fixed share), and, when it was made ahead and
+    starts at the next quarter hour, the old plan's row for the current quarter hour in
+    front of it (dispatch, correction and metrics keep using it until then)."""
+    plan = _true_limits(site, new, forecast)
     start = plan.frame.index[0]
     current = pd.Timestamp(floor_quarter(now))
     if old is None or start <= current:
@@ -119,7 +172,16 @@ def adopt(site: Site, old: Plan | None, new: Plan, now: datetime) -> Plan:
     return replace(plan, frame=pd.concat([keep, plan.frame]))
 
 
-def _true_limits(site: Site, plan: Plan) -> Plan:
+def _true_limits(site: Site, plan: Plan, forecast: pd.DataFrame | None = None) -> Plan:
+    if forecast is not None and "import_margin_w" in forecast.columns:
+        frame = plan.frame.copy(deep=False)
+        for col, margin in (
+            ("import_cap_w", "import_margin_w"),
+            ("export_cap_w", "export_margin_w"),
+        ):
+            if col in frame:
+                frame[col] = frame[col] + forecast[margin].reindex(frame.index).fillna(0.0)
+        return replace(plan, frame=frame)
     keep = margin_keep(site)
     if keep >= 1.0:
         return plan

@@ -37,8 +37,11 @@ def default_source_configs(inputs_file: str | None) -> list[dict[str, Any]]:
 class Inputs(Protocol):
     """Where a controller's plans get their inputs: the live sources, or replay's table."""
 
-    def history(self, at: datetime, horizon: timedelta) -> pd.DataFrame:
-        """Raw input rows over ``[at - HISTORY, at + horizon + 1 h)`` as known at ``at``."""
+    def history(
+        self, at: datetime, horizon: timedelta, lookback: timedelta = HISTORY
+    ) -> pd.DataFrame:
+        """Raw input rows over ``[at - lookback, at + horizon + 1 h)`` as known at ``at``
+        (the learned forecasts read a longer ``lookback`` once a day to refit)."""
         ...
 
     def drain_problems(self) -> list[SourceProblem]:
@@ -67,9 +70,11 @@ class InputProvider:
         if event.kind == "failed":
             self._problems.append(SourceProblem(event.source, event.message))
 
-    def history(self, at: datetime, horizon: timedelta) -> pd.DataFrame:
-        """Every source's columns over [at - 8 days, at + horizon), first source wins."""
-        start, end = at - HISTORY, at + horizon + timedelta(hours=1)
+    def history(
+        self, at: datetime, horizon: timedelta, lookback: timedelta = HISTORY
+    ) -> pd.DataFrame:
+        """Every source's columns over [at - lookback, at + horizon), first source wins."""
+        start, end = at - lookback, at + horizon + timedelta(hours=1)
         frames: list[pd.DataFrame] = []
         taken: set[str] = set()
         for source in self.sources:

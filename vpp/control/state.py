@@ -96,6 +96,14 @@ class ControllerState:
     plan_created_at: datetime | None = None
     #: Forecast table the current plan was made from (optimizer schema).
     forecast: Any = None
+    #: The learned forecasts' quantiles of the latest plan (raw columns ``<column>_p10``,
+    #: ``_p50``, ``_p90``), None with the rule forecasts.
+    forecast_bands: Any = None
+    #: The same in the site's units (:func:`vpp.learned.site_bands`), W.
+    forecast_bands_w: Any = None
+    #: Forecast errors for the quarter hour ahead over the last day, by quantity
+    #: (:meth:`vpp.control.scores.ForecastScores.summary`).
+    forecast_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
     caps: list[OperatorCap] = field(default_factory=list)
     jobs: dict[str, JobStats] = field(default_factory=dict)

@@ -263,6 +263,14 @@ class GridConnection(_Model):
     #: Share of each grid limit that plans keep free, so that forecast errors between two
     #: corrections do not push the measured exchange past the limit.
     limit_margin_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 3.0
+    #: ``fixed``: the margin is ``limit_margin_pct`` of each limit. ``spread``: with learned
+    #: forecasts, each quarter hour's margin is the spread of the net load (base load less
+    #: PV) between its P50 and P90 (import) or P10 (export), within ``limit_margin_min_pct``
+    #: and ``limit_margin_max_pct`` of the limit (vpp.control.cycle.plan_margins); quarter
+    #: hours without learned quantiles keep the fixed margin.
+    limit_margin_from: Literal["fixed", "spread"] = "fixed"
+    limit_margin_min_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 0.5
+    limit_margin_max_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 10.0
     #: Grid fees, levies and taxes on each MWh imported, on top of the day-ahead price.
     import_fee_eur_per_mwh: NonNegativeFloat = 120.0
     #: Fee deducted from the day-ahead price for each MWh exported.
@@ -271,6 +279,15 @@ class GridConnection(_Model):
     base_load_peak_w: NonNegativeFloat = 0.0
     #: Annual energy of that load, for the standard load profile.
     base_load_annual_wh: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _margin_bounds(self) -> GridConnection:
+        if self.limit_margin_min_pct > self.limit_margin_max_pct:
+            raise ValueError(
+                f"limit_margin_min_pct ({self.limit_margin_min_pct}) exceeds "
+                f"limit_margin_max_pct ({self.limit_margin_max_pct})"
+            )
+        return self
 
 
 class HeatSystem(_Model):
@@ -317,6 +334,27 @@ class OptimizerSettings(_Model):
     #: "aggregated" plans clusters of similar devices; "device" plans each device.
     mode: Literal["aggregated", "device"] = "aggregated"
     milp: bool = False
+
+
+class ForecastConfig(_Model):
+    """Which forecasts the plans use (see vpp/forecast.py and vpp/learned.py)."""
+
+    #: ``rules``: profile and persistence rules; ``learned``: LightGBM quantile forecasts
+    #: (P10/P50/P90) of heat demand, base load and PV, refitted daily, the rules where
+    #: less than ``min_train_days`` of history are known.
+    method: Literal["rules", "learned"] = "rules"
+    #: Days of history each day's learned models are fitted on.
+    train_days: Annotated[int, AfterValidator(_between(2, 365))] = 28
+    #: Fewer known days than this: the rule forecasts are used.
+    min_train_days: Annotated[int, AfterValidator(_between(2, 365))] = 14
+
+    @model_validator(mode="after")
+    def _window(self) -> ForecastConfig:
+        if self.min_train_days > self.train_days:
+            raise ValueError(
+                f"min_train_days ({self.min_train_days}) exceeds train_days ({self.train_days})"
+            )
+        return self
 
 
 class PollSettings(_Model):
@@ -531,6 +569,7 @@ class Site(_Model):
     heat: HeatSystem = HeatSystem()
     economics: Economics = Economics()
     optimizer: OptimizerSettings = OptimizerSettings()
+    forecast: ForecastConfig = ForecastConfig()
     poll: PollSettings = PollSettings()
     run: RunSettings = RunSettings()
     devices: list[Device] = Field(default_factory=list)

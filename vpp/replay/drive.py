@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,10 +36,12 @@ from vpp.core.site import Site
 from vpp.forecast import Mode
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.sim import ReplayPlant
-from vpp.replay.trace import Trace, planned_values
+from vpp.replay.trace import BAND_COLUMNS, Trace, band_values, planned_values
 from vpp.signals.model import Signal
 from vpp.signals.watch import SignalWatch
 
+#: Makes a metrics collector from the controller's state and clock (vpp.metrics.Metrics).
+MetricsFactory = Callable[[ControllerState, ManualClock], Any]
 #: What the driver counts per quarter hour.
 COUNTS = ("plans", "fallback_plans", "failed_plans", "clamped_setpoints", "corrected_steps")
 #: The history a plan is given reaches this far past the horizon (as the live sources do).
@@ -52,8 +55,10 @@ class FrameInputs:
         self.raw = raw
         self._index = pd.DatetimeIndex(raw.index)
 
-    def history(self, at: datetime, horizon: timedelta) -> pd.DataFrame:
-        start, end = pd.Timestamp(at - HISTORY), pd.Timestamp(at + horizon + _TAIL)
+    def history(
+        self, at: datetime, horizon: timedelta, lookback: timedelta = HISTORY
+    ) -> pd.DataFrame:
+        start, end = pd.Timestamp(at - lookback), pd.Timestamp(at + horizon + _TAIL)
         lo, hi = self._index.searchsorted(start), self._index.searchsorted(end)
         return self.raw.iloc[lo:hi]
 
@@ -71,12 +76,14 @@ class Journal:
     index: pd.DatetimeIndex
     counts: dict[str, np.ndarray] = field(init=False)
     planned: np.ndarray = field(init=False)
+    bands: np.ndarray = field(init=False)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.index)
         self.counts = {name: np.zeros(n) for name in COUNTS}
         self.planned = planned_values(None)[None, :].repeat(n, axis=0)
+        self.bands = np.full((n, len(BAND_COLUMNS)), np.nan)
 
     def quarter(self, when: datetime) -> int | None:
         """The row of the quarter hour containing ``when`` (None outside the stretch)."""
@@ -106,12 +113,16 @@ def run_controller(
     mode: Mode = "asof",
     planner: Planner | None = None,
     signals: Sequence[Signal] = (),
+    metrics: MetricsFactory | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """The controller over the quarter hours of ``inputs`` (consecutive), from the energies
     in ``params``, under the recorded grid-operator ``signals``; returns the plant's trace,
-    the journal and the seconds spent per job."""
+    the journal and the seconds spent per job. ``metrics`` makes the controller's metrics
+    collector from its state and clock, as ``vpp run`` does (None: none, as in replay)."""
     with _quiet_controller():
-        return asyncio.run(drive_controller(site, params, inputs, raw, mode, planner, signals))
+        return asyncio.run(
+            drive_controller(site, params, inputs, raw, mode, planner, signals, metrics)
+        )
 
 
 async def drive_controller(
@@ -122,6 +133,7 @@ async def drive_controller(
     mode: Mode = "asof",
     planner: Planner | None = None,
     signals: Sequence[Signal] = (),
+    metrics: MetricsFactory | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """:func:`run_controller` inside a running event loop."""
     plant = ReplayPlant(site, params, inputs)
@@ -137,6 +149,8 @@ async def drive_controller(
         forecast_mode=mode,
     )
     ctl.store = StoreEstimate(site.heat.store_capacity_wh, params.store0_wh)
+    if metrics is not None:
+        ctl.metrics = metrics(ctl.state, clock)
     ctl.listener = _listener(ctl, journal)
     if signals:  # recorded signals, resolved with the law's rules by the signals job
         if ctl.signal_watch is None:
@@ -194,6 +208,9 @@ def _listener(ctl: Controller, journal: Journal):  # type: ignore[no-untyped-def
             journal.counts["corrected_steps"][q] = 1
         if source == "dispatch":
             journal.planned[q] = planned_values(ctl.current_row())
+            bands = ctl.state.forecast_bands_w
+            if bands is not None:
+                journal.bands[q] = band_values(bands, journal.index[q])
 
     return heard
 
@@ -202,6 +219,7 @@ def day_trace(trace: Trace, journal: Journal, rows: slice) -> Trace:
     """One day (``rows`` of the stretch) of a controller run, with its counts as stats."""
     part = trace.rows(rows)
     part.planned = journal.planned[rows].copy()
+    part.bands = journal.bands[rows].copy()
     part.stats = {name: float(values[rows].sum()) for name, values in journal.counts.items()}
     part.stats["unplanned_steps"] = float(np.isnan(part.planned[:, 0]).sum())
     part.notes = list(journal.notes)

@@ -37,12 +37,19 @@ Energy figures: ``self_consumption_pct = 100 * (1 - export / PV generation)``,
 ``autarky_pct = 100 * (1 - import / consumption)`` with consumption = base load + heat pump +
 dry coolers; ``battery_cycles`` = energy discharged (AC) / total battery capacity;
 ``peak_import_kw`` = highest quarter-hour mean import.
+
+Forecast errors, of the plan in force for the quarter hour about to start, per quantity
+(base load, PV available, heat demand): sums of absolute errors and of the pinball loss
+averaged over P10, P50, P90 (``mean_q max(q (y - f_q), (q - 1)(y - f_q))``; a point forecast
+counts as all three), as MWh, so MAE and mean pinball [W] are ``sum * 1e6 / (steps * dt_h)``;
+and the steps where the truth fell inside P10..P90 out of those with learned quantiles
+(``forecast_band_steps``; 80 % if the bands are calibrated).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +59,7 @@ from optimizer.params import OptimizerParams
 from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.layout import F64, PlantInputs, PlantParams
-from vpp.replay.trace import FORECAST_QUANTITIES, PLANNED_COLUMNS, Trace
+from vpp.replay.trace import BAND_QUANTILES, FORECAST_QUANTITIES, PLANNED_COLUMNS, Trace
 
 #: Columns that add up over days (totals are sums); the rest are derived from them.
 ADDITIVE = (
@@ -91,6 +98,13 @@ ADDITIVE = (
     "load_forecast_abs_error_mwh",
     "pv_forecast_abs_error_mwh",
     "heat_forecast_abs_error_mwh",
+    "load_forecast_pinball_mwh",
+    "pv_forecast_pinball_mwh",
+    "heat_forecast_pinball_mwh",
+    "forecast_band_steps",
+    "load_forecast_covered_steps",
+    "pv_forecast_covered_steps",
+    "heat_forecast_covered_steps",
 )
 #: References the shares of the bound's savings are measured against.
 SHARE_REFERENCES = ("no_control", "self_consumption")
@@ -205,11 +219,58 @@ def forecast_errors(trace: Trace, dt_h: float) -> dict[str, float]:
     ``error_mwh * 1e6 / (forecast_steps * dt_h)``. Zero for strategies without plans."""
     planned = np.isfinite(trace.planned[:, 0])
     out = {"forecast_steps": float(planned.sum())}
-    for quantity, (plan_col, out_col) in FORECAST_QUANTITIES.items():
+    bands = trace.bands
+    with_bands = np.zeros(trace.steps, dtype=bool)
+    if bands is not None:
+        with_bands = planned & np.isfinite(bands).all(axis=1)
+    out["forecast_band_steps"] = float(with_bands.sum())
+    for i, (quantity, (plan_col, out_col)) in enumerate(FORECAST_QUANTITIES.items()):
         forecast = trace.planned[planned, PLANNED_COLUMNS.index(plan_col)]
         actual = trace.out[planned, k.OUTPUT_COLUMNS.index(out_col)]
         out[f"{quantity}_forecast_abs_error_mwh"] = _mwh(np.abs(forecast - actual), dt_h)
+        # Without quantiles the plan's value stands for all three (a point forecast).
+        quantiles = np.repeat(forecast[:, None], len(BAND_QUANTILES), axis=1)
+        if bands is not None:
+            mine = bands[planned, i * len(BAND_QUANTILES) : (i + 1) * len(BAND_QUANTILES)]
+            has = with_bands[planned]
+            quantiles[has] = mine[has]
+            low, high = mine[has, 0], mine[has, -1]
+            inside = (actual[has] >= low) & (actual[has] <= high)
+            out[f"{quantity}_forecast_covered_steps"] = float(inside.sum())
+        else:
+            out[f"{quantity}_forecast_covered_steps"] = 0.0
+        loss = pinball(actual, quantiles, BAND_QUANTILES).mean(axis=1)
+        out[f"{quantity}_forecast_pinball_mwh"] = _mwh(loss, dt_h)
     return out
+
+
+def forecast_summary(
+    figures: Mapping[str, float], dt_h: float = 0.25
+) -> dict[str, dict[str, float]]:
+    """Per forecast quantity, from summed KPIs (:func:`forecast_errors`): ``mae_w``,
+    ``pinball_w`` (mean over steps and the three quantiles) and ``coverage_pct`` (truth
+    inside P10..P90; NaN without learned quantiles)."""
+    steps = float(figures.get("forecast_steps", 0.0))
+    banded = float(figures.get("forecast_band_steps", 0.0))
+    out = {}
+    for quantity in FORECAST_QUANTITIES:
+        per_w = 1e6 / (steps * dt_h) if steps else math.nan
+        covered = float(figures.get(f"{quantity}_forecast_covered_steps", 0.0))
+        out[quantity] = {
+            "mae_w": float(figures.get(f"{quantity}_forecast_abs_error_mwh", math.nan)) * per_w,
+            "pinball_w": float(figures.get(f"{quantity}_forecast_pinball_mwh", math.nan)) * per_w,
+            "coverage_pct": 100.0 * covered / banded if banded else math.nan,
+        }
+    return out
+
+
+def pinball(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """Pinball (quantile) loss per step and level [unit of ``actual``]:
+    ``max(q * (y - f_q), (q - 1) * (y - f_q))``; ``quantiles`` is steps x levels."""
+    q = np.asarray(levels, dtype=float)[None, :]
+    diff = actual[:, None] - quantiles
+    loss: np.ndarray = np.maximum(q * diff, (q - 1.0) * diff)
+    return loss
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import html
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from vpp.replay.baselines import (
@@ -28,7 +29,7 @@ from vpp.replay.baselines import (
     SELF_CONSUMPTION,
     STRATEGIES,
 )
-from vpp.replay.kpi import monthly
+from vpp.replay.kpi import forecast_summary, monthly
 from vpp.replay.parallel import ReplayResult
 from vpp.replay.plots import LABELS, plot_day, plot_summary
 from vpp.replay.runner import DayResult
@@ -167,18 +168,29 @@ def _paragraph(name: str, row: pd.Series) -> str:
             f" (with stored energy valued: {_fmt(row['capture_pct'], 1)} % of the oracle's"
             " savings)."
         )
-        steps = float(row.get("forecast_steps", 0.0))
-        if steps > 0:
-            mae = {
-                q: float(row[f"{q}_forecast_abs_error_mwh"]) * 1e3 / (steps * 0.25)
-                for q in ("load", "pv", "heat")
-            }
+        if float(row.get("forecast_steps", 0.0)) > 0:
+            e = forecast_summary({str(k): float(v) for k, v in row.items() if _number(v)})
             text += (
                 " Forecasts for the quarter hour ahead missed by (MAE) "
-                f"{_fmt(mae['load'], 1)} kW of base load, {_fmt(mae['pv'], 1)} kW of PV and "
-                f"{_fmt(mae['heat'], 1)} kW of heat demand."
+                f"{_fmt(e['load']['mae_w'] / 1e3, 1)} kW of base load, "
+                f"{_fmt(e['pv']['mae_w'] / 1e3, 1)} kW of PV and "
+                f"{_fmt(e['heat']['mae_w'] / 1e3, 1)} kW of heat demand; mean pinball loss "
+                f"(P10, P50, P90) {_fmt(e['load']['pinball_w'] / 1e3, 1)}, "
+                f"{_fmt(e['pv']['pinball_w'] / 1e3, 1)} and "
+                f"{_fmt(e['heat']['pinball_w'] / 1e3, 1)} kW."
             )
+            if float(row.get("forecast_band_steps", 0.0)) > 0:
+                text += (
+                    " The truth fell inside the learned P10-P90 band in "
+                    f"{_fmt(e['load']['coverage_pct'], 0)} %, "
+                    f"{_fmt(e['pv']['coverage_pct'], 0)} % and "
+                    f"{_fmt(e['heat']['coverage_pct'], 0)} % of the quarter hours."
+                )
     return text + "</p>"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float | np.floating | np.integer)
 
 
 def _method(chain_days: int) -> str:

@@ -145,11 +145,15 @@ def day_index(site: Site, day: date) -> pd.DatetimeIndex:
 
 
 def raw_window(site: Site, first: date, last: date) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Raw rows days ``first..last`` need: 8 days of history before, the horizon after."""
+    """Raw rows days ``first..last`` need: 8 days of history before (the learned forecasts'
+    training window with a site's ``[forecast] method = "learned"``), the horizon after."""
     start, _ = day_bounds(first, site.site.timezone)
     _, end = day_bounds(last, site.site.timezone)
     lead = timedelta(hours=site.optimizer.horizon_h + 1)
-    return start - pd.Timedelta(HISTORY), end + pd.Timedelta(lead)
+    back = pd.Timedelta(HISTORY)
+    if site.forecast.method == "learned":
+        back = max(back, pd.Timedelta(days=site.forecast.train_days + 9))
+    return start - back, end + pd.Timedelta(lead)
 
 
 def warm_up() -> None:

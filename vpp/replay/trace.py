@@ -34,6 +34,15 @@ FORECAST_QUANTITIES = {
     "pv": ("pv_available_w", "pv_available_w"),
     "heat": ("heat_demand_th_w", "heat_demand_th_w"),
 }
+#: The quantiles of the learned forecasts kept per forecast quantity (P50 included: the
+#: plan's value is the P50 of the plan in force).
+BAND_QUANTILES = (0.1, 0.5, 0.9)
+#: Columns of :attr:`Trace.bands`: each quantity of FORECAST_QUANTITIES, each quantile.
+BAND_COLUMNS = tuple(
+    f"{plan_col}_p{round(q * 100)}"
+    for plan_col, _ in FORECAST_QUANTITIES.values()
+    for q in BAND_QUANTILES
+)
 
 
 @dataclass
@@ -45,7 +54,9 @@ class Trace:
     PV output [W]. ``planned`` holds the plan's values of :data:`PLANNED_COLUMNS` (NaN
     where no plan covered the step, and for rules); ``setpoints`` the setpoints sent
     (battery W, PV cap W, heat pump W) by strategies that follow plans (no columns for
-    rules). ``stats`` counts plans, clamps, seconds; ``notes`` says why plans failed."""
+    rules). ``stats`` counts plans, clamps, seconds; ``notes`` says why plans failed.
+    ``bands``: the learned forecasts' quantiles for the quarter hour about to start
+    (steps x :data:`BAND_COLUMNS`, NaN without them), or None."""
 
     index: pd.DatetimeIndex
     out: F64
@@ -57,6 +68,7 @@ class Trace:
     setpoints: F64
     stats: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    bands: F64 | None = None
 
     def rows(self, rows: slice) -> Trace:
         """Some steps of the trace, copied (no stats, no notes)."""
@@ -69,6 +81,7 @@ class Trace:
             pv_w=self.pv_w[rows].copy(),
             planned=self.planned[rows].copy(),
             setpoints=self.setpoints[rows].copy(),
+            bands=None if self.bands is None else self.bands[rows].copy(),
         )
 
     @classmethod
@@ -121,3 +134,15 @@ def planned_values(row: pd.Series | None) -> F64:
     grid = float(row["grid_import_w"]) - float(row["grid_export_w"])
     rest = [float(row[c]) for c in PLANNED_COLUMNS[1:]]
     return np.array([grid, *rest])
+
+
+def band_values(bands: pd.DataFrame | None, step: pd.Timestamp) -> F64:
+    """The row of :data:`BAND_COLUMNS` at ``step`` of the site-unit bands (NaN without)."""
+    out = np.full(len(BAND_COLUMNS), np.nan)
+    if bands is None or step not in bands.index:
+        return out
+    at = int(bands.index.get_loc(step))  # type: ignore[arg-type]
+    for i, name in enumerate(BAND_COLUMNS):
+        if name in bands.columns:
+            out[i] = float(bands[name].to_numpy()[at])
+    return out

@@ -128,6 +128,10 @@ def test_cli_rejects_bad_dates(tmp_path: Path) -> None:
     args = ["--config", str(SITE_TOML), "--from", "2018-05-16", "--to", "2018-05-16"]
     result = CliRunner().invoke(app, ["replay", *args, "--chain-days", "0", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--chain-days" in result.output
+    result = CliRunner().invoke(
+        app, ["replay", *args, "--forecaster", "ml", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--forecaster" in result.output
 
 
 def test_folder_of_exported_days(tmp_path: Path, site: Site) -> None:

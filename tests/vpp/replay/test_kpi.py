@@ -118,3 +118,46 @@ def test_forecast_errors_are_sums_over_planned_steps() -> None:
     assert errors["load_forecast_abs_error_mwh"] == pytest.approx((0.5 + 1.0) * 0.25)
     assert errors["pv_forecast_abs_error_mwh"] == pytest.approx(2.0 * 0.25)
     assert errors["heat_forecast_abs_error_mwh"] == 0.0
+
+
+def test_pinball_and_coverage_of_the_learned_bands() -> None:
+    """Pinball loss averaged over P10, P50, P90 per step, and the steps inside P10..P90;
+    without bands the plan's value stands for every quantile and nothing counts as covered."""
+    from vpp.replay import plant as k
+    from vpp.replay.kpi import forecast_errors, forecast_summary, pinball
+    from vpp.replay.trace import BAND_COLUMNS, PLANNED_COLUMNS, Trace
+
+    np.testing.assert_allclose(
+        pinball(
+            np.array([10.0, 10.0]),
+            np.array([[0.0, 10.0, 20.0], [20.0, 20.0, 20.0]]),
+            (0.1, 0.5, 0.9),
+        ),
+        [[1.0, 0.0, 1.0], [9.0, 5.0, 1.0]],
+    )
+    trace = Trace.empty(pd.date_range("2018-05-16", periods=3, freq="15min", tz="UTC"), 0, 0, True)
+    trace.out[:, k.O_LOAD] = [1e6, 2e6, 3e6]
+    trace.planned[:, 0] = 0.0
+    trace.planned[:, PLANNED_COLUMNS.index("load_w")] = [1e6, 1e6, 3e6]
+    trace.planned[:, PLANNED_COLUMNS.index("pv_available_w")] = 0.0
+    trace.planned[:, PLANNED_COLUMNS.index("heat_demand_th_w")] = 0.0
+    point = forecast_errors(trace, 0.25)
+    # A point forecast off by 1 MW: (0.1 + 0.5 + 0.9) / 3 * 1 MW for a quarter hour.
+    assert point["load_forecast_pinball_mwh"] == pytest.approx(0.5 * 0.25)
+    assert point["forecast_band_steps"] == 0.0
+    assert np.isnan(forecast_summary(point)["load"]["coverage_pct"])
+
+    trace.bands = np.full((3, len(BAND_COLUMNS)), np.nan)
+    load = [BAND_COLUMNS.index(f"load_w_{q}") for q in ("p10", "p50", "p90")]
+    other = [i for i in range(len(BAND_COLUMNS)) if i not in load]
+    trace.bands[:2, other] = 0.0  # the third step had no learned quantiles
+    trace.bands[:2, load] = [[0.5e6, 1e6, 1.5e6], [0.5e6, 1e6, 1.5e6]]
+    banded = forecast_errors(trace, 0.25)
+    assert banded["forecast_band_steps"] == 2.0
+    assert banded["load_forecast_covered_steps"] == 1.0  # 2 MW is above the second P90
+    # Step 1: truth 1 MW against 0.5 / 1 / 1.5 MW: (0.05 + 0 + 0.05) / 3 MW; step 2: truth
+    # 2 MW: (0.15 + 0.5 + 0.45) / 3 MW; step 3: the plan's value was right.
+    assert banded["load_forecast_pinball_mwh"] == pytest.approx((1.2 / 3) * 0.25)
+    summary = forecast_summary(banded)
+    assert summary["load"]["coverage_pct"] == pytest.approx(50.0)
+    assert summary["load"]["mae_w"] == pytest.approx(1e6 / 3)

@@ -1,0 +1,51 @@
+"""The controller with learned forecasts, replayed: its plans take the learned P50, the
+report gets pinball loss and coverage, and the rules stay where history is short."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from tests.vpp.replay.conftest import small_site
+from vpp.replay.baselines import CONTROLLER
+from vpp.replay.data import read_replay_inputs
+from vpp.replay.parallel import make_jobs, run_jobs
+from vpp.replay.runner import DayResult, ReplayOptions
+
+DAY = date(2018, 2, 14)
+STEPS = 8
+
+
+def replay(method: str, day: date = DAY) -> DayResult:
+    site = small_site()
+    site = site.model_copy(update={"forecast": site.forecast.model_copy(update={"method": method})})
+    data = read_replay_inputs(site, day, day)
+    jobs = make_jobs(site, data, [day], ReplayOptions(max_steps=STEPS, chain_days=1))
+    return run_jobs(jobs, workers=1)[0]
+
+
+def test_learned_plans_use_p50_and_the_report_has_their_spread() -> None:
+    rules, learned = replay("rules"), replay("learned")
+    ctl, base = learned.kpis[CONTROLLER], rules.kpis[CONTROLLER]
+    assert ctl["forecast_steps"] == base["forecast_steps"] == STEPS
+    assert ctl["forecast_band_steps"] == STEPS and base["forecast_band_steps"] == 0
+    for quantity in ("load", "pv", "heat"):
+        assert 0 <= ctl[f"{quantity}_forecast_covered_steps"] <= STEPS
+        assert ctl[f"{quantity}_forecast_pinball_mwh"] >= 0
+    heat = "planned_heat_demand_th_w"
+    assert not np.allclose(learned.frames[CONTROLLER][heat], rules.frames[CONTROLLER][heat])
+    # The shipped heat demand is a smooth profile: the P50 is close to it.
+    truth = learned.frames[CONTROLLER]["heat_demand_th_w"]
+    assert ctl["heat_forecast_abs_error_mwh"] < base["heat_forecast_abs_error_mwh"]
+    assert np.abs(learned.frames[CONTROLLER][heat] - truth).mean() < 0.1 * truth.mean()
+
+
+def test_short_history_keeps_the_rules() -> None:
+    """Ten days into the file: no learned models yet, plans as with the rules."""
+    day = date(2018, 1, 11)
+    learned, rules = replay("learned", day), replay("rules", day)
+    assert learned.kpis[CONTROLLER]["forecast_band_steps"] == 0
+    for name in ("load", "pv", "heat"):
+        key = f"{name}_forecast_abs_error_mwh"
+        assert learned.kpis[CONTROLLER][key] == rules.kpis[CONTROLLER][key]
