@@ -23,6 +23,8 @@ TEMP_BOUNDS: Bounds = lambda _d: (-50.0, 150.0, "degC")  # noqa: E731
 MAX_COP = 10.0
 #: Headroom over a rating before a value counts as garbage.
 OVER_RATING = 1.5
+#: Largest plausible heat flow at a network's feed [W thermal].
+MAX_NETWORK_TH_W = 1e9
 
 
 class MappedDriver(Driver):
@@ -64,7 +66,8 @@ class MappedDriver(Driver):
 @register_driver(DeviceKind.HEAT_PUMP, "regmap")
 class HeatPumpDriver(MappedDriver):
     """Waste-heat pump. Reading: electric power and setpoint [W], heat output [W], source and
-    supply temperatures [degC], compressor running."""
+    supply temperatures [degC], compressor running, and the heat the network takes at the
+    plant's feed [W] where the map has that meter."""
 
     reading_type = HeatPumpReading
     bounds: ClassVar[Mapping[str, Bounds]] = {
@@ -74,6 +77,9 @@ class HeatPumpDriver(MappedDriver):
         "source_temp_c": TEMP_BOUNDS,
         "supply_temp_c": TEMP_BOUNDS,
         "running": lambda _d: (0.0, 1.0, ""),
+        # The network's heat meter: the boiler and store feed it too, so no bound from the
+        # heat pump's rating; 1 GW thermal is beyond any district heating plant here.
+        "network_th_w": lambda _d: (0.0, MAX_NETWORK_TH_W, "W"),
     }
 
     def convert(self, values: dict[str, Any]) -> Reading:

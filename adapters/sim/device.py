@@ -57,6 +57,9 @@ class Environment:
     #: data; None: the simulator's own profile and the device's configured temperature.
     it_power_w: float | None = None
     world_waste_heat_temp_c: float | None = None
+    #: Heat the district heating network takes [W thermal] from the world's data; None: the
+    #: site's annual heat demand spread evenly over the year.
+    heat_demand_th_w: float | None = None
     pv_w: float = 0.0
     battery_w: float = 0.0
     heat_pump_el_w: float = 0.0

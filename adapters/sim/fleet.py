@@ -166,6 +166,7 @@ class SimFleet:
             base_load_w=base_w,
             it_power_w=world.it_power_w(now) if world is not None else None,
             world_waste_heat_temp_c=world.waste_heat_temp_c(now) if world is not None else None,
+            heat_demand_th_w=world.heat_demand_th_w(now) if world is not None else None,
         )
 
     def step(self, seconds: float | None = None) -> float:

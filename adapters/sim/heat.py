@@ -11,6 +11,13 @@ COP = carnot_efficiency * T_supply / (T_supply - T_source), T_source = waste-hea
 - ``source_approach_k``. After ``setpoint_revert_s`` without a write it returns to its own
 heat-led control at ``HEAT_LED_LOAD_PCT`` of ``max_el_w`` and shows that in ``el_setpoint_w``
 (``setpoint_revert_s`` = 0 means the setpoint never times out).
+
+The heat pump's plant also meters the heat the district heating network takes at its feed
+(``network_th_w``): the world's heat demand (:class:`adapters.sim.profiles.SimWorld`, the same
+data the forecasts are made from, minute by minute as the replay plant steps it) or, without
+a world, the site's ``heat.annual_demand_wh`` spread evenly over the year. Heat pump, store and
+boiler together cover it; the simulator models no store or boiler, so the meter shows the
+demand whatever the heat pump delivers.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ FULL_RAMP_S = 120.0
 DEFAULT_SOURCE_TEMP_C = 30.0
 #: Setpoint timeout a fresh heat pump starts with [s].
 DEFAULT_REVERT_S = 900
+#: Hours of a (non-leap) year, for the flat heat demand without a world [h].
+HOURS_PER_YEAR = 8760.0
 
 
 @dataclass(slots=True)
@@ -105,6 +114,8 @@ class HeatPumpState:
     last_write_s: float | None = None
     source_temp_c: float = DEFAULT_SOURCE_TEMP_C
     supply_temp_c: float = 0.0
+    #: Heat the network takes at the plant's feed (its heat meter) [W thermal].
+    network_th_w: float = 0.0
 
     @property
     def power_w(self) -> float:
@@ -167,6 +178,10 @@ class HeatPumpSim(SimulatedDevice):
         evaporator_c = st.source_temp_c - cfg.source_approach_k
         st.cop = physics.carnot_cop(st.supply_temp_c, evaporator_c, cfg.carnot_efficiency)
         st.th_w = st.cop * st.el_w
+        demand = env.heat_demand_th_w
+        if demand is None:
+            demand = self.site.heat.annual_demand_wh / HOURS_PER_YEAR
+        st.network_th_w = max(0.0, demand)
         env.heat_pump_el_w += st.el_w
         env.recovered_heat_w += max(0.0, st.th_w - st.el_w)
 
@@ -177,3 +192,4 @@ class HeatPumpSim(SimulatedDevice):
         img.set("source_temp_c", st.source_temp_c)
         img.set("supply_temp_c", st.supply_temp_c)
         img.set("running", 1 if st.el_w > 0 else 0)
+        img.set("network_th_w", st.network_th_w)

@@ -28,13 +28,15 @@ WorldSeries = Callable[[datetime], float | None]
 class SimWorld:
     """The simulated devices' surroundings, when they come from data rather than from the
     built-in profiles: plane irradiance, the site's base load [W], the data centre's IT
-    power [W] and waste-heat temperature [degC]. Each value is the mean of the sub-step
-    that ends at the moment asked for."""
+    power [W] and waste-heat temperature [degC], and the heat the district heating network
+    takes [W thermal]. Each value is the mean of the sub-step that ends at the moment asked
+    for."""
 
     irradiance: IrradianceProfile
     base_load_w: WorldSeries
     it_power_w: WorldSeries
     waste_heat_temp_c: WorldSeries
+    heat_demand_th_w: WorldSeries = lambda _when: None
 
 
 #: Solar constant scaled as in the Haurwitz clear-sky model [W/m^2].

@@ -33,7 +33,7 @@ def test_shipped_maps_load_and_read_in_one_request() -> None:
     hp = load_map("heat_pump")
     dc = load_map("datacentre_meter")
     assert hp.kind == "heat_pump" and dc.kind == "datacentre"
-    assert hp.blocks("holding") == [(1000, 17)]
+    assert hp.blocks("holding") == [(1000, 19)]
     assert dc.blocks("input") == [(0, 8)]
     assert hp.channel("el_setpoint_w").writable
     assert not hp.channel("th_power_w").writable

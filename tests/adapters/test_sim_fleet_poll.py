@@ -13,8 +13,11 @@ from adapters.bridge import ModbusBridge
 from adapters.controls import Controls
 from adapters.poll import FleetPoller
 from adapters.sim.fleet import SimFleet
-from adapters.snapshot import BatteryReading, PvReading, Snapshot
+from adapters.sim.heat import HOURS_PER_YEAR
+from adapters.sim.profiles import SimWorld, constant_profile
+from adapters.snapshot import BatteryReading, HeatPumpReading, PvReading, Snapshot
 from tests.conftest import free_ports
+from vpp.control.plant import ModbusPlant
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
 
@@ -144,6 +147,77 @@ async def test_heat_pump_takes_its_setpoint() -> None:
         hp = reading(await poller.poll(), "hp")
     assert result.ok, result.message
     assert hp.el_setpoint_w == 120_000.0
+
+
+def _demand_w(when: datetime) -> float:
+    """A heat demand that changes every minute [W thermal], odd watts included."""
+    minute = int((when - NOON).total_seconds() // 60)
+    return 812_345.0 + 7_919.0 * (minute % 13) + 0.25 * (minute % 3)
+
+
+async def test_network_heat_meter_decodes_to_what_the_simulated_plant_holds() -> None:
+    site = small_site()
+    world = SimWorld(
+        irradiance=constant_profile(0.0),
+        base_load_w=lambda _w: None,
+        it_power_w=lambda _w: None,
+        waste_heat_temp_c=lambda _w: None,
+        heat_demand_th_w=_demand_w,
+    )
+    clock = ManualClock(NOON)
+    seen: list[float] = []
+    async with (
+        SimFleet(site, clock=clock, step_interval_s=None, world=world) as fleet,
+        ModbusBridge() as bridge,
+    ):
+        poller = FleetPoller(site, bridge, clock)
+        for _ in range(5):
+            fleet.step(60)
+            hp = reading(await poller.poll(), "hp")
+            held = fleet.device("hp").state.network_th_w
+            assert isinstance(hp, HeatPumpReading) and hp.network_th_w is not None
+            # The device holds the world's demand; the uint32 register rounds to 1 W.
+            assert held == _demand_w(clock.now())
+            assert hp.network_th_w == round(held)
+            # The meter is the network's: not the heat pump's own output.
+            assert hp.network_th_w != pytest.approx(hp.th_power_w or 0.0, abs=1.0)
+            seen.append(hp.network_th_w)
+    assert len(set(seen)) == len(seen), seen  # it follows the world from minute to minute
+
+
+async def test_network_heat_meter_without_a_world_shows_the_annual_mean() -> None:
+    site = small_site()
+    site = site.model_copy(
+        update={"heat": site.heat.model_copy(update={"annual_demand_wh": 7_008_000_000.0})}
+    )
+    async with (
+        SimFleet(site, clock=ManualClock(NOON), step_interval_s=None) as fleet,
+        ModbusBridge() as bridge,
+    ):
+        fleet.step(60)
+        hp = reading(await FleetPoller(site, bridge, fleet.clock).poll(), "hp")
+    assert hp.network_th_w == 7_008_000_000.0 / HOURS_PER_YEAR == 800_000.0
+
+
+@pytest.mark.parametrize("metered", [True, False])
+async def test_site_without_network_meter_hides_it_from_the_controller(metered: bool) -> None:
+    site = small_site()
+    site = site.model_copy(
+        update={
+            "heat": site.heat.model_copy(
+                update={"annual_demand_wh": 876_000_000.0, "network_meter": metered}
+            )
+        }
+    )
+    clock = ManualClock(NOON)
+    async with (
+        SimFleet(site, clock=clock, step_interval_s=None) as fleet,
+        ModbusBridge() as bridge,
+    ):
+        fleet.step(60)
+        hp = reading(await ModbusPlant.for_site(site, bridge, clock).read(), "hp")
+    assert isinstance(hp, HeatPumpReading) and hp.el_power_w is not None
+    assert hp.network_th_w == (100_000.0 if metered else None)
 
 
 async def test_simulator_faults_fail_only_their_device() -> None:

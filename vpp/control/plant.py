@@ -15,6 +15,7 @@ controller records is the one the device read back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,7 +23,7 @@ from typing import Protocol
 from adapters.bridge import ModbusBridge
 from adapters.controls import ControlRefused, Controls
 from adapters.poll import FleetPoller
-from adapters.snapshot import Snapshot
+from adapters.snapshot import HeatPumpReading, Snapshot
 from vpp.control.safety import Setpoint
 from vpp.core.clock import Clock
 from vpp.core.site import DeviceKind, Site
@@ -61,10 +62,21 @@ class Plant(Protocol):
 
 class ModbusPlant:
     """The Modbus fleet: :class:`FleetPoller` reads, :class:`Controls` writes and reads back,
-    at most ``concurrency`` writes in flight and one at a time per device."""
+    at most ``concurrency`` writes in flight and one at a time per device.
 
-    def __init__(self, poller: FleetPoller, controls: Controls, concurrency: int) -> None:
+    network_meter : False hides the heat pumps' ``network_th_w`` from the controller (the
+        site's ``heat.network_meter``), as replay's plant does not report it then.
+    """
+
+    def __init__(
+        self,
+        poller: FleetPoller,
+        controls: Controls,
+        concurrency: int,
+        network_meter: bool = True,
+    ) -> None:
         self.poller = poller
+        self.network_meter = network_meter
         self.controls = controls
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._locks: dict[str, asyncio.Lock] = {}
@@ -74,10 +86,21 @@ class ModbusPlant:
     def for_site(cls, site: Site, bridge: ModbusBridge, clock: Clock) -> ModbusPlant:
         """The enabled devices of ``site`` through ``bridge``, stamped by ``clock``."""
         poller = FleetPoller(site, bridge, clock)
-        return cls(poller, Controls(poller), site.run.dispatch_concurrency)
+        return cls(poller, Controls(poller), site.run.dispatch_concurrency, site.heat.network_meter)
 
     async def read(self) -> Snapshot:
-        return await self.poller.poll()
+        snapshot = await self.poller.poll()
+        if self.network_meter:
+            return snapshot
+        devices = {
+            key: dataclasses.replace(
+                dev, reading=dataclasses.replace(dev.reading, network_th_w=None)
+            )
+            if isinstance(dev.reading, HeatPumpReading) and dev.reading.network_th_w is not None
+            else dev
+            for key, dev in snapshot.devices.items()
+        }
+        return dataclasses.replace(snapshot, devices=devices)
 
     async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
         # Intents are numbered before anything waits, so the order of calls decides.

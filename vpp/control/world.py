@@ -6,7 +6,8 @@ load (the forecasts only see the past), not of two unrelated models.
 (:mod:`vpp.replay.layout`); :func:`world_from_inputs` hands the same quantities to the
 simulated devices, minute by minute with :func:`vpp.data.minutes.within_quarter`, as the
 replay plant steps them: PV per kWp (turned into the irradiance that reproduces it), the
-site's base load, the data centre's IT power and waste-heat temperature.
+site's base load, the data centre's IT power and waste-heat temperature, and the network's
+heat demand (which the heat pump's plant meters as ``network_th_w``).
 
 The inverters turn plane irradiance into AC power with a performance ratio and an inverter
 efficiency, so the irradiance is ``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 for 1 kWp at
@@ -75,6 +76,7 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
         base_load_w=lambda when: value("load_w", when),
         it_power_w=lambda when: value("it_power_w", when),
         waste_heat_temp_c=lambda when: value("waste_heat_temp_c", when),
+        heat_demand_th_w=lambda when: value("heat_demand_th_w", when),
     )
 
 
@@ -92,7 +94,7 @@ def _minutes(
         truth = truth_frame(site, raw)
     except ValueError:  # the source has nothing usable for this day
         return start, series
-    for name in ("pv_w_per_kwp", "load_w", "it_power_w", "waste_heat_temp_c"):
+    for name in ("pv_w_per_kwp", "load_w", "it_power_w", "waste_heat_temp_c", "heat_demand_th_w"):
         if name in truth:
             values = truth[name].to_numpy(float)
             if name == "waste_heat_temp_c":  # a temperature: interpolate, no clipping

@@ -307,8 +307,9 @@ class HeatSystem(_Model):
     #: Annual heat demand of the connected homes, for the standard heat-load profile.
     annual_demand_wh: NonNegativeFloat = 0.0
     #: The plant meters the heat the network takes at its feed (``network_th_w`` of the heat
-    #: pump's reading); replay's plant reports it only when this is set. The heat correction
-    #: and the store estimate use it where it is read.
+    #: pump's reading, register ``network_th_w`` of its map); unset, the controller ignores
+    #: that register and replay's plant does not report it. The heat correction and the
+    #: store estimate use it where it is read.
     network_meter: bool = True
     #: Penalty for heat demand not met (slack), per MWh thermal.
     unmet_heat_penalty_eur_per_mwh: PositiveFloat = 5000.0

@@ -1,0 +1,88 @@
+"""The heat correction in a live run: the controller on the simulated fleet over Modbus on
+loopback (manual clock) moves the heat pump to the network's measured heat demand when the
+demand rises past what the plan's heat pump and store cover."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.sim.heat import HeatPumpState
+from adapters.snapshot import DatacentreReading, HeatPumpReading
+from vpp.control.state import SetpointStatus
+from vpp.testing.harness import plant, small_site
+
+#: A summer night: little heat demand, so without a store the plan runs the heat pump
+#: part-loaded, below its rating and below what the data centre's waste heat can feed
+#: (with the demo's store it runs at the waste-heat limit and stores the surplus).
+START = datetime(2026, 6, 21, 22, 0, tzinfo=UTC)
+#: Heat the forecast did not see [W thermal].
+EXTRA_DEMAND_W = 15_000.0
+NO_STORE = {"store_capacity_wh": 0.0, "store_max_charge_th_w": 0.0, "store_max_discharge_th_w": 0.0}
+
+
+@pytest.mark.timeout(120)
+async def test_the_heat_pump_follows_a_measured_demand_above_the_plan() -> None:
+    site = small_site(heat=NO_STORE)
+    hp = site.heat_pump
+    assert hp is not None and site.run.heat_correction and site.heat.network_meter
+    heard: list[tuple[str, SetpointStatus]] = []
+    async with plant(site, START) as p:
+        p.ctl.listener = lambda source, statuses: heard.extend(
+            (source, s) for s in statuses if s.device_id == hp.id
+        )
+        for job in ("poll", "plan", "dispatch"):
+            assert await p.ctl.run_job(job), job
+        row = p.ctl.current_row()
+        assert row is not None
+        planned_w = float(row["heat_pump_el_w"])
+        store_w = float(row["store_th_w"])
+        assert 0.0 < planned_w < 0.9 * hp.max_el_w, "the plan leaves the heat pump room"
+
+        # A minute on with the demand as forecast: whatever the correction does, it keeps
+        # the heat pump near the plan (the forecast's quarter-hour mean against the minute).
+        p.fleet.step(60)
+        assert await p.ctl.run_job("poll") and await p.ctl.run_job("correct")
+        device = p.fleet.device(hp.id).state
+        assert isinstance(device, HeatPumpState)
+        before_w = device.setpoint_w
+        assert abs(before_w - planned_w) < 0.1 * planned_w, (before_w, planned_w)
+        heard.clear()
+
+        # The demand rises past the plan: the next correction raises the heat pump.
+        world = p.fleet.world
+        assert world is not None
+        forecast = world.heat_demand_th_w
+        p.fleet.world = dataclasses.replace(
+            world, heat_demand_th_w=lambda when: (forecast(when) or 0.0) + EXTRA_DEMAND_W
+        )
+        p.fleet.step(60)
+        assert await p.ctl.run_job("poll") and await p.ctl.run_job("correct")
+        snap = p.ctl.state.snapshot
+        assert snap is not None
+        reading = snap.devices[hp.id].reading
+        dc = snap.devices[site.datacentre.id].reading if site.datacentre else None
+        assert isinstance(reading, HeatPumpReading) and reading.network_th_w is not None
+        # What the controller read is what the plant's heat meter holds (1 W registers).
+        assert abs(reading.network_th_w - device.network_th_w) <= 0.5
+        corrections = [s for source, s in heard if source == "correct"]
+        assert len(corrections) == 1, heard
+        status = corrections[0]
+        assert status.ok and status.read_back_w == status.written_w
+        # The heat pump makes the measured demand less what the plan's store gives, at the
+        # COP measured on the unit: raised past the deadband, by no more than the miss
+        # (the plan's heat pump had some heat to spare before).
+        cop = reading.th_power_w / reading.el_power_w  # type: ignore[operator]
+        assert status.requested_w == pytest.approx((reading.network_th_w - store_w) / cop)
+        raised_w = status.requested_w - before_w
+        assert site.run.correction_deadband_w < raised_w * cop < EXTRA_DEMAND_W, raised_w
+        # ... within the rating and what the waste heat on offer can feed.
+        assert status.requested_w <= hp.max_el_w
+        if isinstance(dc, DatacentreReading) and dc.waste_heat_w is not None:
+            assert status.requested_w <= dc.waste_heat_w / (cop - 1.0) + 1.0
+        # The unit holds the corrected setpoint and ramps to it.
+        assert device.remote and device.setpoint_w == status.written_w
+        p.fleet.step(120)
+        assert device.el_w == pytest.approx(status.written_w, abs=1.0)
