@@ -163,7 +163,8 @@ def test_grafana_is_provisioned_with_the_dashboards() -> None:
     folder = bind_source(mounted[provider["options"]["path"]])
     assert folder == DASHBOARDS / "grafana"
     assert {p.name for p in folder.glob("*.json")} == {
-        f"vpp-{name}.json" for name in ("overview", "devices", "heat", "optimizer", "signals")
+        f"vpp-{name}.json"
+        for name in ("overview", "devices", "heat", "optimizer", "signals", "city")
     }
     sources = yaml.safe_load((DASHBOARDS / "provisioning/datasources.yaml").read_text())
     [source] = sources["datasources"]
