@@ -41,9 +41,9 @@ was not read for this code. What was checked, in public material:
 - The documentation of the Rust ``metering`` crate (docs.rs, ``grid.md``) quotes Anlage 1
   Ziff. 2.4.2: behind one connection all heat pumps together are one controllable consumer
   (of their summed power), all room cooling another; a charging point or battery counts on
-  its own when it alone exceeds 4.2 kW. This code counts every ``enwg_14a`` device as one
-  consumer, which matches that only while a connection has at most one heat pump (the demo
-  site has one): a connection with several heat pumps would get a floor that is too high.
+  its own when it alone exceeds 4.2 kW. Behind an EMS this code takes all ``enwg_14a`` heat
+  pumps of the site as one consumer of their summed rating (:func:`heat_pumps_floor_w`) and
+  every battery as one consumer of its own; room cooling is not modelled.
 - evcc and openWB do not compute the several-device floor: the installer enters the total
   (evcc ``hems`` ``maxPower`` / ``maxconsumptionpower``, openWB "maximale Bezugsleistung"
   from the formula); OpenEMS's ESS §14a controller limits one battery to -4200 W. An EEBus
@@ -164,13 +164,34 @@ def consumption_caps_w(
     """Each device's consumption cap [W] under a §14a dim to ``limit_w`` (None: to the floor).
 
     Direct control: ``limit_w`` is per device, raised to the device's floor. EMS: ``limit_w``
-    is the total for all ``devices``, raised to :func:`ems_floor_w`, and split in proportion
-    to the devices' floors (module doc).
+    is the total for all ``devices``, raised to :func:`ems_floor_w` over the consumers (the heat
+    pumps together count as one), and split in proportion to the consumers' floors, a heat
+    pump's share of its group in proportion to its rating (module doc).
     """
-    floors = {d.id: device_floor_w(d) for d in devices}
     asked = 0.0 if limit_w is None else limit_w
     if not ems:
-        return {ident: max(asked, floor) for ident, floor in floors.items()}
-    total = max(asked, ems_floor_w(list(floors.values())))
-    weight = sum(floors.values())
-    return {ident: total * floor / weight for ident, floor in floors.items()}
+        return {d.id: max(asked, device_floor_w(d)) for d in devices}
+    # Behind one EMS all heat pumps together are one consumer of their summed power (Anlage 1
+    # Ziff. 2.4.2, module doc); its share is split over them in proportion to their ratings.
+    pumps = [d for d in devices if d.kind == DeviceKind.HEAT_PUMP]
+    others = [d for d in devices if d.kind != DeviceKind.HEAT_PUMP]
+    floors = [device_floor_w(d) for d in others]
+    if pumps:
+        floors.append(heat_pumps_floor_w(sum(float(d.max_el_w) for d in pumps)))
+    total = max(asked, ems_floor_w(floors))
+    weight = sum(floors)
+    caps = {d.id: total * f / weight for d, f in zip(others, floors, strict=False)}
+    if pumps:
+        group = total * floors[-1] / weight
+        rated = sum(float(d.max_el_w) for d in pumps)
+        for d in pumps:
+            caps[d.id] = group * float(d.max_el_w) / rated if rated > 0 else group / len(pumps)
+    return caps
+
+
+def heat_pumps_floor_w(total_el_w: float) -> float:
+    """The floor of the heat pumps behind one connection taken as one consumer of
+    ``total_el_w`` [W] (4.2 kW, or 40 % of the sum above 11 kW)."""
+    if total_el_w > LARGE_HEAT_PUMP_W:
+        return max(FLOOR_14A_W, LARGE_HEAT_PUMP_SHARE * total_el_w)
+    return FLOOR_14A_W

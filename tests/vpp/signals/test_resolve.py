@@ -213,3 +213,25 @@ def test_resolved_bounds_never_widen_an_envelope_and_the_stricter_signal_wins(
                     assert env.lo == pytest.approx(own.clip(-min(caps)))
                 else:
                     assert env.hi == pytest.approx(own.clip(min(caps)))
+
+
+def test_behind_an_ems_the_heat_pumps_together_are_one_consumer() -> None:
+    """Anlage 1 Ziff. 2.4.2: two 8 kW heat pumps and a battery behind one EMS are two
+    consumers: the heat pumps' 16 kW (above 11 kW: 40 %, 6.4 kW) and the battery (4.2 kW)."""
+    base = next(d for d in SITE.devices if d.kind == "battery")
+    hp = SITE.heat_pump
+    assert hp is not None
+    pumps = [
+        hp.model_copy(update={"id": "hp-a", "max_el_w": 8_000.0}),
+        hp.model_copy(update={"id": "hp-b", "max_el_w": 8_000.0}),
+    ]
+    caps = consumption_caps_w([*pumps, base], None, ems=True)
+    expected = 6_400.0 + simultaneity_factor(2) * FLOOR_14A_W  # the group's floor is the larger
+    assert sum(caps.values()) == pytest.approx(expected)
+    assert caps["hp-a"] == pytest.approx(caps["hp-b"])
+    assert caps["hp-a"] + caps["hp-b"] == pytest.approx(expected * 6_400.0 / 10_600.0)
+    # Counted one by one they would get more: each 4.2 kW, three consumers.
+    one_by_one = FLOOR_14A_W + 2 * simultaneity_factor(3) * FLOOR_14A_W
+    assert one_by_one > expected
+    # One heat pump alone: its own floor, as before.
+    assert consumption_caps_w([pumps[0]], None, ems=True)["hp-a"] == pytest.approx(FLOOR_14A_W)
