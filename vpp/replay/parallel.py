@@ -93,7 +93,8 @@ def run_jobs(
     on_day: OnDay | None = None,
 ) -> list[DayResult]:
     """Replay the jobs, chain by chain (:func:`chains`); ``dask`` (a scheduler address) wins
-    over local ``workers``."""
+    over local ``workers``. Results come by day, jobs of the same day in the order given,
+    however the workers finish."""
     tasks = chains(jobs)
     if dask is not None:
         results = _run_dask(tasks, dask, on_day)
@@ -121,31 +122,33 @@ def _workers(requested: int | None, tasks: int) -> int:
 
 def _run_local(tasks: list[list[DayJob]], workers: int, on_day: OnDay | None) -> list[DayResult]:
     context = multiprocessing.get_context("spawn")
-    results = []
+    by_task: dict[int, list[DayResult]] = {}
     with ProcessPoolExecutor(workers, mp_context=context, initializer=warm_up) as pool:
         # Longest chains first, so that a long chain does not start last.
-        order = sorted(tasks, key=len, reverse=True)
-        futures = [pool.submit(replay_chain, task) for task in order]
+        order = sorted(range(len(tasks)), key=lambda i: len(tasks[i]), reverse=True)
+        futures = {pool.submit(replay_chain, tasks[i]): i for i in order}
         for future in as_completed(futures):
             done = future.result()
-            results += done
+            by_task[futures[future]] = done
             _report(done, on_day)
-    return results
+    # In the jobs' order whatever finished first (jobs of the same day keep their order).
+    return [r for i in range(len(tasks)) for r in by_task[i]]
 
 
 def _run_dask(tasks: list[list[DayJob]], address: str, on_day: OnDay | None) -> list[DayResult]:
     from distributed import Client
     from distributed import as_completed as dask_completed
 
-    results = []
+    by_task: dict[int, list[DayResult]] = {}
     # Closing the client leaves the cluster running: it is someone else's.
     with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
         futures = client.map(replay_chain, tasks, pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
         for future in dask_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
             done = future.result()
-            results += done
+            by_task[index[future.key]] = done
             _report(done, on_day)
-    return results
+    return [r for i in range(len(tasks)) for r in by_task[i]]
 
 
 def replay(
