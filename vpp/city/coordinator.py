@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
@@ -27,6 +27,9 @@ from vpp.city.cityplan import CityPlan, expiry_for, plan_city
 from vpp.city.history import History
 from vpp.city.link import Link, LinkConfig
 
+#: Targets closer than this to their expiry are not sent (nor sent again): on the way they
+#: would expire, and the agent refuses them.
+SEND_MARGIN = timedelta(minutes=5)
 log = logging.getLogger("vpp.city.coordinator")
 
 #: Streams that come through the agents' outboxes (numbered without gaps).
@@ -325,7 +328,9 @@ class Coordinator:
             rec = PlanRecord(start, began, plan.solve_s, plan.status, len(flex))
             self.plans.append(rec)
             expires = expiry_for(plan.start, self.config.expiry_quarters)
-            if expires <= self.now():  # flexibility heard late (a restart): nothing to send
+            # Flexibility heard late (a restart): targets that expire within SEND_MARGIN of
+            # now (the agents' clocks run ahead of the last telemetry heard) are not sent.
+            if expires - SEND_MARGIN <= self.now():
                 log.warning("city plan for %s expired before it was sent", start.isoformat())
                 return rec
             sends = []
@@ -419,7 +424,7 @@ class Coordinator:
 
     async def _resend(self) -> None:
         for agent, t in list(self.latest.items()):
-            pending = self.acked.get(agent, 0) < t.seq and t.expires_at > self.now()
+            pending = self.acked.get(agent, 0) < t.seq and t.expires_at - SEND_MARGIN > self.now()
             if pending and await self._send_target(t, s.encode(t)):
                 self.stats.targets_resent_total += 1
         await self._send_syncs(every=True)
