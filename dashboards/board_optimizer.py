@@ -11,6 +11,7 @@ from grafana import (
     SITE,
     Layout,
     dashboard,
+    plan_status_stat,
     stat,
     state_timeline,
     thresholds,
@@ -35,13 +36,7 @@ def optimizer() -> dict[str, Any]:
     lay = Layout()
     budget = thresholds((None, "green"), (SOLVE_BUDGET_WARN_S, "red"))
     lay.add(
-        stat(
-            "Plan",
-            "Status of the plan in force.",
-            (f"vpp_plan_status{{{SITE}}} == 1", "{{status}}"),
-            unit="none",
-            text_mode="name",
-        ),
+        plan_status_stat(),
         4,
         4,
     )

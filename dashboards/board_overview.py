@@ -13,6 +13,7 @@ from grafana import (
     dashboard,
     dashed,
     gauge,
+    plan_status_stat,
     stat,
     thresholds,
     timeseries,
@@ -109,13 +110,7 @@ def overview() -> dict[str, Any]:
         3,
     )
     lay.add(
-        stat(
-            "Plan",
-            "Status of the plan in force.",
-            (f"vpp_plan_status{{{SITE}}} == 1", "{{status}}"),
-            unit="none",
-            text_mode="name",
-        ),
+        plan_status_stat(),
         4,
         3,
     )

@@ -213,6 +213,17 @@ def bargauge(
     )
 
 
+def plan_status_stat() -> dict[str, Any]:
+    """The status of the plan in force, as the overview and the optimizer board show it."""
+    return stat(
+        "Plan",
+        "Status of the plan in force.",
+        (f"vpp_plan_status{{{SITE}}} == 1", "{{status}}"),
+        unit="none",
+        text_mode="name",
+    )
+
+
 def state_timeline(
     title: str, description: str, query: tuple[str, str], mappings: list[Json]
 ) -> Json:
