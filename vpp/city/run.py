@@ -76,8 +76,13 @@ async def run_agent(
         outbox.close()
 
 
-def city_app(coord: Coordinator, registry: CollectorRegistry) -> web.Application:
-    """/metrics, /api/city (agents, health, targets against what they deliver) and a page."""
+def city_app(
+    coord: Coordinator, registry: CollectorRegistry, token: str | None = None
+) -> web.Application:
+    """/metrics, /api/city (agents, health, targets against what they deliver), a page, and
+    the operator's city signals and substation caps (:mod:`vpp.city.api`, writes need
+    ``token``)."""
+    from vpp.city.api import add_routes
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -92,6 +97,7 @@ def city_app(coord: Coordinator, registry: CollectorRegistry) -> web.Application
     app = web.Application()
     app.add_routes([web.get("/metrics", metrics), web.get("/api/city", city),
                     web.get("/", page)])  # fmt: skip
+    add_routes(app, coord, token)
     return app
 
 
@@ -116,9 +122,14 @@ def city_view(coord: Coordinator) -> dict[str, Any]:
             "acked_seq": coord.acked.get(agent),
         })  # fmt: skip
     last = coord.plans[-1] if coord.plans else None
+    imp, exp = coord.limits_now()
     return {
         "now": now.isoformat(),
         "agents": agents,
+        "substation": {"import_limit_w": imp, "export_limit_w": exp},
+        "signals_active": len(coord.signals_now()),
+        "caps_active": len(coord.caps_now()),
+        "events": list(coord.events)[-20:],
         "last_plan": None if last is None else {
             "start": last.start.isoformat(), "status": last.status, "solve_s": last.solve_s,
             "agents": last.agents, "acked": len(last.acked),
@@ -144,7 +155,12 @@ tick();setInterval(tick,5000);
 
 
 async def run_coordinator(
-    config: CoordinatorConfig, link: LinkConfig, dsn: str | None, host: str, port: int
+    config: CoordinatorConfig,
+    link: LinkConfig,
+    dsn: str | None,
+    host: str,
+    port: int,
+    api_token: str | None = None,
 ) -> None:
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
@@ -157,7 +173,7 @@ async def run_coordinator(
             await coord.restore()
             registry = CollectorRegistry()
             registry.register(CoordinatorCollector(coord))
-            runner = web.AppRunner(city_app(coord, registry))
+            runner = web.AppRunner(city_app(coord, registry, api_token))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, host, port).start()

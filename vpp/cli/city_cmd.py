@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import ssl
 from pathlib import Path
@@ -23,12 +24,16 @@ def _broker(text: str) -> tuple[str, int]:
 
 
 def _password(path: Path) -> str:
+    return _secret(path, "--password-file")
+
+
+def _secret(path: Path, hint: str) -> str:
     try:
         text = path.read_text().strip()
     except OSError as exc:
-        raise typer.BadParameter(f"{path}: {exc.strerror}", param_hint="--password-file") from None
+        raise typer.BadParameter(f"{path}: {exc.strerror}", param_hint=hint) from None
     if not text:
-        raise typer.BadParameter(f"{path}: empty", param_hint="--password-file")
+        raise typer.BadParameter(f"{path}: empty", param_hint=hint)
     return text
 
 
@@ -123,6 +128,10 @@ def coordinator_command(
     signals: Annotated[
         Path | None, typer.Option(help="City-level grid signals for the agents (JSON)")
     ] = None,
+    api_token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the operator API's write token (VPP_API_TOKEN wins)"),
+    ] = None,
     tls_ca: TlsCa = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
@@ -154,7 +163,10 @@ def coordinator_command(
             cfg.signals = read_city_signals(signals, names)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--signals") from None
-    asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
+    token = os.environ.get("VPP_API_TOKEN") or None
+    if token is None and api_token_file is not None:
+        token = _secret(api_token_file, "--api-token-file")
+    asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port, token))
 
 
 @app.command("city-demo")
