@@ -120,6 +120,8 @@ class Coordinator:
         self.latest: dict[str, s.Targets] = {}
         self.acked: dict[str, int] = {}
         self.plans: list[PlanRecord] = []
+        #: The newest city plan (per-step grid exchange, targets).
+        self.last_plan: CityPlan | None = None
         self.planned_for: datetime | None = None
         self._first_seen: dict[datetime, float] = {}
         self._plan_lock = asyncio.Lock()
@@ -127,8 +129,9 @@ class Coordinator:
         self._plan_task: asyncio.Task[None] | None = None
         self._want: datetime | None = None
         self._sync_seq = 0
-        # Numbered from the start time (s): a restarted coordinator numbers after the one
-        # before, whose last message the agents keep.
+        # Numbered from the start time (s) and after the last number the history holds
+        # (restore): a restarted coordinator numbers after the one before, whose last
+        # message the agents keep, however many it sent.
         self._signals_seq = int(time.time())
         self._signals_sent: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -162,6 +165,7 @@ class Coordinator:
             return
         self.stored.update(await self.history.stored_upto())
         self.target_seq.update(await self.history.last_target_seqs())
+        self._signals_seq = max(self._signals_seq, await self.history.meta("signals_seq"))
         live, used = await self.history.city_signals()
         self._ids_used |= used
         self._signals_touched |= bool(used)
@@ -368,6 +372,7 @@ class Coordinator:
                 return None
             rec = PlanRecord(start, began, plan.solve_s, plan.status, len(flex))
             self.plans.append(rec)
+            self.last_plan = plan
             expires = expiry_for(plan.start, self.config.expiry_quarters)
             # Flexibility heard late (a restart): targets that expire within SEND_MARGIN of
             # now (the agents' clocks run ahead of the last telemetry heard) are not sent.
@@ -479,6 +484,11 @@ class Coordinator:
             if agent in self._signals_sent:
                 continue
             msg = self.signals_message(agent)
+            if self.history is not None:
+                try:
+                    await self.history.set_meta("signals_seq", msg.seq)
+                except Exception as exc:  # the start-time numbering still holds mostly
+                    log.error("history: signals number not stored: %s", exc)
             if await self.link.publish(s.topic(agent, "down/signals"), s.encode(msg), retain=True):
                 self._signals_sent[agent] = msg.seq
 

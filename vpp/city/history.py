@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS city_signals (
     id text PRIMARY KEY, kind text NOT NULL, body jsonb NOT NULL,
     added_at timestamptz NOT NULL, added_by text NOT NULL,
     cancelled_at timestamptz, cancelled_by text);
+CREATE TABLE IF NOT EXISTS coordinator_meta (key text PRIMARY KEY, value bigint NOT NULL);
 """
 
 
@@ -146,6 +147,17 @@ class History:
         )
         live = [(r["kind"], json.loads(r["body"])) for r in rows if r["cancelled_at"] is None]
         return live, {r["id"] for r in rows}
+
+    async def set_meta(self, key: str, value: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO coordinator_meta VALUES ($1,$2) "
+            "ON CONFLICT (key) DO UPDATE SET value = greatest(coordinator_meta.value, $2)",
+            key, value,
+        )  # fmt: skip
+
+    async def meta(self, key: str) -> int:
+        value = await self.pool.fetchval("SELECT value FROM coordinator_meta WHERE key = $1", key)
+        return 0 if value is None else int(value)
 
     async def count(self, table: str) -> int:
         if table not in ("agent_messages", "telemetry", "targets", "city_plans", "city_signals"):
