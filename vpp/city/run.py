@@ -9,7 +9,10 @@ import logging
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +164,7 @@ async def run_coordinator(
     host: str,
     port: int,
     api_token: str | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> None:
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
@@ -169,7 +173,7 @@ async def run_coordinator(
             history = await History.open(dsn) if dsn else None
             if history is not None:
                 stack.push_async_callback(history.close)
-            coord = Coordinator(config, link, history)
+            coord = Coordinator(config, link, history, now)
             await coord.restore()
             registry = CollectorRegistry()
             registry.register(CoordinatorCollector(coord))
@@ -181,6 +185,16 @@ async def run_coordinator(
             await coord.run(stop)
     finally:
         remove()
+
+
+def shared_clock_args(speed: float, origin: float) -> list[str]:
+    """Options that give every process one clock at ``speed``: it reads the wall time of
+    ``origin`` (Unix s) at ``origin`` and runs ``speed`` times faster from there, whenever
+    each process starts (none at speed 1: the wall clock is shared)."""
+    if speed == 1.0:
+        return []
+    start = datetime.fromtimestamp(origin, UTC).isoformat()
+    return ["--speed", repr(speed), "--start", start, "--clock-origin", repr(origin)]
 
 
 def _password_file(folder: Path, user: str, password: str) -> Path:
@@ -203,21 +217,21 @@ def demo(agents: int, speed: float, mqtt_port: int, pg_port: int, http_port: int
         try:
             pw = broker.config.passwords
             vpp = [sys.executable, "-m", "vpp"]
+            clock = shared_clock_args(speed, time.time())
             procs.append(subprocess.Popen([
                 *vpp, "coordinator", "--agents", ",".join(names),
                 "--broker", f"127.0.0.1:{mqtt_port}",
                 "--password-file", str(_password_file(folder, COORDINATOR_USER,
                                                       pw[COORDINATOR_USER])),
                 "--db", pg.dsn, "--http-port", str(http_port),
-                # Scaled clocks: the coordinator follows the districts' time.
-                *(["--clock", "agents"] if speed != 1.0 else []),
+                *clock,
             ]))  # fmt: skip
             for i, name in enumerate(names):
                 procs.append(subprocess.Popen([
                     *vpp, "agent", "--config", str(config), "--id", name,
                     "--broker", f"127.0.0.1:{mqtt_port}",
                     "--password-file", str(_password_file(folder, name, pw[name])),
-                    "--port-offset", str(100 * (i + 1)), "--speed", str(speed),
+                    "--port-offset", str(100 * (i + 1)), *clock,
                     "--db", str(folder / f"{name}.db"), "--outbox", str(folder / f"{name}.outbox"),
                     "--http-port", str(http_port + 1 + i),
                 ]))  # fmt: skip
