@@ -21,8 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, _need, coordinator_link, link_for
-from tests.vpp.replay.conftest import small_site
+from tests.vpp.city.conftest import AGENTS, Districts, _need, coordinator_link, link_for
 from vpp.city.broker import Broker
 from vpp.city.cityplan import plan_city
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
@@ -31,10 +30,9 @@ from vpp.city.metrics import CoordinatorCollector
 from vpp.city.pgcluster import PgCluster
 from vpp.city.run import city_app
 from vpp.city.signals import read_city_signals
-from vpp.city.sim import ReplayAgent, replay_agent
+from vpp.city.sim import ReplayAgent
 from vpp.core.clock import floor_quarter
 from vpp.core.site import Site
-from vpp.replay.data import read_replay_inputs
 
 DAY = date(2018, 5, 16)
 TOKEN = "operator-secret"
@@ -110,15 +108,11 @@ async def call(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_operator_signals_and_caps_while_the_city_runs(
-    broker: Broker, tmp_path: Path
+    broker: Broker, districts: Districts, tmp_path: Path
 ) -> None:
     _need("/usr/lib/postgresql/15/bin/initdb", "postgresql")
-    site = small_site()
-    raw = read_replay_inputs(site, DAY, DAY)
-    agents = [
-        replay_agent(site, raw, DAY, a, tmp_path / f"{a}.db", link_for(broker, a), 11.5)
-        for a in AGENTS
-    ]
+    site = districts.site
+    agents = [districts.make(a, link_for(broker, a)) for a in AGENTS]
     agents_stop = asyncio.Event()
     links = [asyncio.create_task(ra.agent.link.run(agents_stop)) for ra in agents]  # type: ignore[union-attr]
     with PgCluster(free_port()) as pg:
@@ -229,8 +223,6 @@ async def test_operator_signals_and_caps_while_the_city_runs(
             agents_stop.set()
             await asyncio.gather(*links, return_exceptions=True)
             await history.close()
-            for ra in agents:
-                ra.agent.outbox.close()
 
 
 async def _bad_bodies_change_nothing(
