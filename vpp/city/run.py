@@ -142,7 +142,8 @@ def city_view(coord: Coordinator) -> dict[str, Any]:
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>vpp city</title>
 <style>body{font:14px sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style>
-<h1>City</h1><p id="plan"></p><table id="t"></table>
+<h1>City</h1><p id="plan"></p><p id="limits"></p><table id="t"></table>
+<h2>Grid signals and substation caps</h2><table id="s"></table><h2>Events</h2><ul id="e"></ul>
 <script>
 async function tick(){const r=await fetch('api/city');const c=await r.json();
 const p=c.last_plan;document.getElementById('plan').textContent=p?
@@ -152,7 +153,18 @@ const cols=['agent','status','plan_source','battery_w','target_battery_w','grid_
 'target_seq','acked_seq'];
 const f=v=>typeof v==='number'?Math.round(v).toLocaleString():(v??'-');
 document.getElementById('t').innerHTML='<tr>'+cols.map(c=>`<th>${c}</th>`).join('')+'</tr>'+
-c.agents.map(a=>'<tr>'+cols.map(k=>`<td>${f(a[k])}</td>`).join('')+'</tr>').join('');}
+c.agents.map(a=>'<tr>'+cols.map(k=>`<td>${f(a[k])}</td>`).join('')+'</tr>').join('');
+const l=c.substation;document.getElementById('limits').textContent=
+`substation now: import ${f(l.import_limit_w)} W, export ${f(l.export_limit_w)} W; `+
+`${c.signals_active} signals and ${c.caps_active} caps in force`;
+const g=await (await fetch('api/city/signals')).json();
+const sc=['id','source','kind','direction','feed_in_pct','limit_w','agents','start','end',
+'active','reason'];const esc=v=>String(v??'-').replace(/[&<>"]/g,x=>`&#${x.charCodeAt(0)};`);
+document.getElementById('s').innerHTML='<tr>'+sc.map(k=>`<th>${k}</th>`).join('')+'</tr>'+
+[...g.signals,...g.caps].map(x=>'<tr>'+sc.map(k=>`<td>${esc(x[k])}</td>`).join('')+
+'</tr>').join('');
+document.getElementById('e').innerHTML=c.events.slice().reverse().map(
+x=>`<li>${esc(x.at)} ${esc(x.kind)}: ${esc(x.detail)}</li>`).join('');}
 tick();setInterval(tick,5000);
 </script>"""
 
