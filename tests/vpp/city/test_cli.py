@@ -29,6 +29,10 @@ from vpp.core.site import read_site
          "--agents"),
         (["coordinator", "--agents", "a", "--broker", "h:1883", "--password-file", "{pw}",
           "--export-limit-w", "0"], "--export-limit-w"),
+        (["coordinator", "--agents", "a", "--broker", "h:1883", "--password-file", "{pw}",
+          "--api-token-file", "{empty}"], "--api-token-file"),
+        (["coordinator", "--agents", "a", "--broker", "h:1883", "--password-file", "{pw}",
+          "--start", "2026-06-01T10:00"], "--start"),
     ],
 )  # fmt: skip
 def test_bad_options_are_named(tmp_path: Path, args: list[str], named: str) -> None:
