@@ -218,6 +218,14 @@ async def test_operator_signals_and_caps_while_the_city_runs(
             again = Coordinator(centre.coord.config, coordinator_link(broker), history)
             await again.restore()
             assert not again.live_signals and not again.caps
+            # A history that cannot store it: 503, and nothing changes.
+            await history.pool.close()
+            async with aiohttp.ClientSession() as http:
+                fresh = {**signal, "id": "dso-8"}
+                status, body = await call(http, "POST", f"{centre.url}/api/city/signals", fresh)
+            assert status == 503, body
+            assert not centre.coord.live_signals
+            assert all(city_signals(ra) == set() for ra in agents)
         finally:
             await centre.stop()
             agents_stop.set()
