@@ -53,12 +53,14 @@ class RunOptions:
     http_port: int | None = None
     #: Seconds of wall time by which a plan precedes its quarter hour.
     plan_lead_wall_s: float = PLAN_LEAD_S
+    #: Unix time at which the clock reads ``start`` (processes sharing one clock).
+    clock_origin: float | None = None
 
 
 def make_clock(opts: RunOptions) -> Clock:
-    if opts.speed == 1.0 and opts.start is None:
+    if opts.speed == 1.0 and opts.start is None and opts.clock_origin is None:
         return SystemClock()
-    return ScaledClock(opts.start or SystemClock().now(), opts.speed)
+    return ScaledClock(opts.start or SystemClock().now(), opts.speed, opts.clock_origin)
 
 
 def _ven(stack: AsyncExitStack, config: OpenAdrSource, check: Any) -> OpenAdrVen:

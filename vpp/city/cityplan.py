@@ -5,6 +5,14 @@ Each agent's flexibility becomes two devices of a city site (``<agent>-bat``, ``
 ratings the sums of its members'), its fixed demand the city's base load, and the
 substation's import and export limits the city's grid connection. The plan's per-device
 columns are the agents' targets.
+
+Substation caps (:class:`vpp.city.signals.SubstationCap`) become the plan's per-step
+``import_limit_w`` / ``export_limit_w`` (under the connection's limits), and a district's
+``feed_in_pct`` signal a cap on its PV unit (``<agent>-pv.cap_w``, that share of its
+rating), each for every step it overlaps, even in part (as a district plans its own
+signals, :mod:`vpp.signals.plan`). A district's own grid caps and consumption limits are
+not in the city plan: the city plan has no grid connection per district; the agents hold
+them (their safety layer and their own plans).
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from optimizer.inputs import State
+from optimizer.inputs import DEVICE_CAP_SUFFIX, State
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
-from vpp.city.schema import Flexibility
+from vpp.city.schema import Flexibility, GridSignal
+from vpp.city.signals import SubstationCap
 from vpp.core.site import Site
 
 
@@ -86,14 +95,53 @@ def city_forecast(flex: dict[str, Flexibility], start: datetime) -> pd.DataFrame
     return pd.DataFrame(cols, index=index)
 
 
+def _overlap(index: pd.DatetimeIndex, start: datetime, end: datetime | None) -> np.ndarray:
+    """Steps of ``index`` (quarter-hour starts) a window overlaps, even in part."""
+    hit = np.asarray(index + pd.Timedelta(minutes=15) > pd.Timestamp(start))
+    if end is not None:
+        hit &= np.asarray(index < pd.Timestamp(end))
+    return hit
+
+
+def signal_columns(
+    flex: dict[str, Flexibility],
+    index: pd.DatetimeIndex,
+    caps: list[SubstationCap],
+    signals: dict[str, list[GridSignal]],
+) -> dict[str, np.ndarray]:
+    """Forecast columns of the caps and signals over ``index`` [W]; NaN: no cap."""
+    cols: dict[str, np.ndarray] = {}
+    for c in caps:
+        col = cols.setdefault(f"{c.direction}_limit_w", np.full(len(index), np.nan))
+        hit = _overlap(index, c.start, c.end)
+        col[hit] = np.fmin(col[hit], c.limit_w)
+    for agent, found in signals.items():
+        f = flex.get(agent)
+        if f is None or f.pv.rated_w <= 0:
+            continue
+        for g in found:
+            if g.kind != "feed_in_pct" or g.feed_in_pct is None:
+                continue
+            col = cols.setdefault(f"{agent}-pv{DEVICE_CAP_SUFFIX}", np.full(len(index), np.nan))
+            hit = _overlap(index, g.start, g.end)
+            col[hit] = np.fmin(col[hit], g.feed_in_pct / 100.0 * f.pv.rated_w)
+    return cols
+
+
 def _offset(f: Flexibility, start: datetime) -> int:
     return max(0, int((start - f.start).total_seconds() // 900))
 
 
 def plan_city(
-    flex: dict[str, Flexibility], import_limit_w: float, export_limit_w: float, start: datetime
+    flex: dict[str, Flexibility],
+    import_limit_w: float,
+    export_limit_w: float,
+    start: datetime,
+    caps: list[SubstationCap] | None = None,
+    signals: dict[str, list[GridSignal]] | None = None,
 ) -> CityPlan:
-    """Plan the city from ``start`` with the districts' flexibility (all must reach it)."""
+    """Plan the city from ``start`` with the districts' flexibility (all must reach it),
+    under the substation ``caps`` and the districts' ``signals`` in their windows."""
     import time
 
     tic = time.perf_counter()
@@ -102,6 +150,10 @@ def plan_city(
         battery_soc_wh={f"{a}-bat": f.battery.soc_wh for a, f in flex.items()}, store_wh=0.0
     )
     forecast = city_forecast(flex, start)
+    for name, values in signal_columns(
+        flex, pd.DatetimeIndex(forecast.index), caps or [], signals or {}
+    ).items():
+        forecast[name] = values
     plan = Planner(site).plan(state, forecast, start, SolveOptions(threads=1))
     frame = plan.frame
     frame = frame[frame.index >= pd.Timestamp(start)]

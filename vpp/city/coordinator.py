@@ -7,6 +7,11 @@ quarter hour (or ``grace_s`` of wall time after the first did), it plans the cit
 (:func:`vpp.city.cityplan.plan_city`: the districts as virtual units under the substation's
 limits) and publishes each agent its targets, retained, with an expiry and the agent's next
 sequence number. After a reconnect it sends again what an agent has not acknowledged.
+
+City-level grid signals (per district, sent as ``down/signals``) and substation caps (held
+by the city plan) come from ``--signals FILE`` and, while it runs, from the operator API
+(:meth:`Coordinator.add_signal`, :meth:`Coordinator.add_cap`, :meth:`Coordinator.cancel`),
+which keeps them in the history so that a restarted coordinator holds them again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +32,14 @@ from vpp.city import schema as s
 from vpp.city.cityplan import CityPlan, expiry_for, plan_city
 from vpp.city.history import History
 from vpp.city.link import Link, LinkConfig
+from vpp.city.signals import (
+    EntryError,
+    SignalEntry,
+    SubstationCap,
+    check_cap,
+    check_entry,
+    per_agent,
+)
 
 #: Targets closer than this to their expiry are not sent (nor sent again): on the way they
 #: would expire, and the agent refuses them.
@@ -50,6 +64,10 @@ class CoordinatorConfig:
     clock: str = "wall"
     #: City-level grid signals per agent (``--signals FILE``), sent as signals.
     signals: dict[str, list[s.GridSignal]] = field(default_factory=dict)
+
+
+class SignalConflict(EntryError):
+    """An id already used, or a file signal the API cannot cancel."""
 
 
 @dataclass
@@ -102,6 +120,8 @@ class Coordinator:
         self.latest: dict[str, s.Targets] = {}
         self.acked: dict[str, int] = {}
         self.plans: list[PlanRecord] = []
+        #: The newest city plan (per-step grid exchange, targets).
+        self.last_plan: CityPlan | None = None
         self.planned_for: datetime | None = None
         self._first_seen: dict[datetime, float] = {}
         self._plan_lock = asyncio.Lock()
@@ -109,11 +129,21 @@ class Coordinator:
         self._plan_task: asyncio.Task[None] | None = None
         self._want: datetime | None = None
         self._sync_seq = 0
-        # Numbered from the start time (s): a restarted coordinator numbers after the one
-        # before, whose last message the agents keep.
+        # Numbered from the start time (s) and after the last number the history holds
+        # (restore): a restarted coordinator numbers after the one before, whose last
+        # message the agents keep, however many it sent.
         self._signals_seq = int(time.time())
         self._signals_sent: dict[str, int] = {}
         self._dirty: set[str] = set()
+        #: Signals and substation caps set through the operator API (kept in the history).
+        self.live_signals: dict[str, SignalEntry] = {}
+        self.caps: dict[str, SubstationCap] = {}
+        self._ids_used: set[str] = set()
+        self._signals_touched = False
+        #: What operators did and what was refused, newest last (the city page lists them).
+        self.events: deque[dict[str, str]] = deque(maxlen=200)
+        #: Operator actions on signals and caps: added, cancelled, refused.
+        self.signal_changes: dict[str, int] = {}
         self.link = Link(link, [f"{s.ROOT}/+/up/#"], self.on_message, on_connect=self._resync)
 
     def now(self) -> datetime:
@@ -135,6 +165,20 @@ class Coordinator:
             return
         self.stored.update(await self.history.stored_upto())
         self.target_seq.update(await self.history.last_target_seqs())
+        self._signals_seq = max(self._signals_seq, await self.history.meta("signals_seq"))
+        live, used = await self.history.city_signals()
+        self._ids_used |= used
+        self._signals_touched |= bool(used)
+        for kind, body in live:
+            try:
+                if kind == "cap":
+                    cap = check_cap(body)
+                    self.caps[cap.id] = cap
+                else:
+                    entry = check_entry(body, self.config.agents)[0]
+                    self.live_signals[entry.id] = entry
+            except EntryError as exc:  # e.g. for an agent no longer in the city
+                log.warning("history: city signal %r not taken again: %s", body.get("id"), exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [
@@ -320,13 +364,15 @@ class Coordinator:
             planned_at = self.now()
             try:
                 plan: CityPlan = await asyncio.to_thread(
-                    plan_city, flex, self.config.import_limit_w, self.config.export_limit_w, start
-                )
+                    plan_city, flex, self.config.import_limit_w, self.config.export_limit_w,
+                    start, list(self.caps.values()), {a: self.agent_signals(a) for a in flex},
+                )  # fmt: skip
             except Exception:  # the districts keep their own plans
                 log.exception("city plan for %s failed", start.isoformat())
                 return None
             rec = PlanRecord(start, began, plan.solve_s, plan.status, len(flex))
             self.plans.append(rec)
+            self.last_plan = plan
             expires = expiry_for(plan.start, self.config.expiry_quarters)
             # Flexibility heard late (a restart): targets that expire within SEND_MARGIN of
             # now (the agents' clocks run ahead of the last telemetry heard) are not sent.
@@ -390,13 +436,32 @@ class Coordinator:
         del client
         await self._resend()
 
+    def agent_signals(self, agent: str) -> list[s.GridSignal]:
+        """The agent's city-level signals: from the file, then those set through the API."""
+        live = per_agent(list(self.live_signals.values()), self.config.agents)
+        return [*self.config.signals.get(agent, []), *live.get(agent, [])]
+
     def signals_now(self) -> list[s.GridSignal]:
-        """The city-level signals in force now, over all agents."""
+        """The city-level signals in force now, over all agents (one per agent it is for)."""
         now = self.now()
         return [
-            g for found in self.config.signals.values() for g in found
+            g for agent in self.config.agents for g in self.agent_signals(agent)
             if g.start <= now and (g.end is None or now < g.end)
         ]  # fmt: skip
+
+    def caps_now(self) -> list[SubstationCap]:
+        now = self.now()
+        return [c for c in self.caps.values() if c.active(now)]
+
+    def limits_now(self) -> tuple[float, float]:
+        """The substation's import and export limits now [W], caps in force included."""
+        imp, exp = self.config.import_limit_w, self.config.export_limit_w
+        for c in self.caps_now():
+            if c.direction == "import":
+                imp = min(imp, c.limit_w)
+            else:
+                exp = min(exp, c.limit_w)
+        return imp, exp
 
     async def set_signals(self, per_agent: dict[str, list[s.GridSignal]]) -> None:
         """New city-level signals (every agent's list replaced), sent to the agents."""
@@ -407,20 +472,102 @@ class Coordinator:
     def signals_message(self, agent: str) -> s.Signals:
         """The next ``down/signals`` message for ``agent``: its signals not yet ended."""
         now = self.now()
-        found = [g for g in self.config.signals.get(agent, []) if g.end is None or g.end > now]
+        found = [g for g in self.agent_signals(agent) if g.end is None or g.end > now]
         self._signals_seq = max(self._signals_seq + 1, self._signals_sent.get(agent, 0) + 1)
         return s.Signals(agent=agent, seq=self._signals_seq, sent_at=now, signals=found)
 
     async def _send_signals(self) -> None:
         """Each agent's signals, once per change (retained: a reconnecting agent has them)."""
-        if not self.config.signals:
+        if not self.config.signals and not self._signals_touched:
             return
         for agent in self.config.agents:
             if agent in self._signals_sent:
                 continue
             msg = self.signals_message(agent)
+            if self.history is not None:
+                try:
+                    await self.history.set_meta("signals_seq", msg.seq)
+                except Exception as exc:  # the start-time numbering still holds mostly
+                    log.error("history: signals number not stored: %s", exc)
             if await self.link.publish(s.topic(agent, "down/signals"), s.encode(msg), retain=True):
                 self._signals_sent[agent] = msg.seq
+
+    # -- the operator's signals and caps ----------------------------------------------------
+
+    def file_ids(self) -> set[str]:
+        return {g.id for found in self.config.signals.values() for g in found}
+
+    def _check_new(self, ident: str, end: datetime | None) -> None:
+        if ident in self.file_ids() or ident in self._ids_used:
+            raise SignalConflict("id", f"{ident!r} is already used (ids are not reused)")
+        if end is not None and end <= self.now():
+            raise EntryError("end", "the window has already ended")
+
+    def refused(self, what: str, exc: Exception, who: str) -> None:
+        """Count and record an operator action that changed nothing."""
+        self._event("signal_refused", f"{who}: {what} refused: {exc}")
+        self.signal_changes["refused"] = self.signal_changes.get("refused", 0) + 1
+
+    def _event(self, kind: str, detail: str) -> None:
+        self.events.append({"at": self.now().isoformat(), "kind": kind, "detail": detail})
+        log.info("%s: %s", kind, detail)
+
+    async def _keep(self, kind: str, ident: str, body: dict[str, Any], who: str) -> None:
+        """Into the history first: what the agents hear is what a restart restores."""
+        if self.history is not None and not await self.history.add_city_signal(
+            ident, kind, body, self.now(), who
+        ):
+            self._ids_used.add(ident)
+            raise SignalConflict("id", f"{ident!r} is already used (ids are not reused)")
+        self._ids_used.add(ident)
+        self._signals_touched = True
+        self.signal_changes["added"] = self.signal_changes.get("added", 0) + 1
+
+    async def add_signal(self, raw: Any, who: str) -> SignalEntry:
+        """A city-level signal for its agents (all when it names none), sent to them at once.
+        EntryError (SignalConflict for an id in use) naming the field: nothing changes."""
+        entry = check_entry(raw, self.config.agents)[0]
+        self._check_new(entry.id, entry.end)
+        await self._keep("signal", entry.id, entry.model_dump(mode="json"), who)
+        self.live_signals[entry.id] = entry
+        for agent in entry.agents or self.config.agents:
+            self._signals_sent.pop(agent, None)
+        self._event("signal_added", f"{who} added {_describe(entry)}")
+        await self._send_signals()
+        return entry
+
+    async def add_cap(self, raw: Any, who: str) -> SubstationCap:
+        """A substation cap, held from the next city plan. EntryError as :meth:`add_signal`."""
+        cap = check_cap(raw)
+        self._check_new(cap.id, cap.end)
+        await self._keep("cap", cap.id, cap.model_dump(mode="json"), who)
+        self.caps[cap.id] = cap
+        self._event("cap_added", f"{who} added {_describe(cap)}")
+        return cap
+
+    async def cancel(self, ident: str, who: str) -> SignalEntry | SubstationCap | None:
+        """End a signal or cap set through the API (None: no such one); the agents it was
+        for get their list without it at once."""
+        if ident in self.file_ids():
+            raise SignalConflict("id", f"{ident!r} is from --signals FILE: change the file")
+        found: SignalEntry | SubstationCap | None = self.live_signals.get(ident) or self.caps.get(
+            ident
+        )
+        if found is None:
+            return None
+        if self.history is not None:
+            await self.history.cancel_city_signal(ident, self.now(), who)
+        self.signal_changes["cancelled"] = self.signal_changes.get("cancelled", 0) + 1
+        if isinstance(found, SubstationCap):
+            del self.caps[ident]
+            self._event("cap_cancelled", f"{who} cancelled {_describe(found)}")
+            return found
+        del self.live_signals[ident]
+        for agent in found.agents or self.config.agents:
+            self._signals_sent.pop(agent, None)
+        self._event("signal_cancelled", f"{who} cancelled {_describe(found)}")
+        await self._send_signals()
+        return found
 
     async def _resend(self) -> None:
         for agent, t in list(self.latest.items()):
@@ -429,3 +576,18 @@ class Coordinator:
                 self.stats.targets_resent_total += 1
         await self._send_syncs(every=True)
         await self._send_signals()
+
+
+def _describe(x: SignalEntry | SubstationCap) -> str:
+    until = "until cancelled" if x.end is None else f"until {x.end.isoformat()}"
+    if isinstance(x, SubstationCap):
+        what = f"substation {x.direction} cap {x.limit_w:.0f} W"
+    else:
+        value = (
+            f" {x.feed_in_pct:g} %"
+            if x.feed_in_pct is not None
+            else (f" {x.limit_w:.0f} W" if x.limit_w is not None else "")
+        )
+        what = f"{x.kind}{value} for {', '.join(x.agents) if x.agents else 'every agent'}"
+    why = f": {x.reason}" if x.reason else ""
+    return f"{x.id} ({what} from {x.start.isoformat()} {until}{why})"

@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS city_plans (
     planned_at timestamptz PRIMARY KEY, start timestamptz NOT NULL, status text NOT NULL,
     agents int NOT NULL, solve_s double precision NOT NULL,
     max_import_w double precision NOT NULL, max_export_w double precision NOT NULL);
+CREATE TABLE IF NOT EXISTS city_signals (
+    id text PRIMARY KEY, kind text NOT NULL, body jsonb NOT NULL,
+    added_at timestamptz NOT NULL, added_by text NOT NULL,
+    cancelled_at timestamptz, cancelled_by text);
+CREATE TABLE IF NOT EXISTS coordinator_meta (key text PRIMARY KEY, value bigint NOT NULL);
 """
 
 
@@ -115,7 +120,46 @@ class History:
         rows = await self.pool.fetch("SELECT agent, max(seq) AS seq FROM targets GROUP BY agent")
         return {r["agent"]: int(r["seq"]) for r in rows}
 
+    async def add_city_signal(
+        self, ident: str, kind: str, body: dict[str, Any], at: datetime, by: str
+    ) -> bool:
+        """A signal or cap set through the operator API (``kind`` signal or cap); False when
+        the id is taken (also by one cancelled: ids are never reused)."""
+        done = await self.pool.execute(
+            "INSERT INTO city_signals (id, kind, body, added_at, added_by) "
+            "VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+            ident, kind, json.dumps(body), at, by,
+        )  # fmt: skip
+        return bool(done.endswith(" 1"))
+
+    async def cancel_city_signal(self, ident: str, at: datetime, by: str) -> bool:
+        done = await self.pool.execute(
+            "UPDATE city_signals SET cancelled_at = $2, cancelled_by = $3 "
+            "WHERE id = $1 AND cancelled_at IS NULL",
+            ident, at, by,
+        )  # fmt: skip
+        return bool(done.endswith(" 1"))
+
+    async def city_signals(self) -> tuple[list[tuple[str, dict[str, Any]]], set[str]]:
+        """(kind, body) of every signal and cap not cancelled, oldest first; every id used."""
+        rows = await self.pool.fetch(
+            "SELECT id, kind, body, cancelled_at FROM city_signals ORDER BY added_at, id"
+        )
+        live = [(r["kind"], json.loads(r["body"])) for r in rows if r["cancelled_at"] is None]
+        return live, {r["id"] for r in rows}
+
+    async def set_meta(self, key: str, value: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO coordinator_meta VALUES ($1,$2) "
+            "ON CONFLICT (key) DO UPDATE SET value = greatest(coordinator_meta.value, $2)",
+            key, value,
+        )  # fmt: skip
+
+    async def meta(self, key: str) -> int:
+        value = await self.pool.fetchval("SELECT value FROM coordinator_meta WHERE key = $1", key)
+        return 0 if value is None else int(value)
+
     async def count(self, table: str) -> int:
-        if table not in ("agent_messages", "telemetry", "targets", "city_plans"):
+        if table not in ("agent_messages", "telemetry", "targets", "city_plans", "city_signals"):
             raise ValueError(f"no table {table!r}")
         return int(await self.pool.fetchval(f"SELECT count(*) FROM {table}"))

@@ -75,6 +75,17 @@ COORDINATOR_SPECS: tuple[MetricSpec, ...] = (
     _c("vpp_city_duplicates", "Agent messages heard again, dropped."),
     _c("vpp_city_messages_rejected", "Agent messages refused (bad topic or payload)."),
     _g("vpp_city_signals_active", "City-level grid signals in force now, all agents."),
+    _g("vpp_city_caps_active", "Substation caps in force now."),
+    _g(
+        "vpp_city_substation_limit_watts",
+        "The substation's limit now, a cap in force included.",
+        "direction",
+    ),
+    _c(
+        "vpp_city_signal_changes",
+        "City signals and caps added, cancelled or refused (operator API).",
+        "action",
+    ),
 )
 #: Names that carry no unit (counts and flags), for the naming test.
 UNITLESS = {
@@ -179,4 +190,10 @@ class CoordinatorCollector(Collector):
         out.add("vpp_city_duplicates", c.stats.duplicates_total)
         out.add("vpp_city_messages_rejected", c.stats.rejected_total)
         out.add("vpp_city_signals_active", len(c.signals_now()))
+        out.add("vpp_city_caps_active", len(c.caps_now()))
+        imp, exp = c.limits_now()
+        out.add("vpp_city_substation_limit_watts", imp, "import")
+        out.add("vpp_city_substation_limit_watts", exp, "export")
+        for action in ("added", "cancelled", "refused"):
+            out.add("vpp_city_signal_changes", c.signal_changes.get(action, 0), action)
         yield from out

@@ -9,7 +9,10 @@ import logging
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +79,13 @@ async def run_agent(
         outbox.close()
 
 
-def city_app(coord: Coordinator, registry: CollectorRegistry) -> web.Application:
-    """/metrics, /api/city (agents, health, targets against what they deliver) and a page."""
+def city_app(
+    coord: Coordinator, registry: CollectorRegistry, token: str | None = None
+) -> web.Application:
+    """/metrics, /api/city (agents, health, targets against what they deliver), a page, and
+    the operator's city signals and substation caps (:mod:`vpp.city.api`, writes need
+    ``token``)."""
+    from vpp.city.api import add_routes
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -92,6 +100,7 @@ def city_app(coord: Coordinator, registry: CollectorRegistry) -> web.Application
     app = web.Application()
     app.add_routes([web.get("/metrics", metrics), web.get("/api/city", city),
                     web.get("/", page)])  # fmt: skip
+    add_routes(app, coord, token)
     return app
 
 
@@ -116,9 +125,14 @@ def city_view(coord: Coordinator) -> dict[str, Any]:
             "acked_seq": coord.acked.get(agent),
         })  # fmt: skip
     last = coord.plans[-1] if coord.plans else None
+    imp, exp = coord.limits_now()
     return {
         "now": now.isoformat(),
         "agents": agents,
+        "substation": {"import_limit_w": imp, "export_limit_w": exp},
+        "signals_active": len(coord.signals_now()),
+        "caps_active": len(coord.caps_now()),
+        "events": list(coord.events)[-20:],
         "last_plan": None if last is None else {
             "start": last.start.isoformat(), "status": last.status, "solve_s": last.solve_s,
             "agents": last.agents, "acked": len(last.acked),
@@ -128,7 +142,8 @@ def city_view(coord: Coordinator) -> dict[str, Any]:
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>vpp city</title>
 <style>body{font:14px sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style>
-<h1>City</h1><p id="plan"></p><table id="t"></table>
+<h1>City</h1><p id="plan"></p><p id="limits"></p><table id="t"></table>
+<h2>Grid signals and substation caps</h2><table id="s"></table><h2>Events</h2><ul id="e"></ul>
 <script>
 async function tick(){const r=await fetch('api/city');const c=await r.json();
 const p=c.last_plan;document.getElementById('plan').textContent=p?
@@ -138,13 +153,30 @@ const cols=['agent','status','plan_source','battery_w','target_battery_w','grid_
 'target_seq','acked_seq'];
 const f=v=>typeof v==='number'?Math.round(v).toLocaleString():(v??'-');
 document.getElementById('t').innerHTML='<tr>'+cols.map(c=>`<th>${c}</th>`).join('')+'</tr>'+
-c.agents.map(a=>'<tr>'+cols.map(k=>`<td>${f(a[k])}</td>`).join('')+'</tr>').join('');}
+c.agents.map(a=>'<tr>'+cols.map(k=>`<td>${f(a[k])}</td>`).join('')+'</tr>').join('');
+const l=c.substation;document.getElementById('limits').textContent=
+`substation now: import ${f(l.import_limit_w)} W, export ${f(l.export_limit_w)} W; `+
+`${c.signals_active} signals and ${c.caps_active} caps in force`;
+const g=await (await fetch('api/city/signals')).json();
+const sc=['id','source','kind','direction','feed_in_pct','limit_w','agents','start','end',
+'active','reason'];const esc=v=>String(v??'-').replace(/[&<>"]/g,x=>`&#${x.charCodeAt(0)};`);
+document.getElementById('s').innerHTML='<tr>'+sc.map(k=>`<th>${k}</th>`).join('')+'</tr>'+
+[...g.signals,...g.caps].map(x=>'<tr>'+sc.map(k=>`<td>${esc(x[k])}</td>`).join('')+
+'</tr>').join('');
+document.getElementById('e').innerHTML=c.events.slice().reverse().map(
+x=>`<li>${esc(x.at)} ${esc(x.kind)}: ${esc(x.detail)}</li>`).join('');}
 tick();setInterval(tick,5000);
 </script>"""
 
 
 async def run_coordinator(
-    config: CoordinatorConfig, link: LinkConfig, dsn: str | None, host: str, port: int
+    config: CoordinatorConfig,
+    link: LinkConfig,
+    dsn: str | None,
+    host: str,
+    port: int,
+    api_token: str | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> None:
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
@@ -153,11 +185,11 @@ async def run_coordinator(
             history = await History.open(dsn) if dsn else None
             if history is not None:
                 stack.push_async_callback(history.close)
-            coord = Coordinator(config, link, history)
+            coord = Coordinator(config, link, history, now)
             await coord.restore()
             registry = CollectorRegistry()
             registry.register(CoordinatorCollector(coord))
-            runner = web.AppRunner(city_app(coord, registry))
+            runner = web.AppRunner(city_app(coord, registry, api_token))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, host, port).start()
@@ -165,6 +197,16 @@ async def run_coordinator(
             await coord.run(stop)
     finally:
         remove()
+
+
+def shared_clock_args(speed: float, origin: float) -> list[str]:
+    """Options that give every process one clock at ``speed``: it reads the wall time of
+    ``origin`` (Unix s) at ``origin`` and runs ``speed`` times faster from there, whenever
+    each process starts (none at speed 1: the wall clock is shared)."""
+    if speed == 1.0:
+        return []
+    start = datetime.fromtimestamp(origin, UTC).isoformat()
+    return ["--speed", repr(speed), "--start", start, "--clock-origin", repr(origin)]
 
 
 def _password_file(folder: Path, user: str, password: str) -> Path:
@@ -187,21 +229,21 @@ def demo(agents: int, speed: float, mqtt_port: int, pg_port: int, http_port: int
         try:
             pw = broker.config.passwords
             vpp = [sys.executable, "-m", "vpp"]
+            clock = shared_clock_args(speed, time.time())
             procs.append(subprocess.Popen([
                 *vpp, "coordinator", "--agents", ",".join(names),
                 "--broker", f"127.0.0.1:{mqtt_port}",
                 "--password-file", str(_password_file(folder, COORDINATOR_USER,
                                                       pw[COORDINATOR_USER])),
                 "--db", pg.dsn, "--http-port", str(http_port),
-                # Scaled clocks: the coordinator follows the districts' time.
-                *(["--clock", "agents"] if speed != 1.0 else []),
+                *clock,
             ]))  # fmt: skip
             for i, name in enumerate(names):
                 procs.append(subprocess.Popen([
                     *vpp, "agent", "--config", str(config), "--id", name,
                     "--broker", f"127.0.0.1:{mqtt_port}",
                     "--password-file", str(_password_file(folder, name, pw[name])),
-                    "--port-offset", str(100 * (i + 1)), "--speed", str(speed),
+                    "--port-offset", str(100 * (i + 1)), *clock,
                     "--db", str(folder / f"{name}.db"), "--outbox", str(folder / f"{name}.outbox"),
                     "--http-port", str(http_port + 1 + i),
                 ]))  # fmt: skip

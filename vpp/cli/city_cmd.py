@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import re
 import ssl
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,12 +26,16 @@ def _broker(text: str) -> tuple[str, int]:
 
 
 def _password(path: Path) -> str:
+    return _secret(path, "--password-file")
+
+
+def _secret(path: Path, hint: str) -> str:
     try:
         text = path.read_text().strip()
     except OSError as exc:
-        raise typer.BadParameter(f"{path}: {exc.strerror}", param_hint="--password-file") from None
+        raise typer.BadParameter(f"{path}: {exc.strerror}", param_hint=hint) from None
     if not text:
-        raise typer.BadParameter(f"{path}: empty", param_hint="--password-file")
+        raise typer.BadParameter(f"{path}: empty", param_hint=hint)
     return text
 
 
@@ -39,6 +46,21 @@ def _logging(level: str) -> None:
     for noisy in ("apscheduler", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def _clock(start: str | None, origin: float | None) -> tuple[datetime | None, float | None]:
+    """``--start`` and ``--clock-origin``, checked (the origin needs a start)."""
+    from vpp.cli.run_cmd import _parse_start
+
+    start_at = _parse_start(start)
+    if origin is not None:
+        if not math.isfinite(origin) or origin <= 0:
+            raise typer.BadParameter(f"must be a Unix time > 0, got {origin}",
+                                     param_hint="--clock-origin")  # fmt: skip
+        if start_at is None:
+            raise typer.BadParameter("needs --start (what the clock reads then)",
+                                     param_hint="--clock-origin")  # fmt: skip
+    return start_at, origin
 
 
 def _tls(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -60,6 +82,13 @@ TlsCa = Annotated[
 ]
 TlsCert = Annotated[Path | None, typer.Option("--tls-cert", help="Client certificate (PEM)")]
 TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="Client private key (PEM)")]
+ClockOrigin = Annotated[
+    float | None,
+    typer.Option(
+        help="Unix time (s) at which the clock reads --start: processes given the same "
+        "--start, --speed and --clock-origin share one clock"
+    ),
+]
 PasswordFile = Annotated[
     Path, typer.Option("--password-file", help="File holding the broker password")
 ]
@@ -77,6 +106,8 @@ def agent_command(
     ] = 1024.0,
     port_offset: Annotated[int, typer.Option(help="Add to every Modbus port")] = 0,
     speed: Annotated[float, typer.Option(help="Run K times faster than real time")] = 1.0,
+    start: Annotated[str | None, typer.Option(help="Start time (ISO, with zone)")] = None,
+    clock_origin: ClockOrigin = None,
     simulate: Annotated[bool | None, typer.Option("--simulate/--no-simulate")] = None,
     db: Annotated[Path | None, typer.Option(help="Recorder database (SQLite)")] = None,
     http_port: Annotated[int | None, typer.Option(help="Port of the page and /metrics")] = None,
@@ -101,8 +132,9 @@ def agent_command(
                       tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
     _logging(log_level)
     site = shift_ports(load_or_exit(config), port_offset)
+    start_at, origin = _clock(start, clock_origin)
     opts = RunOptions(speed=speed, simulate=simulate, db_path=str(db) if db else None,
-                      http_port=http_port)  # fmt: skip
+                      http_port=http_port, start=start_at, clock_origin=origin)  # fmt: skip
     box = outbox or Path(f"{agent_id}.outbox.db")
     asyncio.run(run_agent(site, opts, agent_id, link, box, int(outbox_max_mb * 1e6)))
 
@@ -120,8 +152,17 @@ def coordinator_command(
     clock: Annotated[
         str, typer.Option(help="wall, or agents: the newest telemetry time (simulated days)")
     ] = "wall",
+    speed: Annotated[
+        float, typer.Option(help="With --start: a clock K times faster than real time")
+    ] = 1.0,
+    start: Annotated[str | None, typer.Option(help="Start time (ISO, with zone)")] = None,
+    clock_origin: ClockOrigin = None,
     signals: Annotated[
         Path | None, typer.Option(help="City-level grid signals for the agents (JSON)")
+    ] = None,
+    api_token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the operator API's write token (VPP_API_TOKEN wins)"),
     ] = None,
     tls_ca: TlsCa = None,
     tls_cert: TlsCert = None,
@@ -142,6 +183,14 @@ def coordinator_command(
             raise typer.BadParameter(f"must be > 0, got {limit}", param_hint=hint)
     if clock not in ("wall", "agents"):
         raise typer.BadParameter(f"wall or agents, got {clock!r}", param_hint="--clock")
+    if speed <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--speed")
+    start_at, origin = _clock(start, clock_origin)
+    now = None
+    if start_at is not None or speed != 1.0:
+        from vpp.core.clock import ScaledClock, SystemClock
+
+        now = ScaledClock(start_at or SystemClock().now(), speed, origin).now
     host, port = _broker(broker)
     link = LinkConfig(host, port, COORDINATOR_USER, _password(password_file), COORDINATOR_USER,
                       tls=_tls(tls_ca, tls_cert, tls_key))  # fmt: skip
@@ -154,7 +203,10 @@ def coordinator_command(
             cfg.signals = read_city_signals(signals, names)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--signals") from None
-    asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port))
+    token = os.environ.get("VPP_API_TOKEN") or None
+    if token is None and api_token_file is not None:
+        token = _secret(api_token_file, "--api-token-file")
+    asyncio.run(run_coordinator(cfg, link, db, "127.0.0.1", http_port, token, now))
 
 
 @app.command("city-demo")

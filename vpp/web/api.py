@@ -177,12 +177,17 @@ async def get_caps(request: web.Request) -> web.Response:
 
 def refused(request: web.Request) -> web.Response | None:
     """403 without a configured token, 401 without the right one; None when authorised."""
-    token = request.app[API_KEY].token
+    return token_refusal(
+        request, request.app[API_KEY].token, f"[run] api_token in the site file or {TOKEN_ENV}"
+    )
+
+
+def token_refusal(request: web.Request, token: str | None, where: str) -> web.Response | None:
+    """403 without a configured token (``where`` says how to set one), 401 without the
+    right one; None when authorised."""
     if token is None:
         return error(
-            403,
-            f"operator actions are disabled: no API token is configured (set "
-            f"[run] api_token in the site file or {TOKEN_ENV})",
+            403, f"operator actions are disabled: no API token is configured (set {where})"
         )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     # Header bytes that are not UTF-8 arrive as lone surrogates: keep them, as bytes.

@@ -5,27 +5,16 @@ expire."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.vpp.replay.conftest import small_site
+from tests.vpp.city.conftest import Districts
 from vpp.city import schema as s
-from vpp.city.sim import ReplayAgent, replay_agent
+from vpp.city.sim import ReplayAgent
 from vpp.core.clock import floor_quarter
-from vpp.core.site import Site
-from vpp.replay.data import read_replay_inputs
-
-DAY = date(2018, 5, 16)
-
-
-@pytest.fixture(scope="module")
-def world() -> tuple[Site, pd.DataFrame]:
-    site = small_site()
-    return site, read_replay_inputs(site, DAY, DAY)
 
 
 def targets(ra: ReplayAgent, seq: int, battery_w: float, pv_w: float, quarters: int = 4,
@@ -44,11 +33,10 @@ def sent(ra: ReplayAgent, stream: str) -> list[dict[str, object]]:
 
 
 async def test_flexibility_is_the_sum_of_the_district(
-    world: tuple[Site, pd.DataFrame], tmp_path: Path
+    districts: Districts,
 ) -> None:
-    site, raw = world
-    ra = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await ra.start()
+    site = districts.site
+    ra = await districts.started()
     flex = [s.Flexibility.model_validate(f) for f in sent(ra, "up/flex")]
     assert len(flex) == 1
     f = flex[0]
@@ -63,15 +51,13 @@ async def test_flexibility_is_the_sum_of_the_district(
     assert tele and tele[-1]["battery_capacity_wh"] == f.battery.capacity_wh
     seqs = [seq for seq, _, _ in ra.agent.outbox.after(0, 100_000)]
     assert seqs == list(range(1, len(seqs) + 1))  # one numbering, no gaps
-    ra.agent.outbox.close()
 
 
 async def test_targets_are_split_onto_the_devices_and_written(
-    world: tuple[Site, pd.DataFrame], tmp_path: Path
+    districts: Districts,
 ) -> None:
-    site, raw = world
-    ra = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await ra.start()
+    site = districts.site
+    ra = await districts.started()
     t = targets(ra, 1, battery_w=-25_000.0, pv_w=30_000.0)
     assert ra.agent.on_targets(s.encode(t)) == "applied"
     row = ra.ctl.state.plan.frame.loc[pd.Timestamp(t.start)]
@@ -85,15 +71,12 @@ async def test_targets_are_split_onto_the_devices_and_written(
     assert float(ra.plant.pv_limit_w.sum()) <= 30_000.0 + 1.0
     tele = sent(ra, "up/telemetry")[-1]
     assert (tele["plan_source"], tele["target_seq"]) == ("target", 1)
-    ra.agent.outbox.close()
 
 
 async def test_stale_duplicate_and_bad_targets_are_refused_and_reported(
-    world: tuple[Site, pd.DataFrame], tmp_path: Path
+    districts: Districts,
 ) -> None:
-    site, raw = world
-    ra = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await ra.start()
+    ra = await districts.started()
     agent = ra.agent
     assert agent.on_targets(s.encode(targets(ra, 5, -10_000.0, 50_000.0))) == "applied"
     assert agent.on_targets(s.encode(targets(ra, 5, -10_000.0, 50_000.0))) == "duplicate"
@@ -117,17 +100,14 @@ async def test_stale_duplicate_and_bad_targets_are_refused_and_reported(
     assert kinds == ["target_out_of_order", "target_expired", "target_invalid"]
     # The last applied number survives a restart: seq 5 is not applied twice.
     agent.outbox.close()
-    again = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
+    again = districts.make()
     assert again.agent.on_targets(s.encode(targets(ra, 5, -10_000.0, 50_000.0))) == "duplicate"
-    again.agent.outbox.close()
 
 
 async def test_when_targets_expire_the_district_plans_alone(
-    world: tuple[Site, pd.DataFrame], tmp_path: Path
+    districts: Districts,
 ) -> None:
-    site, raw = world
-    ra = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await ra.start()
+    ra = await districts.started()
     t = targets(ra, 1, battery_w=-30_000.0, pv_w=20_000.0, quarters=8, expires_q=1)
     assert ra.agent.on_targets(s.encode(t)) == "applied"
     await ra.run_until(t.expires_at + timedelta(minutes=1))
@@ -142,4 +122,3 @@ async def test_when_targets_expire_the_district_plans_alone(
     written = float(ra.plant.bat_set.sum())
     assert written == pytest.approx(local["battery_w"], abs=max(1.0, 0.05 * abs(written)))
     assert not np.isclose(written, -30_000.0)
-    ra.agent.outbox.close()

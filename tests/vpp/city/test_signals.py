@@ -8,35 +8,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
-from tests.vpp.city.conftest import AGENTS, coordinator_link, link_for
-from tests.vpp.replay.conftest import small_site
+from tests.vpp.city.conftest import AGENTS, Districts, coordinator_link, link_for
 from vpp.city import schema as s
 from vpp.city.broker import Broker
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
 from vpp.city.link import LinkConfig
 from vpp.city.metrics import AgentCollector, CoordinatorCollector
 from vpp.city.signals import read_city_signals
-from vpp.city.sim import ReplayAgent, replay_agent
+from vpp.city.sim import ReplayAgent
 from vpp.cli import app
 from vpp.core.site import Site
-from vpp.replay.data import read_replay_inputs
-
-DAY = date(2018, 5, 16)
-
-
-@pytest.fixture(scope="module")
-def world() -> tuple[Site, pd.DataFrame]:
-    site = small_site()
-    return site, read_replay_inputs(site, DAY, DAY)
 
 
 def coordinator_for(ra: ReplayAgent) -> Coordinator:
@@ -54,11 +43,10 @@ def pv_cap_ok(site: Site, ra: ReplayAgent, pct: float) -> bool:
 
 
 async def test_city_signals_are_held_by_the_districts_safety_layer(
-    world: tuple[Site, pd.DataFrame], tmp_path: Path
+    districts: Districts,
 ) -> None:
-    site, raw = world
-    ra = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await ra.start()
+    site = districts.site
+    ra = await districts.started()
     now = ra.clock.now()
     assert not pv_cap_ok(site, ra, 30.0)  # midday: the inverters may put out more
     later = now + timedelta(minutes=5)
@@ -92,15 +80,12 @@ async def test_city_signals_are_held_by_the_districts_safety_layer(
     assert not pv_cap_ok(site, ra, 30.0)
     kinds = [e.kind for e in ra.ctl.state.events if e.source == "city"]
     assert kinds == ["signals_received"]
-    ra.agent.outbox.close()
 
 
 async def test_stale_signals_are_refused_and_a_restart_takes_them_again(
-    world: tuple[Site, pd.DataFrame], tmp_path: Path
+    districts: Districts,
 ) -> None:
-    site, raw = world
-    ra = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await ra.start()
+    ra = await districts.started()
     now = ra.clock.now()
     cap = s.GridSignal(id="x", kind="export_cap", start=now, limit_w=1000.0)
     first = s.Signals(agent="north", seq=10, sent_at=now, signals=[cap])
@@ -115,12 +100,10 @@ async def test_stale_signals_are_refused_and_a_restart_takes_them_again(
     assert kinds == ["signals_received", "signals_out_of_order", "signals_invalid"]
     ra.agent.outbox.close()
     # A restarted agent hears the retained message (same seq) and holds it again.
-    again = replay_agent(site, raw, DAY, "north", tmp_path / "out.db", None, start_hour=11.5)
-    await again.start()
+    again = await districts.started()
     assert await again.agent.on_signals(s.encode(first)) == "applied"
     assert await again.agent.on_signals(s.encode(older)) == "refused"
     assert again.ctl.state.grid_signals.export_cap_w == 1000.0
-    again.agent.outbox.close()
 
 
 def test_the_coordinators_signal_file_is_checked(tmp_path: Path) -> None:
@@ -155,15 +138,11 @@ def test_the_coordinators_signal_file_is_checked(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 async def test_signals_go_over_the_broker_to_the_right_agent(
-    world: tuple[Site, pd.DataFrame], broker: Broker, tmp_path: Path
+    districts: Districts, broker: Broker
 ) -> None:
     """The coordinator sends each agent its own signals when it connects; the broker's ACL
     lets each agent read only its own."""
-    site, raw = world
-    agents = [
-        replay_agent(site, raw, DAY, a, tmp_path / f"{a}.db", link_for(broker, a), 11.5)
-        for a in AGENTS
-    ]
+    agents = [districts.make(a, link_for(broker, a)) for a in AGENTS]
     now = agents[0].clock.now()
     cap = s.GridSignal(id="sub-1", kind="export_cap", start=now, limit_w=2000.0)
     coord = Coordinator(
@@ -189,5 +168,3 @@ async def test_signals_go_over_the_broker_to_the_right_agent(
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for ra in agents:
-            ra.agent.outbox.close()
