@@ -36,6 +36,7 @@ class Applying(Recording):
             self.clock.now(),
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
+            correction_s=st.correction_every_s(),
         )
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
@@ -62,6 +63,7 @@ class Applying(Recording):
             self.clock.now(),
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
+            correction_s=st.correction_every_s(),
         )
         if setpoints:
             await self.apply(setpoints, "correct")
