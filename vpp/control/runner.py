@@ -29,7 +29,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from vpp.control.controller import Controller
-from vpp.control.schedule import PLAN_LEAD_S, JobSpec, job_specs, poll_period_s
+from vpp.control.schedule import (
+    PLAN_LEAD_S,
+    JobSpec,
+    correction_period_s,
+    job_specs,
+    poll_period_s,
+)
 from vpp.core.clock import Clock, ManualClock, ScaledClock
 
 log = logging.getLogger("vpp.run")
@@ -87,6 +93,10 @@ async def start_jobs(
 ) -> AsyncIOScheduler:
     """Run poll, plan and dispatch once, then schedule every job; returns the scheduler."""
     runner = runner or JobRunner(ctl)
+    speed = ctl.clock.speed if isinstance(ctl.clock, ScaledClock) else 1.0
+    # A fast demo stretches the correction period (below): the first dispatch's heat pump
+    # setpoint already holds until the first correction.
+    ctl.state.correction_interval_s = correction_period_s(ctl.site, speed)
     await ctl.run_job("poll")
     if ctl.current_row() is not None:
         # A plan restored from the recorder covers now: write it before the first new plan
@@ -94,7 +104,6 @@ async def start_jobs(
         await ctl.run_job("dispatch")
     for name in ("plan", "dispatch"):
         await ctl.run_job(name)
-    speed = ctl.clock.speed if isinstance(ctl.clock, ScaledClock) else 1.0
     snap = ctl.state.snapshot
     if snap is None or (ctl.clock.now() - snap.time).total_seconds() >= poll_period_s(
         ctl.site, speed
@@ -168,6 +177,7 @@ async def step(
     specs = job_specs(ctl.site, plan_lead_s, ctl.signal_watch is not None, speed)
     ctl.plan_lead_s = plan_lead_s
     ctl.state.poll_interval_s = poll_period_s(ctl.site, speed)
+    ctl.state.correction_interval_s = correction_period_s(ctl.site, speed)
     tick = tick_s or ctl.state.poll_interval_s
     due = {s.name: s.next_after(clock.now()) for s in specs}
     for _ in range(int((until - clock.now()).total_seconds() // tick) + 1):

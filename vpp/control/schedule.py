@@ -11,7 +11,8 @@ their own short interval (poll, signals, correct, watchdog) would then come fast
 than a busy machine can run them (a 10 s poll every 0.17 s of wall time at 60x): their
 periods stretch to at least :data:`WALL_FLOOR_S` of wall time, so they run as often as a
 machine can keep up with, and the freshness limits follow the stretched poll period
-(:func:`poll_period_s`). At real time nothing stretches.
+(:func:`poll_period_s`), as does the corrections' horizon (:func:`correction_period_s`):
+their setpoints hold until the next correction. At real time nothing stretches.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def stretched(name: str, period_s: float, speed: float) -> float:
 def poll_period_s(site: Site, speed: float = 1.0) -> float:
     """Controller seconds between two polls at ``speed`` (the site's interval at real time)."""
     return stretched("poll", site.poll.interval_s, speed)
+
+
+def correction_period_s(site: Site, speed: float = 1.0) -> float:
+    """Controller seconds between two corrections at ``speed`` (the site's interval at real
+    time, stretched above ``WALL_FLOOR_S["correct"]`` x its interval of speed)."""
+    return stretched("correct", site.run.correction_interval_s, speed)
 
 
 def job_specs(

@@ -151,12 +151,20 @@ class ControllerState:
     #: Controller seconds between two polls as scheduled (None: the site's
     #: ``poll.interval_s``); a fast demo stretches it (:func:`vpp.control.schedule.job_specs`).
     poll_interval_s: float | None = None
+    #: Controller seconds between two corrections as scheduled (None: the site's
+    #: ``run.correction_interval_s``); a fast demo stretches it like the poll.
+    correction_interval_s: float | None = None
 
     def stale_after_s(self) -> float:
         """A snapshot older than this (controller seconds) is not fresh: ``run.stale_polls``
         polls at the interval the poll actually runs at."""
         every = self.poll_interval_s or self.site.poll.interval_s
         return every * self.site.run.stale_polls
+
+    def correction_every_s(self) -> float:
+        """Controller seconds until the next correction: what a correction's setpoints must
+        hold for (the batteries' SoC headroom, the thermal store's room)."""
+        return self.correction_interval_s or self.site.run.correction_interval_s
 
     def job(self, name: str) -> JobStats:
         return self.jobs.setdefault(name, JobStats())

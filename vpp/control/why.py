@@ -94,7 +94,6 @@ def explain(frame: pd.DataFrame, site: Site) -> list[Why]:
     duals = _duals(frame)
     out = []
     for t in range(n):
-        later = slice(t + 1, n)
         heat_why = _heat(t, hp_el, hp_th, hp_max, waste, boiler, store, p_imp, gas_heat)
         if duals is not None and np.isfinite(duals.el[t]):
             out.append(
@@ -109,8 +108,11 @@ def explain(frame: pd.DataFrame, site: Site) -> list[Why]:
             continue
         out.append(
             Why(
-                battery=_battery(t, bat, p_imp, p_exp, exp, times, later),
-                pv=_pv(t, pv, pv_avail, exp, exp_cap, p_exp) or _pv_capped(t, pv_cut, None),
+                battery=_battery_by_price(t, bat, p_imp, p_exp, exp, times),
+                pv=_curtailed(
+                    t, pv, pv_avail, exp_cap, _near(exp[t], exp_cap[t]), p_exp[t], "export price"
+                )
+                or _pv_capped(t, pv_cut, None),
                 grid=_grid(t, imp, imp_cap, site.grid.import_limit_w),
                 heat=heat_why,
             )
@@ -129,25 +131,12 @@ class _Duals:
 
     def battery(self, t: int, bat: NDArray[np.float64], times: list[str]) -> str | None:
         """Charging when stored energy is worth more than electricity now; discharging when
-        less. The later step named is where the batteries sell dearest (or buy cheapest)."""
+        less, each against the value of electricity where the batteries turn round."""
         if abs(bat[t]) < NOISE_W:
             return None
-        el, n = self.el, len(bat)
-        idx = np.arange(t + 1, n)
         worth = f"stored energy worth {self.stored[t]:.0f}"
-        if bat[t] < 0:
-            use = idx[bat[t + 1 :] > NOISE_W]
-            now = f"charging: {el[t]:.0f} EUR/MWh now"
-            if len(use):
-                best = use[np.argmax(el[use])]
-                return f"{now} against {el[best]:.0f} at {times[best]} ({worth})"
-            return f"{now}, {worth}"
-        fill = idx[bat[t + 1 :] < -NOISE_W]
-        now = f"discharging: {el[t]:.0f} EUR/MWh now"
-        if len(fill):
-            cheap = fill[np.argmin(el[fill])]
-            return f"{now} against {el[cheap]:.0f} at {times[cheap]} ({worth})"
-        return f"{now}, {worth}"
+        now = f"{'charging' if bat[t] < 0 else 'discharging'}: {self.el[t]:.0f} EUR/MWh now"
+        return _battery(t, bat, self.el, times, now, f"{now}, {worth}", f" ({worth})")
 
     def pv(
         self,
@@ -156,17 +145,8 @@ class _Duals:
         avail: NDArray[np.float64],
         exp_cap: NDArray[np.float64],
     ) -> str | None:
-        cut = avail[t] - pv[t]
-        if cut < NOISE_W:
-            return None
-        if self.export_cap[t] >= BINDING_EUR_PER_MWH:
-            return (
-                f"PV curtailed by {cut / 1e3:.0f} kW: held at the export cap "
-                f"{exp_cap[t] / 1e3:.0f} kW"
-            )
-        if self.el[t] < 0:
-            return f"PV curtailed by {cut / 1e3:.0f} kW: electricity worth {self.el[t]:.0f} EUR/MWh"
-        return f"PV curtailed by {cut / 1e3:.0f} kW"
+        held = self.export_cap[t] >= BINDING_EUR_PER_MWH
+        return _curtailed(t, pv, avail, exp_cap, held, self.el[t], "electricity worth")
 
     def grid(
         self,
@@ -225,55 +205,77 @@ def _near(value: float, limit: float) -> bool:
 def _battery(
     t: int,
     bat: NDArray[np.float64],
+    value: NDArray[np.float64],
+    times: list[str],
+    now: str,
+    otherwise: str,
+    tail: str = "",
+) -> str:
+    """The batteries' reason at step ``t``: what they do now (``now``) against the later step
+    where they turn round, the dearest step they discharge in when charging now, the cheapest
+    they charge in when discharging now, by ``value`` (EUR/MWh per step: the import price, or
+    the value of electricity from the duals); ``otherwise`` when they do not turn round
+    within the plan. ``tail`` ends the reason that names a step."""
+    idx = np.arange(t + 1, len(bat))
+    if bat[t] < 0:
+        use = idx[bat[t + 1 :] > NOISE_W]
+        turn = use[np.argmax(value[use])] if len(use) else None
+    else:
+        fill = idx[bat[t + 1 :] < -NOISE_W]
+        turn = fill[np.argmin(value[fill])] if len(fill) else None
+    if turn is None:
+        return otherwise
+    return f"{now} against {value[turn]:.0f} at {times[turn]}{tail}"
+
+
+def _battery_by_price(
+    t: int,
+    bat: NDArray[np.float64],
     p_imp: NDArray[np.float64],
     p_exp: NDArray[np.float64],
     exp: NDArray[np.float64],
     times: list[str],
-    later: slice,
 ) -> str | None:
+    """The batteries' reason from the plan's prices alone (no duals)."""
     if abs(bat[t]) < NOISE_W:
         return None
-    idx = np.arange(len(bat))[later]
-    if bat[t] < 0:  # charging: worth it against the dearest hour it discharges in later
-        use = idx[bat[later] > NOISE_W]
-        if exp[t] > NOISE_W:
-            now = f"charging from PV surplus: export pays {p_exp[t]:.0f} EUR/MWh now"
-        else:
-            now = f"charging: {p_imp[t]:.0f} EUR/MWh now"
-        if len(use):
-            best = use[np.argmax(p_imp[use])]
-            return f"{now} against {p_imp[best]:.0f} at {times[best]}"
-        if len(idx):
-            best = idx[np.argmax(p_imp[idx])]
-            return f"{now}, up to {p_imp[best]:.0f} later ({times[best]})"
-        return now
-    # discharging: now is dearer than when it charged or will charge again
-    fill = idx[bat[later] < -NOISE_W]
-    now = f"discharging: {p_imp[t]:.0f} EUR/MWh now"
-    if len(fill):
-        cheap = fill[np.argmin(p_imp[fill])]
-        return f"{now} against {p_imp[cheap]:.0f} at {times[cheap]}"
-    return f"{now}, the stored energy is worth less by the end of the plan"
+    if bat[t] >= 0:  # discharging: now is dearer than when it charged or will charge again
+        now = f"discharging: {p_imp[t]:.0f} EUR/MWh now"
+        return _battery(
+            t, bat, p_imp, times, now,
+            f"{now}, the stored energy is worth less by the end of the plan",
+        )  # fmt: skip
+    if exp[t] > NOISE_W:
+        now = f"charging from PV surplus: export pays {p_exp[t]:.0f} EUR/MWh now"
+    else:
+        now = f"charging: {p_imp[t]:.0f} EUR/MWh now"
+    otherwise = now
+    if t + 1 < len(bat):
+        best = t + 1 + int(np.argmax(p_imp[t + 1 :]))
+        otherwise = f"{now}, up to {p_imp[best]:.0f} later ({times[best]})"
+    return _battery(t, bat, p_imp, times, now, otherwise)
 
 
-def _pv(
+def _curtailed(
     t: int,
     pv: NDArray[np.float64],
     avail: NDArray[np.float64],
-    exp: NDArray[np.float64],
     exp_cap: NDArray[np.float64],
-    p_exp: NDArray[np.float64],
+    held: bool,
+    price: float,
+    priced: str,
 ) -> str | None:
+    """PV below what is available: held at the export cap (``held``), or a negative
+    ``price`` (EUR/MWh, named ``priced``: the export price, or the duals' value)."""
     cut = avail[t] - pv[t]
     if cut < NOISE_W:
         return None
-    if _near(exp[t], exp_cap[t]):
-        return (
-            f"PV curtailed by {cut / 1e3:.0f} kW: held at the export cap {exp_cap[t] / 1e3:.0f} kW"
-        )
-    if p_exp[t] < 0:
-        return f"PV curtailed by {cut / 1e3:.0f} kW: export price {p_exp[t]:.0f} EUR/MWh"
-    return f"PV curtailed by {cut / 1e3:.0f} kW"
+    head = f"PV curtailed by {cut / 1e3:.0f} kW"
+    if held:
+        return f"{head}: held at the export cap {exp_cap[t] / 1e3:.0f} kW"
+    if price < 0:
+        return f"{head}: {priced} {price:.0f} EUR/MWh"
+    return head
 
 
 def _grid(

@@ -281,7 +281,7 @@ class OpenAdrTracker:
         if not self.silent:
             self.signals = self._events
             return notes
-        specs = failsafe_specs(self.config)  # type: ignore[arg-type]
+        specs = failsafe_specs(self.config)
         since = self._failsafe_since or self.started_at
         self.signals = source_signals(self.id, self.config, specs, dict.fromkeys(specs, since))
         return notes

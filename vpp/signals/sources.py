@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from vpp.core.site import ControlBoxSource
+from vpp.core.site import ControlBoxSource, OpenAdrSource
 from vpp.signals.model import Signal, SignalError, SignalKind
 
+#: The configuration of a signal source that falls back to failsafe limits when silent.
+SourceConfig = ControlBoxSource | OpenAdrSource
 #: Relay contact by feed-in stage [%].
 STAGES = {100: "feed_in_100", 60: "feed_in_60", 30: "feed_in_30", 0: "feed_in_0"}
 PCT_MAX = 100
@@ -78,7 +80,7 @@ def decode_box(config: ControlBoxSource, reading: Any) -> tuple[Spec, ...]:
     return tuple(specs)
 
 
-def failsafe_specs(config: ControlBoxSource) -> tuple[Spec, ...]:
+def failsafe_specs(config: SourceConfig) -> tuple[Spec, ...]:
     """The limits a silent source's devices go to."""
     why = "failsafe: source silent"
     return (
@@ -98,7 +100,7 @@ class Note:
 
 def check_silence(
     source_id: str,
-    config: ControlBoxSource | Any,
+    config: SourceConfig,
     seen: datetime,
     was_silent: bool,
     now: datetime,
@@ -127,7 +129,7 @@ def check_silence(
 
 def source_signals(
     source_id: str,
-    config: ControlBoxSource | Any,
+    config: SourceConfig,
     specs: tuple[Spec, ...],
     since: dict[Spec, datetime],
 ) -> tuple[Signal, ...]:

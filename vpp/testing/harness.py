@@ -114,10 +114,39 @@ def small_site(**overrides: Any) -> Site:
     return parse_site(data, "<small>")
 
 
-def demo_site(**overrides: Any) -> Site:
-    """The whole demo district (88 devices) on free loopback ports."""
-    data = free_gateways(demo_data())
-    data.pop("signals", None)  # the signal tests give their sites their own sources
+def demo_site(
+    *,
+    n_pv: int | None = None,
+    n_battery: int | None = None,
+    signals: bool = False,
+    timeout_s: float | None = None,
+    **overrides: Any,
+) -> Site:
+    """The demo district on free loopback ports: all 88 devices, or only the first ``n_pv``
+    PV inverters and ``n_battery`` batteries with the meter, data centre and heat pump.
+
+    ``signals``: with the demo's grid-operator control box (on a free port too); without it
+    the site has no signal sources (the signal tests give their sites their own).
+    ``timeout_s``: every device's Modbus timeout, with no retries (a test that stops
+    devices sees them offline at once). ``overrides`` update whole sections, e.g.
+    ``optimizer={"horizon_h": 12}``; ``[run]`` starts empty."""
+    data = demo_data()
+    devices = data["devices"]
+    if n_pv is not None or n_battery is not None:
+        pv = [d for d in devices if d["kind"] == "pv"][:n_pv]
+        bats = [d for d in devices if d["kind"] == "battery"][:n_battery]
+        data["devices"] = pv + bats + [d for d in devices if d["kind"] not in ("pv", "battery")]
+    free_gateways(data)
+    if timeout_s is not None:
+        for d in data["devices"]:
+            d["modbus"].update(timeout_s=timeout_s, retries=0)
+    if signals:
+        for source in data.get("signals", {}).get("sources", []):
+            source["modbus"]["port"] = free_ports(1)[0]
+            if timeout_s is not None:
+                source["modbus"]["timeout_s"] = timeout_s
+    else:
+        data.pop("signals", None)
     data["run"] = {}
     for key, value in overrides.items():
         data.setdefault(key, {}).update(value)

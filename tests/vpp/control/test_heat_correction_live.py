@@ -5,12 +5,14 @@ demand rises past what the plan's heat pump and store cover."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.sim.heat import HeatPumpState
 from adapters.snapshot import DatacentreReading, HeatPumpReading
+from vpp.control.runner import step
+from vpp.control.schedule import correction_period_s
 from vpp.control.state import SetpointStatus
 from vpp.testing.harness import plant, small_site
 
@@ -86,3 +88,61 @@ async def test_the_heat_pump_follows_a_measured_demand_above_the_plan() -> None:
         assert device.remote and device.setpoint_w == status.written_w
         p.fleet.step(120)
         assert device.el_w == pytest.approx(status.written_w, abs=1.0)
+
+
+#: A store of 3 kWh at 200 Wh below full: the plan discharges it over the quarter hour and
+#: runs the heat pump for the rest of the night's demand.
+SMALL_STORE = {"store_capacity_wh": 3_000.0, "store_initial_pct": 100.0 * (1.0 - 200.0 / 3_000.0)}
+#: Speed of the fast demo: the 60 s correction stretches to a wall second, 120 s.
+SPEED = 120.0
+
+
+@pytest.mark.timeout(120)
+async def test_at_speed_the_correction_holds_the_store_until_the_next_correction() -> None:
+    """Stepped as ``vpp run --speed 120`` runs it (manual clock): the correction runs every
+    120 s, not every 60 s, and its heat pump setpoint keeps the thermal store from
+    overflowing over those 120 s. The demand falls to nothing, which the plan did not
+    foresee: the plan's heat pump would fill the store's last 200 Wh within 120 s, though
+    not within the site's 60 s (a correction that looked only 60 s ahead kept the plan's
+    setpoint, raised to the unit's minimum part load, and the store overflowed)."""
+    site = small_site(run={"correction_interval_s": 60.0}, heat=SMALL_STORE)
+    hp = site.heat_pump
+    assert hp is not None and site.run.heat_correction and site.heat.network_meter
+    assert correction_period_s(site, SPEED) == 120.0
+    heard: list[tuple[datetime, SetpointStatus]] = []
+    async with plant(site, START) as p:
+        world = p.fleet.world
+        assert world is not None
+        p.fleet.world = dataclasses.replace(world, heat_demand_th_w=lambda when: 0.0)
+        p.fleet.step(0)
+        for job in ("poll", "plan", "dispatch"):  # as vpp run starts
+            assert await p.ctl.run_job(job), job
+        row = p.ctl.current_row()
+        assert row is not None
+        planned_w = float(row["heat_pump_el_w"])
+        room_wh = site.heat.store_capacity_wh - p.ctl.store.energy_wh
+        assert room_wh == pytest.approx(200.0)
+        p.ctl.listener = lambda source, statuses: heard.extend(
+            (p.clock.now(), s) for s in statuses if source == "correct" and s.device_id == hp.id
+        )
+        await step(
+            p.ctl, p.clock, START + timedelta(seconds=120), tick_s=60.0,
+            before_jobs=lambda now: p.fleet.step(), speed=SPEED,
+        )  # fmt: skip
+        assert p.ctl.state.correction_every_s() == 120.0
+        assert p.ctl.state.job("correct").runs == 1  # at 22:02, none at 22:01
+        snap = p.ctl.state.snapshot
+        assert snap is not None
+        reading = snap.devices[hp.id].reading
+        assert isinstance(reading, HeatPumpReading) and reading.network_th_w is not None
+        demand_w = reading.network_th_w
+        cop = float(row["heat_pump_cop"])
+        # The scenario: at the plan's setpoint the store overflows within 120 s, not 60 s.
+        surplus_w = cop * planned_w - demand_w
+        assert surplus_w * 60.0 / 3600.0 < room_wh < surplus_w * 120.0 / 3600.0, surplus_w
+        assert len(heard) == 1, heard
+        (when, status) = heard[0]
+        assert when == START + timedelta(seconds=120)
+        assert status.ok and status.requested_w < planned_w
+        # Until the next correction, 120 s on, the store takes no more than its room.
+        assert (cop * status.requested_w - demand_w) * 120.0 / 3600.0 <= room_wh + 1e-6

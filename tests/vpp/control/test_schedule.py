@@ -1,5 +1,6 @@
 """A fast demo stretches the short job intervals to a wall-time floor, and the freshness
-limits follow the poll period that results (vpp.control.schedule)."""
+limits follow the poll period that results, the corrections' horizon the correction period
+(vpp.control.schedule)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from hypothesis import strategies as st
 
 from vpp.control.health import assess
 from vpp.control.runner import step
-from vpp.control.schedule import PLAN_LEAD_S, QUARTER_S, WALL_FLOOR_S, job_specs, poll_period_s
+from vpp.control.schedule import (
+    PLAN_LEAD_S,
+    QUARTER_S,
+    WALL_FLOOR_S,
+    correction_period_s,
+    job_specs,
+    poll_period_s,
+)
 from vpp.testing.harness import plant, small_site
 
 SITE = small_site(poll={"interval_s": 10.0})
@@ -31,6 +39,8 @@ def test_short_intervals_stretch_to_the_wall_floor(speed: float) -> None:
     assert specs["plan"].period_s == specs["dispatch"].period_s == QUARTER_S
     assert specs["keepalive"].period_s == REAL["keepalive"] < SITE.poll.revert_s
     assert poll_period_s(SITE, speed) == specs["poll"].period_s
+    # the corrections look as far ahead as the next correction
+    assert correction_period_s(SITE, speed) == specs["correct"].period_s
 
 
 def test_real_time_keeps_the_site_intervals() -> None:

@@ -10,54 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import time
-import tomllib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from tests.conftest import LOOPBACK, free_port, free_ports
+from tests.conftest import LOOPBACK, free_port
 from vpp.app import RunOptions, run
 from vpp.control.controller import Controller
-from vpp.core.site import Site, parse_site
+from vpp.core.site import Site
+from vpp.testing import harness
 
-DEMO = Path(__file__).resolve().parents[3] / "config" / "demo.toml"
 #: Bounded waits, wall seconds.
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
 
 def demo_site(
-    *,
-    token: str | None = None,
-    n_pv: int = 6,
-    n_battery: int = 4,
-    horizon_h: int = 12,
-    name: str = "Leipzig demo district",
+    *, token: str | None = None, n_pv: int = 6, n_battery: int = 4, horizon_h: int = 12
 ) -> Site:
-    """The demo site with ``n_pv`` inverters and ``n_battery`` batteries on free ports."""
-    data: dict[str, Any] = tomllib.loads(DEMO.read_text(encoding="utf-8"))
-    devices = data["devices"]
-    chosen = [d for d in devices if d["kind"] == "pv"][:n_pv]
-    chosen += [d for d in devices if d["kind"] == "battery"][:n_battery]
-    chosen += [d for d in devices if d["kind"] not in ("pv", "battery")]
-    old = sorted({d["modbus"]["port"] for d in chosen})
-    new = dict(zip(old, free_ports(len(old)), strict=True))
-    for d in chosen:
-        d["modbus"] = {
-            **d["modbus"],
-            "port": new[d["modbus"]["port"]],
-            "timeout_s": 0.5,
-            "retries": 0,
-        }
-    data["devices"] = chosen
-    for source in data.get("signals", {}).get("sources", []):
-        source["modbus"] = {**source["modbus"], "port": free_ports(1)[0], "timeout_s": 0.5}
-    data["site"]["name"] = name
-    data["optimizer"]["horizon_h"] = horizon_h
-    data["run"] = {**data.get("run", {}), "api_token": token}
-    return parse_site(data, "demo (test)")
+    """The web tests' site: the demo (:func:`vpp.testing.harness.demo_site`) with ``n_pv``
+    inverters, ``n_battery`` batteries and its control box, devices failing fast, a shorter
+    horizon, the fleet simulated (as ``vpp run`` runs the demo) and the API token ``token``."""
+    return harness.demo_site(
+        n_pv=n_pv,
+        n_battery=n_battery,
+        signals=True,
+        timeout_s=0.5,
+        optimizer={"horizon_h": horizon_h},
+        run={"simulate": True, "api_token": token},
+    )
 
 
 async def wait_until(

@@ -1,0 +1,133 @@
+"""The controller's fields and what every job reads of them: the plan's row for the
+quarter hour now, the caps and signal bounds in force. The jobs build on this
+(:mod:`vpp.control.controller` lists where each lives)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from optimizer.planner import Planner
+from vpp.control.dispatch import plan_row
+from vpp.control.envelope import Bounds
+from vpp.control.inputs import Inputs
+from vpp.control.plant import Plant
+from vpp.control.scores import ForecastScores
+from vpp.control.state import ControllerState, OperatorCap, SetpointStatus
+from vpp.control.store import StoreEstimate
+from vpp.core.clock import Clock, floor_quarter
+from vpp.core.site import Site
+from vpp.forecast import Mode
+from vpp.learned import LearnedForecaster, LearnedSettings
+from vpp.signals.watch import SignalWatch
+
+
+@dataclass
+class ControllerBase:
+    """The fields of :class:`~vpp.control.controller.Controller`."""
+
+    site: Site
+    clock: Clock
+    plant: Plant
+    planner: Planner
+    inputs: Inputs
+    state: ControllerState
+    recorder: Any = None
+    metrics: Any = None
+    #: Plans are made this many controller seconds before the quarter hour they start.
+    plan_lead_s: float = 0.0
+    #: ``asof``: forecasts from what was known then; ``perfect``: the inputs' own future
+    #: (replay's perfect-forecast runs).
+    forecast_mode: Mode = "asof"
+    #: Called with (source, statuses) after every batch of writes (replay keeps its trace).
+    listener: Callable[[str, list[SetpointStatus]], None] | None = None
+    #: Grid-operator signal sources (:class:`vpp.signals.watch.SignalWatch`), read by the
+    #: ``signals`` job; None: the site has none.
+    signal_watch: Any = None
+    store: StoreEstimate = field(init=False)
+    #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
+    learned: LearnedForecaster | None = field(default=None, init=False)
+    #: The forecasts for the quarter hour ahead against what was then measured (kept for
+    #: the metrics: only with a metrics collector).
+    scores: ForecastScores = field(init=False)
+    _last_poll: datetime | None = field(default=None, init=False)
+    _offline: set[str] = field(default_factory=set, init=False)
+    #: When each offline device went offline, and when the last "still offline" line was.
+    _offline_since: dict[str, datetime] = field(default_factory=dict, init=False)
+    _offline_told: datetime | None = field(default=None, init=False)
+    _quarantined: set[str] = field(default_factory=set, init=False)
+    _screened_from: Any = field(default=None, init=False)
+    _screened: Any = field(default=None, init=False)
+    #: Records waiting for a recorder that failed (oldest first), and its state.
+    _pending: deque[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = field(
+        default_factory=deque, init=False
+    )
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _recorder_ok: bool = field(default=True, init=False)
+    _last_retention: datetime | None = field(default=None, init=False)
+    _backup_failed_at: datetime | None = field(default=None, init=False)
+    _row_for: Any = field(default=None, init=False)
+    _row_step: datetime | None = field(default=None, init=False)
+    _row: pd.Series | None = field(default=None, init=False)
+    _values_of: pd.Series | None = field(default=None, init=False)
+    _values: dict[str, float] = field(default_factory=dict, init=False)
+    _summed_from: Any = field(default=None, init=False)
+    _offline_now: set[str] = field(default_factory=set, init=False)
+    _pv_now_w: float = field(default=0.0, init=False)
+    #: One plan at a time: the planner's persistent model is not safe to share.
+    _plan_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        if self.signal_watch is None and SignalWatch.needed(self.site):
+            # The law's rules need no source (vpp run adds the site's control boxes).
+            self.signal_watch = SignalWatch(self.site, [], self.clock.now())
+        self.scores = ForecastScores(self.site)
+        config = self.site.forecast
+        if config.method == "learned":
+            self.learned = LearnedForecaster(
+                LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
+            )
+        heat = self.site.heat
+        self.store = StoreEstimate(
+            heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
+        )
+
+    # -- what every job reads ---------------------------------------------------------
+
+    def current_row(self) -> pd.Series | None:
+        """The plan's row for the quarter hour now (looked up once per plan and quarter)."""
+        plan = self.state.plan
+        if plan is None:
+            return None
+        step = floor_quarter(self.clock.now())
+        if self._row_for is not plan or self._row_step != step:
+            self._row_for, self._row_step, self._row = plan, step, plan_row(plan.frame, step)
+        return self._row
+
+    def _row_values(self) -> dict[str, float] | None:
+        """:meth:`current_row` as a dict (every poll reads a few of its values)."""
+        row = self.current_row()
+        if row is None:
+            return None
+        if row is not self._values_of:
+            self._values_of, self._values = row, {str(k): v for k, v in row.items()}
+        return self._values
+
+    def _signal_bounds(self) -> Bounds:
+        """Per-device bounds the active grid-operator signals set (none without signals)."""
+        signals = self.state.grid_signals
+        return signals.bounds if signals is not None and signals.active else {}
+
+    def _caps_in_force(self) -> list[OperatorCap]:
+        """The operator's caps and those of the grid-operator signals."""
+        signals = self.state.grid_signals
+        if signals is None or not signals.active:
+            return self.state.caps
+        return [*self.state.caps, *signals.operator_caps()]

@@ -1,0 +1,154 @@
+"""The plan job: forecasts as known now, the limits in force, the planner, adopting the
+new plan; and the plan's row for the quarter hour now."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from optimizer.inputs import State, forecast_from_raw
+from optimizer.plan import Plan
+from vpp.control import cycle
+from vpp.control.recording import Recording
+from vpp.forecast import forecast
+from vpp.learned import apply_p50, bands_frame, site_bands
+from vpp.signals.standing import spot_from_forecast
+
+log = logging.getLogger("vpp.control")
+
+#: Raw input columns :func:`optimizer.inputs.forecast_from_raw` does not read. Each column is
+#: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
+#: of the forecast's time.
+UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
+
+
+class Planning(Recording):
+    """The plan job (part of :class:`~vpp.control.controller.Controller`)."""
+
+    async def plan(self) -> None:
+        """Plan from the quarter hour that starts within ``plan_lead_s`` (or the current one)."""
+        async with self._plan_lock:
+            await self._plan()
+
+    async def _plan(self) -> None:
+        now = self.clock.now()
+        at = now + timedelta(seconds=self.plan_lead_s)
+        tic = time.perf_counter()
+        forecast = await asyncio.to_thread(self._forecast, at)
+        self.state.forecast_seconds_total += time.perf_counter() - tic
+        start_state = self.plan_state()
+        tic = time.perf_counter()
+        plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
+        self.state.planner_seconds_total += time.perf_counter() - tic
+        plan = cycle.adopt(self.site, self.state.plan, plan, now, forecast)
+        self.state.plan, self.state.plan_created_at = plan, now
+        self.state.forecast = forecast
+        self.state.plans_total += 1
+        if plan.info.status != "optimal":
+            self.state.fallbacks_total += 1
+            self.event(
+                "warning",
+                "plan",
+                "fallback_plan",
+                f"plan fell back to rules: {plan.info.fallback_reason}",
+            )
+        log.info("%s", plan_line(plan, now, self.site.optimizer.time_limit_s))
+        signals = self.state.grid_signals
+        if plan.info.slacks and signals is not None and signals.active:
+            used = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(plan.info.slacks.items()))
+            self.event(
+                "warning",
+                "plan",
+                "signal_plan_slack",
+                f"the plan cannot keep every grid-operator signal with the plant it has: "
+                f"slack used ({used})",
+            )
+        if self.metrics is not None:
+            self.metrics.observe_plan(plan.info)
+        if start_state.store_wh is not None:
+            self.store.on_plan(start_state.store_wh)
+        if self.recorder is not None:
+            await asyncio.to_thread(self._record, "plan", self.recorder.record_plan, plan, now)
+
+    def _forecast(self, at: datetime) -> pd.DataFrame:
+        """The optimiser's forecast for a plan starting at ``at``, with the limits in force."""
+        horizon = timedelta(hours=self.site.optimizer.horizon_h)
+        history = self.inputs.history(at, horizon)
+        if self.forecast_mode == "perfect" and len(history):
+            # A perfect forecast sees no further than the inputs reach.
+            end = pd.Timestamp(history.index[-1]) + pd.Timedelta(minutes=15)
+            horizon = min(horizon, (end - pd.Timestamp(at)).to_pytimedelta())
+        used = history.drop(columns=[c for c in UNUSED_COLUMNS if c in history.columns])
+        raw = forecast(used, at, horizon, mode=self.forecast_mode)
+        bands = None
+        if self.learned is not None and self.forecast_mode == "asof" and len(raw):
+            quantiles = self.learned.quantiles(
+                used, pd.Timestamp(at), pd.DatetimeIndex(raw.index), self._read_history, raw
+            )
+            if quantiles:  # none while the history is too short: the rules stay
+                raw = apply_p50(raw, quantiles)
+                bands = bands_frame(pd.DatetimeIndex(raw.index), quantiles)
+        self.state.forecast_bands = bands
+        self.state.forecast_bands_w = None if bands is None else site_bands(self.site, bands)
+        if self.metrics is not None and self.forecast_mode == "asof":
+            cutoff = pd.Timestamp(at).floor("15min")
+            self.scores.observe(used[used.index < cutoff], cutoff)
+            self.scores.expect(raw, bands)
+            self.state.forecast_scores = self.scores.summary()
+        if self.recorder is not None:
+            # What was known of the past, so a recorded day can be exported and replayed.
+            past = history[history.index < pd.Timestamp(self.clock.now())]
+            self._record("inputs", self.recorder.record_inputs, past.tail(4 * 24))
+        for problem in self.inputs.drain_problems():
+            self.event("warning", f"source:{problem.source}", "source_failed", problem.message)
+        self.state.sources = self.inputs.status()
+        frame = forecast_from_raw(self.site, raw)
+        return cycle.plan_limits(
+            self.site,
+            frame,
+            self._caps_in_force(),
+            self._plan_signals(frame),
+            self.state.forecast_bands_w,
+        )
+
+    def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
+        rows = self.inputs.history(end.to_pydatetime(), timedelta(0), lookback=end - start)
+        return rows[rows.index < end]
+
+    def plan_state(self) -> State:
+        """Batteries' energy, the store and the offline devices, as the optimiser needs them."""
+        return cycle.plan_state(self.site, self.state.snapshot, self.store.energy_wh)
+
+    def _plan_signals(self, forecast: pd.DataFrame) -> list[Any]:
+        """The signals the next plan must keep: those in force (until revoked, as far as
+        the plan can tell) and the negative-price windows of this forecast."""
+        watch = self.signal_watch
+        if watch is None:
+            return []
+        watch.set_prices(spot_from_forecast(self.site, forecast))
+        return list(watch.signals)
+
+
+def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
+    """One line per plan: its source, cost, solve time and the slack it used."""
+    info = plan.info
+    frame = plan.frame
+    source = "optimizer" if info.status == "optimal" else f"fallback ({info.fallback_reason})"
+    cost = (getattr(info, "cost_eur", None) or {}).get("net_cost_eur")
+    slack = ", ".join(f"{k} {v / 1e3:.1f} kWh" for k, v in sorted(info.slacks.items()) if v > 0)
+    span = "no steps"
+    if len(frame):
+        end = frame.index[-1] + pd.Timedelta(minutes=15)
+        span = f"{len(frame)} steps {frame.index[0]:%H:%M}-{end:%H:%M} UTC"
+    return (
+        f"plan {info.status} from {source}: {span}, "
+        f"cost {'-' if cost is None else f'{cost:.2f}'} EUR, "
+        f"solve {info.solve_s:.2f} s of {time_limit_s:.0f} s (total {info.total_s:.2f} s), "
+        f"slack {slack or 'none'}"
+    )
