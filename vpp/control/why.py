@@ -297,7 +297,7 @@ def _heat(
     p_imp: NDArray[np.float64],
     gas_heat: float,
 ) -> str | None:
-    cop = hp_th[t] / hp_el[t] if hp_el[t] > NOISE_W else None
+    cop = hp_th[t] / hp_el[t] if hp_el[t] > NOISE_W and hp_th[t] > NOISE_W else None
     hp_heat = p_imp[t] / cop if cop else None
     if boiler[t] > NOISE_W:
         if hp_max and _near(hp_el[t], hp_max):
@@ -312,6 +312,8 @@ def _heat(
             return f"boiler on: heat pump off (heat from gas {gas_heat:.0f} EUR/MWh)"
         return "boiler on: heat pump limited by its source"
     if hp_el[t] > NOISE_W and store[t] < -NOISE_W:
+        if hp_heat is None:
+            return "heat pump filling the store"
         return f"heat pump filling the store: heat at {hp_heat:.0f} EUR/MWh now"
     if store[t] > NOISE_W and hp_el[t] < NOISE_W:
         return f"store covers the heat: electricity {p_imp[t]:.0f} EUR/MWh"

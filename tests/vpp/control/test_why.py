@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.inputs import State
 from optimizer.planner import Planner
@@ -102,3 +104,50 @@ def test_a_real_plan_has_a_reason_for_every_step(site: Site) -> None:
     # The synthetic day has an evening price peak: the batteries shift energy into it.
     assert any(w.battery and w.battery.startswith("charging") for w in why)
     assert any(w.battery and w.battery.startswith("discharging") for w in why)
+
+
+_W = st.floats(min_value=0.0, max_value=200_000.0, allow_nan=False)
+_COL = st.lists(_W, min_size=8, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hp_el=_COL,
+    hp_th=_COL,
+    boiler=_COL,
+    store=st.lists(st.floats(-50_000.0, 50_000.0), min_size=8, max_size=8),
+    battery=st.lists(st.floats(-20_000.0, 20_000.0), min_size=8, max_size=8),
+    prices=st.lists(st.floats(-100.0, 400.0), min_size=8, max_size=8),
+)
+def test_any_plan_table_gets_reasons_without_error(
+    hp_el: list[float],
+    hp_th: list[float],
+    boiler: list[float],
+    store: list[float],
+    battery: list[float],
+    prices: list[float],
+) -> None:
+    """Reasons never fail on a table, whatever its values (a heat pump drawing power with no
+    heat output while the store fills once raised a TypeError)."""
+    site = small_site()
+    why = explain(
+        frame(
+            heat_pump_el_w=hp_el,
+            heat_pump_th_w=hp_th,
+            boiler_th_w=boiler,
+            store_th_w=store,
+            battery_w=battery,
+            price_import_eur_per_mwh=prices,
+        ),
+        site,
+    )
+    assert len(why) == 8
+    assert all(w.text for w in why)
+
+
+def test_heat_pump_without_heat_output_filling_the_store(site: Site) -> None:
+    why = explain(
+        frame(heat_pump_el_w=[5_000.0] * 8, heat_pump_th_w=[0.0] * 8, store_th_w=[-3_000.0] * 8),
+        site,
+    )
+    assert why[0].heat == "heat pump filling the store"
