@@ -257,19 +257,23 @@ def heat_pump_target_w(
     planned = min(max(_value(row, "heat_pump_el_w"), 0.0), hp.max_el_w)
     need_th = demand_th_w - _value(row, "store_th_w")
     target = planned
-    if need_th > cop * planned:
-        if heat_pump_eur_per_mwh_th(site, row, cop, exporting) < boiler_eur_per_mwh_th(site):
-            target = need_th / cop
-    elif store_wh is not None and site.heat.store_capacity_wh > 0:
+    # The most heat the network and the store can take until the next correction [W].
+    supply_max = math.inf
+    if store_wh is not None and site.heat.store_capacity_wh > 0:
         room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
         charge_max_w = min(room_wh * 3600.0 / horizon_s, site.heat.store_max_charge_th_w)
         supply_max = demand_th_w + charge_max_w - _value(row, "boiler_th_w")
-        if cop * planned > supply_max:
-            target = max(0.0, supply_max) / cop
+    if need_th > cop * planned:
+        if heat_pump_eur_per_mwh_th(site, row, cop, exporting) < boiler_eur_per_mwh_th(site):
+            target = need_th / cop
+    elif cop * planned > supply_max:
+        target = max(0.0, supply_max) / cop
     target = min(max(target, 0.0), hp.max_el_w)
     floor_w = hp.min_part_load_pct / 100.0 * hp.max_el_w
     if 0.0 < target < floor_w:
-        target = floor_w if target >= planned else 0.0
+        # Raised to the minimum part load only where the store can take the extra heat.
+        raise_ok = target >= planned and cop * floor_w <= max(supply_max, cop * planned)
+        target = floor_w if raise_ok else 0.0
     return target
 
 

@@ -225,3 +225,37 @@ def test_the_store_estimate_follows_the_measured_demand() -> None:
     est = StoreEstimate(SITE.heat.store_capacity_wh, 400_000.0)
     est.on_poll(plan, 30_000.0, 60.0, 1.0)
     assert est.energy_wh == pytest.approx(400_000.0)
+
+
+def test_not_raised_to_the_minimum_part_load_into_a_full_store() -> None:
+    # From off, 6 kW of heat more than planned is asked; the minimum part load would make
+    # more heat than the network takes and the store is full: the unit stays off.
+    floor_w = HP.min_part_load_pct / 100 * HP.max_el_w
+    assert COP * floor_w > 6_000.0
+    full = SITE.heat.store_capacity_wh
+    off = heat_pump_target_w(SITE, row(heat_pump_el_w=0.0, store_th_w=0.0), 6_000.0, COP, full, 60)
+    assert off == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    planned=st.floats(0.0, 60_000.0),
+    store_th=st.floats(-40_000.0, 40_000.0),
+    demand=st.floats(0.0, 200_000.0),
+    room_wh=st.floats(0.0, 5_000.0),
+    cop=st.floats(1.5, 6.0),
+)
+def test_never_raised_above_the_plan_into_heat_the_store_cannot_take(
+    planned: float, store_th: float, demand: float, room_wh: float, cop: float
+) -> None:
+    """Whatever the demand: where the correction raises the heat pump above the plan, its heat
+    goes to the network or into the store's room until the next correction, no more."""
+    store_wh = SITE.heat.store_capacity_wh - room_wh
+    r = row(heat_pump_el_w=planned, store_th_w=store_th, boiler_th_w=0.0)
+    target = heat_pump_target_w(SITE, r, demand, cop, store_wh, HORIZON_S)
+    assert 0.0 <= target <= HP.max_el_w
+    planned_w = min(planned, HP.max_el_w)
+    if target > planned_w + 1e-6:
+        charge_w = min(room_wh * 3600.0 / HORIZON_S, SITE.heat.store_max_charge_th_w)
+        into_store = cop * target - demand
+        assert into_store <= max(charge_w, -store_th) + 1e-6
