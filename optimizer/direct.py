@@ -118,12 +118,19 @@ class LpArrays:
     index: I64
     value: F64
 
+    def same_pattern(self, other: LpArrays) -> bool:
+        """The same nonzero positions (the values may differ)."""
+        return np.array_equal(self.start, other.start) and np.array_equal(self.index, other.index)
+
     def same_matrix(self, other: LpArrays) -> bool:
-        return (
-            np.array_equal(self.start, other.start)
-            and np.array_equal(self.index, other.index)
-            and np.array_equal(self.value, other.value)
-        )
+        return self.same_pattern(other) and np.array_equal(self.value, other.value)
+
+    def changed_entries(self, other: LpArrays) -> tuple[I64, I64, F64]:
+        """Rows, columns and values of this matrix where it differs from ``other``, which
+        must have the same pattern (:meth:`same_pattern`)."""
+        at = np.flatnonzero(self.value != other.value)
+        cols = np.searchsorted(self.start, at, side="right") - 1
+        return self.index[at], cols, self.value[at]
 
     def highs_lp(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()
@@ -152,18 +159,30 @@ def _shift(idx: I64) -> I64:
     return np.concatenate([idx[..., :1], idx[..., :-1]], axis=-1)
 
 
+def battery_bounds(d: ModelData) -> dict[str, tuple[F64 | float, F64]]:
+    """Lower and upper bounds of the battery units' columns, per family (kW, kWh), shape
+    (units, steps): what a split round changes (:meth:`optimizer.backend.DirectBackend.
+    refresh_battery_limits` sends just these)."""
+    return {
+        "bat_ch": (0.0, d.bat_charge_max_w * KW),
+        "bat_dis": (0.0, d.bat_discharge_max_w * KW),
+        "bat_soc": (d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW),
+    }
+
+
 def build_lp(d: ModelData) -> _Lp:
     """The LP of :func:`optimizer.model.build_model` (``milp=False``) as arrays."""
     lp = _Lp()
     T, U, V, dt = d.steps, d.n_bat, d.n_pv, d.dt_h
     k = dt * 1e-3  # EUR per (kW * step * EUR/MWh)
     inf = highspy.kHighsInf
-    ch = lp.var("bat_ch", (U, T), 0.0, d.bat_charge_max_w * KW)
+    bounds = battery_bounds(d)
+    ch = lp.var("bat_ch", (U, T), *bounds["bat_ch"])
     wear = k * d.bat.wear_eur_per_mwh[:, None]
-    dis = lp.var("bat_dis", (U, T), 0.0, d.bat_discharge_max_w * KW, wear)
+    dis = lp.var("bat_dis", (U, T), *bounds["bat_dis"], wear)
     soc_cost = np.zeros((U, T))
     soc_cost[:, -1] = -1e-3 * d.bat_terminal_eur_per_mwh
-    soc = lp.var("bat_soc", (U, T), d.bat_soc_lo_wh * KW, d.bat_soc_hi_wh * KW, soc_cost)
+    soc = lp.var("bat_soc", (U, T), *bounds["bat_soc"], soc_cost)
     pv = lp.var("pv", (V, T), d.pv_min_w * KW, d.pv_avail_w * KW)
     imp = lp.var("grid_import", (T,), 0.0, d.import_cap_w * KW, k * d.import_eur_per_mwh())
     exp = lp.var("grid_export", (T,), 0.0, d.export_cap_w * KW, -k * d.price_export_eur_per_mwh)

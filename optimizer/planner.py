@@ -267,7 +267,7 @@ class Planner:
             else:
                 data.bat_discharge_max_w[u, t] = value
         set_soc_bounds(data)  # moves only for a unit recovering into its window
-        built.solver.refresh(data)
+        built.solver.refresh_battery_limits(data)
 
     def _fallback(self, problem: Problem, reason: str, timer: _Timer) -> Plan:
         tic = time.perf_counter()
