@@ -43,18 +43,27 @@ class DeviceDispatch:
 
 
 def split_pv(
-    unit_w: F64, clusters: Clusters, avail_w: F64, min_w: F64, rated_w: F64, tolerance_w: float
+    unit_w: F64,
+    clusters: Clusters,
+    avail_w: F64,
+    min_w: F64,
+    rated_w: F64,
+    tolerance_w: float,
+    unit_sums: tuple[F64, F64] | None = None,
 ) -> tuple[F64, F64]:
     """Share each PV unit's output over its inverters; returns (output, limit), W.
 
     ``out[i,t] = lo[i,t] + f[u,t] * (avail[i,t] - lo[i,t])`` with the unit's fraction
     ``f = (P[u,t] - sum lo) / (sum avail - sum lo)``, so ``sum_i out[i,t] = P[u,t]``.
+
+    unit_sums : ``clusters.sum(min_w)`` and ``clusters.sum(avail_w)`` where the caller holds
+        them (the units' bounds in the model)
     """
     if len(clusters) == 0:
         empty = np.zeros_like(avail_w)
         return empty, empty
-    lo_sum = clusters.sum(min_w)
-    span = clusters.sum(avail_w) - lo_sum
+    lo_sum, avail_sum = unit_sums or (clusters.sum(min_w), clusters.sum(avail_w))
+    span = avail_sum - lo_sum
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(span > 0, (unit_w - lo_sum) / np.where(span > 0, span, 1.0), 0.0)
     frac = np.clip(frac, 0.0, 1.0)[clusters.unit_of]
