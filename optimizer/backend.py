@@ -126,7 +126,7 @@ class DirectBackend:
         lp = build_lp(data)
         self._blocks, self.row_blocks = lp.blocks, lp.row_blocks
         self._model = lp.arrays()
-        self._h.passModel(self._model.highs_lp())
+        self._model.pass_to(self._h)
         self.n_variables, self.n_constraints = lp.n_col, lp.n_row
         self._idle = idle_basis(lp.n_col, lp.n_row, lp.blocks, lp.row_blocks)
         if self._warm:
@@ -137,10 +137,11 @@ class DirectBackend:
         """Send HiGHS the bounds and costs that changed; a changed matrix goes in whole.
 
         Split rounds and most re-plans change only bounds and costs (sent as one batch per
-        kind). The matrix values change with the COP forecast and the taper lines: the
-        changed entries are sent one by one (a re-plan a quarter hour later changes two per
-        step whose COP moved), and the last basis stays. A matrix with nonzeros elsewhere
-        (not a refresh of the same structure) would be passed whole, the last basis set on it.
+        kind). The matrix changes with the COP forecast and the taper lines; then the model
+        is passed again and the last basis set on it, so HiGHS still starts from there.
+        (Sending only the changed coefficients, ``changeCoeff``, costs less but leaves HiGHS
+        other internal state: on the degenerate unit LP it then ends at another optimal
+        vertex than a fresh model does, and the split rounds after it differ.)
         A plan that starts ``k`` steps later than the last one starts from the last basis
         moved by ``k`` steps (:func:`optimizer.basis.shifted_basis`); one that starts
         earlier or a horizon or more later starts from the idle basis.
@@ -151,15 +152,13 @@ class DirectBackend:
         if (new.cost.size, new.row_lower.size) != (old.cost.size, old.row_lower.size):
             raise ValueError("refresh with data of another structure")
         start = self._moved_basis(data)
-        if not new.same_pattern(old):
+        if not new.same_matrix(old):
             basis = self._h.getBasis() if start is None else to_highs(start)
-            self._h.passModel(new.highs_lp())
+            new.pass_to(self._h)
             if basis.valid:
                 self._h.setBasis(basis)
         else:
             self._send(old, new)
-            for row, col, value in zip(*new.changed_entries(old), strict=True):
-                self._h.changeCoeff(int(row), int(col), float(value))
             if start is not None:
                 self._h.setBasis(to_highs(start))
         self._model = new

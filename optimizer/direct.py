@@ -118,19 +118,39 @@ class LpArrays:
     index: I64
     value: F64
 
-    def same_pattern(self, other: LpArrays) -> bool:
-        """The same nonzero positions (the values may differ)."""
-        return np.array_equal(self.start, other.start) and np.array_equal(self.index, other.index)
-
     def same_matrix(self, other: LpArrays) -> bool:
-        return self.same_pattern(other) and np.array_equal(self.value, other.value)
+        return (
+            np.array_equal(self.start, other.start)
+            and np.array_equal(self.index, other.index)
+            and np.array_equal(self.value, other.value)
+        )
 
-    def changed_entries(self, other: LpArrays) -> tuple[I64, I64, F64]:
-        """Rows, columns and values of this matrix where it differs from ``other``, which
-        must have the same pattern (:meth:`same_pattern`)."""
-        at = np.flatnonzero(self.value != other.value)
-        cols = np.searchsorted(self.start, at, side="right") - 1
-        return self.index[at], cols, self.value[at]
+    def pass_to(self, h: highspy.Highs) -> None:
+        """Load this LP into ``h`` (as ``h.passModel(self.highs_lp())``, the same model).
+
+        highspy takes the arrays as they are here; filling a :class:`highspy.HighsLp` first
+        converts every entry on its own (~25 ms at 10,000 devices against ~3 ms).
+        """
+        n_col = len(self.cost)
+        status = h.passModel(
+            n_col,
+            len(self.row_lower),
+            len(self.value),
+            int(highspy.MatrixFormat.kColwise),
+            int(highspy.ObjSense.kMinimize),
+            0.0,
+            self.cost,
+            self.col_lower,
+            self.col_upper,
+            self.row_lower,
+            self.row_upper,
+            self.start[:-1].astype(np.int32),
+            self.index.astype(np.int32),
+            self.value,
+            np.zeros(n_col, dtype=np.int32),  # all continuous (HiGHS wants one per column)
+        )
+        if status == highspy.HighsStatus.kError:
+            raise RuntimeError("HiGHS refused the LP")
 
     def highs_lp(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()

@@ -148,19 +148,20 @@ def plan_frame(
     index = pd.DatetimeIndex(d.index, name="timestamp")
     frame = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in site.items()}, index=index)
     costs = cost_parts(frame, d, problem.batteries, battery_w=dispatch.bat_w.T)
-    blocks = [frame.join(costs)[list(SITE_COLUMNS)].to_numpy()]
+    site_values = frame.join(costs)[list(SITE_COLUMNS)].to_numpy()
     names: list[str] = list(SITE_COLUMNS)
     if duals is not None:
         dual = _dual_columns(duals, len(index))
-        blocks.append(np.column_stack([np.broadcast_to(v, len(index)) for v in dual.values()]))
+        dual_values = np.column_stack([np.broadcast_to(v, len(index)) for v in dual.values()])
+        site_values = np.concatenate([site_values, dual_values], axis=1)
         names += list(dual)
-    # One block for all columns: tens of thousands of device columns joined as frames cost
-    # more than the rest of the table.
-    blocks.append(_device_values(dispatch))
+    # One block for all columns, written once: tens of thousands of device columns joined
+    # as frames cost more than the rest of the table.
     columns = _device_columns(problem.batteries.ids, problem.pv.ids)
-    return pd.DataFrame(
-        np.concatenate(blocks, axis=1), index=index, columns=pd.Index(names).append(columns)
-    )
+    values = np.empty((len(index), len(names) + len(columns)))
+    values[:, : len(names)] = site_values
+    _device_values(dispatch, values[:, len(names) :])
+    return pd.DataFrame(values, index=index, columns=pd.Index(names).append(columns), copy=False)
 
 
 def _dual_columns(duals: Duals, steps: int) -> dict[str, np.ndarray]:
@@ -184,13 +185,15 @@ def _device_columns(battery_ids: tuple[str, ...], pv_ids: tuple[str, ...]) -> pd
     return pd.Index(names)
 
 
-def _device_values(dispatch: DeviceDispatch) -> np.ndarray:
-    """Per-device columns as (steps, columns), in the order of :func:`_device_columns`."""
-    steps = dispatch.bat_w.shape[1]
-    bat = np.stack([dispatch.bat_w, dispatch.bat_soc_wh], axis=1)  # (devices, 2, steps)
-    pv = np.stack([dispatch.pv_w, dispatch.pv_limit_w], axis=1)
-    values = np.concatenate([bat.reshape(-1, steps), pv.reshape(-1, steps)], axis=0)
-    return np.asarray(values.T, dtype=float)
+def _device_values(dispatch: DeviceDispatch, out: np.ndarray) -> None:
+    """Write the per-device columns into ``out`` (steps, columns), in the order of
+    :func:`_device_columns`: each battery's power and energy, then each inverter's output
+    and limit."""
+    n_bat, n_pv = len(dispatch.bat_w), len(dispatch.pv_w)
+    out[:, 0 : 2 * n_bat : 2] = dispatch.bat_w.T
+    out[:, 1 : 2 * n_bat : 2] = dispatch.bat_soc_wh.T
+    out[:, 2 * n_bat : 2 * (n_bat + n_pv) : 2] = dispatch.pv_w.T
+    out[:, 2 * n_bat + 1 : 2 * (n_bat + n_pv) : 2] = dispatch.pv_limit_w.T
 
 
 def unit_frame(problem: Problem, flows: Flows, shortfall_w: np.ndarray) -> pd.DataFrame:

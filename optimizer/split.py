@@ -66,10 +66,40 @@ def split_pv(
     span = avail_sum - lo_sum
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(span > 0, (unit_w - lo_sum) / np.where(span > 0, span, 1.0), 0.0)
-    frac = np.clip(frac, 0.0, 1.0)[clusters.unit_of]
-    out = min_w + frac * (avail_w - min_w)
-    limit = np.where(out < avail_w - tolerance_w, out, rated_w[:, None])
+    frac = np.ascontiguousarray(np.clip(frac, 0.0, 1.0))
+    out, limit = np.empty_like(avail_w), np.empty_like(avail_w)
+    _pv_kernel(
+        frac,
+        clusters.unit_of,
+        np.ascontiguousarray(avail_w, dtype=np.float64),
+        np.ascontiguousarray(min_w, dtype=np.float64),
+        np.ascontiguousarray(rated_w, dtype=np.float64),
+        float(tolerance_w),
+        out,
+        limit,
+    )
     return out, limit
+
+
+@njit(cache=True)
+def _pv_kernel(
+    frac: F64,
+    unit_of: NDArray[np.int64],
+    avail: F64,
+    lo: F64,
+    rated: F64,
+    tolerance: float,
+    out: F64,
+    limit: F64,
+) -> None:
+    """``out = lo + frac[unit] * (avail - lo)``; ``limit`` the output where it is curtailed,
+    else the rating (one pass instead of a temporary array per operation)."""
+    for i in range(avail.shape[0]):
+        u = unit_of[i]
+        for t in range(avail.shape[1]):
+            o = lo[i, t] + frac[u, t] * (avail[i, t] - lo[i, t])
+            out[i, t] = o
+            limit[i, t] = o if o < avail[i, t] - tolerance else rated[i]
 
 
 def split_batteries(
