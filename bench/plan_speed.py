@@ -21,9 +21,12 @@ the heat system; 10,000 devices and 96 quarter hours by default) it prints three
    optimum is a lower bound and the gap printed bounds the gap to the device-level optimum
    from above (``bench/optimizer_scaling.py`` solves the device-level LP itself).
 
+With ``--replans K``, K re-plans in a row after a first plan, each a quarter hour later with
+the state carried and prices revised: their median time and each one's split rounds.
+
 Times are per single run on a shared machine: compare the CPU columns, and print ``uptime``
 with them. Run: ``.venv/bin/python bench/plan_speed.py [--devices 10000] [--steps 96]
-[--groups 4 8 12 16] [--skip-options] [--demo]``; ``--demo`` re-plans the demo site
+[--groups 4 8 12 16] [--skip-options] [--replans K] [--demo]``; ``--demo`` re-plans the demo site
 (``config/demo.toml``) 20 quarter hours in a row with each start instead
 """
 
@@ -71,6 +74,37 @@ def _timed(run: Callable[[], Any]) -> tuple[Any, float, float]:
 
 def _left_wh(plan: Plan) -> float:
     return float(plan.units.filter(like="shortfall").to_numpy().sum()) * 0.25
+
+
+def replans(site: Site, steps: int, count: int) -> dict[str, Any]:
+    """``count`` re-plans in a row, a quarter hour apart, after a first plan (state carried,
+    import prices revised by N(0, 2) EUR/MWh each time): the median and spread of their
+    times and their split rounds. One re-plan's time depends on how many split rounds it
+    happens to need; the median over several is the steadier figure."""
+    state = State.from_site(site)
+    forecast = synthetic_forecast(site, START, steps + count + 8, seed=1)
+    planner = Planner(site)
+    rng = np.random.default_rng(5)
+    walls, cpus, rounds = [], [], []
+    for q in range(count + 1):
+        revised = forecast.copy()
+        if q:
+            revised["price_import_eur_per_mwh"] += rng.normal(0, 2, len(revised))
+        plan, wall, cpu = _timed(partial(planner.plan, state, revised, START + q * STEP))
+        if q:
+            walls.append(wall)
+            cpus.append(cpu)
+            rounds.append(plan.info.split_rounds)
+        step0 = plan.frame.iloc[0]
+        socs = {b.id: float(step0[f"{b.id}.soc_wh"]) for b in site.batteries}
+        state = dataclasses.replace(state, battery_soc_wh=socs)
+    return {
+        "re-plans": count,
+        "median wall s": float(np.median(walls)),
+        "median cpu s": float(np.median(cpus)),
+        "cpu s min-max": f"{min(cpus):.3f}-{max(cpus):.3f}",
+        "rounds": " ".join(str(r) for r in rounds),
+    }
 
 
 def plans(site: Site, steps: int) -> list[dict[str, Any]]:
@@ -245,6 +279,9 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="*", default=[4, 8, 12, 16])
     parser.add_argument("--skip-options", action="store_true", help="leave out table 2")
     parser.add_argument(
+        "--replans", type=int, default=0, help="also this many re-plans in a row: their median"
+    )
+    parser.add_argument(
         "--demo", action="store_true", help="only the demo site's re-plans, with each start"
     )
     args = parser.parse_args()
@@ -268,6 +305,9 @@ def main() -> None:
             f"{new['wall s'] / old['wall s']:.2f} (wall); "
             f"{new['wall s']:.2f} s against {old['wall s']:.2f} s"
         )
+    if args.replans:
+        row = replans(site, args.steps, args.replans)
+        console.print(_table("re-plans in a row (planner's default start)", [row]))
     if not args.skip_options:
         console.print(_table("solver options on the first LP", solver_options(site, args.steps)))
     if args.groups:

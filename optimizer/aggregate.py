@@ -143,23 +143,52 @@ def clusters_from_keys(keys: list[str]) -> Clusters:
 
 
 def cluster_batteries(fleet: BatteryFleet, mode: str, params: OptimizerParams) -> Clusters:
-    """Battery units: by feeder, hours-at-full-power band, efficiency band and wear band."""
-    if mode == "device":
+    """Battery units: by feeder, hours-at-full-power band, efficiency band and wear band,
+    then cut by fill level (:func:`_fill_groups`). A unit is named
+    ``bat|<feeder>|h<band>|e<eta_c>-<eta_d>|w<wear>|s<group>``; units are in name order."""
+    if mode == "device" or len(fleet) == 0:
         return clusters_from_keys(list(fleet.ids))
     hours = fleet.capacity_wh / fleet.max_discharge_w
     band = np.floor(np.log(np.maximum(hours, 1e-6)) / np.log(params.battery_ratio_band_factor))
     eta_c = np.round(fleet.eta_charge / params.efficiency_band).astype(int)
     eta_d = np.round(fleet.eta_discharge / params.efficiency_band).astype(int)
     wear = np.round(fleet.wear_eur_per_mwh / params.wear_band_eur_per_mwh).astype(int)
-    keys = [
-        f"bat|{f}|h{int(b)}|e{c}-{d}|w{w}"
-        for f, b, c, d, w in zip(fleet.feeders, band, eta_c, eta_d, wear, strict=True)
-    ]
-    groups = _fill_groups(keys, fleet, params)
-    return clusters_from_keys([f"{k}|s{g}" for k, g in zip(keys, groups, strict=True)])
+    feeders, feeder = np.unique(np.asarray(fleet.feeders, dtype=str), return_inverse=True)
+    # The names are made once per distinct cluster, not once per device.
+    codes = np.stack([feeder, band.astype(np.int64), eta_c, eta_d, wear], axis=1)
+    first, cluster = _distinct_rows(codes)
+    keys = [f"bat|{feeders[f]}|h{b}|e{c}-{d}|w{w}" for f, b, c, d, w in codes[first].tolist()]
+    groups = _fill_groups(cluster, fleet, params)
+    first, unit = _distinct_rows(np.stack([cluster, groups], axis=1))
+    names = [f"{keys[c]}|s{g}" for c, g in zip(cluster[first], groups[first], strict=True)]
+    return _clusters_from_codes(unit, names)
 
 
-def _fill_groups(keys: list[str], fleet: BatteryFleet, params: OptimizerParams) -> I64:
+def _distinct_rows(codes: I64) -> tuple[I64, I64]:
+    """Distinct rows of an integer table: the index of each one's first row, and each row's
+    number among them (0..k-1)."""
+    number = np.zeros(len(codes), dtype=np.int64)
+    for column in codes.T:  # pair the rows so far with the next column, renumbered each time
+        values, code = np.unique(column, return_inverse=True)
+        key = number * len(values) + code.ravel()
+        _, first, number = np.unique(key, return_index=True, return_inverse=True)
+        number = number.ravel()
+    return first.astype(np.int64), number.astype(np.int64)
+
+
+def _clusters_from_codes(code: I64, names: list[str]) -> Clusters:
+    """:func:`clusters_from_keys` of the keys ``names[code[i]]`` (``names`` distinct)."""
+    rank = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    position = np.empty(len(names), dtype=np.int64)
+    position[rank] = np.arange(len(names))
+    unit_of = position[code].astype(np.int64)
+    order = np.argsort(unit_of, kind="stable").astype(np.int64)
+    counts = np.bincount(unit_of, minlength=len(names))
+    start = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return Clusters(names=tuple(names[i] for i in rank), unit_of=unit_of, order=order, start=start)
+
+
+def _fill_groups(cluster: I64, fleet: BatteryFleet, params: OptimizerParams) -> I64:
     """Rank devices of each cluster by fill level and cut them into equal groups.
 
     A cluster of ``n`` members gets ``ceil(n / soc_group_members)`` groups, at least
@@ -170,19 +199,19 @@ def _fill_groups(keys: list[str], fleet: BatteryFleet, params: OptimizerParams) 
     times, which the unit (one battery) cannot see; grouping by fill keeps members in step.
     The number of groups per cluster does not depend on the SoCs, so the model's structure
     stays the same from one plan to the next while devices move between groups.
+
+    cluster : each device's cluster, numbered 0..k-1
     """
     span = np.maximum(fleet.soc_max_wh - fleet.soc_min_wh, 1e-9)
     fill = (fleet.soc0_wh - fleet.soc_min_wh) / span
-    out = np.zeros(len(keys), dtype=np.int64)
-    members: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        members.setdefault(k, []).append(i)
-    for idx in members.values():
-        ids = np.array(idx)
-        ranked = ids[np.argsort(fill[ids], kind="stable")]
-        wanted = max(params.soc_groups_min, -(-len(ids) // params.soc_group_members))
-        groups = min(params.soc_groups, wanted, len(ids))
-        out[ranked] = np.arange(len(ids)) * groups // len(ids)
+    ranked = np.lexsort((fill, cluster))  # by cluster, then fill; ties in device order
+    size = np.bincount(cluster)
+    first = np.concatenate(([0], np.cumsum(size)[:-1]))
+    wanted = np.maximum(params.soc_groups_min, -(-size // params.soc_group_members))
+    groups = np.minimum(np.minimum(params.soc_groups, wanted), size)
+    c = cluster[ranked]
+    out = np.zeros(len(cluster), dtype=np.int64)
+    out[ranked] = (np.arange(len(cluster)) - first[c]) * groups[c] // size[c]
     return out
 
 

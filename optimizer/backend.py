@@ -16,6 +16,7 @@ re-plan some steps later from the last basis moved by those steps (:mod:`optimiz
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal, Protocol
 
 import highspy
@@ -25,7 +26,7 @@ from numpy.typing import NDArray
 
 from optimizer.basis import Basis, idle_basis, read_basis, shifted_basis, to_highs
 from optimizer.data import ModelData
-from optimizer.direct import LpArrays, build_lp
+from optimizer.direct import LpArrays, battery_bounds, build_lp
 from optimizer.flows import Flows
 from optimizer.model import KW, build_model, param_items, update_params
 from optimizer.params import SolveOptions
@@ -47,6 +48,11 @@ class Backend(Protocol):
 
     def refresh(self, data: ModelData) -> None:
         """New values of the same structure (``data.structure_key()`` unchanged)."""
+        ...
+
+    def refresh_battery_limits(self, data: ModelData) -> None:
+        """As :meth:`refresh`, when only ``bat_charge_max_w``, ``bat_discharge_max_w`` and the
+        SoC bounds changed since the last refresh (what a split round changes)."""
         ...
 
     def reload(self, data: ModelData) -> None:
@@ -91,6 +97,9 @@ class PyomoBackend:
     def refresh(self, data: ModelData) -> None:
         self.solver.refresh(update_params(self.model, data))
 
+    def refresh_battery_limits(self, data: ModelData) -> None:
+        self.refresh(data)
+
     def reload(self, data: ModelData) -> None:
         self.solver.reload(update_params(self.model, data))
 
@@ -117,7 +126,7 @@ class DirectBackend:
         lp = build_lp(data)
         self._blocks, self.row_blocks = lp.blocks, lp.row_blocks
         self._model = lp.arrays()
-        self._h.passModel(self._model.highs_lp())
+        self._model.pass_to(self._h)
         self.n_variables, self.n_constraints = lp.n_col, lp.n_row
         self._idle = idle_basis(lp.n_col, lp.n_row, lp.blocks, lp.row_blocks)
         if self._warm:
@@ -130,6 +139,9 @@ class DirectBackend:
         Split rounds and most re-plans change only bounds and costs (sent as one batch per
         kind). The matrix changes with the COP forecast and the taper lines; then the model
         is passed again and the last basis set on it, so HiGHS still starts from there.
+        (Sending only the changed coefficients, ``changeCoeff``, costs less but leaves HiGHS
+        other internal state: on the degenerate unit LP it then ends at another optimal
+        vertex than a fresh model does, and the split rounds after it differ.)
         A plan that starts ``k`` steps later than the last one starts from the last basis
         moved by ``k`` steps (:func:`optimizer.basis.shifted_basis`); one that starts
         earlier or a horizon or more later starts from the idle basis.
@@ -142,7 +154,7 @@ class DirectBackend:
         start = self._moved_basis(data)
         if not new.same_matrix(old):
             basis = self._h.getBasis() if start is None else to_highs(start)
-            self._h.passModel(new.highs_lp())
+            new.pass_to(self._h)
             if basis.valid:
                 self._h.setBasis(basis)
         else:
@@ -151,6 +163,24 @@ class DirectBackend:
                 self._h.setBasis(to_highs(start))
         self._model = new
         self._start = data.index[0]
+
+    def refresh_battery_limits(self, data: ModelData) -> None:
+        """As :meth:`refresh` when only the battery units' power limits and SoC bounds
+        changed since the last refresh (a split round): only their columns are compared
+        and sent, without building the LP again. With taper rows (whose bounds follow the
+        SoC bounds) it is :meth:`refresh`."""
+        if "taper" in self.row_blocks:
+            self.refresh(data)
+            return
+        old = self._model
+        lower, upper = old.col_lower.copy(), old.col_upper.copy()
+        for name, (lo, hi) in battery_bounds(data).items():
+            idx = self._blocks[name]
+            lower[idx.ravel()] = np.broadcast_to(lo, idx.shape).ravel()
+            upper[idx.ravel()] = np.broadcast_to(hi, idx.shape).ravel()
+        new = dataclasses.replace(old, col_lower=lower, col_upper=upper)
+        self._send(old, new)
+        self._model = new
 
     def _moved_basis(self, data: ModelData) -> Basis | None:
         """The start for a plan that begins at another step than the last (None: same step)."""

@@ -48,8 +48,17 @@ def soc_window_violation_wh(
     return np.asarray((below + above).sum(axis=1), dtype=float)
 
 
-def cost_parts(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> pd.DataFrame:
+def cost_parts(
+    frame: pd.DataFrame,
+    data: ModelData,
+    fleet: BatteryFleet,
+    battery_w: NDArray[np.float64] | None = None,
+) -> pd.DataFrame:
     """Per-step cost parts, EUR (columns :data:`COST_COLUMNS`).
+
+    battery_w : the batteries' ``<id>.battery_w`` columns as one array, shape (steps,
+        devices) [W], where the caller holds them (the planner, while it builds the table);
+        None reads them from ``frame``
 
     - import: ``price_import * grid_import * dt / 1e6``; export revenue likewise
     - gas: ``gas_price * boiler_th / eta_boiler * dt / 1e6``
@@ -61,7 +70,7 @@ def cost_parts(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> pd.
     dt = data.dt_h
     imp, exp = _col(frame, "grid_import_w"), _col(frame, "grid_export_w")
     gas_mwh = _col(frame, "boiler_th_w") * dt / data.boiler_efficiency / 1e6
-    bat = _device_block(frame, fleet.ids, "battery_w")
+    bat = _device_block(frame, fleet.ids, "battery_w") if battery_w is None else battery_w
     wear = (np.maximum(bat, 0.0) * fleet.wear_eur_per_mwh[None, :]).sum(axis=1) * dt / 1e6
     co2_t = (
         _col(frame, "co2_g_per_kwh") * imp * dt / 1e3 / 1e6
@@ -89,9 +98,21 @@ def cost_parts(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> pd.
     )
 
 
-def terminal_value_eur(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> float:
-    """Value of the energy left in batteries and store after the last step, EUR."""
-    soc_end = _device_block(frame, fleet.ids, "soc_wh")[-1] if len(frame) else np.zeros(0)
+def terminal_value_eur(
+    frame: pd.DataFrame,
+    data: ModelData,
+    fleet: BatteryFleet,
+    soc_end_wh: NDArray[np.float64] | None = None,
+) -> float:
+    """Value of the energy left in batteries and store after the last step, EUR.
+
+    soc_end_wh : each battery's energy after the last step [Wh] (its ``<id>.soc_wh`` in the
+        last row; None reads it from ``frame``)
+    """
+    if soc_end_wh is not None:
+        soc_end = soc_end_wh
+    else:
+        soc_end = _device_block(frame, fleet.ids, "soc_wh")[-1] if len(frame) else np.zeros(0)
     per_mwh = data.bat_terminal_price_eur_per_mwh * fleet.eta_charge * fleet.eta_discharge
     battery = float((per_mwh * soc_end).sum()) / 1e6
     store = data.store_terminal_eur_per_mwh * float(frame["store_wh"].iloc[-1]) / 1e6
@@ -143,13 +164,21 @@ def plan_objective_eur(
     return float(net + penalty - terminal)
 
 
-def cost_summary(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> dict[str, float]:
+def cost_summary(
+    frame: pd.DataFrame,
+    data: ModelData,
+    fleet: BatteryFleet,
+    battery_w: NDArray[np.float64] | None = None,
+    soc_end_wh: NDArray[np.float64] | None = None,
+) -> dict[str, float]:
     """Totals over the horizon, EUR: each part, the net cost and the objective.
 
     ``net_cost_eur`` is money and CO2 (import - export + gas + CO2 + wear);
     ``objective_eur`` adds penalties and subtracts the terminal value, as the model does.
+    battery_w, soc_end_wh : the table's own device columns, where the caller holds them as
+        arrays (see :func:`cost_parts`, :func:`terminal_value_eur`)
     """
-    parts = cost_parts(frame, data, fleet)
+    parts = cost_parts(frame, data, fleet, battery_w)
     totals = {name: float(parts[name].sum()) for name in COST_COLUMNS}
     net = (
         totals["cost_import_eur"]
@@ -158,7 +187,7 @@ def cost_summary(frame: pd.DataFrame, data: ModelData, fleet: BatteryFleet) -> d
         + totals["cost_co2_eur"]
         + totals["cost_wear_eur"]
     )
-    terminal = terminal_value_eur(frame, data, fleet)
+    terminal = terminal_value_eur(frame, data, fleet, soc_end_wh)
     totals.update(
         net_cost_eur=net,
         terminal_value_eur=terminal,

@@ -132,7 +132,7 @@ def from_highs(
 
     return Duals(
         electricity=row("grid") * per_kw_step,
-        stored=-row("soc") * per_kwh,
+        stored=-row("soc").reshape(data.n_bat, data.steps) * per_kwh,
         heat=row("heat") * per_kw_step,
         heat_store=-row("store") * per_kwh,
         # a column at its upper bound has a reduced cost <= 0 in a minimisation

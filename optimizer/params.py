@@ -48,13 +48,15 @@ class OptimizerParams:
     #: Battery clusters are cut into groups by fill level (see
     #: :func:`optimizer.aggregate.cluster_batteries`): ``ceil(members / soc_group_members)``
     #: groups, at least ``soc_groups_min`` and at most ``soc_groups``. Members of a group then
-    #: start close together, so the units' plan splits back onto the devices closely: on the
-    #: benchmark fleets the unit LP's optimum is the device-level optimum, and the split plan
-    #: is within 0.01 % of it at 1,000 devices (4 groups with full-power tapers: 0.6 %;
-    #: bench/optimizer_scaling.py). Small clusters (the demo's 2-7 members) keep 4 groups.
+    #: start close together, so the units' plan splits back onto the devices closely: the
+    #: split plan is within 0.007 % of the device-level optimum at 1,000 devices (4 groups
+    #: with full-power tapers: 0.6 %; bench/optimizer_scaling.py). Groups of 2 members: with
+    #: 4 the benchmark fleets' clusters of 11-16 members got 4 groups, and the gap grew to
+    #: 0.05 % at 1,000 devices and 0.08 % at 500; the demo's clusters of 2-7 members keep 4
+    #: groups either way.
     soc_groups: int = 16
     soc_groups_min: int = 4
-    soc_group_members: int = 4
+    soc_group_members: int = 2
     #: Units with at least this many members get taper lines (their power falls as members run
     #: full or empty). With fewer members the curve is a few coarse steps that the lines
     #: approximate too cautiously, while the split rounds settle such small units in a few

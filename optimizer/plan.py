@@ -7,6 +7,7 @@ device; see ``optimizer/README.md`` for the full list.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -146,12 +147,21 @@ def plan_frame(
     }
     index = pd.DatetimeIndex(d.index, name="timestamp")
     frame = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in site.items()}, index=index)
-    devices = _device_frame(problem, dispatch, index)
-    costs = cost_parts(pd.concat([frame, devices], axis=1), d, problem.batteries)
-    table = pd.concat([frame, costs], axis=1)[list(SITE_COLUMNS)]
+    costs = cost_parts(frame, d, problem.batteries, battery_w=dispatch.bat_w.T)
+    site_values = frame.join(costs)[list(SITE_COLUMNS)].to_numpy()
+    names: list[str] = list(SITE_COLUMNS)
     if duals is not None:
-        table = table.join(pd.DataFrame(_dual_columns(duals, len(index)), index=index))
-    return table.join(devices)
+        dual = _dual_columns(duals, len(index))
+        dual_values = np.column_stack([np.broadcast_to(v, len(index)) for v in dual.values()])
+        site_values = np.concatenate([site_values, dual_values], axis=1)
+        names += list(dual)
+    # One block for all columns, written once: tens of thousands of device columns joined
+    # as frames cost more than the rest of the table.
+    columns = _device_columns(problem.batteries.ids, problem.pv.ids)
+    values = np.empty((len(index), len(names) + len(columns)))
+    values[:, : len(names)] = site_values
+    _device_values(dispatch, values[:, len(names) :])
+    return pd.DataFrame(values, index=index, columns=pd.Index(names).append(columns), copy=False)
 
 
 def _dual_columns(duals: Duals, steps: int) -> dict[str, np.ndarray]:
@@ -167,15 +177,23 @@ def _dual_columns(duals: Duals, steps: int) -> dict[str, np.ndarray]:
     return {name: np.asarray(v, dtype=float) for name, v in zip(DUAL_COLUMNS, values, strict=True)}
 
 
-def _device_frame(
-    problem: Problem, dispatch: DeviceDispatch, index: pd.DatetimeIndex
-) -> pd.DataFrame:
-    bat = np.stack([dispatch.bat_w, dispatch.bat_soc_wh], axis=1)  # (devices, 2, steps)
-    pv = np.stack([dispatch.pv_w, dispatch.pv_limit_w], axis=1)
-    names = [f"{i}.{q}" for i in problem.batteries.ids for q in BATTERY_COLUMNS]
-    names += [f"{i}.{q}" for i in problem.pv.ids for q in PV_COLUMNS]
-    values = np.concatenate([bat.reshape(-1, len(index)), pv.reshape(-1, len(index))], axis=0)
-    return pd.DataFrame(values.T, index=index, columns=names)
+@lru_cache(maxsize=8)
+def _device_columns(battery_ids: tuple[str, ...], pv_ids: tuple[str, ...]) -> pd.Index:
+    """Names of the per-device columns (the same from one plan to the next)."""
+    names = [f"{i}.{q}" for i in battery_ids for q in BATTERY_COLUMNS]
+    names += [f"{i}.{q}" for i in pv_ids for q in PV_COLUMNS]
+    return pd.Index(names)
+
+
+def _device_values(dispatch: DeviceDispatch, out: np.ndarray) -> None:
+    """Write the per-device columns into ``out`` (steps, columns), in the order of
+    :func:`_device_columns`: each battery's power and energy, then each inverter's output
+    and limit."""
+    n_bat, n_pv = len(dispatch.bat_w), len(dispatch.pv_w)
+    out[:, 0 : 2 * n_bat : 2] = dispatch.bat_w.T
+    out[:, 1 : 2 * n_bat : 2] = dispatch.bat_soc_wh.T
+    out[:, 2 * n_bat : 2 * (n_bat + n_pv) : 2] = dispatch.pv_w.T
+    out[:, 2 * n_bat + 1 : 2 * (n_bat + n_pv) : 2] = dispatch.pv_limit_w.T
 
 
 def unit_frame(problem: Problem, flows: Flows, shortfall_w: np.ndarray) -> pd.DataFrame:
@@ -202,6 +220,12 @@ def used_slacks(frame: pd.DataFrame, dt_h: float, tolerance_w: float) -> dict[st
     return {k: float(v.sum()) for k, v in energy.items() if v.max(initial=0.0) > tolerance_w * dt_h}
 
 
-def summarise(frame: pd.DataFrame, problem: Problem) -> dict[str, float]:
-    """Cost totals of the table (see :func:`optimizer.cost.cost_summary`)."""
-    return cost_summary(frame, problem.data, problem.batteries)
+def summarise(
+    frame: pd.DataFrame, problem: Problem, dispatch: DeviceDispatch | None = None
+) -> dict[str, float]:
+    """Cost totals of the table (see :func:`optimizer.cost.cost_summary`); ``dispatch``,
+    the split the table was made from, spares reading its device columns back."""
+    if dispatch is None:
+        return cost_summary(frame, problem.data, problem.batteries)
+    soc_end = dispatch.bat_soc_wh[:, -1] if dispatch.bat_soc_wh.shape[1] else None
+    return cost_summary(frame, problem.data, problem.batteries, dispatch.bat_w.T, soc_end)

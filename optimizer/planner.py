@@ -267,7 +267,7 @@ class Planner:
             else:
                 data.bat_discharge_max_w[u, t] = value
         set_soc_bounds(data)  # moves only for a unit recovering into its window
-        built.solver.refresh(data)
+        built.solver.refresh_battery_limits(data)
 
     def _fallback(self, problem: Problem, reason: str, timer: _Timer) -> Plan:
         tic = time.perf_counter()
@@ -315,7 +315,7 @@ class Planner:
         timer.split_s += time.perf_counter() - tic
         info = SolveInfo(
             mode=problem.mode,
-            cost_eur=summarise(frame, problem),
+            cost_eur=summarise(frame, problem, dispatch),
             build_s=timer.build_s,
             solve_s=timer.solve_s,
             split_s=timer.split_s,
@@ -361,6 +361,7 @@ def split(
             problem.pv_min_w,
             problem.pv.rated_w,
             tolerance_w,
+            (problem.data.pv_min_w, problem.data.pv_avail_w),
         )
     return DeviceDispatch(
         bat_w=bat_w, bat_soc_wh=soc, pv_w=pv_w, pv_limit_w=limit, bat_shortfall_w=short

@@ -43,24 +43,63 @@ class DeviceDispatch:
 
 
 def split_pv(
-    unit_w: F64, clusters: Clusters, avail_w: F64, min_w: F64, rated_w: F64, tolerance_w: float
+    unit_w: F64,
+    clusters: Clusters,
+    avail_w: F64,
+    min_w: F64,
+    rated_w: F64,
+    tolerance_w: float,
+    unit_sums: tuple[F64, F64] | None = None,
 ) -> tuple[F64, F64]:
     """Share each PV unit's output over its inverters; returns (output, limit), W.
 
     ``out[i,t] = lo[i,t] + f[u,t] * (avail[i,t] - lo[i,t])`` with the unit's fraction
     ``f = (P[u,t] - sum lo) / (sum avail - sum lo)``, so ``sum_i out[i,t] = P[u,t]``.
+
+    unit_sums : ``clusters.sum(min_w)`` and ``clusters.sum(avail_w)`` where the caller holds
+        them (the units' bounds in the model)
     """
     if len(clusters) == 0:
         empty = np.zeros_like(avail_w)
         return empty, empty
-    lo_sum = clusters.sum(min_w)
-    span = clusters.sum(avail_w) - lo_sum
+    lo_sum, avail_sum = unit_sums or (clusters.sum(min_w), clusters.sum(avail_w))
+    span = avail_sum - lo_sum
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(span > 0, (unit_w - lo_sum) / np.where(span > 0, span, 1.0), 0.0)
-    frac = np.clip(frac, 0.0, 1.0)[clusters.unit_of]
-    out = min_w + frac * (avail_w - min_w)
-    limit = np.where(out < avail_w - tolerance_w, out, rated_w[:, None])
+    frac = np.ascontiguousarray(np.clip(frac, 0.0, 1.0))
+    out, limit = np.empty_like(avail_w), np.empty_like(avail_w)
+    _pv_kernel(
+        frac,
+        clusters.unit_of,
+        np.ascontiguousarray(avail_w, dtype=np.float64),
+        np.ascontiguousarray(min_w, dtype=np.float64),
+        np.ascontiguousarray(rated_w, dtype=np.float64),
+        float(tolerance_w),
+        out,
+        limit,
+    )
     return out, limit
+
+
+@njit(cache=True)
+def _pv_kernel(
+    frac: F64,
+    unit_of: NDArray[np.int64],
+    avail: F64,
+    lo: F64,
+    rated: F64,
+    tolerance: float,
+    out: F64,
+    limit: F64,
+) -> None:
+    """``out = lo + frac[unit] * (avail - lo)``; ``limit`` the output where it is curtailed,
+    else the rating (one pass instead of a temporary array per operation)."""
+    for i in range(avail.shape[0]):
+        u = unit_of[i]
+        for t in range(avail.shape[1]):
+            o = lo[i, t] + frac[u, t] * (avail[i, t] - lo[i, t])
+            out[i, t] = o
+            limit[i, t] = o if o < avail[i, t] - tolerance else rated[i]
 
 
 def split_batteries(

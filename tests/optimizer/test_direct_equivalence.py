@@ -18,9 +18,11 @@ import highspy
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimizer.backend import DirectBackend, PyomoBackend, choose_builder
-from optimizer.data import ModelData
+from optimizer.data import ModelData, set_soc_bounds
 from optimizer.direct import build_lp
 from optimizer.inputs import State
 from optimizer.params import OptimizerParams, SolveOptions
@@ -221,6 +223,86 @@ def test_bounds_and_costs_alone_are_sent_as_changes() -> None:
     want = PyomoBackend(data).solve(SolveOptions(), 60.0, milp=False).objective
     assert got == pytest.approx(want, rel=1e-7, abs=1e-7)
     assert got > first  # dearer imports, more load, less battery
+
+
+def _assert_holds_fresh_build(direct: DirectBackend, data: ModelData) -> None:
+    held, fresh = direct._h.getLp(), build_lp(data).highs_lp()
+    for field in ("col_lower_", "col_upper_", "col_cost_", "row_lower_", "row_upper_"):
+        np.testing.assert_array_equal(np.asarray(getattr(held, field)), getattr(fresh, field))
+    _assert_same_rows(_rows(held, None), _rows(fresh, None))
+
+
+#: One solved model per case, refreshed by each example below (as a planner's is).
+_HELD: dict[str, tuple[DirectBackend, ModelData]] = {}
+
+
+def _held(case: Case) -> tuple[DirectBackend, ModelData]:
+    if case.name not in _HELD:
+        data = _data(case)
+        direct = DirectBackend(data)
+        direct.solve(SolveOptions(), 60.0, milp=False)
+        _HELD[case.name] = direct, data
+    return _HELD[case.name]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    case=st.sampled_from([CASES[0], CASES[5], CASES[8]]),
+    cuts=st.lists(
+        st.tuples(st.integers(0, 10_000), st.booleans(), st.integers(0, 1_000)),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_a_split_round_s_update_is_a_fresh_build(
+    case: Case, cuts: list[tuple[int, bool, int]]
+) -> None:
+    """What a split round changes (unit-step power limits, hence SoC bounds of a unit
+    recovering into its window), sent alone, leaves HiGHS holding the LP a fresh build of
+    the new data gives, and the optimum of a solve from scratch."""
+    direct, data = _held(case)
+    for at, charging, permille in cuts:
+        limits = data.bat_charge_max_w if charging else data.bat_discharge_max_w
+        u, t = divmod(at % limits.size, limits.shape[1])
+        limits[u, t] *= permille / 1_000
+    set_soc_bounds(data)
+    direct.refresh_battery_limits(data)
+    _assert_holds_fresh_build(direct, data)
+    got = direct.solve(SolveOptions(), 60.0, milp=False).objective
+    want = DirectBackend(data, start="slack").solve(SolveOptions(), 60.0, milp=False).objective
+    assert got == pytest.approx(want, rel=1e-7, abs=1e-7)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    steps=st.integers(0, 3),
+    price_eur_per_mwh=st.floats(-30.0, 30.0),
+    source_k=st.floats(-4.0, 4.0),
+    soc_share=st.floats(0.0, 1.0),
+)
+def test_a_re_plan_s_update_is_a_fresh_build(
+    steps: int, price_eur_per_mwh: float, source_k: float, soc_share: float
+) -> None:
+    """A re-plan ``steps`` quarter hours later with revised prices, waste-heat temperatures
+    (so the COPs in the matrix) and batteries' states: the model updated in place is the
+    fresh build of the new data, and its optimum is a fresh solve's."""
+    case = CASES[0]
+    direct, _ = _held(case)
+    planner, state, forecast = _inputs(case)
+    forecast["price_import_eur_per_mwh"] += price_eur_per_mwh
+    forecast["waste_heat_temp_c"] += source_k
+    socs = {
+        b.id: b.capacity_wh * (0.1 + 0.8 * ((soc_share + 0.37 * i) % 1.0))
+        for i, b in enumerate(planner.site.batteries)
+    }
+    state = State(battery_soc_wh=socs, store_wh=state.store_wh, offline=state.offline)
+    data = planner.problem(state, forecast, START + steps * STEP, SolveOptions()).data
+    direct.refresh(data)
+    _HELD[case.name] = direct, data
+    _assert_holds_fresh_build(direct, data)
+    got = direct.solve(SolveOptions(), 60.0, milp=False).objective
+    want = DirectBackend(data, start="slack").solve(SolveOptions(), 60.0, milp=False).objective
+    assert got == pytest.approx(want, rel=1e-7, abs=1e-7)
 
 
 def test_the_planner_plans_alike_through_either_builder() -> None:

@@ -130,3 +130,19 @@ def test_a_signal_cap_on_pv_gives_the_signal_reason(milp: bool) -> None:
     # without duals (a fallback-like table) the same cap is named, without its worth
     plain = explain(f.drop(columns=list(DUAL_COLUMNS)), site)
     assert plain[4].pv == f"PV held at its signal caps: {cut.iloc[4] / 1e3:.0f} kW of sun unused"
+
+
+def test_stored_energy_has_its_own_value_in_each_step() -> None:
+    """Dear first, then cheap, the battery at its window's floor: energy stored by the end
+    of a dear step could still be sold into it (worth the dear price, less the discharge
+    loss); from the first cheap step on it is worth only what it saves against cheap
+    imports. The column is per step, not one value for the whole horizon."""
+    prices = [DEAR] * 2 + [CHEAP] * 6
+    forecast = make_forecast(
+        8, load_w=10_000.0, price_import_eur_per_mwh=prices, price_export_eur_per_mwh=0.0
+    )
+    stored = _plan(_site(), forecast).frame["value_stored_eur_per_mwh"].to_numpy()
+    # sold at 0.95 per MWh stored, less the wear on it (20 EUR per MWh discharged)
+    assert stored[:2] == pytest.approx([DEAR * 0.95 - 20.0 * 0.95] * 2, abs=1e-6)
+    assert (stored[2:] < CHEAP).all()
+    assert stored[0] > 5 * stored[-1]
