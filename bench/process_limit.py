@@ -3,9 +3,10 @@
 The simulated fleet (half PV inverters, half batteries, ``adapters.sim.synthetic``, 100 units
 per gateway port) is served from child processes (``adapters.sim.sharded.ShardedFleet``, about
 2,500 devices per process) with a response delay of 0 and 20 ms. The devices serve function
-code 23 (``modbus.read_write``), so a setpoint's read-back travels with its last write. The controller runs here
-with the bridge, poller, controls and planner of ``vpp run`` and its defaults (4 connections
-per gateway, ``run.dispatch_concurrency`` 200) on a manual clock. For each size and delay:
+code 23 (``modbus.read_write``), so a setpoint's read-back travels with its last write. The
+controller runs here with the bridge, poller, controls and planner of ``vpp run`` and its
+defaults (4 connections per gateway, ``run.dispatch_concurrency`` 200) on a manual clock.
+For each size and delay:
 
 - poll: the ``poll`` job (every device read and decoded into one snapshot), wall time and
   this process's CPU per device;
