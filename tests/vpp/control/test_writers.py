@@ -79,7 +79,7 @@ async def test_a_batch_is_written_round_robin_over_gateways_within_the_concurren
         before = [f.requests for f in fakes]
         for fake in fakes:
             fake.delay_s = 0.3  # long beside a busy machine's scheduling delays
-        setpoints = [Setpoint(d["id"], DeviceKind.PV, 2500.0, 2500.0) for d in devices]
+        setpoints = [Setpoint(str(d["id"]), DeviceKind.PV, 2500.0, 2500.0) for d in devices]
         results = await plant.write(setpoints)
     assert [r.device_id for r in results] == [sp.device_id for sp in setpoints]
     assert all(r.ok and r.written == 2500.0 and r.read_back == 2500.0 for r in results)
