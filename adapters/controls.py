@@ -12,13 +12,16 @@
 Round trips: scale factors, ratings and the points of a block that are not set come from the
 models as last read (every poll reads the control models; a read-back refreshes them), so a
 SunSpec setpoint is one write and one read-back: two requests (three for a 124 battery that
-changes direction). Only a device not read since discovery is read first.
+changes direction). A device whose endpoint has ``modbus.read_write`` takes the last write
+and the read-back in one request (function code 23): one request (two for a 124 battery
+that changes direction). Only a device not read since discovery is read first.
 
-Every write uses function code 16 and sets the revert timer (``poll.revert_s``), so a device
-falls back to its own control if the controller goes silent. A value outside the device's
-ratings (from the config or the device's own rating points) is refused with
-:class:`ControlRefused` before anything is written; a PV limit below ``min_limit_pct`` is
-clamped up to it (several inverters go to standby at 0 %) and the result says so.
+Every write uses function code 16 (or 23, above) and sets the revert timer
+(``poll.revert_s``), so a device falls back to its own control if the controller goes
+silent. A value outside the device's ratings (from the config or the device's own rating
+points) is refused with :class:`ControlRefused` before anything is written; a PV limit below
+``min_limit_pct`` is clamped up to it (several inverters go to standby at 0 %) and the result
+says so.
 """
 
 from __future__ import annotations
@@ -236,8 +239,8 @@ async def _write_pv_limit(driver: Driver, pct: float, revert_s: int) -> ControlR
     model = (await ss.control_models(points.model))[points.model]
     sf = model.values.get("WMaxLimPct_SF")
     raw, plan = _pv_raw(driver.device, pct, sf)
-    await ss.write_block(model, {points.limit: raw, points.revert: revert_s, points.enable: 1})
-    back = (await ss.read_now(points.model))[points.model]
+    values = {points.limit: raw, points.revert: revert_s, points.enable: 1}
+    back = await ss.write_block_read(model, values)
     wrong = _mismatches(back, {points.revert: revert_s, points.enable: 1})
     return _result(
         driver,
@@ -304,8 +307,7 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
         ("InOutWRte_RvrtTms", revert_s),
     ]
     steps = [rates] if model.values.get("StorCtl_Mod") == mode else [rates, [("StorCtl_Mod", mode)]]
-    await ss.write_points(model, steps)
-    back = (await ss.read_now(124))[124]
+    back = await ss.write_points_read(model, steps)
     wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
     written = _Plan((out_raw - in_raw) * 10.0 ** (sf or 0) / 100.0 * wchamax)
     read_back = _rate_w(back.values.get("OutWRte"), back.values.get("InWRte"), wchamax)
@@ -342,8 +344,8 @@ async def _write_802(driver: Driver, p: float, revert_s: int) -> ControlResult:
     )
     sf = model.values.get("WSet_SF")
     raw = unscale(p, sf)
-    await ss.write_block(model, {"WSetEna": 1, "WSetMod": 1, "WSet": raw, "WSetRvrtTms": revert_s})
-    back = (await ss.read_now(704))[704]
+    values = {"WSetEna": 1, "WSetMod": 1, "WSet": raw, "WSetRvrtTms": revert_s}
+    back = await ss.write_block_read(model, values)
     wrong = _mismatches(back, {"WSetMod": 1, "WSetRvrtTms": revert_s, "WSetEna": 1})
     return _result(
         driver,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.breaker import BreakerOpenError
 from adapters.bridge import CommsError, DeviceLink, ModbusBridge
@@ -68,18 +68,25 @@ class _Tracked:
         )
 
 
-def _interleaved(tracked: list[_Tracked]) -> list[_Tracked]:
-    """Devices in round-robin order over their ``host:port``.
+T = TypeVar("T")
+
+
+def round_robin(items: Iterable[T], gateway: Callable[[T], Hashable]) -> list[T]:
+    """``items`` in round-robin order over their gateway (``host:port``), each gateway's own
+    items in their given order.
 
     Devices behind one gateway share its few connections; taking them in config order would
     put every worker in the queue of the first gateway while the others sit idle.
     """
-    by_endpoint: dict[tuple[str, int], list[_Tracked]] = {}
-    for t in tracked:
-        by_endpoint.setdefault((t.device.modbus.host, t.device.modbus.port), []).append(t)
-    queues = list(by_endpoint.values())
-    longest = max((len(q) for q in queues), default=0)
-    return [q[i] for i in range(longest) for q in queues if i < len(q)]
+    queues: dict[Hashable, list[T]] = {}
+    for item in items:
+        queues.setdefault(gateway(item), []).append(item)
+    longest = max((len(q) for q in queues.values()), default=0)
+    return [q[i] for i in range(longest) for q in queues.values() if i < len(q)]
+
+
+def _gateway(t: _Tracked) -> tuple[str, int]:
+    return (t.device.modbus.host, t.device.modbus.port)
 
 
 class FleetPoller:
@@ -105,7 +112,7 @@ class FleetPoller:
             if device.enabled:
                 link = bridge.link(device.id, device.modbus, site.poll)
                 self._tracked[device.id] = _Tracked(device, link, driver_for(device, link))
-        self._order = _interleaved(list(self._tracked.values()))
+        self._order = round_robin(self._tracked.values(), _gateway)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tracked)
@@ -118,6 +125,11 @@ class FleetPoller:
             raise KeyError(
                 f"no enabled device {device_id!r} in site {self.site.site.name!r}"
             ) from None
+
+    def gateway(self, device_id: str) -> tuple[str, int] | None:
+        """``(host, port)`` of an enabled device, None for any other id."""
+        tracked = self._tracked.get(device_id)
+        return None if tracked is None else _gateway(tracked)
 
     def snapshot(self) -> Snapshot:
         """The process image as of the last poll, without polling."""

@@ -2,14 +2,18 @@
 
 The simulated fleet (half PV inverters, half batteries, ``adapters.sim.synthetic``, 100 units
 per gateway port) is served from child processes (``adapters.sim.sharded.ShardedFleet``, about
-2,500 devices per process) with a response delay of 0 and 20 ms. The controller runs here
-with the bridge, poller, controls and planner of ``vpp run`` and its defaults (4 connections
-per gateway, ``run.dispatch_concurrency`` 200) on a manual clock. For each size and delay:
+2,500 devices per process) with a response delay of 0 and 20 ms. The devices serve function
+code 23 (``modbus.read_write``), so a setpoint's read-back travels with its last write. The
+controller runs here with the bridge, poller, controls and planner of ``vpp run`` and its
+defaults (4 connections per gateway, ``run.dispatch_concurrency`` 200) on a manual clock.
+For each size and delay:
 
 - poll: the ``poll`` job (every device read and decoded into one snapshot), wall time and
   this process's CPU per device;
 - dispatch: the ``dispatch`` job at the quarter hour after a plan (every setpoint checked,
-  written and read back), wall time, setpoints written and confirmed;
+  written and read back), wall time, this process's CPU per device, the simulator
+  processes' CPU per device over the same time (they share the 2 cores), setpoints written
+  and confirmed;
 - RSS of this process after both;
 - the floor for the same reads: each device's poll requests (its cached read plan) sent with
   bare pymodbus clients (4 per gateway, one ``asyncio.gather``), wall time and CPU per device.
@@ -62,6 +66,8 @@ class Row:
     poll_cpu_us: float = 0.0
     online: int = 0
     dispatch_s: float = 0.0
+    dispatch_cpu_us: float = 0.0
+    sim_cpu_us: float = 0.0
     written: int = 0
     confirmed: int = 0
     rss_mb: float = 0.0
@@ -77,6 +83,18 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_s(pids: list[int | None]) -> float:
+    """CPU time used so far by the processes ``pids`` [s] (user + system, from /proc)."""
+    total = 0.0
+    for pid in pids:
+        if pid is None:
+            continue
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def free_base_port(span: int) -> int:
@@ -145,7 +163,7 @@ async def floor(reads: dict[tuple[int, int], list[tuple[int, int]]]) -> tuple[fl
     return result
 
 
-async def measure(site: Site, delay_ms: int) -> Row:
+async def measure(site: Site, delay_ms: int, sim_pids: list[int | None]) -> Row:
     n = len(site.devices)
     row = Row(n, delay_ms)
     clock = ManualClock(START)
@@ -169,9 +187,11 @@ async def measure(site: Site, delay_ms: int) -> Row:
         ctl.plan_lead_s = 60.0
         await ctl.run_job("plan")
         clock.advance(60)
-        wall = time.perf_counter()
+        sim, cpu, wall = cpu_s(sim_pids), time.process_time(), time.perf_counter()
         await ctl.run_job("dispatch")
         row.dispatch_s = time.perf_counter() - wall
+        row.dispatch_cpu_us = (time.process_time() - cpu) / n * 1e6
+        row.sim_cpu_us = (cpu_s(sim_pids) - sim) / n * 1e6
         written = [s for s in ctl.state.setpoints.values() if s.written_w is not None]
         row.written, row.confirmed = len(written), sum(s.ok for s in written)
         row.rss_mb = rss_mb()
@@ -193,6 +213,8 @@ def table(rows: list[Row]) -> Table:
         "floor CPU us/dev",
         "CPU / floor",
         "dispatch s",
+        "dispatch CPU us/dev",
+        "sim CPU us/dev",
         "written/confirmed",
         "RSS MB",
     ):
@@ -208,6 +230,8 @@ def table(rows: list[Row]) -> Table:
             f"{r.floor_cpu_us:.0f}",
             f"{r.poll_cpu_us / max(r.floor_cpu_us, 1e-9):.2f}",
             f"{r.dispatch_s:.2f}",
+            f"{r.dispatch_cpu_us:.0f}",
+            f"{r.sim_cpu_us:.0f}",
             f"{r.written:,}/{r.confirmed:,}",
             f"{r.rss_mb:.0f}",
         )
@@ -219,14 +243,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 3_000, 10_000])
     parser.add_argument("--delays-ms", type=int, nargs="+", default=[0, 20])
     args = parser.parse_args()
-    console = Console(width=160)
+    console = Console(width=200)
     rows = []
     for n in args.sizes:
         site = bench_site(n)
         for delay in args.delays_ms:
             shards = max(1, round(n / DEVICES_PER_SHARD))
-            with ShardedFleet(site, shards, delay_s=delay / 1000 if delay else None):
-                rows.append(asyncio.run(measure(site, delay)))
+            with ShardedFleet(site, shards, delay_s=delay / 1000 if delay else None) as fleet:
+                rows.append(asyncio.run(measure(site, delay, fleet.pids)))
             console.print(table(rows[-1:]))
     console.print(table(rows))
 

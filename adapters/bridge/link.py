@@ -54,6 +54,18 @@ class DeviceLink:
         except CommsError as exc:
             raise with_device(exc, self.device_id) from None
 
+    async def write_read(
+        self, address: int, values: Sequence[int], read_address: int, read_count: int
+    ) -> list[int]:
+        """Holding registers from ``address`` written, then ``read_count`` from
+        ``read_address`` read, in one request (function code 23)."""
+        try:
+            return await self.bridge.write_read(
+                self.endpoint, address, values, read_address, read_count
+            )
+        except CommsError as exc:
+            raise with_device(exc, self.device_id) from None
+
     @asynccontextmanager
     async def attempt(self, not_failures: tuple[type[Exception], ...] = ()) -> AsyncIterator[None]:
         """One device operation under the breaker.

@@ -28,6 +28,8 @@ from vpp.core.site import ModbusEndpoint, PollSettings
 MAX_READ = 125
 #: Most bits one read may ask for (Modbus limit for function codes 1 and 2).
 MAX_BITS = 2000
+#: Most registers function code 23 may write (its read is bounded by MAX_READ).
+MAX_WRITE_READ = 121
 
 
 class ModbusBridge:
@@ -139,6 +141,28 @@ class ModbusBridge:
         if not regs or address < 0 or address + len(regs) > 65536:
             raise ValueError(f"bad register range {address}+{len(regs)}")
         await self._request(ep, Request("write", ep.unit, address, len(regs), regs))
+
+    async def write_read(
+        self,
+        ep: ModbusEndpoint,
+        address: int,
+        values: Sequence[int],
+        read_address: int,
+        read_count: int,
+    ) -> list[int]:
+        """Write holding registers from ``address``, then read ``read_count`` from
+        ``read_address``, in one request (function code 23; the device writes first)."""
+        regs = tuple(int(v) for v in values)
+        if not 1 <= len(regs) <= MAX_WRITE_READ or address < 0 or address + len(regs) > 65536:
+            raise ValueError(f"bad register range {address}+{len(regs)} to write")
+        if not 1 <= read_count <= MAX_READ or read_address < 0 or read_address + read_count > 65536:
+            raise ValueError(f"bad register range {read_address}+{read_count} to read")
+        req = Request("write_read", ep.unit, address, len(regs), regs, read_address, read_count)
+        pdu = await self._request(ep, req)
+        out = list(pdu.registers)
+        if len(out) != read_count:
+            raise ProtocolError(f"{_where(ep)}: {req.describe()}: got {len(out)} registers")
+        return out
 
     async def _read(self, ep: ModbusEndpoint, op: Any, address: int, count: int) -> list[int]:
         if count < 1 or address < 0 or address + count > 65536:

@@ -33,15 +33,23 @@ class Request:
     """One Modbus request: read ``count`` registers or bits, or write ``values``, at
     ``address``."""
 
-    op: Literal["holding", "input", "write", "coils", "discrete"]
+    op: Literal["holding", "input", "write", "write_read", "coils", "discrete"]
     unit: int
     address: int
     count: int
     values: Sequence[int] = ()
+    #: "write_read" (function code 23): the registers read after the write.
+    read_address: int = 0
+    read_count: int = 0
 
     def describe(self) -> str:
         if self.op == "write":
             return f"writing {self.count} registers at {self.address}"
+        if self.op == "write_read":
+            return (
+                f"writing {self.count} registers at {self.address} and reading "
+                f"{self.read_address}+{self.read_count} (function code 23)"
+            )
         if self.op in ("coils", "discrete"):
             table = "coils" if self.op == "coils" else "discrete inputs"
             return f"reading {table} {self.address}+{self.count}"
@@ -58,6 +66,14 @@ async def execute(client: AsyncModbusTcpClient, req: Request) -> Any:
         return await client.read_coils(req.address, count=req.count, device_id=req.unit)
     if req.op == "discrete":
         return await client.read_discrete_inputs(req.address, count=req.count, device_id=req.unit)
+    if req.op == "write_read":
+        return await client.readwrite_registers(
+            read_address=req.read_address,
+            read_count=req.read_count,
+            write_address=req.address,
+            values=list(req.values),
+            device_id=req.unit,
+        )
     return await client.write_registers(req.address, list(req.values), device_id=req.unit)
 
 

@@ -150,6 +150,9 @@ class RegisterImage:
     slots: dict[str, Slot]
     measurement: list[tuple[int, int]] = field(default_factory=list)
     _owner: list[str | None] = field(default_factory=list)
+    #: key -> (value, registers) of the last ``set``: publishing the physics state after
+    #: every write re-sets every slot, most of them (ratings, voltages, flags) unchanged.
+    _encoded: dict[str, tuple[Any, list[int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._owner = [None] * len(self.regs)
@@ -163,10 +166,24 @@ class RegisterImage:
         return self.base + len(self.regs)
 
     def set(self, key: str, value: Any) -> None:
-        """Store an engineering value in slot ``key``."""
+        """Store an engineering value in slot ``key``.
+
+        Encoding is skipped when the same value was set last and the registers still hold
+        what it encoded to (a Modbus write in between changes them, so it is noticed)."""
         slot = self.slots[key]
         off = slot.address - self.base
-        self.regs[off : off + slot.size] = slot.encode(value)
+        end = off + slot.size
+        last = self._encoded.get(key)
+        if (
+            last is not None
+            and type(last[0]) is type(value)
+            and last[0] == value
+            and self.regs[off:end] == last[1]
+        ):
+            return
+        regs = slot.encode(value)
+        self.regs[off:end] = regs
+        self._encoded[key] = (value, list(regs))
 
     def get(self, key: str) -> Any:
         """Engineering value of slot ``key``."""

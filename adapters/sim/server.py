@@ -130,7 +130,9 @@ class GatewayServer:
             registers: list[int],
             values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
-            if device.fault != "none" or device.response_delay_s > 0:
+            # Function code 23 calls back twice, write then read: one request, one hold.
+            second_half = function_code == 23 and values is None
+            if (device.fault != "none" or device.response_delay_s > 0) and not second_half:
                 await self._hold(device)
                 if device.fault == "error":
                     return ExcCodes(device.error_code)

@@ -3,6 +3,8 @@
 Every device presents the common, inverter or storage, and nameplate models: PV inverters
 models 1, 103 (every fourth 113), 120 and 123; batteries 1, 103, 120 and 124. Ratings vary
 deterministically so devices differ, and units fill each port before the next one is used.
+Their endpoints say ``read_write`` (the simulator serves function code 23), so a setpoint's
+read-back travels with its last write.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from vpp.core.site import Site, parse_site
 MAX_UNIT = 247
 
 
-def _endpoint(index: int, base_port: int, units_per_port: int) -> dict[str, int]:
+def _endpoint(index: int, base_port: int, units_per_port: int) -> dict[str, Any]:
     port, unit = divmod(index, units_per_port)
-    return {"port": base_port + port, "unit": unit + 1}
+    return {"port": base_port + port, "unit": unit + 1, "read_write": True}
 
 
-def _pv(i: int, modbus: dict[str, int]) -> dict[str, Any]:
+def _pv(i: int, modbus: dict[str, Any]) -> dict[str, Any]:
     rated_w = 3000 + (i * 797) % 22000  # 3..25 kW
     return {
         "id": f"pv-{i + 1:05d}",
@@ -34,7 +36,7 @@ def _pv(i: int, modbus: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _battery(i: int, modbus: dict[str, int]) -> dict[str, Any]:
+def _battery(i: int, modbus: dict[str, Any]) -> dict[str, Any]:
     capacity_wh = (5000, 7500, 10000, 12500, 15000, 20000)[i % 6]
     return {
         "id": f"bat-{i + 1:05d}",

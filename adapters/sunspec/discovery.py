@@ -384,6 +384,13 @@ async def _read_span(
     image.update(zip(range(address, address + count), regs, strict=True))
 
 
+def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
+    """The model at ``loc`` from its registers ``loc.address .. loc.end - 1`` (header
+    included), as :func:`read_all_models` decodes it; ChainChangedError if the header no
+    longer matches."""
+    return _decode_location(loc, dict(zip(range(loc.address, loc.end), regs, strict=True)))
+
+
 def _decode_location(loc: ModelLocation, image: dict[int, int]) -> DecodedModel:
     header = (image.get(loc.address), image.get(loc.address + 1))
     if header != (loc.id, loc.length):

@@ -146,9 +146,9 @@ def map_unit(unit: int, map_name: str, values: Mapping[str, float]) -> FakeUnit:
     return fake
 
 
-def site_dict(ports: Sequence[int], **poll: Any) -> dict[str, Any]:
+def site_dict(ports: Sequence[int], read_write: bool = False, **poll: Any) -> dict[str, Any]:
     a, b, c = ports
-    ep = {"timeout_s": 0.5, "retries": 0}
+    ep = {"timeout_s": 0.5, "retries": 0, "read_write": read_write}
     return {
         "site": {"name": "test"},
         "grid": {"import_limit_w": 1e6, "export_limit_w": 1e6, "meter": "meter"},
@@ -217,12 +217,13 @@ def fleet_units() -> dict[str, FakeUnit]:
 
 @asynccontextmanager
 async def serve_fleet(
-    units: dict[str, FakeUnit] | None = None, **poll: Any
+    units: dict[str, FakeUnit] | None = None, read_write: bool = False, **poll: Any
 ) -> AsyncIterator[Fleet]:
-    """The small site with its servers running; stops them on exit."""
+    """The small site with its servers running; stops them on exit. ``read_write``: every
+    device's endpoint says it serves function code 23."""
     units = units or fleet_units()
     ports = free_ports(3)
-    site = parse_site(site_dict(ports, **poll))
+    site = parse_site(site_dict(ports, read_write, **poll))
     by_port: dict[int, list[FakeUnit]] = {}
     for device in site.devices:
         by_port.setdefault(device.modbus.port, []).append(units[device.id])

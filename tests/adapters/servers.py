@@ -87,8 +87,10 @@ class FakeUnit:
         current: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
-        self.requests += 1
-        if self.delay_s:
+        # Function code 23 calls back twice (write, then read): one request, one delay.
+        second_half = function_code == 23 and set_values is None
+        self.requests += 0 if second_half else 1
+        if self.delay_s and not second_half:
             started = time.monotonic()
             await asyncio.sleep(self.delay_s)
             self.delayed.append((started, time.monotonic()))

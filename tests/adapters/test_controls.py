@@ -23,8 +23,13 @@ REVERT_S = 600
 
 
 @asynccontextmanager
-async def controlled() -> AsyncIterator[tuple[Fleet, FleetPoller, Controls]]:
-    async with serve_fleet(revert_s=REVERT_S) as fleet, ModbusBridge() as bridge:
+async def controlled(
+    read_write: bool = False,
+) -> AsyncIterator[tuple[Fleet, FleetPoller, Controls]]:
+    async with (
+        serve_fleet(read_write=read_write, revert_s=REVERT_S) as fleet,
+        ModbusBridge() as bridge,
+    ):
         poller = FleetPoller(fleet.site, bridge)
         await poller.poll()  # discovery, as in the running controller
         yield fleet, poller, Controls(poller)
@@ -194,6 +199,51 @@ async def test_read_back_mismatch_is_reported_not_hidden() -> None:
     async with controlled() as (fleet, _, controls):
         fleet.units["pv-1"].ignore_writes = True  # acknowledges, keeps its old values
         result = await controls.set_pv_limit("pv-1", 30.0)
+    assert not result.ok
+    assert "read back 100.0 instead of 30" in result.message
+    assert "WMaxLim_Ena read back 0 instead of 1" in result.message
+
+
+async def test_read_write_endpoint_writes_and_reads_back_in_one_request() -> None:
+    """With ``modbus.read_write`` the last write of a setpoint carries its read-back
+    (function code 23): a PV limit, an 802 battery and a 124 battery in the same direction
+    are one request each, a 124 battery that changes direction two (rates, then mode)."""
+    async with controlled(read_write=True) as (fleet, poller, controls):
+        units = fleet.units
+        before = {name: units[name].requests for name in ("pv-1", "pv-2", "bat-1", "bat-2")}
+        pv1 = await controls.set_pv_limit("pv-1", 42.5)
+        pv2 = await controls.set_pv_limit("pv-2", 55.0)
+        bat2 = await controls.set_battery_power("bat-2", -3333.0)
+        bat1 = await controls.set_battery_power("bat-1", 2000.0)
+        counts = {name: units[name].requests - n for name, n in before.items()}
+        a_limit = address(poller, "pv-1", 123, "WMaxLimPct")
+        a_rates = address(poller, "bat-1", 124, "OutWRte")
+        a_mode = address(poller, "bat-1", 124, "StorCtl_Mod")
+        assert written(units["pv-1"]) == [(23, a_limit, [425, 0xFFFF, REVERT_S, 0xFFFF, 1])]
+        assert written(units["bat-1"]) == [
+            (16, a_rates, [40, 0, 0xFFFF, REVERT_S]),
+            (23, a_mode, [2]),
+        ]
+        again = await controls.set_battery_power("bat-1", 1500.0)
+        assert units["bat-1"].requests - before["bat-1"] - counts["bat-1"] == 1
+        assert units["bat-1"].writes[-1] == (23, a_rates, [30, 0, 0xFFFF, REVERT_S])
+        reading = (await poller.poll_device("bat-1")).reading
+    assert counts == {"pv-1": 1, "pv-2": 1, "bat-2": 1, "bat-1": 2}
+    assert pv1.ok and (pv1.written, pv1.read_back) == (42.5, 42.5)
+    assert pv2.ok and (pv2.written, pv2.read_back) == (55.0, 55.0)
+    assert bat2.ok and (bat2.written, bat2.read_back) == (-3333.0, -3333.0)
+    assert bat1.ok and (bat1.written, bat1.read_back) == (2000.0, 2000.0)
+    assert again.ok and again.read_back == 1500.0
+    assert isinstance(reading, BatteryReading) and reading.setpoint_w == 1500.0
+
+
+async def test_read_write_read_back_mismatch_is_reported_not_hidden() -> None:
+    """The read half of function code 23 is what the device holds: a device that
+    acknowledges and keeps its old values is caught as before."""
+    async with controlled(read_write=True) as (fleet, _, controls):
+        fleet.units["pv-1"].ignore_writes = True
+        result = await controls.set_pv_limit("pv-1", 30.0)
+        assert fleet.units["pv-1"].writes[-1][0] == 23
     assert not result.ok
     assert "read back 100.0 instead of 30" in result.message
     assert "WMaxLim_Ena read back 0 instead of 1" in result.message

@@ -18,11 +18,11 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from adapters.bridge import ModbusBridge
 from adapters.controls import ControlRefused, Controls
-from adapters.poll import FleetPoller
+from adapters.poll import FleetPoller, round_robin
 from adapters.snapshot import HeatPumpReading, Snapshot
 from vpp.control.safety import Setpoint
 from vpp.core.clock import Clock
@@ -78,7 +78,10 @@ class ModbusPlant:
         self.poller = poller
         self.network_meter = network_meter
         self.controls = controls
-        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        # Shared by every batch: writes of dispatch, correction and keep-alive at the same
+        # moment are in flight ``concurrency`` at most, together.
+        self._limit = asyncio.Semaphore(self.concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._intent: dict[str, int] = {}
 
@@ -105,7 +108,26 @@ class ModbusPlant:
     async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
         # Intents are numbered before anything waits, so the order of calls decides.
         tickets = [(sp, self._next_intent(sp.device_id)) for sp in setpoints]
-        return list(await asyncio.gather(*(self._write_one(sp, n) for sp, n in tickets)))
+        results: list[Written | None] = [None] * len(tickets)
+        # A fixed set of workers takes the setpoints round-robin over the gateways: in config
+        # order every worker would queue for the few connections of one or two gateways
+        # (measured: 2-5 of 30 gateways busy, 10,000 devices in 44 s instead of 2), and
+        # thousands of tasks waiting on one semaphore cost O(waiters) per acquire.
+        order = round_robin(range(len(tickets)), lambda i: self._gateway(tickets[i][0]))
+        queue = iter(order)
+
+        async def worker() -> None:
+            for i in queue:  # workers share the iterator: each setpoint taken once
+                sp, intent = tickets[i]
+                results[i] = await self._write_one(sp, intent)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.concurrency, len(tickets))):
+                group.create_task(worker())
+        return cast(list[Written], results)  # every worker ran to its end: all are set
+
+    def _gateway(self, sp: Setpoint) -> tuple[str, int] | None:
+        return self.poller.gateway(sp.device_id)
 
     def _next_intent(self, device_id: str) -> int:
         n = self._intent.get(device_id, 0) + 1

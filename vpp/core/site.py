@@ -111,6 +111,9 @@ class ModbusEndpoint(_Model):
     retries: Annotated[int, AfterValidator(_between(0, 10))] = 1
     #: SunSpec base address; None means discovery at 40000, 0 and 50000.
     base: RegisterAddress | None = None
+    #: The device serves function code 23 (write, then read, in one request): a setpoint's
+    #: last write carries its read-back.
+    read_write: bool = False
 
 
 class SimOptions(_Model):

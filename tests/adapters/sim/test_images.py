@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.regmap import load_map
 from adapters.sim.create import create_device
@@ -151,3 +153,32 @@ def test_synthetic_site_layout() -> None:
     assert list(models) == [1, 103, 120, 124]
     with pytest.raises(ValueError, match="units_per_port"):
         synthetic_site(1, 0, 20000, units_per_port=248)
+
+
+_NAMES = st.sampled_from(["W", "PF", "Hz"])
+_SET = st.tuples(st.just("set"), _NAMES, st.sampled_from([0.0, 1234.5, 5000.0, 50.0, 100.0]))
+_WRITE = st.tuples(st.just("write"), _NAMES, st.integers(0, 0xFFFE))
+_OPS = st.lists(st.one_of(_SET, _WRITE), max_size=30)
+
+
+@given(_OPS)
+def test_set_holds_what_was_set_last_whatever_was_written_in_between(
+    ops: list[tuple[str, str, float]],
+) -> None:
+    """Setting a value again is skipped when the registers still hold its encoding; a raw
+    write in between (a Modbus write) is noticed, so the image always reads what an image
+    that encodes every time would hold."""
+    cached = device(SITE, "pv-a").image
+    fresh = device(SITE, "pv-a").image
+    for op, name, value in ops:
+        key = f"103.{name}"
+        if op == "set":
+            cached.set(key, value)
+            slot = fresh.slots[key]
+            off = slot.address - fresh.base
+            fresh.regs[off : off + slot.size] = slot.encode(value)
+        else:
+            for image in (cached, fresh):
+                off = image.slots[key].address - image.base
+                image.regs[off] = int(value)
+        assert cached.regs == fresh.regs

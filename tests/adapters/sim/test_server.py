@@ -168,6 +168,33 @@ async def test_response_delay_lets_many_requests_be_in_flight() -> None:
     assert 0.3 <= elapsed < 1.0  # in parallel, not 6 x 0.3 s
 
 
+async def test_write_read_request_writes_first_and_is_held_once() -> None:
+    """Function code 23: the device takes the write, then answers the read with what it
+    holds afterwards; a response delay holds the request once, not once per half."""
+    (port,) = free_ports(1)
+    site = make_site([pv("pv-1", port, 1, sim={"response_delay_s": 0.5})])
+    async with SimFleet(site, ManualClock(NOON), step_interval_s=None) as fleet:
+        result = await scan_unit(port, 1)
+        address, _pdef = point(result, 123, "WMaxLimPct")
+        model = result.model(123)
+        c = client(port)
+        await c.connect()
+        try:
+            started = time.monotonic()
+            reply = await c.readwrite_registers(
+                read_address=model.address, read_count=model.length + 2,
+                write_address=address, values=raw(result, 123, "WMaxLimPct", 40.0),
+                device_id=1)  # fmt: skip
+            elapsed = time.monotonic() - started
+        finally:
+            c.close()
+        sim = fleet.device("pv-1")
+    assert not reply.isError()
+    assert reply.registers[address - model.address] == raw(result, 123, "WMaxLimPct", 40.0)[0]
+    assert sim.writes == 1 and sim.image.get("123.WMaxLimPct") == 40.0
+    assert 0.5 <= elapsed < 0.9  # one hold of 0.5 s, not two
+
+
 async def test_fleet_wide_delay_override() -> None:
     fleet, _pa, _pb = two_port_fleet(delay_s=0.05)
     assert {d.response_delay_s for d in fleet.devices} == {0.05}

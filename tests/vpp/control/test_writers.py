@@ -4,11 +4,18 @@ interleave on the device; the newest intent wins and the record is what was read
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
+from adapters.bridge import ModbusBridge
 from adapters.sim.battery import BatteryState
+from tests.adapters.fleet import pv_models
+from tests.adapters.servers import FakeUnit, UnitServer, sunspec_image
+from tests.conftest import free_ports
+from vpp.control.plant import ModbusPlant
 from vpp.control.safety import Setpoint
-from vpp.core.site import DeviceKind
+from vpp.core.clock import ManualClock
+from vpp.core.site import DeviceKind, parse_site
 from vpp.testing.harness import plant, small_site
 
 NOON = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
@@ -39,3 +46,53 @@ async def test_concurrent_writes_to_one_device_keep_the_newest_and_read_it_back(
         sim = p.fleet.device(bat.id).state
         assert isinstance(sim, BatteryState)
         assert abs(sim.setpoint_w - values[-1]) < 50.0  # the device holds the newest intent
+
+
+async def test_a_batch_is_written_round_robin_over_gateways_within_the_concurrency() -> None:
+    """Setpoints given in config order (all of the first gateway, then the second) are
+    taken round-robin over the gateways: with 2 connections per gateway and 4 devices in
+    flight both gateways are written side by side, never more than 4 requests at once,
+    and each device gets its one write and one read-back, confirmed, in the given order."""
+    ports = free_ports(2)
+    units = {p: [FakeUnit(u, sunspec_image(pv_models())) for u in range(1, 7)] for p in ports}
+    devices = [
+        {"id": f"pv-{p}-{u.unit}", "kind": "pv", "rated_w": 5000,
+         "modbus": {"port": p, "unit": u.unit, "timeout_s": 2.0}}
+        for p in ports
+        for u in units[p]
+    ]  # fmt: skip
+    site = parse_site(
+        {
+            "site": {"name": "gw"},
+            "run": {"dispatch_concurrency": 4},
+            "grid": {"import_limit_w": 1, "export_limit_w": 1},
+            "devices": devices,
+        }
+    )
+    async with AsyncExitStack() as stack:
+        for port in ports:
+            await stack.enter_async_context(UnitServer(port, units[port]))
+        bridge = await stack.enter_async_context(ModbusBridge(connections_per_endpoint=2))
+        plant = ModbusPlant.for_site(site, bridge, ManualClock(NOON))
+        await plant.read()  # discovery and the control models, as before a dispatch
+        fakes = [f for p in ports for f in units[p]]
+        before = [f.requests for f in fakes]
+        for fake in fakes:
+            fake.delay_s = 0.3  # long beside a busy machine's scheduling delays
+        setpoints = [Setpoint(str(d["id"]), DeviceKind.PV, 2500.0, 2500.0) for d in devices]
+        results = await plant.write(setpoints)
+    assert [r.device_id for r in results] == [sp.device_id for sp in setpoints]
+    assert all(r.ok and r.written == 2500.0 and r.read_back == 2500.0 for r in results)
+    assert [f.requests - b for f, b in zip(fakes, before, strict=True)] == [2] * len(fakes)
+    # What was in flight, on the servers' clock: never more than 4 requests in all, and
+    # both gateways at work from the first round on (in config order the second gateway's
+    # first request would wait until devices of the first had finished).
+    spans = {p: [s for u in units[p] for s in u.delayed] for p in ports}
+
+    def in_flight(port: int, at: float) -> int:
+        return sum(start <= at < end for start, end in spans[port])
+
+    starts = [start for s in spans.values() for start, _ in s]
+    assert max(sum(in_flight(p, at) for p in ports) for at in starts) <= 4
+    first_end = min(end for s in spans.values() for _, end in s)
+    assert all(min(start for start, _ in spans[p]) < first_end for p in ports)
