@@ -165,21 +165,26 @@ def test_the_bound_and_the_oracle_keep_the_signals_the_controller_keeps(
     site: Site, data: pd.DataFrame, tmp_path: Path
 ) -> None:
     """A replay with a recorded signals file: an export cap late in the morning, a §9 stage
-    on one inverter before it and the law's 60 % cap on the other. The district's load and
-    the data centre are away from 09:00 to 14:00 local, so PV has nowhere to go but the
-    batteries and the grid. The bound and the oracle keep the signals as the controller
-    does, so the bound stays below every strategy, all of which keep them, and the shares
-    compare like with like; without the signals the bound would export above the cap (the
-    test can fail)."""
+    on one inverter before it, a §14a dim of the batteries' charging for an hour after it,
+    and the law's 60 % cap on the other inverter. The district's load and the data centre
+    are away from 09:00 to 14:00 local, so PV has nowhere to go but the batteries and the
+    grid, and the price is negative for half an hour of it (zero export by the law). The
+    bound and the oracle keep the signals as the controller does, so the bound stays below
+    every strategy, all of which keep them, and the shares compare like with like; without
+    the signals the bound would export above the cap and charge faster (the test can
+    fail)."""
     day = SAMPLE_DAYS[0]
     data_site = site.model_dump(mode="json")
     for d in data_site["devices"]:
         if d["id"] == "pv-2":
             d["commissioned_on"] = "2025-05-01"  # the Solarspitzengesetz holds it
+        if d["kind"] == "battery":
+            d["enwg_14a"] = True
     ruled = Site.model_validate(data_site)
     cap_from = datetime(2018, 5, 16, 9, 0, tzinfo=UTC)  # 11:00 local
     cap_to = datetime(2018, 5, 16, 11, 0, tzinfo=UTC)
     stage = (datetime(2018, 5, 16, 7, 0, tzinfo=UTC), datetime(2018, 5, 16, 9, 0, tzinfo=UTC))
+    dim = (datetime(2018, 5, 16, 11, 0, tzinfo=UTC), datetime(2018, 5, 16, 12, 0, tzinfo=UTC))
     recorded = tmp_path / "signals.csv"
     write_signals(
         recorded,
@@ -188,6 +193,7 @@ def test_the_bound_and_the_oracle_keep_the_signals_the_controller_keeps(
             Signal(
                 "box-1", SignalKind.FEED_IN, *stage, devices=frozenset({"pv-1"}), feed_in_pct=10.0
             ),
+            Signal("box-1", SignalKind.CONSUMPTION, *dim),  # each battery to 4.2 kW
         ],
     )
     signals = tuple(read_signals(recorded, ruled))
@@ -198,11 +204,17 @@ def test_the_bound_and_the_oracle_keep_the_signals_the_controller_keeps(
         raw.index < pd.Timestamp("2018-05-16 12:00Z")
     )
     raw.loc[away, ["load_w_per_mwh_a", "it_load_ratio"]] = 0.0
+    # Half an hour of negative prices in it, after the export cap: zero export by the law.
+    negative_from = pd.Timestamp("2018-05-16 11:15Z")
+    negative_to = negative_from + pd.Timedelta(minutes=30)
+    raw.loc[(raw.index >= negative_from) & (raw.index < negative_to), "price_eur_per_mwh"] = -20.0
     result = replay_day(DayJob(ruled, day, raw, options))
     index = day_index(ruled, day)[:BOUND_STEPS]
     capped = (index >= pd.Timestamp(cap_from)) & (index < pd.Timestamp(cap_to))
     in_stage = (index >= pd.Timestamp(stage[0])) & (index < pd.Timestamp(stage[1]))
-    assert capped.sum() == 8 and in_stage.sum() == 8
+    dimmed = (index >= pd.Timestamp(dim[0])) & (index < pd.Timestamp(dim[1]))
+    negative = (index >= negative_from) & (index < negative_to)
+    assert capped.sum() == 8 and in_stage.sum() == 8 and dimmed.sum() == 4 and negative.sum() == 2
     kpis = result.kpis
     bound = kpis[BOUND]
     # The bound, ending where each strategy ended, lies below it: every strategy keeps the
@@ -215,8 +227,13 @@ def test_the_bound_and_the_oracle_keep_the_signals_the_controller_keeps(
     bound_frame = result.frames[BOUND]
     export = -bound_frame["grid_w"].to_numpy()
     assert (export[capped] <= EXPORT_CAP_W + TOL_W).all()
+    assert (export[negative] <= TOL_W).all()
+    charging = bound_frame["battery_charge_w"].to_numpy()
+    assert (charging[dimmed] <= 2 * FLOOR_14A_W + TOL_W).all()
     oracle = result.traces[ORACLE]
     assert (-oracle.out[capped, plant.O_GRID] <= EXPORT_CAP_W + TOL_W).all()
+    assert (-oracle.out[negative, plant.O_GRID] <= TOL_W).all()
+    assert (oracle.bat_ch_w[dimmed] <= FLOOR_14A_W + TOL_W).all()
     assert (oracle.pv_w[in_stage, ids.index("pv-1")] <= 0.1 * 60_000 + TOL_W).all()
     assert (oracle.pv_w[:, ids.index("pv-2")] <= 0.6 * 44_000 + TOL_W).all()
     # The bound's PV (one site column) within what the capped inverters could give.
@@ -234,4 +251,5 @@ def test_the_bound_and_the_oracle_keep_the_signals_the_controller_keeps(
     solve = free.solve(end.soc_wh, end.store_wh)
     free_export = -solve.trace.out[:, plant.O_GRID]
     assert free_export[capped].max() > EXPORT_CAP_W + 5_000
+    assert solve.trace.out[dimmed, plant.O_BAT_CH].max() > 2 * FLOOR_14A_W + 1_000
     assert solve.cost_eur < bound["cost_eur"] - 0.5
