@@ -216,6 +216,11 @@ class HeatPumpDevice(_DeviceBase):
     #: A controllable consumer under §14a EnWG: the grid operator may dim its electric
     #: power, never below the §14a floor (4.2 kW, 40 % of ``max_el_w`` above 11 kW).
     enwg_14a: bool = False
+    #: What it serves under §14a EnWG: ``heating`` (a heat pump) or ``room_cooling`` (a
+    #: room-cooling device, Anlage 1 Ziff. 2.4.1 c). Behind one energy-management system
+    #: all heat pumps together count as one consumer of their summed rating, and all room
+    #: cooling together as another (Ziff. 2.4.2).
+    enwg_14a_use: Literal["heating", "room_cooling"] = "heating"
 
 
 class DatacentreDevice(_DeviceBase):

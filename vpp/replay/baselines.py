@@ -26,9 +26,11 @@ resolves them; PV gives way to an export cap as an inverter's own export limiter
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -46,7 +48,11 @@ from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.trace import Trace, planned_values
 from vpp.signals.model import Signal
 from vpp.signals.plan import plan_caps
-from vpp.signals.standing import negative_price_signals, solarspitzen_cap
+from vpp.signals.standing import (
+    negative_price_signals,
+    solarspitzen_cap,
+    spot_from_forecast,
+)
 
 NO_CONTROL = "no_control"
 SELF_CONSUMPTION = "self_consumption"
@@ -63,33 +69,135 @@ _RULES = {NO_CONTROL: k.RULE_NO_CONTROL, SELF_CONSUMPTION: k.RULE_SELF_CONSUMPTI
 Limits = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def signal_limits(
-    site: Site, params: PlantParams, inputs: PlantInputs, signals: Sequence[Signal] = ()
-) -> Limits:
-    """Per step of ``inputs``: each inverter's output cap, each battery's charging cap and
-    the export cap [W] (inf: none) that the law's rules and the recorded ``signals`` set,
-    resolved as the controller's plan resolves them (:func:`vpp.signals.plan.plan_caps`)."""
-    index = pd.DatetimeIndex(inputs.index)
-    n = len(index)
-    pv_cap, charge_cap, export_cap = k.no_limits(n, len(params.battery_ids), len(params.pv_ids))
-    if n == 0:
-        return pv_cap, charge_cap, export_cap
-    spot = pd.Series(inputs.inp[:, k.I_PRICE_EXP] + site.grid.export_fee_eur_per_mwh, index=index)
-    found = [
+@dataclass(frozen=True)
+class SignalCaps:
+    """Per step: what the grid-operator signals cap [W] (inf: nothing caps it)."""
+
+    #: Each inverter's output, (steps, inverters).
+    pv_w: np.ndarray
+    #: Each battery's charging, (steps, batteries).
+    charge_w: np.ndarray
+    #: The heat pump's electric power, (steps,).
+    hp_w: np.ndarray
+    #: The site's export and import, (steps,).
+    export_w: np.ndarray
+    import_w: np.ndarray
+
+    @property
+    def limits(self) -> Limits:
+        """The caps the rule baselines' plant kernel takes (:func:`signal_limits`)."""
+        return self.pv_w, self.charge_w, self.export_w
+
+    def rows(self, rows: slice) -> SignalCaps:
+        return SignalCaps(
+            self.pv_w[rows], self.charge_w[rows], self.hp_w[rows], self.export_w[rows],
+            self.import_w[rows],
+        )  # fmt: skip
+
+
+def replay_signals(
+    site: Site, index: pd.DatetimeIndex, spot: pd.Series, signals: Sequence[Signal] = ()
+) -> list[Signal]:
+    """The signals a replayed stretch from ``index[0]`` runs under: the law's rules (the
+    Solarspitzengesetz 60 % cap, zero export while the day-ahead price ``spot`` [EUR/MWh]
+    is negative) and the recorded ``signals``."""
+    if len(index) == 0:
+        return list(signals)
+    return [
         *solarspitzen_cap(site, index[0].to_pydatetime()),
         *negative_price_signals(site, spot),
         *signals,
     ]
+
+
+def whole_steps(signals: Sequence[Signal], step: timedelta = STEP) -> list[Signal]:
+    """Each signal over the whole steps it covers only (start rounded up, end down to the
+    step); those that cover no whole step are left out. The lenient reading of a signal
+    that begins or ends inside a quarter hour: no operation that follows it is excluded."""
+    out = []
+    for s in signals:
+        start = _ceil(s.start, step)
+        end = None if s.end is None else _floor(s.end, step)
+        if end is None or end > start:
+            out.append(dataclasses.replace(s, start=start, end=end))
+    return out
+
+
+def _ceil(when: datetime, step: timedelta) -> datetime:
+    floor = _floor(when, step)
+    return floor if floor == when else floor + step
+
+
+def _floor(when: datetime, step: timedelta) -> datetime:
+    return pd.Timestamp(when).floor(step).to_pydatetime()
+
+
+def signal_caps(
+    site: Site,
+    params: PlantParams,
+    inputs: PlantInputs,
+    signals: Sequence[Signal] = (),
+    lenient: bool = False,
+) -> SignalCaps:
+    """Per step of ``inputs``: the caps that the law's rules and the recorded ``signals``
+    set (:func:`replay_signals`), resolved as the controller's plan resolves them
+    (:func:`vpp.signals.plan.plan_caps`: a signal holds for every step it touches).
+    ``lenient``: only for the steps it covers whole (:func:`whole_steps`; the bound)."""
+    index = pd.DatetimeIndex(inputs.index)
+    n = len(index)
+    pv_cap, charge_cap, export_cap = k.no_limits(n, len(params.battery_ids), len(params.pv_ids))
+    hp_cap, import_cap = np.full(n, np.inf), np.full(n, np.inf)
+    caps = SignalCaps(pv_cap, charge_cap, hp_cap, export_cap, import_cap)
+    if n == 0:
+        return caps
+    spot = pd.Series(inputs.inp[:, k.I_PRICE_EXP] + site.grid.export_fee_eur_per_mwh, index=index)
+    found = replay_signals(site, index, spot, signals)
+    if lenient:
+        found = whole_steps(found)
     if not found:
-        return pv_cap, charge_cap, export_cap
-    caps = plan_caps(site, index, found)
-    export_cap = caps.export_cap_w.fillna(np.inf).to_numpy(float)
-    for ids, out in ((params.pv_ids, pv_cap), (params.battery_ids, charge_cap)):
+        return caps
+    planned = plan_caps(site, index, found)
+    export_cap[:] = planned.export_cap_w.fillna(np.inf).to_numpy(float)
+    import_cap[:] = planned.import_cap_w.fillna(np.inf).to_numpy(float)
+    columns = [(params.pv_ids, pv_cap), (params.battery_ids, charge_cap)]
+    if site.heat_pump is not None:
+        columns.append(((site.heat_pump.id,), hp_cap[:, None]))
+    for ids, out in columns:
         for j, ident in enumerate(ids):
             col = f"{ident}{DEVICE_CAP_SUFFIX}"
-            if col in caps.devices:
-                out[:, j] = caps.devices[col].fillna(np.inf).to_numpy(float)
-    return pv_cap, charge_cap, export_cap
+            if col in planned.devices:
+                out[:, j] = planned.devices[col].fillna(np.inf).to_numpy(float)
+    return caps
+
+
+def signal_limits(
+    site: Site, params: PlantParams, inputs: PlantInputs, signals: Sequence[Signal] = ()
+) -> Limits:
+    """Per step of ``inputs``: each inverter's output cap, each battery's charging cap and
+    the export cap [W] (inf: none) that the law's rules and the recorded ``signals`` set
+    (:func:`signal_caps`)."""
+    return signal_caps(site, params, inputs, signals).limits
+
+
+def with_signals(site: Site, fc: pd.DataFrame, signals: Sequence[Signal] = ()) -> pd.DataFrame:
+    """A forecast (:func:`optimizer.inputs.forecast_from_raw`) with the signals' caps of its
+    steps as a plan takes them: the grid limits tightened, ``<device_id>.cap_w`` columns;
+    the negative-price windows from the forecast's own prices."""
+    index = pd.DatetimeIndex(fc.index)
+    found = replay_signals(site, index, spot_from_forecast(site, fc), signals)
+    if not found:
+        return fc
+    caps = plan_caps(site, index, found)
+    out = fc.copy()
+    for name, cap, limit in (
+        ("import_limit_w", caps.import_cap_w, site.grid.import_limit_w),
+        ("export_limit_w", caps.export_cap_w, site.grid.export_limit_w),
+    ):
+        current = out[name].fillna(limit) if name in out else pd.Series(limit, index=index)
+        out[name] = current.where(cap.isna(), np.minimum(current, cap))
+    if not caps.devices.empty:
+        out = out.join(caps.devices)
+    return out
 
 
 def run_rule_strategy(
@@ -133,10 +241,18 @@ def run_oracle(
     raw: pd.DataFrame,
     planner: Planner,
     steps: int | None = None,
+    signals: Sequence[Signal] = (),
+    caps: SignalCaps | None = None,
 ) -> Trace:
     """Perfect foresight: plans from the true future, re-planned only when a plan runs out,
-    its device values applied to the plant as they stand."""
+    its device values applied to the plant as they stand.
+
+    It plans under the same grid-operator signals as the controller (the law's rules and the
+    recorded ``signals``, :func:`with_signals`), and its PV and charging values are held to
+    the signals' ``caps`` of each step (:func:`signal_caps`) as the safety layer holds the
+    controller's."""
     n = len(inputs.index) if steps is None else min(steps, len(inputs.index))
+    minimum = np.array([p.min_limit_pct / 100 * p.rated_w for p in site.pv], dtype=float)
     trace = Trace.empty(inputs.index[:n], len(params.battery_ids), len(params.pv_ids), True)
     trace.stats.update(plans=0.0, fallback_plans=0.0, failed_plans=0.0, unplanned_steps=0.0)
     soc, store = params.soc0_wh.copy(), np.array([params.store0_wh])
@@ -144,9 +260,16 @@ def run_oracle(
     for t in range(n):
         when = pd.Timestamp(trace.index[t])
         if plan is None or when not in plan.frame.index:
-            plan = _perfect_plan(site, raw, when, soc, float(store[0]), planner, trace) or plan
+            plan = (
+                _perfect_plan(site, raw, when, soc, float(store[0]), planner, trace, signals)
+                or plan
+            )
         row = plan_row(plan.frame, when.to_pydatetime()) if plan is not None else None
         bat, pv, hp = _device_values(params, inputs.inp[t], row)
+        if caps is not None:
+            pv = np.minimum(pv, np.maximum(caps.pv_w[t], minimum))
+            bat = np.maximum(bat, -caps.charge_w[t])
+            hp = min(hp, float(caps.hp_w[t]))
         trace.planned[t] = planned_values(row)
         trace.setpoints[t] = np.concatenate([bat, pv, [hp]])
         k.plant_step(
@@ -167,6 +290,7 @@ def _perfect_plan(
     store_wh: float,
     planner: Planner,
     trace: Trace,
+    signals: Sequence[Signal] = (),
 ) -> Plan | None:
     index = pd.DatetimeIndex(raw.index)
     horizon = min(
@@ -180,6 +304,7 @@ def _perfect_plan(
     )
     try:
         fc = forecast_from_raw(site, forecast(window, when.to_pydatetime(), horizon, "perfect"))
+        fc = with_signals(site, fc, signals)
         plan = planner.plan(state, fc, when.to_pydatetime())
     except ValueError as exc:  # the data end, or a column without values
         trace.stats["failed_plans"] += 1

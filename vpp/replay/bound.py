@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import highspy
 import numpy as np
@@ -61,20 +62,30 @@ from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.sim import PER_QUARTER
+
+if TYPE_CHECKING:
+    from vpp.replay.baselines import SignalCaps
 from vpp.replay.trace import Trace
 
 F64 = NDArray[np.float64]
 
 
-def pv_interval_w(site: Site, params: PlantParams, inputs: PlantInputs) -> tuple[F64, F64]:
+def pv_interval_w(
+    site: Site, params: PlantParams, inputs: PlantInputs, pv_cap_w: F64 | None = None
+) -> tuple[F64, F64]:
     """Lowest and highest PV output of the site per quarter hour [W] over every way the
     replay plant can run (minute sub-steps and quarter-hour steps), with caps never below
-    each inverter's minimum limit."""
+    each inverter's minimum limit; ``pv_cap_w`` (steps, inverters; inf: none) are the grid
+    operator's caps of each inverter over whole quarter hours, held down to that minimum."""
     rated = params.pv_rated_w
     minimum = np.array([p.min_limit_pct / 100 * p.rated_w for p in site.pv], dtype=float)
     steps = len(inputs.index)
     minute = inputs.minute_pv_w(rated, PER_QUARTER).reshape(steps, PER_QUARTER, -1)
     quarter = inputs.pv_avail_w
+    if pv_cap_w is not None:
+        cap = np.maximum(pv_cap_w, minimum[None, :])
+        minute = np.minimum(minute, cap[:, None, :])
+        quarter = np.minimum(quarter, cap)
     hi = np.maximum(minute.mean(axis=1), quarter).sum(axis=1)
     lo = np.minimum(np.minimum(minute, minimum).mean(axis=1), np.minimum(quarter, minimum)).sum(
         axis=1
@@ -83,11 +94,17 @@ def pv_interval_w(site: Site, params: PlantParams, inputs: PlantInputs) -> tuple
 
 
 def bound_data(
-    site: Site, params: PlantParams, inputs: PlantInputs, pv_w: tuple[F64, F64] | None = None
+    site: Site,
+    params: PlantParams,
+    inputs: PlantInputs,
+    pv_w: tuple[F64, F64] | None = None,
+    caps: SignalCaps | None = None,
 ) -> ModelData:
     """The optimiser's inputs for the bound: the plant's own parameters and what really
     happened, one battery per device, one PV unit (its output within ``pv_w``, default
-    :func:`pv_interval_w`), no grid limit, no terminal value."""
+    :func:`pv_interval_w`), no grid limit, no terminal value; under the grid-operator
+    signals' ``caps`` over the quarter hours they cover whole (charging, heat pump, export;
+    the PV caps are in ``pv_w``)."""
     b, h, inp = params.bat, params.heat, inputs.inp
     steps, n_bat = len(inputs.index), b.shape[0]
     soc0 = params.soc0_wh.copy()
@@ -106,18 +123,24 @@ def bound_data(
     pv_lo, pv_hi = pv_w if pv_w is not None else pv_interval_w(site, params, inputs)
     cop = inp[:, k.I_COP].copy()
     hp_max = np.where(cop > 1.0, h[k.H_HP_MAX], 0.0)
+    charge_max = np.repeat(units.max_charge_w[:, None], steps, axis=1)
+    if caps is not None:
+        hp_max = np.minimum(hp_max, caps.hp_w)
+        charge_max = np.minimum(charge_max, caps.charge_w.T)
     waste, load = inp[:, k.I_WASTE].copy(), inp[:, k.I_LOAD].copy()
     dry_k = float(h[k.H_DRY_K])
     # No grid limit, only what the devices could physically draw or feed in.
     import_max = load + hp_max + dry_k * waste + b[:, k.B_MAX_CH].sum() + 1.0
     export_max = pv_hi + b[:, k.B_MAX_DIS].sum() + 1.0
+    if caps is not None:
+        export_max = np.minimum(export_max, caps.export_w)
     opt = OptimizerParams()
     return ModelData(
         index=inputs.index,
         dt_h=params.dt_h,
         milp=False,
         bat=units,
-        bat_charge_max_w=np.repeat(units.max_charge_w[:, None], steps, axis=1),
+        bat_charge_max_w=charge_max,
         bat_discharge_max_w=np.repeat(units.max_discharge_w[:, None], steps, axis=1),
         bat_soc_lo_wh=np.repeat(np.minimum(units.soc_min_wh, soc0)[:, None], steps, axis=1),
         bat_soc_hi_wh=np.repeat(np.maximum(units.soc_max_wh, soc0)[:, None], steps, axis=1),
@@ -188,9 +211,20 @@ class Bound:
         params: PlantParams,
         inputs: PlantInputs,
         pv_w: tuple[F64, F64] | None = None,
+        caps: SignalCaps | None = None,
     ) -> None:
         self.site, self.params, self.inputs = site, params, inputs
-        self.data = bound_data(site, params, inputs, pv_w)
+        if caps is not None and pv_w is None:
+            pv_w = pv_interval_w(site, params, inputs, caps.pv_w)
+        self.data = bound_data(site, params, inputs, pv_w, caps)
+        #: The PV available without the signals' caps [W] (what the trace shows).
+        self._pv_avail_w = (
+            self.data.pv_avail_w[0] if caps is None else pv_interval_w(site, params, inputs)[1]
+        )
+        #: Steps where a signal caps the export.
+        self._capped = (
+            np.isfinite(caps.export_w) if caps is not None else np.zeros(self.data.steps, bool)
+        )
         lp = build_lp(self.data)
         self._close_slacks(lp)
         self.lp = lp
@@ -209,11 +243,18 @@ class Bound:
     def _close_slacks(self, lp: _Lp) -> None:
         """Unserved and spilled power cannot occur without grid limits: their columns get an
         upper bound of 0; dry-cooler heat and unmet heat get finite ones (the waste heat, the
-        heat demand), so that every column is boxed and the dual bound is finite."""
+        heat demand), so that every column is boxed and the dual bound is finite.
+
+        Where a signal caps the export, the PV that cannot be curtailed (each inverter's
+        minimum) may have nowhere to go but out: up to that much may be spilled at no cost
+        in those steps. That only widens what the bound allows (an operation that exports
+        it above the cap pays or earns the export price instead), so it stays a bound and
+        stays feasible."""
         d = self.data
+        spill = np.where(self._capped, d.pv_min_w[0], 0.0) * KW
         upper = dict(
             el_unserved=np.zeros(d.steps),
-            el_spilled=np.zeros(d.steps),
+            el_spilled=spill,
             dry_th=d.waste_heat_w * KW,
             heat_unmet=d.heat_demand_w * KW,
         )
@@ -222,6 +263,8 @@ class Bound:
             idx = lp.blocks[name]
             part = int(np.searchsorted(offsets, idx.ravel()[0], side="right") - 1)
             lp.upper[part] = np.asarray(value, dtype=float).copy()
+            if name == "el_spilled":
+                lp.cost[part] = np.zeros(d.steps)
 
     def solve(self, end_soc_wh: F64, end_store_wh: float) -> BoundSolve:
         """Least cost over the chain ending with ``end_soc_wh`` in the batteries [Wh, per
@@ -284,12 +327,14 @@ class Bound:
         ch, dis = v("bat_ch").T, v("bat_dis").T
         trace.bat_w, trace.bat_ch_w = dis - ch, ch.copy()
         trace.bat_soc_wh = v("bat_soc").T
-        pv = v("pv")[0]
+        # What was spilled (only under an export cap, :meth:`_close_slacks`) counts as PV
+        # curtailed below the minimum, so that the trace balances.
+        pv = v("pv")[0] - v("el_spilled")
         share = np.divide(p.pv_rated_w, p.pv_rated_w.sum()) if p.pv_rated_w.size else p.pv_rated_w
         trace.pv_w = pv[:, None] * share[None, :]
         o = trace.out
         hp, dry = v("hp_el"), v("dry_th")
-        o[:, k.O_PV], o[:, k.O_PV_AVAIL], o[:, k.O_LOAD] = pv, d.pv_avail_w[0], d.load_w
+        o[:, k.O_PV], o[:, k.O_PV_AVAIL], o[:, k.O_LOAD] = pv, self._pv_avail_w, d.load_w
         o[:, k.O_BAT] = trace.bat_w.sum(axis=1)
         o[:, k.O_BAT_CH], o[:, k.O_BAT_DIS] = ch.sum(axis=1), dis.sum(axis=1)
         o[:, k.O_SOC] = trace.bat_soc_wh.sum(axis=1)

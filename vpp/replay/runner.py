@@ -50,7 +50,7 @@ from vpp.replay.baselines import (
     STRATEGIES,
     run_oracle,
     run_rule_strategy,
-    signal_limits,
+    signal_caps,
 )
 from vpp.replay.bound import Bound, BoundSolve, pv_interval_w
 from vpp.replay.drive import day_trace, run_controller
@@ -265,10 +265,15 @@ def _add_bound(
     own row (ending where the controller ended), and the shares (:func:`shares`)."""
     site, max_steps = days[0].job.site, days[0].job.options.max_steps
     inputs = _joined(days)
+    # The grid-operator signals every strategy ran under, over the steps they cover whole.
+    caps = signal_caps(site, params, inputs, days[0].job.options.signals, lenient=True)
     # The controller's plant runs a consecutive chain in one stretch, else day by day; the
     # PV interval covers both ways of interpolating inside the quarter hour.
-    whole = pv_interval_w(site, params, inputs)
-    parts = [pv_interval_w(site, params, d.inputs) for d in days]
+    whole = pv_interval_w(site, params, inputs, caps.pv_w)
+    parts, row = [], 0
+    for d in days:
+        parts.append(pv_interval_w(site, params, d.inputs, caps.pv_w[row : row + d.steps]))
+        row += d.steps
     pv = (
         np.minimum(whole[0], np.concatenate([p[0] for p in parts])),
         np.maximum(whole[1], np.concatenate([p[1] for p in parts])),
@@ -280,7 +285,7 @@ def _add_bound(
         first = starts[name]
         key = np.append(first.soc0_wh, first.store0_wh).tobytes()
         if key not in built:
-            built[key] = Bound(site, first, inputs, pv)
+            built[key] = Bound(site, first, inputs, pv, caps)
         end = results[-1].ends[name]
         solves[name] = built[key].solve(end.soc_wh, end.store_wh)
     own = solves[CONTROLLER]
@@ -379,13 +384,15 @@ def _replay_day(
     job, inputs = day.job, day.inputs
     site, opts = job.site, job.options
     starts = _starts(params, start)
-    limits = signal_limits(site, params, inputs, opts.signals)
+    caps = signal_caps(site, params, inputs, opts.signals)
     traces: dict[str, Trace] = {
-        name: run_rule_strategy(name, starts[name], inputs, limits=limits)
+        name: run_rule_strategy(name, starts[name], inputs, limits=caps.limits)
         for name in (NO_CONTROL, SELF_CONSUMPTION)
     }
     oracle_tic = time.perf_counter()
-    traces[ORACLE] = run_oracle(site, starts[ORACLE], inputs, job.raw, planner_for(site))
+    traces[ORACLE] = run_oracle(
+        site, starts[ORACLE], inputs, job.raw, planner_for(site), signals=opts.signals, caps=caps
+    )
     timings = dict(controller_timings)
     timings["oracle_s"] = time.perf_counter() - oracle_tic
     traces[CONTROLLER] = controller

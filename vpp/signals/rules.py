@@ -41,9 +41,13 @@ was not read for this code. What was checked, in public material:
 - The documentation of the Rust ``metering`` crate (docs.rs, ``grid.md``) quotes Anlage 1
   Ziff. 2.4.2: behind one connection all heat pumps together are one controllable consumer
   (of their summed power), all room cooling another; a charging point or battery counts on
-  its own when it alone exceeds 4.2 kW. Behind an EMS this code takes all ``enwg_14a`` heat
-  pumps of the site as one consumer of their summed rating (:func:`heat_pumps_floor_w`) and
-  every battery as one consumer of its own; room cooling is not modelled.
+  its own when it alone exceeds 4.2 kW. The quoted text asks whether the sum over all
+  systems behind the connection exceeds 4.2 kW "je Fallgruppe" (per case group: 2.4.1 b
+  heat pumps, 2.4.1 c room cooling), so the two are separate groups. Behind an EMS this code
+  takes all ``enwg_14a`` heat pumps of the site as one consumer of their summed rating
+  (:func:`heat_pumps_floor_w`), all that the site file declares ``enwg_14a_use =
+  "room_cooling"`` as another (the same floor rule: 4.2 kW, 40 % of the sum above 11 kW)
+  and every battery as one consumer of its own (:func:`consumer_group`).
 - evcc and openWB do not compute the several-device floor: the installer enters the total
   (evcc ``hems`` ``maxPower`` / ``maxconsumptionpower``, openWB "maximale Bezugsleistung"
   from the formula); OpenEMS's ESS §14a controller limits one battery to -4200 W. An EEBus
@@ -165,33 +169,53 @@ def consumption_caps_w(
 
     Direct control: ``limit_w`` is per device, raised to the device's floor. EMS: ``limit_w``
     is the total for all ``devices``, raised to :func:`ems_floor_w` over the consumers (the heat
-    pumps together count as one), and split in proportion to the consumers' floors, a heat
-    pump's share of its group in proportion to its rating (module doc).
+    pumps together count as one, the room cooling as another: :func:`consumer_group`), and
+    split in proportion to the consumers' floors, a group's share over its devices in
+    proportion to their ratings (module doc).
     """
     asked = 0.0 if limit_w is None else limit_w
     if not ems:
         return {d.id: max(asked, device_floor_w(d)) for d in devices}
-    # Behind one EMS all heat pumps together are one consumer of their summed power (Anlage 1
-    # Ziff. 2.4.2, module doc); its share is split over them in proportion to their ratings.
-    pumps = [d for d in devices if d.kind == DeviceKind.HEAT_PUMP]
-    others = [d for d in devices if d.kind != DeviceKind.HEAT_PUMP]
-    floors = [device_floor_w(d) for d in others]
-    if pumps:
-        floors.append(heat_pumps_floor_w(sum(float(d.max_el_w) for d in pumps)))
+    # Behind one EMS all heat pumps together are one consumer of their summed power, and all
+    # room cooling another (Anlage 1 Ziff. 2.4.2, module doc); a group's share is split over
+    # its devices in proportion to their ratings.
+    groups: dict[str, list[Any]] = {}
+    singles: list[Any] = []
+    for d in devices:
+        use = consumer_group(d)
+        if use is None:
+            singles.append(d)
+        else:
+            groups.setdefault(use, []).append(d)
+    floors = [device_floor_w(d) for d in singles]
+    floors += [heat_pumps_floor_w(_rated_w(g)) for g in groups.values()]
     total = max(asked, ems_floor_w(floors))
     weight = sum(floors)
-    caps = {d.id: total * f / weight for d, f in zip(others, floors, strict=False)}
-    if pumps:
-        group = total * floors[-1] / weight
-        rated = sum(float(d.max_el_w) for d in pumps)
-        for d in pumps:
-            caps[d.id] = group * float(d.max_el_w) / rated if rated > 0 else group / len(pumps)
+    caps = {d.id: total * f / weight for d, f in zip(singles, floors, strict=False)}
+    for members, floor in zip(groups.values(), floors[len(singles) :], strict=True):
+        share = total * floor / weight
+        rated = _rated_w(members)
+        for d in members:
+            caps[d.id] = share * float(d.max_el_w) / rated if rated > 0 else share / len(members)
     return caps
 
 
+def consumer_group(device: Any) -> str | None:
+    """The Anlage 1 Ziff. 2.4.2 group ``device`` counts in behind one EMS: ``heating`` for
+    heat pumps, ``room_cooling`` for room cooling; None for a device that counts on its own
+    (a battery)."""
+    if device.kind != DeviceKind.HEAT_PUMP:
+        return None
+    return str(getattr(device, "enwg_14a_use", "heating"))
+
+
+def _rated_w(devices: Sequence[Any]) -> float:
+    return sum(float(d.max_el_w) for d in devices)
+
+
 def heat_pumps_floor_w(total_el_w: float) -> float:
-    """The floor of the heat pumps behind one connection taken as one consumer of
-    ``total_el_w`` [W] (4.2 kW, or 40 % of the sum above 11 kW)."""
+    """The floor of the heat pumps (or of the room cooling) behind one connection taken as
+    one consumer of ``total_el_w`` [W] (4.2 kW, or 40 % of the sum above 11 kW)."""
     if total_el_w > LARGE_HEAT_PUMP_W:
         return max(FLOOR_14A_W, LARGE_HEAT_PUMP_SHARE * total_el_w)
     return FLOOR_14A_W

@@ -103,8 +103,15 @@ class SignalWatch:
     async def poll(self, now: datetime) -> Update:
         results = await asyncio.gather(*(t.poll(now) for t in self.trackers))
         notes = [n for found in results for n in found]
-        resolved = active_bounds(self.site, self.signals, now)
-        before, self.resolved = self.resolved, resolved
+        before = self.resolved
+        active = tuple(s for s in self.signals if s.active(now))
+        if active == before.active:
+            # The same signals resolve to the same bounds: most polls change nothing, and
+            # resolving every device again each poll was most of a replay's time under the
+            # 2025 rules.
+            return Update(before, notes, False, set())
+        resolved = active_bounds(self.site, active, now)
+        self.resolved = resolved
         old = {str(c) for c in before.conflicts}
         notes += [
             Note("warning", "signal_conflict", str(c))

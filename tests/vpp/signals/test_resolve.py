@@ -235,3 +235,48 @@ def test_behind_an_ems_the_heat_pumps_together_are_one_consumer() -> None:
     assert one_by_one > expected
     # One heat pump alone: its own floor, as before.
     assert consumption_caps_w([pumps[0]], None, ems=True)["hp-a"] == pytest.approx(FLOOR_14A_W)
+
+
+def test_behind_an_ems_room_cooling_is_one_consumer_apart_from_the_heat_pumps() -> None:
+    """Anlage 1 Ziff. 2.4.2 counts per case group: two 8 kW room-cooling devices are one
+    consumer of 16 kW (40 %: 6.4 kW), an 8 kW heat pump another (4.2 kW), a battery a third
+    (4.2 kW); the site file declares which device is room cooling."""
+    data = SITE.model_dump(mode="json")
+    hp_id = next(d["id"] for d in data["devices"] if d["kind"] == "heat_pump")
+    for d in data["devices"]:
+        if d["id"] == hp_id:
+            d["enwg_14a_use"] = "room_cooling"
+    declared = parse_site(data, "<cooling>")
+    cooler = declared.heat_pump
+    assert cooler is not None and cooler.enwg_14a_use == "room_cooling"
+    assert SITE.heat_pump is not None and SITE.heat_pump.enwg_14a_use == "heating"
+    coolers = [
+        cooler.model_copy(update={"id": "cool-a", "max_el_w": 8_000.0}),
+        cooler.model_copy(update={"id": "cool-b", "max_el_w": 8_000.0}),
+    ]
+    pump = SITE.heat_pump.model_copy(update={"id": "hp-a", "max_el_w": 8_000.0})
+    battery = next(d for d in SITE.devices if d.kind == "battery")
+    caps = consumption_caps_w([*coolers, pump, battery], None, ems=True)
+    floors = [6_400.0, FLOOR_14A_W, FLOOR_14A_W]
+    expected = 6_400.0 + simultaneity_factor(3) * 2 * FLOOR_14A_W
+    assert ems_floor_w(floors) == pytest.approx(expected)
+    assert sum(caps.values()) == pytest.approx(expected)
+    assert caps["cool-a"] == pytest.approx(caps["cool-b"])
+    assert caps["cool-a"] + caps["cool-b"] == pytest.approx(expected * 6_400.0 / sum(floors))
+    assert caps["hp-a"] == pytest.approx(caps[battery.id])
+    # Taken with the heat pumps as one 24 kW group it would be another figure (9.6 kW and
+    # the battery): the grouping decides.
+    together = 9_600.0 + simultaneity_factor(2) * FLOOR_14A_W
+    assert sum(caps.values()) != pytest.approx(together)
+    # Resolved from the site file: a §14a dim behind an EMS caps the declared room cooling.
+    dim = Signal("box-1", SignalKind.CONSUMPTION, T0, ems=True)
+    resolved = active_bounds(declared, [dim], T0)
+    assert cooler.id in resolved.bounds
+
+
+def test_a_bad_room_cooling_declaration_names_the_field() -> None:
+    data = SITE.model_dump(mode="json")
+    hp = next(d for d in data["devices"] if d["kind"] == "heat_pump")
+    hp["enwg_14a_use"] = "cooling"
+    with pytest.raises(ValueError, match=rf"devices\[{hp['id']}\]\.enwg_14a_use: .*'room_cooling'"):
+        parse_site(data, "<bad>")
