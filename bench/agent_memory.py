@@ -33,8 +33,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: Libraries whose import alone costs tens of MB; the table says which were loaded.
-HEAVY = ("pandas", "numba", "pyomo", "highspy", "lightgbm", "sklearn", "scipy", "aiomqtt",
-         "pydantic", "matplotlib", "pyarrow", "apscheduler", "prometheus_client", "aiohttp")  # fmt: skip
+HEAVY = (
+    "pandas", "numba", "pyomo", "highspy", "lightgbm", "sklearn", "scipy", "aiomqtt",
+    "pydantic", "matplotlib", "pyarrow", "apscheduler", "prometheus_client", "aiohttp",
+)  # fmt: skip
 
 DAY = date(2018, 5, 16)
 START_HOUR = 9.75
@@ -67,9 +69,9 @@ def main() -> None:
     tic = time.perf_counter()
     stage("interpreter", tic)
     tic = time.perf_counter()
-    from vpp.city.sim import replay_agent  # the forkserver of bench/city.py preloads these
-    from vpp.city.agent import CityAgent  # noqa: F401
     from optimizer.planner import Planner  # noqa: F401
+    from vpp.city.agent import CityAgent  # noqa: F401
+    from vpp.city.sim import replay_agent  # the forkserver of bench/city.py preloads these
 
     stage("modules of the agent imported", tic)
     loaded = [m for m in HEAVY if m in sys.modules]
