@@ -14,7 +14,10 @@ is started after the imports, so the imports' own allocations are not in it), an
 biggest objects the agent holds (plant arrays, plans, snapshots). The baseline in the same
 run is stage 2: the memory every agent pays before it holds one device.
 
-Usage: ``python bench/agent_memory.py [--devices 5000] [--minutes 20] [--top 25]``
+The agent gives large frees back as ``vpp agent`` does (:mod:`vpp.core.memory`); ``--sliding``
+leaves glibc's default, to see what that saves.
+
+Usage: ``python bench/agent_memory.py [--devices 5000] [--minutes 20] [--top 25] [--sliding]``
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=5000)
     ap.add_argument("--minutes", type=int, default=20, help="control after start-up")
     ap.add_argument("--top", type=int, default=25, help="lines of the allocation table")
+    ap.add_argument("--sliding", action="store_true", help="leave glibc's mmap threshold sliding")
     args = ap.parse_args()
     stages: list[tuple[str, float, float, float]] = []
 
@@ -75,6 +79,10 @@ def main() -> None:
 
     stage("modules of the agent imported", tic)
     loaded = [m for m in HEAVY if m in sys.modules]
+    if not args.sliding:
+        from vpp.core.memory import return_large_frees
+
+        return_large_frees()  # as `vpp agent` and the agents of bench/city.py do
 
     from optimizer.synthetic import synthetic_site
     from vpp.replay.data import read_replay_inputs
