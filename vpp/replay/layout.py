@@ -94,23 +94,29 @@ class PlantInputs:
 
 class MinutePv:
     """Available power of each inverter in sub-step ``m`` [W] (:meth:`row`): a row of a
-    stored (sub-steps, inverters) table, or ``profile[m]`` times each inverter's kWp, clipped
-    at its rating, written into one reused row."""
+    stored (sub-steps, inverters) ``table``, or else ``profile[m]`` times each inverter's
+    ``kwp``, clipped at its rating, written into one reused row."""
 
-    def __init__(self, table: F64 | None, profile: F64 | None, kwp: F64 | None,
-                 rated_w: F64) -> None:  # fmt: skip
-        self.table, self.profile, self.kwp, self.rated_w = table, profile, kwp, rated_w
+    def __init__(
+        self, table: F64 | None, profile: F64 | None, kwp: F64 | None, rated_w: F64
+    ) -> None:
+        self.table = table
+        self.profile = np.zeros(0) if profile is None else profile
+        self.kwp = np.zeros(0) if kwp is None else kwp
+        self.rated_w = rated_w
         self._row = np.empty(len(rated_w))
 
     def __len__(self) -> int:
-        return len(self.table) if self.table is not None else len(self.profile)  # type: ignore[arg-type]
+        return len(self.table) if self.table is not None else len(self.profile)
 
     def row(self, m: int) -> F64:
         """Sub-step ``m``'s row; the row of a made profile is valid until the next call."""
         if self.table is not None:
-            return self.table[m]
-        np.multiply(self.profile[m], self.kwp, out=self._row)  # type: ignore[index]
-        return np.clip(self._row, 0.0, self.rated_w, out=self._row)
+            stored: F64 = self.table[m]
+            return stored
+        np.multiply(self.profile[m], self.kwp, out=self._row)
+        np.clip(self._row, 0.0, self.rated_w, out=self._row)
+        return self._row
 
 
 def plant_params(site: Site, state: State | None = None) -> PlantParams:
