@@ -44,6 +44,7 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -63,6 +64,7 @@ from vpp.city.link import LinkConfig
 from vpp.city.pgcluster import PgCluster
 from vpp.city.sim import ReplayAgent, replay_agent
 from vpp.core.clock import floor_quarter
+from vpp.core.memory import return_large_frees
 from vpp.core.site import Site
 from vpp.replay.data import read_replay_inputs
 
@@ -127,20 +129,39 @@ def _stats(ra: ReplayAgent) -> dict:  # type: ignore[type-arg]
         "local_plan_s": ra.ctl.state.planner_seconds_total / max(1, ra.ctl.state.plans_total),
         "published": (links.published_total, links.published_bytes_total) if links else (0, 0),
         "rss": rss_bytes(os.getpid()),
+        **shared_bytes(os.getpid()),
     }
 
 
-def _agent_process(conn: Connection, n_devices: int, name: str, folder: Path,
-                   link: LinkConfig) -> None:  # fmt: skip
-    """One agent in a process of its own, driven over ``conn`` by the benchmark."""
-    asyncio.run(_agent_main(conn, n_devices, name, folder, link))
+def shared_bytes(pid: int) -> dict[str, int]:
+    """PSS (shared pages split among the processes that map them) and USS (pages of this
+    process alone) from /proc/<pid>/smaps_rollup: RSS counts the modules an agent shares
+    with its forkserver siblings in full in every agent."""
+    got = {"pss": 0, "uss": 0}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key == "Pss":
+                got["pss"] = int(rest.split()[0]) * 1024
+            elif key in ("Private_Clean", "Private_Dirty"):
+                got["uss"] += int(rest.split()[0]) * 1024
+    return got
 
 
-async def _agent_main(conn: Connection, n_devices: int, name: str, folder: Path,
-                      link: LinkConfig) -> None:  # fmt: skip
+def _agent_process(conn: Connection, n_devices: int, raw: pd.DataFrame, name: str,
+                   folder: Path, link: LinkConfig) -> None:  # fmt: skip
+    """One agent in a process of its own, driven over ``conn`` by the benchmark. ``raw``:
+    the day's inputs, read once by the main process (reading the year file in every agent
+    left about 50 MB of Parquet reader and Arrow pool in each)."""
+    asyncio.run(_agent_main(conn, n_devices, raw, name, folder, link))
+
+
+async def _agent_main(conn: Connection, n_devices: int, raw: pd.DataFrame, name: str,
+                      folder: Path, link: LinkConfig) -> None:  # fmt: skip
+    return_large_frees()  # as `vpp agent` does
     site = _site(n_devices)
     stop = asyncio.Event()
-    agent = InProcess(site, read_replay_inputs(site, DAY, DAY), name, folder, link, stop)
+    agent = InProcess(site, raw, name, folder, link, stop)
     try:
         while True:
             cmd, arg = await asyncio.to_thread(conn.recv)
@@ -158,11 +179,11 @@ async def _agent_main(conn: Connection, n_devices: int, name: str, folder: Path,
 class InOwnProcess:
     """An agent in a process of its own; the same calls as :class:`InProcess`."""
 
-    def __init__(self, ctx: BaseContext, n_devices: int, name: str, folder: Path,
-                 link: LinkConfig) -> None:  # fmt: skip
+    def __init__(self, ctx: BaseContext, n_devices: int, raw: pd.DataFrame, name: str,
+                 folder: Path, link: LinkConfig) -> None:  # fmt: skip
         self.conn, child = ctx.Pipe()  # type: ignore[attr-defined]
         self.proc = ctx.Process(  # type: ignore[attr-defined]
-            target=_agent_process, args=(child, n_devices, name, folder, link), name=name
+            target=_agent_process, args=(child, n_devices, raw, name, folder, link), name=name
         )
         self.proc.start()
         child.close()
@@ -221,12 +242,12 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path,
 
     stop = asyncio.Event()
     agents: list[InProcess | InOwnProcess] = []
+    raw = read_replay_inputs(site, DAY, DAY)
     if processes:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["vpp.city.sim", "vpp.city.agent", "optimizer.planner"])
-        agents = [InOwnProcess(ctx, n_devices, a, folder, link(a)) for a in names]
+        agents = [InOwnProcess(ctx, n_devices, raw, a, folder, link(a)) for a in names]
     else:
-        raw = read_replay_inputs(site, DAY, DAY)
         agents = [InProcess(site, raw, a, folder, link(a), stop) for a in names]
     export_limit = 0.5 * n_agents * site.grid.export_limit_w
     out: dict = {"processes": processes}  # type: ignore[type-arg]
@@ -278,7 +299,10 @@ async def city_run(n_agents: int, n_devices: int, quarters: int, folder: Path,
             if processes:
                 out["rss"] = {"coordinator (main process)": rss_bytes(os.getpid()),
                               "agent processes, max": max(st["rss"] for st in stats),
-                              "agent processes, sum": sum(st["rss"] for st in stats)}  # fmt: skip
+                              "agent processes, sum": sum(st["rss"] for st in stats),
+                              "PSS agent processes, max": max(st["pss"] for st in stats),
+                              "USS (private) agent processes, max":
+                                  max(st["uss"] for st in stats)}  # fmt: skip
             else:
                 out["rss"] = {"agents + coordinator (one process)": rss_bytes(os.getpid())}
             out["rss"]["mosquitto"] = rss_bytes(broker.pid or 0)
@@ -401,7 +425,9 @@ def main() -> None:
     s2.add_row("agents' start (first poll, own plan, dispatch), wall",
                f"{r['start_s']:.1f} s")  # fmt: skip
     for name, rss in r["rss"].items():
-        s2.add_row(f"RSS {name}", f"{rss / 1e6:.0f} MB")
+        s2.add_row(
+            name if name.startswith(("PSS", "USS")) else f"RSS {name}", f"{rss / 1e6:.0f} MB"
+        )
     solve, status = big_city(args.big_agents, args.big_devices)
     s2.add_row(f"city plan, {args.big_agents} x {args.big_devices:,} devices (units only)",
                f"{solve:.2f} s ({status})")  # fmt: skip

@@ -30,6 +30,7 @@ from vpp.city.outbox import Outbox
 from vpp.city.pgcluster import PgCluster
 from vpp.control.controller import Controller
 from vpp.control.runner import install_signal_handlers
+from vpp.core.memory import return_large_frees
 from vpp.core.site import Site
 
 log = logging.getLogger("vpp.city")
@@ -60,6 +61,7 @@ async def run_agent(
     """``vpp run`` with the city link (see :mod:`vpp.city.agent`)."""
     from vpp.app import run
 
+    return_large_frees()  # the planner's per-device temporaries go back after each plan
     stop = asyncio.Event()
     outbox = Outbox(outbox_path, outbox_max_bytes)
     tasks: list[asyncio.Task[None]] = []

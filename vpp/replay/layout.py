@@ -78,8 +78,45 @@ class PlantInputs:
         profile = within_quarter(self.pv_w_per_kwp, per)
         return np.clip(np.outer(profile, self.pv_peak_w / 1000.0), 0.0, rated_w[None, :])
 
+    def minute_pv_rows(self, rated_w: F64, per: int) -> MinutePv:
+        """What :meth:`minute_pv_w` returns, one sub-step at a time: the minute process's
+        rows as they are, or each row of the interpolated profile made when asked (the
+        same values, bit for bit), so that a plant of thousands of inverters does not hold
+        a (steps * per, inverters) table it reads one row of per sub-step."""
+        if self.pv_minute_w is not None:
+            return MinutePv(self.minute_pv_w(rated_w, per), None, None, rated_w)
+        profile = within_quarter(self.pv_w_per_kwp, per)
+        return MinutePv(None, profile, self.pv_peak_w / 1000.0, rated_w)
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.inp, index=self.index, columns=list(k.INPUT_COLUMNS))
+
+
+class MinutePv:
+    """Available power of each inverter in sub-step ``m`` [W] (:meth:`row`): a row of a
+    stored (sub-steps, inverters) ``table``, or else ``profile[m]`` times each inverter's
+    ``kwp``, clipped at its rating, written into one reused row."""
+
+    def __init__(
+        self, table: F64 | None, profile: F64 | None, kwp: F64 | None, rated_w: F64
+    ) -> None:
+        self.table = table
+        self.profile = np.zeros(0) if profile is None else profile
+        self.kwp = np.zeros(0) if kwp is None else kwp
+        self.rated_w = rated_w
+        self._row = np.empty(len(rated_w))
+
+    def __len__(self) -> int:
+        return len(self.table) if self.table is not None else len(self.profile)
+
+    def row(self, m: int) -> F64:
+        """Sub-step ``m``'s row; the row of a made profile is valid until the next call."""
+        if self.table is not None:
+            stored: F64 = self.table[m]
+            return stored
+        np.multiply(self.profile[m], self.kwp, out=self._row)
+        np.clip(self._row, 0.0, self.rated_w, out=self._row)
+        return self._row
 
 
 def plant_params(site: Site, state: State | None = None) -> PlantParams:

@@ -81,7 +81,7 @@ class ReplayPlant:
         self.quarters = len(inputs.index)
         n_bat, n_pv = len(params.battery_ids), len(params.pv_ids)
         self.trace = Trace.empty(inputs.index, n_bat, n_pv, True)
-        self._pv_avail = inputs.minute_pv_w(params.pv_rated_w, PER_QUARTER)
+        self._pv_avail = inputs.minute_pv_rows(params.pv_rated_w, PER_QUARTER)
         self._load = within_quarter(inputs.inp[:, k.I_LOAD], PER_QUARTER)
         self._demand = within_quarter(inputs.inp[:, k.I_DEMAND], PER_QUARTER)
         #: The store's standing loss of the current quarter hour [Wh], taken in its first minute.
@@ -155,7 +155,7 @@ class ReplayPlant:
         loss = self._loss_wh if part == 0 else 0.0
         k.heat_flows(self._heat_min, inp, float(hp), self.store, self.store[0] - loss, out)
         k.electric_step(
-            p.bat, p.pv_rated_w, self._heat_min, self._pv_avail[m], inp, self.bat_set,
+            p.bat, p.pv_rated_w, self._heat_min, self._pv_avail.row(m), inp, self.bat_set,
             self.pv_limit_w, self.soc, self._bat_w, self._pv_w, out,
         )  # fmt: skip
         share = 1.0 / PER_QUARTER
