@@ -19,7 +19,13 @@ stored energy at the end is the same for both; a day inside a chain is not: ``st
 gives the day's change of stored energy (batteries and heat store, MWh) of the controller
 less the bound's, the energy moved from one day to the next.
 
-Usage: ``python bench/regret_causes.py REPORT_DIR [--config config/demo.toml]``
+``--progress CSV`` instead reads the day rows that ``bench/replay_year.py --progress CSV``
+appends as chains finish (a run still going, or cut short) and prints each strategy's
+costs and regrets over the days there, and the controller's shares of the bound's savings
+(over whole chains exact, as in the benchmark), in total and per month.
+
+Usage: ``python bench/regret_causes.py REPORT_DIR [--config config/demo.toml]`` or
+``python bench/regret_causes.py --progress CSV``
 """
 
 from __future__ import annotations
@@ -106,11 +112,34 @@ def _stored_change(steps: pd.DataFrame, strategy: str) -> pd.Series:
     return g.last() - g.first()
 
 
+def progress_shares(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per month and in total: days, costs and regrets [EUR] of the strategies, and the
+    controller's shares of the bound's savings over no control and self-consumption [%]."""
+    rows = rows.assign(month=rows["day"].str[:7])
+    regret = rows.pivot_table(index="month", columns="strategy", values="regret_eur", aggfunc="sum")
+    cost = rows.pivot_table(index="month", columns="strategy", values="cost_eur", aggfunc="sum")
+    days = rows[rows["strategy"] == "controller"].groupby("month").size()
+    regret.loc["total"], cost.loc["total"], days.loc["total"] = regret.sum(), cost.sum(), days.sum()
+    out = pd.DataFrame({"days": days})
+    for name in ("no_control", "self_consumption", "controller"):
+        out[f"{name}_cost"] = cost[name]
+        out[f"{name}_regret"] = regret[name]
+    out["bound_cost"] = cost["bound"]
+    for ref in ("no_control", "self_consumption"):
+        out[f"share_vs_{ref}_pct"] = 100.0 * (1.0 - regret["controller"] / regret[ref])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=Path)
+    parser.add_argument("report", type=Path, nargs="?")
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.toml")
+    parser.add_argument("--progress", type=Path, default=None)
     args = parser.parse_args()
+    if args.progress is not None:
+        shares = progress_shares(pd.read_csv(args.progress))
+        Console().print(shares.to_string(float_format=lambda x: f"{x:,.1f}"))
+        return
     site = read_site(args.config)
     days = day_causes(args.report, site)
     console = Console()
