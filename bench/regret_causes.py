@@ -112,22 +112,56 @@ def _stored_change(steps: pd.DataFrame, strategy: str) -> pd.Series:
     return g.last() - g.first()
 
 
+#: Columns of the KPI rows whose difference, controller less bound, the progress table shows.
+COMPONENTS = {
+    "import_cost_eur": "d import EUR",
+    "export_revenue_eur": "d export EUR",
+    "gas_cost_eur": "d gas EUR",
+    "co2_cost_eur": "d CO2 EUR",
+    "wear_cost_eur": "d wear EUR",
+    "boiler_heat_mwh": "d boiler MWh",
+    "waste_heat_used_mwh": "d waste heat MWh",
+    "pv_curtailed_mwh": "d curtailed MWh",
+    "battery_discharged_mwh": "d bat. out MWh",
+}
+
+
 def progress_shares(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per month and in total: days, costs and regrets [EUR] of the strategies, and the
-    controller's shares of the bound's savings over no control and self-consumption [%]."""
+    """Per month and in total: days, costs and regrets [EUR] of the strategies, the
+    controller's shares of the bound's savings over no control and self-consumption [%], and
+    the controller's cost components and flows less the bound's (:data:`COMPONENTS`)."""
     rows = rows.assign(month=rows["day"].str[:7])
-    regret = rows.pivot_table(index="month", columns="strategy", values="regret_eur", aggfunc="sum")
-    cost = rows.pivot_table(index="month", columns="strategy", values="cost_eur", aggfunc="sum")
+
+    def per_month(column: str) -> pd.DataFrame:
+        table = rows.pivot_table(index="month", columns="strategy", values=column, aggfunc="sum")
+        table.loc["total"] = table.sum()
+        return table
+
+    regret, cost = per_month("regret_eur"), per_month("cost_eur")
     days = rows[rows["strategy"] == "controller"].groupby("month").size()
-    regret.loc["total"], cost.loc["total"], days.loc["total"] = regret.sum(), cost.sum(), days.sum()
+    days.loc["total"] = days.sum()
     out = pd.DataFrame({"days": days})
     for name in ("no_control", "self_consumption", "controller"):
-        out[f"{name}_cost"] = cost[name]
-        out[f"{name}_regret"] = regret[name]
-    out["bound_cost"] = cost["bound"]
+        out[f"{name} cost"] = cost[name]
+        out[f"{name} regret"] = regret[name]
+    out["bound cost"] = cost["bound"]
     for ref in ("no_control", "self_consumption"):
-        out[f"share_vs_{ref}_pct"] = 100.0 * (1.0 - regret["controller"] / regret[ref])
+        out[f"share vs {ref} %"] = 100.0 * (1.0 - regret["controller"] / regret[ref])
+    for column, label in COMPONENTS.items():
+        table = per_month(column)
+        out[label] = table["controller"] - table["bound"]
     return out
+
+
+def _print_frame(frame: pd.DataFrame, title: str) -> None:
+    """``frame`` transposed (one column per row of it), as a table."""
+    table = Table(title=title)
+    table.add_column("")
+    for name in frame.index:
+        table.add_column(str(name), justify="right")
+    for column in frame.columns:
+        table.add_row(column, *(f"{v:,.1f}" for v in frame[column]))
+    Console().print(table)
 
 
 def main() -> None:
@@ -138,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.progress is not None:
         shares = progress_shares(pd.read_csv(args.progress))
-        Console().print(shares.to_string(float_format=lambda x: f"{x:,.1f}"))
+        _print_frame(shares, f"days replayed so far ({args.progress})")
         return
     site = read_site(args.config)
     days = day_causes(args.report, site)
