@@ -32,7 +32,11 @@ seed): the controller's polls see PV move inside the quarter hour (``--no-clouds
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
 [--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--week-starts DATE,DATE]
-[--forecaster rules|learned] [--out DIR]``
+[--forecaster rules|learned] [--out DIR] [--progress CSV]``
+
+``--progress CSV`` appends every day's KPI rows to ``CSV`` as its chain finishes, so a run
+cut short still leaves the chains it finished (``bench/regret_causes.py --progress CSV``
+sums them).
 
 ``--forecaster`` overrides the site file's ``[forecast] method`` (``learned``: the quantile
 forecasts of :mod:`vpp.learned`, refitted once a day on the 28 days before it).
@@ -43,6 +47,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -79,13 +84,32 @@ def sample_days(weeks: int | None) -> list[date]:
 
 
 def timed(
-    site: Site, data: pd.DataFrame, days: list[date], workers: int, options: ReplayOptions
+    site: Site,
+    data: pd.DataFrame,
+    days: list[date],
+    workers: int,
+    options: ReplayOptions,
+    progress: Path | None = None,
 ) -> tuple[list[DayResult], float]:
-    """Replay ``days`` on ``workers`` processes; results and wall time [s]."""
+    """Replay ``days`` on ``workers`` processes; results and wall time [s]. With
+    ``progress``, each day's KPI rows are appended to that CSV as its chain finishes."""
     jobs = make_jobs(site, data, days, options)
     tic = time.perf_counter()
-    results = run_jobs(jobs, workers=workers)
+    on_day = None if progress is None else _appender(progress)
+    results = run_jobs(jobs, workers=workers, on_day=on_day)
     return results, time.perf_counter() - tic
+
+
+def _appender(path: Path) -> Callable[[DayResult], None]:
+    """A callback that appends a finished day's KPI rows (no totals) to the CSV ``path``."""
+    path.unlink(missing_ok=True)
+
+    def append(result: DayResult) -> None:
+        table = day_table([(result.day.isoformat(), result.kpis)])
+        rows = table[table["day"] != "total"]
+        rows.to_csv(path, mode="a", header=not path.exists(), index=False, float_format="%.9g")
+
+    return append
 
 
 def day_rows(result: DayResult, wall_s: float) -> list[tuple[str, str, str]]:
@@ -137,6 +161,12 @@ def main() -> None:
     parser.add_argument("--scaling-days", type=int, default=6)
     parser.add_argument("--skip-day", action="store_true", help="no one-day timing")
     parser.add_argument("--out", type=Path, default=None, help="write the report folder here")
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        help="append each replayed day's KPI rows to this CSV as its chain finishes",
+    )
     parser.add_argument(
         "--world",
         type=int,
@@ -194,7 +224,7 @@ def main() -> None:
     if args.week_starts:
         days = [start + timedelta(days=d) for start in args.week_starts for d in range(7)]
         args.weeks = len(args.week_starts)
-    results, year_wall = timed(site, data, days, args.workers, chained)
+    results, year_wall = timed(site, data, days, args.workers, chained, args.progress)
     what = (
         f"{'year' if len(days) >= 365 else f'{len(days)} days'}, chains of {args.chain_days} days"
         if args.full

@@ -20,12 +20,14 @@ when the store runs empty within it). A heat-pump setpoint corrected within the 
 (:func:`vpp.control.dispatch.correct_heat_pump`) so acts from the next minute on.
 
 A poll reads what the devices would report: each battery's state of charge now, and the last
-minute's mean power of batteries, inverters and grid meter; the heat pump's last minute,
-with the heat the network took then (``network_th_w``, the heat meter at the network's
-feed). A write takes effect from the next minute; the device reads back what it was sent.
-Devices fall back to their own control (batteries idle, PV unlimited, heat pump led by the
-heat demand) when their setpoint is not renewed within ``poll.revert_s``, as the simulated
-and real devices do.
+minute's mean power of batteries, inverters and grid meter; the heat pump's last minute; the
+heat the network takes in the minute of the poll (``network_th_w``, the heat meter at the
+network's feed: the demand does not depend on the plant, so the meter shows it as the
+simulated one of ``vpp run`` does, from the world's minute containing the poll). A write
+takes effect from the next minute; the device reads back what it was sent. Devices fall
+back to their own control (batteries idle, PV unlimited, heat pump led by the heat demand)
+when their setpoint is not renewed within ``poll.revert_s``, as the simulated and real
+devices do.
 
 The quarter hours it has run are kept in :attr:`ReplayPlant.trace` (means of each quarter
 hour, energies at its end), which the KPIs read.
@@ -33,6 +35,7 @@ hour, energies at its end), which the KPIs read.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -108,6 +111,8 @@ class ReplayPlant:
         self._out = np.zeros(k.N_OUT)
         self._inp = np.zeros(len(k.INPUT_COLUMNS))
         self._devices: dict[str, DeviceState] | None = None
+        #: The minute whose heat demand the network's heat meter shows.
+        self._meter_minute = 0
         #: Seconds spent stepping the model.
         self.busy_s = 0.0
         self._takers = {
@@ -129,7 +134,13 @@ class ReplayPlant:
 
     def advance_to(self, when: datetime) -> None:
         """Run every whole sub-step that ends at or before ``when`` (none past the data)."""
-        target = int((when - self.start).total_seconds() // SUBSTEP_S)
+        # The heat meter's minute: the one containing the instant just before ``when``, as
+        # the simulated world of ``vpp run`` picks it (vpp.control.world).
+        seconds = (when - self.start).total_seconds()
+        meter = min(max(math.ceil(seconds / SUBSTEP_S) - 1, 0), len(self._demand) - 1)
+        if meter != self._meter_minute:
+            self._meter_minute, self._devices = meter, None
+        target = int(seconds // SUBSTEP_S)
         target = min(target, self.quarters * PER_QUARTER)
         if target <= self.minute:
             return
@@ -237,7 +248,7 @@ class ReplayPlant:
                 th_power_w=float(out[k.O_HP_TH]) if out is not None else 0.0,
                 source_temp_c=None,
                 supply_temp_c=None,
-                network_th_w=float(out[k.O_DEMAND]) if metered and out is not None else None,
+                network_th_w=float(self._demand[self._meter_minute]) if metered else None,
             ))  # fmt: skip
         dc = self.site.datacentre
         if dc is not None:

@@ -16,6 +16,7 @@ from adapters.snapshot import HeatPumpReading
 from vpp.control.safety import Setpoint
 from vpp.core.site import DeviceKind, Site
 from vpp.data import read_inputs, shipped_inputs
+from vpp.data.minutes import within_quarter
 from vpp.data.world import noisy_world, read_household
 from vpp.replay import plant as k
 from vpp.replay.layout import plant_inputs, plant_params
@@ -97,3 +98,28 @@ def test_polls_read_the_network_heat_minute_by_minute(world: pd.DataFrame) -> No
     running = min(0.4 * hp.max_el_w, waste / (cop - 1.0))
     mean_el = plant.trace.out[1, k.O_HP_EL]
     assert mean_el == pytest.approx(running * 10 / PER_QUARTER, rel=1e-9)
+
+
+def test_the_heat_meter_shows_the_minute_of_the_poll(world: pd.DataFrame) -> None:
+    """Between whole minutes the plant's heat meter shows the demand of the minute the poll
+    falls in, as the simulated meter of ``vpp run`` does (the world's minute containing the
+    poll), not the minute before: the heat correction and the store estimate read the same
+    demand in replay as live."""
+    site = small_site()
+    index = day_index(site, WINTER_DAY)[:2]
+    inputs = plant_inputs(site, world.loc[index])
+    plant = ReplayPlant(site, plant_params(site), inputs)
+    hp = site.heat_pump
+    assert hp is not None
+    minutes = within_quarter(inputs.inp[:, k.I_DEMAND], PER_QUARTER)
+    assert np.ptp(minutes[:PER_QUARTER]) > 0  # the minutes differ, so the test can tell
+    for m in range(PER_QUARTER):
+        for second in (0, 10, 50):
+            at = plant.start + timedelta(minutes=m, seconds=second)
+            plant.advance_to(at)
+            reading = plant.snapshot().devices[hp.id].reading
+            assert isinstance(reading, HeatPumpReading)
+            # A poll on a whole minute still shows the minute that just ended (the first
+            # poll of all: the first minute, the plant has nothing before it).
+            shown = m if second else max(m - 1, 0)
+            assert reading.network_th_w == minutes[shown], (m, second)

@@ -96,11 +96,13 @@ async def _replay(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.mark.timeout(600)
 async def test_live_and_replay_make_the_same_decisions() -> None:
     # Both plants can meter the network's heat demand, but with the meter on both sides the
-    # heat pump's setpoints differ by 10-25 W in most quarter hours of this day and by up to
-    # 4 kW in two, and the planned grid exchange by up to 3.6 kW (not the simulated unit's
-    # ramp: the same with a near-instant one; both use a Carnot efficiency of 0.57; mostly
-    # the store estimate, see docs/replay-world.md). The meter stays off on both sides here;
-    # test_heat_correction_live.py covers it live.
+    # heat pump's setpoints differ by 1-25 W in most quarter hours of this day and by 4 kW in
+    # one, and the planned grid exchange by up to 3.6 kW: the correction's overflow rule
+    # turns each Wh of difference in the store estimate into about 17 W (the room over the
+    # 60 s correction interval, over the COP), the estimate integrates readings that differ
+    # by a few watts (probably the live side's 1 W registers), and the minimum part load
+    # turns a few watts into 0 or 4 kW (docs/replay-world.md). The meter stays off on both
+    # sides here; test_heat_correction_live.py covers it live.
     site = small_site()
     site = site.model_copy(update={"heat": site.heat.model_copy(update={"network_meter": False})})
     live, live_rows = await _live(site)
