@@ -95,34 +95,31 @@ async def get_signals(request: web.Request) -> web.Response:
     return json_response(signals_view(request.app[COORD_KEY]))
 
 
-async def post_signal(request: web.Request) -> web.Response:
-    coord = request.app[COORD_KEY]
-    if (denied := token_refusal(request, request.app.get(TOKEN_KEY), TOKEN_HOW)) is not None:
-        return denied
-    raw = await _body(request)
-    if isinstance(raw, web.Response):
-        return raw
-    author = who(request)
-    try:
-        entry = await coord.add_signal(raw, author)
-    except Exception as exc:  # nothing changed: bad entry, id in use, history gone
-        return _refusal(coord, "signal", exc, author)
-    return json_response({"signal": signal_view(entry, "api", coord)}, 201)
+def _post(kind: type[SignalEntry] | type[SubstationCap]) -> Any:
+    """The handler that adds a signal or a substation cap (201 with its view)."""
+    name = "cap" if kind is SubstationCap else "signal"
 
+    async def handler(request: web.Request) -> web.Response:
+        coord = request.app[COORD_KEY]
+        if (denied := token_refusal(request, request.app.get(TOKEN_KEY), TOKEN_HOW)) is not None:
+            return denied
+        raw = await _body(request)
+        if isinstance(raw, web.Response):
+            return raw
+        author = who(request)
+        add = coord.add_cap if kind is SubstationCap else coord.add_signal
+        try:
+            added = await add(raw, author)
+        except Exception as exc:  # nothing changed: bad entry, id in use, history gone
+            return _refusal(coord, name, exc, author)
+        view = (
+            cap_view(added, coord)
+            if isinstance(added, SubstationCap)
+            else signal_view(added, "api", coord)
+        )
+        return json_response({name: view}, 201)
 
-async def post_cap(request: web.Request) -> web.Response:
-    coord = request.app[COORD_KEY]
-    if (denied := token_refusal(request, request.app.get(TOKEN_KEY), TOKEN_HOW)) is not None:
-        return denied
-    raw = await _body(request)
-    if isinstance(raw, web.Response):
-        return raw
-    author = who(request)
-    try:
-        cap = await coord.add_cap(raw, author)
-    except Exception as exc:
-        return _refusal(coord, "cap", exc, author)
-    return json_response({"cap": cap_view(cap, coord)}, 201)
+    return handler
 
 
 def _delete(kind: type[SignalEntry] | type[SubstationCap]) -> Any:
@@ -157,7 +154,7 @@ def add_routes(app: web.Application, coord: Coordinator, token: str | None) -> N
     if token:
         app[TOKEN_KEY] = token
     app.router.add_get("/api/city/signals", get_signals)
-    app.router.add_post("/api/city/signals", post_signal)
+    app.router.add_post("/api/city/signals", _post(SignalEntry))
     app.router.add_delete("/api/city/signals/{ident}", _delete(SignalEntry))
-    app.router.add_post("/api/city/caps", post_cap)
+    app.router.add_post("/api/city/caps", _post(SubstationCap))
     app.router.add_delete("/api/city/caps/{ident}", _delete(SubstationCap))
