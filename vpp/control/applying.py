@@ -25,19 +25,24 @@ class Applying(Recording):
     """Dispatch, correct, keepalive and every write (a part of
     :class:`~vpp.control.controller.Controller`)."""
 
-    async def dispatch(self) -> None:
-        """Apply the current step of the plan to every online device."""
-        st = self.state
-        setpoints = cycle.step_setpoints(
+    def step_now(self) -> list[Setpoint] | None:
+        """The safe setpoints of the plan's step now (:func:`cycle.step_setpoints` with the
+        caps, signal bounds, the store's estimate and the correction period in force); None
+        when no plan covers the quarter hour. Dispatch and signal re-application share it."""
+        return cycle.step_setpoints(
             self.site,
             self.current_row(),
-            st.snapshot,
+            self.state.snapshot,
             self._caps_in_force(),
             self.clock.now(),
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
-            correction_s=st.correction_every_s(),
+            correction_s=self.state.correction_every_s(),
         )
+
+    async def dispatch(self) -> None:
+        """Apply the current step of the plan to every online device."""
+        setpoints = self.step_now()
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
             return

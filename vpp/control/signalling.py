@@ -4,7 +4,6 @@ write and plan."""
 
 from __future__ import annotations
 
-from vpp.control import cycle
 from vpp.control.applying import Applying
 from vpp.control.tracking import grid_w
 from vpp.signals.compliance import check as check_compliance
@@ -68,12 +67,7 @@ class Signalling(Applying):
     async def _reapply(self, devices: set[str], caps_changed: bool) -> None:
         """The plan's setpoints of ``devices`` for now (all devices when a grid cap changed),
         through :meth:`apply`; without a plan, the active setpoints again (keep-alive)."""
-        st = self.state
-        now = self.clock.now()
-        proposed = cycle.step_setpoints(
-            self.site, self.current_row(), st.snapshot, self._caps_in_force(), now,
-            self._signal_bounds(),
-        )  # fmt: skip
+        proposed = self.step_now()
         if proposed is None:
             await self.keepalive()
             return

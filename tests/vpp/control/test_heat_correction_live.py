@@ -146,3 +146,39 @@ async def test_at_speed_the_correction_holds_the_store_until_the_next_correction
         assert status.ok and status.requested_w < planned_w
         # Until the next correction, 120 s on, the store takes no more than its room.
         assert (cop * status.requested_w - demand_w) * 120.0 / 3600.0 <= room_wh + 1e-6
+
+
+@pytest.mark.timeout(120)
+async def test_a_signal_reapplied_keeps_the_store_from_overflowing() -> None:
+    """When a grid-operator signal changes, the plan's step is written again at once; the
+    heat pump's setpoint then follows the same rule as at dispatch: with the store 20 Wh
+    below full and no demand, the plan's setpoint would overflow it before the next
+    correction, so the re-applied setpoint is lowered (it once ignored the store)."""
+    site = small_site(heat={"store_capacity_wh": 3_000.0})
+    hp = site.heat_pump
+    assert hp is not None and site.run.heat_correction and site.heat.network_meter
+    heard: list[tuple[str, SetpointStatus]] = []
+    async with plant(site, START) as p:
+        world = p.fleet.world
+        assert world is not None
+        p.fleet.world = dataclasses.replace(world, heat_demand_th_w=lambda when: 0.0)
+        p.fleet.step(0)
+        for job in ("poll", "plan", "dispatch"):
+            assert await p.ctl.run_job(job), job
+        row = p.ctl.current_row()
+        assert row is not None
+        planned_w = float(row["heat_pump_el_w"])
+        cop = float(row["heat_pump_cop"])
+        horizon_s = p.ctl.state.correction_every_s()
+        p.ctl.store.energy_wh = site.heat.store_capacity_wh - 20.0
+        # The scenario: at the plan's setpoint the store's last 20 Wh go before the next
+        # correction.
+        assert cop * planned_w * horizon_s / 3600.0 > 20.0, planned_w
+        p.ctl.listener = lambda source, statuses: heard.extend(
+            (source, s) for s in statuses if s.device_id == hp.id
+        )
+        await p.ctl._reapply(set(), caps_changed=True)  # as a changed grid cap does
+        assert [source for source, _ in heard] == ["signals"], heard
+        status = heard[0][1]
+        assert status.ok and status.requested_w < planned_w
+        assert cop * status.requested_w * horizon_s / 3600.0 <= 20.0 + 1e-6
