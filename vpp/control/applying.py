@@ -131,6 +131,7 @@ class Applying(Recording):
                 # The active setpoint is what the device read back; a write that failed
                 # before anything was written leaves the previous one on record.
                 self.state.setpoints[status.device_id] = status
+                self.state.setpoints_revision += 1
         if self.listener is not None:
             self.listener(source, statuses)
         if self.recorder is not None and statuses:

@@ -39,7 +39,19 @@ class Signalling(Applying):
         before = st.grid_signal_compliance
         if not st.grid_signals.active and (before is None or not before.devices):
             st.grid_signal_compliance = check_compliance(None, {}, None)
+            st.grid_signal_compliance_of = None
             return  # nothing to follow (most polls of most sites)
+        # The signals are read every second, the devices every poll (10 s by default):
+        # with the same snapshot, setpoints and signals the finding is the same.
+        of = st.grid_signal_compliance_of
+        if (
+            of is not None
+            and of[0] is st.snapshot
+            and of[1] == st.setpoints_revision
+            and of[2] is st.grid_signals
+        ):
+            return
+        st.grid_signal_compliance_of = (st.snapshot, st.setpoints_revision, st.grid_signals)
         grid = None if st.snapshot is None else grid_w(self.site, st.snapshot)
         held = held_w(self.site, st.setpoints, st.snapshot)
         now = check_compliance(st.grid_signals, held, grid)

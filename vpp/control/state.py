@@ -105,6 +105,8 @@ class ControllerState:
     #: (:meth:`vpp.control.scores.ForecastScores.summary`).
     forecast_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
+    #: Counts changes to ``setpoints`` (what depends on them can tell it is still current).
+    setpoints_revision: int = 0
     caps: list[OperatorCap] = field(default_factory=list)
     jobs: dict[str, JobStats] = field(default_factory=dict)
     sources: dict[str, SourceStatus] = field(default_factory=dict)
@@ -140,6 +142,9 @@ class ControllerState:
     grid_signals: Any = None
     #: Whether the plant follows them (:class:`vpp.signals.compliance.Compliance`).
     grid_signal_compliance: Any = None
+    #: What ``grid_signal_compliance`` was found from: (snapshot, setpoints revision,
+    #: grid signals), compared by identity.
+    grid_signal_compliance_of: tuple[Any, int, Any] | None = None
     #: Each signal source by id: (silent, last time it answered).
     grid_signal_sources: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict)
     #: Conflicts between signals reported since start.

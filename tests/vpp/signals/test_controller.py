@@ -276,6 +276,10 @@ async def test_compliance_and_metrics_follow_what_the_devices_hold(rig: Rig) -> 
         assert sample(registry, "vpp_grid_signal_compliant", device=pv.id) == 1
     assert sample(registry, "vpp_grid_signal_not_compliant_devices") == 0
     assert sample(registry, "vpp_grid_signal_source_silent", source="box-1") == 0
+    # Signals read again with no new poll, write or signal: the finding stands as it was.
+    found = rig.ctl.state.grid_signal_compliance
+    await rig.tick()
+    assert rig.ctl.state.grid_signal_compliance is found
     # An inverter drops its limit behind the controller's back: the next poll shows it.
     tampered = site.pv[0].id
     rig.p.fleet.device(tampered).state.limit_enabled = False
