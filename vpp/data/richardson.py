@@ -222,68 +222,105 @@ def richardson_homes(
     return np.stack(homes)
 
 
-def home_stats(
-    x: F64, day: NDArray[np.int64], quarter: NDArray[np.int64], reference: F64 | None = None
-) -> dict[str, float]:
-    """Figures of one home's quarter-hour power ``x`` [W] (``day``, ``quarter``: its local day
-    and quarter of the day): annual energy [kWh/a], the spread of its daily energies (CV,
-    P10 and P90 over the mean), its mean daily profile (hour of the highest quarter hour, the
-    evening peak 17-22 h over the day's mean, correlation with ``reference``), its quarter-hour
-    variability (CV, mean absolute step over the mean) and its autocorrelation at 1 h."""
-    hours = x.size / 4
-    daily = np.bincount(day, weights=x) / np.maximum(np.bincount(day), 1) * 24 / 1000
-    profile = mean_day(x, quarter)
+#: The 74 measured homes of the HTW Berlin set, hourly means [W], 2010 local time.
+HTW_HOMES_FILE = Path(__file__).resolve().parents[2] / "data" / "households_htw_2010_hourly.parquet"
+
+
+def read_htw_homes(path: Path = HTW_HOMES_FILE) -> F64:
+    """The 74 measured homes, hourly means [W], shape ``(74, 8760)``, 2010 from a Friday."""
+    return pd.read_parquet(path).to_numpy(np.float64).T
+
+
+def hourly(x: F64, day: NDArray[np.int64], quarter: NDArray[np.int64]) -> F64:
+    """Hourly means of quarter-hour power ``x`` by local day and hour."""
+    slot = day * 24 + quarter // 4
+    counts = np.bincount(slot)
+    return (np.bincount(slot, weights=x) / np.maximum(counts, 1))[counts > 0]
+
+
+def home_stats(x: F64, per_day: int, reference: F64 | None = None) -> dict[str, float]:
+    """Figures of one home's power ``x`` [W], ``per_day`` values a day from midnight: annual
+    energy [kWh], the spread of its daily energies (CV; P10, P90 over the mean), its mean day
+    (hour of its highest value, the evening peak 17-22 h over the day's mean, correlation with
+    ``reference``, a mean day of the same length), its variability (CV, mean absolute step over
+    the mean) and its autocorrelation at 1 h and at 24 h."""
+    days = x.size // per_day
+    table = x[: days * per_day].reshape(days, per_day)
+    daily = table.mean(axis=1)
+    profile = table.mean(axis=0)
+    per_hour = per_day // 24
     out = {
-        "kwh_a": float(x.mean() * 8760 / 1000) if hours else 0.0,
+        "kwh_a": float(x.mean() * 8760 / 1000),
         "daily_cv": float(daily.std() / daily.mean()),
         "daily_p10": float(np.quantile(daily, 0.1) / daily.mean()),
         "daily_p90": float(np.quantile(daily, 0.9) / daily.mean()),
-        "peak_hour": float(np.argmax(profile) / 4),
-        "evening_peak": float(profile[68:88].max() / profile.mean()),
-        "qh_cv": float(x.std() / x.mean()),
-        "qh_step": float(np.abs(np.diff(x)).mean() / x.mean()),
-        "acf_1h": float(np.corrcoef(x[:-4], x[4:])[0, 1]),
+        "peak_hour": float(np.argmax(profile) / per_hour),
+        "evening_peak": float(profile[17 * per_hour : 22 * per_hour].max() / profile.mean()),
+        "cv": float(x.std() / x.mean()),
+        "step": float(np.abs(np.diff(x)).mean() / x.mean()),
+        "acf_1h": float(np.corrcoef(x[:-per_hour], x[per_hour:])[0, 1]),
+        "acf_24h": float(np.corrcoef(x[: -24 * per_hour], x[24 * per_hour :])[0, 1]),
     }
     if reference is not None:
         out["profile_corr"] = float(np.corrcoef(profile, reference)[0, 1])
     return out
 
 
-def mean_day(x: F64, quarter: NDArray[np.int64]) -> F64:
-    """Mean over the days of ``x`` per local quarter of the day (96 values)."""
-    counts = np.bincount(quarter, minlength=PER_DAY)
-    return np.bincount(quarter, weights=x, minlength=PER_DAY) / np.maximum(counts, 1)
+ROWS = (
+    ("annual energy [kWh]", "kwh_a", "{:.0f}"),
+    ("daily energy: CV over the days", "daily_cv", "{:.2f}"),
+    ("daily energy: P10 / mean", "daily_p10", "{:.2f}"),
+    ("daily energy: P90 / mean", "daily_p90", "{:.2f}"),
+    ("mean day: correlation with the 74 homes' mean day", "profile_corr", "{:.2f}"),
+    ("mean day: hour of the highest value", "peak_hour", "{:.1f}"),
+    ("mean day: evening peak (17-22 h) / mean", "evening_peak", "{:.2f}"),
+    ("CV of the values", "cv", "{:.2f}"),
+    ("mean absolute step / mean", "step", "{:.2f}"),
+    ("autocorrelation at 1 h", "acf_1h", "{:.2f}"),
+    ("autocorrelation at 24 h", "acf_24h", "{:.2f}"),
+)
+
+
+def _spread(stats: list[dict[str, float]], key: str, fmt: str) -> str:
+    q10, q50, q90 = np.quantile([s[key] for s in stats], [0.1, 0.5, 0.9])
+    return f"{fmt.format(q50)} ({fmt.format(q10)}-{fmt.format(q90)})"
 
 
 def _check(seed: int, distinct: int, count: int, workers: int) -> None:
     from vpp.data import read_inputs, shipped_inputs
-    from vpp.data.world import HOUSEHOLD_FILE, htw_homes, read_household, richardson_pool_homes
+    from vpp.data.world import htw_homes, read_household, richardson_pool_homes
 
     tz = "Europe/Berlin"
     base = read_inputs(shipped_inputs(2018))
     index = pd.DatetimeIndex(base.index)
     day, quarter = local_days(index, tz)
-    real = read_household(HOUSEHOLD_FILE)
-    real_day = np.arange(real.size) // PER_DAY
-    real_quarter = np.arange(real.size) % PER_DAY
-    real_profile = mean_day(real, real_quarter)
-    measured = home_stats(real, real_day, real_quarter, real_profile)
-
+    real = read_htw_homes()
+    real_day = real.mean(axis=0)[: 364 * 24].reshape(364, 24).mean(axis=0)
     started = time.perf_counter()
     pool = richardson_homes(
         base["ghi_w_per_m2"].to_numpy(float), index, distinct, seed, tz, workers
     )
     took = time.perf_counter() - started
-    sets: dict[str, tuple[list[dict[str, float]], F64]] = {}
-    for name, homes in (
-        ("htw", htw_homes(np.random.default_rng(seed), real, index, count, tz)),
-        ("richardson", richardson_pool_homes(np.random.default_rng(seed), pool, index, count, tz)),
-    ):
-        stats, total = [], np.zeros(len(index))
-        for x in homes:
-            stats.append(home_stats(x, day, quarter, real_profile))
+    worlds = {
+        "htw": htw_homes(np.random.default_rng(seed), read_household(), index, count, tz),
+        "richardson": richardson_pool_homes(np.random.default_rng(seed), pool, index, count, tz),
+    }
+    hourly_stats: dict[str, list[dict[str, float]]] = {}
+    quarter_stats: dict[str, list[dict[str, float]]] = {}
+    totals: dict[str, F64] = {}
+    first74: dict[str, F64] = {}
+    for name, homes in worlds.items():
+        hourly_stats[name], quarter_stats[name] = [], []
+        total = np.zeros(len(index))
+        for i, x in enumerate(homes):
+            h = hourly(x, day, quarter)
+            hourly_stats[name].append(home_stats(h, 24, real_day))
+            quarter_stats[name].append(home_stats(x, PER_DAY))
             total += x
-        sets[name] = (stats, total)
+            if i == real.shape[0] - 1:
+                first74[name] = hourly(total, day, quarter)
+        totals[name] = total
+    measured = [home_stats(x, 24, real_day) for x in real]
 
     print(
         f"Richardson pool: {distinct} homes x {pool.shape[1]} days in {took:.0f} s "
@@ -292,39 +329,54 @@ def _check(seed: int, distinct: int, count: int, workers: int) -> None:
     )
     print()
     print(
-        f"| per home ({count} homes; median, P10-P90) | measured HTW household | "
-        f"resampled HTW homes | Richardson homes ({distinct} simulated) |"
+        f"| one home, hourly means (median, P10-P90) | 74 measured HTW homes (2010) | "
+        f"resampled HTW homes ({count}) | Richardson homes ({count} from {distinct}) |"
     )
     print("|---|---|---|---|")
-    rows = (
-        ("annual energy [kWh]", "kwh_a", "{:.0f}"),
-        ("daily energy: CV over the days", "daily_cv", "{:.2f}"),
-        ("daily energy: P10 / mean", "daily_p10", "{:.2f}"),
-        ("daily energy: P90 / mean", "daily_p90", "{:.2f}"),
-        ("mean day: correlation with the measured one", "profile_corr", "{:.2f}"),
-        ("mean day: hour of the highest quarter hour", "peak_hour", "{:.2f}"),
-        ("mean day: evening peak (17-22 h) / mean", "evening_peak", "{:.2f}"),
-        ("quarter hours: CV", "qh_cv", "{:.2f}"),
-        ("quarter hours: mean absolute step / mean", "qh_step", "{:.2f}"),
-        ("autocorrelation at 1 h", "acf_1h", "{:.2f}"),
-    )
-    for label, key, fmt in rows:
-        cells = [fmt.format(measured[key])]
-        for name in ("htw", "richardson"):
-            v = np.array([s[key] for s in sets[name][0]])
-            q10, q50, q90 = np.quantile(v, [0.1, 0.5, 0.9])
-            cells.append(f"{fmt.format(q50)} ({fmt.format(q10)}-{fmt.format(q90)})")
+    for label, key, fmt in ROWS:
+        cells = [_spread(s, key, fmt) for s in (measured, *hourly_stats.values())]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+    print("| one home, quarter-hour means | resampled HTW homes | Richardson homes |")
+    print("|---|---|---|")
+    for label, key, fmt in ROWS[7:]:
+        cells = [_spread(s, key, fmt) for s in quarter_stats.values()]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
     h25 = base["load_w_per_mwh_a"].to_numpy(float)
-    h25_day = mean_day(h25, quarter)
+    h25_hourly = hourly(h25, day, quarter)
+    measured_sum = real.sum(axis=0)
     print()
     print(
-        f"| aggregate of {count} homes, scaled to H25's energy | BDEW H25 | "
+        "| sum of 74 homes, hourly | BDEW H25 (2018) | 74 measured HTW homes (2010) | "
+        "74 resampled HTW homes | 74 Richardson homes |"
+    )
+    print("|---|---|---|---|---|")
+    sums = [h25_hourly, measured_sum, first74["htw"], first74["richardson"]]
+    months_2018 = index.tz_convert(tz).month.to_numpy()[::4][: len(h25_hourly)]
+    months_2010 = pd.date_range("2010-01-01", periods=8760, freq="h").month.to_numpy()
+
+    def winter_summer(x: F64, months: NDArray[np.int64]) -> float:
+        return float(x[np.isin(months, (12, 1))].mean() / x[np.isin(months, (6, 7))].mean())
+
+    agg = [home_stats(x, 24, real_day) for x in sums]
+    for label, key, fmt in ROWS[1:]:
+        print(f"| {label} | " + " | ".join(fmt.format(a[key]) for a in agg) + " |")
+    ratios = [
+        winter_summer(h25_hourly, months_2018),
+        winter_summer(measured_sum, months_2010),
+        winter_summer(first74["htw"], months_2018),
+        winter_summer(first74["richardson"], months_2018),
+    ]
+    print("| mean power Dec+Jan / Jun+Jul | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+
+    print()
+    print(
+        f"| sum of {count} homes, quarter hours, scaled to H25's energy | "
         "resampled HTW homes | Richardson homes |"
     )
-    print("|---|---|---|---|")
-    agg = {k: v[1] * h25.sum() / v[1].sum() for k, v in sets.items()}
+    print("|---|---|---|")
+    scaled = {k: v * h25.sum() / v.sum() for k, v in totals.items()}
     months = index.tz_convert(tz).month.to_numpy()
 
     def month_dev(x: F64) -> float:
@@ -332,37 +384,25 @@ def _check(seed: int, distinct: int, count: int, workers: int) -> None:
         return float(np.abs(m - 1).max())
 
     lines = (
-        ("correlation with H25, quarter hours", lambda x: np.corrcoef(x, h25)[0, 1], "{:.3f}"),
+        ("correlation with H25", lambda x: np.corrcoef(x, h25)[0, 1]),
         (
-            "mean absolute deviation from H25 / mean",
+            "mean absolute deviation from H25 / H25's mean",
             lambda x: np.abs(x - h25).mean() / h25.mean(),
-            "{:.3f}",
         ),
         (
             "mean day: correlation with H25's",
-            lambda x: np.corrcoef(mean_day(x, quarter), h25_day)[0, 1],
-            "{:.3f}",
+            lambda x: np.corrcoef(mean_day(x, quarter), mean_day(h25, quarter))[0, 1],
         ),
-        ("largest monthly energy off H25's", month_dev, "{:.3f}"),
-        (
-            "mean day: evening peak (17-22 h) / mean",
-            lambda x: mean_day(x, quarter)[68:88].max() / mean_day(x, quarter).mean(),
-            "{:.2f}",
-        ),
-        (
-            "daily energy: CV over the days",
-            lambda x: home_stats(x, day, quarter)["daily_cv"],
-            "{:.3f}",
-        ),
-        (
-            "quarter hours: mean absolute step / mean",
-            lambda x: np.abs(np.diff(x)).mean() / x.mean(),
-            "{:.3f}",
-        ),
+        ("largest monthly energy off H25's (fraction)", month_dev),
     )
-    for label, fn, fmt in lines:
-        cells = [fmt.format(float(fn(h25)))] + [fmt.format(float(fn(agg[k]))) for k in agg]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    for label, fn in lines:
+        print(f"| {label} | " + " | ".join(f"{float(fn(x)):.3f}" for x in scaled.values()) + " |")
+
+
+def mean_day(x: F64, quarter: NDArray[np.int64]) -> F64:
+    """Mean over the days of ``x`` per local quarter of the day (96 values)."""
+    counts = np.bincount(quarter, minlength=PER_DAY)
+    return np.bincount(quarter, weights=x, minlength=PER_DAY) / np.maximum(counts, 1)
 
 
 def main(argv: list[str] | None = None) -> None:
