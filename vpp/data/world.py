@@ -165,8 +165,9 @@ def noisy_world(
 
     ``model``: the homes, ``htw`` (resampled from the measured ``household_w``) or
     ``richardson`` (resampled from ``distinct`` homes of the Richardson model, simulated on
-    ``base``'s days and irradiance with ``workers`` processes; ``household_w`` unused). Both
-    draw the same numbers for heat, IT load and PV: for a seed only the load differs.
+    ``base``'s days and irradiance with ``workers`` processes; ``household_w`` unused). Over
+    a whole year (or any table ending in winter time) both draw the same numbers for heat, IT
+    load and PV: for a seed only the load differs.
     """
     if model not in HOUSEHOLD_MODELS:
         raise ValueError(f"households model: one of {', '.join(HOUSEHOLD_MODELS)}, got {model!r}")
