@@ -12,7 +12,12 @@ year file in which (see docs/replay-world.md for the figures it is checked again
   year of a real household from the HTW Berlin profiles, 4,675 kWh): every home takes each
   of its days from the same weekday of one of the five nearest weeks (so the season and the
   weekday stay), moved by a home-specific offset of up to an hour either way, and scaled by a
-  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year;
+  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year. (That
+  file's quarter hours are hourly means of 18-19 of the 74 HTW homes, not one home's: see
+  data/README.md; its homes are much smoother than a real home.) With ``model="richardson"``
+  (``--households-model richardson``) the homes are resampled the same way, without the
+  extra scale, from a pool of homes of the Richardson model simulated on the table's own
+  days and irradiance (:mod:`vpp.data.richardson`);
 - ``heat_w_per_mwh_a``: the shipped weather-driven profile times ``exp(AR(1))`` (sigma 0.10,
   correlation time 12 h: the heat network's own inertia and the days that are colder or
   warmer than the temperature profile says), less solar gains in proportion to the real
@@ -32,9 +37,11 @@ Prices, CO2, temperatures and irradiance stay the real ones. Everything draws fr
 ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the same file.
 
 Command: ``python -m vpp.data.world --out world_2018.parquet [--base
-data/inputs_2018.parquet] [--seed 2018] [--households 400]`` (about 5 s; the file is 1.7 MB,
-so it is made rather than shipped), then ``vpp replay --data world_2018.parquet ...`` or
-``python bench/replay_year.py --world 2018``.
+data/inputs_2018.parquet] [--seed 2018] [--households 400] [--households-model htw|richardson]
+[--distinct-homes 24] [--workers N]`` (htw: about 5 s; richardson: the pool takes about 25 s
+per simulated home on one core; the file is 1.7 MB, so it is made rather than shipped),
+then ``vpp replay --data world_2018.parquet ...`` or ``python bench/replay_year.py --world
+2018`` (which builds the htw world).
 """
 
 from __future__ import annotations
