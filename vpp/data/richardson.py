@@ -33,14 +33,14 @@ restored afterwards, so a home depends only on ``(seed, home)``: the same seed g
 homes in any order and with any number of worker processes. Not thread-safe (the global
 state): run homes in processes, not threads.
 
-Speed: the model is pure Python, about 0.1 s per home and day on the development machine
-(a household-year about 35 s, at load average 8), so 400 homes would take about four hours.
-The world simulates a pool of ``distinct`` homes (default 24, a quarter of an hour on one
-core) and builds its 400 homes from them as it does from the one measured household: each
-home takes each day from the same weekday of one of the five nearest weeks of its pool home,
-shifted by up to an hour (:mod:`vpp.data.world`).
+Speed: the model is pure Python, about 12 s of CPU per household-year on the development
+machine, so 400 homes would take well over an hour. The world simulates a pool of
+``distinct`` homes (default 24: about 5 min of CPU) and builds its 400 homes from them as it
+does from the one measured household file: each home takes each day from the same weekday
+of one of the five nearest weeks of its pool home, shifted by up to an hour
+(:mod:`vpp.data.world`).
 
-The check against the measured household and the BDEW profile:
+The check against the 74 measured HTW homes and the BDEW H25 profile:
 ``python -m vpp.data.richardson --check [--seed 2018] [--distinct-homes 24]``
 (table in docs/replay-world.md).
 """

@@ -38,8 +38,8 @@ Prices, CO2, temperatures and irradiance stay the real ones. Everything draws fr
 
 Command: ``python -m vpp.data.world --out world_2018.parquet [--base
 data/inputs_2018.parquet] [--seed 2018] [--households 400] [--households-model htw|richardson]
-[--distinct-homes 24] [--workers N]`` (htw: about 5 s; richardson: the pool takes about 25 s
-per simulated home on one core; the file is 1.7 MB, so it is made rather than shipped),
+[--distinct-homes 24] [--workers N]`` (htw: about 5 s; richardson: the pool takes about 12 s of
+CPU per simulated home-year; the file is 1.7 MB, so it is made rather than shipped),
 then ``vpp replay --data world_2018.parquet ...`` or ``python bench/replay_year.py --world
 2018`` (which builds the htw world).
 """
