@@ -101,9 +101,10 @@ def simulate_home(
     weekend: Iterable[bool],
     day_of_year: Iterable[int],
     seed: int,
+    step_min: int = 15,
 ) -> F64:
-    """One home over ``len(weekend)`` local days: quarter-hour mean power [W], shape
-    ``(days, 96)``.
+    """One home over ``len(weekend)`` local days: mean power [W] over steps of ``step_min``
+    minutes (a divisor of 1440), shape ``(days, 1440 // step_min)``.
 
     ``irradiance_w_per_m2``: outdoor global horizontal irradiance per minute of each day
     [W/m^2], shape ``(days, 1440)``; ``weekend``: the day uses the weekend statistics;
@@ -116,6 +117,8 @@ def simulate_home(
     from richardsonpy.classes.occupancy import Occupancy
     from richardsonpy.classes.stochastic_el_load_wrapper import ElectricityProfile
 
+    if step_min < 1 or MINUTES % step_min:
+        raise ValueError(f"step_min: a divisor of 1440, got {step_min}")
     if occupants not in ANNUAL_KWH:
         raise ValueError(f"occupants: 1..5, got {occupants}")
     weekends = [bool(w) for w in weekend]
@@ -142,7 +145,8 @@ def simulate_home(
             str(inputs / "LightBulbs.csv"), index=random.randrange(LIGHT_CONFIGURATIONS)
         )
         profile = ElectricityProfile(appliances, bulbs)
-        out = np.empty((len(weekends), PER_DAY))
+        per_day = MINUTES // step_min
+        out = np.empty((len(weekends), per_day))
         for d, (is_weekend, doy) in enumerate(zip(weekends, days, strict=True)):
             # The chain's next day (Occupancy keeps its last state); pinned version, see
             # pyproject.toml.
@@ -150,7 +154,7 @@ def simulate_home(
             total, _, _ = profile.power_sim(
                 irradiation=irr[d], weekend=is_weekend, day=int(doy), occupancy=active
             )
-            out[d] = np.asarray(total, dtype=np.float64).reshape(PER_DAY, 15).mean(axis=1)
+            out[d] = np.asarray(total, dtype=np.float64).reshape(per_day, step_min).mean(axis=1)
     finally:
         random.setstate(saved)
     return out

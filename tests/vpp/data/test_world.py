@@ -12,12 +12,15 @@ import pytest
 
 from vpp.data import read_inputs
 from vpp.data.richardson import (
+    home_seed,
     home_stats,
     hourly,
     local_days,
+    minute_irradiance,
     occupant_counts,
     read_htw_homes,
     richardson_homes,
+    simulate_home,
 )
 from vpp.data.world import households, noisy_world, read_household
 
@@ -190,3 +193,35 @@ def test_noisy_world_with_richardson_homes(base: pd.DataFrame) -> None:
         noisy_world(winter, read_household(), seed=4, model="h0")
     with pytest.raises(ValueError, match="ghi_w_per_m2"):
         noisy_world(winter.drop(columns="ghi_w_per_m2"), read_household(), 4, model="richardson")
+
+
+def test_quarter_hours_are_minute_means_and_lights_follow_the_sky() -> None:
+    """A home's quarter hours are the means of its minutes (not single minutes); the same
+    home under a dark sky uses more than under a bright one (its lighting: 33-46 % more for
+    homes of 1-3 persons over this week, seed 1)."""
+    weekend, days = [False] * 5 + [True] * 2, list(range(300, 307))
+    dark, bright = np.zeros((7, 1440)), np.full((7, 1440), 1000.0)
+    for n in (1, 2):
+        quarters = simulate_home(n, dark, weekend, days, home_seed(1, n))
+        minutes = simulate_home(n, dark, weekend, days, home_seed(1, n), step_min=1)
+        np.testing.assert_allclose(minutes.reshape(7, 96, 15).mean(axis=2), quarters)
+        lit = simulate_home(n, bright, weekend, days, home_seed(1, n))
+        assert quarters.mean() > 1.15 * lit.mean(), (n, quarters.mean(), lit.mean())
+    with pytest.raises(ValueError, match="step_min"):
+        simulate_home(1, dark, weekend, days, 1, step_min=7)
+    with pytest.raises(ValueError, match="irradiance_w_per_m2"):
+        simulate_home(1, dark[:6], weekend, days, 1)
+
+
+def test_minute_irradiance_is_the_tables_in_local_time(base: pd.DataFrame) -> None:
+    """Each local minute holds its quarter hour's irradiance; the hour the spring clock change
+    skips (02:00-03:00 local, 25 March 2018) holds the quarter hour before it."""
+    week = base.loc["2018-03-21T23:00Z":"2018-03-28T21:45Z"]  # 22-28 March local
+    ghi = week["ghi_w_per_m2"].to_numpy(float)
+    minutes = minute_irradiance(ghi, pd.DatetimeIndex(week.index), "Europe/Berlin")
+    assert minutes.shape == (7, 1440)
+    series = week["ghi_w_per_m2"]
+    assert minutes[0, 12 * 60 + 7] == series["2018-03-22T11:00Z"]  # 12:07 CET
+    assert minutes[5, 12 * 60 + 7] == series["2018-03-27T10:00Z"]  # 12:07 CEST
+    assert (minutes[3, 120:180] == series["2018-03-25T00:45Z"]).all()  # 01:45 CET held
+    assert minutes[:, : 4 * 60].max() == 0.0  # before 04:00 local it is dark in March
