@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 		{ echo "Python 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,world]'
 	@touch $@
 
 run: $(STAMP)

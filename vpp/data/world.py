@@ -12,7 +12,12 @@ year file in which (see docs/replay-world.md for the figures it is checked again
   year of a real household from the HTW Berlin profiles, 4,675 kWh): every home takes each
   of its days from the same weekday of one of the five nearest weeks (so the season and the
   weekday stay), moved by a home-specific offset of up to an hour either way, and scaled by a
-  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year;
+  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year. (That
+  file's quarter hours are hourly means of 18-19 of the 74 HTW homes, not one home's: see
+  data/README.md; its homes are much smoother than a real home.) With ``model="richardson"``
+  (``--households-model richardson``) the homes are resampled the same way, without the
+  extra scale, from a pool of homes of the Richardson model simulated on the table's own
+  days and irradiance (:mod:`vpp.data.richardson`);
 - ``heat_w_per_mwh_a``: the shipped weather-driven profile times ``exp(AR(1))`` (sigma 0.10,
   correlation time 12 h: the heat network's own inertia and the days that are colder or
   warmer than the temperature profile says), less solar gains in proportion to the real
@@ -32,20 +37,25 @@ Prices, CO2, temperatures and irradiance stay the real ones. Everything draws fr
 ``numpy.random.Generator`` seeded by ``seed``: the same seed gives the same file.
 
 Command: ``python -m vpp.data.world --out world_2018.parquet [--base
-data/inputs_2018.parquet] [--seed 2018] [--households 400]`` (about 5 s; the file is 1.7 MB,
-so it is made rather than shipped), then ``vpp replay --data world_2018.parquet ...`` or
-``python bench/replay_year.py --world 2018``.
+data/inputs_2018.parquet] [--seed 2018] [--households 400] [--households-model htw|richardson]
+[--distinct-homes 24] [--workers N]`` (htw: about 5 s; richardson: the pool takes about 12 s of
+CPU per simulated home-year; the file is 1.7 MB, so it is made rather than shipped),
+then ``vpp replay --data world_2018.parquet ...`` or ``python bench/replay_year.py --world
+2018`` (which builds the htw world).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from vpp.data.richardson import local_days, richardson_homes
 from vpp.data.schema import read_inputs, validate_inputs
 
 F64 = NDArray[np.float64]
@@ -75,45 +85,116 @@ def ar1(rng: np.random.Generator, n: int, sigma: float, tau_h: float) -> F64:
     return out
 
 
+def _resampled(
+    rng: np.random.Generator,
+    pool: list[F64],
+    offset: int,
+    target_day: NDArray[np.int64],
+    quarter: NDArray[np.int64],
+    count: int,
+    scale_sigma: float,
+) -> Iterator[F64]:
+    """``count`` homes, home ``i`` resampled day by day from ``pool[i % len(pool)]`` (each
+    ``(days, 96)``, local days, ``offset`` the pool day with target day 0's weekday): each
+    target day from the same weekday of one of the five nearest weeks, the whole home shifted
+    by up to an hour and scaled by ``lognormal(0, scale_sigma)``."""
+    n_days = int(target_day.max()) + 1
+    for i in range(count):
+        base = pool[i % len(pool)]
+        days = base.shape[0]
+        weeks = rng.integers(-2, 3, n_days)
+        src = offset + np.arange(n_days) + 7 * weeks
+        src = np.where(src < 0, src + 7 * 5, src)
+        src = np.where(src >= days, src - 7 * 5, src)
+        # Pools shorter than seven weeks: fold by whole weeks (no-op for a year's pool).
+        src = np.where(src < 0, src % 7, src)
+        src = np.where(src >= days, src - 7 * ((src - days) // 7 + 1), src)
+        shift = int(rng.integers(-4, 5))
+        scale = float(rng.lognormal(0.0, scale_sigma))
+        flat = base[np.clip(src, 0, days - 1)].ravel()
+        pos = np.clip(target_day * PER_DAY + quarter + shift, 0, flat.size - 1)
+        yield scale * flat[pos]
+
+
+def htw_homes(
+    rng: np.random.Generator, household_w: F64, index: pd.DatetimeIndex, count: int, tz: str
+) -> Iterator[F64]:
+    """``count`` homes resampled from the measured household ``household_w`` (see the module
+    docstring) on ``index`` (UTC quarter hours), W, one array per home."""
+    days = household_w.size // PER_DAY
+    base = household_w[: days * PER_DAY].reshape(days, PER_DAY)
+    local = index.tz_convert(tz)
+    # The source year starts on a Friday; find each target day's source day with its weekday.
+    # (Differences of zone-aware midnights: in summer time one day short, so summer days take
+    # the weekday before; kept so that the worlds of earlier figures stay the same.)
+    target_day = (local.normalize() - local[0].normalize()).days.to_numpy()
+    first_weekday = local[0].weekday()  # Monday = 0
+    offset = (first_weekday - 4) % 7  # source day with the same weekday as target day 0
+    quarter = (local.hour * 4 + local.minute // 15).to_numpy()
+    yield from _resampled(rng, [base], offset, target_day, quarter, count, 0.3)
+
+
 def households(
     rng: np.random.Generator, household_w: F64, index: pd.DatetimeIndex, count: int, tz: str
 ) -> F64:
     """Sum of ``count`` homes resampled from ``household_w`` (see the module docstring) on
     ``index`` (UTC quarter hours), W."""
-    days = household_w.size // PER_DAY
-    base = household_w[: days * PER_DAY].reshape(days, PER_DAY)
-    local = index.tz_convert(tz)
-    # The source year starts on a Friday; find each target day's source day with its weekday.
-    target_day = (local.normalize() - local[0].normalize()).days.to_numpy()
-    first_weekday = local[0].weekday()  # Monday = 0
-    offset = (first_weekday - 4) % 7  # source day with the same weekday as target day 0
-    quarter = (local.hour * 4 + local.minute // 15).to_numpy()
     total = np.zeros(len(index))
-    n_days = int(target_day.max()) + 1
-    for _ in range(count):
-        weeks = rng.integers(-2, 3, n_days)
-        src = offset + np.arange(n_days) + 7 * weeks
-        src = np.where(src < 0, src + 7 * 5, src)
-        src = np.where(src >= days, src - 7 * 5, src)
-        shift = int(rng.integers(-4, 5))
-        scale = float(rng.lognormal(0.0, 0.3))
-        flat = base[src].ravel()
-        pos = np.clip(target_day * PER_DAY + quarter + shift, 0, flat.size - 1)
-        total += scale * flat[pos]
+    for home in htw_homes(rng, household_w, index, count, tz):
+        total += home
     return total
 
 
+def richardson_pool_homes(
+    rng: np.random.Generator, pool: F64, index: pd.DatetimeIndex, count: int, tz: str
+) -> Iterator[F64]:
+    """``count`` homes resampled from the simulated ``pool`` (``(homes, days, 96)`` on the local
+    days of ``index``, :func:`vpp.data.richardson.richardson_homes`), W, one array per home;
+    no extra scale (the model draws each home's size and appliances)."""
+    target_day, quarter = local_days(index, tz)
+    yield from _resampled(rng, list(pool), 0, target_day, quarter, count, 0.0)
+
+
+HOUSEHOLD_MODELS = ("htw", "richardson")
+
+
 def noisy_world(
-    base: pd.DataFrame, household_w: F64, seed: int, count: int = 400, tz: str = "Europe/Berlin"
+    base: pd.DataFrame,
+    household_w: F64,
+    seed: int,
+    count: int = 400,
+    tz: str = "Europe/Berlin",
+    model: str = "htw",
+    distinct: int = 24,
+    workers: int = 1,
 ) -> pd.DataFrame:
-    """The year ``base`` (input schema) with stochastic load, heat, IT load and local PV."""
+    """The year ``base`` (input schema) with stochastic load, heat, IT load and local PV.
+
+    ``model``: the homes, ``htw`` (resampled from the measured ``household_w``) or
+    ``richardson`` (resampled from ``distinct`` homes of the Richardson model, simulated on
+    ``base``'s days and irradiance with ``workers`` processes; ``household_w`` unused). Over
+    a whole year (or any table ending in winter time) both draw the same numbers for heat, IT
+    load and PV: for a seed only the load differs.
+    """
+    if model not in HOUSEHOLD_MODELS:
+        raise ValueError(f"households model: one of {', '.join(HOUSEHOLD_MODELS)}, got {model!r}")
     rng = np.random.default_rng(seed)
     out = base.copy()
     index = pd.DatetimeIndex(base.index)
     n = len(index)
     hours = n * STEP_H
 
-    load = households(rng, household_w, index, count, tz)
+    if model == "htw":
+        load = households(rng, household_w, index, count, tz)
+    else:
+        if "ghi_w_per_m2" not in base:
+            raise ValueError("ghi_w_per_m2: the richardson homes need the irradiance column")
+        pool = richardson_homes(
+            base["ghi_w_per_m2"].to_numpy(float), index, distinct, seed, tz, workers
+        )
+        load = np.zeros(n)
+        for home in richardson_pool_homes(rng, pool, index, count, tz):
+            load += home
     out["load_w_per_mwh_a"] = load / (load.sum() * STEP_H / 1e6)  # 1 MWh a year
 
     heat = base["heat_w_per_mwh_a"].to_numpy(float)
@@ -144,13 +225,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--household", type=Path, default=HOUSEHOLD_FILE)
     parser.add_argument("--seed", type=int, default=2018)
     parser.add_argument("--households", type=int, default=400)
+    parser.add_argument(
+        "--households-model",
+        choices=HOUSEHOLD_MODELS,
+        default="htw",
+        help="htw: resampled from the measured household; richardson: the Richardson model",
+    )
+    parser.add_argument(
+        "--distinct-homes",
+        type=int,
+        default=24,
+        help="richardson: homes simulated (the rest resampled from them)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="richardson: processes")
     parser.add_argument("--out", type=Path, required=True, help="the year file to write")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     world = noisy_world(
-        read_inputs(args.base), read_household(args.household), args.seed, args.households
+        read_inputs(args.base),
+        read_household(args.household),
+        args.seed,
+        args.households,
+        model=args.households_model,
+        distinct=args.distinct_homes,
+        workers=args.workers,
     )
     world.to_parquet(args.out, compression="zstd")
-    print(f"{args.out}: {len(world)} quarter hours, seed {args.seed}, {args.households} homes")
+    print(
+        f"{args.out}: {len(world)} quarter hours, seed {args.seed}, {args.households} homes "
+        f"({args.households_model}), {time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -4,11 +4,24 @@ standard profile the forecasts rebuild."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from vpp.data import read_inputs
+from vpp.data.richardson import (
+    home_seed,
+    home_stats,
+    hourly,
+    local_days,
+    minute_irradiance,
+    occupant_counts,
+    read_htw_homes,
+    richardson_homes,
+    simulate_home,
+)
 from vpp.data.world import households, noisy_world, read_household
 
 ROOT_INPUTS = "data/inputs_2018.parquet"
@@ -78,3 +91,137 @@ def test_the_district_is_noisier_than_the_standard_profile(
     ):
         off = float(np.abs(world[column] - base[column]).mean() / base[column].mean())
         assert off > least, (column, off)
+
+
+# --- Richardson homes (vpp.data.richardson) --------------------------------------------------
+# The reference is the 74 measured HTW homes over the same three November weeks (2010, Monday
+# to Sunday): a simulated home must lie within their spread, as the year's homes do in the
+# table of docs/replay-world.md (`python -m vpp.data.richardson --check`).
+
+
+@pytest.fixture(scope="module")
+def autumn(base: pd.DataFrame) -> pd.DataFrame:
+    """Three weeks of November 2018 (local), with their real irradiance."""
+    return base.loc["2018-11-04T23:00Z":"2018-11-25T22:45Z"]
+
+
+@pytest.fixture(scope="module")
+def pool(autumn: pd.DataFrame) -> np.ndarray:
+    return richardson_homes(
+        autumn["ghi_w_per_m2"].to_numpy(float), pd.DatetimeIndex(autumn.index), 3, seed=5
+    )
+
+
+def test_household_sizes_follow_the_german_shares() -> None:
+    rng = np.random.default_rng(0)
+    for count, expected in (
+        (24, [10, 8, 3, 2, 1]),
+        (100, [42, 34, 12, 9, 3]),
+        (1, [1, 0, 0, 0, 0]),
+    ):
+        sizes = occupant_counts(count, rng)
+        assert [sizes.count(n) for n in (1, 2, 3, 4, 5)] == expected
+    with pytest.raises(ValueError, match="distinct homes"):
+        occupant_counts(0, rng)
+
+
+def test_richardson_homes_are_seeded_per_home(autumn: pd.DataFrame) -> None:
+    """The same seed gives the same homes in one process or two; another seed other homes;
+    the caller's Python random state is left as it was."""
+    week = autumn.iloc[: 7 * 96]
+    ghi, index = week["ghi_w_per_m2"].to_numpy(float), pd.DatetimeIndex(week.index)
+    random.seed(123)
+    before = random.getstate()
+    one = richardson_homes(ghi, index, 2, seed=5)
+    assert random.getstate() == before
+    np.testing.assert_array_equal(one, richardson_homes(ghi, index, 2, seed=5, workers=2))
+    assert one.shape == (2, 7, 96)
+    assert not np.allclose(one, richardson_homes(ghi, index, 2, seed=6))
+
+
+@pytest.fixture(scope="module")
+def measured_november() -> list[dict[str, float]]:
+    """The 74 measured homes over 8-28 November 2010 (Monday to Sunday), hourly."""
+    homes = read_htw_homes()
+    start = (pd.Timestamp("2010-11-08") - pd.Timestamp("2010-01-01")).days * 24
+    window = homes[:, start : start + 21 * 24]
+    mean_day = window.mean(axis=0).reshape(21, 24).mean(axis=0)
+    return [home_stats(x, 24, mean_day) for x in window]
+
+
+def test_richardson_homes_lie_within_the_measured_homes(
+    autumn: pd.DataFrame, pool: np.ndarray, measured_november: list[dict[str, float]]
+) -> None:
+    """Three simulated November weeks (5-25 Nov 2018, Monday to Sunday) against the same weeks
+    of the 74 measured homes: energy, day-to-day spread, variability, persistence and the
+    evening peak of each home within the measured homes' range; the mean day shaped like
+    theirs at least as well as their tenth percentile."""
+    index = pd.DatetimeIndex(autumn.index)
+    day, quarter = local_days(index, "Europe/Berlin")
+    homes = read_htw_homes()
+    start = (pd.Timestamp("2010-11-08") - pd.Timestamp("2010-01-01")).days * 24
+    mean_day = homes[:, start : start + 21 * 24].mean(axis=0).reshape(21, 24).mean(axis=0)
+    ranges = {
+        key: (min(m[key] for m in measured_november), max(m[key] for m in measured_november))
+        for key in ("kwh_a", "daily_cv", "cv", "step", "acf_1h", "evening_peak")
+    }
+    corr_p10 = float(np.quantile([m["profile_corr"] for m in measured_november], 0.1))
+    assert pool.shape == (3, 21, 96)
+    for home in pool:
+        x = home.ravel()[day * 96 + quarter]
+        got = home_stats(hourly(x, day, quarter), 24, mean_day)
+        for key, (low, high) in ranges.items():
+            assert low <= got[key] <= high, (key, got[key], low, high)
+        assert got["profile_corr"] >= corr_p10, (got["profile_corr"], corr_p10)
+        assert 17 <= got["peak_hour"] <= 22, got["peak_hour"]
+
+
+def test_noisy_world_with_richardson_homes(base: pd.DataFrame) -> None:
+    """1 January to 24 March 2018 (winter time: the htw homes count summer days one short,
+    which changes their number of draws): the load is the simulated homes' (scaled to 1 MWh
+    over the table, as the htw homes are), heat, IT load and PV are the htw world's of the
+    same seed; a wrong model or a table without irradiance is refused by name."""
+    winter = base.loc["2018-01-01":"2018-03-24"]
+    world = noisy_world(winter, read_household(), seed=4, model="richardson", distinct=1)
+    htw = noisy_world(winter, read_household(), seed=4)
+    assert world["load_w_per_mwh_a"].sum() * 0.25 / 1e6 == pytest.approx(1.0)
+    for column in ("heat_w_per_mwh_a", "it_load_ratio", "pv_w_per_kwp", "price_eur_per_mwh"):
+        pd.testing.assert_series_equal(world[column], htw[column])
+    load = world["load_w_per_mwh_a"].to_numpy()
+    assert np.corrcoef(load, htw["load_w_per_mwh_a"])[0, 1] < 0.95
+    with pytest.raises(ValueError, match="households model"):
+        noisy_world(winter, read_household(), seed=4, model="h0")
+    with pytest.raises(ValueError, match="ghi_w_per_m2"):
+        noisy_world(winter.drop(columns="ghi_w_per_m2"), read_household(), 4, model="richardson")
+
+
+def test_quarter_hours_are_minute_means_and_lights_follow_the_sky() -> None:
+    """A home's quarter hours are the means of its minutes (not single minutes); the same
+    home under a dark sky uses more than under a bright one (its lighting: 33-46 % more for
+    homes of 1-3 persons over this week, seed 1)."""
+    weekend, days = [False] * 5 + [True] * 2, list(range(300, 307))
+    dark, bright = np.zeros((7, 1440)), np.full((7, 1440), 1000.0)
+    for n in (1, 2):
+        quarters = simulate_home(n, dark, weekend, days, home_seed(1, n))
+        minutes = simulate_home(n, dark, weekend, days, home_seed(1, n), step_min=1)
+        np.testing.assert_allclose(minutes.reshape(7, 96, 15).mean(axis=2), quarters)
+        lit = simulate_home(n, bright, weekend, days, home_seed(1, n))
+        assert quarters.mean() > 1.15 * lit.mean(), (n, quarters.mean(), lit.mean())
+    with pytest.raises(ValueError, match="step_min"):
+        simulate_home(1, dark, weekend, days, 1, step_min=7)
+    with pytest.raises(ValueError, match="irradiance_w_per_m2"):
+        simulate_home(1, dark[:6], weekend, days, 1)
+
+
+def test_minute_irradiance_is_the_tables_in_local_time(base: pd.DataFrame) -> None:
+    """Each local minute holds its quarter hour's irradiance; the hour the spring clock change
+    skips (02:00-03:00 local, 25 March 2018) holds the quarter hour before it."""
+    week = base.loc["2018-03-21T23:00Z":"2018-03-28T21:45Z"]  # 22-28 March local
+    ghi = week["ghi_w_per_m2"].to_numpy(float)
+    minutes = minute_irradiance(ghi, pd.DatetimeIndex(week.index), "Europe/Berlin")
+    assert minutes.shape == (7, 1440)
+    series = week["ghi_w_per_m2"]
+    assert minutes[0, 12 * 60 + 7] == series["2018-03-22T11:00Z"]  # 12:07 CET
+    assert minutes[5, 12 * 60 + 7] == series["2018-03-27T10:00Z"]  # 12:07 CEST
+    assert (minutes[3, 120:180] == series["2018-03-25T00:45Z"]).all()  # 01:45 CET held
+    assert minutes[:, : 4 * 60].max() == 0.0  # before 04:00 local it is dark in March
