@@ -274,26 +274,26 @@ def set_terminal_values(data: ModelData, params: OptimizerParams) -> None:
 
 
 def heat_cost_eur_per_mwh(data: ModelData) -> F64:
-    """The cheapest heat of each step [EUR/MWh thermal] at the margin the LP sees there.
+    """The cheapest heat of each step [EUR/MWh thermal], priced as the LP prices it.
 
     Boiler: ``c_boil`` (gas and its CO2 over the efficiency). Heat pump::
 
-        c_el[t] * (1 - k_dry * (COP[t] - 1)) / COP[t]
+        c_imp[t] * (1 - k_dry * (COP[t] - 1)) / COP[t]
 
-    ``c_el`` is what one more MWh of electricity costs the site in that step: the export
-    price it gives up where its PV covers the base load and the dry coolers (it would
-    export), else the import price with its CO2; ``k_dry * (COP - 1)`` is the dry coolers'
-    electricity the heat pump saves by taking their waste heat. ``inf`` where neither runs.
+    ``c_imp`` the import price with its CO2; ``k_dry * (COP - 1)`` is the dry coolers'
+    electricity the heat pump saves by taking their waste heat, which the LP counts (the
+    must-cool balance) and a plain ``c_imp / COP`` leaves out. ``inf`` where neither runs.
+
+    Where the site exports, the LP's heat pump electricity costs the export price given up,
+    less still; that margin is left out on purpose: on replayed weeks it brought the
+    perfect-forecast plans closer to the bound but cost the controller, which keeps too
+    little heat for the heat correction's minimum part load (docs/replay-world.md).
     """
     boiler = data.boiler_eur_per_mwh_th() if data.boiler_max_w > 0 else np.inf
     runs = (data.hp_max_el_w > 0) & (data.cop > 0)
     cop = np.where(runs, data.cop, 1.0)
-    surplus = data.pv_avail_w.sum(axis=0) > (
-        data.load_w + data.dry_cooler_el_per_th * data.waste_heat_w
-    )
-    el = np.where(surplus, data.price_export_eur_per_mwh, data.import_eur_per_mwh())
     saved = 1.0 - data.dry_cooler_el_per_th * (cop - 1.0)
-    hp = np.where(runs, el * saved / cop, np.inf)
+    hp = np.where(runs, data.import_eur_per_mwh() * saved / cop, np.inf)
     out: F64 = np.minimum(boiler, hp)
     return out
 
