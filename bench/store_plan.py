@@ -6,7 +6,7 @@ The bound (:mod:`vpp.replay.bound`) is solved over a chain of days (default the 
 ``--day`` the planner (the oracle's: perfect forecasts, the site's horizon, its terminal
 values) plans from the bound's own state at that moment. The table compares the two over the
 plan's first day: heat store, heat pump, boiler, store charge and discharge, prices, heat
-demand, waste heat, and the value of heat (dual of the heat balance) in both. Variants of
+demand, waste heat, and the plan's value of heat (dual of its heat balance). Variants of
 the plan show which modelling choice moves the store: the terminal value, the horizon,
 the store's end held at the bound's level.
 
@@ -27,7 +27,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from optimizer.data import ModelData
+from optimizer.data import ModelData, heat_cost_eur_per_mwh
 from optimizer.direct import build_lp
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.model.base import KW
@@ -73,6 +73,22 @@ def import_heat_value(data: ModelData, q: float) -> float:
     hp = np.where(runs, data.import_eur_per_mwh() / np.where(runs, data.cop, 1.0), np.inf)
     cheapest = np.minimum(boiler, hp)
     finite = cheapest[np.isfinite(cheapest)]
+    return max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
+
+
+def surplus_heat_value(data: ModelData, q: float) -> float:
+    """The store's terminal value with the heat pump's electricity at the export price where
+    the site's PV covers its load and dry coolers (what the LP pays for it there), the
+    import price elsewhere, less the dry coolers' saving [EUR/MWh]."""
+    cost = heat_cost_eur_per_mwh(data).copy()
+    surplus = data.pv_avail_w.sum(axis=0) > data.load_w + data.dry_cooler_el_per_th * (
+        data.waste_heat_w
+    )
+    runs = (data.hp_max_el_w > 0) & (data.cop > 0) & surplus
+    cop = data.cop[runs]
+    saved = 1.0 - data.dry_cooler_el_per_th * (cop - 1.0)
+    cost[runs] = np.minimum(cost[runs], data.price_export_eur_per_mwh[runs] * saved / cop)
+    finite = cost[np.isfinite(cost)]
     return max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
 
 
@@ -152,11 +168,10 @@ def main() -> None:
     values = {
         "plan (oracle's)": base.store_terminal_eur_per_mwh,
         "plan, store at import / COP": import_heat_value(base, q),
+        "plan, store at the surplus's margin": surplus_heat_value(base, q),
     }
-    variants["plan (oracle's)"] = solve_lp(base)
-    variants["plan, store at import / COP"] = solve_lp(
-        dataclasses.replace(base, store_terminal_eur_per_mwh=values["plan, store at import / COP"])
-    )
+    for name, value in values.items():
+        variants[name] = solve_lp(dataclasses.replace(base, store_terminal_eur_per_mwh=value))
     variants["plan, no terminal value"] = solve_lp(
         dataclasses.replace(base, store_terminal_eur_per_mwh=0.0)
     )

@@ -284,10 +284,10 @@ def heat_cost_eur_per_mwh(data: ModelData) -> F64:
     electricity the heat pump saves by taking their waste heat, which the LP counts (the
     must-cool balance) and a plain ``c_imp / COP`` leaves out. ``inf`` where neither runs.
 
-    Where the site exports, the LP's heat pump electricity costs the export price given up,
-    less still; that margin is left out on purpose: on replayed weeks it brought the
-    perfect-forecast plans closer to the bound but cost the controller, which keeps too
-    little heat for the heat correction's minimum part load (docs/replay-world.md).
+    The import price is used also where the site exports and the heat pump's electricity
+    costs only the export price given up: heat left at the horizon's end replaces heat made
+    later, at night as well, and valued at the midday surplus's margin the plans ended
+    emptier than the bound (docs/replay-world.md).
     """
     boiler = data.boiler_eur_per_mwh_th() if data.boiler_max_w > 0 else np.inf
     runs = (data.hp_max_el_w > 0) & (data.cop > 0)
