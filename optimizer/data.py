@@ -259,23 +259,43 @@ def set_terminal_values(data: ModelData, params: OptimizerParams) -> None:
     Battery: ``q(import cost) * eta_c * eta_d`` per MWh stored -- a stored MWh delivers
     ``eta_d`` MWh later, and is worth a round trip less than buying it now, so the plan keeps
     energy it would otherwise dump at the end but does not buy energy just to hold it.
-    Store: ``q(cheapest heat per step)``, the cheaper of boiler heat and heat-pump heat
-    (import cost / COP) at each step. ``q`` is ``params.terminal_price_quantile``.
+    Store: ``q(heat_cost_eur_per_mwh(data))``, the cheapest heat of each step as the LP itself
+    prices it. ``q`` is ``params.terminal_price_quantile``.
     """
     q = params.terminal_price_quantile
     price = max(0.0, float(np.quantile(data.import_eur_per_mwh(), q)))
     data.bat_terminal_price_eur_per_mwh = price
     data.bat_terminal_eur_per_mwh = price * data.bat.eta_charge * data.bat.eta_discharge
-    heat_cost = np.full(
-        data.steps, data.boiler_eur_per_mwh_th() if data.boiler_max_w > 0 else np.inf
-    )
-    runs = (data.hp_max_el_w > 0) & (data.cop > 0)
-    hp_cost = np.where(runs, data.import_eur_per_mwh() / np.where(runs, data.cop, 1.0), np.inf)
-    cheapest = np.minimum(heat_cost, hp_cost)
+    cheapest = heat_cost_eur_per_mwh(data)
     finite = cheapest[np.isfinite(cheapest)]
     data.store_terminal_eur_per_mwh = (
         max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
     )
+
+
+def heat_cost_eur_per_mwh(data: ModelData) -> F64:
+    """The cheapest heat of each step [EUR/MWh thermal], priced as the LP prices it.
+
+    Boiler: ``c_boil`` (gas and its CO2 over the efficiency). Heat pump::
+
+        c_imp[t] * (1 - k_dry * (COP[t] - 1)) / COP[t]
+
+    ``c_imp`` the import price with its CO2; ``k_dry * (COP - 1)`` is the dry coolers'
+    electricity the heat pump saves by taking their waste heat, which the LP counts (the
+    must-cool balance) and a plain ``c_imp / COP`` leaves out. ``inf`` where neither runs.
+
+    The import price is used also where the site exports and the heat pump's electricity
+    costs only the export price given up: heat left at the horizon's end replaces heat made
+    later, at night as well, and valued at the midday surplus's margin the plans ended
+    emptier than the bound (docs/replay-world.md).
+    """
+    boiler = data.boiler_eur_per_mwh_th() if data.boiler_max_w > 0 else np.inf
+    runs = (data.hp_max_el_w > 0) & (data.cop > 0)
+    cop = np.where(runs, data.cop, 1.0)
+    saved = 1.0 - data.dry_cooler_el_per_th * (cop - 1.0)
+    hp = np.where(runs, data.import_eur_per_mwh() * saved / cop, np.inf)
+    out: F64 = np.minimum(boiler, hp)
+    return out
 
 
 Taper = tuple[F64, F64] | None

@@ -112,9 +112,14 @@ async def test_live_and_replay_make_the_same_decisions() -> None:
     bats, pvs = [b.id for b in site.batteries], [p.id for p in site.pv]
     hp = site.heat_pump.id if site.heat_pump else None
     assert hp is not None
-    # PV caps and the heat pump: the same setpoint in every quarter hour.
+    # PV caps: the same setpoint in every quarter hour. The heat pump: within 0.5 % of its
+    # rating, as the battery fleet below. Where a plan asks for less than the minimum part
+    # load the two plants raise it each in their own way (the simulated unit ramps), the
+    # store estimates part by that heat and a later plan's heat pump with them (06:30 of
+    # this day: 9,864 against 9,847 W after 2,293 W planned below the 4 kW minimum).
     np.testing.assert_allclose(live[pvs], replay[pvs], atol=1.0)
-    np.testing.assert_allclose(live[hp], replay[hp], atol=1.0)
+    hp_rating = site.heat_pump.max_el_w if site.heat_pump else 0.0
+    np.testing.assert_allclose(live[hp], replay[hp], atol=5e-3 * hp_rating)
     # The plans: the same grid exchange in every quarter hour, within 0.1 % of the
     # connection's import limit (SoC quantisation in the SunSpec registers).
     planned_live = (live_rows["grid_import_w"] - live_rows["grid_export_w"]).astype(float)
