@@ -37,6 +37,7 @@ class Applying(Recording):
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
             correction_s=st.correction_every_s(),
+            spare_wh=self.store_spare_wh(),
         )
         if setpoints is None:
             self.event("warning", "dispatch", "no_plan", "no plan covers this quarter hour")
@@ -64,6 +65,7 @@ class Applying(Recording):
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
             correction_s=st.correction_every_s(),
+            spare_wh=self.store_spare_wh(),
         )
         if setpoints:
             await self.apply(setpoints, "correct")
