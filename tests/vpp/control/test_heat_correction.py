@@ -171,6 +171,7 @@ def test_switched_off_by_the_site() -> None:
     waste=st.floats(0.0, 2e5),
     signal_cap=st.none() | st.floats(0.0, 40_000.0),
     import_cap=st.none() | st.floats(0.0, 2e5),
+    spare=st.none() | st.floats(-1e6, 1e6),
 )
 def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limits(
     demand: float,
@@ -185,6 +186,7 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
     waste: float,
     signal_cap: float | None,
     import_cap: float | None,
+    spare: float | None,
 ) -> None:
     r = row(
         heat_pump_el_w=planned_el,
@@ -201,7 +203,8 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
     if import_cap is not None:
         caps.append(OperatorCap("import", import_cap, T0, T0 + timedelta(hours=1)))
     store = store_frac * SITE.heat.store_capacity_wh
-    out = correction(SITE, r, s, {}, caps, T0, bounds, store_wh=store)  # type: ignore[arg-type]
+    # spare: the store's spare under run.heat_correction_rule = "spare" (None: "plan").
+    out = correction(SITE, r, s, {}, caps, T0, bounds, store_wh=store, spare_wh=spare)  # type: ignore[arg-type]
     for sp in out:
         if sp.kind != DeviceKind.HEAT_PUMP:
             continue
