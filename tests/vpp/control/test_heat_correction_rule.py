@@ -188,9 +188,9 @@ def plans(draw: st.DrawFn) -> tuple[float, np.ndarray, np.ndarray]:
     for _ in range(steps):
         lo = max(-SITE.heat.store_max_charge_th_w, (level - CAP) / STEP_H)
         hi = min(MAX_DIS, level / STEP_H)
-        flow = draw(st.sampled_from([0.0, lo, hi]) | st.floats(lo, hi))
-        level -= flow * STEP_H
-        flows.append(flow)
+        step_flow = draw(st.sampled_from([0.0, lo, hi]) | st.floats(lo, hi))
+        level -= step_flow * STEP_H
+        flows.append(step_flow)
     energy, flow = trajectory(start, flows)
     return start, np.clip(energy, 0.0, CAP), flow
 
