@@ -77,7 +77,8 @@ class ControllerBase:
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
     _row: pd.Series | None = field(default=None, init=False)
-    _ahead_key: tuple[Any, datetime] | None = field(default=None, init=False)
+    _ahead_for: Any = field(default=None, init=False)
+    _ahead_step: datetime | None = field(default=None, init=False)
     _ahead: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)
     _values_of: pd.Series | None = field(default=None, init=False)
     _values: dict[str, float] = field(default_factory=dict, init=False)
@@ -123,8 +124,9 @@ class ControllerBase:
             return None
         now = self.clock.now()
         step = floor_quarter(now)
-        if self._ahead_key != (plan, step):
-            self._ahead_key, self._ahead = (plan, step), plan_store_ahead(plan.frame, step)
+        if self._ahead_for is not plan or self._ahead_step != step:
+            self._ahead_for, self._ahead_step = plan, step
+            self._ahead = plan_store_ahead(plan.frame, step)
         assert self._ahead is not None
         energy, flow = self._ahead
         elapsed = (now - step).total_seconds() / 900.0
