@@ -99,8 +99,8 @@ class ControllerBase:
                 LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
             )
         heat = self.site.heat
-        self.store = StoreEstimate(
-            heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
+        self.store = StoreEstimate.for_site(
+            heat, heat.store_capacity_wh * heat.store_initial_pct / 100
         )
 
     # -- what every job reads ---------------------------------------------------------
