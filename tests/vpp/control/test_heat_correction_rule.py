@@ -173,7 +173,7 @@ def test_a_bad_rule_names_the_field() -> None:
     data["run"]["heat_correction_rule"] = "store-first"
     with pytest.raises(ConfigError, match=r"run\.heat_correction_rule: Input should be 'plan'"):
         parse_site(data)
-    assert SITE.run.heat_correction_rule == "plan"
+    assert SITE.run.heat_correction_rule == "spare"
 
 
 # -- invariants -----------------------------------------------------------------------------
