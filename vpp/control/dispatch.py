@@ -23,10 +23,10 @@ boiler's at the price and COP now; it is lowered when the store would overflow b
 next correction. Without a heat meter reading nothing is corrected.
 
 Which share of the difference the store may take (``run.heat_correction_rule``): ``"plan"``
-holds the store to the plan's discharge ``s`` (above). ``"spare"`` lets the store give more,
-but only what it holds above what the plan needs of it before its next recharge
-(:func:`store_spare_wh`): the heat pump is raised only for the rest, so the store never
-goes below the plan's own trough and the boiler does not fire later for heat given now.
+holds the store to the plan's discharge ``s`` (above). ``"spare"`` (the default) lets the
+store give more, but only what it holds above what the plan needs of it before its next
+recharge (:func:`store_spare_wh`): the heat pump is raised only for the rest, and the store
+keeps what the plan's discharges until that recharge need.
 
 Without a usable grid reading (:func:`vpp.control.safety.measured_grid_w`: no meter, offline,
 quarantined by :func:`vpp.control.plausible.screen`, not finite or physically implausible)
