@@ -38,6 +38,7 @@ class Applying(Recording):
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
             correction_s=self.state.correction_every_s(),
+            spare_wh=self.store_spare_wh(),
         )
 
     async def dispatch(self) -> None:
@@ -69,6 +70,7 @@ class Applying(Recording):
             self._signal_bounds(),
             store_wh=self.store.energy_wh,
             correction_s=st.correction_every_s(),
+            spare_wh=self.store_spare_wh(),
         )
         if setpoints:
             await self.apply(setpoints, "correct")

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from optimizer.planner import Planner
-from vpp.control.dispatch import plan_row
+from vpp.control.dispatch import plan_row, plan_store_ahead, store_spare_wh
 from vpp.control.envelope import Bounds
 from vpp.control.inputs import Inputs
 from vpp.control.plant import Plant
@@ -76,6 +77,9 @@ class ControllerBase:
     _row_for: Any = field(default=None, init=False)
     _row_step: datetime | None = field(default=None, init=False)
     _row: pd.Series | None = field(default=None, init=False)
+    _ahead_for: Any = field(default=None, init=False)
+    _ahead_step: datetime | None = field(default=None, init=False)
+    _ahead: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)
     _values_of: pd.Series | None = field(default=None, init=False)
     _values: dict[str, float] = field(default_factory=dict, init=False)
     _summed_from: Any = field(default=None, init=False)
@@ -95,8 +99,8 @@ class ControllerBase:
                 LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
             )
         heat = self.site.heat
-        self.store = StoreEstimate(
-            heat.store_capacity_wh, heat.store_capacity_wh * heat.store_initial_pct / 100
+        self.store = StoreEstimate.for_site(
+            heat, heat.store_capacity_wh * heat.store_initial_pct / 100
         )
 
     # -- what every job reads ---------------------------------------------------------
@@ -110,6 +114,23 @@ class ControllerBase:
         if self._row_for is not plan or self._row_step != step:
             self._row_for, self._row_step, self._row = plan, step, plan_row(plan.frame, step)
         return self._row
+
+    def store_spare_wh(self) -> float | None:
+        """What the store holds above the plan's need before its next recharge
+        (:func:`~vpp.control.dispatch.store_spare_wh`), for ``run.heat_correction_rule =
+        "spare"``; None for ``"plan"`` or without a plan."""
+        plan = self.state.plan
+        if self.site.run.heat_correction_rule != "spare" or plan is None:
+            return None
+        now = self.clock.now()
+        step = floor_quarter(now)
+        if self._ahead_for is not plan or self._ahead_step != step:
+            self._ahead_for, self._ahead_step = plan, step
+            self._ahead = plan_store_ahead(plan.frame, step)
+        assert self._ahead is not None
+        energy, flow = self._ahead
+        elapsed = (now - step).total_seconds() / 900.0
+        return store_spare_wh(self.store.energy_wh, energy, flow, elapsed)
 
     def _row_values(self) -> dict[str, float] | None:
         """:meth:`current_row` as a dict (every poll reads a few of its values)."""

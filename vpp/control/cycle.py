@@ -241,6 +241,7 @@ def step_setpoints(
     bounds: Bounds | None = None,
     store_wh: float | None = None,
     correction_s: float | None = None,
+    spare_wh: float | None = None,
 ) -> list[Setpoint] | None:
     """The safe setpoints of ``row``, the plan's row for the quarter hour containing ``now``
     (:func:`~vpp.control.dispatch.plan_row`), one per online controllable device; None when
@@ -248,14 +249,15 @@ def step_setpoints(
     quarter hour at the heat correction's setpoint for the demand measured now
     (:func:`~vpp.control.dispatch.heat_pump_setpoint`; ``store_wh``: the store's estimate),
     not at the plan's until the first correction, ``correction_s`` seconds on (None: the
-    site's ``run.correction_interval_s``)."""
+    site's ``run.correction_interval_s``); ``spare_wh``: what the store holds above the plan's
+    need (:func:`~vpp.control.dispatch.store_spare_wh`; None: the rule ``"plan"``)."""
     if row is None:
         return None
     proposed = setpoints_from_row(site, row, online_ids(snapshot))
     hp = site.heat_pump
     if site.run.heat_correction and snapshot is not None and hp is not None:
         horizon = correction_s or site.run.correction_interval_s
-        found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon)
+        found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon, spare_wh)
         if found is not None:
             proposed = [
                 replace(sp, power_w=found[0]) if sp.device_id == hp.id else sp for sp in proposed
@@ -273,19 +275,21 @@ def correction(
     bounds: Bounds | None = None,
     store_wh: float | None = None,
     correction_s: float | None = None,
+    spare_wh: float | None = None,
 ) -> list[Setpoint]:
     """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
     the plan's ``row`` for now, safe; empty when nothing needs correcting. ``store_wh``:
     the controller's estimate of the thermal store's energy (for the heat correction);
     ``correction_s``: seconds until the next correction, the horizon its setpoints hold for
-    (None: the site's ``run.correction_interval_s``; a fast demo stretches it)."""
+    (None: the site's ``run.correction_interval_s``; a fast demo stretches it); ``spare_wh``:
+    what the store holds above the plan's need (as for :func:`step_setpoints`)."""
     if row is None or snapshot is None:
         return []
     caps = list(caps)
     imp, exp = grid_limits_w(site, caps, now)
     horizon = correction_s or site.run.correction_interval_s
     proposed = corrections(
-        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh=store_wh
+        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh, spare_wh
     )
     if not proposed:
         return []

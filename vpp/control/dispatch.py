@@ -22,6 +22,12 @@ centre's meter) allows, when that is more than planned and its heat is cheaper t
 boiler's at the price and COP now; it is lowered when the store would overflow before the
 next correction. Without a heat meter reading nothing is corrected.
 
+Which share of the difference the store may take (``run.heat_correction_rule``): ``"plan"``
+holds the store to the plan's discharge ``s`` (above). ``"spare"`` (the default) lets the
+store give more, but only what it holds above what the plan needs of it before its next
+recharge (:func:`store_spare_wh`): the heat pump is raised only for the rest, and the store
+keeps what the plan's discharges until that recharge need.
+
 Without a usable grid reading (:func:`vpp.control.safety.measured_grid_w`: no meter, offline,
 quarantined by :func:`vpp.control.plausible.screen`, not finite or physically implausible)
 there is no correction at all: the devices hold the plan's setpoints.
@@ -33,6 +39,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, DatacentreReading, HeatPumpReading, Snapshot
@@ -173,13 +180,15 @@ def corrections(
     export_limit_w: float,
     horizon_s: float,
     store_wh: float | None = None,
+    spare_wh: float | None = None,
 ) -> list[Setpoint]:
     """One intra-quarter correction: the batteries move the exchange to the plan
     (:func:`correct_batteries`, ``run.correction = "schedule"``) or back inside the grid
     limits (:func:`hold_limits`, ``"limits"``), with the site's deadband; then PV is
     curtailed where the export still exceeds ``export_limit_w`` (:func:`curtail_export`);
     and the heat pump follows the measured heat demand (:func:`correct_heat_pump`, with the
-    store's estimated energy ``store_wh`` [Wh]).
+    store's estimated energy ``store_wh`` [Wh] and, with ``run.heat_correction_rule =
+    "spare"``, what it holds above the plan's need ``spare_wh`` [Wh], :func:`store_spare_wh`).
 
     ``vpp run`` calls this every ``run.correction_interval_s``; replay once per quarter
     hour, after the first interval.
@@ -203,7 +212,7 @@ def corrections(
     absorbed = sum(sp.power_w - active[sp.device_id] for sp in setpoints)
     setpoints += curtail_export(site, snapshot, export_limit_w, charge_added_w=-absorbed)
     if run.heat_correction:
-        setpoints += correct_heat_pump(site, snapshot, row, store_wh, horizon_s)
+        setpoints += correct_heat_pump(site, snapshot, row, store_wh, horizon_s, spare_wh)
     return setpoints
 
 
@@ -235,6 +244,65 @@ def heat_pump_eur_per_mwh_th(
     return el * (1.0 - dry * (cop - 1.0)) / cop
 
 
+#: Net store flows smaller than this [W] are solver noise, not a planned charge or discharge.
+STORE_FLOW_TOL_W = 1.0
+
+
+def store_spare_wh(
+    store_wh: float,
+    planned_wh: np.ndarray,
+    planned_th_w: np.ndarray,
+    elapsed: float,
+    step_h: float = 0.25,
+) -> float:
+    """What the store holds above what the plan needs of it before its next recharge [Wh].
+
+    store_wh : the store's energy now (the controller's estimate) [Wh]
+    planned_wh : the plan's store energy at the end of each step, from the current step on
+        to the plan's end [Wh]
+    planned_th_w : the plan's net store discharge in the same steps [W, > 0 discharge]
+    elapsed : the share of the current step that has passed (0..1)
+    step_h : the plan's step length [h]
+
+    The rule: the plan's level now is ``e_now = planned_wh[0] + planned_th_w[0] * (1 -
+    elapsed) * step_h`` (as :class:`~vpp.control.store.StoreEstimate` carries it). The plan
+    needs of the store what it takes out of it until the store is next recharged: the window
+    runs from now to the first step that charges the store after the first step that
+    discharges it (to the plan's end if there is none), and ``trough`` is the plan's lowest
+    level in it (``e_now`` at most). The plan needs ``e_now - trough``; the spare is
+    ``store_wh - (e_now - trough)``. A store that gives its spare now still gives every
+    discharge the plan asks of it until that recharge (the plan's trajectory moved down by
+    the estimate's departure and the spare stays >= 0 there); what is taken beyond the plan
+    is the next plans' to refill. The window's length comes from the plan alone. Negative
+    when the store holds less than the plan needs (nothing to spare).
+    """
+    if len(planned_wh) == 0:
+        return 0.0
+    e_now = float(planned_wh[0]) + float(planned_th_w[0]) * (1.0 - elapsed) * step_h
+    discharging = np.flatnonzero(planned_th_w > STORE_FLOW_TOL_W)
+    end = len(planned_wh)
+    if discharging.size:
+        first = int(discharging[0])
+        recharging = np.flatnonzero(planned_th_w[first + 1 :] < -STORE_FLOW_TOL_W)
+        if recharging.size:
+            end = first + 1 + int(recharging[0])
+    trough = min(e_now, float(np.min(planned_wh[:end])))
+    return float(store_wh) - (e_now - trough)
+
+
+def plan_store_ahead(frame: pd.DataFrame, when: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """The plan's store energy [Wh] and net discharge [W] from the step containing ``when``
+    to the plan's end (empty outside the plan or without a store in it)."""
+    if "store_wh" not in frame.columns or "store_th_w" not in frame.columns:
+        return np.zeros(0), np.zeros(0)
+    ahead = frame.loc[frame.index >= pd.Timestamp(floor_quarter(when))]
+    energy = ahead["store_wh"].to_numpy(dtype=float)
+    flow = ahead["store_th_w"].to_numpy(dtype=float)
+    bad = np.flatnonzero(~(np.isfinite(energy) & np.isfinite(flow)))
+    stop = int(bad[0]) if bad.size else len(energy)
+    return energy[:stop], flow[:stop]
+
+
 def heat_pump_target_w(
     site: Site,
     row: pd.Series,
@@ -243,6 +311,7 @@ def heat_pump_target_w(
     store_wh: float | None,
     horizon_s: float,
     exporting: bool = False,
+    spare_wh: float | None = None,
 ) -> float:
     """The heat pump's electric power [W] for the measured heat demand ``demand_th_w`` [W]
     at ``cop``: the plan's, raised so that the store does no more than the plan says and
@@ -251,11 +320,21 @@ def heat_pump_target_w(
     boiler heat is then there because it expected too little waste heat or demand), lowered
     so that the store
     (``store_wh`` [Wh]) does not overflow within ``horizon_s`` [s]. Within 0..``max_el_w``,
-    and at least the minimum part load when running (as the unit itself runs)."""
+    and at least the minimum part load when running (as the unit itself runs).
+
+    ``spare_wh`` [Wh] (``run.heat_correction_rule = "spare"``, :func:`store_spare_wh`): the
+    store may give, on top of the plan's discharge, its spare spread over ``horizon_s``
+    (within its discharge rating) before the heat pump is raised for the rest. None: the
+    store does what the plan says (``"plan"``)."""
     hp = site.heat_pump
     assert hp is not None
     planned = min(max(_value(row, "heat_pump_el_w"), 0.0), hp.max_el_w)
-    need_th = demand_th_w - _value(row, "store_th_w")
+    store_th = _value(row, "store_th_w")
+    extra_th = 0.0
+    if spare_wh is not None and spare_wh > 0.0:
+        rating_room = max(0.0, site.heat.store_max_discharge_th_w - store_th)
+        extra_th = min(spare_wh * 3600.0 / horizon_s, rating_room)
+    need_th = demand_th_w - store_th - extra_th
     target = planned
     # The most heat the network and the store can take until the next correction [W].
     supply_max = math.inf
@@ -294,6 +373,7 @@ def heat_pump_setpoint(
     row: pd.Series,
     store_wh: float | None,
     horizon_s: float,
+    spare_wh: float | None = None,
 ) -> tuple[float, float, float] | None:
     """The heat pump's electric setpoint [W] for the heat demand measured now
     (:func:`heat_pump_target_w`), with the COP and the demand [W] it used; None without an
@@ -318,7 +398,7 @@ def heat_pump_setpoint(
         return None
     grid = measured_grid_w(site, snapshot)
     exporting = grid is not None and grid < 0
-    target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s, exporting)
+    target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s, exporting, spare_wh)
     waste = _waste_heat_w(site, snapshot)
     if waste is not None:
         target = min(target, waste / (cop - 1.0))
@@ -331,10 +411,11 @@ def correct_heat_pump(
     row: pd.Series,
     store_wh: float | None,
     horizon_s: float,
+    spare_wh: float | None = None,
 ) -> list[Setpoint]:
     """The heat pump's setpoint for the measured heat demand (:func:`heat_pump_setpoint`),
     when it differs from the one in force by more than the site's deadband (in heat)."""
-    found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon_s)
+    found = heat_pump_setpoint(site, snapshot, row, store_wh, horizon_s, spare_wh)
     hp = site.heat_pump
     if found is None or hp is None:
         return []

@@ -433,6 +433,12 @@ class RunSettings(_Model):
     #: heat pump falls short and it is cheaper than the boiler (or the store would overflow);
     #: needs the plant's heat meter (``network_th_w``), see :mod:`vpp.control.dispatch`.
     heat_correction: bool = True
+    #: What the store may give when the measured heat demand exceeds the plan. ``spare``:
+    #: besides the plan's discharge, what it holds above what the plan needs of it until its
+    #: next planned recharge; the heat pump makes only what is left (see
+    #: :func:`vpp.control.dispatch.store_spare_wh`). ``plan``: no more than the plan's
+    #: discharge; the heat pump makes the rest (the rule before, docs/replay-world.md).
+    heat_correction_rule: Literal["plan", "spare"] = "spare"
     #: Devices written at the same time during a dispatch.
     dispatch_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
     #: A snapshot older than this many poll intervals is stale.

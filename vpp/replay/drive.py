@@ -148,7 +148,7 @@ async def drive_controller(
         state=ControllerState(site=site, started_at=clock.now()),
         forecast_mode=mode,
     )
-    ctl.store = StoreEstimate(site.heat.store_capacity_wh, params.store0_wh)
+    ctl.store = StoreEstimate.for_site(site.heat, params.store0_wh)
     if metrics is not None:
         ctl.metrics = metrics(ctl.state, clock)
     ctl.listener = _listener(ctl, journal)

@@ -171,6 +171,7 @@ def test_switched_off_by_the_site() -> None:
     waste=st.floats(0.0, 2e5),
     signal_cap=st.none() | st.floats(0.0, 40_000.0),
     import_cap=st.none() | st.floats(0.0, 2e5),
+    spare=st.none() | st.floats(-1e6, 1e6),
 )
 def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limits(
     demand: float,
@@ -185,6 +186,7 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
     waste: float,
     signal_cap: float | None,
     import_cap: float | None,
+    spare: float | None,
 ) -> None:
     r = row(
         heat_pump_el_w=planned_el,
@@ -201,7 +203,8 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
     if import_cap is not None:
         caps.append(OperatorCap("import", import_cap, T0, T0 + timedelta(hours=1)))
     store = store_frac * SITE.heat.store_capacity_wh
-    out = correction(SITE, r, s, {}, caps, T0, bounds, store_wh=store)  # type: ignore[arg-type]
+    # spare: the store's spare under run.heat_correction_rule = "spare" (None: "plan").
+    out = correction(SITE, r, s, {}, caps, T0, bounds, store_wh=store, spare_wh=spare)  # type: ignore[arg-type]
     for sp in out:
         if sp.kind != DeviceKind.HEAT_PUMP:
             continue
@@ -213,18 +216,36 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
             assert grid + (sp.power_w - running_el) <= max(import_cap, grid) + 1e-6
 
 
-def test_the_store_estimate_follows_the_measured_demand() -> None:
-    # The plan's store ends the quarter hour at 400 kWh; the network takes 100 kW more than
-    # planned for 60 s while the heat pump makes what was planned: 1.67 kWh less in store.
+def test_the_store_estimate_follows_the_measured_heat() -> None:
+    # The plan's store ends the quarter hour at 400 kWh, its boiler making 20 kW; the network
+    # takes 150 kW for 60 s while the heat pump makes 30: the store gives all 120 kW (the
+    # boiler fires only when it is empty), 2 kWh, and loses 0.3 % an hour of its content.
     plan = {"store_wh": 400_000.0, "store_th_w": 0.0, "heat_pump_th_w": 30_000.0,
             "heat_demand_th_w": 50_000.0}  # fmt: skip
-    est = StoreEstimate(SITE.heat.store_capacity_wh, 400_000.0)
+    est = StoreEstimate.for_site(SITE.heat, 400_000.0)
     est.on_poll(plan, 30_000.0, 60.0, 1.0, measured_demand_th_w=150_000.0)
-    assert est.energy_wh == pytest.approx(400_000.0 - 100_000.0 * 60 / 3600)
+    keep = (1 - SITE.heat.store_loss_pct_per_h / 100) ** (60 / 3600)
+    assert est.energy_wh == pytest.approx(400_000.0 * keep - 120_000.0 * 60 / 3600)
     # Without the meter the estimate follows the plan and the heat pump only.
-    est = StoreEstimate(SITE.heat.store_capacity_wh, 400_000.0)
+    est = StoreEstimate.for_site(SITE.heat, 400_000.0)
     est.on_poll(plan, 30_000.0, 60.0, 1.0)
     assert est.energy_wh == pytest.approx(400_000.0)
+
+
+def test_a_demand_below_a_plan_that_burns_gas_does_not_fill_an_empty_store() -> None:
+    # A winter hour: the plan empties the store and burns 300 kW; the network takes 100 kW
+    # less than planned, the heat pump its planned 400 kW. The boiler makes 100 kW less; the
+    # store, empty, stays empty (following the plan's boiler it would gain 100 kW for an
+    # hour, heat that a correction would then count on).
+    plan = {"store_wh": 0.0, "store_th_w": 0.0, "heat_pump_th_w": 400_000.0,
+            "heat_demand_th_w": 800_000.0, "boiler_th_w": 400_000.0}  # fmt: skip
+    est = StoreEstimate.for_site(SITE.heat, 0.0)
+    for _ in range(360):
+        est.on_poll(plan, 400_000.0, 10.0, 0.5, measured_demand_th_w=700_000.0)
+    assert est.energy_wh == 0.0
+    # The heat pump making more than the network takes does fill it, within its rating.
+    est.on_poll(plan, 400_000.0, 60.0, 0.5, measured_demand_th_w=100_000.0)
+    assert est.energy_wh == pytest.approx(SITE.heat.store_max_charge_th_w * 60 / 3600)
 
 
 def test_not_raised_to_the_minimum_part_load_into_a_full_store() -> None:

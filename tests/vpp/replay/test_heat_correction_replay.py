@@ -71,6 +71,36 @@ def test_with_the_heat_correction_the_controller_pays_no_more_than_heat_led(
     assert on["controller"]["unmet_heat_mwh"] == 0.0
 
 
+@pytest.fixture(scope="module")
+def plan_day(world: pd.DataFrame) -> DayResult:
+    """The winter day with the heat correction's rule before (``"plan"``: the store keeps to
+    the plan's discharge); the default, ``"spare"``, is ``days[True]``."""
+    site = _site(True)
+    run = site.run.model_copy(update={"heat_correction_rule": "plan"})
+    site = site.model_copy(update={"run": run})
+    (day,) = run_jobs(make_jobs(site, world, [WINTER_DAY], ReplayOptions(chain_days=1)), workers=1)
+    return day
+
+
+def test_on_the_winter_day_the_spare_rule_does_what_the_rule_before_did(
+    days: dict[bool, DayResult], plan_day: DayResult
+) -> None:
+    """A winter day: the plan empties the store, so there is nothing to spare and the
+    heat pump is raised as under the rule before; both stay within ten cents of heat-led no
+    control and burn no more gas than it (to a kWh)."""
+    spare, plan = days[True].kpis, plan_day.kpis
+    assert _site(True).run.heat_correction_rule == "spare"  # the default
+    assert spare["no_control"]["cost_eur"] == plan["no_control"]["cost_eur"]
+    for kpis in (spare, plan):
+        assert kpis["controller"]["regret_eur"] <= kpis["no_control"]["regret_eur"] + 0.1
+        # Within 1 kWh of heat-led no control's gas (of about 3.1 MWh).
+        assert kpis["controller"]["boiler_heat_mwh"] <= kpis["no_control"]["boiler_heat_mwh"] + 1e-3
+    # Nothing to spare: the same setpoints, the same cost.
+    assert spare["controller"]["cost_eur"] == pytest.approx(
+        plan["controller"]["cost_eur"], abs=1e-6
+    )
+
+
 def test_polls_read_the_network_heat_minute_by_minute(world: pd.DataFrame) -> None:
     """The plant's heat meter shows the demand inside the quarter hour (its mean is the
     data's), and a heat-pump setpoint written mid-quarter acts from the next minute."""
