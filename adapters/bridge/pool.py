@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException
 
+from adapters.bridge.decoder import use_register_decoder
 from adapters.bridge.errors import ConnectError
 
 #: pymodbus' own timeout is switched off (``asyncio.wait_for`` without a timer, for the answer
@@ -165,6 +166,7 @@ class ClientPool:
             retries=0,
         )
         client.ctx.trace_connect = _fail_pending_on_disconnect(client)
+        use_register_decoder(client)
         self._all.add(client)
         try:
             async with asyncio.timeout(timeout_s):
