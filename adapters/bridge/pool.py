@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,20 +110,9 @@ class ClientPool:
             return await self._send(req, timeout_s, reuse=False)
 
     async def _send(self, req: Request, timeout_s: float, reuse: bool) -> Any:
-        async with self.client(timeout_s, reuse) as (client, reused), asyncio.timeout(timeout_s):
-            try:
-                return await execute(client, req)
-            except ConnectionException as exc:
-                if reused:
-                    raise _StaleConnectionError(str(exc)) from exc
-                raise
-
-    @asynccontextmanager
-    async def client(
-        self, connect_timeout_s: float, reuse: bool = True
-    ) -> AsyncIterator[tuple[AsyncModbusTcpClient, bool]]:
-        """(client, reused) for one exchange; the client is closed unless the exchange
-        completed. ``reuse`` False skips idle connections and connects anew."""
+        """One exchange on a connection of its own: an idle one (unless ``reuse`` is False)
+        or a new one. The connection is kept for the next request only if the exchange
+        completed; one timer bounds the answer."""
         queued_at = time.monotonic()
         async with self._slots:
             if self.closed:
@@ -132,15 +120,22 @@ class ClientPool:
             client = self._take_idle() if reuse else None
             reused = client is not None
             if client is None:
-                # A connect that failed while this request queued fails it too: a dead gateway
-                # with 100 units costs one connect timeout, not 100 of them.
+                # A connect that failed while this request queued fails it too: a dead
+                # gateway with 100 units costs one connect timeout, not 100 of them.
                 if self._connect_failed_at > queued_at:
                     raise ConnectError(f"cannot connect to {self.host}:{self.port}")
-                client = await self._connect(connect_timeout_s)
+                client = await self._connect(timeout_s)
             completed = False
             try:
-                yield client, reused
+                async with asyncio.timeout(timeout_s):
+                    try:
+                        out = await execute(client, req)
+                    except ConnectionException as exc:
+                        if reused:
+                            raise _StaleConnectionError(str(exc)) from exc
+                        raise
                 completed = True
+                return out
             finally:
                 if completed and client.connected and not self.closed:
                     self._idle.append(client)
