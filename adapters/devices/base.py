@@ -108,11 +108,14 @@ def checked(
     Raises DeviceDataError naming device and point for NaN, infinities, values outside the
     range, and a missing value that is required.
     """
+    cls = value.__class__
+    if (cls is float or cls is int) and lo <= value <= hi and math.isfinite(value):
+        return float(value)  # the usual case, decided before any of the checks below
     if value is None:
         if required:
             raise DeviceDataError(f"{device_id}: {point} is not available (needed)")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DeviceDataError(f"{device_id}: {point} = {value!r} is not a number")
     number = float(value)
     if not math.isfinite(number):
