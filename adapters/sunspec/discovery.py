@@ -344,10 +344,22 @@ async def read_all_models(
     """
     holes = unreadable if unreadable is not None else set()
     wanted = [loc for loc in locations if ids is None or loc.id in ids]
-    image: Image = []
     plan = _cached_plan(tuple(wanted), tuple(within or locations), frozenset(holes))
+    return await read_planned(reader, wanted, plan, holes)
+
+
+async def read_planned(
+    reader: RegisterReader,
+    wanted: Sequence[ModelLocation],
+    plan: Iterable[tuple[int, int]],
+    unreadable: MutableSet[int],
+) -> list[DecodedModel]:
+    """The models ``wanted`` read with the requests ``plan`` (from :func:`plan_reads` for
+    them and ``unreadable``), decoded as :func:`read_all_models` decodes them; addresses
+    found unreadable on the way are added to ``unreadable`` (plan again after that)."""
+    image: Image = []
     for address, count in plan:
-        await _read_span(reader, address, count, image, holes)
+        await _read_span(reader, address, count, image, unreadable)
     return [_decode_location(loc, image) for loc in wanted]
 
 
