@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,19 +39,20 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from process_limit import DEVICES_PER_SHARD, START, bench_site
+from process_limit import DEVICES_PER_SHARD, START, UNITS_PER_PORT
 from rich.console import Console
 from rich.table import Table
 
 from adapters.bridge import ModbusBridge
 from adapters.sim.sharded import ShardedFleet
+from adapters.sim.synthetic import synthetic_site
 from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
-from vpp.core.site import Site
+from vpp.core.site import Site, parse_site
 
 #: (layer, path fragment); the first fragment found in a frame's file names its layer.
 LAYERS = (
@@ -65,6 +68,35 @@ LAYERS = (
 ORDER = ("pymodbus", "bridge", "decode", "driver", "poller", "controller", "event loop")
 #: Seconds py-spy may take to attach and report that it samples.
 ATTACH_S = 30.0
+
+
+def free_base_port(span: int) -> int:
+    """A base port with ``span`` free ports above it (checked by binding), from a random
+    start: other benchmarks on the machine start their search at the same place."""
+    start = random.randrange(21_000, 50_000, 50)
+    for base in (*range(start, 60_000, 50), *range(21_000, start, 50)):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+def bench_site(n: int) -> Site:
+    """``bench/process_limit.py``'s fleet of ``n`` devices, on free ports."""
+    ports = (n + UNITS_PER_PORT - 1) // UNITS_PER_PORT
+    site = synthetic_site(n // 2, n - n // 2, free_base_port(ports), UNITS_PER_PORT)
+    data = site.model_dump(mode="json")
+    data["optimizer"]["horizon_h"] = 24
+    return parse_site(data, "<poll profile>")
 
 
 def layer_of(frame: str) -> str | None:
