@@ -2,7 +2,8 @@
 
 The fleet is set up as ``bench/process_limit.py`` does it (synthetic PV inverters and
 batteries, 100 units per gateway port, served from child processes, ``vpp run`` defaults, a
-manual clock). After the first poll (discovery) py-spy attaches to this process and samples
+manual clock). After the first poll (discovery) the heap is frozen out of the garbage
+collector's reach, as ``vpp run`` does after start-up; then py-spy attaches and samples
 ``--polls`` further poll jobs; each sample is charged to the innermost frame that belongs to
 one of the layers below (so a ``struct`` or ``asyncio`` call is charged to the layer that
 made it):
@@ -50,6 +51,7 @@ from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
+from vpp.control.runner import freeze_heap
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
@@ -74,7 +76,8 @@ def free_base_port(span: int) -> int:
     """A base port with ``span`` free ports above it (checked by binding), from a random
     start: other benchmarks on the machine start their search at the same place."""
     start = random.randrange(21_000, 50_000, 50)
-    for base in (*range(start, 60_000, 50), *range(21_000, start, 50)):
+    bases: list[int] = [*range(start, 60_000, 50), *range(21_000, start, 50)]
+    for base in bases:
         socks: list[socket.socket] = []
         try:
             for port in range(base, base + span):
@@ -174,6 +177,7 @@ async def profile(site: Site, polls: int, rate: int, out: Path) -> tuple[float, 
     async with ModbusBridge() as bridge:
         ctl = controller_for(site, bridge)
         await ctl.run_job("poll")  # discovery, as at start
+        freeze_heap()  # as `vpp run` does after start-up
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(polls):
             await ctl.run_job("poll")
