@@ -402,7 +402,9 @@ async def _read_span(
 ) -> None:
     """Read a span into ``image``; on refusal split it to isolate the refused registers."""
     try:
-        regs = await _read(reader, address, count)
+        regs = await reader.read(address, count)  # what _read does, one frame less
+        if len(regs) != count:
+            raise RegisterReadError(f"read of {count} registers at {address} returned {len(regs)}")
     except RegisterReadError:
         if count == 1:
             holes.add(address)
@@ -411,7 +413,7 @@ async def _read_span(
         await _read_span(reader, address, half, image, holes)
         await _read_span(reader, address + half, count - half, image, holes)
         return
-    image.append((address, regs))  # _read checked the count
+    image.append((address, regs))
 
 
 def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
