@@ -93,6 +93,16 @@ def registered() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
 
 
+def plausible(value: Any, lo: float, hi: float) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool) in ``lo..hi``, else None:
+    the values :func:`checked` lets through, without naming anything (no string is built
+    on the way of a good value)."""
+    cls = value.__class__
+    if (cls is float or cls is int) and lo <= value <= hi and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def checked(
     device_id: str,
     point: str,
@@ -108,9 +118,9 @@ def checked(
     Raises DeviceDataError naming device and point for NaN, infinities, values outside the
     range, and a missing value that is required.
     """
-    cls = value.__class__
-    if (cls is float or cls is int) and lo <= value <= hi and math.isfinite(value):
-        return float(value)  # the usual case, decided before any of the checks below
+    good = plausible(value, lo, hi)
+    if good is not None:
+        return good  # the usual case, decided before any of the checks below
     if value is None:
         if required:
             raise DeviceDataError(f"{device_id}: {point} is not available (needed)")

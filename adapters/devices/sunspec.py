@@ -23,7 +23,7 @@ from typing import Any
 
 from adapters.bridge import DeviceLink
 from adapters.bridge.modbus import MAX_READ, MAX_WRITE_READ
-from adapters.devices.base import DeviceDataError, Driver, checked
+from adapters.devices.base import DeviceDataError, Driver, checked, plausible
 from adapters.snapshot import Reading
 from adapters.sunspec.codec import encode_value
 from adapters.sunspec.decode import DecodedModel, point_address
@@ -177,8 +177,11 @@ class Models:
     ) -> float | None:
         """``value`` checked to lie in ``lo..hi`` [unit] (see ``base.checked``); a required
         point beyond the model's length raises MissingPointError."""
-        value = self.value(role, point)
         model = self.by_role.get(role)
+        value = None if model is None else model.values.get(point)
+        good = plausible(value, lo, hi)
+        if good is not None:
+            return good
         if value is None and required and model is not None:
             reason = missing_reason(model, point)
             if reason is not None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.devices import DeviceDataError
-from adapters.devices.base import checked
+from adapters.devices.base import checked, plausible
 
 values = st.one_of(
     st.none(),
@@ -31,7 +31,9 @@ def test_a_value_passes_only_as_a_finite_number_in_range(
         and math.isfinite(value)
         and lo <= value <= hi
     )
+    assert (plausible(value, lo, hi) is not None) == good
     if good:
+        assert plausible(value, lo, hi) == float(value)  # type: ignore[arg-type]
         out = checked("pv-1", "model 103 point W", value, lo, hi, "W", required=required)
         assert out == float(value) and type(out) is float  # type: ignore[arg-type]
     elif value is None and not required:
