@@ -41,10 +41,8 @@ class Driver(ABC):
     def __init__(self, device: Any, link: DeviceLink) -> None:
         self.device = device
         self.link = link
-
-    @property
-    def device_id(self) -> str:
-        return str(self.device.id)
+        #: The device's id, named in every message (kept: it is read several times a poll).
+        self.device_id = str(device.id)
 
     @abstractmethod
     async def read(self) -> Reading:
