@@ -173,6 +173,12 @@ class ModbusBridge:
     async def _read(self, ep: ModbusEndpoint, op: Any, address: int, count: int) -> list[int]:
         if count < 1 or address < 0 or address + count > 65536:
             raise ValueError(f"bad register range {address}+{count}")
+        if count <= MAX_READ:  # one request, as every poll's reads are planned
+            req = Request(op, ep.unit, address, count)
+            regs = (await self._request(ep, req)).registers
+            if len(regs) != count:
+                raise ProtocolError(f"{_where(ep)}: {req.describe()}: got {len(regs)} registers")
+            return regs if type(regs) is list else list(regs)
         out: list[int] = []
         for start in range(address, address + count, MAX_READ):
             req = Request(op, ep.unit, start, min(MAX_READ, address + count - start))

@@ -275,8 +275,10 @@ class SunSpecDriver(Driver):
         return self._by_role(layout, decoded)
 
     async def read(self) -> Reading:
-        layout = await self.ensure_layout()
-        by_role = {**layout.static, **await self.read_roles(layout)}
+        # ensure_layout and read_roles written out: a coroutine less on every request's way.
+        layout = self._layout if self._layout is not None else await self.discover()
+        decoded = await self._read(layout, layout.dynamic)
+        by_role = {**layout.static, **self._by_role(layout, decoded)}
         return self.normalise(Models(self.device_id, by_role, layout.variant.name))
 
     async def read_now(self, *model_ids: int) -> dict[int, DecodedModel]:
