@@ -5,7 +5,9 @@ per gateway port) is served from child processes (``adapters.sim.sharded.Sharded
 2,500 devices per process) with a response delay of 0 and 20 ms. The devices serve function
 code 23 (``modbus.read_write``), so a setpoint's read-back travels with its last write. The
 controller runs here with the bridge, poller, controls and planner of ``vpp run`` and its
-defaults (4 connections per gateway, ``run.dispatch_concurrency`` 200) on a manual clock.
+defaults (4 connections per gateway, ``run.dispatch_concurrency`` 200) on a manual clock; after
+the first poll (discovery) the heap is frozen out of the garbage collector's reach, as
+``vpp run`` does after start-up (``vpp.control.runner.freeze_heap``).
 For each size and delay:
 
 - poll: the ``poll`` job (every device read and decoded into one snapshot), wall time and
@@ -48,6 +50,7 @@ from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
+from vpp.control.runner import freeze_heap
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
@@ -178,6 +181,7 @@ async def measure(site: Site, delay_ms: int, sim_pids: list[int | None]) -> Row:
             state=ControllerState(site=site, started_at=clock.now()),
         )
         await ctl.run_job("poll")  # discovery, as at start
+        freeze_heap()  # as `vpp run` does after start-up
         cpu, wall = time.process_time(), time.perf_counter()
         await ctl.run_job("poll")
         row.poll_s = time.perf_counter() - wall

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -114,13 +114,19 @@ class ModbusBridge:
         )
         return self.link(f"{host}:{port}/{unit}", endpoint)
 
-    async def read_holding(self, ep: ModbusEndpoint, address: int, count: int) -> list[int]:
+    # read_holding and read_input hand back _read's coroutine rather than awaiting it: every
+    # coroutine frame between a poll and the socket is passed twice per request.
+    def read_holding(
+        self, ep: ModbusEndpoint, address: int, count: int
+    ) -> Coroutine[Any, Any, list[int]]:
         """Holding registers ``address .. address+count-1`` (function code 3), any count."""
-        return await self._read(ep, "holding", address, count)
+        return self._read(ep, "holding", address, count)
 
-    async def read_input(self, ep: ModbusEndpoint, address: int, count: int) -> list[int]:
+    def read_input(
+        self, ep: ModbusEndpoint, address: int, count: int
+    ) -> Coroutine[Any, Any, list[int]]:
         """Input registers ``address .. address+count-1`` (function code 4), any count."""
-        return await self._read(ep, "input", address, count)
+        return self._read(ep, "input", address, count)
 
     async def read_bits(
         self, ep: ModbusEndpoint, table: Literal["coils", "discrete"], address: int, count: int
@@ -167,6 +173,12 @@ class ModbusBridge:
     async def _read(self, ep: ModbusEndpoint, op: Any, address: int, count: int) -> list[int]:
         if count < 1 or address < 0 or address + count > 65536:
             raise ValueError(f"bad register range {address}+{count}")
+        if count <= MAX_READ:  # one request, as every poll's reads are planned
+            req = Request(op, ep.unit, address, count)
+            regs = (await self._request(ep, req)).registers
+            if len(regs) != count:
+                raise ProtocolError(f"{_where(ep)}: {req.describe()}: got {len(regs)} registers")
+            return regs if type(regs) is list else list(regs)
         out: list[int] = []
         for start in range(address, address + count, MAX_READ):
             req = Request(op, ep.unit, start, min(MAX_READ, address + count - start))
@@ -178,35 +190,34 @@ class ModbusBridge:
         return out
 
     async def _request(self, ep: ModbusEndpoint, req: Request) -> Any:
-        """One request with retries: transient failures are retried after doubling delays."""
+        """One request with retries: transient failures are retried after doubling delays.
+        (One coroutine for the retries and the exchange: it is on the path of every poll.)"""
         attempt = 0
         while True:
             try:
-                return await self._exchange(ep, req)
+                pool = self._pool(ep.host, ep.port)
+                try:
+                    pdu = await pool.send(req, ep.timeout_s)
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"{_where(ep)}: no answer within {ep.timeout_s:g} s {req.describe()}"
+                    ) from None
+                except ConnectError as exc:
+                    raise ConnectError(f"{exc} (unit {ep.unit}, {req.describe()})") from None
+                except (ModbusException, OSError) as exc:
+                    raise CommsError(f"{_where(ep)}: {req.describe()}: {exc}") from None
+                if pdu.isError():
+                    code = int(getattr(pdu, "exception_code", 0))
+                    raise exception_error(
+                        code,
+                        f"{_where(ep)}: Modbus exception {exception_name(code)} {req.describe()}",
+                    )
+                return pdu
             except CommsError as exc:
                 if not exc.transient or attempt >= ep.retries or self._closed:
                     raise
             await asyncio.sleep(min(self.backoff_s * 2**attempt, self.backoff_max_s))
             attempt += 1
-
-    async def _exchange(self, ep: ModbusEndpoint, req: Request) -> Any:
-        pool = self._pool(ep.host, ep.port)
-        try:
-            pdu = await pool.send(req, ep.timeout_s)
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"{_where(ep)}: no answer within {ep.timeout_s:g} s {req.describe()}"
-            ) from None
-        except ConnectError as exc:
-            raise ConnectError(f"{exc} (unit {ep.unit}, {req.describe()})") from None
-        except (ModbusException, OSError) as exc:
-            raise CommsError(f"{_where(ep)}: {req.describe()}: {exc}") from None
-        if pdu.isError():
-            code = int(getattr(pdu, "exception_code", 0))
-            raise exception_error(
-                code, f"{_where(ep)}: Modbus exception {exception_name(code)} {req.describe()}"
-            )
-        return pdu
 
     def _pool(self, host: str, port: int) -> ClientPool:
         if self._closed:

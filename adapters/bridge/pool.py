@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException
 
+from adapters.bridge.decoder import use_register_decoder
 from adapters.bridge.errors import ConnectError
 
 #: pymodbus' own timeout is switched off (``asyncio.wait_for`` without a timer, for the answer
@@ -56,25 +56,28 @@ class Request:
         return f"reading {self.op} {self.address}+{self.count}"
 
 
-async def execute(client: AsyncModbusTcpClient, req: Request) -> Any:
-    """Send ``req`` on ``client``; returns the response PDU (an exception PDU included)."""
+def execute(client: AsyncModbusTcpClient, req: Request) -> Awaitable[Any]:
+    """Send ``req`` on ``client``; await it for the response PDU (an exception PDU included).
+
+    Returns pymodbus' own awaitable: a coroutine of ours around it would be one more frame
+    to pass at every step of every request."""
     if req.op == "holding":
-        return await client.read_holding_registers(req.address, count=req.count, device_id=req.unit)
+        return client.read_holding_registers(req.address, count=req.count, device_id=req.unit)
     if req.op == "input":
-        return await client.read_input_registers(req.address, count=req.count, device_id=req.unit)
+        return client.read_input_registers(req.address, count=req.count, device_id=req.unit)
     if req.op == "coils":
-        return await client.read_coils(req.address, count=req.count, device_id=req.unit)
+        return client.read_coils(req.address, count=req.count, device_id=req.unit)
     if req.op == "discrete":
-        return await client.read_discrete_inputs(req.address, count=req.count, device_id=req.unit)
+        return client.read_discrete_inputs(req.address, count=req.count, device_id=req.unit)
     if req.op == "write_read":
-        return await client.readwrite_registers(
+        return client.readwrite_registers(
             read_address=req.read_address,
             read_count=req.read_count,
             write_address=req.address,
             values=list(req.values),
             device_id=req.unit,
         )
-    return await client.write_registers(req.address, list(req.values), device_id=req.unit)
+    return client.write_registers(req.address, list(req.values), device_id=req.unit)
 
 
 class _StaleConnectionError(Exception):
@@ -110,20 +113,9 @@ class ClientPool:
             return await self._send(req, timeout_s, reuse=False)
 
     async def _send(self, req: Request, timeout_s: float, reuse: bool) -> Any:
-        async with self.client(timeout_s, reuse) as (client, reused), asyncio.timeout(timeout_s):
-            try:
-                return await execute(client, req)
-            except ConnectionException as exc:
-                if reused:
-                    raise _StaleConnectionError(str(exc)) from exc
-                raise
-
-    @asynccontextmanager
-    async def client(
-        self, connect_timeout_s: float, reuse: bool = True
-    ) -> AsyncIterator[tuple[AsyncModbusTcpClient, bool]]:
-        """(client, reused) for one exchange; the client is closed unless the exchange
-        completed. ``reuse`` False skips idle connections and connects anew."""
+        """One exchange on a connection of its own: an idle one (unless ``reuse`` is False)
+        or a new one. The connection is kept for the next request only if the exchange
+        completed; one timer bounds the answer."""
         queued_at = time.monotonic()
         async with self._slots:
             if self.closed:
@@ -131,15 +123,22 @@ class ClientPool:
             client = self._take_idle() if reuse else None
             reused = client is not None
             if client is None:
-                # A connect that failed while this request queued fails it too: a dead gateway
-                # with 100 units costs one connect timeout, not 100 of them.
+                # A connect that failed while this request queued fails it too: a dead
+                # gateway with 100 units costs one connect timeout, not 100 of them.
                 if self._connect_failed_at > queued_at:
                     raise ConnectError(f"cannot connect to {self.host}:{self.port}")
-                client = await self._connect(connect_timeout_s)
+                client = await self._connect(timeout_s)
             completed = False
             try:
-                yield client, reused
+                async with asyncio.timeout(timeout_s):
+                    try:
+                        out = await execute(client, req)
+                    except ConnectionException as exc:
+                        if reused:
+                            raise _StaleConnectionError(str(exc)) from exc
+                        raise
                 completed = True
+                return out
             finally:
                 if completed and client.connected and not self.closed:
                     self._idle.append(client)
@@ -165,6 +164,7 @@ class ClientPool:
             retries=0,
         )
         client.ctx.trace_connect = _fail_pending_on_disconnect(client)
+        use_register_decoder(client)
         self._all.add(client)
         try:
             async with asyncio.timeout(timeout_s):

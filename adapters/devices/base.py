@@ -41,10 +41,8 @@ class Driver(ABC):
     def __init__(self, device: Any, link: DeviceLink) -> None:
         self.device = device
         self.link = link
-
-    @property
-    def device_id(self) -> str:
-        return str(self.device.id)
+        #: The device's id, named in every message (kept: it is read several times a poll).
+        self.device_id = str(device.id)
 
     @abstractmethod
     async def read(self) -> Reading:
@@ -93,6 +91,16 @@ def registered() -> list[tuple[str, str]]:
     return sorted(_REGISTRY)
 
 
+def plausible(value: Any, lo: float, hi: float) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool) in ``lo..hi``, else None:
+    the values :func:`checked` lets through, without naming anything (no string is built
+    on the way of a good value)."""
+    cls = value.__class__
+    if (cls is float or cls is int) and lo <= value <= hi and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def checked(
     device_id: str,
     point: str,
@@ -108,11 +116,14 @@ def checked(
     Raises DeviceDataError naming device and point for NaN, infinities, values outside the
     range, and a missing value that is required.
     """
+    good = plausible(value, lo, hi)
+    if good is not None:
+        return good  # the usual case, decided before any of the checks below
     if value is None:
         if required:
             raise DeviceDataError(f"{device_id}: {point} is not available (needed)")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DeviceDataError(f"{device_id}: {point} = {value!r} is not a number")
     number = float(value)
     if not math.isfinite(number):

@@ -23,7 +23,7 @@ from typing import Any
 
 from adapters.bridge import DeviceLink
 from adapters.bridge.modbus import MAX_READ, MAX_WRITE_READ
-from adapters.devices.base import DeviceDataError, Driver, checked
+from adapters.devices.base import DeviceDataError, Driver, checked, plausible
 from adapters.snapshot import Reading
 from adapters.sunspec.codec import encode_value
 from adapters.sunspec.decode import DecodedModel, point_address
@@ -31,8 +31,9 @@ from adapters.sunspec.discovery import (
     ModelLocation,
     decode_span,
     find_base,
+    plan_reads,
     read_chain,
-    read_models,
+    read_planned,
 )
 from adapters.sunspec.models import load_model, symbol_name
 
@@ -93,9 +94,18 @@ class Variant:
         return chosen
 
 
+#: Most read plans one layout keeps (model sets read x unreadable registers found).
+PLANS_KEPT = 16
+
+
 @dataclass(slots=True)
 class Layout:
-    """What discovery learned about a device; cached between polls."""
+    """What discovery learned about a device; cached between polls.
+
+    ``dynamic``: the locations read every poll. ``plans``: (model ids, unreadable
+    addresses) -> (the first location of each of those models, the requests that read
+    them), planned once and reused at every poll.
+    """
 
     base: int
     chain: list[ModelLocation]
@@ -103,12 +113,31 @@ class Layout:
     roles: dict[str, ModelLocation]
     static: dict[str, DecodedModel]
     unreadable: set[int] = field(default_factory=set)
+    dynamic: list[ModelLocation] = field(init=False)
+    plans: dict[
+        tuple[frozenset[int], frozenset[int]],
+        tuple[list[ModelLocation], tuple[tuple[int, int], ...]],
+    ] = field(init=False, default_factory=dict)
 
-    @property
-    def dynamic(self) -> list[ModelLocation]:
-        """Locations read every poll."""
+    def __post_init__(self) -> None:
         static = {r.name for r in self.variant.roles if r.static}
-        return [loc for name, loc in self.roles.items() if name not in static]
+        self.dynamic = [loc for name, loc in self.roles.items() if name not in static]
+
+    def plan(self, ids: frozenset[int]) -> tuple[list[ModelLocation], tuple[tuple[int, int], ...]]:
+        """The first location of each model in ``ids`` and the requests that read them
+        (``plan_reads`` over the whole chain, around the unreadable registers)."""
+        key = (ids, frozenset(self.unreadable))
+        found = self.plans.get(key)
+        if found is None:
+            first: dict[int, ModelLocation] = {}
+            for loc in self.chain:
+                first.setdefault(loc.id, loc)
+            wanted = [loc for loc in first.values() if loc.id in ids]
+            requests = plan_reads(wanted, within=self.chain, unreadable=self.unreadable)
+            if len(self.plans) >= PLANS_KEPT:
+                self.plans.clear()
+            found = self.plans[key] = (wanted, tuple(requests))
+        return found
 
     def location(self, model_id: int) -> ModelLocation | None:
         """First location of ``model_id`` in the chain."""
@@ -148,8 +177,11 @@ class Models:
     ) -> float | None:
         """``value`` checked to lie in ``lo..hi`` [unit] (see ``base.checked``); a required
         point beyond the model's length raises MissingPointError."""
-        value = self.value(role, point)
         model = self.by_role.get(role)
+        value = None if model is None else model.values.get(point)
+        good = plausible(value, lo, hi)
+        if good is not None:
+            return good
         if value is None and required and model is not None:
             reason = missing_reason(model, point)
             if reason is not None:
@@ -243,8 +275,10 @@ class SunSpecDriver(Driver):
         return self._by_role(layout, decoded)
 
     async def read(self) -> Reading:
-        layout = await self.ensure_layout()
-        by_role = {**layout.static, **await self.read_roles(layout)}
+        # ensure_layout and read_roles written out: a coroutine less on every request's way.
+        layout = self._layout if self._layout is not None else await self.discover()
+        decoded = await self._read(layout, layout.dynamic)
+        by_role = {**layout.static, **self._by_role(layout, decoded)}
         return self.normalise(Models(self.device_id, by_role, layout.variant.name))
 
     async def read_now(self, *model_ids: int) -> dict[int, DecodedModel]:
@@ -343,10 +377,11 @@ class SunSpecDriver(Driver):
     ) -> dict[int, DecodedModel]:
         # The whole chain is passed so the plan may read across models in between: one
         # longer request costs less than two.
-        ids = {loc.id for loc in wanted}
-        models = await read_models(self.link, layout.chain, ids, unreadable=layout.unreadable)
-        self._warn_lengths(models.values())
-        for model in models.values():
+        locations, requests = layout.plan(frozenset(loc.id for loc in wanted))
+        decoded = await read_planned(self.link, locations, requests, layout.unreadable)
+        models = {model.id: model for model in decoded}
+        self._warn_lengths(decoded)
+        for model in decoded:
             if model.decoded and not model.errors:
                 self._recent[model.id] = model
         return models

@@ -344,10 +344,22 @@ async def read_all_models(
     """
     holes = unreadable if unreadable is not None else set()
     wanted = [loc for loc in locations if ids is None or loc.id in ids]
-    image: dict[int, int] = {}
     plan = _cached_plan(tuple(wanted), tuple(within or locations), frozenset(holes))
+    return await read_planned(reader, wanted, plan, holes)
+
+
+async def read_planned(
+    reader: RegisterReader,
+    wanted: Sequence[ModelLocation],
+    plan: Iterable[tuple[int, int]],
+    unreadable: MutableSet[int],
+) -> list[DecodedModel]:
+    """The models ``wanted`` read with the requests ``plan`` (from :func:`plan_reads` for
+    them and ``unreadable``), decoded as :func:`read_all_models` decodes them; addresses
+    found unreadable on the way are added to ``unreadable`` (plan again after that)."""
+    image: Image = []
     for address, count in plan:
-        await _read_span(reader, address, count, image, holes)
+        await _read_span(reader, address, count, image, unreadable)
     return [_decode_location(loc, image) for loc in wanted]
 
 
@@ -367,12 +379,32 @@ async def read_models(
     return {model.id: model for model in models}
 
 
+#: Registers read in one poll: (first address, registers) per request, in the order read.
+Image = list[tuple[int, Sequence[int]]]
+
+
+def _registers(image: Image, start: int, end: int) -> list[int | None]:
+    """Registers ``start .. end - 1`` of ``image``, None where none was read (a later read
+    of a register wins)."""
+    for address, regs in image:  # one request covers a whole model: a slice
+        if address <= start and end <= address + len(regs):
+            return list(regs[start - address : end - address])
+    out: list[int | None] = [None] * (end - start)
+    for address, regs in image:
+        lo, hi = max(start, address), min(end, address + len(regs))
+        if lo < hi:
+            out[lo - start : hi - start] = regs[lo - address : hi - address]
+    return out
+
+
 async def _read_span(
-    reader: RegisterReader, address: int, count: int, image: dict[int, int], holes: MutableSet[int]
+    reader: RegisterReader, address: int, count: int, image: Image, holes: MutableSet[int]
 ) -> None:
     """Read a span into ``image``; on refusal split it to isolate the refused registers."""
     try:
-        regs = await _read(reader, address, count)
+        regs = await reader.read(address, count)  # what _read does, one frame less
+        if len(regs) != count:
+            raise RegisterReadError(f"read of {count} registers at {address} returned {len(regs)}")
     except RegisterReadError:
         if count == 1:
             holes.add(address)
@@ -381,24 +413,27 @@ async def _read_span(
         await _read_span(reader, address, half, image, holes)
         await _read_span(reader, address + half, count - half, image, holes)
         return
-    image.update(zip(range(address, address + count), regs, strict=True))
+    image.append((address, regs))
 
 
 def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
     """The model at ``loc`` from its registers ``loc.address .. loc.end - 1`` (header
     included), as :func:`read_all_models` decodes it; ChainChangedError if the header no
     longer matches."""
-    return _decode_location(loc, dict(zip(range(loc.address, loc.end), regs, strict=True)))
+    if len(regs) != loc.end - loc.address:
+        raise ValueError(f"model {loc.id}: {len(regs)} registers for {loc.end - loc.address}")
+    return _decode_location(loc, [(loc.address, regs)])
 
 
-def _decode_location(loc: ModelLocation, image: dict[int, int]) -> DecodedModel:
-    header = (image.get(loc.address), image.get(loc.address + 1))
+def _decode_location(loc: ModelLocation, image: Image) -> DecodedModel:
+    registers = _registers(image, loc.address, loc.end)
+    header = (registers[0], registers[1])
     if header != (loc.id, loc.length):
         raise ChainChangedError(
             f"model {loc.id} expected at {loc.address} with L={loc.length}, device now has "
             f"header {header}: the register map changed, rescan the device"
         )
-    body = [image.get(a) for a in range(loc.address + 2, loc.end)]
+    body = registers[2:]
     try:
         model = load_model(loc.id)
     except UnknownModelError as exc:
