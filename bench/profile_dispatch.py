@@ -3,11 +3,12 @@
 The set-up of ``bench/process_limit.py`` (synthetic fleet, half PV half batteries, served by
 child processes of about 2,500 devices each, function code 23, ``vpp run`` defaults, manual
 clock): discovery poll, poll, plan, then the ``dispatch`` job profiled. The controller is
-profiled with cProfile (on CPU time, not wall time) around the job; each simulator process profiles itself with cProfile
-between SIGUSR1 (start) and SIGUSR2 (stop and write its stats), so both sides cover the same
-dispatch (the first after the plan, as ``process_limit.py`` measures it). Prints the top
-functions by own time and by cumulative time on each side, in us per device (cProfile's own
-overhead inflates every figure, roughly alike on both sides).
+profiled with cProfile (on CPU time, not wall time) around the job; each simulator process
+profiles itself the same way between SIGUSR1 (start) and SIGUSR2 (stop and write its
+stats), so both sides cover the same dispatch (the first after the plan, as
+``process_limit.py`` measures it). Prints the top functions by own time and by cumulative
+time on each side, in us per device (cProfile's own overhead inflates every figure, roughly
+alike on both sides).
 
 Run: ``.venv/bin/python bench/profile_dispatch.py [--devices 3000] [--delay-ms 20] [--top 25]``
 """
@@ -22,26 +23,23 @@ import multiprocessing
 import os
 import pstats
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_limit import DEVICES_PER_SHARD, START, bench_site, cpu_s
 
-from process_limit import DEVICES_PER_SHARD, START, bench_site, cpu_s  # noqa: E402
-
-from adapters.bridge import ModbusBridge  # noqa: E402
-from adapters.sim.fleet import serve_site  # noqa: E402
-from adapters.sim.sharded import shard_site  # noqa: E402
-from optimizer.planner import Planner  # noqa: E402
-from vpp.control.controller import Controller  # noqa: E402
-from vpp.control.inputs import InputProvider  # noqa: E402
-from vpp.control.plant import ModbusPlant  # noqa: E402
-from vpp.control.state import ControllerState  # noqa: E402
-from vpp.core.clock import ManualClock  # noqa: E402
-from vpp.core.site import Site  # noqa: E402
+from adapters.bridge import ModbusBridge
+from adapters.sim.fleet import serve_site
+from adapters.sim.sharded import shard_site
+from optimizer.planner import Planner
+from vpp.control.controller import Controller
+from vpp.control.inputs import InputProvider
+from vpp.control.plant import ModbusPlant
+from vpp.control.state import ControllerState
+from vpp.core.clock import ManualClock
+from vpp.core.site import Site
 
 
 def _profiled_child(site: Site, options: dict[str, Any], ready: Any, out: str) -> None:
@@ -76,7 +74,7 @@ class ProfiledShards:
     def __enter__(self) -> ProfiledShards:
         for proc in self.procs:
             proc.start()
-        for proc, ev in zip(self.procs, self.ready, strict=True):
+        for ev in self.ready:
             if not ev.wait(180):
                 self.__exit__()
                 raise RuntimeError("a simulator shard did not come up")
@@ -175,9 +173,10 @@ def main() -> None:
     site = bench_site(args.devices)
     n_shards = max(1, round(args.devices / DEVICES_PER_SHARD))
     delay_s = args.delay_ms / 1000 if args.delay_ms else None
-    with tempfile.TemporaryDirectory() as folder, ProfiledShards(
-        site, n_shards, delay_s, folder
-    ) as shards:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        ProfiledShards(site, n_shards, delay_s, folder) as shards,
+    ):
         asyncio.run(run(site, shards, args.top))
 
 

@@ -162,6 +162,15 @@ class SimulatedDevice(ABC):
         if self.fault == "garbage":
             self._scramble(block, offset, count)
 
+    def read_regs(self, offset: int, count: int) -> list[int]:
+        """Registers ``offset .. offset + count - 1`` of the image (from its start)."""
+        regs = self.refresh().regs[offset : offset + count]
+        if self.fault == "garbage":
+            block = [0] * offset + regs
+            self._scramble(block, offset, count)
+            regs = block[offset:]
+        return regs
+
     def _scramble(self, block: list[int], offset: int, count: int) -> None:
         for start, length in self.image.measurement:
             lo, hi = max(start, offset), min(start + length, offset + count)
