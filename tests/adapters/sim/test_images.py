@@ -196,5 +196,6 @@ def test_one_register_points_decode_as_the_codec_decodes_them(
     """The inline decoding of one-register points agrees with adapters.sunspec.codec,
     sentinels ("not implemented") included."""
     raw = decode_value(ptype, [reg])
+    assert raw is None or isinstance(raw, int)
     want = raw if sf is None or raw is None else scale(raw, sf)
     assert PointSlot(40000, 1, True, ptype, sf).decode([reg]) == want
