@@ -10,7 +10,8 @@ stats), so both sides cover the same dispatch (the first after the plan, as
 time on each side, in us per device (cProfile's own overhead inflates every figure, roughly
 alike on both sides).
 
-Run: ``.venv/bin/python bench/profile_dispatch.py [--devices 3000] [--delay-ms 20] [--top 25]``
+Run: ``.venv/bin/python bench/profile_dispatch.py [--devices 3000] [--delay-ms 20] [--top 25]
+[--dump controller.prof]``
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def per_device(stats: pstats.Stats, n: int, sort: str, top: int) -> str:
     return "\n".join(out)
 
 
-async def run(site: Site, shards: ProfiledShards, top: int) -> None:
+async def run(site: Site, shards: ProfiledShards, top: int, dump: str | None) -> None:
     n = len(site.devices)
     clock = ManualClock(START)
     async with ModbusBridge() as bridge:
@@ -156,6 +157,8 @@ async def run(site: Site, shards: ProfiledShards, top: int) -> None:
               f"{cpu / n * 1e6:.0f} us/dev, simulators {sim / n * 1e6:.0f} us/dev, "
               f"{len(written):,} written, {sum(s.ok for s in written):,} confirmed, "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    if dump is not None:
+        prof.dump_stats(dump)
     mine = pstats.Stats(prof, stream=io.StringIO())
     theirs = shards.stats()
     for side, stats in (("controller", mine), ("simulators", theirs)):
@@ -169,6 +172,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=3_000)
     parser.add_argument("--delay-ms", type=int, default=20)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", help="also write the controller's stats to this file")
     args = parser.parse_args()
     site = bench_site(args.devices)
     n_shards = max(1, round(args.devices / DEVICES_PER_SHARD))
@@ -177,7 +181,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as folder,
         ProfiledShards(site, n_shards, delay_s, folder) as shards,
     ):
-        asyncio.run(run(site, shards, args.top))
+        asyncio.run(run(site, shards, args.top, args.dump))
 
 
 if __name__ == "__main__":

@@ -93,10 +93,17 @@ class Envelope:
 
 def intersect(bounds: Iterable[Bound]) -> Envelope:
     """The intersection of ``bounds``, the first taking precedence (see the module doc)."""
-    env = Envelope(-math.inf, math.inf, "", "")
+    # Envelope.narrow, one bound after the other, on plain floats (one Envelope at the end).
+    lo, hi, lo_source, hi_source = -math.inf, math.inf, "", ""
     for bound in bounds:
-        env = env.narrow(bound)
-    return env
+        new_lo = min(max(bound.lo, lo), hi)
+        new_hi = min(max(bound.hi, lo), hi)
+        if new_lo > lo:
+            lo_source = bound.source
+        if new_hi < hi:
+            hi_source = bound.source
+        lo, hi = new_lo, new_hi
+    return Envelope(lo, hi, lo_source, hi_source)
 
 
 def battery_bounds(
