@@ -122,6 +122,8 @@ class SimulatedDevice(ABC):
         self.error_code = GATEWAY_NO_RESPONSE
         #: Accepted write requests (tests and the status table use it).
         self.writes = 0
+        #: Modbus requests addressed to this device, answered or not (tests count them).
+        self.requests = 0
         self._rng = random.Random(zlib.crc32(self.id.encode()))
         self._env: Environment | None = None
         self._dirty = True

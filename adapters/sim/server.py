@@ -227,7 +227,9 @@ class GatewayServer:
         device = self._by_unit.get(unit)
         if device is None:
             conn.send(_exception(tid, unit, fc, GATEWAY_NO_RESPONSE))
-        elif device.fault != "none" or device.response_delay_s > 0:
+            return
+        device.requests += 1
+        if device.fault != "none" or device.response_delay_s > 0:
             task = asyncio.get_running_loop().create_task(
                 self._held_answer(conn, device, tid, unit, pdu)
             )
