@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from adapters.breaker import CircuitBreaker
@@ -66,8 +66,7 @@ class DeviceLink:
         except CommsError as exc:
             raise with_device(exc, self.device_id) from None
 
-    @asynccontextmanager
-    async def attempt(self, not_failures: tuple[type[Exception], ...] = ()) -> AsyncIterator[None]:
+    def attempt(self, not_failures: tuple[type[Exception], ...] = ()) -> Attempt:
         """One device operation under the breaker.
 
         Refused at once with BreakerOpenError while the breaker is open; an exception inside
@@ -75,16 +74,29 @@ class DeviceLink:
         Exceptions of the ``not_failures`` types (the caller's own refusals after the device
         answered fine) count as a success and propagate.
         """
+        return Attempt(self.breaker, not_failures)
+
+
+class Attempt:
+    """The context manager of :meth:`DeviceLink.attempt`: a plain class, since a generator
+    based one costs more per device operation than the breaker bookkeeping it wraps."""
+
+    __slots__ = ("breaker", "not_failures")
+
+    def __init__(self, breaker: CircuitBreaker, not_failures: tuple[type[Exception], ...]) -> None:
+        self.breaker = breaker
+        self.not_failures = not_failures
+
+    async def __aenter__(self) -> None:
         self.breaker.check()
-        try:
-            yield
-        except not_failures:
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or isinstance(exc, self.not_failures):
             self.breaker.record_success()
-            raise
-        except Exception as exc:
+        elif isinstance(exc, Exception):
             self.breaker.record_failure(str(exc))
-            raise
-        except BaseException:
+        else:
             self.breaker.release()
-            raise
-        self.breaker.record_success()
+        return False  # the exception, if any, propagates
