@@ -38,6 +38,7 @@ from optimizer.planner import Planner
 from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
+from vpp.control.runner import freeze_heap
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site
@@ -142,6 +143,7 @@ async def run(site: Site, shards: ProfiledShards, top: int, dump: str | None) ->
         await ctl.run_job("poll")
         ctl.plan_lead_s = 60.0
         await ctl.run_job("plan")
+        freeze_heap()  # as `vpp run` does after its start-up
         clock.advance(60)
         shards.signal(signal.SIGUSR1)
         prof = cProfile.Profile(time.process_time)
