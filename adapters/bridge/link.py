@@ -92,11 +92,10 @@ class Attempt:
 
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:  # None: the exception, if any, propagates
         if exc is None or isinstance(exc, self.not_failures):
             self.breaker.record_success()
         elif isinstance(exc, Exception):
             self.breaker.record_failure(str(exc))
         else:
             self.breaker.release()
-        return False  # the exception, if any, propagates
