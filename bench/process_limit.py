@@ -13,7 +13,9 @@ For each size and delay:
 - poll: the ``poll`` job (every device read and decoded into one snapshot), wall time and
   this process's CPU per device;
 - dispatch: the ``dispatch`` job at the quarter hour after a plan (every setpoint checked,
-  written and read back), wall time, this process's CPU per device, the simulator
+  written and read back), with the heap frozen after the plan as ``vpp run`` freezes it
+  after its start-up (``runner.freeze_heap``: a full collection would otherwise scan the
+  site, drivers and plan model), wall time, this process's CPU per device, the simulator
   processes' CPU per device over the same time (they share the 2 cores), setpoints written
   and confirmed;
 - RSS of this process after both;
@@ -190,6 +192,7 @@ async def measure(site: Site, delay_ms: int, sim_pids: list[int | None]) -> Row:
         row.online = 0 if snapshot is None else len(snapshot.online())
         ctl.plan_lead_s = 60.0
         await ctl.run_job("plan")
+        freeze_heap()  # as `vpp run` does after its start-up
         clock.advance(60)
         sim, cpu, wall = cpu_s(sim_pids), time.process_time(), time.perf_counter()
         await ctl.run_job("dispatch")

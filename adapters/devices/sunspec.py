@@ -15,6 +15,7 @@ factor does) fails with :class:`MissingPointError` naming device, model and poin
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from adapters.bridge.modbus import MAX_READ, MAX_WRITE_READ
 from adapters.devices.base import DeviceDataError, Driver, checked, plausible
 from adapters.snapshot import Reading
 from adapters.sunspec.codec import encode_value
-from adapters.sunspec.decode import DecodedModel, point_address
+from adapters.sunspec.decode import DecodedModel
 from adapters.sunspec.discovery import (
     ModelLocation,
     decode_span,
@@ -47,6 +48,8 @@ class MissingPointError(DeviceDataError):
 def missing_reason(model: DecodedModel, point: str) -> str | None:
     """Why top-level ``point`` of ``model`` has no value because of the model's length L:
     the point or its scale factor lies beyond L. None when L is not the reason."""
+    if not model.missing:  # the usual case: every point of the definition is inside L
+        return None
     where = f"the length the device reports (L={model.length})"
     if point in model.missing:
         return f"model {model.id} point {point} lies beyond {where}"
@@ -419,17 +422,39 @@ def _check_decoded(device_id: str, model: DecodedModel) -> DecodedModel:
     return model
 
 
+@functools.lru_cache(maxsize=256)
+def _points(model_id: int, names: tuple[str, ...]) -> tuple[tuple[int, str, int], ...]:
+    """(offset from the model's ID register, type, size) of each of ``names``: looked up in
+    the definition once per model and set of points, not on every write."""
+    group = load_model(model_id).group
+    return tuple((p.offset, p.type, p.size) for p in map(group.point, names))
+
+
+def _encode(model_id: int, name: str, ptype: str, size: int, raw: Any) -> list[int]:
+    """One point's registers; ValueError naming model and point when ``raw`` does not fit."""
+    if size == 1 and type(raw) is int:  # the usual control point, inline
+        if ptype in _UNSIGNED_16 and 0 <= raw <= 0xFFFF:
+            return [raw]
+        if ptype == "int16" and -0x8000 <= raw <= 0x7FFF:
+            return [raw & 0xFFFF]
+    try:
+        return encode_value(ptype, raw, size)
+    except ValueError as exc:
+        raise ValueError(f"model {model_id} point {name}: {exc}") from None
+
+
+#: One-register types encoded inline (as adapters.sunspec.codec.encode_value does).
+_UNSIGNED_16 = frozenset({"uint16", "count", "enum16", "bitfield16", "acc16"})
+
+
 def _encode_block(model: DecodedModel, values: Mapping[str, Any]) -> tuple[int, list[int]]:
     """(address, registers) from the first to the last point of ``values``: those points
     encoded, the registers between them as ``model.raw`` holds them."""
-    mdef = load_model(model.id)
+    names = tuple(values)
     placed = []
-    for name, raw in values.items():
-        address, pdef = point_address(mdef, model.address, name)
-        try:
-            placed.append((address, encode_value(pdef.type, raw, pdef.size)))
-        except ValueError as exc:
-            raise ValueError(f"model {model.id} point {name}: {exc}") from None
+    for name, (offset, ptype, size) in zip(names, _points(model.id, names), strict=True):
+        address = model.address + offset
+        placed.append((address, _encode(model.id, name, ptype, size, values[name])))
     start = min(a for a, _ in placed)
     end = max(a + len(r) for a, r in placed)
     body = model.address + 2  # raw holds the body, after ID and L
@@ -443,15 +468,12 @@ def _encode_block(model: DecodedModel, values: Mapping[str, Any]) -> tuple[int, 
 
 def _encode_points(model: DecodedModel, points: Step) -> tuple[int, list[int]]:
     """(address, registers) that write raw values to contiguous points of ``model``."""
-    mdef = load_model(model.id)
+    names = tuple(name for name, _ in points)
     start, regs = -1, list[int]()
-    for name, raw in points:
-        address, pdef = point_address(mdef, model.address, name)
+    for (name, raw), (offset, ptype, size) in zip(points, _points(model.id, names), strict=True):
+        address = model.address + offset
         start = address if start < 0 else start
         if address != start + len(regs):
             raise ValueError(f"points {[p for p, _ in points]} are not contiguous")
-        try:
-            regs += encode_value(pdef.type, raw, pdef.size)
-        except ValueError as exc:
-            raise ValueError(f"model {model.id} point {name}: {exc}") from None
+        regs += _encode(model.id, name, ptype, size, raw)
     return start, regs

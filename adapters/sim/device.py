@@ -8,12 +8,13 @@ if-chain over kinds.
 The fleet steps every device with an :class:`Environment` (time, step length, what the devices
 stepped before it published). The Modbus server calls :meth:`SimulatedDevice.read_into` and
 :meth:`SimulatedDevice.write` from its request callback; a write of a control takes effect
-at once (the device is re-evaluated with a zero-length step at the write's time).
+at once (the device is re-evaluated with a zero-length step at the write's time, in the
+world of the last physics step). A write costs the same whatever the size of the fleet:
+only the written device is touched.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import zlib
 from abc import ABC, abstractmethod
@@ -70,13 +71,27 @@ class Environment:
     # Not an init field, so dataclasses.replace (a new moment) starts with an empty cache.
     _plane_cache: dict[tuple[float, float], float] = field(init=False, default_factory=dict)
 
+    def at(self, now: datetime) -> Environment:
+        """This moment's world re-evaluated at ``now`` with a zero-length step: what a write
+        between two physics steps sees. The world (irradiance, loads) stays as of this
+        step until the next one; the plane irradiance already computed is shared."""
+        moved = Environment(
+            now, 0.0, self.local_hour, self.irradiance, self.base_load_w, self.it_power_w,
+            self.world_waste_heat_temp_c, self.heat_demand_th_w, self.pv_w, self.battery_w,
+            self.heat_pump_el_w, self.recovered_heat_w, self.waste_heat_w,
+            self.waste_heat_temp_c, self.dry_cooler_el_per_th,
+        )  # fmt: skip
+        moved._plane_cache = self._plane_cache
+        return moved
+
     @property
     def now_s(self) -> float:
         """Current time as POSIX seconds [s]."""
         return self.now.timestamp()
 
     def plane_irradiance_w_per_m2(self, tilt_deg: float, azimuth_deg: float) -> float:
-        """Irradiance on a plane [W/m^2] now; computed once per orientation and step."""
+        """Irradiance on a plane [W/m^2] at this step; computed once per orientation and
+        step (and shared with the writes until the next step, see :meth:`at`)."""
         key = (tilt_deg, azimuth_deg)
         value = self._plane_cache.get(key)
         if value is None:
@@ -107,6 +122,8 @@ class SimulatedDevice(ABC):
         self.error_code = GATEWAY_NO_RESPONSE
         #: Accepted write requests (tests and the status table use it).
         self.writes = 0
+        #: Modbus requests addressed to this device, answered or not (tests count them).
+        self.requests = 0
         self._rng = random.Random(zlib.crc32(self.id.encode()))
         self._env: Environment | None = None
         self._dirty = True
@@ -162,6 +179,15 @@ class SimulatedDevice(ABC):
         if self.fault == "garbage":
             self._scramble(block, offset, count)
 
+    def read_regs(self, offset: int, count: int) -> list[int]:
+        """Registers ``offset .. offset + count - 1`` of the image (from its start)."""
+        regs = self.refresh().regs[offset : offset + count]
+        if self.fault == "garbage":
+            block = [0] * offset + regs
+            self._scramble(block, offset, count)
+            regs = block[offset:]
+        return regs
+
     def _scramble(self, block: list[int], offset: int, count: int) -> None:
         for start, length in self.image.measurement:
             lo, hi = max(start, offset), min(start + length, offset + count)
@@ -172,7 +198,10 @@ class SimulatedDevice(ABC):
         """Apply a write request; a Modbus exception code if it is refused, else None."""
         if self.fault == "refuse_writes":
             return ILLEGAL_VALUE
-        image = self.refresh()
+        # No publish first: the writable registers are kept current as the controls change
+        # (a revert clears its register at once), so the write, the checks and the controls
+        # see what the device holds; the measurements are published on the next read.
+        image = self.image
         if not image.all_writable(address, len(values)):
             return ILLEGAL_ADDRESS
         keys = image.keys_in(address, len(values))
@@ -186,7 +215,7 @@ class SimulatedDevice(ABC):
         self.apply_controls(keys, now.timestamp())
         if self._env is not None:
             # React at once: re-evaluate with a zero-length step at the write's time.
-            self.advance(dataclasses.replace(self._env, now=now, dt_s=0.0))
+            self.advance(self._env.at(now))
         self._dirty = True
         return None
 

@@ -42,6 +42,12 @@ _RANGES: dict[str, tuple[int, int]] = {
     "uint64": (0, 0xFFFFFFFFFFFFFFFE),
 }
 _ROLLOVER = {"acc16": 1 << 16, "acc32": 1 << 32, "acc64": 1 << 64}
+# One-register types decoded inline (unsigned?) and their "not implemented" raw values, as
+# adapters.sunspec.codec has them (tests/adapters/sim/test_images.py holds the two equal).
+_ONE_REGISTER = {"uint16": True, "count": True, "enum16": True, "bitfield16": True,
+                 "acc16": True, "int16": False, "sunssf": False}  # fmt: skip
+_SENTINEL_16 = {"uint16": 0xFFFF, "count": 0xFFFF, "enum16": 0xFFFF, "bitfield16": 0xFFFF,
+                "acc16": 0, "int16": -0x8000, "sunssf": -0x8000}  # fmt: skip
 
 
 def pick_sf(max_abs: float, signed: bool = True, lowest: int = 0) -> int:
@@ -96,7 +102,15 @@ class PointSlot:
 
     def decode(self, regs: Sequence[int]) -> Any:
         """Engineering value of the registers (None if not implemented)."""
-        raw = decode_value(self.ptype, regs)
+        unsigned = _ONE_REGISTER.get(self.ptype)
+        if unsigned is not None and len(regs) == 1:  # the usual control point, inline
+            raw: Any = regs[0]
+            if unsigned is False and raw >= 0x8000:
+                raw -= 0x10000
+            if raw == _SENTINEL_16[self.ptype]:
+                return None
+        else:
+            raw = decode_value(self.ptype, regs)
         if self.sf is None or not isinstance(raw, int | float):
             return raw
         return scale(raw, self.sf)

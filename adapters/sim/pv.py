@@ -183,6 +183,7 @@ class PvSim(SimulatedDevice):
         cfg, st = self.config, self._state
         if st.limit_enabled and physics.timer_expired(st.last_write_s, env.now_s, st.revert_s):
             st.limit_enabled = False
+            self.image.set(self._limit_keys[2], 0)  # the enable flag reads 0 from now on
         st.irradiance_w_per_m2 = env.plane_irradiance_w_per_m2(cfg.tilt_deg, cfg.azimuth_deg)
         st.dc_available_w = physics.pv_dc_power_w(st.irradiance_w_per_m2, cfg.dc_peak_w)
         st.available_w = physics.pv_available_ac_w(st.dc_available_w, cfg.rated_w)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from adapters.bridge import (
+    BreakerOpenError,
     CommsError,
     ConnectError,
     IllegalAddressError,
@@ -213,3 +214,31 @@ async def test_dead_gateway_costs_one_connect_timeout_not_one_per_unit() -> None
             sock.close()
     assert all(isinstance(r, ConnectError) for r in results), results
     assert elapsed < 1.0  # 20 units x 0.4 s / 2 connections would be 4 s
+
+
+async def test_an_attempt_gives_the_breaker_its_verdict() -> None:
+    """A clean exit is a success; the caller's own refusal is a success and propagates; any
+    other exception is a failure (and opens the breaker at its threshold); a cancellation
+    is no verdict; an open breaker refuses the next attempt at once."""
+    async with ModbusBridge(breaker_failures=2, clock=lambda: 0.0) as bridge:
+        link = bridge.link("d1", ModbusEndpoint(host="127.0.0.1", port=1, unit=1))
+        breaker = link.breaker
+        with pytest.raises(OSError, match="gone"):
+            async with link.attempt():
+                raise OSError("gone")
+        assert breaker.consecutive_failures == 1 and breaker.last_error == "gone"
+        with pytest.raises(ValueError, match="refused"):
+            async with link.attempt(not_failures=(ValueError,)):
+                raise ValueError("refused")
+        assert breaker.consecutive_failures == 0
+        with pytest.raises(asyncio.CancelledError):
+            async with link.attempt():
+                raise asyncio.CancelledError
+        assert breaker.consecutive_failures == 0
+        for _ in range(2):
+            with pytest.raises(OSError):
+                async with link.attempt():
+                    raise OSError("gone again")
+        with pytest.raises(BreakerOpenError):
+            async with link.attempt():
+                pytest.fail("an open breaker lets nothing through")

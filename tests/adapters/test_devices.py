@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.bridge import ModbusBridge
 from adapters.devices import DeviceDataError, Driver, driver_for, register_driver, registered
-from adapters.devices.sunspec import SunSpecDriver
+from adapters.devices.sunspec import SunSpecDriver, _encode
 from adapters.snapshot import BatteryReading, PvReading
+from adapters.sunspec.codec import encode_value
 from adapters.sunspec.discovery import ModelOverrunError, NoSunSpecError
 from tests.adapters.fleet import (
     battery_124_models,
@@ -214,3 +217,21 @@ async def test_changed_chain_is_rediscovered_after_the_failure() -> None:
         driver.forget()  # what the poller does after any failure
         reading = await driver.read()
     assert isinstance(reading, PvReading) and math.isclose(reading.ac_power_w or 0, 99.5)
+
+
+@given(
+    ptype=st.sampled_from(["uint16", "count", "enum16", "bitfield16", "acc16", "int16"]),
+    raw=st.integers(-0x10000, 0x1FFFF) | st.sampled_from([-0x8000, -1, 0, 0x7FFF, 0xFFFF]),
+)
+def test_control_points_encode_as_the_codec_encodes_them(ptype: str, raw: int) -> None:
+    """The inline encoding of one-register control points agrees with the SunSpec codec,
+    refusals of values that do not fit included (naming model and point)."""
+    try:
+        want: list[int] | None = encode_value(ptype, raw, 1)
+    except ValueError:
+        want = None
+    if want is None:
+        with pytest.raises(ValueError, match="model 123 point WMaxLimPct"):
+            _encode(123, "WMaxLimPct", ptype, 1, raw)
+    else:
+        assert _encode(123, "WMaxLimPct", ptype, 1, raw) == want

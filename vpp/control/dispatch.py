@@ -69,12 +69,13 @@ def setpoints_from_row(site: Site, row: pd.Series, online: set[str]) -> list[Set
     """One setpoint per online controllable device for this plan step (none where the plan
     has no value for it, e.g. a device that was offline when the step was planned)."""
     out: list[Setpoint] = []
+    values = row.to_dict()  # one conversion, then a dict lookup per device (not pandas)
     for device in site.devices:
         spec = KINDS[device.kind]
         col = spec.column(device.id)
-        if col is None or device.id not in online or not device.enabled or col not in row.index:
+        if col is None or device.id not in online or not device.enabled or col not in values:
             continue
-        value = float(row[col])
+        value = float(values[col])
         if spec.caps_output:  # no cap planned (NaN) is no cap at all
             value = pv_cap_w(value, float(getattr(device, "rated_w", math.inf)))
         elif not math.isfinite(value):

@@ -30,6 +30,7 @@ nearest edge (device safety first).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,17 +94,31 @@ class Envelope:
 
 def intersect(bounds: Iterable[Bound]) -> Envelope:
     """The intersection of ``bounds``, the first taking precedence (see the module doc)."""
-    env = Envelope(-math.inf, math.inf, "", "")
+    # Envelope.narrow, one bound after the other, on plain floats (one Envelope at the end).
+    lo, hi, lo_source, hi_source = -math.inf, math.inf, "", ""
     for bound in bounds:
-        env = env.narrow(bound)
-    return env
+        new_lo = min(max(bound.lo, lo), hi)
+        new_hi = min(max(bound.hi, lo), hi)
+        if new_lo > lo:
+            lo_source = bound.source
+        if new_hi < hi:
+            hi_source = bound.source
+        lo, hi = new_lo, new_hi
+    return Envelope(lo, hi, lo_source, hi_source)
+
+
+@functools.lru_cache(maxsize=4096)
+def fixed_bound(lo: float, hi: float, source: str) -> Bound:
+    """``Bound(lo, hi, source)``, made once: the bounds that come from a device's config
+    alone (ratings, the PV minimum) are the same at every check of every dispatch."""
+    return Bound(lo, hi, source)
 
 
 def battery_bounds(
     device: BatteryDevice, reading: BatteryReading | None, horizon_s: float
 ) -> list[Bound]:
     """The battery's own bounds [W, > 0 discharge]: ratings, live ratings, SoC window."""
-    bounds = [Bound(-device.max_charge_w, device.max_discharge_w, "rating")]
+    bounds = [fixed_bound(-device.max_charge_w, device.max_discharge_w, "rating")]
     if reading is None:
         return bounds
     live_ch, live_dis = reading.max_charge_w, reading.max_discharge_w
@@ -139,13 +154,13 @@ def _battery(device: Any, reading: object, horizon_s: float) -> list[Bound]:
 def _pv(device: Any, reading: object, horizon_s: float) -> list[Bound]:
     rated = float(device.rated_w)
     return [
-        Bound(device.min_limit_pct / 100.0 * rated, math.inf, "the inverter's minimum limit"),
-        Bound(-math.inf, rated, "rating"),
+        fixed_bound(device.min_limit_pct / 100.0 * rated, math.inf, "the inverter's minimum limit"),
+        fixed_bound(-math.inf, rated, "rating"),
     ]
 
 
 def _heat_pump(device: Any, reading: object, horizon_s: float) -> list[Bound]:
-    return [Bound(0.0, device.max_el_w, "rating")]
+    return [fixed_bound(0.0, device.max_el_w, "rating")]
 
 
 #: The device's own bounds, by kind: (device config, its reading, horizon [s]) -> bounds.

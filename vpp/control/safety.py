@@ -120,7 +120,8 @@ def clamp_to(sp: Setpoint, env: Envelope) -> Setpoint:
         sp = sp.clamp(env.hi, _why(sp.kind, env.hi, env.hi_source, high=True))
     elif sp.power_w < env.lo:
         sp = sp.clamp(env.lo, _why(sp.kind, env.lo, env.lo_source, high=False))
-    return replace(sp, envelope=env)
+    # Built directly: dataclasses.replace costs more than the rest of the check.
+    return Setpoint(sp.device_id, sp.kind, sp.power_w, sp.planned_w, sp.clamped, sp.reason, env)
 
 
 def _why(kind: DeviceKind, bound: float, source: str, high: bool) -> str:

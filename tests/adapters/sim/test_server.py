@@ -217,3 +217,42 @@ async def test_stop_and_start_port() -> None:
         await fleet.stop_port(pa)
         await fleet.stop_port(pa)  # idempotent
     assert not fleet.is_serving(pb)
+
+
+async def test_protocol_edges_single_writes_input_reads_limits_and_pipelining() -> None:
+    """Function code 6 writes one register, 4 reads what 3 reads, counts beyond the
+    protocol's limits are ILLEGAL_VALUE, reads past the image ILLEGAL_ADDRESS, other
+    function codes ILLEGAL_FUNCTION, and two requests in one TCP segment get both answers."""
+    fleet, pa, _pb = two_port_fleet()
+    async with fleet:
+        found = await scan_unit(pa, 1)
+        lim_address, _ = point(found, 123, "WMaxLimPct")
+        c = client(pa)
+        await c.connect()
+        try:
+            (value,) = raw(found, 123, "WMaxLimPct", 70.0)
+            single = await c.write_register(lim_address, value, device_id=1)
+            assert not single.isError()
+            assert fleet.device("pv-1").image.get("123.WMaxLimPct") == 70.0
+            holding = await c.read_holding_registers(40000, count=60, device_id=1)
+            inputs = await c.read_input_registers(40000, count=60, device_id=1)
+            assert inputs.registers == holding.registers
+            assert holding.registers[:2] == [0x5375, 0x6E53]
+            end = fleet.device("pv-1").image.end
+            past = await c.read_holding_registers(end - 1, count=2, device_id=1)
+            assert past.isError() and past.exception_code == ILLEGAL_ADDRESS
+            coils = await c.read_coils(0, count=8, device_id=1)
+            assert coils.isError() and coils.exception_code == 0x01
+        finally:
+            c.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", pa)
+        try:
+            too_many = bytes([0, 7, 0, 0, 0, 6, 1, 3]) + (40000).to_bytes(2) + (126).to_bytes(2)
+            marker = bytes([0, 8, 0, 0, 0, 6, 2, 3]) + (40000).to_bytes(2) + (2).to_bytes(2)
+            writer.write(too_many + marker)  # one segment, two requests
+            first = await asyncio.wait_for(reader.readexactly(9), 5.0)
+            second = await asyncio.wait_for(reader.readexactly(13), 5.0)
+        finally:
+            writer.close()
+    assert first == bytes([0, 7, 0, 0, 0, 3, 1, 0x83, ILLEGAL_VALUE])
+    assert second == bytes([0, 8, 0, 0, 0, 7, 2, 3, 4, 0x53, 0x75, 0x6E, 0x53])

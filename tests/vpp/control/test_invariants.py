@@ -6,6 +6,8 @@ import math
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.snapshot import BatteryReading, Reading
 from tests.vpp.control.snapshots import T0, battery, heat_pump, pv, snapshot
@@ -159,3 +161,19 @@ def test_limits_follow_the_active_operator_caps() -> None:
     limits = Limits.at(SITE, [cap], T0)
     assert (limits.import_w, limits.export_w) == (SITE.grid.import_limit_w, 20_000.0)
     assert Limits.at(SITE, [cap], T0 + timedelta(hours=1)).export_w == SITE.grid.export_limit_w
+
+
+_EDGE = st.floats(-1e6, 1e6) | st.sampled_from([-math.inf, math.inf, 0.0])
+
+
+@given(st.lists(st.tuples(_EDGE, _EDGE, st.sampled_from(["a", "b", "c"])), max_size=6))
+def test_intersect_is_narrowing_one_bound_after_the_other(
+    raw: list[tuple[float, float, str]],
+) -> None:
+    """The envelope of a list of bounds is the whole range narrowed by each bound in turn
+    (Envelope.narrow: the first bound takes precedence, none leaves the envelope so far)."""
+    bounds = [Bound(min(a, b), max(a, b), src) for a, b, src in raw]
+    want = Envelope(-math.inf, math.inf, "", "")
+    for bound in bounds:
+        want = want.narrow(bound)
+    assert intersect(bounds) == want

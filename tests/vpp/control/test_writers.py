@@ -7,8 +7,11 @@ import asyncio
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
+import pytest
+
 from adapters.bridge import ModbusBridge
 from adapters.sim.battery import BatteryState
+from adapters.sim.synthetic import synthetic_site
 from tests.adapters.fleet import pv_models
 from tests.adapters.servers import FakeUnit, UnitServer, sunspec_image
 from tests.conftest import free_ports
@@ -96,3 +99,34 @@ async def test_a_batch_is_written_round_robin_over_gateways_within_the_concurren
     assert max(sum(in_flight(p, at) for p in ports) for at in starts) <= 4
     first_end = min(end for s in spans.values() for _, end in s)
     assert all(min(start for start, _ in spans[p]) < first_end for p in ports)
+
+
+async def test_a_read_write_device_takes_a_setpoint_and_its_read_back_in_one_request() -> None:
+    """Devices that serve function code 23 (the synthetic fleet): a PV limit is one request,
+    a battery one (two when its mode changes direction, the registers between rates and
+    mode being read-only); every write is read back, compared and confirmed, and the
+    simulated devices hold what was written."""
+    (port,) = free_ports(1)
+    site = synthetic_site(4, 4, port)
+    async with plant(site, NOON) as p:
+        assert await p.ctl.run_job("poll")
+        pvs, bats = site.pv, site.batteries
+        for round_, bat_w in enumerate((1000.0, 1500.0, -800.0)):
+            batch = [Setpoint(d.id, DeviceKind.PV, 0.5 * d.rated_w, 0.5 * d.rated_w) for d in pvs]
+            batch += [Setpoint(d.id, DeviceKind.BATTERY, bat_w, bat_w) for d in bats]
+            before = {d.id: p.fleet.device(d.id).requests for d in site.devices}
+            statuses = await p.ctl.apply(batch, "dispatch")
+            used = {d.id: p.fleet.device(d.id).requests - before[d.id] for d in site.devices}
+            assert [s.device_id for s in statuses] == [sp.device_id for sp in batch]
+            assert all(s.ok for s in statuses), [s.message for s in statuses]
+            assert all(s.read_back_w == pytest.approx(s.written_w, abs=50.0) for s in statuses)
+            assert {used[d.id] for d in pvs} == {1}
+            # The first round and the change of direction also set the mode: two requests.
+            assert {used[d.id] for d in bats} == ({1} if round_ == 1 else {2})
+            for bat in bats:
+                state = p.fleet.device(bat.id).state
+                assert isinstance(state, BatteryState)
+                assert state.setpoint_w == pytest.approx(bat_w, abs=50.0)
+            for inv in pvs:
+                assert p.fleet.device(inv.id).state.limit_pct == pytest.approx(50.0, abs=0.1)
+        assert not p.ctl.state.readback_mismatches_total
