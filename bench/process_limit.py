@@ -22,10 +22,14 @@ For each size and delay:
 - the floor for the same reads: each device's poll requests (its cached read plan) sent with
   bare pymodbus clients (4 per gateway, one ``asyncio.gather``), wall time and CPU per device.
 
+Each size and delay is measured on every event loop of ``--event-loops`` (``vpp run``'s
+default, uvloop, and asyncio's own), each with a fresh simulator, and the ratios printed.
+
 Targets (issue 17, 2 cores): poll 10,000 devices at 20 ms in < 2 s, dispatch < 2 s,
 controller CPU <= 150 us per device per poll.
 
-Run: ``.venv/bin/python bench/process_limit.py [--sizes 1000 3000 10000] [--delays-ms 0 20]``
+Run: ``.venv/bin/python bench/process_limit.py [--sizes 1000 3000 10000] [--delays-ms 0 20]
+[--event-loops uvloop asyncio]``
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from vpp.control.plant import ModbusPlant
 from vpp.control.runner import freeze_heap
 from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
+from vpp.core.loop import LOOPS
+from vpp.core.loop import run as run_on_loop
 from vpp.core.site import Site, parse_site
 
 START = datetime(2026, 6, 21, 9, 59, tzinfo=UTC)
@@ -67,6 +73,7 @@ CONNECTIONS = 4  # ModbusBridge's default connections per gateway, as `vpp run` 
 class Row:
     devices: int
     delay_ms: int
+    loop: str = LOOPS[0]
     poll_s: float = 0.0
     poll_cpu_us: float = 0.0
     online: int = 0
@@ -213,6 +220,7 @@ def table(rows: list[Row]) -> Table:
     for name in (
         "devices",
         "delay ms",
+        "event loop",
         "poll s",
         "online",
         "poll CPU us/dev",
@@ -230,6 +238,7 @@ def table(rows: list[Row]) -> Table:
         out.add_row(
             f"{r.devices:,}",
             str(r.delay_ms),
+            r.loop,
             f"{r.poll_s:.2f}",
             f"{r.online:,}",
             f"{r.poll_cpu_us:.0f}",
@@ -249,6 +258,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 3_000, 10_000])
     parser.add_argument("--delays-ms", type=int, nargs="+", default=[0, 20])
+    parser.add_argument(
+        "--event-loops", nargs="+", choices=LOOPS, default=list(LOOPS),
+        help="event loops to measure (the first is the one the ratio is taken against)",
+    )  # fmt: skip
     args = parser.parse_args()
     console = Console(width=200)
     rows = []
@@ -256,10 +269,24 @@ def main() -> None:
         site = bench_site(n)
         for delay in args.delays_ms:
             shards = max(1, round(n / DEVICES_PER_SHARD))
-            with ShardedFleet(site, shards, delay_s=delay / 1000 if delay else None) as fleet:
-                rows.append(asyncio.run(measure(site, delay, fleet.pids)))
-            console.print(table(rows[-1:]))
+            for loop in args.event_loops:
+                with ShardedFleet(site, shards, delay_s=delay / 1000 if delay else None) as fleet:
+                    row = run_on_loop(measure(site, delay, fleet.pids), loop)
+                row.loop = loop
+                rows.append(row)
+                console.print(table(rows[-1:]))
     console.print(table(rows))
+    by = {(r.devices, r.delay_ms, r.loop): r for r in rows}
+    for r in rows:
+        base = by.get((r.devices, r.delay_ms, args.event_loops[0]))
+        if base is None or r is base or not base.poll_cpu_us or not base.dispatch_cpu_us:
+            continue
+        console.print(
+            f"{r.devices:,} devices, {r.delay_ms} ms, {r.loop} / {base.loop}: poll CPU "
+            f"{r.poll_cpu_us / base.poll_cpu_us:.2f}x, dispatch CPU "
+            f"{r.dispatch_cpu_us / base.dispatch_cpu_us:.2f}x, poll "
+            f"{r.poll_s / base.poll_s:.2f}x, dispatch {r.dispatch_s / base.dispatch_s:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,8 @@ from vpp.cli import app
 from vpp.cli.config_cmd import DEFAULT_CONFIG, load_or_exit
 from vpp.cli.paths import creatable_folder_problem, database_problem
 from vpp.cli.ports import http_port_problem, simulator_endpoints, simulator_port_problem
+from vpp.core.loop import LOOPS
+from vpp.core.loop import run as run_on_loop
 from vpp.logs import configure as configure_logging
 from vpp.sources import SourceConfigError
 
@@ -49,12 +50,17 @@ def run_command(
     db: Annotated[Path | None, typer.Option(help="Recorder database (SQLite)")] = None,
     http_port: Annotated[int | None, typer.Option(help="Port of the page and /metrics")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    event_loop: Annotated[
+        str, typer.Option(help="uvloop (less CPU per device) or asyncio")
+    ] = LOOPS[0],
 ) -> None:
     """Poll, plan, dispatch and watch the site until Ctrl-C or SIGTERM."""
     from vpp.app import RunOptions, run
 
     if speed <= 0:
         raise typer.BadParameter("--speed must be > 0")
+    if event_loop not in LOOPS:
+        raise typer.BadParameter(f"one of {', '.join(LOOPS)}", param_hint="--event-loop")
     start_at = _parse_start(start)
     configure_logging(log_level)
     site = load_or_exit(config)
@@ -93,7 +99,7 @@ def run_command(
         http_port=http_port,
     )
     try:
-        asyncio.run(run(site, opts))
+        run_on_loop(run(site, opts), event_loop)
     except SourceConfigError as exc:  # run.inputs_file or run.sources, before anything starts
         err.print(f"[bold red]{escape(str(config))}: input sources[/]: {escape(str(exc))}")
         raise typer.Exit(1) from None
