@@ -227,7 +227,8 @@ def main() -> None:
         site = bench_site(n)
         shards = max(1, round(n / DEVICES_PER_SHARD))
         delay_s = args.delay_ms / 1000 if args.delay_ms else None
-        with tempfile.TemporaryDirectory() as tmp, ShardedFleet(site, shards, delay_s=delay_s):
+        light = ShardedFleet(site, shards, delay_s=delay_s, server="light")
+        with tempfile.TemporaryDirectory() as tmp, light:
             out = Path(tmp) / "samples.txt"
             cpu_s, wall_s = asyncio.run(profile(site, args.polls, args.rate, out))
             raw = out.read_text() if out.exists() else ""

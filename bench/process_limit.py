@@ -270,7 +270,9 @@ def main() -> None:
         for delay in args.delays_ms:
             shards = max(1, round(n / DEVICES_PER_SHARD))
             for loop in args.event_loops:
-                with ShardedFleet(site, shards, delay_s=delay / 1000 if delay else None) as fleet:
+                with ShardedFleet(
+                    site, shards, delay_s=delay / 1000 if delay else None, server="light"
+                ) as fleet:
                     row = run_on_loop(measure(site, delay, fleet.pids), loop)
                 row.loop = loop
                 rows.append(row)

@@ -68,8 +68,9 @@ class ProfiledShards:
         parts = shard_site(site, shards)
         self.outs = [os.path.join(folder, f"shard{k}.prof") for k in range(len(parts))]
         self.ready = [ctx.Event() for _ in parts]
+        options = {"delay_s": delay_s, "server": "light"}
         self.procs = [
-            ctx.Process(target=_profiled_child, args=(part, {"delay_s": delay_s}, ev, out))
+            ctx.Process(target=_profiled_child, args=(part, options, ev, out))
             for part, ev, out in zip(parts, self.ready, self.outs, strict=True)
         ]
 

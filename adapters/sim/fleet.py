@@ -38,7 +38,12 @@ from adapters.sim.profiles import (
     cloudy_profile,
     household_load_ratio,
 )
-from adapters.sim.server import SILENT_HOLD_S, ControlBoxServer, GatewayServer
+from adapters.sim.server import (
+    SILENT_HOLD_S,
+    ControlBoxServer,
+    GatewayServer,
+    LightGatewayServer,
+)
 from vpp.core.clock import Clock, ManualClock, ScaledClock, SystemClock
 from vpp.core.site import Site, read_site
 
@@ -47,6 +52,13 @@ log = logging.getLogger(__name__)
 #: Longest physics sub-step [s of simulated time]; longer steps are split.
 MAX_SUBSTEP_S = 60.0
 DEFAULT_BASE = 40000
+
+
+#: The gateways' Modbus servers by name (``SimFleet(server=...)``).
+SERVERS: dict[str, type[GatewayServer] | type[LightGatewayServer]] = {
+    "pymodbus": GatewayServer,
+    "light": LightGatewayServer,
+}
 
 
 class SimFleet:
@@ -61,6 +73,9 @@ class SimFleet:
     step_interval_s : wall time between background physics steps [s]; None: no task.
     serve_boxes : serve the site's control boxes too (``vpp run --simulate``, ``vpp sim``);
         tests that drive their own boxes leave it off.
+    server : the gateways' Modbus server: ``"pymodbus"`` (the default) or ``"light"``
+        (:class:`~adapters.sim.server.LightGatewayServer`, a third of the CPU per request;
+        the benchmarks' sharded fleets use it so that they measure the controller).
     """
 
     def __init__(
@@ -76,7 +91,10 @@ class SimFleet:
         step_interval_s: float | None = 0.5,
         silent_hold_s: float = SILENT_HOLD_S,
         serve_boxes: bool = False,
+        server: str = "pymodbus",
     ) -> None:
+        if server not in SERVERS:
+            raise ValueError(f"server {server!r}: one of {', '.join(SERVERS)}")
         self.site = site
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.host = host
@@ -100,7 +118,7 @@ class SimFleet:
         for dev in self._devices.values():
             by_port.setdefault(dev.port, []).append(dev)
         self._servers = {
-            port: GatewayServer(host, port, devs, silent_hold_s)
+            port: SERVERS[server](host, port, devs, silent_hold_s)
             for port, devs in sorted(by_port.items())
         }
         #: The grid operator's control boxes of ``site.signals.sources`` (relays at 100 %,
@@ -143,7 +161,7 @@ class SimFleet:
     def is_serving(self, port: int) -> bool:
         return self._server(port).running
 
-    def _server(self, port: int) -> GatewayServer:
+    def _server(self, port: int) -> GatewayServer | LightGatewayServer:
         try:
             return self._servers[port]
         except KeyError:
@@ -268,6 +286,7 @@ async def serve_site(
     delay_s: float | None = None,
     host: str = "127.0.0.1",
     on_ready: Callable[[SimFleet], None] | None = None,
+    server: str = "pymodbus",
 ) -> None:
     """Serve ``site`` until SIGINT or SIGTERM, then stop every server cleanly."""
     stop = asyncio.Event()
@@ -276,8 +295,9 @@ async def serve_site(
         loop.add_signal_handler(sig, stop.set)
     try:
         fleet = SimFleet(
-            site, make_clock(speed, start), host=host, delay_s=delay_s, serve_boxes=True
-        )
+            site, make_clock(speed, start), host=host, delay_s=delay_s, serve_boxes=True,
+            server=server,
+        )  # fmt: skip
         async with fleet:
             if on_ready is not None:
                 on_ready(fleet)

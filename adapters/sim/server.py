@@ -1,8 +1,11 @@
 """Modbus TCP servers for simulated devices.
 
-One :class:`GatewayServer` listens on one (host, port) and serves every simulated device of
-that port by its unit id, like a Modbus TCP gateway in front of an RS-485 line. It is a small
-asyncio protocol of its own for the register function codes 3, 4, 6, 16 and 23 (Modbus
+One gateway server listens on one (host, port) and serves every simulated device of that
+port by its unit id, like a Modbus TCP gateway in front of an RS-485 line. Two kinds answer
+alike. :class:`GatewayServer`, the default, is the pymodbus server with its simulator
+datastore (``SimDevice``/``SimData``); its ``action`` callback copies the requested registers
+from the device and passes writes to it. :class:`LightGatewayServer` is a small asyncio
+protocol of its own for the register function codes 3, 4, 6, 16 and 23 (Modbus
 Application Protocol 1.1b3, sections 6.3-6.17): the pymodbus server costs about 130 us of
 CPU per request (a thread-safe future per request, one ``struct.pack`` per register),
 which at 10,000 devices made the simulator, not the controller, what a benchmark measured.
@@ -25,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -41,6 +45,13 @@ from adapters.sim.device import (
     SimulatedDevice,
 )
 
+#: Function codes served: read holding/input, write single/multiple, read-write multiple.
+_REGISTER_CODES = frozenset({3, 4, 6, 16, 23})
+_WRITE_CODES = frozenset({6, 16, 23})
+Action = Callable[
+    [int, int, int, int, list[int], list[int] | list[bool] | None],
+    Coroutine[None, None, ExcCodes | None],
+]
 #: Longest a "silent" device holds a request before dropping it [s] (clients give up sooner).
 SILENT_HOLD_S = 60.0
 #: Register count limits per function code (MODBUS Application Protocol 1.1b3).
@@ -133,7 +144,7 @@ def _exception(tid: int, unit: int, fc: int, code: int) -> bytes:
 class _Connection(asyncio.Protocol):
     """One client connection of a gateway: frames in, answers out."""
 
-    def __init__(self, gateway: GatewayServer) -> None:
+    def __init__(self, gateway: LightGatewayServer) -> None:
         self.gateway = gateway
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -167,8 +178,10 @@ class _Connection(asyncio.Protocol):
             self.transport.write(frame)
 
 
-class GatewayServer:
-    """A Modbus TCP server on ``(host, port)`` for ``devices`` (distinct unit ids)."""
+class LightGatewayServer:
+    """A Modbus TCP server of its own on ``(host, port)`` for ``devices`` (distinct unit ids),
+    answering as :class:`GatewayServer` does at a third of its CPU per request
+    (``SimFleet(server="light")``, the benchmarks' sharded fleets)."""
 
     def __init__(
         self,
@@ -259,6 +272,130 @@ class GatewayServer:
             conn.send(_exception(tid, unit, pdu[0], device.error_code))
             return
         conn.send(self._answer(device, tid, unit, pdu))
+
+
+def _runs(writable: Sequence[bool]) -> list[tuple[int, int, bool]]:
+    """(offset, count, writable) of the maximal runs of equal writability."""
+    runs: list[tuple[int, int, bool]] = []
+    start = 0
+    for i in range(1, len(writable) + 1):
+        if i == len(writable) or writable[i] != writable[start]:
+            runs.append((start, i - start, writable[start]))
+            start = i
+    return runs
+
+
+def _simdata(device: SimulatedDevice) -> list[SimData]:
+    image = device.refresh()
+    return [
+        SimData(
+            address=image.base + off,
+            values=image.regs[off : off + count],
+            datatype=DataType.REGISTERS,
+            readonly=not writable,
+        )
+        for off, count, writable in _runs(image.writable)
+    ]
+
+
+class GatewayServer:
+    """A pymodbus TCP server on ``(host, port)`` for ``devices`` (distinct unit ids): the
+    simulated fleet's default (``SimFleet(server="pymodbus")``)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        devices: Sequence[SimulatedDevice],
+        silent_hold_s: float = SILENT_HOLD_S,
+    ) -> None:
+        units = [d.unit for d in devices]
+        if len(set(units)) != len(units):
+            raise ValueError(f"port {port}: two simulated devices share a unit id")
+        self.host = host
+        self.port = port
+        self.devices = list(devices)
+        self.silent_hold_s = silent_hold_s
+        self._server: ModbusTcpServer | None = None
+        self._held: set[asyncio.Task[object]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        """Listen; raises OSError (e.g. address in use) naming the port."""
+        if self._server is not None:
+            return
+        context = [SimDevice(id=d.unit, simdata=_simdata(d), action=self._action(d))
+                   for d in self.devices]  # fmt: skip
+        if all(d.unit != 0 for d in self.devices):
+            context.append(self._no_device())
+        self._server = await _listen(self.host, self.port, context)
+
+    async def stop(self) -> None:
+        """Close the listener and every connection; drop requests still being held."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+        held = [t for t in self._held if not t.done()]
+        for task in held:
+            task.cancel()
+        if held:
+            await asyncio.gather(*held, return_exceptions=True)
+        self._held.clear()
+
+    def _no_device(self) -> SimDevice:
+        async def action(*_args: object) -> ExcCodes | None:
+            return ExcCodes(GATEWAY_NO_RESPONSE)
+
+        # Unit id 0 catches every id without a device; it spans the whole address space so
+        # the callback (not an address check) decides the answer.
+        block = SimData(address=0, count=0x10000, values=0, datatype=DataType.REGISTERS)
+        return SimDevice(id=0, simdata=[block], action=action)
+
+    def _action(self, device: SimulatedDevice) -> Action:
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            # Function code 23 calls back twice, write then read: one request, one hold.
+            second_half = function_code == 23 and values is None
+            if not second_half:
+                device.requests += 1
+            if (device.fault != "none" or device.response_delay_s > 0) and not second_half:
+                await self._hold(device)
+                if device.fault == "error":
+                    return ExcCodes(device.error_code)
+            if function_code not in _REGISTER_CODES:
+                return ExcCodes(ILLEGAL_FUNCTION)
+            if function_code in _WRITE_CODES and values is not None:
+                code = device.write(address, [int(v) for v in values])
+                return ExcCodes(code) if code is not None else None
+            device.read_into(registers, address - start_address, count)
+            return None
+
+        return action
+
+    async def _hold(self, device: SimulatedDevice) -> None:
+        """Response delay and the "silent" fault; held requests are dropped by ``stop``."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._held.add(task)
+        try:
+            if device.response_delay_s > 0:
+                await asyncio.sleep(device.response_delay_s)
+            if device.fault == "silent":
+                await asyncio.sleep(self.silent_hold_s)
+                # pymodbus sends no answer for this exception (ignore_missing_devices=True).
+                raise NoSuchIdException(f"simulated device {device.id} is silent")
+        finally:
+            if task is not None:
+                self._held.discard(task)
 
 
 class ControlBoxServer:

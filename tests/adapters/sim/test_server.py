@@ -25,6 +25,8 @@ from tests.conftest import free_ports
 from vpp.core.clock import ManualClock
 
 ILLEGAL_ADDRESS, ILLEGAL_VALUE, GATEWAY_NO_RESPONSE = 0x02, 0x03, 0x0B
+#: Both gateway servers of the simulated fleet answer alike (adapters.sim.server).
+SERVERS = ["pymodbus", "light"]
 
 
 def two_port_fleet(**kwargs: object) -> tuple[SimFleet, int, int]:
@@ -35,8 +37,9 @@ def two_port_fleet(**kwargs: object) -> tuple[SimFleet, int, int]:
     return fleet, pa, pb
 
 
-async def test_scan_reads_what_the_physics_says() -> None:
-    fleet, pa, pb = two_port_fleet()
+@pytest.mark.parametrize("server", SERVERS)
+async def test_scan_reads_what_the_physics_says(server: str) -> None:
+    fleet, pa, pb = two_port_fleet(server=server)
     async with fleet:
         fleet.step(10)
         for unit, model in ((1, 103), (2, 113)):
@@ -59,8 +62,9 @@ async def test_discovery_finds_other_base_addresses(base: int) -> None:
     assert [loc.id for loc in found.locations] == [1, 103, 120, 123]
 
 
-async def test_writes_to_read_only_registers_and_bad_values_are_refused() -> None:
-    fleet, pa, _pb = two_port_fleet()
+@pytest.mark.parametrize("server", SERVERS)
+async def test_writes_to_read_only_registers_and_bad_values_are_refused(server: str) -> None:
+    fleet, pa, _pb = two_port_fleet(server=server)
     async with fleet:
         found = await scan_unit(pa, 1)
         c = client(pa)
@@ -88,8 +92,9 @@ async def test_writes_to_read_only_registers_and_bad_values_are_refused() -> Non
             c.close()
 
 
-async def test_error_and_garbage_faults() -> None:
-    fleet, pa, _pb = two_port_fleet()
+@pytest.mark.parametrize("server", SERVERS)
+async def test_error_and_garbage_faults(server: str) -> None:
+    fleet, pa, _pb = two_port_fleet(server=server)
     async with fleet:
         fleet.step(10)
         found = await scan_unit(pa, 1)
@@ -118,8 +123,9 @@ async def test_error_and_garbage_faults() -> None:
             c.close()
 
 
-async def test_silent_device_times_out_and_shutdown_is_not_held_up() -> None:
-    fleet, pa, _pb = two_port_fleet(silent_hold_s=30.0)
+@pytest.mark.parametrize("server", SERVERS)
+async def test_silent_device_times_out_and_shutdown_is_not_held_up(server: str) -> None:
+    fleet, pa, _pb = two_port_fleet(server=server, silent_hold_s=30.0)
     async with fleet:
         fleet.device("pv-1").fault = "silent"
         c = client(pa, timeout_s=0.3)
@@ -195,13 +201,15 @@ async def test_write_read_request_writes_first_and_is_held_once() -> None:
     assert 0.5 <= elapsed < 0.9  # one hold of 0.5 s, not two
 
 
-async def test_fleet_wide_delay_override() -> None:
-    fleet, _pa, _pb = two_port_fleet(delay_s=0.05)
+@pytest.mark.parametrize("server", SERVERS)
+async def test_fleet_wide_delay_override(server: str) -> None:
+    fleet, _pa, _pb = two_port_fleet(server=server, delay_s=0.05)
     assert {d.response_delay_s for d in fleet.devices} == {0.05}
 
 
-async def test_stop_and_start_port() -> None:
-    fleet, pa, pb = two_port_fleet()
+@pytest.mark.parametrize("server", SERVERS)
+async def test_stop_and_start_port(server: str) -> None:
+    fleet, pa, pb = two_port_fleet(server=server)
     async with fleet:
         await fleet.stop_port(pa)
         assert not fleet.is_serving(pa) and fleet.is_serving(pb)
@@ -223,7 +231,7 @@ async def test_protocol_edges_single_writes_input_reads_limits_and_pipelining() 
     """Function code 6 writes one register, 4 reads what 3 reads, counts beyond the
     protocol's limits are ILLEGAL_VALUE, reads past the image ILLEGAL_ADDRESS, other
     function codes ILLEGAL_FUNCTION, and two requests in one TCP segment get both answers."""
-    fleet, pa, _pb = two_port_fleet()
+    fleet, pa, _pb = two_port_fleet(server="light")
     async with fleet:
         found = await scan_unit(pa, 1)
         lim_address, _ = point(found, 123, "WMaxLimPct")
@@ -256,3 +264,8 @@ async def test_protocol_edges_single_writes_input_reads_limits_and_pipelining() 
             writer.close()
     assert first == bytes([0, 7, 0, 0, 0, 3, 1, 0x83, ILLEGAL_VALUE])
     assert second == bytes([0, 8, 0, 0, 0, 7, 2, 3, 4, 0x53, 0x75, 0x6E, 0x53])
+
+
+def test_an_unknown_server_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'bogus'.*pymodbus, light"):
+        two_port_fleet(server="bogus")
