@@ -178,10 +178,8 @@ class _Connection(asyncio.Protocol):
             self.transport.write(frame)
 
 
-class LightGatewayServer:
-    """A Modbus TCP server of its own on ``(host, port)`` for ``devices`` (distinct unit ids),
-    answering as :class:`GatewayServer` does at a third of its CPU per request
-    (``SimFleet(server="light")``, the benchmarks' sharded fleets)."""
+class _Gateway:
+    """What both gateway servers hold: the devices of one port (distinct unit ids)."""
 
     def __init__(
         self,
@@ -197,6 +195,30 @@ class LightGatewayServer:
         self.port = port
         self.devices = list(devices)
         self.silent_hold_s = silent_hold_s
+
+    async def _drop_held(self, held_tasks: set[Any]) -> None:
+        """Cancel the requests still being held (delays, silent devices) and wait for them."""
+        held = [t for t in held_tasks if not t.done()]
+        for task in held:
+            task.cancel()
+        if held:
+            await asyncio.gather(*held, return_exceptions=True)
+        held_tasks.clear()
+
+
+class LightGatewayServer(_Gateway):
+    """A Modbus TCP server of its own on ``(host, port)`` for ``devices`` (distinct unit ids),
+    answering as :class:`GatewayServer` does at a third of its CPU per request
+    (``SimFleet(server="light")``, the benchmarks' sharded fleets)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        devices: Sequence[SimulatedDevice],
+        silent_hold_s: float = SILENT_HOLD_S,
+    ) -> None:
+        super().__init__(host, port, devices, silent_hold_s)
         self._by_unit = {d.unit: d for d in self.devices}
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -226,12 +248,7 @@ class LightGatewayServer:
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.close()
-        held = [t for t in self._held if not t.done()]
-        for task in held:
-            task.cancel()
-        if held:
-            await asyncio.gather(*held, return_exceptions=True)
-        self._held.clear()
+        await self._drop_held(self._held)
         if server is not None:
             await server.wait_closed()
 
@@ -298,7 +315,7 @@ def _simdata(device: SimulatedDevice) -> list[SimData]:
     ]
 
 
-class GatewayServer:
+class GatewayServer(_Gateway):
     """A pymodbus TCP server on ``(host, port)`` for ``devices`` (distinct unit ids): the
     simulated fleet's default (``SimFleet(server="pymodbus")``)."""
 
@@ -309,13 +326,7 @@ class GatewayServer:
         devices: Sequence[SimulatedDevice],
         silent_hold_s: float = SILENT_HOLD_S,
     ) -> None:
-        units = [d.unit for d in devices]
-        if len(set(units)) != len(units):
-            raise ValueError(f"port {port}: two simulated devices share a unit id")
-        self.host = host
-        self.port = port
-        self.devices = list(devices)
-        self.silent_hold_s = silent_hold_s
+        super().__init__(host, port, devices, silent_hold_s)
         self._server: ModbusTcpServer | None = None
         self._held: set[asyncio.Task[object]] = set()
 
@@ -338,12 +349,7 @@ class GatewayServer:
         server, self._server = self._server, None
         if server is not None:
             await server.shutdown()  # type: ignore[no-untyped-call]
-        held = [t for t in self._held if not t.done()]
-        for task in held:
-            task.cancel()
-        if held:
-            await asyncio.gather(*held, return_exceptions=True)
-        self._held.clear()
+        await self._drop_held(self._held)
 
     def _no_device(self) -> SimDevice:
         async def action(*_args: object) -> ExcCodes | None:
