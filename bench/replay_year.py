@@ -257,6 +257,9 @@ def main() -> None:
             args.out,
         )
     rows += quality_rows(table, results)
+    # A job that failed in a replayed day (kept going, as live) makes its figures suspect.
+    failed = [f"{r.day}: {n}" for r in results for n in r.notes if "job " in n and " failed" in n]
+    rows.append(("controller job failures (replayed days' notes)", str(len(failed)), "0"))
     rows.append(("load average (1, 5, 15 min) at end", _load(), ""))
     world = "shipped" if args.world is None else f"noisy world (seed {args.world}) of the"
     if args.world is not None:
@@ -272,6 +275,8 @@ def main() -> None:
         out.add_row(*row)
     console.print(out)
     console.print(month_table(table))
+    for note in failed[:5]:
+        console.print(f"[bold red]job failed[/] {note}")
 
 
 def _load() -> str:

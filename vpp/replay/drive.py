@@ -173,9 +173,9 @@ async def drive_controller(
             for name, value in now.items():
                 journal.counts[name][q] += value - last[name]
         if st.job("plan").failures > last["failed_plans"]:
-            error = st.job("plan").last_error or ""
-            if error not in journal.notes:
-                journal.notes.append(error)
+            note = f"job plan failed: {st.job('plan').last_error or ''}"
+            if note not in journal.notes:
+                journal.notes.append(note)
         last.update(now)
 
     def before_jobs(now: datetime) -> None:
