@@ -40,8 +40,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 IMPORT_LIMIT_W = 400_000.0
 EXPORT_LIMIT_W = 300_000.0
 #: The operator's substation import cap for an hour: below what the districts import then.
-CAP_W = 10_000.0
-CAP_FOR = timedelta(hours=1)
+#: Long enough to reach the evening, when the districts import most.
+CAP_FOR = timedelta(hours=12)
 
 
 async def until(what: Callable[[], bool], timeout_s: float, why: str) -> None:
@@ -127,7 +127,12 @@ async def test_operator_signals_and_caps_while_the_city_runs(
             async with aiohttp.ClientSession() as http:
                 await _bad_bodies_change_nothing(http, centre, agents, tmp_path, now)
                 q = floor_quarter(now) + timedelta(minutes=15)
-                cap = {"id": "sub-1", "direction": "import", "limit_w": CAP_W,
+                window = int(CAP_FOR / timedelta(minutes=15))
+                # The cap: 90 % of the most the districts would import in its window without it.
+                free = plan_city(dict(centre.coord.flex), IMPORT_LIMIT_W, EXPORT_LIMIT_W, q)
+                cap_w = round(0.9 * max(free.import_w[:window]))
+                assert cap_w > 1_000.0, free.import_w[:window]
+                cap = {"id": "sub-1", "direction": "import", "limit_w": cap_w,
                        "start": q.isoformat(), "end": (q + CAP_FOR).isoformat(),
                        "reason": "transformer 2 out"}  # fmt: skip
                 status, body = await call(http, "POST", f"{centre.url}/api/city/caps", cap)
@@ -137,10 +142,9 @@ async def test_operator_signals_and_caps_while_the_city_runs(
                 await _next_quarter(centre, agents, q)
                 plan = centre.coord.last_plan
                 assert plan is not None and plan.start == q and plan.status == "optimal"
-                window = int(CAP_FOR / timedelta(minutes=15))
-                assert max(plan.import_w[:window]) <= CAP_W + 1.0, plan.import_w[:window]
+                assert max(plan.import_w[:window]) <= cap_w + 1.0, plan.import_w[:window]
                 free = plan_city(dict(centre.coord.flex), IMPORT_LIMIT_W, EXPORT_LIMIT_W, q)
-                assert max(free.import_w[:window]) > CAP_W + 1.0, free.import_w[:window]
+                assert max(free.import_w[:window]) > cap_w + 1.0, free.import_w[:window]
                 # A signal posted mid-run (the cap in force), for every agent.
                 for ra in agents:
                     await ra.run_until(q + timedelta(minutes=1))
@@ -164,11 +168,12 @@ async def test_operator_signals_and_caps_while_the_city_runs(
                 status, listed = await call(http, "GET", f"{centre.url}/api/city/signals")
                 assert [s["id"] for s in listed["signals"]] == ["dso-7"]
                 assert [c["id"] for c in listed["caps"]] == ["sub-1"]
-                assert listed["substation"]["import_limit_w"] == CAP_W
+                assert listed["substation"]["import_limit_w"] == cap_w
                 async with http.get(f"{centre.url}/metrics") as r:
                     text = await r.text()
                 assert "vpp_city_caps_active 1.0" in text
-                assert 'vpp_city_substation_limit_watts{direction="import"} 10000.0' in text
+                limit = f'vpp_city_substation_limit_watts{{direction="import"}} {float(cap_w)}'
+                assert limit in text
                 assert 'vpp_city_signal_changes_total{action="added"} 2.0' in text
                 assert 'vpp_city_signal_changes_total{action="refused"} 3.0' in text
                 assert f"vpp_city_signals_active {float(len(AGENTS))}" in text
@@ -186,7 +191,7 @@ async def test_operator_signals_and_caps_while_the_city_runs(
                 for ra in agents:
                     assert city_signals(ra) == {"city:dso-7"}
                     assert pv_capped(site, ra, 30.0)
-                assert centre.coord.limits_now() == (CAP_W, EXPORT_LIMIT_W)
+                assert centre.coord.limits_now() == (cap_w, EXPORT_LIMIT_W)
 
                 # Cancel ends them: every agent drops the signal at once, the cap is gone.
                 held = {ra.agent.id: ra.agent._signals_seq for ra in agents}

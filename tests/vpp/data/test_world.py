@@ -96,7 +96,7 @@ def test_the_district_is_noisier_than_the_standard_profile(
 # --- Richardson homes (vpp.data.richardson) --------------------------------------------------
 # The reference is the 74 measured HTW homes over the same three November weeks (2010, Monday
 # to Sunday): a simulated home must lie within their spread, as the year's homes do in the
-# table of docs/replay-world.md (`python -m vpp.data.richardson --check`).
+# table of docs/replay-world.md (`python -m vpp.data.richardson_check --check`).
 
 
 @pytest.fixture(scope="module")
