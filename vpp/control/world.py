@@ -4,10 +4,16 @@ load (the forecasts only see the past), not of two unrelated models.
 
 :func:`truth_frame` scales a raw input table to the site exactly as replay's plant takes it
 (:mod:`vpp.replay.layout`); :func:`world_from_inputs` hands the same quantities to the
-simulated devices, minute by minute with :func:`vpp.data.minutes.within_quarter`, as the
-replay plant steps them: PV per kWp (turned into the irradiance that reproduces it), the
-site's base load, the data centre's IT power and waste-heat temperature, and the network's
-heat demand (which the heat pump's plant meters as ``network_th_w``).
+simulated devices minute by minute as the replay plant steps them: PV per kWp (turned into
+the irradiance that reproduces it), the site's base load and the network's heat demand
+(which the heat pump's plant meters as ``network_th_w``) interpolated within the quarter hour
+(:func:`vpp.data.minutes.within_quarter`), each at a moment the value of the minute that
+contains the instant before it (the minute that just ended); the data centre's IT power and
+waste-heat temperature held for the quarter hour, as the replay plant holds the waste heat
+and the COP (so that each quarter hour's heat balance is the plan's and the bound's). The IT
+power at a moment is that of the quarter hour that starts or goes on at it, as the replay
+plant's data-centre meter shows it: at a quarter hour's first poll the heat correction caps
+the heat pump at the new quarter hour's waste heat in both.
 
 The inverters turn plane irradiance into AC power with a performance ratio and an inverter
 efficiency, so the irradiance is ``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 for 1 kWp at
@@ -67,6 +73,10 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
             return None
         return float(values[m])
 
+    def held(name: str, when: datetime) -> float | None:
+        # The minute that contains ``when`` itself (value() takes the one before it).
+        return value(name, when + timedelta(microseconds=2))
+
     def irradiance(when: datetime, _tilt_deg: float, _azimuth_deg: float) -> float:
         pv = value("pv_w_per_kwp", when) or 0.0
         return pv / (PV_PERFORMANCE_RATIO * INVERTER_EFFICIENCY)
@@ -74,7 +84,7 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
     return SimWorld(
         irradiance=irradiance,
         base_load_w=lambda when: value("load_w", when),
-        it_power_w=lambda when: value("it_power_w", when),
+        it_power_w=lambda when: held("it_power_w", when),
         waste_heat_temp_c=lambda when: value("waste_heat_temp_c", when),
         heat_demand_th_w=lambda when: value("heat_demand_th_w", when),
     )
@@ -97,7 +107,7 @@ def _minutes(
     for name in ("pv_w_per_kwp", "load_w", "it_power_w", "waste_heat_temp_c", "heat_demand_th_w"):
         if name in truth:
             values = truth[name].to_numpy(float)
-            if name == "waste_heat_temp_c":  # a temperature: interpolate, no clipping
+            if name in ("it_power_w", "waste_heat_temp_c"):  # held, as the replay plant does
                 series[name] = np.repeat(values, _PER_QUARTER)
             else:
                 series[name] = within_quarter(np.nan_to_num(values), _PER_QUARTER)
