@@ -22,6 +22,7 @@ efficiency, so the irradiance is ``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,8 +54,29 @@ def truth_frame(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
     return fc
 
 
+#: Raw inputs of the quarter hours ``[start, end)`` (None: not to be had).
+DayFetch = Callable[[datetime, datetime], pd.DataFrame | None]
+
+
 def world_from_inputs(site: Site, source: Source) -> SimWorld:
     """The simulators' world from a source of raw inputs, read a local day at a time."""
+    return _world(site, lambda start, end: source.fetch(start, end, end))
+
+
+def world_from_frame(site: Site, raw: pd.DataFrame) -> SimWorld:
+    """The same world from a table of raw inputs (replay's history): what the simulated
+    devices would show at any moment of a local day that ``raw`` holds whole (None in a
+    day it does not)."""
+    have = pd.DatetimeIndex(raw.index)
+
+    def fetch(start: datetime, end: datetime) -> pd.DataFrame | None:
+        want = pd.date_range(start, end, freq="15min", inclusive="left")
+        return raw.loc[want] if want.isin(have).all() else None
+
+    return _world(site, fetch)
+
+
+def _world(site: Site, fetch: DayFetch) -> SimWorld:
     tz = ZoneInfo(site.site.timezone)
     cache: dict[date, tuple[datetime, dict[str, np.ndarray]]] = {}
 
@@ -62,7 +84,7 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
         local = (when - timedelta(microseconds=1)).astimezone(tz).date()
         if local not in cache:
             cache.clear()
-            cache[local] = _minutes(site, source, local, tz)
+            cache[local] = _minutes(site, fetch, local, tz)
         return cache[local]
 
     def value(name: str, when: datetime) -> float | None:
@@ -91,17 +113,19 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
 
 
 def _minutes(
-    site: Site, source: Source, day: date, tz: ZoneInfo
+    site: Site, fetch: DayFetch, day: date, tz: ZoneInfo
 ) -> tuple[datetime, dict[str, np.ndarray]]:
     """Minute values of one local day (UTC start, arrays by quantity)."""
     start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
     nxt = day + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
     index = pd.date_range(start, end, freq="15min", inclusive="left")
-    raw = source.fetch(start, end, end).reindex(index)
+    raw = fetch(start, end)
     series: dict[str, np.ndarray] = {}
+    if raw is None:
+        return start, series
     try:
-        truth = truth_frame(site, raw)
+        truth = truth_frame(site, raw.reindex(index))
     except ValueError:  # the source has nothing usable for this day
         return start, series
     for name in ("pv_w_per_kwp", "load_w", "it_power_w", "waste_heat_temp_c", "heat_demand_th_w"):

@@ -12,7 +12,7 @@ What remains different is the plant underneath, and the test bounds each differe
 - Modbus quantisation: SunSpec registers hold scaled integers (SoC, powers, limits), the
   heat pump's map whole watts (setpoint, electric and thermal power, the network's heat),
   the replay plant exact floats. The heat pump's registers move the controller's store
-  estimate (which integrates the heat pump's heat less the network's) by under 1 Wh over
+  estimate (which integrates the heat pump's heat less the network's) by at most 1.1 Wh over
   the night of this day (measured); the SoC registers can make a plan pick another split
   over batteries of equal cost (below), and a plan that runs the heat pump on what the
   batteries give then runs it a little higher or lower: 06:30 of this day, 9,817 W live
@@ -25,11 +25,10 @@ What remains different is the plant underneath, and the test bounds each differe
   unless a step is more than 10 kW (none on this day). The COP is the same Carnot curve.
 - the store: the simulators have none (the controller estimates it in both runs, from the
   heat pump's measured heat and the network's heat meter);
-- the first poll: the simulated heat pump has run heat-led (half its rating) and its heat
-  meter shows the minute before the start, the replay plant has run no minute (no power,
-  the first minute's demand); the store estimate takes nothing from it (no time has
-  passed), the first dispatch's heat correction reads that demand (on this day the store
-  holds enough that it changes nothing);
+- the first poll: the simulated heat pump has run heat-led (half its rating), the replay
+  plant's has run no minute (no power); the store estimate takes nothing from it (no time
+  has passed). Both heat meters show the minute before the start (replay's driver gives
+  its plant that minute from the history);
 - timing inside the quarter hour: the simulated devices follow a write at once, the replay
   plant from the next minute.
 """
