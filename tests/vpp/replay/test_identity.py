@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from optimizer.params import OptimizerParams
 from vpp.control.inputs import HISTORY, InputProvider
 from vpp.control.runner import step
 from vpp.control.schedule import PLAN_LEAD_S
@@ -48,6 +49,7 @@ from vpp.control.state import SetpointStatus
 from vpp.core.site import Site
 from vpp.replay.drive import drive_controller
 from vpp.replay.layout import plant_inputs, plant_params
+from vpp.replay.trace import PLANNED_COLUMNS
 from vpp.testing.harness import plant, small_site
 
 #: A local day (Europe/Berlin, summer time) of the demo's calendar.
@@ -102,7 +104,7 @@ async def _replay(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
     truth = plant_inputs(site, raw.loc[index])
     trace, journal, _ = await drive_controller(site, plant_params(site), truth, raw, "asof")
     sent = pd.DataFrame(trace.setpoints, index=index, columns=_columns(site))
-    planned = pd.DataFrame(journal.planned, index=index)
+    planned = pd.DataFrame(journal.planned, index=index, columns=list(PLANNED_COLUMNS))
     return sent, planned
 
 
@@ -127,13 +129,24 @@ async def test_live_and_replay_make_the_same_decisions() -> None:
     # The heat correction acted on the meter in both (06:15 and 16:30 of this day: the plan
     # below the minimum part load, the store with room for the rest), so the comparison
     # above covers it.
-    for sent, planned in ((live[hp], live_rows["heat_pump_el_w"]), (replay[hp], replay_planned[3])):
+    for sent, planned in (
+        (live[hp], live_rows["heat_pump_el_w"]),
+        (replay[hp], replay_planned["heat_pump_el_w"]),
+    ):
         corrected = (sent - planned.to_numpy(dtype=float)).abs() > 1.0
         assert corrected.sum() >= 2, corrected.sum()
+    # The store estimate that the heat meter feeds (the plans start from it): within the heat
+    # of one quarter hour of the heat pump at the tolerance above and the highest COP the
+    # plans use (a plan's heat pump apart within it moves the store by at most that; a drift
+    # of the estimate from poll to poll would not stay within it). Measured: 37.6 Wh from
+    # 06:30 on (the batteries' split), at most 1.1 Wh before.
+    store_tol_wh = 5e-3 * hp_rating * OptimizerParams().cop_max * 0.25
+    store_off = (live_rows["store_wh"].astype(float) - replay_planned["store_wh"]).abs()
+    assert store_off.max() <= store_tol_wh, store_off.nlargest(3)
     # The plans: the same grid exchange in every quarter hour, within 0.1 % of the
     # connection's import limit (SoC quantisation in the SunSpec registers).
     planned_live = (live_rows["grid_import_w"] - live_rows["grid_export_w"]).astype(float)
-    planned_replay = pd.Series(replay_planned[0].to_numpy(), index=replay_planned.index)
+    planned_replay = replay_planned["grid_w"]
     grid_off = (planned_live - planned_replay).abs()
     assert grid_off.max() <= 1e-3 * site.grid.import_limit_w, grid_off.nlargest(3)
     # The battery fleet: the same total in every quarter hour (0.5 % of its rating) ...
