@@ -4,10 +4,16 @@ load (the forecasts only see the past), not of two unrelated models.
 
 :func:`truth_frame` scales a raw input table to the site exactly as replay's plant takes it
 (:mod:`vpp.replay.layout`); :func:`world_from_inputs` hands the same quantities to the
-simulated devices, minute by minute with :func:`vpp.data.minutes.within_quarter`, as the
-replay plant steps them: PV per kWp (turned into the irradiance that reproduces it), the
-site's base load, the data centre's IT power and waste-heat temperature, and the network's
-heat demand (which the heat pump's plant meters as ``network_th_w``).
+simulated devices minute by minute as the replay plant steps them: PV per kWp (turned into
+the irradiance that reproduces it), the site's base load and the network's heat demand
+(which the heat pump's plant meters as ``network_th_w``) interpolated within the quarter hour
+(:func:`vpp.data.minutes.within_quarter`), each at a moment the value of the minute that
+contains the instant before it (the minute that just ended); the data centre's IT power and
+waste-heat temperature held for the quarter hour, as the replay plant holds the waste heat
+and the COP (so that each quarter hour's heat balance is the plan's and the bound's). The IT
+power at a moment is that of the quarter hour that starts or goes on at it, as the replay
+plant's data-centre meter shows it: at a quarter hour's first poll the heat correction caps
+the heat pump at the new quarter hour's waste heat in both.
 
 The inverters turn plane irradiance into AC power with a performance ratio and an inverter
 efficiency, so the irradiance is ``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 for 1 kWp at
@@ -16,6 +22,7 @@ efficiency, so the irradiance is ``G = pv_w_per_kwp / (PR * eta_inv)`` [W/m^2 fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -47,8 +54,29 @@ def truth_frame(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
     return fc
 
 
+#: Raw inputs of the quarter hours ``[start, end)`` (None: not to be had).
+DayFetch = Callable[[datetime, datetime], pd.DataFrame | None]
+
+
 def world_from_inputs(site: Site, source: Source) -> SimWorld:
     """The simulators' world from a source of raw inputs, read a local day at a time."""
+    return _world(site, lambda start, end: source.fetch(start, end, end))
+
+
+def world_from_frame(site: Site, raw: pd.DataFrame) -> SimWorld:
+    """The same world from a table of raw inputs (replay's history): what the simulated
+    devices would show at any moment of a local day that ``raw`` holds whole (None in a
+    day it does not)."""
+    have = pd.DatetimeIndex(raw.index)
+
+    def fetch(start: datetime, end: datetime) -> pd.DataFrame | None:
+        want = pd.date_range(start, end, freq="15min", inclusive="left")
+        return raw.loc[want] if want.isin(have).all() else None
+
+    return _world(site, fetch)
+
+
+def _world(site: Site, fetch: DayFetch) -> SimWorld:
     tz = ZoneInfo(site.site.timezone)
     cache: dict[date, tuple[datetime, dict[str, np.ndarray]]] = {}
 
@@ -56,7 +84,7 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
         local = (when - timedelta(microseconds=1)).astimezone(tz).date()
         if local not in cache:
             cache.clear()
-            cache[local] = _minutes(site, source, local, tz)
+            cache[local] = _minutes(site, fetch, local, tz)
         return cache[local]
 
     def value(name: str, when: datetime) -> float | None:
@@ -67,6 +95,10 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
             return None
         return float(values[m])
 
+    def held(name: str, when: datetime) -> float | None:
+        # The minute that contains ``when`` itself (value() takes the one before it).
+        return value(name, when + timedelta(microseconds=2))
+
     def irradiance(when: datetime, _tilt_deg: float, _azimuth_deg: float) -> float:
         pv = value("pv_w_per_kwp", when) or 0.0
         return pv / (PV_PERFORMANCE_RATIO * INVERTER_EFFICIENCY)
@@ -74,30 +106,32 @@ def world_from_inputs(site: Site, source: Source) -> SimWorld:
     return SimWorld(
         irradiance=irradiance,
         base_load_w=lambda when: value("load_w", when),
-        it_power_w=lambda when: value("it_power_w", when),
+        it_power_w=lambda when: held("it_power_w", when),
         waste_heat_temp_c=lambda when: value("waste_heat_temp_c", when),
         heat_demand_th_w=lambda when: value("heat_demand_th_w", when),
     )
 
 
 def _minutes(
-    site: Site, source: Source, day: date, tz: ZoneInfo
+    site: Site, fetch: DayFetch, day: date, tz: ZoneInfo
 ) -> tuple[datetime, dict[str, np.ndarray]]:
     """Minute values of one local day (UTC start, arrays by quantity)."""
     start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
     nxt = day + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
     index = pd.date_range(start, end, freq="15min", inclusive="left")
-    raw = source.fetch(start, end, end).reindex(index)
+    raw = fetch(start, end)
     series: dict[str, np.ndarray] = {}
+    if raw is None:
+        return start, series
     try:
-        truth = truth_frame(site, raw)
+        truth = truth_frame(site, raw.reindex(index))
     except ValueError:  # the source has nothing usable for this day
         return start, series
     for name in ("pv_w_per_kwp", "load_w", "it_power_w", "waste_heat_temp_c", "heat_demand_th_w"):
         if name in truth:
             values = truth[name].to_numpy(float)
-            if name == "waste_heat_temp_c":  # a temperature: interpolate, no clipping
+            if name in ("it_power_w", "waste_heat_temp_c"):  # held, as the replay plant does
                 series[name] = np.repeat(values, _PER_QUARTER)
             else:
                 series[name] = within_quarter(np.nan_to_num(values), _PER_QUARTER)

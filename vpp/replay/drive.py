@@ -31,6 +31,7 @@ from vpp.control.runner import step
 from vpp.control.schedule import PLAN_LEAD_S
 from vpp.control.state import ControllerState, SetpointStatus, SourceStatus
 from vpp.control.store import StoreEstimate
+from vpp.control.world import world_from_frame
 from vpp.core.clock import ManualClock, floor_quarter
 from vpp.core.site import Site
 from vpp.forecast import Mode
@@ -136,7 +137,10 @@ async def drive_controller(
     metrics: MetricsFactory | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """:func:`run_controller` inside a running event loop."""
-    plant = ReplayPlant(site, params, inputs)
+    # The heat meter at the start shows the minute before it, as the simulated one does.
+    start = pd.Timestamp(inputs.index[0]).to_pydatetime()
+    heat_before = world_from_frame(site, raw).heat_demand_th_w(start)
+    plant = ReplayPlant(site, params, inputs, heat_before_w=heat_before)
     clock = ManualClock(plant.start)
     journal = Journal(pd.DatetimeIndex(inputs.index))
     ctl = Controller(

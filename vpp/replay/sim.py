@@ -23,7 +23,8 @@ A poll reads what the devices would report: each battery's state of charge now, 
 minute's mean power of batteries, inverters and grid meter; the heat pump's last minute; the
 heat the network takes in the minute of the poll (``network_th_w``, the heat meter at the
 network's feed: the demand does not depend on the plant, so the meter shows it as the
-simulated one of ``vpp run`` does, from the world's minute containing the poll). A write
+simulated one of ``vpp run`` does, from the world's minute containing the poll; at the
+very start the minute before it, where the driver knows it, ``heat_before_w``). A write
 takes effect from the next minute; the device reads back what it was sent. Devices fall
 back to their own control (batteries idle, PV unlimited, heat pump led by the heat demand)
 when their setpoint is not renewed within ``poll.revert_s``, as the simulated and real
@@ -78,8 +79,17 @@ class ReplayPlant:
     """The plant model of ``site`` over the quarter hours of ``inputs``, from the energies in
     ``params`` (``soc0_wh``, ``store0_wh``)."""
 
-    def __init__(self, site: Site, params: PlantParams, inputs: PlantInputs) -> None:
+    def __init__(
+        self,
+        site: Site,
+        params: PlantParams,
+        inputs: PlantInputs,
+        heat_before_w: float | None = None,
+    ) -> None:
         self.site, self.params, self.inputs = site, params, inputs
+        #: The network's heat in the minute before the stretch [W], which the heat meter
+        #: shows at its start (None: unknown, the meter shows the first minute's).
+        self.heat_before_w = heat_before_w
         self.start = pd.Timestamp(inputs.index[0]).to_pydatetime()
         self.quarters = len(inputs.index)
         n_bat, n_pv = len(params.battery_ids), len(params.pv_ids)
@@ -111,8 +121,9 @@ class ReplayPlant:
         self._out = np.zeros(k.N_OUT)
         self._inp = np.zeros(len(k.INPUT_COLUMNS))
         self._devices: dict[str, DeviceState] | None = None
-        #: The minute whose heat demand the network's heat meter shows.
-        self._meter_minute = 0
+        #: The minute whose heat demand the network's heat meter shows (-1: the one before
+        #: the stretch).
+        self._meter_minute = -1
         #: Seconds spent stepping the model.
         self.busy_s = 0.0
         self._takers = {
@@ -137,7 +148,7 @@ class ReplayPlant:
         # The heat meter's minute: the one containing the instant just before ``when``, as
         # the simulated world of ``vpp run`` picks it (vpp.control.world).
         seconds = (when - self.start).total_seconds()
-        meter = min(max(math.ceil(seconds / SUBSTEP_S) - 1, 0), len(self._demand) - 1)
+        meter = min(max(math.ceil(seconds / SUBSTEP_S) - 1, -1), len(self._demand) - 1)
         if meter != self._meter_minute:
             self._meter_minute, self._devices = meter, None
         target = int(seconds // SUBSTEP_S)
@@ -248,7 +259,7 @@ class ReplayPlant:
                 th_power_w=float(out[k.O_HP_TH]) if out is not None else 0.0,
                 source_temp_c=None,
                 supply_temp_c=None,
-                network_th_w=float(self._demand[self._meter_minute]) if metered else None,
+                network_th_w=self._network_th_w() if metered else None,
             ))  # fmt: skip
         dc = self.site.datacentre
         if dc is not None:
@@ -263,6 +274,12 @@ class ReplayPlant:
         if meter is not None and self._grid_w is not None:
             put(meter, DeviceKind.METER, MeterReading(self._grid_w, None, None))
         return devices
+
+    def _network_th_w(self) -> float:
+        """The heat meter's reading [W]: the demand of the minute it shows."""
+        if self._meter_minute < 0:
+            return float(self._demand[0] if self.heat_before_w is None else self.heat_before_w)
+        return float(self._demand[self._meter_minute])
 
     async def write(self, setpoints: Sequence[Setpoint]) -> list[Written]:
         return [self._write(sp) for sp in setpoints]
