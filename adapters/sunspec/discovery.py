@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import bisect
 import functools
+import struct
 from collections.abc import Collection, Iterable, MutableSet, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from adapters.sunspec.codec import GroupPlan
+from adapters.sunspec.compiled import ModelDecoder, compiled_decoder
 from adapters.sunspec.decode import DecodedModel, decode_model, model_plan
 from adapters.sunspec.models import (
     SunSpecDecodeError,
@@ -426,6 +428,11 @@ def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
 
 
 def _decode_location(loc: ModelLocation, image: Image) -> DecodedModel:
+    decoder = compiled_decoder(loc.id, loc.length)
+    if decoder is not None:
+        fast = _decode_compiled(decoder, loc, image)
+        if fast is not None:
+            return fast
     registers = _registers(image, loc.address, loc.end)
     header = (registers[0], registers[1])
     if header != (loc.id, loc.length):
@@ -442,6 +449,31 @@ def _decode_location(loc: ModelLocation, image: Image) -> DecodedModel:
         return decode_model(model, loc.address, body)
     except SunSpecDecodeError as exc:
         return _undecoded(loc, model.name, body, exc)
+
+
+def _decode_compiled(
+    decoder: ModelDecoder, loc: ModelLocation, image: Image
+) -> DecodedModel | None:
+    """The model at ``loc`` by its generated decoder, from the bytes of the one request
+    that covers it; None when ``decode_model`` has to do it (see ``compiled``)."""
+    for address, regs in image:
+        if address <= loc.address and loc.end <= address + len(regs):
+            start = loc.address - address
+            data = getattr(regs, "data", None)  # the answer's bytes, as the bridge keeps them
+            if data is None:
+                size = loc.end - loc.address
+                try:
+                    data = _words(size).pack(*regs[start : start + size])
+                except struct.error:
+                    return None  # values outside 0..65535: decode_model says so
+                start = 0
+            return decoder(data, 2 * start, loc.address)
+    return None
+
+
+@functools.lru_cache(maxsize=128)
+def _words(count: int) -> struct.Struct:
+    return struct.Struct(f">{count}H")
 
 
 def _undecoded(
