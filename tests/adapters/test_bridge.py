@@ -113,6 +113,40 @@ async def test_silent_unit_times_out_while_its_neighbour_answers() -> None:
         assert await bridge.read_holding(endpoint(port, 2), 40001, 1) == [2001]
 
 
+async def test_each_request_fails_at_its_own_deadline_under_one_timer_per_gateway() -> None:
+    """The pool's one timer serves requests with different timeouts: each fails no earlier
+    than its own deadline and in deadline order (the later one was sent first), a slow
+    unit's late answer is never taken for a later request, and a neighbour still answers."""
+    port = free_port()
+    slow, silent, ok = counting_unit(1), counting_unit(2), counting_unit(3)
+    slow.delay_s = 1.0  # answers, but long after its 0.2 s deadline
+    silent.fault = "silent"
+    async with UnitServer(port, [slow, silent, ok]), ModbusBridge() as bridge:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        late = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2, 2.0), 40000, 2))
+        async with asyncio.timeout(30):  # bounds on the test, not the thing tested
+            while not silent.requests:  # the later deadline is the pool's timer first
+                await asyncio.sleep(0.005)
+        early = asyncio.ensure_future(bridge.read_holding(endpoint(port, 1, 0.2), 40000, 2))
+        assert await bridge.read_holding(endpoint(port, 3), 40000, 2) == [3000, 3001]
+        async with asyncio.timeout(30):
+            done, _ = await asyncio.wait({late, early}, return_when=asyncio.FIRST_COMPLETED)
+            assert done == {early}
+            with pytest.raises(RequestTimeoutError, match=r"unit 1: no answer within 0\.2 s"):
+                await early
+            assert loop.time() - t0 >= 0.2 - 0.001
+            assert not late.done()
+            with pytest.raises(RequestTimeoutError, match=r"unit 2: no answer within 2 s"):
+                await late
+            assert loop.time() - t0 >= 2.0 - 0.001
+        slow.delay_s = 0.0
+        slow.regs[0] = 4321
+        assert await bridge.read_holding(endpoint(port, 1), 40000, 2) == [4321, 1001]
+        assert slow.requests == 2
+        silent.release()
+
+
 async def test_server_restart_reconnects_on_next_request() -> None:
     port = free_port()
     fake = counting_unit()
