@@ -16,6 +16,7 @@ pymodbus at once), and the timer is set again for those still in flight.
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -119,7 +120,8 @@ class ClientPool:
     def __init__(self, host: str, port: int, size: int) -> None:
         self.host = host
         self.port = port
-        self._slots = asyncio.Semaphore(size)
+        self._free = size  # connections not in use by a request
+        self._queued: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[AsyncModbusTcpClient] = []
         self._all: set[AsyncModbusTcpClient] = set()
         self._connect_failed_at = -math.inf
@@ -148,7 +150,11 @@ class ClientPool:
         or a new one. The connection is kept for the next request only if the exchange
         completed; the pool's timer bounds the answer (see the module docstring)."""
         queued_at = time.monotonic()
-        async with self._slots:
+        if self._free and not self._queued:  # a free connection: no coroutine to wait in
+            self._free -= 1
+        else:
+            await self._queue()
+        try:
             if self.closed:
                 raise ConnectError(f"{self.host}:{self.port}: bridge is closed")
             client = self._take_idle() if reuse else None
@@ -177,6 +183,28 @@ class ClientPool:
                     self._idle.append(client)
                 else:
                     self._discard(client)
+        finally:
+            self._release()
+
+    async def _queue(self) -> None:
+        """Wait for a connection to be free (first come, first served): a request that
+        ends hands its connection slot straight to the first one waiting."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if not turn.cancelled():  # handed a slot, then cancelled: pass it on
+                self._release()
+            raise
+
+    def _release(self) -> None:
+        while self._queued:
+            turn = self._queued.popleft()
+            if not turn.done():  # a cancelled waiter's turn is done already
+                turn.set_result(None)
+                return
+        self._free += 1
 
     def _watch(self, client: AsyncModbusTcpClient, timeout_s: float) -> _Exchange:
         """Register the exchange about to start on ``client``, due in ``timeout_s``."""

@@ -126,8 +126,7 @@ async def test_each_request_fails_at_its_own_deadline_under_one_timer_per_gatewa
         t0 = loop.time()
         late = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2, 2.0), 40000, 2))
         async with asyncio.timeout(30):  # bounds on the test, not the thing tested
-            while not silent.requests:  # the later deadline is the pool's timer first
-                await asyncio.sleep(0.005)
+            await silent.received.wait()  # the later deadline is the pool's timer first
         early = asyncio.ensure_future(bridge.read_holding(endpoint(port, 1, 0.2), 40000, 2))
         assert await bridge.read_holding(endpoint(port, 3), 40000, 2) == [3000, 3001]
         async with asyncio.timeout(30):
@@ -144,6 +143,29 @@ async def test_each_request_fails_at_its_own_deadline_under_one_timer_per_gatewa
         slow.regs[0] = 4321
         assert await bridge.read_holding(endpoint(port, 1), 40000, 2) == [4321, 1001]
         assert slow.requests == 2
+        silent.release()
+
+
+async def test_requests_queue_for_a_connection_and_a_cancelled_one_leaves_its_turn() -> None:
+    port = free_port()
+    silent, ok = counting_unit(1), counting_unit(2)
+    silent.fault = "silent"
+    async with UnitServer(port, [silent, ok]), ModbusBridge(connections_per_endpoint=1) as bridge:
+        held = asyncio.ensure_future(bridge.read_holding(endpoint(port, 1, 0.3), 40000, 1))
+        async with asyncio.timeout(30):  # a bound on the test, not the thing tested
+            await silent.received.wait()
+        cancelled = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2), 40000, 1))
+        waiting = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2), 40001, 1))
+        await asyncio.sleep(0)  # both are queued behind the one connection now
+        assert not (cancelled.done() or waiting.done())
+        cancelled.cancel()
+        with pytest.raises(RequestTimeoutError):
+            await held
+        assert await waiting == [2001]
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert ok.requests == 1
+        assert await bridge.read_holding(endpoint(port, 2), 40002, 1) == [2002]
         silent.release()
 
 
