@@ -361,7 +361,17 @@ async def read_planned(
     found unreadable on the way are added to ``unreadable`` (plan again after that)."""
     image: Image = []
     for address, count in plan:
-        await _read_span(reader, address, count, image, unreadable)
+        # _read_span's first read written out: a coroutine frame less per request.
+        try:
+            regs = await reader.read(address, count)
+            if len(regs) != count:
+                raise RegisterReadError(
+                    f"read of {count} registers at {address} returned {len(regs)}"
+                )
+        except RegisterReadError:
+            await _split_span(reader, address, count, image, unreadable)
+            continue
+        image.append((address, regs))
     return [_decode_location(loc, image) for loc in wanted]
 
 
@@ -408,14 +418,21 @@ async def _read_span(
         if len(regs) != count:
             raise RegisterReadError(f"read of {count} registers at {address} returned {len(regs)}")
     except RegisterReadError:
-        if count == 1:
-            holes.add(address)
-            return
-        half = count // 2
-        await _read_span(reader, address, half, image, holes)
-        await _read_span(reader, address + half, count - half, image, holes)
+        await _split_span(reader, address, count, image, holes)
         return
     image.append((address, regs))
+
+
+async def _split_span(
+    reader: RegisterReader, address: int, count: int, image: Image, holes: MutableSet[int]
+) -> None:
+    """A refused span: one register is a hole, a longer span is read again in halves."""
+    if count == 1:
+        holes.add(address)
+        return
+    half = count // 2
+    await _read_span(reader, address, half, image, holes)
+    await _read_span(reader, address + half, count - half, image, holes)
 
 
 def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
