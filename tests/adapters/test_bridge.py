@@ -20,6 +20,7 @@ from adapters.bridge import (
 from adapters.sunspec.discovery import RegisterReadError
 from tests.adapters.servers import FakeUnit, UnitServer
 from tests.conftest import free_port
+from vpp.core.loop import LOOPS, run
 from vpp.core.site import ModbusEndpoint
 
 
@@ -144,6 +145,28 @@ async def test_each_request_fails_at_its_own_deadline_under_one_timer_per_gatewa
         assert await bridge.read_holding(endpoint(port, 1), 40000, 2) == [4321, 1001]
         assert slow.requests == 2
         silent.release()
+
+
+async def _silent_unit_times_out() -> float:
+    """Seconds (loop time) from sending to a silent unit's timeout at 0.25 s."""
+    port = free_port()
+    silent = counting_unit(1)
+    silent.fault = "silent"
+    async with UnitServer(port, [silent]), ModbusBridge() as bridge:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(30):  # a bound on the test, not the thing tested
+            t0 = loop.time()
+            with pytest.raises(RequestTimeoutError, match=r"no answer within 0\.25 s"):
+                await bridge.read_holding(endpoint(port, 1, 0.25), 40000, 1)
+            elapsed = loop.time() - t0
+        silent.release()
+        return elapsed
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_pool_timer_fires_at_the_deadline_on_each_loop(loop: str) -> None:
+    # uvloop runs timers on whole milliseconds: the pool takes a deadline 1 ms early as due.
+    assert run(_silent_unit_times_out(), loop) >= 0.25 - 0.002
 
 
 async def test_requests_queue_for_a_connection_and_a_cancelled_one_leaves_its_turn() -> None:
