@@ -10,6 +10,7 @@ reconciled as in the pysunspec2 image tests).
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import pytest
@@ -47,6 +48,7 @@ SCALE = st.one_of(
 )
 
 
+@functools.cache
 def _length(model_id: int) -> int:
     return len(encode_model(load_model(model_id), {})) - 2
 
@@ -118,7 +120,7 @@ def test_every_polled_model_has_a_generated_decoder() -> None:
 
 
 @pytest.mark.parametrize("model_id", POLLED)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_decoder_equals_decode_model(model_id: int, data: st.DataObject) -> None:
     body = data.draw(bodies(model_id))
