@@ -105,7 +105,9 @@ def _generate(model: ModelDef, length: int) -> ModelDecoder | None:
         "list(_W.unpack_from(data, off + 4)), [], [], frozenset())",
     ]
     namespace = dict(src.env)
-    exec("\n".join(lines), namespace)  # source built above from the definition
+    # Source built above from the definition; its name shows in tracebacks and profiles.
+    code = compile("\n".join(lines), f"<sunspec model {model.id} L={length}>", "exec")
+    exec(code, namespace)
     decoder: ModelDecoder = namespace["decode"]
     decoder.__qualname__ = decoder.__name__ = f"decode_model_{model.id}_L{length}"
     return decoder
