@@ -36,7 +36,7 @@ from adapters.sunspec.discovery import (
     read_chain,
     read_planned,
 )
-from adapters.sunspec.models import load_model, symbol_name
+from adapters.sunspec.models import load_model
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +210,22 @@ class Models:
     def symbol(self, role: str, point: str) -> str | None:
         """Symbol name of an enum point (``MPPT``), or its number when it has no symbol."""
         model = self.by_role.get(role)
-        value = self.value(role, point)
-        if model is None or value is None:
+        if model is None:
             return None
-        pdef = load_model(model.id).group.point(point)
-        return symbol_name(pdef, value) or str(value)
+        value = model.values.get(point)
+        if value is None:
+            return None
+        return _symbols(model.id, point).get(value) or str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _symbols(model_id: int, point: str) -> dict[Any, str]:
+    """Value -> symbol name of an enum point, as ``symbol_name`` finds it (the first name
+    with that value): looked up in the definition once, not on every poll."""
+    table: dict[Any, str] = {}
+    for name, value in load_model(model_id).group.point(point).symbols.items():
+        table.setdefault(value, name)
+    return table
 
 
 class SunSpecDriver(Driver):
