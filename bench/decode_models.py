@@ -1,7 +1,10 @@
 """Throughput of SunSpec model decoding (the per-poll hot path).
 
 Builds register images with encode_model (100 distinct devices, varied values), then times
-decode_model over 10,000 devices for a few model mixes and prints devices/s.
+decode_model over 10,000 devices for a few model mixes and prints devices/s; then the poll's
+way in, ``decode_span`` on the registers as the bridge hands them out (with the answer's
+bytes), which uses the generated decoder of a layout that has one, and its ratio to
+decode_model in the same run.
 
     .venv/bin/python bench/decode_models.py [--devices 10000] [--repeat 3]
 """
@@ -10,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import random
+import struct
 import time
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from adapters.bridge.decoder import Registers
 from adapters.sunspec.decode import decode_model, encode_model
+from adapters.sunspec.discovery import ModelLocation, decode_span
 from adapters.sunspec.models import ModelDef, load_model
 
 Image = list[tuple[ModelDef, list[int]]]  # (definition, body registers) per model
@@ -72,7 +78,24 @@ def _volt_var(rng: random.Random) -> tuple[ModelDef, list[int]]:
     return model, encode_model(model, {"Ena": 1, "V_SF": -2, "DeptRef_SF": -2}, {"Crv": curves})[2:]
 
 
+def _polled(model_id: int) -> Callable[[random.Random], tuple[ModelDef, list[int]]]:
+    """A model a driver polls, every register random except the scale factors (-3..3)."""
+
+    def build(rng: random.Random) -> tuple[ModelDef, list[int]]:
+        model = load_model(model_id)
+        body = [rng.randrange(0x10000) for _ in encode_model(model, {})[2:]]
+        for point in model.group.points:
+            if point.type == "sunssf":
+                body[point.offset - 2] = rng.randrange(-3, 4) & 0xFFFF
+        return model, body
+
+    return build
+
+
 CASES: dict[str, Sequence[Callable[[random.Random], tuple[ModelDef, list[int]]]]] = {
+    "103+123 (PV poll)": (_polled(103), _polled(123)),
+    "103+124 (battery poll)": (_polled(103), _polled(124)),
+    "701+704+802 (battery 802 poll)": (_polled(701), _polled(704), _polled(802)),
     "1+101+120": (_common, _inverter, _nameplate),
     "101 only": (_inverter,),
     "1+101+120+160 (2 MPPT)": (_common, _inverter, _nameplate, _mppt),
@@ -95,6 +118,24 @@ def _time(images: list[Image], devices: int) -> float:
     return time.perf_counter() - start
 
 
+def _time_poll_path(images: list[Image], devices: int) -> float:
+    answers = [
+        [
+            (
+                ModelLocation(m.id, 40000, len(b)),
+                Registers(struct.pack(f">{len(b) + 2}H", m.id, len(b), *b)),
+            )
+            for m, b in image
+        ]
+        for image in images
+    ]
+    start = time.perf_counter()
+    for i in range(devices):
+        for loc, regs in answers[i % len(answers)]:
+            decode_span(loc, regs)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000)
@@ -103,14 +144,21 @@ def main() -> None:
     table = Table(
         title=f"decode_model throughput, {args.devices:,} devices (best of {args.repeat})"
     )
-    for column in ("models", "seconds", "devices/s", "us/model"):
+    columns = ("models", "seconds", "devices/s", "us/model", "poll path us/model", "ratio")
+    for column in columns:
         table.add_column(column, justify="left" if column == "models" else "right")
     for name, builders in CASES.items():
         images = _images(builders)
         _time(images, 200)  # compile plans and warm caches
+        _time_poll_path(images, 200)
         seconds = min(_time(images, args.devices) for _ in range(args.repeat))
-        per_model = seconds / (args.devices * len(builders)) * 1e6
-        table.add_row(name, f"{seconds:.3f}", f"{args.devices / seconds:,.0f}", f"{per_model:.1f}")
+        poll_s = min(_time_poll_path(images, args.devices) for _ in range(args.repeat))
+        models = args.devices * len(builders)
+        per_model, poll_per_model = seconds / models * 1e6, poll_s / models * 1e6
+        table.add_row(
+            name, f"{seconds:.3f}", f"{args.devices / seconds:,.0f}", f"{per_model:.1f}",
+            f"{poll_per_model:.1f}", f"{poll_s / seconds:.2f}",
+        )  # fmt: skip
     Console().print(table)
 
 

@@ -7,6 +7,9 @@ controller's CPU. :class:`RegisterDecoder` is a :class:`pymodbus.pdu.DecodePDU` 
 each client's framer holds as ``decoder``) that decodes well-formed answers to function codes
 3, 4 and 23 itself, into the same pymodbus response classes with the same fields, and hands
 every other frame (exception answers, writes, anything malformed) to pymodbus unchanged.
+
+The registers come as :class:`Registers`, a list that keeps the answer's bytes too: the
+SunSpec decoders unpack a model straight from them instead of packing the list again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ _REGISTER_ANSWERS: dict[int, type[ModbusPDU]] = {
 _WORDS = [struct.Struct(f">{n}H") for n in range(128)]
 
 
+class Registers(list[int]):
+    """Registers as a list, with ``data``: the same registers as the big-endian bytes of the
+    answer they came in."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        n = len(data) >> 1  # an answer holds at most 125; more only when built elsewhere
+        super().__init__((_WORDS[n] if n < len(_WORDS) else struct.Struct(f">{n}H")).unpack(data))
+        self.data = data
+
+
 class RegisterDecoder(DecodePDU):
     """Client-side PDU decoder; register answers decoded in one ``unpack_from``."""
 
@@ -46,7 +61,7 @@ class RegisterDecoder(DecodePDU):
             # pymodbus takes an even byte count that fits the frame; the rest go to it.
             if answer is not None and not size & 1 and size < len(frame) - 1:
                 pdu = answer()
-                pdu.registers = list(_WORDS[size >> 1].unpack_from(frame, 2))
+                pdu.registers = Registers(frame[2 : 2 + size])
                 return pdu
         return super().decode(frame)
 

@@ -178,7 +178,7 @@ class ModbusBridge:
             regs = (await self._request(ep, req)).registers
             if len(regs) != count:
                 raise ProtocolError(f"{_where(ep)}: {req.describe()}: got {len(regs)} registers")
-            return regs if type(regs) is list else list(regs)
+            return regs if isinstance(regs, list) else list(regs)  # Registers: bytes kept
         out: list[int] = []
         for start in range(address, address + count, MAX_READ):
             req = Request(op, ep.unit, start, min(MAX_READ, address + count - start))

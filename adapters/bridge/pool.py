@@ -5,11 +5,18 @@ concurrent reads on one client take ten times as long as on ten clients), so a p
 to ``size`` connections and hands each to one request at a time. A connection that did not
 complete its exchange (timeout, broken, cancelled) is closed and never reused: a late answer
 must not be taken for the answer to the next request.
+
+Every exchange has its deadline (``timeout_s`` after it was sent), enforced by one timer per
+pool rather than one per request: the pool has at most ``size`` exchanges in flight, and its
+timer is set to the earliest of their deadlines. When it fires, every exchange past its
+deadline fails with TimeoutError (its pending answer is failed, so the request leaves
+pymodbus at once), and the timer is set again for those still in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -80,6 +87,29 @@ def execute(client: AsyncModbusTcpClient, req: Request) -> Awaitable[Any]:
     return client.write_registers(req.address, list(req.values), device_id=req.unit)
 
 
+class _DeadlinePassedError(Exception):
+    """Set on a pending answer whose exchange ran past its deadline (the pool turns it into
+    TimeoutError; pymodbus lets it through as it is)."""
+
+
+#: An exchange counts as past its deadline this much early: a loop may run a timer a little
+#: before its time (uvloop rounds to milliseconds), and it should not have to run it twice.
+_EARLY_S = 0.001
+
+
+class _Exchange:
+    """One request in flight on ``client``, due by ``deadline`` (loop time). ``before`` is
+    the client's pending-answer future before the request went out: the request's own is
+    the one that replaced it."""
+
+    __slots__ = ("before", "client", "deadline")
+
+    def __init__(self, deadline: float, client: AsyncModbusTcpClient) -> None:
+        self.deadline = deadline
+        self.client = client
+        self.before = client.ctx.response_future
+
+
 class _StaleConnectionError(Exception):
     """A pooled connection was found closed by the peer when it was used again."""
 
@@ -90,11 +120,14 @@ class ClientPool:
     def __init__(self, host: str, port: int, size: int) -> None:
         self.host = host
         self.port = port
-        self._slots = asyncio.Semaphore(size)
+        self._free = size  # connections not in use by a request
+        self._queued: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[AsyncModbusTcpClient] = []
         self._all: set[AsyncModbusTcpClient] = set()
         self._connect_failed_at = -math.inf
         self.closed = False
+        self._in_flight: list[_Exchange] = []  # at most size
+        self._timer: asyncio.TimerHandle | None = None
 
     async def send(self, req: Request, timeout_s: float) -> Any:
         """Send ``req`` and return the answer PDU; ``timeout_s`` bounds connecting and,
@@ -115,9 +148,13 @@ class ClientPool:
     async def _send(self, req: Request, timeout_s: float, reuse: bool) -> Any:
         """One exchange on a connection of its own: an idle one (unless ``reuse`` is False)
         or a new one. The connection is kept for the next request only if the exchange
-        completed; one timer bounds the answer."""
+        completed; the pool's timer bounds the answer (see the module docstring)."""
         queued_at = time.monotonic()
-        async with self._slots:
+        if self._free and not self._queued:  # a free connection: no coroutine to wait in
+            self._free -= 1
+        else:
+            await self._queue()
+        try:
             if self.closed:
                 raise ConnectError(f"{self.host}:{self.port}: bridge is closed")
             client = self._take_idle() if reuse else None
@@ -129,21 +166,77 @@ class ClientPool:
                     raise ConnectError(f"cannot connect to {self.host}:{self.port}")
                 client = await self._connect(timeout_s)
             completed = False
+            exchange = self._watch(client, timeout_s)
             try:
-                async with asyncio.timeout(timeout_s):
-                    try:
-                        out = await execute(client, req)
-                    except ConnectionException as exc:
-                        if reused:
-                            raise _StaleConnectionError(str(exc)) from exc
-                        raise
+                out = await execute(client, req)
                 completed = True
                 return out
+            except _DeadlinePassedError:
+                raise TimeoutError from None
+            except ConnectionException as exc:
+                if reused:
+                    raise _StaleConnectionError(str(exc)) from exc
+                raise
             finally:
+                self._in_flight.remove(exchange)
                 if completed and client.connected and not self.closed:
                     self._idle.append(client)
                 else:
                     self._discard(client)
+        finally:
+            self._release()
+
+    async def _queue(self) -> None:
+        """Wait for a connection to be free (first come, first served): a request that
+        ends hands its connection slot straight to the first one waiting."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if not turn.cancelled():  # handed a slot, then cancelled: pass it on
+                self._release()
+            raise
+
+    def _release(self) -> None:
+        while self._queued:
+            turn = self._queued.popleft()
+            if not turn.done():  # a cancelled waiter's turn is done already
+                turn.set_result(None)
+                return
+        self._free += 1
+
+    def _watch(self, client: AsyncModbusTcpClient, timeout_s: float) -> _Exchange:
+        """Register the exchange about to start on ``client``, due in ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        exchange = _Exchange(loop.time() + timeout_s, client)
+        self._in_flight.append(exchange)
+        timer = self._timer
+        if timer is None or exchange.deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(exchange.deadline, self._expire)
+        return exchange
+
+    def _expire(self) -> None:
+        """The pool's timer: fail the exchanges past their deadline, wait for the next."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time() + _EARLY_S
+        due = math.inf
+        for exchange in self._in_flight:
+            if exchange.deadline > now:
+                due = min(due, exchange.deadline)
+                continue
+            answer = exchange.client.ctx.response_future
+            if answer is not exchange.before and not answer.done():
+                answer.set_exception(_DeadlinePassedError())
+            elif answer is exchange.before:
+                # Not waiting for an answer (pymodbus did not send): drop the connection,
+                # which fails the request at once (ConnectionException).
+                self._discard(exchange.client)
+        if due < math.inf:
+            self._timer = loop.call_at(due, self._expire)
 
     def _take_idle(self) -> AsyncModbusTcpClient | None:
         while self._idle:
@@ -190,6 +283,9 @@ class ClientPool:
     def close(self) -> None:
         """Close every connection, idle or in use; the pool refuses further requests."""
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for client in list(self._all):
             self._discard(client)
         self._idle.clear()

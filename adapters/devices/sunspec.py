@@ -36,7 +36,7 @@ from adapters.sunspec.discovery import (
     read_chain,
     read_planned,
 )
-from adapters.sunspec.models import load_model, symbol_name
+from adapters.sunspec.models import load_model
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,24 @@ class Layout:
         tuple[frozenset[int], frozenset[int]],
         tuple[list[ModelLocation], tuple[tuple[int, int], ...]],
     ] = field(init=False, default_factory=dict)
+    #: The plan of the dynamic models and how many unreadable registers it was made with.
+    _poll_plan: tuple[list[ModelLocation], tuple[tuple[int, int], ...]] | None = field(
+        init=False, default=None
+    )
+    _poll_holes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         static = {r.name for r in self.variant.roles if r.static}
         self.dynamic = [loc for name, loc in self.roles.items() if name not in static]
+
+    def poll_plan(self) -> tuple[list[ModelLocation], tuple[tuple[int, int], ...]]:
+        """:meth:`plan` of the dynamic models, kept until an unreadable register is found
+        (the set only grows)."""
+        found = self._poll_plan
+        if found is None or self._poll_holes != len(self.unreadable):
+            self._poll_holes = len(self.unreadable)
+            found = self._poll_plan = self.plan(frozenset(loc.id for loc in self.dynamic))
+        return found
 
     def plan(self, ids: frozenset[int]) -> tuple[list[ModelLocation], tuple[tuple[int, int], ...]]:
         """The first location of each model in ``ids`` and the requests that read them
@@ -196,11 +210,22 @@ class Models:
     def symbol(self, role: str, point: str) -> str | None:
         """Symbol name of an enum point (``MPPT``), or its number when it has no symbol."""
         model = self.by_role.get(role)
-        value = self.value(role, point)
-        if model is None or value is None:
+        if model is None:
             return None
-        pdef = load_model(model.id).group.point(point)
-        return symbol_name(pdef, value) or str(value)
+        value = model.values.get(point)
+        if value is None:
+            return None
+        return _symbols(model.id, point).get(value) or str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _symbols(model_id: int, point: str) -> dict[Any, str]:
+    """Value -> symbol name of an enum point, as ``symbol_name`` finds it (the first name
+    with that value): looked up in the definition once, not on every poll."""
+    table: dict[Any, str] = {}
+    for name, value in load_model(model_id).group.point(point).symbols.items():
+        table.setdefault(value, name)
+    return table
 
 
 class SunSpecDriver(Driver):
@@ -280,7 +305,7 @@ class SunSpecDriver(Driver):
     async def read(self) -> Reading:
         # ensure_layout and read_roles written out: a coroutine less on every request's way.
         layout = self._layout if self._layout is not None else await self.discover()
-        decoded = await self._read(layout, layout.dynamic)
+        decoded = await self._read_plan(layout, *layout.poll_plan())
         by_role = {**layout.static, **self._by_role(layout, decoded)}
         return self.normalise(Models(self.device_id, by_role, layout.variant.name))
 
@@ -380,7 +405,14 @@ class SunSpecDriver(Driver):
     ) -> dict[int, DecodedModel]:
         # The whole chain is passed so the plan may read across models in between: one
         # longer request costs less than two.
-        locations, requests = layout.plan(frozenset(loc.id for loc in wanted))
+        return await self._read_plan(layout, *layout.plan(frozenset(loc.id for loc in wanted)))
+
+    async def _read_plan(
+        self,
+        layout: Layout,
+        locations: Sequence[ModelLocation],
+        requests: Sequence[tuple[int, int]],
+    ) -> dict[int, DecodedModel]:
         decoded = await read_planned(self.link, locations, requests, layout.unreadable)
         models = {model.id: model for model in decoded}
         self._warn_lengths(decoded)

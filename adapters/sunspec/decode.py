@@ -1,9 +1,11 @@
 """Decode a SunSpec model's registers into scaled values, and encode values into registers.
 
-``decode_model`` is on the polling hot path (about a thousand devices per second): each model
-is compiled once into a GroupPlan (one struct for each group instance's own points, see
-codec.compile_group), so decoding a flat model like 101 is one ``struct.unpack_from``, one
-dict comprehension for the sentinels and a short loop for the scale factors.
+``decode_model`` is the reference decoder of every layout: each model is compiled once into a
+GroupPlan (one struct for each group instance's own points, see codec.compile_group), so
+decoding a flat model like 101 is one ``struct.unpack_from``, one dict comprehension for the
+sentinels and a short loop for the scale factors. A poll reads the usual layouts with the
+decoders generated from the same plans (``adapters.sunspec.compiled``), which give the same
+result and hand everything unusual back to ``decode_model``.
 
 Bad data never raises past one model: a scale factor outside -10..10 sets the points that use
 it to None and records a ScaleFactorError in ``DecodedModel.errors``; only register values

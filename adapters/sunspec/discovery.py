@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import bisect
 import functools
+import struct
 from collections.abc import Collection, Iterable, MutableSet, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from adapters.sunspec.codec import GroupPlan
+from adapters.sunspec.compiled import ModelDecoder, compiled_decoder
 from adapters.sunspec.decode import DecodedModel, decode_model, model_plan
 from adapters.sunspec.models import (
     SunSpecDecodeError,
@@ -359,7 +361,17 @@ async def read_planned(
     found unreadable on the way are added to ``unreadable`` (plan again after that)."""
     image: Image = []
     for address, count in plan:
-        await _read_span(reader, address, count, image, unreadable)
+        # _read_span's first read written out: a coroutine frame less per request.
+        try:
+            regs = await reader.read(address, count)
+            if len(regs) != count:
+                raise RegisterReadError(
+                    f"read of {count} registers at {address} returned {len(regs)}"
+                )
+        except RegisterReadError:
+            await _split_span(reader, address, count, image, unreadable)
+            continue
+        image.append((address, regs))
     return [_decode_location(loc, image) for loc in wanted]
 
 
@@ -406,14 +418,21 @@ async def _read_span(
         if len(regs) != count:
             raise RegisterReadError(f"read of {count} registers at {address} returned {len(regs)}")
     except RegisterReadError:
-        if count == 1:
-            holes.add(address)
-            return
-        half = count // 2
-        await _read_span(reader, address, half, image, holes)
-        await _read_span(reader, address + half, count - half, image, holes)
+        await _split_span(reader, address, count, image, holes)
         return
     image.append((address, regs))
+
+
+async def _split_span(
+    reader: RegisterReader, address: int, count: int, image: Image, holes: MutableSet[int]
+) -> None:
+    """A refused span: one register is a hole, a longer span is read again in halves."""
+    if count == 1:
+        holes.add(address)
+        return
+    half = count // 2
+    await _read_span(reader, address, half, image, holes)
+    await _read_span(reader, address + half, count - half, image, holes)
 
 
 def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
@@ -426,6 +445,11 @@ def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
 
 
 def _decode_location(loc: ModelLocation, image: Image) -> DecodedModel:
+    decoder = compiled_decoder(loc.id, loc.length)
+    if decoder is not None:
+        fast = _decode_compiled(decoder, loc, image)
+        if fast is not None:
+            return fast
     registers = _registers(image, loc.address, loc.end)
     header = (registers[0], registers[1])
     if header != (loc.id, loc.length):
@@ -442,6 +466,31 @@ def _decode_location(loc: ModelLocation, image: Image) -> DecodedModel:
         return decode_model(model, loc.address, body)
     except SunSpecDecodeError as exc:
         return _undecoded(loc, model.name, body, exc)
+
+
+def _decode_compiled(
+    decoder: ModelDecoder, loc: ModelLocation, image: Image
+) -> DecodedModel | None:
+    """The model at ``loc`` by its generated decoder, from the bytes of the one request
+    that covers it; None when ``decode_model`` has to do it (see ``compiled``)."""
+    for address, regs in image:
+        if address <= loc.address and loc.end <= address + len(regs):
+            start = loc.address - address
+            data = getattr(regs, "data", None)  # the answer's bytes, as the bridge keeps them
+            if data is None:
+                size = loc.end - loc.address
+                try:
+                    data = _words(size).pack(*regs[start : start + size])
+                except struct.error:
+                    return None  # values outside 0..65535: decode_model says so
+                start = 0
+            return decoder(data, 2 * start, loc.address)
+    return None
+
+
+@functools.lru_cache(maxsize=128)
+def _words(count: int) -> struct.Struct:
+    return struct.Struct(f">{count}H")
 
 
 def _undecoded(

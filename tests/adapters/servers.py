@@ -67,6 +67,8 @@ class FakeUnit:
         # (start, end) on time.monotonic() of every delayed answer: what was in flight when
         self.delayed: list[tuple[float, float]] = []
         self._released = asyncio.Event()
+        #: Set when a request reaches the unit (tests wait for it rather than poll).
+        self.received = asyncio.Event()
 
     def get(self, address: int, count: int = 1) -> list[int]:
         return self.regs[address - self.start : address - self.start + count]
@@ -90,6 +92,7 @@ class FakeUnit:
         # Function code 23 calls back twice (write, then read): one request, one delay.
         second_half = function_code == 23 and set_values is None
         self.requests += 0 if second_half else 1
+        self.received.set()
         if self.delay_s and not second_half:
             started = time.monotonic()
             await asyncio.sleep(self.delay_s)

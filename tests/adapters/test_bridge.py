@@ -20,6 +20,7 @@ from adapters.bridge import (
 from adapters.sunspec.discovery import RegisterReadError
 from tests.adapters.servers import FakeUnit, UnitServer
 from tests.conftest import free_port
+from vpp.core.loop import LOOPS, run
 from vpp.core.site import ModbusEndpoint
 
 
@@ -111,6 +112,84 @@ async def test_silent_unit_times_out_while_its_neighbour_answers() -> None:
         assert 0.3 <= time.monotonic() - t0 < 0.8
         # The timed-out connection was dropped; the next request gets a fresh one.
         assert await bridge.read_holding(endpoint(port, 2), 40001, 1) == [2001]
+
+
+async def test_each_request_fails_at_its_own_deadline_under_one_timer_per_gateway() -> None:
+    """The pool's one timer serves requests with different timeouts: each fails no earlier
+    than its own deadline and in deadline order (the later one was sent first), a slow
+    unit's late answer is never taken for a later request, and a neighbour still answers."""
+    port = free_port()
+    slow, silent, ok = counting_unit(1), counting_unit(2), counting_unit(3)
+    slow.delay_s = 1.0  # answers, but long after its 0.2 s deadline
+    silent.fault = "silent"
+    async with UnitServer(port, [slow, silent, ok]), ModbusBridge() as bridge:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        late = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2, 2.0), 40000, 2))
+        async with asyncio.timeout(30):  # bounds on the test, not the thing tested
+            await silent.received.wait()  # the later deadline is the pool's timer first
+        early = asyncio.ensure_future(bridge.read_holding(endpoint(port, 1, 0.2), 40000, 2))
+        assert await bridge.read_holding(endpoint(port, 3), 40000, 2) == [3000, 3001]
+        async with asyncio.timeout(30):
+            done, _ = await asyncio.wait({late, early}, return_when=asyncio.FIRST_COMPLETED)
+            assert done == {early}
+            with pytest.raises(RequestTimeoutError, match=r"unit 1: no answer within 0\.2 s"):
+                await early
+            assert loop.time() - t0 >= 0.2 - 0.001
+            assert not late.done()
+            with pytest.raises(RequestTimeoutError, match=r"unit 2: no answer within 2 s"):
+                await late
+            assert loop.time() - t0 >= 2.0 - 0.001
+        slow.delay_s = 0.0
+        slow.regs[0] = 4321
+        assert await bridge.read_holding(endpoint(port, 1), 40000, 2) == [4321, 1001]
+        assert slow.requests == 2
+        silent.release()
+
+
+async def _silent_unit_times_out() -> float:
+    """Seconds (loop time) from sending to a silent unit's timeout at 0.25 s."""
+    port = free_port()
+    silent = counting_unit(1)
+    silent.fault = "silent"
+    async with UnitServer(port, [silent]), ModbusBridge() as bridge:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(30):  # a bound on the test, not the thing tested
+            t0 = loop.time()
+            with pytest.raises(RequestTimeoutError, match=r"no answer within 0\.25 s"):
+                await bridge.read_holding(endpoint(port, 1, 0.25), 40000, 1)
+            elapsed = loop.time() - t0
+        silent.release()
+        return elapsed
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_pool_timer_fires_at_the_deadline_on_each_loop(loop: str) -> None:
+    # uvloop runs timers on whole milliseconds: the pool takes a deadline 1 ms early as due.
+    assert run(_silent_unit_times_out(), loop) >= 0.25 - 0.002
+
+
+async def test_requests_queue_for_a_connection_and_a_cancelled_one_leaves_its_turn() -> None:
+    port = free_port()
+    silent, ok = counting_unit(1), counting_unit(2)
+    silent.fault = "silent"
+    async with UnitServer(port, [silent, ok]), ModbusBridge(connections_per_endpoint=1) as bridge:
+        held = asyncio.ensure_future(bridge.read_holding(endpoint(port, 1, 0.3), 40000, 1))
+        async with asyncio.timeout(30):  # a bound on the test, not the thing tested
+            await silent.received.wait()
+        cancelled = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2), 40000, 1))
+        waiting = asyncio.ensure_future(bridge.read_holding(endpoint(port, 2), 40001, 1))
+        await asyncio.sleep(0)  # both are queued behind the one connection now
+        assert not (cancelled.done() or waiting.done())
+        cancelled.cancel()
+        with pytest.raises(RequestTimeoutError):
+            await held
+        assert await waiting == [2001]
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert ok.requests == 1
+        assert await bridge.read_holding(endpoint(port, 2), 40002, 1) == [2002]
+        silent.release()
 
 
 async def test_server_restart_reconnects_on_next_request() -> None:

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 from adapters.bridge import ModbusBridge
 from adapters.devices import DeviceDataError, Driver, driver_for, register_driver, registered
-from adapters.devices.sunspec import SunSpecDriver, _encode
+from adapters.devices.sunspec import Models, SunSpecDriver, _encode
 from adapters.snapshot import BatteryReading, PvReading
 from adapters.sunspec.codec import encode_value
+from adapters.sunspec.decode import DecodedModel
 from adapters.sunspec.discovery import ModelOverrunError, NoSunSpecError
+from adapters.sunspec.models import load_model, symbol_name
 from tests.adapters.fleet import (
     battery_124_models,
     battery_802_models,
@@ -235,3 +237,18 @@ def test_control_points_encode_as_the_codec_encodes_them(ptype: str, raw: int) -
             _encode(123, "WMaxLimPct", ptype, 1, raw)
     else:
         assert _encode(123, "WMaxLimPct", ptype, 1, raw) == want
+
+
+@pytest.mark.parametrize(
+    ("model_id", "point"), [(103, "St"), (113, "St"), (124, "ChaSt"), (802, "ChaSt")]
+)
+def test_status_symbols_are_those_of_the_definition(model_id: int, point: str) -> None:
+    """``Models.symbol`` (a table made once per point) names what ``symbol_name`` names, and
+    a value without a symbol by its number."""
+    pdef = load_model(model_id).group.point(point)
+    values = [*pdef.symbols.values(), 0, 999]
+    for value in values:
+        decoded = DecodedModel(model_id, "m", 40000, 1, {point: value}, {}, [])
+        got = Models("dev", {"role": decoded}).symbol("role", point)
+        assert got == (symbol_name(pdef, value) or str(value))
+    assert Models("dev", {}).symbol("role", point) is None

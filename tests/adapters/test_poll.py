@@ -121,6 +121,36 @@ async def test_breaker_opens_skips_quickly_half_opens_and_closes() -> None:
             assert state.health.error_count == 3
 
 
+async def test_a_slow_device_times_out_at_its_deadline_and_its_breaker_opens() -> None:
+    """A device that answers, but after its timeout, fails each poll with a timeout (its
+    late answers are not taken), counts for its breaker until it opens and is then skipped;
+    the rest of the fleet is read as usual."""
+    async with serve_fleet() as fleet:  # site: timeout 0.5 s, breaker_failures 2
+        mono = Monotonic()
+        async with ModbusBridge(clock=mono) as bridge:
+            poller = FleetPoller(fleet.site, bridge)
+            await poller.poll()
+            pv = fleet.units["pv-1"]
+            pv.delay_s = 2.0
+            for failures in (1, 2):
+                snap = await poller.poll()
+                state = snap.devices["pv-1"]
+                assert "no answer within 0.5 s" in (state.health.last_error or "")
+                assert state.health.consecutive_failures == failures
+                assert {d.id for d in snap.offline()} == {"pv-1"}
+            assert state.health.breaker is BreakerState.OPEN
+            requests = pv.requests
+            state = (await poller.poll()).devices["pv-1"]
+            assert pv.requests == requests and "circuit breaker open" in (
+                state.health.last_error or ""
+            )
+            pv.delay_s = 0.0
+            mono.t += 30
+            state = (await poller.poll()).devices["pv-1"]
+            assert state.health.online and state.health.breaker is BreakerState.CLOSED
+            assert state.reading == PvReading(3000.0, 123456.0, 3100.0, "MPPT", 5000.0, None)
+
+
 async def test_server_restarted_mid_poll_reconnects_on_the_next_poll() -> None:
     async with serve_fleet() as fleet, ModbusBridge() as bridge:
         poller = FleetPoller(fleet.site, bridge)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from adapters.sunspec.discovery import RegisterReadError
 
@@ -149,3 +153,46 @@ def _read_expected(lines: list[str], i: int, vectors: YamlVectors) -> int:
                 raise ValueError(f"unexpected expectation line {text!r}")
         i += 1
     return i
+
+
+def expected_value(point: Any, ours_sf_is_none: bool) -> Any:
+    """pysunspec2's computed value in our representation."""
+    value = point.cvalue
+    ptype = point.pdef["type"]
+    if value is None:
+        return None
+    if ptype == "pad":
+        return None  # we never give pads a value
+    if ptype == "ipaddr":
+        return str(ipaddress.IPv4Address(value))
+    if ptype == "ipv6addr":
+        return str(ipaddress.IPv6Address(bytes.fromhex(value.replace(":", ""))))
+    if point.sf_required and ours_sf_is_none:
+        return None  # pysunspec2 returns the raw value when the scale factor is unimplemented
+    return value
+
+
+def compare_group(ref: Any, values: dict[str, Any], groups: dict[str, Any], path: str) -> int:
+    """Compare one pysunspec2 group (``sunspec2.device`` Group or Model) with our values and
+    groups, point by point; return the number of points compared."""
+    compared = 0
+    for name, point in ref.points.items():
+        if name in ("ID", "L"):
+            continue
+        sf_none = False
+        if point.sf is not None:
+            scope = ref.points if point.sf in ref.points else point.model.points
+            sf_none = scope[point.sf].value is None
+        want = expected_value(point, sf_none)
+        got = values[name]
+        if isinstance(want, float) or isinstance(got, float):
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-12), f"{path}{name}"
+        else:
+            assert got == want, f"{path}{name}"
+        compared += 1
+    for gname, group in ref.groups.items():
+        instances = group if isinstance(group, list) else [group]
+        assert len(groups[gname]) == len(instances), f"{path}{gname} count"
+        for i, (theirs, ours) in enumerate(zip(instances, groups[gname], strict=True)):
+            compared += compare_group(theirs, ours.values, ours.groups, f"{path}{gname}[{i}].")
+    return compared

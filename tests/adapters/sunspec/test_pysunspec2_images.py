@@ -8,9 +8,7 @@ point is compared with ours, reconciling the documented representation differenc
 
 from __future__ import annotations
 
-import ipaddress
 import struct
-from typing import Any
 
 import pytest
 import sunspec2.device as ss_device
@@ -18,7 +16,7 @@ import sunspec2.file.client as ss_file
 
 from adapters.sunspec.discovery import ScanResult, scan
 from adapters.sunspec.models import load_model
-from tests.adapters.sunspec.helpers import IMAGES_DIR, SUNS, DictReader
+from tests.adapters.sunspec.helpers import IMAGES_DIR, SUNS, DictReader, compare_group
 
 IMAGES = ["inverter_123.json", "device_1547.json"]
 
@@ -33,48 +31,6 @@ def pysunspec2_image(name: str) -> tuple[list[int], list[tuple[int, bytes]]]:
     return regs, models
 
 
-def _expected(point: Any, ours_sf_is_none: bool) -> Any:
-    """pysunspec2's computed value in our representation."""
-    value = point.cvalue
-    ptype = point.pdef["type"]
-    if value is None:
-        return None
-    if ptype == "pad":
-        return None  # we never give pads a value
-    if ptype == "ipaddr":
-        return str(ipaddress.IPv4Address(value))
-    if ptype == "ipv6addr":
-        return str(ipaddress.IPv6Address(bytes.fromhex(value.replace(":", ""))))
-    if point.sf_required and ours_sf_is_none:
-        return None  # pysunspec2 returns the raw value when the scale factor is unimplemented
-    return value
-
-
-def _compare_group(ref: Any, values: dict[str, Any], groups: dict[str, Any], path: str) -> int:
-    """Compare one pysunspec2 group with ours; return the number of points compared."""
-    compared = 0
-    for name, point in ref.points.items():
-        if name in ("ID", "L"):
-            continue
-        sf_none = False
-        if point.sf is not None:
-            scope = ref.points if point.sf in ref.points else point.model.points
-            sf_none = scope[point.sf].value is None
-        want = _expected(point, sf_none)
-        got = values[name]
-        if isinstance(want, float) or isinstance(got, float):
-            assert got == pytest.approx(want, rel=1e-9, abs=1e-12), f"{path}{name}"
-        else:
-            assert got == want, f"{path}{name}"
-        compared += 1
-    for gname, group in ref.groups.items():
-        instances = group if isinstance(group, list) else [group]
-        assert len(groups[gname]) == len(instances), f"{path}{gname} count"
-        for i, (theirs, ours) in enumerate(zip(instances, groups[gname], strict=True)):
-            compared += _compare_group(theirs, ours.values, ours.groups, f"{path}{gname}[{i}].")
-    return compared
-
-
 @pytest.mark.parametrize("name", IMAGES)
 async def test_every_point_matches_pysunspec2(name: str) -> None:
     regs, models = pysunspec2_image(name)
@@ -86,7 +42,7 @@ async def test_every_point_matches_pysunspec2(name: str) -> None:
         length = len(data) // 2 - 2
         ref = ss_device.Model(model_id=model_id, model_len=length, data=data)
         assert not ref.error_info, ref.error_info
-        compared += _compare_group(ref, ours.values, ours.groups, f"{model_id}.")
+        compared += compare_group(ref, ours.values, ours.groups, f"{model_id}.")
     assert compared == {"inverter_123.json": 189, "device_1547.json": 385}[name]
 
 
