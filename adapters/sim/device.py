@@ -163,25 +163,33 @@ class SimulatedDevice(ABC):
         self.advance(env)
         self._dirty = True
 
-    def refresh(self) -> RegisterImage:
-        """The image with the current physics state written into it."""
+    def refresh(self, offset: int = 0, count: int | None = None) -> RegisterImage:
+        """The image with the current physics state written into it: into every register,
+        or only into registers ``offset .. offset + count - 1`` (from the image's start; the
+        rest stay staged until they are read, see :class:`RegisterImage`)."""
+        image = self.image
         if self._dirty:
-            self.publish()
+            image.staging = True
+            try:
+                self.publish()
+            finally:
+                image.staging = False
             self._dirty = False
-        return self.image
+        image.flush(offset, count)
+        return image
 
     # -- Modbus side ---------------------------------------------------------------------------
 
     def read_into(self, block: list[int], offset: int, count: int) -> None:
         """Copy registers ``offset .. offset + count - 1`` of the image into ``block``."""
-        regs = self.refresh().regs
+        regs = self.refresh(offset, count).regs
         block[offset : offset + count] = regs[offset : offset + count]
         if self.fault == "garbage":
             self._scramble(block, offset, count)
 
     def read_regs(self, offset: int, count: int) -> list[int]:
         """Registers ``offset .. offset + count - 1`` of the image (from its start)."""
-        regs = self.refresh().regs[offset : offset + count]
+        regs = self.refresh(offset, count).regs[offset : offset + count]
         if self.fault == "garbage":
             block = [0] * offset + regs
             self._scramble(block, offset, count)
@@ -204,6 +212,9 @@ class SimulatedDevice(ABC):
         image = self.image
         if not image.all_writable(address, len(values)):
             return ILLEGAL_ADDRESS
+        # What was published before and is still staged lies under the write, as it would
+        # had it been encoded at once.
+        image.flush(address - image.base, len(values))
         keys = image.keys_in(address, len(values))
         changed = {k: image.peek(k, address, values) for k in keys}
         if not self.accept(changed):
