@@ -70,6 +70,8 @@ class Environment:
     dry_cooler_el_per_th: float = 0.0
     # Not an init field, so dataclasses.replace (a new moment) starts with an empty cache.
     _plane_cache: dict[tuple[float, float], float] = field(init=False, default_factory=dict)
+    # ``now`` as POSIX seconds, worked out once: every device of a step asks for it.
+    _now_s: float | None = field(init=False, default=None)
 
     def at(self, now: datetime) -> Environment:
         """This moment's world re-evaluated at ``now`` with a zero-length step: what a write
@@ -87,7 +89,10 @@ class Environment:
     @property
     def now_s(self) -> float:
         """Current time as POSIX seconds [s]."""
-        return self.now.timestamp()
+        now_s = self._now_s
+        if now_s is None:
+            now_s = self._now_s = self.now.timestamp()
+        return now_s
 
     def plane_irradiance_w_per_m2(self, tilt_deg: float, azimuth_deg: float) -> float:
         """Irradiance on a plane [W/m^2] at this step; computed once per orientation and
