@@ -322,5 +322,5 @@ async def test_protocol_edges_single_writes_input_reads_limits_and_pipelining() 
 
 
 def test_an_unknown_server_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'bogus'.*pymodbus, light"):
+    with pytest.raises(ValueError, match=r"'bogus'.*pymodbus, light"):
         two_port_fleet(server="bogus")
