@@ -98,14 +98,19 @@ class Controls:
     def __init__(self, poller: FleetPoller, revert_s: int | None = None) -> None:
         self.poller = poller
         self.revert_s = revert_s if revert_s is not None else poller.site.poll.revert_s
+        #: device id -> its writer, looked up on its first setpoint.
+        self._writers: dict[str, Writer] = {}
 
     async def apply(self, device_id: str, value: float) -> ControlResult:
         """Write the setpoint of the device's kind: PV limit [%], battery or heat pump [W]."""
         driver = self.poller.driver(device_id)
-        key = (str(driver.device.kind), control_of(driver.device))
-        writer = _WRITERS.get(key)
+        writer = self._writers.get(device_id)
         if writer is None:
-            raise LookupError(f"{device_id}: no setpoint for {key[0]} via {key[1]}")
+            key = (str(driver.device.kind), control_of(driver.device))
+            found = _WRITERS.get(key)
+            if found is None:
+                raise LookupError(f"{device_id}: no setpoint for {key[0]} via {key[1]}")
+            writer = self._writers[device_id] = found
         if not math.isfinite(value):
             raise ControlRefused(device_id, "setpoint", value, "not a finite number")
         async with driver.link.attempt(not_failures=(ControlRefused,)):

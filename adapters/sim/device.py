@@ -70,6 +70,8 @@ class Environment:
     dry_cooler_el_per_th: float = 0.0
     # Not an init field, so dataclasses.replace (a new moment) starts with an empty cache.
     _plane_cache: dict[tuple[float, float], float] = field(init=False, default_factory=dict)
+    # ``now`` as POSIX seconds, worked out once: every device of a step asks for it.
+    _now_s: float | None = field(init=False, default=None)
 
     def at(self, now: datetime) -> Environment:
         """This moment's world re-evaluated at ``now`` with a zero-length step: what a write
@@ -87,7 +89,10 @@ class Environment:
     @property
     def now_s(self) -> float:
         """Current time as POSIX seconds [s]."""
-        return self.now.timestamp()
+        now_s = self._now_s
+        if now_s is None:
+            now_s = self._now_s = self.now.timestamp()
+        return now_s
 
     def plane_irradiance_w_per_m2(self, tilt_deg: float, azimuth_deg: float) -> float:
         """Irradiance on a plane [W/m^2] at this step; computed once per orientation and
@@ -163,25 +168,33 @@ class SimulatedDevice(ABC):
         self.advance(env)
         self._dirty = True
 
-    def refresh(self) -> RegisterImage:
-        """The image with the current physics state written into it."""
+    def refresh(self, offset: int = 0, count: int | None = None) -> RegisterImage:
+        """The image with the current physics state written into it: into every register,
+        or only into registers ``offset .. offset + count - 1`` (from the image's start; the
+        rest stay staged until they are read, see :class:`RegisterImage`)."""
+        image = self.image
         if self._dirty:
-            self.publish()
+            image.staging = True
+            try:
+                self.publish()
+            finally:
+                image.staging = False
             self._dirty = False
-        return self.image
+        image.flush(offset, count)
+        return image
 
     # -- Modbus side ---------------------------------------------------------------------------
 
     def read_into(self, block: list[int], offset: int, count: int) -> None:
         """Copy registers ``offset .. offset + count - 1`` of the image into ``block``."""
-        regs = self.refresh().regs
+        regs = self.refresh(offset, count).regs
         block[offset : offset + count] = regs[offset : offset + count]
         if self.fault == "garbage":
             self._scramble(block, offset, count)
 
     def read_regs(self, offset: int, count: int) -> list[int]:
         """Registers ``offset .. offset + count - 1`` of the image (from its start)."""
-        regs = self.refresh().regs[offset : offset + count]
+        regs = self.refresh(offset, count).regs[offset : offset + count]
         if self.fault == "garbage":
             block = [0] * offset + regs
             self._scramble(block, offset, count)
@@ -204,6 +217,9 @@ class SimulatedDevice(ABC):
         image = self.image
         if not image.all_writable(address, len(values)):
             return ILLEGAL_ADDRESS
+        # What was published before and is still staged lies under the write, as it would
+        # had it been encoded at once.
+        image.flush(address - image.base, len(values))
         keys = image.keys_in(address, len(values))
         changed = {k: image.peek(k, address, values) for k in keys}
         if not self.accept(changed):

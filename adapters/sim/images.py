@@ -156,6 +156,14 @@ class RegisterImage:
 
     ``writable[i]`` says whether register ``base + i`` accepts writes; ``measurement`` lists
     (offset, count) spans that hold measurements.
+
+    Staged values: while ``staging`` is true (a device publishing its physics state), ``set``
+    only notes the value; it is encoded into ``regs`` when registers it lies in are needed:
+    :meth:`flush` for a span about to be read or written, ``get``/``peek`` of that slot, or
+    a later ``set`` of it outside staging (which replaces it). A read-back of a control model
+    then encodes the few points published there, not the device's every measurement. What
+    ``regs`` hold after a flush is what an eager ``set`` at publishing time would have left
+    (tests/adapters/sim/test_images.py holds the two equal).
     """
 
     base: int
@@ -167,6 +175,10 @@ class RegisterImage:
     #: key -> (value, registers) of the last ``set``: publishing the physics state after
     #: every write re-sets every slot, most of them (ratings, voltages, flags) unchanged.
     _encoded: dict[str, tuple[Any, list[int]]] = field(default_factory=dict)
+    #: True while values are staged (see the class docstring).
+    staging: bool = False
+    #: key -> value staged and not encoded yet.
+    _pending: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._owner = [None] * len(self.regs)
@@ -183,7 +195,16 @@ class RegisterImage:
         """Store an engineering value in slot ``key``.
 
         Encoding is skipped when the same value was set last and the registers still hold
-        what it encoded to (a Modbus write in between changes them, so it is noticed)."""
+        what it encoded to (a Modbus write in between changes them, so it is noticed).
+        While ``staging``, the value is only noted (see the class docstring)."""
+        if self.staging:
+            self._pending[key] = value
+            return
+        if self._pending:
+            self._pending.pop(key, None)  # this value replaces the staged one
+        self._encode(key, value)
+
+    def _encode(self, key: str, value: Any) -> None:
         slot = self.slots[key]
         off = slot.address - self.base
         end = off + slot.size
@@ -199,8 +220,29 @@ class RegisterImage:
         self.regs[off:end] = regs
         self._encoded[key] = (value, list(regs))
 
+    def flush(self, offset: int = 0, count: int | None = None) -> None:
+        """Encode the staged values of the slots that registers ``offset .. offset + count -
+        1`` (offsets from ``base``; every register when ``count`` is None) touch."""
+        pending = self._pending
+        if not pending:
+            return
+        if count is None:
+            keys = list(pending)
+        else:
+            end, base, slots = offset + count, self.base, self.slots
+            keys = []
+            for key in pending:
+                slot = slots[key]
+                start = slot.address - base
+                if start < end and start + slot.size > offset:
+                    keys.append(key)
+        for key in keys:
+            self._encode(key, pending.pop(key))
+
     def get(self, key: str) -> Any:
         """Engineering value of slot ``key``."""
+        if key in self._pending:
+            self._encode(key, self._pending.pop(key))
         slot = self.slots[key]
         off = slot.address - self.base
         return slot.decode(self.regs[off : off + slot.size])
@@ -213,6 +255,8 @@ class RegisterImage:
 
     def peek(self, key: str, address: int, values: Sequence[int]) -> Any:
         """Value slot ``key`` would have if ``values`` were written at ``address``."""
+        if key in self._pending:
+            self._encode(key, self._pending.pop(key))
         slot = self.slots[key]
         regs = []
         for a in range(slot.address, slot.address + slot.size):

@@ -9,8 +9,9 @@ protocol of its own for the register function codes 3, 4, 6, 16 and 23 (Modbus
 Application Protocol 1.1b3, sections 6.3-6.17): the pymodbus server costs about 130 us of
 CPU per request (a thread-safe future per request, one ``struct.pack`` per register),
 which at 10,000 devices made the simulator, not the controller, what a benchmark measured.
-Requests without a delay or fault are answered inside ``data_received``; the rest wait in
-a task of their own, so one slow device holds up no other.
+Requests without a delay or fault are answered inside ``data_received``, a delayed one
+from a timer of the loop, a faulty one in a task of its own, so one slow device holds up no
+other.
 
 The device's own :class:`~adapters.sim.images.RegisterImage` is the one copy of its
 registers: reads copy from it (holding and input registers are the same data, function
@@ -223,6 +224,10 @@ class LightGatewayServer(_Gateway):
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._held: set[asyncio.Task[None]] = set()
+        # Requests of a device that only delays its answers wait on a timer of the loop, not
+        # in a task each: a task and its sleep cost about as much CPU as the answer itself.
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._next_timer = 0
 
     @property
     def running(self) -> bool:
@@ -248,6 +253,9 @@ class LightGatewayServer(_Gateway):
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.close()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         await self._drop_held(self._held)
         if server is not None:
             await server.wait_closed()
@@ -259,14 +267,30 @@ class LightGatewayServer(_Gateway):
             conn.send(_exception(tid, unit, fc, GATEWAY_NO_RESPONSE))
             return
         device.requests += 1
-        if device.fault != "none" or device.response_delay_s > 0:
-            task = asyncio.get_running_loop().create_task(
-                self._held_answer(conn, device, tid, unit, pdu)
+        if device.fault == "none" and device.response_delay_s > 0:
+            key = self._next_timer = self._next_timer + 1
+            self._timers[key] = asyncio.get_running_loop().call_later(
+                device.response_delay_s, self._delayed_answer, key, conn, device, tid, unit, pdu
             )
-            self._held.add(task)
-            task.add_done_callback(self._held.discard)
+        elif device.fault != "none":
+            self._hold(conn, device, tid, unit, pdu, delay=True)
         else:
             conn.send(self._answer(device, tid, unit, pdu))
+
+    def _hold(
+        self,
+        conn: _Connection,
+        device: SimulatedDevice,
+        tid: int,
+        unit: int,
+        pdu: bytes,
+        delay: bool,
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._held_answer(conn, device, tid, unit, pdu, delay)
+        )
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
 
     def _answer(self, device: SimulatedDevice, tid: int, unit: int, pdu: bytes) -> bytes:
         fc = pdu[0]
@@ -275,12 +299,31 @@ class LightGatewayServer(_Gateway):
         except _Answer as answer:
             return _exception(tid, unit, fc, answer.code)
 
+    def _delayed_answer(
+        self, key: int, conn: _Connection, device: SimulatedDevice, tid: int, unit: int, pdu: bytes
+    ) -> None:
+        """The answer of a request held for the device's response delay, made now (a write
+        takes effect when it is answered, as with a fault's hold); a fault that came up
+        meanwhile acts as if it had been there (without a second delay)."""
+        if self._timers.pop(key, None) is None:
+            return
+        if device.fault == "none":
+            conn.send(self._answer(device, tid, unit, pdu))
+        else:
+            self._hold(conn, device, tid, unit, pdu, delay=False)
+
     async def _held_answer(
-        self, conn: _Connection, device: SimulatedDevice, tid: int, unit: int, pdu: bytes
+        self,
+        conn: _Connection,
+        device: SimulatedDevice,
+        tid: int,
+        unit: int,
+        pdu: bytes,
+        delay: bool = True,
     ) -> None:
         """Response delay and the faults: "silent" holds and drops, "error" answers with
         the device's error code (a function code 23 request is held once, not per half)."""
-        if device.response_delay_s > 0:
+        if delay and device.response_delay_s > 0:
             await asyncio.sleep(device.response_delay_s)
         if device.fault == "silent":
             await asyncio.sleep(self.silent_hold_s)

@@ -135,7 +135,9 @@ class ModbusPlant:
         return n
 
     async def _write_one(self, sp: Setpoint, intent: int) -> Written:
-        lock = self._locks.setdefault(sp.device_id, asyncio.Lock())
+        lock = self._locks.get(sp.device_id)
+        if lock is None:  # not setdefault: that would make a lock on every write
+            lock = self._locks[sp.device_id] = asyncio.Lock()
         async with lock:
             if self._intent[sp.device_id] != intent:
                 return Written(sp.device_id, None, None, False, superseded=True,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from adapters.regmap import load_map
 from adapters.sim.create import create_device
 from adapters.sim.device import SimulatedDevice
+from adapters.sim.fleet import SimFleet
 from adapters.sim.images import PointSlot, RegisterImage
 from adapters.sim.synthetic import synthetic_site
 from adapters.sunspec.codec import decode_value, scale
@@ -199,3 +202,66 @@ def test_one_register_points_decode_as_the_codec_decodes_them(
     assert raw is None or isinstance(raw, int)
     want = raw if sf is None or raw is None else scale(raw, sf)
     assert PointSlot(40000, 1, True, ptype, sf).decode([reg]) == want
+
+
+_DEVICE = st.integers(0, 6)
+#: Control points (some of them also published by the device), else a writable slot by index.
+_CONTROLS = ["123.WMaxLim_Ena", "123.WMaxLimPct", "123.WMaxLimPct_RvrtTms", "124.StorCtl_Mod",
+             "124.OutWRte", "124.InWRte", "124.InOutWRte_RvrtTms", "704.WSetEna", "704.WSet",
+             "704.WSetRvrtTms", "el_setpoint_w", "setpoint_revert_s"]  # fmt: skip
+_STAGED_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("step"), st.sampled_from([0.5, 1.0, 30.0, 900.0])),
+        st.tuples(
+            st.just("write"),
+            _DEVICE,
+            st.sampled_from(_CONTROLS) | st.integers(0, 999),
+            st.sampled_from([0, 1, 2, 3, 30, 100, 500]) | st.integers(0, 0xFFFF),
+        ),
+        st.tuples(st.just("read"), _DEVICE, st.integers(0, 999), st.integers(1, 125)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_STAGED_OPS)
+@example([("step", 1.0), ("read", 0, 0, 10), ("write", 0, "123.WMaxLim_Ena", 1),
+          ("read", 0, 500, 125)])  # fmt: skip
+@example([("step", 1.0), ("read", 3, 0, 10), ("write", 3, "704.WSetEna", 1),
+          ("write", 3, "704.WSetRvrtTms", 60), ("step", 30.0), ("read", 3, 600, 125)])  # fmt: skip
+def test_reads_of_a_staged_image_see_what_eager_publishing_shows(
+    ops: list[tuple[Any, ...]],
+) -> None:
+    """A device publishes into a staged image and encodes only what a read touches
+    (``SimulatedDevice.refresh``); every read, after any mix of physics steps, control
+    writes (taken or refused) and reads of other spans, answers what a device that encodes
+    everything at once answers, and so does the whole image at the end. The eager device
+    publishes before every read, outside staging, and its registers are read directly.
+    (The examples: a write of a point the device also publishes, after a read elsewhere
+    left it staged.)"""
+    staged = SimFleet(SITE, ManualClock(NOON), step_interval_s=None)
+    eager = SimFleet(SITE, ManualClock(NOON), step_interval_s=None)
+    for op in ops:
+        if op[0] == "step":
+            staged.step(op[1])
+            eager.step(op[1])
+            continue
+        lazy, full = staged.devices[op[1]], eager.devices[op[1]]
+        image = full.image
+        if op[0] == "write":
+            keys = sorted(k for k, s in image.slots.items() if s.writable)
+            key = keys[op[2] % len(keys)] if keys and isinstance(op[2], int) else op[2]
+            if key not in image.slots:  # not a point of this device (the meter takes none)
+                continue
+            slot = image.slots[key]
+            values = [op[3]] * slot.size
+            assert lazy.write(slot.address, values) == full.write(slot.address, values)
+        else:
+            offset = op[2] * len(image.regs) // 1000
+            count = min(op[3], len(image.regs) - offset)
+            full.publish()  # every point encoded now, nothing staged
+            assert lazy.read_regs(offset, count) == image.regs[offset : offset + count]
+    for lazy, full in zip(staged.devices, eager.devices, strict=True):
+        full.publish()
+        assert lazy.refresh().regs == full.image.regs

@@ -153,10 +153,11 @@ async def test_silent_device_times_out_and_shutdown_is_not_held_up(server: str) 
         slow.close()
 
 
-async def test_response_delay_lets_many_requests_be_in_flight() -> None:
+@pytest.mark.parametrize("server", SERVERS)
+async def test_response_delay_lets_many_requests_be_in_flight(server: str) -> None:
     (port,) = free_ports(1)
     site = make_site([pv(f"pv-{u}", port, u, sim={"response_delay_s": 0.3}) for u in range(1, 7)])
-    async with SimFleet(site, ManualClock(NOON), step_interval_s=None) as fleet:
+    async with SimFleet(site, ManualClock(NOON), step_interval_s=None, server=server) as fleet:
         assert fleet.device("pv-3").response_delay_s == 0.3
         clients = [client(port) for _ in range(6)]
         for c in clients:
@@ -174,12 +175,13 @@ async def test_response_delay_lets_many_requests_be_in_flight() -> None:
     assert 0.3 <= elapsed < 1.0  # in parallel, not 6 x 0.3 s
 
 
-async def test_write_read_request_writes_first_and_is_held_once() -> None:
+@pytest.mark.parametrize("server", SERVERS)
+async def test_write_read_request_writes_first_and_is_held_once(server: str) -> None:
     """Function code 23: the device takes the write, then answers the read with what it
     holds afterwards; a response delay holds the request once, not once per half."""
     (port,) = free_ports(1)
     site = make_site([pv("pv-1", port, 1, sim={"response_delay_s": 0.5})])
-    async with SimFleet(site, ManualClock(NOON), step_interval_s=None) as fleet:
+    async with SimFleet(site, ManualClock(NOON), step_interval_s=None, server=server) as fleet:
         result = await scan_unit(port, 1)
         address, _pdef = point(result, 123, "WMaxLimPct")
         model = result.model(123)
@@ -199,6 +201,59 @@ async def test_write_read_request_writes_first_and_is_held_once() -> None:
     assert reply.registers[address - model.address] == raw(result, 123, "WMaxLimPct", 40.0)[0]
     assert sim.writes == 1 and sim.image.get("123.WMaxLimPct") == 40.0
     assert 0.5 <= elapsed < 0.9  # one hold of 0.5 s, not two
+
+
+async def _until(done: object, deadline_s: float = 5.0) -> None:
+    """Let the loop run until ``done()`` is true (AssertionError after ``deadline_s``)."""
+    end = time.monotonic() + deadline_s
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < end, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_fault_that_comes_up_during_the_delay_answers_the_held_request(server: str) -> None:
+    (port,) = free_ports(1)
+    site = make_site([pv("pv-1", port, 1, sim={"response_delay_s": 0.5})])
+    async with SimFleet(site, ManualClock(NOON), step_interval_s=None, server=server) as fleet:
+        sim = fleet.device("pv-1")
+        c = client(port, timeout_s=3.0)
+        await c.connect()
+        try:
+            started = time.monotonic()
+            pending = asyncio.create_task(c.read_holding_registers(40000, count=2, device_id=1))
+            await _until(lambda: sim.requests == 1)
+            sim.fault, sim.error_code = "error", ILLEGAL_VALUE
+            reply = await asyncio.wait_for(pending, 5.0)
+            elapsed = time.monotonic() - started
+        finally:
+            c.close()
+    assert reply.isError() and reply.exception_code == ILLEGAL_VALUE
+    assert 0.5 <= elapsed < 1.5  # the delay once, then the fault's answer
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_stop_drops_delayed_writes_unanswered_and_not_taken(server: str) -> None:
+    (port,) = free_ports(1)
+    site = make_site([pv("pv-1", port, 1, sim={"response_delay_s": 30.0})])
+    fleet = SimFleet(site, ManualClock(NOON), step_interval_s=None, server=server)
+    async with fleet:
+        sim = fleet.device("pv-1")
+        limit = sim.image.slots["123.WMaxLimPct"]
+        c = client(port, timeout_s=2.0)  # the pymodbus server leaves the connection open
+        await c.connect()
+        try:
+            write = c.write_registers(limit.address, limit.encode(40.0), device_id=1)
+            pending = asyncio.create_task(write)
+            await _until(lambda: sim.requests == 1)
+            started = time.monotonic()
+            await fleet.stop()
+            assert time.monotonic() - started < 5.0
+            with pytest.raises(ModbusIOException):
+                await asyncio.wait_for(pending, 10.0)
+        finally:
+            c.close()
+    assert sim.writes == 0 and sim.image.get("123.WMaxLimPct") != 40.0
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -267,5 +322,5 @@ async def test_protocol_edges_single_writes_input_reads_limits_and_pipelining() 
 
 
 def test_an_unknown_server_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'bogus'.*pymodbus, light"):
+    with pytest.raises(ValueError, match=r"'bogus'.*pymodbus, light"):
         two_port_fleet(server="bogus")
