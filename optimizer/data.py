@@ -259,21 +259,16 @@ def set_terminal_values(data: ModelData, params: OptimizerParams) -> None:
     Battery: ``q(import cost) * eta_c * eta_d`` per MWh stored -- a stored MWh delivers
     ``eta_d`` MWh later, and is worth a round trip less than buying it now, so the plan keeps
     energy it would otherwise dump at the end but does not buy energy just to hold it.
-    Store: ``q(marginal_heat_cost_eur_per_mwh(data))``, the heat a further MWh would take in
-    each step as the LP itself prices it: the heat pump's, or the boiler's where the heat
-    pump cannot cover the demand, times one step's share kept (``store_keep``). ``q`` is
-    ``params.terminal_price_quantile``.
+    Store: ``q(heat_cost_eur_per_mwh(data))``, the cheapest heat of each step as the LP itself
+    prices it. ``q`` is ``params.terminal_price_quantile``.
     """
     q = params.terminal_price_quantile
     price = max(0.0, float(np.quantile(data.import_eur_per_mwh(), q)))
     data.bat_terminal_price_eur_per_mwh = price
     data.bat_terminal_eur_per_mwh = price * data.bat.eta_charge * data.bat.eta_discharge
-    marginal = marginal_heat_cost_eur_per_mwh(data)
-    finite = marginal[np.isfinite(marginal)]
-    # Heat left at the end is used after it, a step's standing loss later at the earliest:
-    # worth that much less than the same heat now, so the plan never makes heat at the
-    # horizon's end (the boiler's, in a cold spell) only to hold it.
-    data.store_terminal_eur_per_mwh = data.store_keep * (
+    cheapest = heat_cost_eur_per_mwh(data)
+    finite = cheapest[np.isfinite(cheapest)]
+    data.store_terminal_eur_per_mwh = (
         max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
     )
 
@@ -300,40 +295,6 @@ def heat_cost_eur_per_mwh(data: ModelData) -> F64:
     saved = 1.0 - data.dry_cooler_el_per_th * (cop - 1.0)
     hp = np.where(runs, data.import_eur_per_mwh() * saved / cop, np.inf)
     out: F64 = np.minimum(boiler, hp)
-    return out
-
-
-def heat_pump_max_th_w(data: ModelData) -> F64:
-    """The most heat the heat pump can give in each step [W thermal]::
-
-        COP[t] * min(P_hp[t], Q_waste[t] / (COP[t] - 1))
-
-    its electric rating (or cap) or the data centre's waste heat, whichever binds."""
-    cop = np.maximum(data.cop, 0.0)
-    lift = np.where(cop > 1.0, cop - 1.0, 1.0)
-    el = np.minimum(data.hp_max_el_w, np.where(cop > 1.0, data.waste_heat_w / lift, 0.0))
-    out: F64 = cop * np.maximum(el, 0.0)
-    return out
-
-
-def marginal_heat_cost_eur_per_mwh(data: ModelData) -> F64:
-    """What a further MWh of heat costs in each step [EUR/MWh thermal], as the LP prices it.
-
-    The cheapest heat (:func:`heat_cost_eur_per_mwh`) where the heat pump can cover the
-    forecast demand; the boiler's ``c_boil`` where the demand is above the most the heat
-    pump can give (:func:`heat_pump_max_th_w`), since there the boiler makes the rest.
-
-    Heat left in the store at the horizon's end replaces heat needed after it; in a cold
-    spell of the shoulder months the heat pump, held to the waste heat, falls short and the
-    boiler fires, and heat kept for then is worth the gas it saves, not what the heat pump's
-    heat costs at other hours. Valued at the cheapest heat, the plans emptied the store into
-    every cold spell (docs/replay-world.md, "Cold spells").
-    """
-    cost = heat_cost_eur_per_mwh(data)
-    if data.boiler_max_w <= 0:
-        return cost
-    short = data.heat_demand_w > heat_pump_max_th_w(data)
-    out: F64 = np.where(short, data.boiler_eur_per_mwh_th(), cost)
     return out
 
 

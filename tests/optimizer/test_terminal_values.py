@@ -6,11 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optimizer.data import (
-    heat_cost_eur_per_mwh,
-    heat_pump_max_th_w,
-    marginal_heat_cost_eur_per_mwh,
-)
+from optimizer.data import heat_cost_eur_per_mwh
 from optimizer.inputs import State
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
@@ -79,9 +75,8 @@ def test_heat_cost_is_the_lps_margin_per_step() -> None:
     np.testing.assert_allclose(cost[:16], boiler, rtol=1e-12)  # held off, then dearer
     np.testing.assert_allclose(cost[16:], heat_pump[16:], rtol=1e-12)
     assert heat_pump[16:].max() < boiler
-    keep = data.store_keep  # type: ignore[attr-defined]
     assert data.store_terminal_eur_per_mwh == pytest.approx(  # type: ignore[attr-defined]
-        keep * float(np.quantile(cost, 0.25)), rel=1e-12
+        float(np.quantile(cost, 0.25)), rel=1e-12
     )
 
 
@@ -105,75 +100,5 @@ def test_the_plan_does_not_buy_heat_to_hold_it_at_the_horizons_end() -> None:
     assert float(f.boiler_th_w.max()) < 1.0
     np.testing.assert_allclose(
         f.heat_pump_th_w + f.store_th_w, f.heat_demand_th_w, rtol=1e-6, atol=1.0
-    )
-    check_plan(plan, site, state)
-
-
-def _spell_site(store_initial_pct: float = 0.0) -> Site:
-    """The 100 kW heat pump on 360 kW of waste heat gives at most about 450 kW of heat."""
-    site = _site()
-    heat = site.heat.model_copy(update={"store_initial_pct": store_initial_pct})
-    return site.model_copy(update={"heat": heat})
-
-
-def test_heat_is_worth_the_boilers_gas_where_the_heat_pump_falls_short() -> None:
-    """Where the demand is above the most the heat pump can give (its rating or the waste
-    heat), a further MWh comes from the boiler; that is what heat kept for then saves."""
-    site = _spell_site()
-    demand = np.where(np.arange(STEPS) < 16, 150_000.0, 600_000.0)
-    data = _data(site, _day(200.0).assign(heat_demand_th_w=demand))
-    hp_max = heat_pump_max_th_w(data)  # type: ignore[arg-type]
-    cop = data.cop  # type: ignore[attr-defined]
-    # 360 kW of waste heat at COP ~5 holds the 100 kW heat pump to about 90 kW electric.
-    np.testing.assert_allclose(hp_max, cop * 360_000.0 / (cop - 1.0), rtol=1e-12)
-    assert (hp_max < 600_000.0).all() and (hp_max > 150_000.0).all()
-    boiler = data.boiler_eur_per_mwh_th()  # type: ignore[attr-defined]
-    cost = marginal_heat_cost_eur_per_mwh(data)  # type: ignore[arg-type]
-    cheapest = heat_cost_eur_per_mwh(data)  # type: ignore[arg-type]
-    np.testing.assert_allclose(cost[:16], cheapest[:16], rtol=1e-12)
-    np.testing.assert_allclose(cost[16:], boiler, rtol=1e-12)
-    assert cheapest[16:].max() < 0.6 * boiler
-    # Five in six steps short: the quarter quantile is the boiler's heat, less a step's
-    # standing loss (heat left at the end is used after it).
-    keep = data.store_keep  # type: ignore[attr-defined]
-    assert 0.99 < keep < 1.0
-    assert data.store_terminal_eur_per_mwh == pytest.approx(  # type: ignore[attr-defined]
-        keep * boiler, rel=1e-12
-    )
-
-
-def test_the_plan_keeps_heat_for_a_cold_spell_past_its_horizon() -> None:
-    """Four mild hours, then 20 h of a cold spell with the heat pump 20 kW short of the
-    demand: the spell goes on past the horizon, so heat the heat pump can make in the mild
-    hours is worth the boiler's gas it saves then. Valued at the cheapest heat (the heat
-    pump's), the plan made only the 0.4 MWh the horizon's own shortfall needed and ended
-    with an empty store for the night after."""
-    site = _spell_site()
-    probe = _data(site, _day(200.0))
-    hp_max = heat_pump_max_th_w(probe)  # type: ignore[arg-type]
-    demand = np.where(np.arange(STEPS) < 16, 150_000.0, hp_max + 20_000.0)
-    state = State.from_site(site)
-    plan = Planner(site).plan(state, _day(200.0).assign(heat_demand_th_w=demand), START)
-    assert plan.info.status == "optimal"
-    f = plan.frame
-    # The mild hours' room (about 300 kW for 4 h) goes into the store, less the spell's
-    # shortfall and the standing loss: the store ends with most of it.
-    assert f.store_wh.iloc[-1] > 0.6e6, f"store ends with {f.store_wh.iloc[-1] / 1e6:.2f} MWh"
-    assert float(f.boiler_th_w.max()) < 1.0
-    check_plan(plan, site, state)
-
-
-def test_no_gas_is_burnt_to_fill_the_store() -> None:
-    """A winter day: the heat pump falls short all day, so the store's heat is valued at the
-    boiler's gas; heat made by the boiler to be held would lose the standing loss on top,
-    so the store stays empty and the boiler makes only the shortfall."""
-    site = _spell_site()
-    state = State.from_site(site)
-    plan = Planner(site).plan(state, _day(200.0).assign(heat_demand_th_w=900_000.0), START)
-    assert plan.info.status == "optimal"
-    f = plan.frame
-    assert float(f.store_wh.max()) < 1.0
-    np.testing.assert_allclose(
-        f.boiler_th_w + f.heat_pump_th_w, f.heat_demand_th_w, rtol=1e-6, atol=1.0
     )
     check_plan(plan, site, state)
