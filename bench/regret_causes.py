@@ -24,7 +24,11 @@ appends as chains finish (a run still going, or cut short) and prints each strat
 costs and regrets over the days there, and the controller's shares of the bound's savings
 (over whole chains exact, as in the benchmark), in total and per month.
 
-Usage: ``python bench/regret_causes.py REPORT_DIR [--config config/demo.toml]`` or
+``--strategy oracle`` splits the oracle's cost above the bound's the same way (the bound
+still ends where the controller ended, so a day's sum is not the oracle's own regret).
+
+Usage: ``python bench/regret_causes.py REPORT_DIR [--config config/demo.toml]
+[--strategy oracle]`` or
 ``python bench/regret_causes.py --progress CSV``
 """
 
@@ -44,10 +48,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CAUSES = ("battery", "heat", "pv", "grid")
 
 
-def read_steps(report: Path) -> pd.DataFrame:
-    """The controller's and the bound's quarter hours of a report folder."""
+def read_steps(report: Path, strategy: str = "controller") -> pd.DataFrame:
+    """``strategy``'s and the bound's quarter hours of a report folder, ``strategy``'s
+    labelled ``controller`` (so that another strategy, e.g. the oracle, is split the same
+    way)."""
     steps = pd.read_parquet(report / "steps.parquet")
-    return steps[steps["strategy"].isin(("controller", "bound"))]
+    steps = steps[steps["strategy"].isin((strategy, "bound"))].copy()
+    steps["strategy"] = steps["strategy"].replace({strategy: "controller"})
+    return steps
 
 
 def step_causes(steps: pd.DataFrame, site: Site) -> pd.DataFrame:
@@ -87,14 +95,15 @@ def step_causes(steps: pd.DataFrame, site: Site) -> pd.DataFrame:
 _FLOWS = ("battery_w", "heat_pump_el_w", "dry_cooler_el_w", "boiler_th_w", "pv_w")
 
 
-def day_causes(report: Path, site: Site) -> pd.DataFrame:
-    """Per day: regret and its causes [EUR], the stored energy moved to the next day [MWh]."""
-    steps = read_steps(report)
+def day_causes(report: Path, site: Site, strategy: str = "controller") -> pd.DataFrame:
+    """Per day: ``strategy``'s regret and its causes [EUR], the stored energy moved to the
+    next day [MWh]."""
+    steps = read_steps(report, strategy)
     per_step = step_causes(steps, site)
     days = per_step.groupby(level="day").sum()
     kpis = pd.read_csv(report / "kpis.csv")
     kpis = kpis[kpis["day"] != "total"].set_index(["day", "strategy"])
-    ctl = kpis.xs("controller", level="strategy")
+    ctl = kpis.xs(strategy, level="strategy")
     bnd = kpis.xs("bound", level="strategy")
     days["battery"] += (ctl["wear_cost_eur"] - bnd["wear_cost_eur"]).reindex(days.index)
     days["regret"] = ctl["regret_eur"].reindex(days.index)
@@ -169,19 +178,24 @@ def main() -> None:
     parser.add_argument("report", type=Path, nargs="?")
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.toml")
     parser.add_argument("--progress", type=Path, default=None)
+    parser.add_argument(
+        "--strategy",
+        default="controller",
+        help="split this strategy's cost above the bound's (e.g. oracle)",
+    )
     args = parser.parse_args()
     if args.progress is not None:
         shares = progress_shares(pd.read_csv(args.progress))
         _print_frame(shares, f"days replayed so far ({args.progress})")
         return
     site = read_site(args.config)
-    days = day_causes(args.report, site)
+    days = day_causes(args.report, site, args.strategy)
     console = Console()
     cols = ("regret", *CAUSES, "bound_saves", "stored_mwh")
     months = days.groupby(days.index.str[:7]).sum()
     months.loc["total"] = days.sum()
     for title, frame in (("per day", days), ("per month", months)):
-        table = Table(title=f"controller's regret against the bound by cause, {title} [EUR]")
+        table = Table(title=f"{args.strategy}'s cost above the bound's by cause, {title} [EUR]")
         for head in ("", *cols):
             table.add_column(head, justify="right")
         for name, row in frame.iterrows():
