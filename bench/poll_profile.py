@@ -40,19 +40,15 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from process_limit import DEVICES_PER_SHARD, START, UNITS_PER_PORT
+from process_limit import DEVICES_PER_SHARD, START, UNITS_PER_PORT, bench_controller
 from rich.console import Console
 from rich.table import Table
 
 from adapters.bridge import ModbusBridge
 from adapters.sim.sharded import ShardedFleet
 from adapters.sim.synthetic import synthetic_site
-from optimizer.planner import Planner
 from vpp.control.controller import Controller
-from vpp.control.inputs import InputProvider
-from vpp.control.plant import ModbusPlant
 from vpp.control.runner import freeze_heap
-from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
 
@@ -133,16 +129,7 @@ def charge(raw: str) -> tuple[Counter[str], dict[str, Counter[str]]]:
 
 
 def controller_for(site: Site, bridge: ModbusBridge) -> Controller:
-    clock = ManualClock(START)
-    plant = ModbusPlant.for_site(site, bridge, clock)
-    return Controller(
-        site=site,
-        clock=clock,
-        plant=plant,
-        planner=Planner(site),
-        inputs=InputProvider.for_run(None, []),
-        state=ControllerState(site=site, started_at=clock.now()),
-    )
+    return bench_controller(site, bridge, ManualClock(START))
 
 
 def start_sampler(out: Path, rate: int) -> subprocess.Popen[str]:

@@ -183,20 +183,26 @@ async def floor(reads: dict[tuple[int, int], list[tuple[int, int]]]) -> tuple[fl
     return result
 
 
+def bench_controller(site: Site, bridge: ModbusBridge, clock: ManualClock) -> Controller:
+    """A controller of ``site`` with ``vpp run``'s defaults on ``bridge`` and ``clock``."""
+    return Controller(
+        site=site,
+        clock=clock,
+        plant=ModbusPlant.for_site(site, bridge, clock),
+        planner=Planner(site),
+        inputs=InputProvider.for_run(None, []),
+        state=ControllerState(site=site, started_at=clock.now()),
+    )
+
+
 async def measure(site: Site, delay_ms: int, sim_pids: list[int | None]) -> Row:
     n = len(site.devices)
     row = Row(n, delay_ms)
     clock = ManualClock(START)
     async with ModbusBridge() as bridge:
-        plant = ModbusPlant.for_site(site, bridge, clock)
-        ctl = Controller(
-            site=site,
-            clock=clock,
-            plant=plant,
-            planner=Planner(site),
-            inputs=InputProvider.for_run(None, []),
-            state=ControllerState(site=site, started_at=clock.now()),
-        )
+        ctl = bench_controller(site, bridge, clock)
+        plant = ctl.plant
+        assert isinstance(plant, ModbusPlant)
         await ctl.run_job("poll")  # discovery, as at start
         freeze_heap()  # as `vpp run` does after start-up
         cpu, wall = time.process_time(), time.perf_counter()

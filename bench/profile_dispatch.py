@@ -40,17 +40,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from process_limit import DEVICES_PER_SHARD, START, bench_site, cpu_s
+from process_limit import DEVICES_PER_SHARD, START, bench_controller, bench_site, cpu_s
 
 from adapters.bridge import ModbusBridge
 from adapters.sim.fleet import serve_site
 from adapters.sim.sharded import ShardedFleet, shard_site
-from optimizer.planner import Planner
 from vpp.control.controller import Controller
-from vpp.control.inputs import InputProvider
-from vpp.control.plant import ModbusPlant
 from vpp.control.runner import freeze_heap
-from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site
 
@@ -138,25 +134,23 @@ def per_device(stats: pstats.Stats, n: int, sort: str, top: int) -> str:
     return "\n".join(out)
 
 
+async def ready_to_dispatch(site: Site, bridge: ModbusBridge) -> Controller:
+    """A controller that has polled twice and planned, a minute before its dispatch."""
+    clock = ManualClock(START)
+    ctl = bench_controller(site, bridge, clock)
+    await ctl.run_job("poll")
+    await ctl.run_job("poll")
+    ctl.plan_lead_s = 60.0
+    await ctl.run_job("plan")
+    freeze_heap()  # as `vpp run` does after its start-up
+    clock.advance(60)
+    return ctl
+
+
 async def run(site: Site, shards: ProfiledShards, top: int, dump: str | None) -> None:
     n = len(site.devices)
-    clock = ManualClock(START)
     async with ModbusBridge() as bridge:
-        plant = ModbusPlant.for_site(site, bridge, clock)
-        ctl = Controller(
-            site=site,
-            clock=clock,
-            plant=plant,
-            planner=Planner(site),
-            inputs=InputProvider.for_run(None, []),
-            state=ControllerState(site=site, started_at=clock.now()),
-        )
-        await ctl.run_job("poll")
-        await ctl.run_job("poll")
-        ctl.plan_lead_s = 60.0
-        await ctl.run_job("plan")
-        freeze_heap()  # as `vpp run` does after its start-up
-        clock.advance(60)
+        ctl = await ready_to_dispatch(site, bridge)
         shards.signal(signal.SIGUSR1)
         prof = cProfile.Profile(time.process_time)
         prof.enable()
@@ -257,23 +251,8 @@ def spy_table(stacks: Counter[tuple[str, ...]], cpu_us: float, sort: str, top: i
 async def run_sampled(site: Site, fleet: ShardedFleet, top: int, folder: str) -> None:
     """The dispatch of :func:`run` sampled with py-spy on both sides."""
     n = len(site.devices)
-    clock = ManualClock(START)
     async with ModbusBridge() as bridge:
-        plant = ModbusPlant.for_site(site, bridge, clock)
-        ctl = Controller(
-            site=site,
-            clock=clock,
-            plant=plant,
-            planner=Planner(site),
-            inputs=InputProvider.for_run(None, []),
-            state=ControllerState(site=site, started_at=clock.now()),
-        )
-        await ctl.run_job("poll")
-        await ctl.run_job("poll")
-        ctl.plan_lead_s = 60.0
-        await ctl.run_job("plan")
-        freeze_heap()  # as `vpp run` does after its start-up
-        clock.advance(60)
+        ctl = await ready_to_dispatch(site, bridge)
         pids = [p for p in fleet.pids if p is not None]
         spies = Spies([os.getpid(), *pids], folder)
         await asyncio.sleep(1.0)  # py-spy attaches (nothing else runs meanwhile)
