@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from adapters.snapshot import (
     BatteryReading,
     CommsHealth,
+    DatacentreReading,
     DeviceState,
     HeatPumpReading,
     MeterReading,
@@ -63,3 +66,43 @@ def snapshot(
         health = DOWN if device_id in down else OK
         devices[device_id] = DeviceState(device_id, kind, reading, health, T0)
     return Snapshot(T0, devices)
+
+
+def plan_row(heat_pump_el_w: float, store_th_w: float, /, **values: float) -> pd.Series:
+    """A plan step for the heat correction: the heat pump at ``heat_pump_el_w`` (COP 3), the
+    store giving ``store_th_w``, no boiler, 50 kW of heat demand, a price at which the heat
+    pump's heat is well below the boiler's; ``values`` override any column."""
+    base = {
+        "heat_pump_el_w": heat_pump_el_w,
+        "heat_pump_cop": 3.0,
+        "store_th_w": store_th_w,
+        "boiler_th_w": 0.0,
+        "heat_demand_th_w": 50_000.0,
+        "price_import_eur_per_mwh": 150.0,
+        "price_export_eur_per_mwh": 40.0,
+        "co2_g_per_kwh": 400.0,
+        "grid_import_w": 40_000.0,
+        "grid_export_w": 0.0,
+    }
+    base.update(values)
+    return pd.Series(base)
+
+
+def heat_snapshot(
+    site: Site,
+    demand_w: float | None,
+    el_w: float,
+    waste_w: float = 1e6,
+    cop: float = 3.0,
+    grid_w: float = 40_000.0,
+) -> Snapshot:
+    """The heat pump running at ``el_w`` with its heat meter reading ``demand_w`` of network
+    heat (none when None), the data centre offering ``waste_w`` of waste heat."""
+    hp, dc = site.heat_pump, site.datacentre
+    assert hp is not None and dc is not None
+    reading = HeatPumpReading(el_w, el_w, cop * el_w, 30.0, 70.0, el_w > 0, network_th_w=demand_w)
+    readings: dict[str, Reading] = {
+        hp.id: reading,
+        dc.id: DatacentreReading(waste_w / 0.9, None, None, waste_heat_w=waste_w),
+    }
+    return snapshot(site, grid_w, readings)

@@ -40,5 +40,5 @@ def test_the_live_cycle_runs_on_each_loop(loop: str) -> None:
 
 
 def test_an_unknown_loop_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'trio'.*uvloop, asyncio"):
+    with pytest.raises(ValueError, match=r"'trio'.*uvloop, asyncio"):
         run(cycle(), "trio")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.snapshot import DatacentreReading, HeatPumpReading, Reading
+from adapters.snapshot import Snapshot
 from vpp.control.cycle import correction
 from vpp.control.dispatch import (
     boiler_eur_per_mwh_th,
@@ -25,7 +25,7 @@ from vpp.control.store import StoreEstimate
 from vpp.core.site import DeviceKind, HeatPumpDevice
 from vpp.testing.harness import small_site
 
-from .snapshots import T0, snapshot
+from .snapshots import T0, heat_snapshot, plan_row
 
 SITE = small_site()
 _HP = SITE.heat_pump
@@ -38,41 +38,18 @@ HORIZON_S = 60.0
 def row(**values: float) -> pd.Series:
     """A winter plan step: the heat pump at 10 kW (30 kW of heat), the store giving 20 kW,
     no boiler, a cheap hour (heat-pump heat well below the boiler's)."""
-    base = {
-        "heat_pump_el_w": 10_000.0,
-        "heat_pump_cop": COP,
-        "store_th_w": 20_000.0,
-        "boiler_th_w": 0.0,
-        "heat_demand_th_w": 50_000.0,
-        "price_import_eur_per_mwh": 150.0,
-        "price_export_eur_per_mwh": 40.0,
-        "co2_g_per_kwh": 400.0,
-        "grid_import_w": 40_000.0,
-        "grid_export_w": 0.0,
-    }
-    base.update(values)
-    return pd.Series(base)
+    return plan_row(10_000.0, 20_000.0, **values)
 
 
-def heat(demand_w: float | None, el_w: float = 10_000.0, cop: float = COP) -> HeatPumpReading:
-    return HeatPumpReading(el_w, el_w, cop * el_w, 30.0, 70.0, el_w > 0, network_th_w=demand_w)
-
-
-def snap(
-    demand_w: float | None, grid_w: float = 40_000.0, waste_w: float = 1e6, **hp: float
-) -> object:
-    readings: dict[str, Reading] = {HP.id: heat(demand_w, **hp)}
-    dc = SITE.datacentre
-    assert dc is not None
-    readings[dc.id] = DatacentreReading(waste_w / 0.9, None, None, waste_heat_w=waste_w)
-    return snapshot(SITE, grid_w, readings)
+def snap(demand_w: float | None, el_w: float = 10_000.0, **other: float) -> Snapshot:
+    return heat_snapshot(SITE, demand_w, el_w, **other)
 
 
 def test_cheap_heat_pump_covers_the_demand_the_plan_missed() -> None:
     # Demand 80 kW against the planned 50: the store keeps to its planned 20 kW and the heat
     # pump makes the other 60 kW (20 kW electric at COP 3) instead of the store or boiler.
     assert heat_pump_eur_per_mwh_th(SITE, row(), COP) < boiler_eur_per_mwh_th(SITE)
-    (sp,) = correct_heat_pump(SITE, snap(80_000.0), row(), 400_000.0, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(80_000.0), row(), 400_000.0, HORIZON_S)
     assert sp.device_id == HP.id and sp.kind == DeviceKind.HEAT_PUMP
     assert sp.power_w == pytest.approx(20_000.0)
     assert sp.planned_w == 10_000.0
@@ -83,37 +60,37 @@ def test_cheap_heat_pump_displaces_the_planned_boiler() -> None:
     # The plan burns 30 kW in the boiler (it expected less waste heat than there is); with
     # the demand as planned the heat pump takes those 30 kW over: 60 kW of heat, 20 kW.
     planned = row(heat_pump_el_w=0.0, boiler_th_w=30_000.0)
-    (sp,) = correct_heat_pump(SITE, snap(80_000.0, el_w=0.0), planned, 400_000.0, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(80_000.0, el_w=0.0), planned, 400_000.0, HORIZON_S)
     assert sp.power_w == pytest.approx(20_000.0)
 
 
 def test_the_rating_caps_the_raise() -> None:
-    (sp,) = correct_heat_pump(SITE, snap(200_000.0), row(), 400_000.0, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(200_000.0), row(), 400_000.0, HORIZON_S)
     assert sp.power_w == HP.max_el_w
 
 
 def test_the_waste_heat_on_offer_caps_the_raise() -> None:
     # 24 kW of waste heat feeds at most 12 kW electric at COP 3 (source = (COP - 1) * el).
-    (sp,) = correct_heat_pump(SITE, snap(80_000.0, waste_w=24_000.0), row(), 4e5, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(80_000.0, waste_w=24_000.0), row(), 4e5, HORIZON_S)
     assert sp.power_w == pytest.approx(12_000.0)
 
 
 def test_no_raise_when_the_boiler_is_cheaper() -> None:
     dear = row(price_import_eur_per_mwh=400.0)
     assert heat_pump_eur_per_mwh_th(SITE, dear, COP) > boiler_eur_per_mwh_th(SITE)
-    assert correct_heat_pump(SITE, snap(80_000.0), dear, 400_000.0, HORIZON_S) == []  # type: ignore[arg-type]
+    assert correct_heat_pump(SITE, snap(80_000.0), dear, 400_000.0, HORIZON_S) == []
 
 
 def test_while_exporting_electricity_costs_the_export_price() -> None:
     # At 400 EUR/MWh import the boiler is cheaper; while the site exports at 40 it is not.
     dear = row(price_import_eur_per_mwh=400.0)
-    (sp,) = correct_heat_pump(SITE, snap(80_000.0, grid_w=-5_000.0), dear, 4e5, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(80_000.0, grid_w=-5_000.0), dear, 4e5, HORIZON_S)
     assert sp.power_w == pytest.approx(20_000.0)
 
 
 def test_the_measured_cop_counts() -> None:
     # The unit runs at COP 4 (not the plan's 3): 60 kW of heat need 15 kW.
-    (sp,) = correct_heat_pump(SITE, snap(80_000.0, cop=4.0), row(), 400_000.0, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(80_000.0, cop=4.0), row(), 400_000.0, HORIZON_S)
     assert sp.power_w == pytest.approx(15_000.0)
 
 
@@ -121,10 +98,10 @@ def test_lowered_when_the_store_would_overflow() -> None:
     # Demand 10 kW against the planned 50: the heat pump's 30 kW would push 20 kW into a
     # store with 100 Wh of room before the next correction (6 kW over 60 s): 16 kW of heat.
     full = SITE.heat.store_capacity_wh - 100.0
-    (sp,) = correct_heat_pump(SITE, snap(10_000.0), row(), full, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, snap(10_000.0), row(), full, HORIZON_S)
     assert sp.power_w == pytest.approx(16_000.0 / COP)
     # With room in the store the surplus goes there, as planned.
-    assert correct_heat_pump(SITE, snap(10_000.0), row(), 400_000.0, HORIZON_S) == []  # type: ignore[arg-type]
+    assert correct_heat_pump(SITE, snap(10_000.0), row(), 400_000.0, HORIZON_S) == []
 
 
 def test_below_the_minimum_part_load_the_unit_stops_or_runs_at_it() -> None:
@@ -139,21 +116,21 @@ def test_below_the_minimum_part_load_the_unit_stops_or_runs_at_it() -> None:
 
 
 def test_nothing_without_the_heat_meter_or_inside_the_deadband() -> None:
-    assert correct_heat_pump(SITE, snap(None), row(), 400_000.0, HORIZON_S) == []  # type: ignore[arg-type]
+    assert correct_heat_pump(SITE, snap(None), row(), 400_000.0, HORIZON_S) == []
     # 51 kW against 50: 1 kW of heat is inside the site's deadband.
-    assert correct_heat_pump(SITE, snap(51_000.0), row(), 400_000.0, HORIZON_S) == []  # type: ignore[arg-type]
+    assert correct_heat_pump(SITE, snap(51_000.0), row(), 400_000.0, HORIZON_S) == []
 
 
 def test_back_to_the_plan_when_the_demand_returns_to_it() -> None:
     # The unit runs at the corrected 20 kW; the demand is back at the planned 50 kW.
     s = snap(50_000.0, el_w=20_000.0)
-    (sp,) = correct_heat_pump(SITE, s, row(), 400_000.0, HORIZON_S)  # type: ignore[arg-type]
+    (sp,) = correct_heat_pump(SITE, s, row(), 400_000.0, HORIZON_S)
     assert sp.power_w == pytest.approx(10_000.0)
 
 
 def test_switched_off_by_the_site() -> None:
     site = SITE.model_copy(update={"run": SITE.run.model_copy(update={"heat_correction": False})})
-    out = correction(site, row(), snap(80_000.0), {}, [], T0)  # type: ignore[arg-type]
+    out = correction(site, row(), snap(80_000.0), {}, [], T0)
     assert out == []
 
 
@@ -204,7 +181,7 @@ def test_the_corrected_setpoint_never_leaves_the_rating_the_signals_or_the_limit
         caps.append(OperatorCap("import", import_cap, T0, T0 + timedelta(hours=1)))
     store = store_frac * SITE.heat.store_capacity_wh
     # spare: the store's spare under run.heat_correction_rule = "spare" (None: "plan").
-    out = correction(SITE, r, s, {}, caps, T0, bounds, store_wh=store, spare_wh=spare)  # type: ignore[arg-type]
+    out = correction(SITE, r, s, {}, caps, T0, bounds, store_wh=store, spare_wh=spare)
     for sp in out:
         if sp.kind != DeviceKind.HEAT_PUMP:
             continue

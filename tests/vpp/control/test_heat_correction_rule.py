@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.snapshot import DatacentreReading, HeatPumpReading, Reading, Snapshot
+from adapters.snapshot import Snapshot
 from vpp.control.cycle import correction
 from vpp.control.dispatch import (
     boiler_eur_per_mwh_th,
@@ -25,7 +25,7 @@ from vpp.core.site import DeviceKind, HeatPumpDevice, Site, parse_site
 from vpp.core.site_load import ConfigError
 from vpp.testing.harness import small_site
 
-from .snapshots import T0, snapshot
+from .snapshots import T0, heat_snapshot, plan_row
 
 SITE = small_site()
 _HP = SITE.heat_pump
@@ -52,31 +52,11 @@ def trajectory(start_wh: float, flows_w: list[float]) -> tuple[np.ndarray, np.nd
 def row(**values: float) -> pd.Series:
     """An evening plan step: the heat pump at 5 kW (15 kW of heat), the store giving 35 kW,
     no boiler; the heat pump's heat cheaper than the boiler's."""
-    base = {
-        "heat_pump_el_w": 5_000.0,
-        "heat_pump_cop": COP,
-        "store_th_w": 35_000.0,
-        "boiler_th_w": 0.0,
-        "heat_demand_th_w": 50_000.0,
-        "price_import_eur_per_mwh": 150.0,
-        "price_export_eur_per_mwh": 40.0,
-        "co2_g_per_kwh": 400.0,
-        "grid_import_w": 40_000.0,
-        "grid_export_w": 0.0,
-    }
-    base.update(values)
-    return pd.Series(base)
+    return plan_row(5_000.0, 35_000.0, **values)
 
 
-def snap(
-    demand_w: float, el_w: float = 5_000.0, waste_w: float = 1e6, cop: float = COP
-) -> Snapshot:
-    hp = HeatPumpReading(el_w, el_w, cop * el_w, 30.0, 70.0, el_w > 0, network_th_w=demand_w)
-    readings: dict[str, Reading] = {HP.id: hp}
-    dc = SITE.datacentre
-    assert dc is not None
-    readings[dc.id] = DatacentreReading(waste_w / 0.9, None, None, waste_heat_w=waste_w)
-    return snapshot(SITE, 40_000.0, readings)
+def snap(demand_w: float, el_w: float = 5_000.0, **other: float) -> Snapshot:
+    return heat_snapshot(SITE, demand_w, el_w, **other)
 
 
 # -- what the plan needs of the store -------------------------------------------------------
