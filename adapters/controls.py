@@ -47,7 +47,7 @@ class ControlRefused(ValueError):
         super().__init__(f"{device_id}: {quantity} {value:g} refused, {why}; nothing written")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per write, and a frozen one costs 5x to make
 class ControlResult:
     """What a control write did. ``ok`` is False when the read-back differs from the write."""
 

@@ -29,7 +29,7 @@ from vpp.core.clock import Clock
 from vpp.core.site import DeviceKind, Site
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per write, and a frozen one costs 5x to make
 class Written:
     """What one setpoint write did.
 
