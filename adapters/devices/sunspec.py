@@ -339,25 +339,39 @@ class SunSpecDriver(Driver):
         address, regs = self._block_request(model, values)
         await self.link.write(address, regs)
 
-    async def write_points_read(self, model: DecodedModel, steps: Sequence[Step]) -> DecodedModel:
+    async def write_points_read(
+        self, model: DecodedModel, steps: Sequence[Step], points: frozenset[str] | None = None
+    ) -> DecodedModel:
         """:meth:`write_points`, then the model as the device holds it afterwards (see
         :meth:`write_read_back`)."""
-        return await self.write_read_back(model, self._point_requests(model, steps))
+        return await self.write_read_back(model, self._point_requests(model, steps), points)
 
     async def write_block_read(
-        self, model: DecodedModel, values: Mapping[str, Any]
+        self,
+        model: DecodedModel,
+        values: Mapping[str, Any],
+        points: frozenset[str] | None = None,
     ) -> DecodedModel:
         """:meth:`write_block`, then the model as the device holds it afterwards (see
         :meth:`write_read_back`)."""
-        return await self.write_read_back(model, [self._block_request(model, values)])
+        return await self.write_read_back(model, [self._block_request(model, values)], points)
 
     async def write_read_back(
-        self, model: DecodedModel, requests: Sequence[tuple[int, list[int]]]
+        self,
+        model: DecodedModel,
+        requests: Sequence[tuple[int, list[int]]],
+        points: frozenset[str] | None = None,
     ) -> DecodedModel:
         """Send the (address, registers) write ``requests`` in order, then read ``model``
         back, decoded and checked like :meth:`read_now`. A device whose endpoint has
         ``read_write`` gets the last write and the read-back in one request (function code
-        23, which writes before it reads): one round trip fewer per setpoint."""
+        23, which writes before it reads): one round trip fewer per setpoint.
+
+        ``points``: the points the caller compares and its next write takes from the model
+        (:meth:`recent`; the next poll reads the whole model again). The function code 23
+        read-back decodes only those where it can (``discovery.decode_span``): the model
+        has the device's registers in ``raw`` and those points in ``values``, each as a
+        whole decode would give it."""
         # ensure_layout written out: a coroutine less on every setpoint's way.
         layout = self._layout if self._layout is not None else await self.discover()
         loc = layout.location(model.id)
@@ -376,7 +390,7 @@ class SunSpecDriver(Driver):
             return (await self.read_now(model.id))[model.id]
         for address, regs in requests[:-1]:
             await self.link.write(address, regs)
-        back = decode_span(loc, await self.link.write_read(*last, loc.address, span))
+        back = decode_span(loc, await self.link.write_read(*last, loc.address, span), points)
         self._warn_lengths([back])
         _check_decoded(self.device_id, back)
         self._recent[back.id] = back
