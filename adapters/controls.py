@@ -248,7 +248,8 @@ def _pv_raw(device: Any, pct: float, sf: int | None) -> tuple[int | float, _Plan
 async def _write_pv_limit(driver: Driver, pct: float, revert_s: int) -> ControlResult:
     points, ss = _PV_LIMIT[driver.device.control], _sunspec(driver)
     _pv_raw(driver.device, pct, 0)  # refuse before any I/O
-    model = (await ss.control_models(points.model))[points.model]
+    # As last read when known (the usual case): no coroutine to make and await.
+    model = ss.recent(points.model) or (await ss.control_models(points.model))[points.model]
     sf = model.values.get("WMaxLimPct_SF")
     raw, plan = _pv_raw(driver.device, pct, sf)
     values = {points.limit: raw, points.revert: revert_s, points.enable: 1}
@@ -305,7 +306,7 @@ _KEPT_124 = frozenset(
 async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
     _battery_limits(driver, p)  # the config's ratings first: no I/O for an obvious refusal
     ss = _sunspec(driver)
-    model = (await ss.control_models(124))[124]
+    model = ss.recent(124) or (await ss.control_models(124))[124]
     wchamax = model.values.get("WChaMax")
     if not wchamax or wchamax <= 0:
         raise DeviceDataError(f"{driver.device_id}: model 124 WChaMax is {wchamax}, need > 0")
