@@ -47,6 +47,10 @@ class ControlRefused(ValueError):
         super().__init__(f"{device_id}: {quantity} {value:g} refused, {why}; nothing written")
 
 
+#: A refusal is not the device's failure: its breaker counts it as a success.
+_REFUSED = (ControlRefused,)
+
+
 @dataclass(slots=True)  # not frozen: one per write, and a frozen one costs 5x to make
 class ControlResult:
     """What a control write did. ``ok`` is False when the read-back differs from the write."""
@@ -113,8 +117,17 @@ class Controls:
             writer = self._writers[device_id] = found
         if not math.isfinite(value):
             raise ControlRefused(device_id, "setpoint", value, "not a finite number")
-        async with driver.link.attempt(not_failures=(ControlRefused,)):
-            return await writer(driver, float(value), self.revert_s)
+        # The breaker's attempt (DeviceLink.attempt) entered and settled by hand: on every
+        # write's path, without the two coroutines of ``async with``.
+        attempt = driver.link.attempt(not_failures=_REFUSED)
+        attempt.enter()
+        try:
+            result = await writer(driver, float(value), self.revert_s)
+        except BaseException as exc:
+            attempt.settle(exc)
+            raise
+        attempt.settle(None)
+        return result
 
     async def set_pv_limit(self, device_id: str, pct: float) -> ControlResult:
         """PV limit [% of rated power], clamped up to ``min_limit_pct``, refused above 100."""
