@@ -47,7 +47,11 @@ class ControlRefused(ValueError):
         super().__init__(f"{device_id}: {quantity} {value:g} refused, {why}; nothing written")
 
 
-@dataclass(frozen=True, slots=True)
+#: A refusal is not the device's failure: its breaker counts it as a success.
+_REFUSED = (ControlRefused,)
+
+
+@dataclass(slots=True)  # not frozen: one per write, and a frozen one costs 5x to make
 class ControlResult:
     """What a control write did. ``ok`` is False when the read-back differs from the write."""
 
@@ -113,8 +117,17 @@ class Controls:
             writer = self._writers[device_id] = found
         if not math.isfinite(value):
             raise ControlRefused(device_id, "setpoint", value, "not a finite number")
-        async with driver.link.attempt(not_failures=(ControlRefused,)):
-            return await writer(driver, float(value), self.revert_s)
+        # The breaker's attempt (DeviceLink.attempt) entered and settled by hand: on every
+        # write's path, without the two coroutines of ``async with``.
+        attempt = driver.link.attempt(not_failures=_REFUSED)
+        attempt.enter()
+        try:
+            result = await writer(driver, float(value), self.revert_s)
+        except BaseException as exc:
+            attempt.settle(exc)
+            raise
+        attempt.settle(None)
+        return result
 
     async def set_pv_limit(self, device_id: str, pct: float) -> ControlResult:
         """PV limit [% of rated power], clamped up to ``min_limit_pct``, refused above 100."""
@@ -215,11 +228,18 @@ class _LimitPoints:
     revert: str
     enable: str
 
+    @property
+    def kept(self) -> frozenset[str]:
+        """The points the write compares and the next write takes from its read-back."""
+        return frozenset({self.limit, self.revert, self.enable, "WMaxLimPct_SF"})
+
 
 _PV_LIMIT = {
     "123": _LimitPoints(123, "WMaxLimPct", "WMaxLimPct_RvrtTms", "WMaxLim_Ena"),
     "704": _LimitPoints(704, "WMaxLimPct", "WMaxLimPctRvrtTms", "WMaxLimPctEna"),
 }
+#: The points of a PV limit's read-back that are decoded, by control model.
+_PV_KEPT = {control: points.kept for control, points in _PV_LIMIT.items()}
 
 
 def _pv_raw(device: Any, pct: float, sf: int | None) -> tuple[int | float, _Plan]:
@@ -241,11 +261,12 @@ def _pv_raw(device: Any, pct: float, sf: int | None) -> tuple[int | float, _Plan
 async def _write_pv_limit(driver: Driver, pct: float, revert_s: int) -> ControlResult:
     points, ss = _PV_LIMIT[driver.device.control], _sunspec(driver)
     _pv_raw(driver.device, pct, 0)  # refuse before any I/O
-    model = (await ss.control_models(points.model))[points.model]
+    # As last read when known (the usual case): no coroutine to make and await.
+    model = ss.recent(points.model) or (await ss.control_models(points.model))[points.model]
     sf = model.values.get("WMaxLimPct_SF")
     raw, plan = _pv_raw(driver.device, pct, sf)
     values = {points.limit: raw, points.revert: revert_s, points.enable: 1}
-    back = await ss.write_block_read(model, values)
+    back = await ss.write_block_read(model, values, _PV_KEPT[driver.device.control])
     wrong = _mismatches(back, {points.revert: revert_s, points.enable: 1})
     return _result(
         driver,
@@ -287,11 +308,18 @@ def _static(driver: SunSpecDriver, role: str, point: str) -> Any:
     return model.values.get(point) if model is not None else None
 
 
+#: The points of model 124 a battery write reads (here and at its next write) and compares.
+_KEPT_124 = frozenset(
+    {"WChaMax", "StorCtl_Mod", "OutWRte", "InWRte", "InOutWRte_WinTms", "InOutWRte_RvrtTms",
+     "InOutWRte_SF"}
+)  # fmt: skip
+
+
 @_writer("battery", "124")
 async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
     _battery_limits(driver, p)  # the config's ratings first: no I/O for an obvious refusal
     ss = _sunspec(driver)
-    model = (await ss.control_models(124))[124]
+    model = ss.recent(124) or (await ss.control_models(124))[124]
     wchamax = model.values.get("WChaMax")
     if not wchamax or wchamax <= 0:
         raise DeviceDataError(f"{driver.device_id}: model 124 WChaMax is {wchamax}, need > 0")
@@ -312,7 +340,7 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
         ("InOutWRte_RvrtTms", revert_s),
     ]
     steps = [rates] if model.values.get("StorCtl_Mod") == mode else [rates, [("StorCtl_Mod", mode)]]
-    back = await ss.write_points_read(model, steps)
+    back = await ss.write_points_read(model, steps, _KEPT_124)
     wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
     written = _Plan((out_raw - in_raw) * 10.0 ** (sf or 0) / 100.0 * wchamax)
     read_back = _rate_w(back.values.get("OutWRte"), back.values.get("InWRte"), wchamax)
@@ -335,6 +363,10 @@ def _rate_w(out_pct: Any, in_pct: Any, wchamax: float) -> float | None:
     return float((out_pct - in_pct) / 100.0 * wchamax)
 
 
+#: The points of model 704 a battery write reads (here and at its next write) and compares.
+_KEPT_704_WSET = frozenset({"WSetEna", "WSetMod", "WSet", "WSetRvrtTms", "WSet_SF"})
+
+
 @_writer("battery", "802")
 async def _write_802(driver: Driver, p: float, revert_s: int) -> ControlResult:
     _battery_limits(driver, p)
@@ -350,7 +382,7 @@ async def _write_802(driver: Driver, p: float, revert_s: int) -> ControlResult:
     sf = model.values.get("WSet_SF")
     raw = unscale(p, sf)
     values = {"WSetEna": 1, "WSetMod": 1, "WSet": raw, "WSetRvrtTms": revert_s}
-    back = await ss.write_block_read(model, values)
+    back = await ss.write_block_read(model, values, _KEPT_704_WSET)
     wrong = _mismatches(back, {"WSetMod": 1, "WSetRvrtTms": revert_s, "WSetEna": 1})
     return _result(
         driver,

@@ -88,11 +88,21 @@ class Attempt:
         self.not_failures = not_failures
 
     async def __aenter__(self) -> None:
-        self.breaker.check()
+        self.enter()
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.settle(ev)
+
+    # enter and settle are the context manager's two halves, for a caller on every write's
+    # path that would rather not make two coroutines (``Controls.apply``).
+    def enter(self) -> None:
+        """Refuse at once (BreakerOpenError) while the breaker is open."""
+        self.breaker.check()
+
+    def settle(self, ev: BaseException | None) -> None:
+        """Count the operation's outcome: ``ev`` the exception it ended with, or None."""
         if ev is None or isinstance(ev, self.not_failures):
             self.breaker.record_success()
         elif isinstance(ev, Exception):

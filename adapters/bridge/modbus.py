@@ -143,7 +143,7 @@ class ModbusBridge:
 
     async def write(self, ep: ModbusEndpoint, address: int, values: Sequence[int]) -> None:
         """Write holding registers with function code 16 (write multiple registers)."""
-        regs = tuple(int(v) for v in values)
+        regs = tuple(map(int, values))
         if not regs or address < 0 or address + len(regs) > 65536:
             raise ValueError(f"bad register range {address}+{len(regs)}")
         await self._request(ep, Request("write", ep.unit, address, len(regs), regs))
@@ -158,17 +158,16 @@ class ModbusBridge:
     ) -> list[int]:
         """Write holding registers from ``address``, then read ``read_count`` from
         ``read_address``, in one request (function code 23; the device writes first)."""
-        regs = tuple(int(v) for v in values)
+        regs = tuple(map(int, values))
         if not 1 <= len(regs) <= MAX_WRITE_READ or address < 0 or address + len(regs) > 65536:
             raise ValueError(f"bad register range {address}+{len(regs)} to write")
         if not 1 <= read_count <= MAX_READ or read_address < 0 or read_address + read_count > 65536:
             raise ValueError(f"bad register range {read_address}+{read_count} to read")
         req = Request("write_read", ep.unit, address, len(regs), regs, read_address, read_count)
-        pdu = await self._request(ep, req)
-        out = list(pdu.registers)
+        out = (await self._request(ep, req)).registers
         if len(out) != read_count:
             raise ProtocolError(f"{_where(ep)}: {req.describe()}: got {len(out)} registers")
-        return out
+        return out if isinstance(out, list) else list(out)  # Registers: the bytes kept
 
     async def _read(self, ep: ModbusEndpoint, op: Any, address: int, count: int) -> list[int]:
         if count < 1 or address < 0 or address + count > 65536:

@@ -35,7 +35,7 @@ from adapters.bridge.errors import ConnectError
 _PYMODBUS_TIMEOUT_S = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request, and a frozen one costs 5x to make
 class Request:
     """One Modbus request: read ``count`` registers or bits, or write ``values``, at
     ``address``."""

@@ -126,10 +126,14 @@ class Layout:
         init=False, default=None
     )
     _poll_holes: int = field(init=False, default=0)
+    #: The first location of each model id in the chain (a write's read-back looks it up).
+    _first: dict[int, ModelLocation] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         static = {r.name for r in self.variant.roles if r.static}
         self.dynamic = [loc for name, loc in self.roles.items() if name not in static]
+        for loc in self.chain:
+            self._first.setdefault(loc.id, loc)
 
     def poll_plan(self) -> tuple[list[ModelLocation], tuple[tuple[int, int], ...]]:
         """:meth:`plan` of the dynamic models, kept until an unreadable register is found
@@ -146,10 +150,7 @@ class Layout:
         key = (ids, frozenset(self.unreadable))
         found = self.plans.get(key)
         if found is None:
-            first: dict[int, ModelLocation] = {}
-            for loc in self.chain:
-                first.setdefault(loc.id, loc)
-            wanted = [loc for loc in first.values() if loc.id in ids]
+            wanted = [loc for loc in self._first.values() if loc.id in ids]
             requests = plan_reads(wanted, within=self.chain, unreadable=self.unreadable)
             if len(self.plans) >= PLANS_KEPT:
                 self.plans.clear()
@@ -158,7 +159,7 @@ class Layout:
 
     def location(self, model_id: int) -> ModelLocation | None:
         """First location of ``model_id`` in the chain."""
-        return next((loc for loc in self.chain if loc.id == model_id), None)
+        return self._first.get(model_id)
 
 
 class Models:
@@ -338,26 +339,41 @@ class SunSpecDriver(Driver):
         address, regs = self._block_request(model, values)
         await self.link.write(address, regs)
 
-    async def write_points_read(self, model: DecodedModel, steps: Sequence[Step]) -> DecodedModel:
+    async def write_points_read(
+        self, model: DecodedModel, steps: Sequence[Step], points: frozenset[str] | None = None
+    ) -> DecodedModel:
         """:meth:`write_points`, then the model as the device holds it afterwards (see
         :meth:`write_read_back`)."""
-        return await self.write_read_back(model, self._point_requests(model, steps))
+        return await self.write_read_back(model, self._point_requests(model, steps), points)
 
     async def write_block_read(
-        self, model: DecodedModel, values: Mapping[str, Any]
+        self,
+        model: DecodedModel,
+        values: Mapping[str, Any],
+        points: frozenset[str] | None = None,
     ) -> DecodedModel:
         """:meth:`write_block`, then the model as the device holds it afterwards (see
         :meth:`write_read_back`)."""
-        return await self.write_read_back(model, [self._block_request(model, values)])
+        return await self.write_read_back(model, [self._block_request(model, values)], points)
 
     async def write_read_back(
-        self, model: DecodedModel, requests: Sequence[tuple[int, list[int]]]
+        self,
+        model: DecodedModel,
+        requests: Sequence[tuple[int, list[int]]],
+        points: frozenset[str] | None = None,
     ) -> DecodedModel:
         """Send the (address, registers) write ``requests`` in order, then read ``model``
         back, decoded and checked like :meth:`read_now`. A device whose endpoint has
         ``read_write`` gets the last write and the read-back in one request (function code
-        23, which writes before it reads): one round trip fewer per setpoint."""
-        layout = await self.ensure_layout()
+        23, which writes before it reads): one round trip fewer per setpoint.
+
+        ``points``: the points the caller compares and its next write takes from the model
+        (:meth:`recent`; the next poll reads the whole model again). The function code 23
+        read-back decodes only those where it can (``discovery.decode_span``): the model
+        has the device's registers in ``raw`` and those points in ``values``, each as a
+        whole decode would give it."""
+        # ensure_layout written out: a coroutine less on every setpoint's way.
+        layout = self._layout if self._layout is not None else await self.discover()
         loc = layout.location(model.id)
         span = None if loc is None else loc.end - loc.address
         last = requests[-1] if requests else None
@@ -374,7 +390,7 @@ class SunSpecDriver(Driver):
             return (await self.read_now(model.id))[model.id]
         for address, regs in requests[:-1]:
             await self.link.write(address, regs)
-        back = decode_span(loc, await self.link.write_read(*last, loc.address, span))
+        back = decode_span(loc, await self.link.write_read(*last, loc.address, span), points)
         self._warn_lengths([back])
         _check_decoded(self.device_id, back)
         self._recent[back.id] = back
@@ -479,33 +495,56 @@ def _encode(model_id: int, name: str, ptype: str, size: int, raw: Any) -> list[i
 _UNSIGNED_16 = frozenset({"uint16", "count", "enum16", "bitfield16", "acc16"})
 
 
+@functools.lru_cache(maxsize=256)
+def _block_plan(
+    model_id: int, names: tuple[str, ...]
+) -> tuple[int, int, tuple[tuple[str, int, str, int], ...]]:
+    """Where a block write of ``names`` lies in the model: (its first and its end offset
+    from the model's ID register, and per point: name, offset from the block's start, type,
+    size). Worked out once per model and set of points, not on every write."""
+    found = _points(model_id, names)
+    first = min(offset for offset, _, _ in found)
+    end = max(offset + size for offset, _, size in found)
+    placed = tuple(
+        (name, offset - first, ptype, size)
+        for name, (offset, ptype, size) in zip(names, found, strict=True)
+    )
+    return first, end, placed
+
+
 def _encode_block(model: DecodedModel, values: Mapping[str, Any]) -> tuple[int, list[int]]:
     """(address, registers) from the first to the last point of ``values``: those points
     encoded, the registers between them as ``model.raw`` holds them."""
-    names = tuple(values)
-    placed = []
-    for name, (offset, ptype, size) in zip(names, _points(model.id, names), strict=True):
-        address = model.address + offset
-        placed.append((address, _encode(model.id, name, ptype, size, values[name])))
-    start = min(a for a, _ in placed)
-    end = max(a + len(r) for a, r in placed)
-    body = model.address + 2  # raw holds the body, after ID and L
-    if start < body or end > body + len(model.raw):
+    first, end, placed = _block_plan(model.id, tuple(values))
+    if first < 2 or end > 2 + len(model.raw):  # raw holds the body, after ID and L
         raise ValueError(f"model {model.id}: points {list(values)} lie outside its registers")
-    regs = list(model.raw[start - body : end - body])
-    for address, encoded in placed:
-        regs[address - start : address - start + len(encoded)] = encoded
-    return start, regs
+    regs = model.raw[first - 2 : end - 2]
+    for name, at, ptype, size in placed:
+        regs[at : at + size] = _encode(model.id, name, ptype, size, values[name])
+    return model.address + first, regs
+
+
+@functools.lru_cache(maxsize=256)
+def _step_plan(model_id: int, names: tuple[str, ...]) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """A write of contiguous ``names``: (the first one's offset from the model's ID
+    register, per point: type, size); ValueError when they are not contiguous. Worked out
+    once per model and set of points."""
+    if not names:
+        raise ValueError(f"model {model_id}: no points to write")
+    found = _points(model_id, names)
+    start = found[0][0]
+    at = start
+    for offset, _, size in found:
+        if offset != at:
+            raise ValueError(f"points {list(names)} are not contiguous")
+        at += size
+    return start, tuple((ptype, size) for _, ptype, size in found)
 
 
 def _encode_points(model: DecodedModel, points: Step) -> tuple[int, list[int]]:
     """(address, registers) that write raw values to contiguous points of ``model``."""
-    names = tuple(name for name, _ in points)
-    start, regs = -1, list[int]()
-    for (name, raw), (offset, ptype, size) in zip(points, _points(model.id, names), strict=True):
-        address = model.address + offset
-        start = address if start < 0 else start
-        if address != start + len(regs):
-            raise ValueError(f"points {[p for p, _ in points]} are not contiguous")
+    start, types = _step_plan(model.id, tuple(name for name, _ in points))
+    regs: list[int] = []
+    for (name, raw), (ptype, size) in zip(points, types, strict=True):
         regs += _encode(model.id, name, ptype, size, raw)
-    return start, regs
+    return model.address + start, regs

@@ -28,7 +28,7 @@ from adapters.sunspec.codec import MAX_SF, NO_SENTINEL, GroupPlan, type_info
 from adapters.sunspec.decode import DecodedGroup, DecodedModel, model_plan
 from adapters.sunspec.models import ModelDef, UnknownModelError, load_model
 
-__all__ = ["ModelDecoder", "compiled_decoder"]
+__all__ = ["ModelDecoder", "compiled_decoder", "points_decoder"]
 
 #: ``decoder(data, offset, address)``: the model whose ID register is at byte ``offset`` of
 #: ``data`` (big-endian registers), located at register ``address``; None when the caller
@@ -183,3 +183,97 @@ def _scaled(var: str, sf: int) -> str:
     if sf == 0:
         return var
     return f"{var} * {10**sf}" if sf > 0 else f"{var} / {10**-sf}"
+
+
+@functools.lru_cache(maxsize=CACHED_LAYOUTS)
+def points_decoder(model_id: int, length: int, names: frozenset[str]) -> ModelDecoder | None:
+    """A generated decoder of model ``model_id`` with length ``length`` that decodes the
+    points ``names`` alone: the model it gives has the registers of the whole body in
+    ``raw`` but only ``names`` in ``values``, each as ``decode_model`` decodes it (what a
+    write's read-back compares and the next write takes). It hands the model back to
+    ``decode_model`` (returns None) wherever the whole decoder would, also for a scale
+    factor outside -10..10 that scales none of ``names``, so a read-back fails alike.
+
+    None (no such decoder) for a layout the whole decoder does not handle, a model with
+    repeating groups, a point of ``names`` not in the model, or a point type that needs a
+    conversion outside ``names`` (it could fail where ``decode_model`` would say so)."""
+    try:
+        model = load_model(model_id)
+    except UnknownModelError:
+        return None
+    plan = model_plan(model)
+    if compiled_decoder(model_id, length) is None or plan.children:
+        return None
+    points = {p.name: p for p in plan.gdef.points}
+    if not names <= points.keys():
+        return None
+    if any(name not in names for name, _ in plan.converts):
+        return None
+    sfs = {ref.name for ref in plan.scaled if ref.name is not None}
+    wanted = names | sfs | {"ID", "L"}
+    formats: list[str] = []
+    lines: list[str] = []
+    var: dict[str, str] = {}
+    env: dict[str, Any] = {}
+    for pdef in plan.gdef.points:
+        info = type_info(pdef.type)
+        fmt = info.fmt if info.fmt is not None else f"{2 * pdef.size}s"
+        if pdef.name not in wanted:
+            formats.append(f"{struct.calcsize('>' + fmt)}x")  # skipped: pad bytes
+            continue
+        v = var[pdef.name] = f"v{len(var)}"
+        formats.append(fmt)
+        if info.sentinel is not NO_SENTINEL:
+            env[f"_k{v}"] = info.sentinel
+            lines.append(f"if {v} == _k{v}: {v} = None")
+        if info.convert is not None:
+            env[f"_c{v}"] = info.convert
+            lines.append(f"{v} = _c{v}({v})")
+    for sf in sorted(sfs - names):  # checked, as the whole decoder checks it, not kept
+        lines.append(f"if {var[sf]} is not None and not -{MAX_SF} <= {var[sf]} <= {MAX_SF}:")
+        lines.append("    return None")
+    by_sf: dict[str, list[str]] = {}
+    for ref in plan.scaled:
+        if ref.point not in names:
+            continue
+        if ref.name is None:
+            if not -MAX_SF <= ref.literal <= MAX_SF:
+                return None
+            v = var[ref.point]
+            lines.append(f"if {v} is not None: {v} = {_scaled(v, ref.literal)}")
+            continue
+        by_sf.setdefault(var[ref.name], []).append(var[ref.point])
+    for sf, scaled in by_sf.items():
+        lines += _scale_block(sf, scaled)
+    for sf in sorted(sfs & names):  # kept but scaling none of names: still checked
+        if var[sf] not in by_sf:
+            lines.append(f"if {var[sf]} is not None and not -{MAX_SF} <= {var[sf]} <= {MAX_SF}:")
+            lines.append("    return None")
+    env.update(
+        _S=struct.Struct(">" + "".join(formats)),
+        _W=struct.Struct(f">{length}H"),
+        _P=_POW10,
+        _DM=DecodedModel,
+        _ID=model.id,
+        _NAME=model.name,
+        _L=length,
+    )
+    assert env["_S"].size == 2 * (length + 2)
+    values = "{" + ", ".join(f"{p.name!r}: {var[p.name]}" for p in plan.gdef.points
+                             if p.name in names) + "}"  # fmt: skip
+    fields = ", ".join(var.values())
+    source = [
+        "def decode(data, off, address):",
+        f"    ({fields},) = _S.unpack_from(data, off)",
+        f"    if {var['ID']} != _ID or {var['L']} != _L:",
+        "        return None",
+        *(f"    {line}" for line in lines),
+        f"    return _DM(_ID, _NAME, address, _L, {values}, {{}}, "
+        "list(_W.unpack_from(data, off + 4)), [], [], frozenset())",
+    ]
+    namespace = dict(env)
+    where = f"<sunspec model {model.id} L={length} points {','.join(sorted(names))}>"
+    exec(compile("\n".join(source), where, "exec"), namespace)
+    decoder: ModelDecoder = namespace["decode"]
+    decoder.__qualname__ = decoder.__name__ = f"decode_points_{model.id}_L{length}"
+    return decoder

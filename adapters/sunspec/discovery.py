@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from adapters.sunspec.codec import GroupPlan
-from adapters.sunspec.compiled import ModelDecoder, compiled_decoder
+from adapters.sunspec.compiled import ModelDecoder, compiled_decoder, points_decoder
 from adapters.sunspec.decode import DecodedModel, decode_model, model_plan
 from adapters.sunspec.models import (
     SunSpecDecodeError,
@@ -435,13 +435,26 @@ async def _split_span(
     await _read_span(reader, address + half, count - half, image, holes)
 
 
-def decode_span(loc: ModelLocation, regs: Sequence[int]) -> DecodedModel:
+def decode_span(
+    loc: ModelLocation, regs: Sequence[int], points: frozenset[str] | None = None
+) -> DecodedModel:
     """The model at ``loc`` from its registers ``loc.address .. loc.end - 1`` (header
     included), as :func:`read_all_models` decodes it; ChainChangedError if the header no
-    longer matches."""
+    longer matches.
+
+    ``points``: only these points are needed (a write's read-back): where the layout has a
+    generated decoder of those points (``compiled.points_decoder``) the model comes back
+    with only them in ``values``, each as the whole model would have it; else whole."""
     if len(regs) != loc.end - loc.address:
         raise ValueError(f"model {loc.id}: {len(regs)} registers for {loc.end - loc.address}")
-    return _decode_location(loc, [(loc.address, regs)])
+    image = [(loc.address, regs)]
+    if points is not None:
+        decoder = points_decoder(loc.id, loc.length, points)
+        if decoder is not None:
+            fast = _decode_compiled(decoder, loc, image)
+            if fast is not None:
+                return fast
+    return _decode_location(loc, image)
 
 
 def _decode_location(loc: ModelLocation, image: Image) -> DecodedModel:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.snapshot import BatteryReading, Snapshot
+from vpp.core.records import quick_init
 from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 #: Seconds a setpoint is assumed to stay in force when no horizon is given: a quarter hour,
@@ -46,6 +47,7 @@ DEFAULT_HORIZON_S = 900.0
 CONTROLLABLE = frozenset({DeviceKind.BATTERY, DeviceKind.PV, DeviceKind.HEAT_PUMP})
 
 
+@quick_init  # made per battery and check: see vpp.core.records
 @dataclass(frozen=True, slots=True)
 class Bound:
     """One constraint on a device's setpoint: ``lo <= value <= hi`` (either side may be
@@ -64,6 +66,7 @@ class Bound:
 Bounds = Mapping[str, Sequence[Bound]]
 
 
+@quick_init  # made per device and check
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """The setpoints a device may be given now: ``lo <= value <= hi``, in the setpoint's unit.

@@ -29,7 +29,7 @@ from vpp.core.clock import Clock
 from vpp.core.site import DeviceKind, Site
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per write, and a frozen one costs 5x to make
 class Written:
     """What one setpoint write did.
 
@@ -138,12 +138,19 @@ class ModbusPlant:
         lock = self._locks.get(sp.device_id)
         if lock is None:  # not setdefault: that would make a lock on every write
             lock = self._locks[sp.device_id] = asyncio.Lock()
-        async with lock:
+        # acquire/release rather than ``async with``: two coroutines less per write each.
+        await lock.acquire()
+        try:
             if self._intent[sp.device_id] != intent:
                 return Written(sp.device_id, None, None, False, superseded=True,
                                message="superseded by a newer setpoint")  # fmt: skip
-            async with self._limit:
+            await self._limit.acquire()
+            try:
                 return await self._apply(sp)
+            finally:
+                self._limit.release()
+        finally:
+            lock.release()
 
     async def _apply(self, sp: Setpoint) -> Written:
         # SunSpec takes a PV cap as a percentage of the rating: converted here, at the edge.

@@ -48,6 +48,7 @@ from vpp.control.envelope import (
 from vpp.control.plausible import meter_plausible
 from vpp.control.state import OperatorCap
 from vpp.core.kinds import KINDS, KindSpec
+from vpp.core.records import quick_init
 from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 _KIND_NAMES = frozenset(k.value for k in DeviceKind)
@@ -70,6 +71,7 @@ _WHY = {
 }
 
 
+@quick_init  # made twice per device and dispatch: see vpp.core.records
 @dataclass(frozen=True, slots=True)
 class Setpoint:
     """A power for one device [W]: battery (> 0 discharge), PV cap on AC output, heat pump
