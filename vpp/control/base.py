@@ -52,6 +52,11 @@ class ControllerBase:
     #: Grid-operator signal sources (:class:`vpp.signals.watch.SignalWatch`), read by the
     #: ``signals`` job; None: the site has none.
     signal_watch: Any = None
+    #: Issued temperature forecasts (:class:`vpp.forecast.TemperatureForecasts`) the asof
+    #: forecasts use; None: temperature persistence and no store reserve.
+    weather: Any = None
+    #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
+    store_reserve_wh: float = field(default=0.0, init=False)
     store: StoreEstimate = field(init=False)
     #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
     learned: LearnedForecaster | None = field(default=None, init=False)

@@ -4,6 +4,7 @@ new plan; and the plan's row for the quarter hour now."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ import pandas as pd
 
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
+from optimizer.reserve import store_reserve_wh
 from vpp.control import cycle
 from vpp.control.recording import Recording
 from vpp.forecast import forecast
@@ -25,6 +27,8 @@ log = logging.getLogger("vpp.control")
 #: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
 #: of the forecast's time.
 UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
+#: Raw columns forecast past the horizon for the store reserve (optimizer/reserve.py).
+RESERVE_COLUMNS = ("heat_w_per_mwh_a", "outdoor_temp_c", "it_load_ratio", "waste_heat_temp_c")
 
 
 class Planning(Recording):
@@ -41,7 +45,7 @@ class Planning(Recording):
         tic = time.perf_counter()
         forecast = await asyncio.to_thread(self._forecast, at)
         self.state.forecast_seconds_total += time.perf_counter() - tic
-        start_state = self.plan_state()
+        start_state = dataclasses.replace(self.plan_state(), store_reserve_wh=self.store_reserve_wh)
         tic = time.perf_counter()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
         self.state.planner_seconds_total += time.perf_counter() - tic
@@ -84,7 +88,7 @@ class Planning(Recording):
             end = pd.Timestamp(history.index[-1]) + pd.Timedelta(minutes=15)
             horizon = min(horizon, (end - pd.Timestamp(at)).to_pytimedelta())
         used = history.drop(columns=[c for c in UNUSED_COLUMNS if c in history.columns])
-        raw = forecast(used, at, horizon, mode=self.forecast_mode)
+        raw = self._raw_forecast(used, at, horizon)
         bands = None
         if self.learned is not None and self.forecast_mode == "asof" and len(raw):
             quantiles = self.learned.quantiles(
@@ -116,6 +120,26 @@ class Planning(Recording):
             self.state.forecast_bands_w,
         )
 
+    def _raw_forecast(self, used: pd.DataFrame, at: datetime, horizon: timedelta) -> pd.DataFrame:
+        """The raw forecast over ``horizon``; with issued temperature forecasts (asof) the
+        temperature and heat demand come from them, and the heat side is forecast
+        ``reserve_lookahead_h`` further to set :attr:`store_reserve_wh`."""
+        self.store_reserve_wh = 0.0
+        weather = self.weather if self.forecast_mode == "asof" else None
+        if weather is None:
+            return forecast(used, at, horizon, mode=self.forecast_mode)
+        ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h)
+        heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
+        rest = forecast(used.drop(columns=heat_side), at, horizon, mode="asof")
+        long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=weather)
+        steps = len(rest)
+        raw = pd.concat([rest, long.iloc[:steps]], axis=1)
+        if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
+            self.store_reserve_wh = store_reserve_wh(
+                self.site, _heat_side_plan(self.site, long.iloc[steps:])
+            )
+        return raw
+
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
         rows = self.inputs.history(end.to_pydatetime(), timedelta(0), lookback=end - start)
@@ -133,6 +157,21 @@ class Planning(Recording):
             return []
         watch.set_prices(spot_from_forecast(self.site, forecast))
         return list(watch.signals)
+
+
+def _heat_side_plan(site: Any, raw: pd.DataFrame) -> pd.DataFrame:
+    """The forecast schema's heat-side columns from raw ones (as
+    :func:`optimizer.inputs.forecast_from_raw` scales them)."""
+    out = pd.DataFrame(
+        {"heat_demand_th_w": raw["heat_w_per_mwh_a"] * site.heat.annual_demand_wh / 1e6},
+        index=raw.index,
+    )
+    dc = site.datacentre
+    if "it_load_ratio" in raw.columns and dc is not None:
+        out["it_power_w"] = raw["it_load_ratio"] * dc.it_power_w
+    if "waste_heat_temp_c" in raw.columns:
+        out["waste_heat_temp_c"] = raw["waste_heat_temp_c"]
+    return out
 
 
 def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
