@@ -102,6 +102,10 @@ async def build_controller(
         recorder=recorder,
         metrics=metrics,
     )
+    if site.forecast.weather == "synthetic":
+        # Synthetic issues need the observed future (replay only); no source of issued
+        # temperature forecasts is read live yet.
+        log.info("temperature forecast: persistence (no issued weather forecast source)")
     # Every site gets a watch (and the signals job): the operator may set signals through
     # the API on any site; control boxes and VTNs are read by the same job.
     ctl.signal_watch = SignalWatch.for_site(
