@@ -103,9 +103,12 @@ async def build_controller(
         metrics=metrics,
     )
     if site.forecast.weather == "synthetic":
-        # Synthetic issues need the observed future (replay only); no source of issued
-        # temperature forecasts is read live yet.
-        log.info("temperature forecast: persistence (no issued weather forecast source)")
+        # No source of issued temperature forecasts is read yet: the synthetic issues are
+        # made from what the inputs hold ahead (the demo's historic file), else persistence.
+        log.info(
+            "temperature forecast: synthetic issues where the inputs hold the temperature "
+            "ahead (historic files), else persistence"
+        )
     # Every site gets a watch (and the signals job): the operator may set signals through
     # the API on any site; control boxes and VTNs are read by the same job.
     ctl.signal_watch = SignalWatch.for_site(

@@ -28,6 +28,7 @@ from vpp.core.site import Site
 from vpp.forecast import Mode
 from vpp.learned import LearnedForecaster, LearnedSettings
 from vpp.signals.watch import SignalWatch
+from vpp.weather import ForecastSpec, SyntheticTemperatureForecast
 
 
 @dataclass
@@ -53,7 +54,8 @@ class ControllerBase:
     #: ``signals`` job; None: the site has none.
     signal_watch: Any = None
     #: Issued temperature forecasts (:class:`vpp.forecast.TemperatureForecasts`) the asof
-    #: forecasts use; None: temperature persistence and no store reserve.
+    #: forecasts use; None: made from the inputs with site ``[forecast] weather =
+    #: "synthetic"``, else temperature persistence and no store reserve.
     weather: Any = None
     #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
     store_reserve_wh: float = field(default=0.0, init=False)
@@ -102,6 +104,12 @@ class ControllerBase:
         if config.method == "learned":
             self.learned = LearnedForecaster(
                 LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
+            )
+        if self.weather is None and config.weather == "synthetic" and self.forecast_mode == "asof":
+            # Issued forecasts made from what the inputs hold ahead (replay's table, the
+            # demo's historic file); a source that knows only the past gives persistence.
+            self.weather = SyntheticTemperatureForecast.from_inputs(
+                self.inputs, ForecastSpec(seed=config.weather_seed)
             )
         heat = self.site.heat
         self.store = StoreEstimate.for_site(

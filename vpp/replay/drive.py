@@ -40,7 +40,6 @@ from vpp.replay.sim import ReplayPlant
 from vpp.replay.trace import BAND_COLUMNS, Trace, band_values, planned_values
 from vpp.signals.model import Signal
 from vpp.signals.watch import SignalWatch
-from vpp.weather import ForecastSpec, SyntheticTemperatureForecast
 
 #: Makes a metrics collector from the controller's state and clock (vpp.metrics.Metrics).
 MetricsFactory = Callable[[ControllerState, ManualClock], Any]
@@ -69,18 +68,6 @@ class FrameInputs:
 
     def status(self) -> dict[str, SourceStatus]:
         return {}
-
-
-def weather_for(site: Site, raw: pd.DataFrame) -> SyntheticTemperatureForecast | None:
-    """The issued temperature forecasts a replay's controller reads (site ``[forecast]
-    weather``): made from the table's observed temperature, seeded by ``weather_seed``;
-    None for ``persistence`` or a table without temperature."""
-    config = site.forecast
-    if config.weather != "synthetic" or "outdoor_temp_c" not in raw.columns:
-        return None
-    return SyntheticTemperatureForecast(
-        raw["outdoor_temp_c"], ForecastSpec(seed=config.weather_seed)
-    )
 
 
 @dataclass
@@ -164,7 +151,6 @@ async def drive_controller(
         inputs=FrameInputs(raw),
         state=ControllerState(site=site, started_at=clock.now()),
         forecast_mode=mode,
-        weather=weather_for(site, raw) if mode == "asof" else None,
     )
     ctl.store = StoreEstimate.for_site(site.heat, params.store0_wh)
     if metrics is not None:

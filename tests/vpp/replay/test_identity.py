@@ -98,7 +98,10 @@ async def _live(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 async def _replay(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
     source = InputProvider.for_run(None, []).sources[0]
-    end = START + timedelta(days=1, hours=site.optimizer.horizon_h + 2)
+    # Past the horizon too: the issued temperature forecasts of both sides err around the
+    # same observed temperature, over the store reserve's look-ahead.
+    ahead = site.optimizer.horizon_h + site.forecast.reserve_lookahead_h + 8
+    end = START + timedelta(days=1, hours=ahead)
     raw = source.fetch(START - HISTORY, end, end)
     index = pd.date_range(START, periods=QUARTERS, freq="15min")
     truth = plant_inputs(site, raw.loc[index])
