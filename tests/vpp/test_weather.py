@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vpp.data import read_inputs, shipped_inputs
+from vpp.data import DATA_DIR, read_inputs, shipped_inputs
 from vpp.forecast import forecast
 from vpp.weather import (
     ISSUE_HOURS_UTC,
@@ -22,6 +22,7 @@ from vpp.weather import (
 
 #: The first day of the May cold spell of 2018 (docs/replay-world.md).
 SPELL = pd.Timestamp("2018-05-21T00:00Z")
+ROOT = DATA_DIR.parent
 
 
 @lru_cache(maxsize=1)
@@ -154,3 +155,30 @@ def test_heat_forecast_is_scaled_by_the_recent_days() -> None:
     heat = forecast(history, SPELL, pd.Timedelta(hours=24), weather=Observed())
     truth = year["heat_w_per_mwh_a"].reindex(heat.index)
     assert float(heat["heat_w_per_mwh_a"].sum() / truth.sum()) == pytest.approx(1.0, abs=0.01)
+
+
+def _reserve_at(at: pd.Timestamp, weather: object) -> float:
+    from datetime import timedelta
+
+    from vpp.control.planning import forecast_with_weather
+    from vpp.core.site import read_site
+
+    site = read_site(ROOT / "config" / "demo.toml")
+    year = _year()
+    used = year.loc[at - pd.Timedelta(days=8) : at + pd.Timedelta(hours=37)]
+    raw, reserve = forecast_with_weather(
+        site, used, at.to_pydatetime(), timedelta(hours=36), weather
+    )
+    assert len(raw) == 144 and not raw[["heat_w_per_mwh_a", "outdoor_temp_c"]].isna().any().any()
+    return reserve
+
+
+def test_the_plan_sees_the_spell_past_its_horizon_as_a_store_reserve() -> None:
+    """On the demo site, at noon the day before the May 2018 spell (its demand two days
+    ahead, past the 36 h horizon), the issued forecasts call for several MWh in the store
+    at the plan's end; in a quiet July week for none. With persistence the reserve is 0 by
+    construction (vpp run without a forecast source)."""
+    weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
+    before = _reserve_at(pd.Timestamp("2018-05-20T12:00Z"), weather)
+    assert 2e6 < before <= 10e6
+    assert _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather) == 0.0

@@ -17,6 +17,7 @@ from optimizer.plan import Plan
 from optimizer.reserve import store_reserve_wh
 from vpp.control import cycle
 from vpp.control.recording import Recording
+from vpp.core.site import Site
 from vpp.forecast import forecast
 from vpp.learned import apply_p50, bands_frame, site_bands
 from vpp.signals.standing import spot_from_forecast
@@ -121,23 +122,13 @@ class Planning(Recording):
         )
 
     def _raw_forecast(self, used: pd.DataFrame, at: datetime, horizon: timedelta) -> pd.DataFrame:
-        """The raw forecast over ``horizon``; with issued temperature forecasts (asof) the
-        temperature and heat demand come from them, and the heat side is forecast
-        ``reserve_lookahead_h`` further to set :attr:`store_reserve_wh`."""
-        self.store_reserve_wh = 0.0
+        """The raw forecast over ``horizon``; sets :attr:`store_reserve_wh`
+        (:func:`forecast_with_weather`)."""
         weather = self.weather if self.forecast_mode == "asof" else None
         if weather is None:
+            self.store_reserve_wh = 0.0
             return forecast(used, at, horizon, mode=self.forecast_mode)
-        ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h)
-        heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
-        rest = forecast(used.drop(columns=heat_side), at, horizon, mode="asof")
-        long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=weather)
-        steps = len(rest)
-        raw = pd.concat([rest, long.iloc[:steps]], axis=1)
-        if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
-            self.store_reserve_wh = store_reserve_wh(
-                self.site, _heat_side_plan(self.site, long.iloc[steps:])
-            )
+        raw, self.store_reserve_wh = forecast_with_weather(self.site, used, at, horizon, weather)
         return raw
 
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -159,7 +150,26 @@ class Planning(Recording):
         return list(watch.signals)
 
 
-def _heat_side_plan(site: Any, raw: pd.DataFrame) -> pd.DataFrame:
+def forecast_with_weather(
+    site: Site, used: pd.DataFrame, at: datetime, horizon: timedelta, weather: Any
+) -> tuple[pd.DataFrame, float]:
+    """The asof raw forecast over ``horizon`` with the issued temperature forecasts
+    ``weather`` (temperature and heat demand from them), and the store reserve [Wh]: the
+    heat side forecast ``[forecast] reserve_lookahead_h`` past the horizon, through
+    :func:`optimizer.reserve.store_reserve_wh`."""
+    ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
+    heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
+    rest = forecast(used.drop(columns=heat_side), at, horizon, mode="asof")
+    long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=weather)
+    steps = len(rest)
+    raw = pd.concat([rest, long.iloc[:steps]], axis=1)
+    reserve = 0.0
+    if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
+        reserve = store_reserve_wh(site, _heat_side_plan(site, long.iloc[steps:]))
+    return raw, reserve
+
+
+def _heat_side_plan(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
     """The forecast schema's heat-side columns from raw ones (as
     :func:`optimizer.inputs.forecast_from_raw` scales them)."""
     out = pd.DataFrame(
