@@ -94,15 +94,16 @@ class SyntheticTemperatureForecast:
     """Issued temperature forecasts made from an observed series (see the module docstring).
 
     ``observed``: outdoor temperature [degC] on a UTC index (the input table's quarter
-    hours), or a function ``(start, end) -> Series`` that returns it for ``[start, end)``
-    (:meth:`from_inputs`: the controller's input sources). It is the truth the forecasts err
-    around, read only here. Targets it has no value for get NaN (the caller falls back to
-    its own estimate there: with a source that knows only the past, persistence).
+    hours), or a function ``(start, end, now) -> Series`` that returns it for
+    ``[start, end)`` (:meth:`from_inputs`: the controller's input sources, asked at
+    ``now``). It is the truth the forecasts err around, read only here. Targets it has no
+    value for get NaN (the caller falls back to its own estimate there: with a source that
+    knows only the past, persistence).
     """
 
     def __init__(
         self,
-        observed: pd.Series | Callable[[pd.Timestamp, pd.Timestamp], pd.Series],
+        observed: pd.Series | Callable[[pd.Timestamp, pd.Timestamp, pd.Timestamp], pd.Series],
         spec: ForecastSpec | None = None,
     ) -> None:
         self.spec = spec or ForecastSpec()
@@ -121,8 +122,11 @@ class SyntheticTemperatureForecast:
         hold for the issue's lead times: a historic file or replay's table has it (the
         demo, replay), a live source of observations does not (then: NaN, persistence)."""
 
-        def fetch(start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-            rows = inputs.history(start.to_pydatetime(), end - start, lookback=pd.Timedelta(0))
+        def fetch(start: pd.Timestamp, end: pd.Timestamp, now: pd.Timestamp) -> pd.Series:
+            # Asked at ``now`` (a source's health is its last fetch's time), over the window.
+            rows = inputs.history(
+                now.to_pydatetime(), max(end - now, pd.Timedelta(0)), lookback=now - start
+            )
             if "outdoor_temp_c" not in rows.columns:
                 return pd.Series([], dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
             column: pd.Series = rows["outdoor_temp_c"]
@@ -146,7 +150,7 @@ class SyntheticTemperatureForecast:
         middle = times + step[0]
         hours = _ns(pd.DatetimeIndex(err.index))
         shift = np.interp(middle, hours, err.to_numpy(), left=np.nan, right=np.nan)
-        out: np.ndarray = self._truth(issued, times) + shift
+        out: np.ndarray = self._truth(issued, times, _utc(now)) + shift
         return out
 
     def truth(self, index: pd.DatetimeIndex) -> np.ndarray:
@@ -156,15 +160,15 @@ class SyntheticTemperatureForecast:
             return _lookup(*self._whole, times)
         start = pd.Timestamp(int(times.min()), tz="UTC") if len(times) else pd.Timestamp(0)
         end = pd.Timestamp(int(times.max()), tz="UTC") + pd.Timedelta(minutes=15)
-        return _lookup(*_arrays(self._fetch(start, end)), times)
+        return _lookup(*_arrays(self._fetch(start, end, end)), times)
 
-    def _truth(self, issued: pd.Timestamp, times: np.ndarray) -> np.ndarray:
+    def _truth(self, issued: pd.Timestamp, times: np.ndarray, now: pd.Timestamp) -> np.ndarray:
         if self._whole is not None:
             return _lookup(*self._whole, times)
         window = self._windows.get(issued)
         if window is None:
             end = issued + pd.Timedelta(hours=self.spec.max_lead_h + 1)
-            window = _arrays(self._fetch(issued, end))
+            window = _arrays(self._fetch(issued, end, max(now, issued)))
             if len(self._windows) >= 8:
                 self._windows.pop(next(iter(self._windows)))
             self._windows[issued] = window

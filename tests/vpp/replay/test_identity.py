@@ -102,7 +102,9 @@ async def _replay(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
     # same observed temperature, over the store reserve's look-ahead.
     ahead = site.optimizer.horizon_h + site.forecast.reserve_lookahead_h + 8
     end = START + timedelta(days=1, hours=ahead)
-    raw = source.fetch(START - HISTORY, end, end)
+    # The file itself (its resilient wrapper keeps only the last days before ``now``): the
+    # heat forecast's model reads a week of temperature back, as the live side has it.
+    raw = source.inner.fetch(START - HISTORY, end, end)
     index = pd.date_range(START, periods=QUARTERS, freq="15min")
     truth = plant_inputs(site, raw.loc[index])
     trace, journal, _ = await drive_controller(site, plant_params(site), truth, raw, "asof")
