@@ -367,9 +367,7 @@ def forecast_heat_from_temperature(
     ).normalize()
     last = index[-1].tz_convert(LOCAL_TZ)
     end = (last.normalize() + pd.Timedelta(hours=26)).normalize()
-    grid = pd.date_range(first_day.tz_convert("UTC"), end.tz_convert("UTC"), freq=STEP,
-                         inclusive="left")  # fmt: skip
-    grid_ns = utc_ns(grid)
+    grid_ns, codes, n_days, hours, weekday = _local_grid(_ns(first_day), _ns(end))
     temp = values_at(known_temp, grid_ns)
     ahead = grid_ns >= _ns(cutoff)
     temp[ahead] = np.nan
@@ -377,27 +375,24 @@ def forecast_heat_from_temperature(
     on_index = (pos < len(index)) & ahead
     on_index[on_index] = utc_ns(index)[pos[on_index]] == grid_ns[on_index]
     temp[on_index] = np.asarray(temp_forecast, dtype=float)[pos[on_index]]
-    local = grid.tz_convert(LOCAL_TZ)
-    codes, days = pd.factorize(local.normalize(), sort=True)
     have = ~np.isnan(temp)
-    counts = np.bincount(codes, weights=have.astype(float), minlength=len(days))
-    sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=len(days))
+    counts = np.bincount(codes, weights=have.astype(float), minlength=n_days)
+    sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=n_days)
     with np.errstate(invalid="ignore", divide="ignore"):
         daily = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    theta = np.full(len(days), np.nan)
+    theta = np.full(n_days, np.nan)
     theta[3:] = (daily[3:] + 0.5 * daily[2:-1] + 0.25 * daily[1:-2] + 0.125 * daily[:-3]) / 1.875
-    weekday = pd.DatetimeIndex(days).day_of_week.to_numpy()
     h = sigmoid_h(theta, coef) * coef.weekday_factors[weekday]
     band = temperature_interval(np.nan_to_num(theta))
-    hour_weight = coef.hour_factors[local.hour.to_numpy(), band[codes] - 1]
-    day_total = np.bincount(codes, weights=hour_weight, minlength=len(days))
+    hour_weight = coef.hour_factors[hours, band[codes] - 1]
+    day_total = np.bincount(codes, weights=hour_weight, minlength=n_days)
     model = h[codes] * hour_weight / day_total[codes] / STEP_H
     # Scale: the latest complete known days of measured heat.
     heat = values_at(known_heat, grid_ns)
     before = grid_ns < _ns(cutoff)
     known_q = np.bincount(codes, weights=(before & ~np.isnan(heat)).astype(float),
-                          minlength=len(days))  # fmt: skip
-    complete = known_q == np.bincount(codes, minlength=len(days))
+                          minlength=n_days)  # fmt: skip
+    complete = known_q == np.bincount(codes, minlength=n_days)
     usable = np.flatnonzero(complete & ~np.isnan(theta))[-settings.heat_scale_days :]
     if len(usable) == 0:
         return np.full(len(index), np.nan)
@@ -410,6 +405,28 @@ def forecast_heat_from_temperature(
     target = np.searchsorted(grid_ns, utc_ns(index))
     inside = target < len(grid_ns)
     out[inside] = scale * model[target[inside]]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _local_grid(
+    start_ns: int, end_ns: int
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """Quarter hours ``[start, end)`` (ns, UTC; local midnights): their instants, local day
+    code (0..n-1), the number of days, local hour, and each day's weekday (Monday 0).
+    Cached: the plans of a day ask for the same span again."""
+    grid = pd.date_range(
+        pd.Timestamp(start_ns, tz="UTC"), pd.Timestamp(end_ns, tz="UTC"), freq=STEP,
+        inclusive="left",
+    )  # fmt: skip
+    local = grid.tz_convert(LOCAL_TZ)
+    codes, days = pd.factorize(local.normalize(), sort=True)
+    out = (
+        utc_ns(grid), codes, len(days), local.hour.to_numpy(),
+        pd.DatetimeIndex(days).day_of_week.to_numpy(),
+    )  # fmt: skip
+    for array in (out[0], out[1], out[3], out[4]):
+        array.flags.writeable = False
     return out
 
 

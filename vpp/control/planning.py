@@ -172,16 +172,14 @@ def forecast_with_weather(
 def _heat_side_plan(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
     """The forecast schema's heat-side columns from raw ones (as
     :func:`optimizer.inputs.forecast_from_raw` scales them)."""
-    out = pd.DataFrame(
-        {"heat_demand_th_w": raw["heat_w_per_mwh_a"] * site.heat.annual_demand_wh / 1e6},
-        index=raw.index,
-    )
+    data = {"heat_demand_th_w": raw["heat_w_per_mwh_a"].to_numpy(float) * (
+        site.heat.annual_demand_wh / 1e6)}  # fmt: skip
     dc = site.datacentre
     if "it_load_ratio" in raw.columns and dc is not None:
-        out["it_power_w"] = raw["it_load_ratio"] * dc.it_power_w
+        data["it_power_w"] = raw["it_load_ratio"].to_numpy(float) * dc.it_power_w
     if "waste_heat_temp_c" in raw.columns:
-        out["waste_heat_temp_c"] = raw["waste_heat_temp_c"]
-    return out
+        data["waste_heat_temp_c"] = raw["waste_heat_temp_c"].to_numpy(float)
+    return pd.DataFrame(data, index=raw.index, copy=False)
 
 
 def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
