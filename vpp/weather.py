@@ -25,10 +25,8 @@ issue usable at ``now`` (never one issued or delivered later).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,46 +92,15 @@ class SyntheticTemperatureForecast:
     """Issued temperature forecasts made from an observed series (see the module docstring).
 
     ``observed``: outdoor temperature [degC] on a UTC index (the input table's quarter
-    hours), or a function ``(start, end, now) -> Series`` that returns it for
-    ``[start, end)`` (:meth:`from_inputs`: the controller's input sources, asked at
-    ``now``). It is the truth the forecasts err around, read only here. Targets it has no
-    value for get NaN (the caller falls back to its own estimate there: with a source that
-    knows only the past, persistence).
+    hours; the controller passes what its inputs hold, which for a historic file or
+    replay's table reaches past the horizon). It is the truth the forecasts err around,
+    read only here. Targets it has no value for get NaN (the caller falls back to its own
+    estimate there: with a source that knows only the past, persistence).
     """
 
-    def __init__(
-        self,
-        observed: pd.Series | Callable[[pd.Timestamp, pd.Timestamp, pd.Timestamp], pd.Series],
-        spec: ForecastSpec | None = None,
-    ) -> None:
+    def __init__(self, observed: pd.Series, spec: ForecastSpec | None = None) -> None:
         self.spec = spec or ForecastSpec()
-        self._windows: dict[pd.Timestamp, tuple[np.ndarray, np.ndarray]] = {}
-        if callable(observed) and not isinstance(observed, pd.Series):
-            self._fetch = observed
-            self._whole: tuple[np.ndarray, np.ndarray] | None = None
-        else:
-            self._whole = _arrays(observed)
-
-    @classmethod
-    def from_inputs(
-        cls, inputs: Any, spec: ForecastSpec | None = None
-    ) -> SyntheticTemperatureForecast:
-        """Forecasts whose truth is what ``inputs`` (:class:`vpp.control.inputs.Inputs`)
-        hold for the issue's lead times: a historic file or replay's table has it (the
-        demo, replay), a live source of observations does not (then: NaN, persistence)."""
-
-        def fetch(start: pd.Timestamp, end: pd.Timestamp, now: pd.Timestamp) -> pd.Series:
-            # Asked at ``now`` (a source's health is its last fetch's time), over the window.
-            rows = inputs.history(
-                now.to_pydatetime(), max(end - now, pd.Timedelta(0)), lookback=now - start
-            )
-            if "outdoor_temp_c" not in rows.columns:
-                return pd.Series([], dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
-            column: pd.Series = rows["outdoor_temp_c"]
-            inside: pd.Series = column[(column.index >= start) & (column.index < end)]
-            return inside
-
-        return cls(fetch, spec)
+        self._times, self._values = _arrays(observed)
 
     def error(self, issued: pd.Timestamp) -> pd.Series:
         """One issue's error [K] at its hourly lead times ``issued + 1 h .. + max_lead_h``."""
@@ -150,29 +117,12 @@ class SyntheticTemperatureForecast:
         middle = times + step[0]
         hours = _ns(pd.DatetimeIndex(err.index))
         shift = np.interp(middle, hours, err.to_numpy(), left=np.nan, right=np.nan)
-        out: np.ndarray = self._truth(issued, times, _utc(now)) + shift
+        out: np.ndarray = _lookup(self._times, self._values, times) + shift
         return out
 
     def truth(self, index: pd.DatetimeIndex) -> np.ndarray:
-        """The observation on ``index`` (as the forecasts read it), NaN where there is none."""
-        times = _ns(pd.DatetimeIndex(index))
-        if self._whole is not None:
-            return _lookup(*self._whole, times)
-        start = pd.Timestamp(int(times.min()), tz="UTC") if len(times) else pd.Timestamp(0)
-        end = pd.Timestamp(int(times.max()), tz="UTC") + pd.Timedelta(minutes=15)
-        return _lookup(*_arrays(self._fetch(start, end, end)), times)
-
-    def _truth(self, issued: pd.Timestamp, times: np.ndarray, now: pd.Timestamp) -> np.ndarray:
-        if self._whole is not None:
-            return _lookup(*self._whole, times)
-        window = self._windows.get(issued)
-        if window is None:
-            end = issued + pd.Timedelta(hours=self.spec.max_lead_h + 1)
-            window = _arrays(self._fetch(issued, end, max(now, issued)))
-            if len(self._windows) >= 8:
-                self._windows.pop(next(iter(self._windows)))
-            self._windows[issued] = window
-        return _lookup(*window, times)
+        """The observation on ``index``, NaN where there is none."""
+        return _lookup(self._times, self._values, _ns(pd.DatetimeIndex(index)))
 
 
 def _arrays(observed: pd.Series) -> tuple[np.ndarray, np.ndarray]:

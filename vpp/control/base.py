@@ -28,7 +28,7 @@ from vpp.core.site import Site
 from vpp.forecast import Mode
 from vpp.learned import LearnedForecaster, LearnedSettings
 from vpp.signals.watch import SignalWatch
-from vpp.weather import ForecastSpec, SyntheticTemperatureForecast
+from vpp.weather import ForecastSpec
 
 
 @dataclass
@@ -57,6 +57,9 @@ class ControllerBase:
     #: forecasts use; None: made from the inputs with site ``[forecast] weather =
     #: "synthetic"``, else temperature persistence and no store reserve.
     weather: Any = None
+    #: Synthetic issued forecasts' parameters (site ``[forecast] weather = "synthetic"``):
+    #: each plan makes them from the temperature its inputs hold ahead.
+    weather_spec: ForecastSpec | None = field(default=None, init=False)
     #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
     store_reserve_wh: float = field(default=0.0, init=False)
     store: StoreEstimate = field(init=False)
@@ -106,11 +109,10 @@ class ControllerBase:
                 LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
             )
         if self.weather is None and config.weather == "synthetic" and self.forecast_mode == "asof":
-            # Issued forecasts made from what the inputs hold ahead (replay's table, the
-            # demo's historic file); a source that knows only the past gives persistence.
-            self.weather = SyntheticTemperatureForecast.from_inputs(
-                self.inputs, ForecastSpec(seed=config.weather_seed)
-            )
+            # Issued forecasts made, plan by plan, from what the inputs hold ahead (replay's
+            # table, the demo's historic file); a source that knows only the past gives
+            # persistence (vpp.control.planning).
+            self.weather_spec = ForecastSpec(seed=config.weather_seed)
         heat = self.site.heat
         self.store = StoreEstimate.for_site(
             heat, heat.store_capacity_wh * heat.store_initial_pct / 100

@@ -21,6 +21,7 @@ from vpp.core.site import Site
 from vpp.forecast import forecast
 from vpp.learned import apply_p50, bands_frame, site_bands
 from vpp.signals.standing import spot_from_forecast
+from vpp.weather import SyntheticTemperatureForecast
 
 log = logging.getLogger("vpp.control")
 
@@ -83,7 +84,12 @@ class Planning(Recording):
     def _forecast(self, at: datetime) -> pd.DataFrame:
         """The optimiser's forecast for a plan starting at ``at``, with the limits in force."""
         horizon = timedelta(hours=self.site.optimizer.horizon_h)
-        history = self.inputs.history(at, horizon)
+        ahead = timedelta(0)
+        if self.weather_spec is not None and self.forecast_mode == "asof":
+            # The synthetic issues err around the temperature the inputs hold, past the
+            # horizon over the store reserve's look-ahead (the plans read no other future).
+            ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h + 8)
+        history = self.inputs.history(at, horizon + ahead)
         if self.forecast_mode == "perfect" and len(history):
             # A perfect forecast sees no further than the inputs reach.
             end = pd.Timestamp(history.index[-1]) + pd.Timedelta(minutes=15)
@@ -125,7 +131,9 @@ class Planning(Recording):
         """The raw forecast over ``horizon``; sets :attr:`store_reserve_wh`
         (:func:`forecast_with_weather`)."""
         weather = self.weather if self.forecast_mode == "asof" else None
-        if weather is None:
+        if weather is None and self.weather_spec is not None and "outdoor_temp_c" in used:
+            weather = SyntheticTemperatureForecast(used["outdoor_temp_c"], self.weather_spec)
+        if weather is None or self.forecast_mode != "asof":
             self.store_reserve_wh = 0.0
             return forecast(used, at, horizon, mode=self.forecast_mode)
         raw, self.store_reserve_wh = forecast_with_weather(self.site, used, at, horizon, weather)
