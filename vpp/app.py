@@ -104,7 +104,8 @@ async def build_controller(
     )
     if site.forecast.weather == "synthetic":
         # No source of issued temperature forecasts is read yet: the synthetic issues are
-        # made from what the inputs hold ahead (the demo's historic file), else persistence.
+        # made from what the inputs hold ahead (the demo's historic file), else persistence
+        # (docs/forecasts.md).
         log.info(
             "temperature forecast: synthetic issues where the inputs hold the temperature "
             "ahead (historic files), else persistence"
