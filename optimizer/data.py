@@ -89,6 +89,8 @@ class ModelData:
     unserved_el_penalty_eur_per_mwh: float
     spilled_el_penalty_eur_per_mwh: float
     unmet_heat_penalty_eur_per_mwh: float
+    #: Least energy in the store at the last step, Wh thermal (see :func:`set_store_floor`).
+    store_end_min_wh: float = 0.0
 
     @property
     def steps(self) -> int:
@@ -217,6 +219,7 @@ def build_problem(
     )
     set_soc_bounds(data)
     set_terminal_values(data, params)
+    set_store_floor(data, state.store_reserve_wh)
     return Problem(
         data=data,
         batteries=fleet,
@@ -270,6 +273,40 @@ def set_terminal_values(data: ModelData, params: OptimizerParams) -> None:
     finite = cheapest[np.isfinite(cheapest)]
     data.store_terminal_eur_per_mwh = (
         max(0.0, float(np.quantile(finite, q))) if finite.size else 0.0
+    )
+
+
+def heat_pump_reach_th_w(cop: F64, hp_max_el_w: F64, waste_heat_w: F64) -> F64:
+    """Most heat the heat pump can give per step, W thermal: ``COP * min(P_max, Q_waste /
+    (COP - 1))`` (its source is the data centre's waste heat); 0 where it cannot run."""
+    runs = (cop > 1.0) & (hp_max_el_w > 0)
+    lift = np.where(runs, cop - 1.0, 1.0)
+    out: F64 = np.where(runs, cop * np.minimum(hp_max_el_w, waste_heat_w / lift), 0.0)
+    return out
+
+
+def set_store_floor(data: ModelData, reserve_wh: float) -> None:
+    """The store's least energy at the plan's end: ``reserve_wh`` (heat needed after the
+    horizon that the heat pump cannot give then, :mod:`optimizer.reserve`), but no more
+    than 98 % of what the heat pump can put into the store over the horizon on top of the
+    forecast demand (with the standing loss and the charging limit) and the capacity, so
+    the floor is met with heat-pump heat, never by firing the boiler to hold heat.
+
+    Heat kept for a cold spell is heat the boiler does not make then; the heat pump's heat
+    costs a fraction of the boiler's, so the floor stands for a value of the reserve at the
+    boiler's cost, without a second terminal price in the LP.
+    """
+    if not reserve_wh > 0 or data.steps == 0:
+        data.store_end_min_wh = 0.0
+        return
+    surplus = heat_pump_reach_th_w(data.cop, data.hp_max_el_w, data.waste_heat_w)
+    surplus = np.clip(surplus - data.heat_demand_w, 0.0, data.store_max_charge_w)
+    keep = data.store_keep ** np.arange(data.steps - 1, -1, -1, dtype=float)
+    reachable = data.store_keep**data.steps * data.store0_wh + float(
+        (keep * surplus).sum() * data.dt_h
+    )
+    data.store_end_min_wh = float(
+        max(0.0, min(reserve_wh, 0.98 * reachable, data.store_capacity_wh))
     )
 
 

@@ -214,7 +214,9 @@ def build_lp(d: ModelData) -> _Lp:
     st_dis = lp.var("store_dis", (T,), 0.0, d.store_max_discharge_w * KW)
     st_cost = np.zeros(T)
     st_cost[-1] = -1e-3 * d.store_terminal_eur_per_mwh
-    st_e = lp.var("store_e", (T,), 0.0, d.store_capacity_wh * KW, st_cost)
+    st_lo = np.zeros(T)
+    st_lo[-1] = d.store_end_min_wh * KW
+    st_e = lp.var("store_e", (T,), st_lo, d.store_capacity_wh * KW, st_cost)
     boiler = lp.var("boiler_th", (T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
     unmet = lp.var("heat_unmet", (T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
 

@@ -113,6 +113,10 @@ class State:
     store_wh: float | None = None
     #: Ids of devices that do not answer: they are left out of the plan.
     offline: frozenset[str] = frozenset()
+    #: Heat the store should hold at the plan's end, Wh thermal: the forecast demand after
+    #: the horizon that the heat pump cannot meet (:func:`optimizer.reserve.store_reserve_wh`).
+    #: The plan keeps what its heat pump can reach of it (``ModelData.store_end_min_wh``).
+    store_reserve_wh: float = 0.0
 
     @classmethod
     def from_site(cls, site: Site) -> State:

@@ -102,6 +102,14 @@ async def build_controller(
         recorder=recorder,
         metrics=metrics,
     )
+    if site.forecast.weather == "synthetic":
+        # No source of issued temperature forecasts is read yet: the synthetic issues are
+        # made from what the inputs hold ahead (the demo's historic file), else persistence
+        # (docs/forecasts.md).
+        log.info(
+            "temperature forecast: synthetic issues where the inputs hold the temperature "
+            "ahead (historic files), else persistence"
+        )
     # Every site gets a watch (and the signals job): the operator may set signals through
     # the API on any site; control boxes and VTNs are read by the same job.
     ctl.signal_watch = SignalWatch.for_site(

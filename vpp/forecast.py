@@ -22,14 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
 import pvlib  # type: ignore[import-untyped]
 
+from vpp.data import DATA_DIR
+from vpp.data.heat import ShlpCoefficients, read_shlp, sigmoid_h, temperature_interval
 from vpp.data.profiles import bdew_dynamisation, saxony_holidays, slp_day_types
-from vpp.data.schema import COLUMNS, INDEX_NAME, SCHEMA, STEP
+from vpp.data.schema import COLUMNS, INDEX_NAME, SCHEMA, STEP, STEP_H
 from vpp.data.timegrid import LOCAL_TZ
 from vpp.sources.daymap import (
     DAY_NS,
@@ -42,6 +44,16 @@ from vpp.sources.daymap import (
 )
 
 Mode = Literal["asof", "perfect"]
+
+
+class TemperatureForecasts(Protocol):
+    """Issued temperature forecasts (e.g. :class:`vpp.weather.SyntheticTemperatureForecast`):
+    ``at(now, index)`` gives the newest forecast usable at ``now`` on ``index`` [degC], NaN
+    where it has no value."""
+
+    def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray: ...
+
+
 #: Local time from which the next delivery day's day-ahead prices count as published.
 PRICE_PUBLICATION = time(13, 0)
 DEFAULT_HORIZON = timedelta(hours=36)
@@ -68,6 +80,9 @@ class ForecastSettings:
     solar_nowcast_decay_h: float = 4.0
     #: Mean clear-sky GHI [W/m^2] the nowcast window needs (no nowcast around sunrise/night).
     solar_nowcast_min_sky: float = 30.0
+    #: Complete known days whose measured heat demand scales the SigLinDe model of the heat
+    #: forecast from a temperature forecast (:func:`forecast_heat_from_temperature`).
+    heat_scale_days: int = 3
 
 
 def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:
@@ -103,6 +118,7 @@ def forecast(
     horizon: timedelta = DEFAULT_HORIZON,
     mode: Mode = "asof",
     settings: ForecastSettings | None = None,
+    weather: TemperatureForecasts | None = None,
 ) -> pd.DataFrame:
     """Raw-schema forecast for the quarter hours of :func:`forecast_index`.
 
@@ -116,6 +132,10 @@ def forecast(
         Length of the forecast, rounded up to whole quarter hours.
     mode : {"asof", "perfect"}
         ``"asof"``: only what was known at ``now``; ``"perfect"``: the true values.
+    weather : TemperatureForecasts, optional
+        Issued temperature forecasts (asof only): the outdoor temperature is the newest
+        issue usable at ``now`` (persistence where it has no value) and the heat demand
+        comes from it through :func:`forecast_heat_from_temperature`. None: persistence.
 
     Returns
     -------
@@ -136,6 +156,26 @@ def forecast(
         known = known_series(data[column], cutoff)
         estimate = _FORECASTERS[column](known, index, cutoff, settings)
         out[column] = _clip(column, estimate)
+    if weather is not None and "outdoor_temp_c" in out:
+        issued = np.asarray(weather.at(_utc(now), index), dtype=float)
+        if len(issued) != len(index):
+            raise ValueError(f"weather forecast: {len(issued)} values for {len(index)} steps")
+        temp = np.where(np.isnan(issued), out["outdoor_temp_c"], issued)
+        out["outdoor_temp_c"] = _clip("outdoor_temp_c", temp)
+        if "heat_w_per_mwh_a" in out:
+            cutoff = _utc(now).floor(STEP)
+            heat = forecast_heat_from_temperature(
+                known_series(data["heat_w_per_mwh_a"], cutoff),
+                known_series(data["outdoor_temp_c"], cutoff),
+                out["outdoor_temp_c"],
+                index,
+                cutoff,
+                settings,
+            )
+            rules = out["heat_w_per_mwh_a"]
+            out["heat_w_per_mwh_a"] = _clip(
+                "heat_w_per_mwh_a", np.where(np.isnan(heat), rules, heat)
+            )
     return pd.DataFrame(out, index=index)
 
 
@@ -296,6 +336,104 @@ def forecast_heat(
     if last < 0:
         return np.full(len(index), np.nan)
     return table.lookup(np.full(len(index), last), local_slots(index))
+
+
+def forecast_heat_from_temperature(
+    known_heat: pd.Series,
+    known_temp: pd.Series,
+    temp_forecast: np.ndarray,
+    index: pd.DatetimeIndex,
+    cutoff: pd.Timestamp,
+    settings: ForecastSettings,
+) -> np.ndarray:
+    """Heat demand [W per MWh/a] from a temperature forecast through the SigLinDe model.
+
+    The model the world's heat demand is made with (:mod:`vpp.data.heat`, MFH, building
+    class 2, coefficients in ``data/shlp/``): per local day the mean temperature (measured
+    before ``cutoff``, ``temp_forecast`` on ``index`` after it), smoothed over the three days
+    before (``theta``), the daily factor ``h(theta)`` spread over the day by the hour
+    factors of its temperature band. Its level is set by what the recent history says: the
+    measured heat of the ``heat_scale_days`` latest complete known days over the model's
+    heat of the same days (from their measured temperature), so a bias of the model or of
+    the network (noise, solar gains) is corrected by recent days. NaN where a day has no
+    temperature or the history has no complete day to scale by (the caller falls back).
+    """
+    coef = _shlp()
+    index = pd.DatetimeIndex(index)
+    if len(index) == 0:
+        return np.zeros(0)
+    first_day = (
+        cutoff.tz_convert(LOCAL_TZ).normalize() - pd.Timedelta(days=settings.heat_scale_days + 4)
+    ).normalize()
+    last = index[-1].tz_convert(LOCAL_TZ)
+    end = (last.normalize() + pd.Timedelta(hours=26)).normalize()
+    grid_ns, codes, n_days, hours, weekday = _local_grid(_ns(first_day), _ns(end))
+    temp = values_at(known_temp, grid_ns)
+    ahead = grid_ns >= _ns(cutoff)
+    temp[ahead] = np.nan
+    pos = np.searchsorted(utc_ns(index), grid_ns)
+    on_index = (pos < len(index)) & ahead
+    on_index[on_index] = utc_ns(index)[pos[on_index]] == grid_ns[on_index]
+    temp[on_index] = np.asarray(temp_forecast, dtype=float)[pos[on_index]]
+    have = ~np.isnan(temp)
+    counts = np.bincount(codes, weights=have.astype(float), minlength=n_days)
+    sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=n_days)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        daily = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    theta = np.full(n_days, np.nan)
+    theta[3:] = (daily[3:] + 0.5 * daily[2:-1] + 0.25 * daily[1:-2] + 0.125 * daily[:-3]) / 1.875
+    h = sigmoid_h(theta, coef) * coef.weekday_factors[weekday]
+    band = temperature_interval(np.nan_to_num(theta))
+    hour_weight = coef.hour_factors[hours, band[codes] - 1]
+    day_total = np.bincount(codes, weights=hour_weight, minlength=n_days)
+    model = h[codes] * hour_weight / day_total[codes] / STEP_H
+    # Scale: the latest complete known days of measured heat.
+    heat = values_at(known_heat, grid_ns)
+    before = grid_ns < _ns(cutoff)
+    known_q = np.bincount(codes, weights=(before & ~np.isnan(heat)).astype(float),
+                          minlength=n_days)  # fmt: skip
+    complete = known_q == np.bincount(codes, minlength=n_days)
+    usable = np.flatnonzero(complete & ~np.isnan(theta))[-settings.heat_scale_days :]
+    if len(usable) == 0:
+        return np.full(len(index), np.nan)
+    rows = np.isin(codes, usable)
+    modelled = float(model[rows].sum())
+    if not modelled > 0:
+        return np.full(len(index), np.nan)
+    scale = float(heat[rows].sum()) / modelled
+    out = np.full(len(index), np.nan)
+    target = np.searchsorted(grid_ns, utc_ns(index))
+    inside = target < len(grid_ns)
+    out[inside] = scale * model[target[inside]]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _local_grid(
+    start_ns: int, end_ns: int
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """Quarter hours ``[start, end)`` (ns, UTC; local midnights): their instants, local day
+    code (0..n-1), the number of days, local hour, and each day's weekday (Monday 0).
+    Cached: the plans of a day ask for the same span again."""
+    grid = pd.date_range(
+        pd.Timestamp(start_ns, tz="UTC"), pd.Timestamp(end_ns, tz="UTC"), freq=STEP,
+        inclusive="left",
+    )  # fmt: skip
+    local = grid.tz_convert(LOCAL_TZ)
+    codes, days = pd.factorize(local.normalize(), sort=True)
+    out = (
+        utc_ns(grid), codes, len(days), local.hour.to_numpy(),
+        pd.DatetimeIndex(days).day_of_week.to_numpy(),
+    )  # fmt: skip
+    for array in (out[0], out[1], out[3], out[4]):
+        array.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=1)
+def _shlp() -> ShlpCoefficients:
+    """The SigLinDe coefficients the shipped heat demand is made with (data/README.md)."""
+    return read_shlp(DATA_DIR / "shlp")
 
 
 def forecast_daily(
@@ -491,10 +629,12 @@ __all__ = [
     "DEFAULT_HORIZON",
     "PRICE_PUBLICATION",
     "ForecastSettings",
+    "TemperatureForecasts",
     "cutoffs",
     "forecast",
     "forecast_daily",
     "forecast_heat",
+    "forecast_heat_from_temperature",
     "forecast_index",
     "forecast_it_load",
     "forecast_load",

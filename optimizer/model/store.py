@@ -14,6 +14,7 @@ def add_store_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
         e[t] = keep * e[t-1] + (q_ch[t] - q_dis[t]) * dt        (e[-1] = e0)
         keep = (1 - loss_per_h) ** dt                            (standing losses)
         0 <= e[t] <= E     0 <= q_ch[t] <= Q_ch     0 <= q_dis[t] <= Q_dis
+        e[T-1] >= E_end                                          (the reserve kept at the end)
 
     The initial energy is clamped to ``0..E`` when the state is read, so the recursion is
     always feasible (discharge and losses never have to exceed what is stored).
@@ -24,9 +25,11 @@ def add_store_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
     add_param(m, "store_dis_max", (), lambda d: d.store_max_discharge_w * KW, data)
     add_param(m, "store_keep", (), lambda d: d.store_keep, data)
     add_param(m, "store0", (), lambda d: d.store0_wh * KW, data)
+    add_param(m, "store_end_min", (), lambda d: d.store_end_min_wh * KW, data)
+    last = data.steps - 1
     m.store_ch = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_ch_max))
     m.store_dis = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_dis_max))
-    m.store_e = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_cap))
+    m.store_e = pyo.Var(T, bounds=lambda m, t: (m.store_end_min if t == last else 0.0, m.store_cap))
     dt = m.dt
 
     def balance(m: pyo.ConcreteModel, t: int) -> object:

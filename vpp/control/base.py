@@ -28,6 +28,7 @@ from vpp.core.site import Site
 from vpp.forecast import Mode
 from vpp.learned import LearnedForecaster, LearnedSettings
 from vpp.signals.watch import SignalWatch
+from vpp.weather import ForecastSpec
 
 
 @dataclass
@@ -52,6 +53,15 @@ class ControllerBase:
     #: Grid-operator signal sources (:class:`vpp.signals.watch.SignalWatch`), read by the
     #: ``signals`` job; None: the site has none.
     signal_watch: Any = None
+    #: Issued temperature forecasts (:class:`vpp.forecast.TemperatureForecasts`) the asof
+    #: forecasts use; None: made from the inputs with site ``[forecast] weather =
+    #: "synthetic"``, else temperature persistence and no store reserve.
+    weather: Any = None
+    #: Synthetic issued forecasts' parameters (site ``[forecast] weather = "synthetic"``):
+    #: each plan makes them from the temperature its inputs hold ahead.
+    weather_spec: ForecastSpec | None = field(default=None, init=False)
+    #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
+    store_reserve_wh: float = field(default=0.0, init=False)
     store: StoreEstimate = field(init=False)
     #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
     learned: LearnedForecaster | None = field(default=None, init=False)
@@ -98,6 +108,11 @@ class ControllerBase:
             self.learned = LearnedForecaster(
                 LearnedSettings(train_days=config.train_days, min_train_days=config.min_train_days)
             )
+        if self.weather is None and config.weather == "synthetic" and self.forecast_mode == "asof":
+            # Issued forecasts made, plan by plan, from what the inputs hold ahead (replay's
+            # table, the demo's historic file); a source that knows only the past gives
+            # persistence (vpp.control.planning).
+            self.weather_spec = ForecastSpec(seed=config.weather_seed)
         heat = self.site.heat
         self.store = StoreEstimate.for_site(
             heat, heat.store_capacity_wh * heat.store_initial_pct / 100

@@ -4,6 +4,7 @@ new plan; and the plan's row for the quarter hour now."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta
@@ -13,11 +14,14 @@ import pandas as pd
 
 from optimizer.inputs import State, forecast_from_raw
 from optimizer.plan import Plan
+from optimizer.reserve import store_reserve_wh
 from vpp.control import cycle
 from vpp.control.recording import Recording
+from vpp.core.site import Site
 from vpp.forecast import forecast
 from vpp.learned import apply_p50, bands_frame, site_bands
 from vpp.signals.standing import spot_from_forecast
+from vpp.weather import SyntheticTemperatureForecast
 
 log = logging.getLogger("vpp.control")
 
@@ -25,6 +29,8 @@ log = logging.getLogger("vpp.control")
 #: forecast on its own, so leaving them out changes nothing a plan sees and saves a third
 #: of the forecast's time.
 UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
+#: Raw columns forecast past the horizon for the store reserve (optimizer/reserve.py).
+RESERVE_COLUMNS = ("heat_w_per_mwh_a", "outdoor_temp_c", "it_load_ratio", "waste_heat_temp_c")
 
 
 class Planning(Recording):
@@ -41,7 +47,7 @@ class Planning(Recording):
         tic = time.perf_counter()
         forecast = await asyncio.to_thread(self._forecast, at)
         self.state.forecast_seconds_total += time.perf_counter() - tic
-        start_state = self.plan_state()
+        start_state = dataclasses.replace(self.plan_state(), store_reserve_wh=self.store_reserve_wh)
         tic = time.perf_counter()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
         self.state.planner_seconds_total += time.perf_counter() - tic
@@ -78,13 +84,18 @@ class Planning(Recording):
     def _forecast(self, at: datetime) -> pd.DataFrame:
         """The optimiser's forecast for a plan starting at ``at``, with the limits in force."""
         horizon = timedelta(hours=self.site.optimizer.horizon_h)
-        history = self.inputs.history(at, horizon)
+        ahead = timedelta(0)
+        if self.weather_spec is not None and self.forecast_mode == "asof":
+            # The synthetic issues err around the temperature the inputs hold, past the
+            # horizon over the store reserve's look-ahead (the plans read no other future).
+            ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h + 8)
+        history = self.inputs.history(at, horizon + ahead)
         if self.forecast_mode == "perfect" and len(history):
             # A perfect forecast sees no further than the inputs reach.
             end = pd.Timestamp(history.index[-1]) + pd.Timedelta(minutes=15)
             horizon = min(horizon, (end - pd.Timestamp(at)).to_pytimedelta())
         used = history.drop(columns=[c for c in UNUSED_COLUMNS if c in history.columns])
-        raw = forecast(used, at, horizon, mode=self.forecast_mode)
+        raw = self._raw_forecast(used, at, horizon)
         bands = None
         if self.learned is not None and self.forecast_mode == "asof" and len(raw):
             quantiles = self.learned.quantiles(
@@ -116,6 +127,18 @@ class Planning(Recording):
             self.state.forecast_bands_w,
         )
 
+    def _raw_forecast(self, used: pd.DataFrame, at: datetime, horizon: timedelta) -> pd.DataFrame:
+        """The raw forecast over ``horizon``; sets :attr:`store_reserve_wh`
+        (:func:`forecast_with_weather`)."""
+        weather = self.weather if self.forecast_mode == "asof" else None
+        if weather is None and self.weather_spec is not None and "outdoor_temp_c" in used:
+            weather = SyntheticTemperatureForecast(used["outdoor_temp_c"], self.weather_spec)
+        if weather is None or self.forecast_mode != "asof":
+            self.store_reserve_wh = 0.0
+            return forecast(used, at, horizon, mode=self.forecast_mode)
+        raw, self.store_reserve_wh = forecast_with_weather(self.site, used, at, horizon, weather)
+        return raw
+
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
         rows = self.inputs.history(end.to_pydatetime(), timedelta(0), lookback=end - start)
@@ -133,6 +156,38 @@ class Planning(Recording):
             return []
         watch.set_prices(spot_from_forecast(self.site, forecast))
         return list(watch.signals)
+
+
+def forecast_with_weather(
+    site: Site, used: pd.DataFrame, at: datetime, horizon: timedelta, weather: Any
+) -> tuple[pd.DataFrame, float]:
+    """The asof raw forecast over ``horizon`` with the issued temperature forecasts
+    ``weather`` (temperature and heat demand from them), and the store reserve [Wh]: the
+    heat side forecast ``[forecast] reserve_lookahead_h`` past the horizon, through
+    :func:`optimizer.reserve.store_reserve_wh`."""
+    ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
+    heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
+    rest = forecast(used.drop(columns=heat_side), at, horizon, mode="asof")
+    long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=weather)
+    steps = len(rest)
+    raw = pd.concat([rest, long.iloc[:steps]], axis=1)
+    reserve = 0.0
+    if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
+        reserve = store_reserve_wh(site, _heat_side_plan(site, long.iloc[steps:]))
+    return raw, reserve
+
+
+def _heat_side_plan(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
+    """The forecast schema's heat-side columns from raw ones (as
+    :func:`optimizer.inputs.forecast_from_raw` scales them)."""
+    data = {"heat_demand_th_w": raw["heat_w_per_mwh_a"].to_numpy(float) * (
+        site.heat.annual_demand_wh / 1e6)}  # fmt: skip
+    dc = site.datacentre
+    if "it_load_ratio" in raw.columns and dc is not None:
+        data["it_power_w"] = raw["it_load_ratio"].to_numpy(float) * dc.it_power_w
+    if "waste_heat_temp_c" in raw.columns:
+        data["waste_heat_temp_c"] = raw["waste_heat_temp_c"].to_numpy(float)
+    return pd.DataFrame(data, index=raw.index, copy=False)
 
 
 def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:

@@ -356,6 +356,17 @@ class ForecastConfig(_Model):
     train_days: Annotated[int, AfterValidator(_between(2, 365))] = 28
     #: Fewer known days than this: the rule forecasts are used.
     min_train_days: Annotated[int, AfterValidator(_between(2, 365))] = 14
+    #: Outdoor temperature ahead: ``synthetic``: issued forecasts made from the observed
+    #: temperature with the published error spread by lead time (vpp/weather.py; replay
+    #: only, where the observations are known); ``persistence``: yesterday's temperature.
+    #: ``vpp run`` has no source of issued forecasts yet and always uses persistence.
+    weather: Literal["synthetic", "persistence"] = "synthetic"
+    #: Seed of the synthetic forecasts' errors.
+    weather_seed: Annotated[int, AfterValidator(_between(0, 2**31 - 1))] = 2018
+    #: Hours after the plan's horizon whose forecast heat demand, where the heat pump cannot
+    #: meet it, the store keeps in reserve at the plan's end (optimizer/reserve.py; 0: off;
+    #: only with a weather forecast).
+    reserve_lookahead_h: Annotated[int, AfterValidator(_between(0, 72))] = 48
 
     @model_validator(mode="after")
     def _window(self) -> ForecastConfig:

@@ -146,10 +146,14 @@ def day_index(site: Site, day: date) -> pd.DatetimeIndex:
 
 def raw_window(site: Site, first: date, last: date) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Raw rows days ``first..last`` need: 8 days of history before (the learned forecasts'
-    training window with a site's ``[forecast] method = "learned"``), the horizon after."""
+    training window with a site's ``[forecast] method = "learned"``), the horizon after (and
+    the store reserve's look-ahead with synthetic weather forecasts, whose issues are made
+    from the observed temperature)."""
     start, _ = day_bounds(first, site.site.timezone)
     _, end = day_bounds(last, site.site.timezone)
     lead = timedelta(hours=site.optimizer.horizon_h + 1)
+    if site.forecast.weather == "synthetic":  # the issued forecasts' truth past the horizon
+        lead += timedelta(hours=site.forecast.reserve_lookahead_h + 6)
     back = pd.Timedelta(HISTORY)
     if site.forecast.method == "learned":
         back = max(back, pd.Timedelta(days=site.forecast.train_days + 9))

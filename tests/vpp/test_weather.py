@@ -1,0 +1,184 @@
+"""Issued temperature forecasts and the heat-demand forecast made from them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vpp.data import DATA_DIR, read_inputs, shipped_inputs
+from vpp.forecast import forecast
+from vpp.weather import (
+    ISSUE_HOURS_UTC,
+    RMSE_BY_LEAD_K,
+    ForecastSpec,
+    SyntheticTemperatureForecast,
+    latest_issue,
+)
+
+#: The first day of the May cold spell of 2018 (docs/replay-world.md).
+SPELL = pd.Timestamp("2018-05-21T00:00Z")
+ROOT = DATA_DIR.parent
+
+
+@lru_cache(maxsize=1)
+def _year() -> pd.DataFrame:
+    return read_inputs(shipped_inputs(2018))
+
+
+def _steady(values: np.ndarray, start: str = "2018-03-01T00:00Z") -> pd.Series:
+    index = pd.date_range(start, periods=len(values), freq="15min", name="time")
+    return pd.Series(values, index=index)
+
+
+@settings(max_examples=200, deadline=None)
+@given(minutes=st.integers(min_value=0, max_value=60 * 24 * 30))
+def test_the_issue_read_at_now_was_delivered_before_now(minutes: int) -> None:
+    """The issue used at ``now`` is a run hour, delivered (3 h after it) by ``now``, and the
+    newest such: the next run would only be delivered after ``now``."""
+    spec = ForecastSpec()
+    now = pd.Timestamp("2018-03-01T00:00Z") + pd.Timedelta(minutes=minutes)
+    issued = latest_issue(now, spec)
+    assert issued.hour in ISSUE_HOURS_UTC and issued == issued.floor("h")
+    assert issued + spec.available_after <= now
+    assert issued + pd.Timedelta(hours=6) + spec.available_after > now
+
+
+def test_forecast_issued_after_now_is_never_used() -> None:
+    """Two worlds that agree up to the issue usable at ``now`` and differ in every issue
+    after it give the same forecast at ``now``; the same series read once the later issue
+    is delivered differ. A table of issues stands for the provider (as a live source is)."""
+    year = _year()
+    now = SPELL + pd.Timedelta(hours=4)  # 00 UTC run delivered at 03:00; 06 UTC not yet
+    history = year.loc[now - pd.Timedelta(days=8) : now + pd.Timedelta(days=2)]
+    base = SyntheticTemperatureForecast(year["outdoor_temp_c"])
+
+    class Issues:
+        """The synthetic issues, with every issue after the 00 UTC run ``offset`` K off."""
+
+        def __init__(self, offset: float) -> None:
+            self.offset = offset
+
+        def at(self, when: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+            values = base.at(when, index)
+            return values + self.offset if latest_issue(when, base.spec) > SPELL else values
+
+    horizon = pd.Timedelta(hours=36)
+    warm = forecast(history, now, horizon, weather=Issues(+15.0))
+    cold = forecast(history, now, horizon, weather=Issues(-15.0))
+    pd.testing.assert_frame_equal(warm, cold)
+    delivered = now + pd.Timedelta(hours=5)  # the 06 UTC run is in from 09:00
+    a = forecast(history, delivered, horizon, weather=Issues(+15.0))
+    b = forecast(history, delivered, horizon, weather=Issues(-15.0))
+    assert (a["outdoor_temp_c"] - b["outdoor_temp_c"]).abs().min() > 29.0
+    assert (a["heat_w_per_mwh_a"] < b["heat_w_per_mwh_a"]).all()
+
+
+def test_error_spread_grows_with_lead_time_as_published() -> None:
+    """Over 400 issues of a constant 10 degC, the forecasts' root-mean-square error at each
+    lead time is the table's (within sampling error), and grows with the lead time."""
+    truth = _steady(np.full(4 * 24 * 110, 10.0))
+    source = SyntheticTemperatureForecast(truth)
+    issues = pd.date_range("2018-03-01T00:00Z", periods=400, freq="6h")
+    errors = np.stack([source.error(t).to_numpy() for t in issues])
+    rmse = np.sqrt((errors**2).mean(axis=0))
+    for lead, expected in RMSE_BY_LEAD_K[1:]:
+        assert rmse[int(lead) - 1] == pytest.approx(expected, rel=0.15), lead
+    assert rmse[5] < rmse[47] < rmse[95]
+    assert abs(errors.mean()) < 0.3  # unbiased
+    # The forecast is the observation plus that error.
+    index = pd.date_range(issues[0] + pd.Timedelta(hours=4), periods=8, freq="h")
+    got = source.at(issues[0] + pd.Timedelta(hours=3), index)
+    np.testing.assert_allclose(got, 10.0 + errors[0, 3:11] + 0.0, atol=0.3)
+
+
+def test_same_seed_same_forecasts_in_any_order_other_seed_others() -> None:
+    truth = _steady(np.linspace(0.0, 20.0, 4 * 24 * 20))
+    now = pd.Timestamp("2018-03-05T10:00Z")
+    index = pd.date_range(now.floor("15min"), periods=200, freq="15min")
+    first = SyntheticTemperatureForecast(truth, ForecastSpec(seed=7))
+    first.at(now + pd.Timedelta(days=3), index)  # another issue first
+    a = first.at(now, index)
+    b = SyntheticTemperatureForecast(truth, ForecastSpec(seed=7)).at(now, index)
+    c = SyntheticTemperatureForecast(truth, ForecastSpec(seed=8)).at(now, index)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0.1
+    with pytest.raises(ValueError, match="max_lead_h"):
+        ForecastSpec(max_lead_h=0)
+
+
+def test_heat_forecast_from_temperature_sees_the_cold_spell_coming() -> None:
+    """At midnight before the May spell of 2018 the heat demand climbs over three days.
+    Yesterday's profile (the old rule) forecasts a third of the third day's heat; the
+    SigLinDe model on the issued temperature forecast comes within a quarter of every day,
+    and on the observed temperature it is the shipped profile itself."""
+    year = _year()
+    history = year.loc[SPELL - pd.Timedelta(days=8) : SPELL + pd.Timedelta(days=4)]
+    horizon = pd.Timedelta(hours=72)
+    truth = year["heat_w_per_mwh_a"].loc[SPELL : SPELL + horizon - pd.Timedelta(minutes=15)]
+    daily_truth = truth.resample("D").sum()
+
+    def daily(weather: object) -> pd.Series:
+        heat = forecast(history, SPELL, horizon, weather=weather)["heat_w_per_mwh_a"]  # type: ignore[arg-type]
+        return heat.resample("D").sum() / daily_truth
+
+    persistence = daily(None)
+    assert persistence.iloc[2] < 0.5  # the old forecast misses the spell
+    issued = daily(SyntheticTemperatureForecast(year["outdoor_temp_c"]))
+    assert ((issued > 0.75) & (issued < 1.25)).all(), issued.round(3).tolist()
+
+    class Observed:
+        def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+            return year["outdoor_temp_c"].reindex(index).to_numpy(float)
+
+    exact = forecast(history, SPELL, horizon, weather=Observed())["heat_w_per_mwh_a"]
+    # Whole days known ahead: the model is the shipped profile (scaled by recent days).
+    first_two = slice(SPELL, SPELL + pd.Timedelta(hours=46))
+    np.testing.assert_allclose(exact.loc[first_two], truth.loc[first_two], rtol=0.01, atol=0.5)
+
+
+def test_heat_forecast_is_scaled_by_the_recent_days() -> None:
+    """A network whose measured heat runs 30 % above the standard profile is forecast 30 %
+    above it (the scale comes from the recent complete days, not from the model)."""
+    year = _year().copy()
+    year["heat_w_per_mwh_a"] *= 1.3
+    history = year.loc[SPELL - pd.Timedelta(days=8) : SPELL + pd.Timedelta(days=2)]
+
+    class Observed:
+        def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+            return year["outdoor_temp_c"].reindex(index).to_numpy(float)
+
+    heat = forecast(history, SPELL, pd.Timedelta(hours=24), weather=Observed())
+    truth = year["heat_w_per_mwh_a"].reindex(heat.index)
+    assert float(heat["heat_w_per_mwh_a"].sum() / truth.sum()) == pytest.approx(1.0, abs=0.01)
+
+
+def _reserve_at(at: pd.Timestamp, weather: object) -> float:
+    from datetime import timedelta
+
+    from vpp.control.planning import forecast_with_weather
+    from vpp.core.site import read_site
+
+    site = read_site(ROOT / "config" / "demo.toml")
+    year = _year()
+    used = year.loc[at - pd.Timedelta(days=8) : at + pd.Timedelta(hours=37)]
+    raw, reserve = forecast_with_weather(
+        site, used, at.to_pydatetime(), timedelta(hours=36), weather
+    )
+    assert len(raw) == 144 and not raw[["heat_w_per_mwh_a", "outdoor_temp_c"]].isna().any().any()
+    return reserve
+
+
+def test_the_plan_sees_the_spell_past_its_horizon_as_a_store_reserve() -> None:
+    """On the demo site, at noon the day before the May 2018 spell (its demand two days
+    ahead, past the 36 h horizon), the issued forecasts call for several MWh in the store
+    at the plan's end; in a quiet July week for none. With persistence the reserve is 0 by
+    construction (vpp run without a forecast source)."""
+    weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
+    before = _reserve_at(pd.Timestamp("2018-05-20T12:00Z"), weather)
+    assert 2e6 < before <= 10e6
+    assert _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather) == 0.0

@@ -1,0 +1,181 @@
+"""Issued temperature forecasts: what a weather service had published at a given moment.
+
+A real controller receives a point forecast of the 2 m temperature several times a day (DWD
+MOSMIX: four runs a day, hourly values to 240 h). The project has observations only, no
+archive of issued forecasts, so replay and the simulated world make them from the observed
+temperature plus an error whose spread grows with the lead time
+(:class:`SyntheticTemperatureForecast`):
+
+- issues at :data:`ISSUE_HOURS_UTC` (00, 06, 12, 18 UTC), each usable from
+  ``issue + available_after_h`` (3 h: the run, its post-processing and delivery), hourly
+  values to ``max_lead_h`` (120 h);
+- the forecast for ``issue + L`` is ``observed(issue + L) + sigma(L) * z(L)``: ``z`` a unit
+  AR(1) process over the lead hours (correlation time ``error_corr_h``, 24 h: a forecast
+  that misses a front misses it for a day, not for one hour), ``sigma(L)`` interpolated
+  linearly in the table :data:`RMSE_BY_LEAD_K` of published verification of operational
+  2 m temperature forecasts (docs/forecasts.md names the sources) and held beyond its last
+  entry;
+- issues draw independent errors, from ``numpy.random.default_rng([seed, issue hour])``: the
+  same seed gives the same forecasts whatever is replayed, in any order, in any process.
+
+The spread is taken from the verification literature, not fitted to the replayed year.
+:meth:`SyntheticTemperatureForecast.at` is the only way the forecasts read one: the latest
+issue usable at ``now`` (never one issued or delivered later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+#: Hours (UTC) of the runs.
+ISSUE_HOURS_UTC: tuple[int, ...] = (0, 6, 12, 18)
+#: Root-mean-square error [K] of operational 2 m temperature point forecasts by lead time
+#: [h] (station forecasts over central Europe; rounded from the verification cited in
+#: docs/forecasts.md).
+RMSE_BY_LEAD_K: tuple[tuple[float, float], ...] = (
+    (0.0, 0.8),
+    (24.0, 1.4),
+    (48.0, 1.7),
+    (72.0, 2.0),
+    (120.0, 2.6),
+)
+HOUR = pd.Timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ForecastSpec:
+    """How the synthetic issues are made (see the module docstring)."""
+
+    seed: int = 2018
+    available_after_h: float = 3.0
+    max_lead_h: int = 120
+    error_corr_h: float = 24.0
+
+    def __post_init__(self) -> None:
+        if self.max_lead_h <= 0:
+            raise ValueError(f"max_lead_h must be positive, got {self.max_lead_h}")
+        if self.error_corr_h <= 0:
+            raise ValueError(f"error_corr_h must be positive, got {self.error_corr_h}")
+        if self.available_after_h < 0:
+            raise ValueError(
+                f"available_after_h must not be negative, got {self.available_after_h}"
+            )
+
+    @property
+    def available_after(self) -> pd.Timedelta:
+        return pd.Timedelta(hours=self.available_after_h)
+
+
+def rmse_k(lead_h: np.ndarray) -> np.ndarray:
+    """Error spread [K] at the lead times [h] (:data:`RMSE_BY_LEAD_K`, held past its end)."""
+    leads, rmse = zip(*RMSE_BY_LEAD_K, strict=True)
+    out: np.ndarray = np.interp(np.asarray(lead_h, dtype=float), leads, rmse)
+    return out
+
+
+def latest_issue(now: pd.Timestamp, spec: ForecastSpec) -> pd.Timestamp:
+    """The newest issue time whose forecast is usable at ``now`` (UTC)."""
+    ready = _utc(now) - spec.available_after
+    issue = ready.floor("h")
+    for _ in range(25):  # at most a day back to the previous run hour
+        if issue.hour in ISSUE_HOURS_UTC:
+            return issue
+        issue -= HOUR
+    raise ValueError(f"no run hour in the day before {ready}")  # pragma: no cover
+
+
+class SyntheticTemperatureForecast:
+    """Issued temperature forecasts made from an observed series (see the module docstring).
+
+    ``observed``: outdoor temperature [degC] on a UTC index (the input table's quarter
+    hours; the controller passes what its inputs hold, which for a historic file or
+    replay's table reaches past the horizon). It is the truth the forecasts err around,
+    read only here. Targets it has no value for get NaN (the caller falls back to its own
+    estimate there: with a source that knows only the past, persistence).
+    """
+
+    def __init__(self, observed: pd.Series, spec: ForecastSpec | None = None) -> None:
+        self.spec = spec or ForecastSpec()
+        self._times, self._values = _arrays(observed)
+
+    def error(self, issued: pd.Timestamp) -> pd.Series:
+        """One issue's error [K] at its hourly lead times ``issued + 1 h .. + max_lead_h``."""
+        return _error(self.spec, _utc(issued))
+
+    def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+        """Temperature [degC] on ``index`` as forecast by the newest issue usable at ``now``:
+        the observation plus the issue's error, interpolated linearly between its hours to
+        the middle of each step; NaN outside the issue's lead times or the observations."""
+        issued = latest_issue(now, self.spec)
+        err = self.error(issued)
+        times = _ns(pd.DatetimeIndex(index))
+        step = np.diff(times[:2]) // 2 if len(times) > 1 else np.array([450 * 10**9])
+        middle = times + step[0]
+        hours = _ns(pd.DatetimeIndex(err.index))
+        shift = np.interp(middle, hours, err.to_numpy(), left=np.nan, right=np.nan)
+        out: np.ndarray = _lookup(self._times, self._values, times) + shift
+        return out
+
+    def truth(self, index: pd.DatetimeIndex) -> np.ndarray:
+        """The observation on ``index``, NaN where there is none."""
+        return _lookup(self._times, self._values, _ns(pd.DatetimeIndex(index)))
+
+
+def _arrays(observed: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    index = pd.DatetimeIndex(observed.index)
+    if index.tz is None:
+        raise ValueError("observed temperature needs a timezone-aware index (UTC)")
+    series = observed.astype(float).set_axis(index.tz_convert("UTC")).sort_index()
+    series = series[~series.index.duplicated()].dropna()
+    return _ns(pd.DatetimeIndex(series.index)), series.to_numpy(dtype=float)
+
+
+def _lookup(times: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    out = np.full(len(wanted), np.nan)
+    if len(times):
+        pos = np.clip(np.searchsorted(times, wanted), 0, len(times) - 1)
+        hit = times[pos] == wanted
+        out[hit] = values[pos[hit]]
+    return out
+
+
+@lru_cache(maxsize=256)
+def _error(spec: ForecastSpec, issued: pd.Timestamp) -> pd.Series:
+    steps = spec.max_lead_h
+    targets = pd.date_range(issued + HOUR, periods=steps, freq="h")
+    lead_h = np.arange(1, steps + 1, dtype=float)
+    rng = np.random.default_rng([spec.seed, int(issued.value // 3_600_000_000_000)])
+    phi = float(np.exp(-1.0 / spec.error_corr_h))
+    shocks = rng.standard_normal(steps)
+    z = np.empty(steps)
+    z[0] = shocks[0]
+    innovation = np.sqrt(1.0 - phi**2)
+    for i in range(1, steps):
+        z[i] = phi * z[i - 1] + innovation * shocks[i]
+    return pd.Series(rmse_k(lead_h) * z, index=targets, name="error_k")
+
+
+def _ns(index: pd.DatetimeIndex) -> np.ndarray:
+    out: np.ndarray = np.asarray(index.tz_convert("UTC").as_unit("ns").asi8)
+    return out
+
+
+def _utc(when: pd.Timestamp | object) -> pd.Timestamp:
+    ts = pd.Timestamp(when)  # type: ignore[arg-type]
+    if ts.tzinfo is None:
+        raise ValueError(f"time {ts} has no time zone (UTC expected)")
+    return ts.tz_convert("UTC")
+
+
+__all__ = [
+    "ISSUE_HOURS_UTC",
+    "RMSE_BY_LEAD_K",
+    "ForecastSpec",
+    "SyntheticTemperatureForecast",
+    "latest_issue",
+    "rmse_k",
+]
