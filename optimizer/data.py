@@ -89,8 +89,10 @@ class ModelData:
     unserved_el_penalty_eur_per_mwh: float
     spilled_el_penalty_eur_per_mwh: float
     unmet_heat_penalty_eur_per_mwh: float
-    #: Least energy in the store at the last step, Wh thermal (see :func:`set_store_floor`).
+    #: The store's reserve at the last step, Wh thermal, and what each MWh of it is worth,
+    #: EUR per MWh thermal (see :func:`set_store_floor`).
     store_end_min_wh: float = 0.0
+    store_reserve_eur_per_mwh: float = 0.0
 
     @property
     def steps(self) -> int:
@@ -286,27 +288,32 @@ def heat_pump_reach_th_w(cop: F64, hp_max_el_w: F64, waste_heat_w: F64) -> F64:
 
 
 def set_store_floor(data: ModelData, reserve_wh: float) -> None:
-    """The store's least energy at the plan's end: ``reserve_wh`` (heat needed after the
-    horizon that the heat pump cannot give then, :mod:`optimizer.reserve`), but no more
-    than 98 % of what the heat pump can put into the store over the horizon on top of the
-    forecast demand (with the standing loss and the charging limit) and the capacity, so
-    the floor is met with heat-pump heat, never by firing the boiler to hold heat.
+    """The store's reserve at the plan's end: ``reserve_wh`` (heat needed after the horizon
+    that the heat pump cannot give then, :mod:`optimizer.reserve`), at most the capacity,
+    and its value per MWh (call after :func:`set_terminal_values`).
 
-    Heat kept for a cold spell is heat the boiler does not make then; the heat pump's heat
-    costs a fraction of the boiler's, so the floor stands for a value of the reserve at the
-    boiler's cost, without a second terminal price in the LP.
+    It is no hard floor: each MWh of the end content up to the reserve is worth what it
+    saves then, the boiler's heat (gas and its CO2 over the efficiency; without a boiler,
+    unmet heat's penalty) less one step's standing loss, and never less than the store's
+    terminal value; the content above it keeps the terminal value. So the plan keeps the
+    reserve with heat cheaper than the boiler's (the heat pump's, as a rule), never fires
+    the boiler to hold heat (boiler heat made now reaches the end with at least one step's
+    loss, so it costs more than it is worth there), and where the heat pump cannot reach
+    the reserve (grid limits, caps, a grid operator's dimming) the plan stays feasible and
+    ends short of it.
     """
     if not reserve_wh > 0 or data.steps == 0:
         data.store_end_min_wh = 0.0
+        data.store_reserve_eur_per_mwh = 0.0
         return
-    surplus = heat_pump_reach_th_w(data.cop, data.hp_max_el_w, data.waste_heat_w)
-    surplus = np.clip(surplus - data.heat_demand_w, 0.0, data.store_max_charge_w)
-    keep = data.store_keep ** np.arange(data.steps - 1, -1, -1, dtype=float)
-    reachable = data.store_keep**data.steps * data.store0_wh + float(
-        (keep * surplus).sum() * data.dt_h
+    data.store_end_min_wh = float(min(reserve_wh, data.store_capacity_wh))
+    later = (
+        data.boiler_eur_per_mwh_th()
+        if data.boiler_max_w > 0
+        else data.unmet_heat_penalty_eur_per_mwh
     )
-    data.store_end_min_wh = float(
-        max(0.0, min(reserve_wh, 0.98 * reachable, data.store_capacity_wh))
+    data.store_reserve_eur_per_mwh = max(
+        data.store_terminal_eur_per_mwh, float(later * data.store_keep)
     )
 
 

@@ -214,11 +214,14 @@ def build_lp(d: ModelData) -> _Lp:
     st_dis = lp.var("store_dis", (T,), 0.0, d.store_max_discharge_w * KW)
     st_cost = np.zeros(T)
     st_cost[-1] = -1e-3 * d.store_terminal_eur_per_mwh
-    st_lo = np.zeros(T)
-    st_lo[-1] = d.store_end_min_wh * KW
-    st_e = lp.var("store_e", (T,), st_lo, d.store_capacity_wh * KW, st_cost)
+    reserve = np.zeros(T)
+    reserve[-1] = d.store_end_min_wh * KW
+    st_e = lp.var("store_e", (T,), 0.0, d.store_capacity_wh * KW - reserve, st_cost)
     boiler = lp.var("boiler_th", (T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
     unmet = lp.var("heat_unmet", (T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
+    # Last among the columns: without a reserve it is fixed at 0 and the LP is the one
+    # without it, column for column (HiGHS's pivoting follows the column order).
+    st_kept = lp.var("store_kept", (T,), 0.0, reserve, -1e-3 * d.store_reserve_eur_per_mwh)
 
     first = np.zeros((U, T))
     first[:, 0] = d.bat.soc0_wh * KW
@@ -249,6 +252,7 @@ def build_lp(d: ModelData) -> _Lp:
     e0[0] = d.store_keep * d.store0_wh * KW
     r = lp.rows_of(T, e0, e0, "store")
     lp.coef(r, st_e, 1.0)
+    lp.coef(r, st_kept, 1.0)
     lp.coef(r[1:], st_e[:-1], -d.store_keep)
     lp.coef(r, st_ch, -dt)
     lp.coef(r, st_dis, dt)

@@ -115,7 +115,8 @@ class State:
     offline: frozenset[str] = frozenset()
     #: Heat the store should hold at the plan's end, Wh thermal: the forecast demand after
     #: the horizon that the heat pump cannot meet (:func:`optimizer.reserve.store_reserve_wh`).
-    #: The plan keeps what its heat pump can reach of it (``ModelData.store_end_min_wh``).
+    #: The plan values its end content up to it at the boiler's heat it saves
+    #: (:func:`optimizer.data.set_store_floor`).
     store_reserve_wh: float = 0.0
 
     @classmethod

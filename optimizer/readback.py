@@ -40,7 +40,7 @@ def read_flows(m: pyo.ConcreteModel, solver: PersistentHighs, data: ModelData) -
         boiler_th_w=get(m.boiler_th, (T,)),
         store_charge_w=get(m.store_ch, (T,)),
         store_discharge_w=get(m.store_dis, (T,)),
-        store_wh=get(m.store_e, (T,)),
+        store_wh=get(m.store_e, (T,)) + get(m.store_kept, (T,)),
         heat_unmet_w=get(m.heat_unmet, (T,)),
     )
 

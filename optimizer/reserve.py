@@ -14,8 +14,8 @@ boiler heat is needed::
 
 ``D`` the forecast demand, ``R`` the heat pump's reach (:func:`optimizer.data.
 heat_pump_reach_th_w`), ``keep`` the store's share kept per step; the reserve is ``N[0]``
-capped at the store's capacity. The planner keeps it at the plan's end as far as its heat
-pump can reach it (:func:`optimizer.data.set_store_floor`).
+capped at the store's capacity. The planner values the end content up to it at the boiler's
+heat it saves (:func:`optimizer.data.set_store_floor`).
 """
 
 from __future__ import annotations

@@ -11,10 +11,16 @@ from optimizer.model.base import KW, add_param
 def add_store_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
     """Thermal store over steps ``t`` (kW, kWh thermal)::
 
-        e[t] = keep * e[t-1] + (q_ch[t] - q_dis[t]) * dt        (e[-1] = e0)
+        e[t] + r[t] = keep * e[t-1] + (q_ch[t] - q_dis[t]) * dt        (e[-1] = e0)
         keep = (1 - loss_per_h) ** dt                            (standing losses)
         0 <= e[t] <= E     0 <= q_ch[t] <= Q_ch     0 <= q_dis[t] <= Q_dis
-        e[T-1] >= E_end                                          (the reserve kept at the end)
+        0 <= r[t] <= R[t]     e[T-1] <= E - R[T-1]
+
+    ``r`` is the end content held as the reserve ``R`` (:func:`optimizer.data.
+    set_store_floor`: ``R`` at the last step, 0 before it), which the objective values
+    above the rest; the end content is ``e[T-1] + r[T-1]``. ``r`` is a family over every
+    step so that the LP keeps its step-minor layout (:mod:`optimizer.basis`); before the
+    last step it is fixed at 0.
 
     The initial energy is clamped to ``0..E`` when the state is read, so the recursion is
     always feasible (discharge and losses never have to exceed what is stored).
@@ -29,11 +35,17 @@ def add_store_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
     last = data.steps - 1
     m.store_ch = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_ch_max))
     m.store_dis = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_dis_max))
-    m.store_e = pyo.Var(T, bounds=lambda m, t: (m.store_end_min if t == last else 0.0, m.store_cap))
+
+    def reserve(m: pyo.ConcreteModel, t: int) -> object:
+        return m.store_end_min if t == last else 0.0
+
+    m.store_e = pyo.Var(T, bounds=lambda m, t: (0.0, m.store_cap - reserve(m, t)))
+    m.store_kept = pyo.Var(T, bounds=lambda m, t: (0.0, reserve(m, t)))
     dt = m.dt
 
     def balance(m: pyo.ConcreteModel, t: int) -> object:
         prev = m.store0 if t == 0 else m.store_e[t - 1]
-        return m.store_e[t] == m.store_keep * prev + dt * (m.store_ch[t] - m.store_dis[t])
+        now = m.store_e[t] + m.store_kept[t]
+        return now == m.store_keep * prev + dt * (m.store_ch[t] - m.store_dis[t])
 
     m.store_balance = pyo.Constraint(T, rule=balance)

@@ -49,6 +49,8 @@ class Case:
     caps: bool = False
     soc_groups: int = 4
     taper: str = "none"
+    #: The store's reserve at the plan's end, Wh thermal (``State.store_reserve_wh``).
+    reserve_wh: float = 0.0
 
 
 CASES = [
@@ -70,6 +72,7 @@ CASES = [
     Case("operator caps, long horizon", 6, 12, seed=6, caps=True, horizon_h=24),
     Case("no batteries", 8, 0, seed=7),
     Case("no PV, fine groups", 0, 40, seed=8, soc_groups=16),
+    Case("store reserve", 6, 10, seed=10, reserve_wh=1e9),
 ]
 
 
@@ -86,7 +89,12 @@ def _inputs(case: Case, seed: int = 0) -> tuple[Planner, State, pd.DataFrame]:
         for b in site.batteries[::3]:
             socs[b.id] = 0.02 * b.capacity_wh  # below soc_min_pct: the window is widened
     offline = frozenset(d.id for d in [*site.pv, *site.batteries] if rng.random() < case.offline)
-    state = State(battery_soc_wh=socs, store_wh=state.store_wh, offline=offline)
+    state = State(
+        battery_soc_wh=socs,
+        store_wh=state.store_wh,
+        offline=offline,
+        store_reserve_wh=case.reserve_wh,
+    )
     steps = case.horizon_h * 4 + 8
     forecast = synthetic_forecast(site, START, steps, seed=case.seed + seed)
     if case.caps:

@@ -112,7 +112,7 @@ def test_the_split_rounds_keep_the_cheapest_plan() -> None:
     )
     state, forecast = State.from_site(site), synthetic_forecast(site, START, 104, seed=1)
     full = Planner(site).plan(state, forecast, START)
-    assert full.info.split_rounds >= 3
+    assert full.info.split_rounds >= 2  # three candidate plans at least
     costs = [
         Planner(site, OptimizerParams(split_rounds=k)).plan(state, forecast, START).info.cost_eur
         for k in range(full.info.split_rounds + 1)
