@@ -71,6 +71,23 @@ def heat_devices(
     ]
 
 
+def store_site(heat: dict[str, Any] | None = None, **site: Any) -> Site:
+    """A 100 kW heat pump on 400 kW of IT load (360 kW of 35 degC waste heat), a 5 MWh
+    store 20 % full (charge and discharge up to 1 MW), a boiler of 1 MW on gas at 45 EUR/MWh,
+    24 h plans; ``heat`` overrides the heat settings, ``site`` goes to :func:`make_site`."""
+    settings = {
+        "boiler_max_th_w": 1e6,
+        "gas_price_eur_per_mwh": 45.0,
+        "store_capacity_wh": 5e6,
+        "store_initial_pct": 20.0,
+        "store_max_charge_th_w": 1e6,
+        "store_max_discharge_th_w": 1e6,
+        **(heat or {}),
+    }
+    site.setdefault("horizon_h", 24)
+    return make_site(heat_devices(max_el_w=100_000, it_power_w=400_000), heat=settings, **site)
+
+
 def make_forecast(steps: int, start: pd.Timestamp = START, **columns: Any) -> pd.DataFrame:
     """A forecast with every required column; scalars are repeated, arrays used as given."""
     base: dict[str, Any] = {

@@ -14,28 +14,16 @@ from optimizer.params import SolveOptions
 from optimizer.planner import Planner
 from optimizer.reserve import store_reserve_wh
 from tests.optimizer.checks import check_plan
-from tests.optimizer.conftest import START, heat_devices, make_forecast, make_site
+from tests.optimizer.conftest import START, make_forecast, store_site
 from vpp.core.site import Site
 
 STEPS = 96  # 24 h
 
 
 def _site() -> Site:
-    """A 100 kW heat pump on 400 kW of IT load (360 kW of 35 degC waste heat: it reaches
-    about 450 kW of heat), a 5 MWh store 20 % full, 1 %/h standing loss, a boiler."""
-    return make_site(
-        heat_devices(max_el_w=100_000, it_power_w=400_000),
-        heat={
-            "boiler_max_th_w": 1e6,
-            "gas_price_eur_per_mwh": 45.0,
-            "store_capacity_wh": 5e6,
-            "store_initial_pct": 20.0,
-            "store_max_charge_th_w": 1e6,
-            "store_max_discharge_th_w": 1e6,
-            "store_loss_pct_per_h": 1.0,
-        },
-        horizon_h=24,
-    )
+    """:func:`store_site` (the heat pump reaches about 450 kW of heat) with 1 %/h of
+    standing loss."""
+    return store_site({"store_loss_pct_per_h": 1.0})
 
 
 def _day(demand_w: float | np.ndarray = 150_000.0, start: pd.Timestamp = START) -> pd.DataFrame:
@@ -121,12 +109,7 @@ def test_under_a_grid_limit_the_reserve_never_fires_the_boiler(builder: str) -> 
     plan stays optimal and burns no more gas than without the reserve: boiler heat made now
     to hold for later would cost the same heat again plus the standing loss (a hard floor
     at the end burnt 5.0 MWh here against 0.9)."""
-    site = make_site(
-        heat_devices(max_el_w=100_000, it_power_w=400_000),
-        heat=_site().heat.model_dump(),
-        horizon_h=24,
-        import_limit_w=30_000.0,
-    )
+    site = store_site({"store_loss_pct_per_h": 1.0}, import_limit_w=30_000.0)
     options = SolveOptions(builder=builder)  # type: ignore[arg-type]
     state = State.from_site(site)
     plain = Planner(site, options=options).plan(state, _day(), START)

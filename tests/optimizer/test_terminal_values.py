@@ -11,7 +11,7 @@ from optimizer.inputs import State
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
 from tests.optimizer.checks import check_plan
-from tests.optimizer.conftest import START, heat_devices, make_forecast, make_site
+from tests.optimizer.conftest import START, make_forecast, store_site
 from vpp.core.site import Site
 
 STEPS = 96  # 24 h
@@ -20,21 +20,8 @@ CO2_EUR_PER_T = 80.0
 
 
 def _site() -> Site:
-    """A 100 kW heat pump on 400 kW of IT load (360 kW of 35 degC waste heat), a 5 MWh
-    store 20 % full, a boiler on gas at 45 EUR/MWh."""
-    return make_site(
-        heat_devices(max_el_w=100_000, it_power_w=400_000),
-        heat={
-            "boiler_max_th_w": 1e6,
-            "gas_price_eur_per_mwh": 45.0,
-            "store_capacity_wh": 5e6,
-            "store_initial_pct": 20.0,
-            "store_max_charge_th_w": 1e6,
-            "store_max_discharge_th_w": 1e6,
-        },
-        economics={"co2_price_eur_per_t": CO2_EUR_PER_T},
-        horizon_h=24,
-    )
+    """:func:`store_site` with CO2 priced."""
+    return store_site(economics={"co2_price_eur_per_t": CO2_EUR_PER_T})
 
 
 def _day(import_price: np.ndarray | float) -> pd.DataFrame:
