@@ -29,18 +29,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from process_limit import bench_controller
 from rich.console import Console
 from rich.table import Table
 
 from adapters.bridge import ModbusBridge
 from adapters.sim.fleet import run_fleet_process
 from adapters.sim.synthetic import synthetic_site
-from optimizer.planner import Planner
-from vpp.control.controller import Controller
-from vpp.control.inputs import InputProvider
-from vpp.control.plant import ModbusPlant
 from vpp.control.runner import step
-from vpp.control.state import ControllerState
 from vpp.core.clock import ManualClock
 from vpp.core.site import Site, parse_site
 
@@ -86,22 +82,11 @@ def bench_site(n: int, concurrency: int, poll_s: float = 10.0) -> Site:
     return parse_site(data, "<bench>")
 
 
-def controller(site: Site, bridge: ModbusBridge, clock: ManualClock) -> Controller:
-    return Controller(
-        site=site,
-        clock=clock,
-        plant=ModbusPlant.for_site(site, bridge, clock),
-        planner=Planner(site),
-        inputs=InputProvider.for_run(None, []),
-        state=ControllerState(site=site, started_at=clock.now()),
-    )
-
-
 async def dispatch_times(site: Site, quarters: int) -> tuple[list[float], int, int]:
     """Seconds of each boundary dispatch, setpoints written, read-backs that matched."""
     clock = ManualClock(START)
     async with ModbusBridge(connections_per_endpoint=8) as bridge:
-        ctl = controller(site, bridge, clock)
+        ctl = bench_controller(site, bridge, clock)
         times: list[float] = []
         for _ in range(quarters):
             await ctl.run_job("poll")
@@ -120,7 +105,7 @@ async def day_memory(site: Site) -> list[tuple[str, float]]:
     clock = ManualClock(START)
     samples = [("start", rss_mb())]
     async with ModbusBridge(connections_per_endpoint=8) as bridge:
-        ctl = controller(site, bridge, clock)
+        ctl = bench_controller(site, bridge, clock)
         for job in ("poll", "plan", "dispatch"):
             await ctl.run_job(job)
         samples.append(("after first plan", rss_mb()))

@@ -29,7 +29,7 @@ import pandas as pd
 import pvlib  # type: ignore[import-untyped]
 
 from vpp.data import DATA_DIR
-from vpp.data.heat import ShlpCoefficients, read_shlp, sigmoid_h, temperature_interval
+from vpp.data.heat import ShlpCoefficients, day_shape, geometric_temperature, read_shlp
 from vpp.data.profiles import bdew_dynamisation, saxony_holidays, slp_day_types
 from vpp.data.schema import COLUMNS, INDEX_NAME, SCHEMA, STEP, STEP_H
 from vpp.data.timegrid import LOCAL_TZ
@@ -380,13 +380,9 @@ def forecast_heat_from_temperature(
     sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=n_days)
     with np.errstate(invalid="ignore", divide="ignore"):
         daily = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    theta = np.full(n_days, np.nan)
-    theta[3:] = (daily[3:] + 0.5 * daily[2:-1] + 0.25 * daily[1:-2] + 0.125 * daily[:-3]) / 1.875
-    h = sigmoid_h(theta, coef) * coef.weekday_factors[weekday]
-    band = temperature_interval(np.nan_to_num(theta))
-    hour_weight = coef.hour_factors[hours, band[codes] - 1]
-    day_total = np.bincount(codes, weights=hour_weight, minlength=n_days)
-    model = h[codes] * hour_weight / day_total[codes] / STEP_H
+    theta = geometric_temperature(daily, wrap=False)
+    daily_weight, share = day_shape(theta, weekday, codes, hours, coef)
+    model = daily_weight[codes] * share / STEP_H
     # Scale: the latest complete known days of measured heat.
     heat = values_at(known_heat, grid_ns)
     before = grid_ns < _ns(cutoff)

@@ -84,11 +84,15 @@ def read_shlp(
     )  # fmt: skip
 
 
-def geometric_temperature(daily_mean_c: np.ndarray) -> np.ndarray:
-    """Smoothed daily temperature ``theta`` [degC] from daily means [degC] (wraps around)."""
+def geometric_temperature(daily_mean_c: np.ndarray, wrap: bool = True) -> np.ndarray:
+    """Smoothed daily temperature ``theta`` [degC] from daily means [degC]; the first three
+    days take the last ones' means (``wrap``, a whole year) or are NaN."""
     t = np.asarray(daily_mean_c, dtype=float)
     lagged = t + 0.5 * np.roll(t, 1) + 0.25 * np.roll(t, 2) + 0.125 * np.roll(t, 3)
-    return lagged / 1.875
+    theta: np.ndarray = lagged / 1.875
+    if not wrap:
+        theta[:3] = np.nan
+    return theta
 
 
 def sigmoid_h(theta_c: np.ndarray, coef: ShlpCoefficients) -> np.ndarray:
@@ -102,6 +106,23 @@ def temperature_interval(theta_c: np.ndarray) -> np.ndarray:
     -14..-10 -> 2, ..., 21..25 -> 9, >= 26 -> 10)."""
     rounded = np.ceil(np.asarray(theta_c, dtype=float))
     return np.asarray(np.clip(np.ceil((rounded + 15.0) / 5.0) + 1.0, 1, 10), dtype=int)
+
+
+def day_shape(
+    theta_c: np.ndarray,
+    weekday: np.ndarray,
+    day_codes: np.ndarray,
+    hours: np.ndarray,
+    coef: ShlpCoefficients,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The SigLinDe model's parts: each day's weight ``h(theta) x`` its weekday factor, and
+    each quarter hour's share of its day (the hour factors of the day's temperature interval
+    over their day's sum). ``day_codes`` (0..days-1) and ``hours`` (local) per quarter hour."""
+    daily_weight = sigmoid_h(theta_c, coef) * coef.weekday_factors[weekday]
+    interval = temperature_interval(np.nan_to_num(theta_c))[day_codes]
+    hour_weight = coef.hour_factors[hours, interval - 1]
+    day_total = np.bincount(day_codes, weights=hour_weight, minlength=len(daily_weight))
+    return daily_weight, hour_weight / day_total[day_codes]
 
 
 def heat_profile(
@@ -131,10 +152,7 @@ def heat_profile(
     weekday = pd.DatetimeIndex(days).day_of_week.to_numpy().copy()
     if holidays:
         weekday[np.isin(pd.DatetimeIndex(days).date, np.array(sorted(holidays)))] = 6
-    daily_weight = sigmoid_h(theta, coef) * coef.weekday_factors[weekday]
+    daily_weight, share = day_shape(theta, weekday, day_codes, cal["hour"].to_numpy(), coef)
     daily_wh = _WH_PER_MWH * daily_weight / daily_weight.sum()
-    interval = temperature_interval(theta)[day_codes]
-    hour_weight = coef.hour_factors[cal["hour"].to_numpy(), interval - 1]
-    day_total = np.bincount(day_codes, weights=hour_weight)
-    energy_wh = daily_wh[day_codes] * hour_weight / day_total[day_codes]
+    energy_wh = daily_wh[day_codes] * share
     return pd.Series(energy_wh / STEP_H, index=temp_c.index, name="heat_w_per_mwh_a")
