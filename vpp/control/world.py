@@ -80,24 +80,29 @@ def _world(site: Site, fetch: DayFetch) -> SimWorld:
     tz = ZoneInfo(site.site.timezone)
     cache: dict[date, tuple[datetime, dict[str, np.ndarray]]] = {}
 
-    def day_of(when: datetime) -> tuple[datetime, dict[str, np.ndarray]]:
-        local = (when - timedelta(microseconds=1)).astimezone(tz).date()
+    def day_of(instant: datetime) -> tuple[datetime, dict[str, np.ndarray]]:
+        local = instant.astimezone(tz).date()
         if local not in cache:
             cache.clear()
             cache[local] = _minutes(site, fetch, local, tz)
         return cache[local]
 
-    def value(name: str, when: datetime) -> float | None:
-        start, series = day_of(when)
-        m = int(((when - start).total_seconds() - 1e-6) // MINUTE_S)
+    def minute(name: str, instant: datetime) -> float | None:
+        """The value of the minute that contains ``instant``."""
+        start, series = day_of(instant)
+        m = int((instant - start).total_seconds() // MINUTE_S)
         values = series.get(name)
         if values is None or not 0 <= m < len(values) or not np.isfinite(values[m]):
             return None
         return float(values[m])
 
+    def value(name: str, when: datetime) -> float | None:
+        # The minute that just ended at ``when``.
+        return minute(name, when - timedelta(microseconds=1))
+
     def held(name: str, when: datetime) -> float | None:
-        # The minute that contains ``when`` itself (value() takes the one before it).
-        return value(name, when + timedelta(microseconds=2))
+        # The minute that starts or goes on at ``when``.
+        return minute(name, when)
 
     def irradiance(when: datetime, _tilt_deg: float, _azimuth_deg: float) -> float:
         pv = value("pv_w_per_kwp", when) or 0.0
