@@ -387,10 +387,16 @@ class LearnedForecaster:
         index: pd.DatetimeIndex,
         read: HistoryReader,
         fallback: pd.DataFrame | None = None,
+        centred: frozenset[str] = frozenset(),
     ) -> dict[str, np.ndarray]:
         """P10/P50/P90 per learned column on ``index`` (shape (3, len(index)), ordered), as
         known at ``now``; columns without a fitted model are left out, and quarter hours
-        without a reference value take ``fallback``'s (the rule forecast)."""
+        without a reference value take ``fallback``'s (the rule forecast).
+
+        ``centred``: columns whose median is ``fallback``'s, from a forecast that knows
+        more than the learned model's features (the heat demand from issued temperature
+        forecasts, :func:`vpp.forecast.forecast_heat_from_temperature`): their P50 is that
+        forecast and P10/P90 keep the learned band's distances from the learned P50."""
         cutoff = pd.Timestamp(now).tz_convert("UTC").floor(STEP)
         midnight = cutoff.tz_convert(LOCAL_TZ).normalize().tz_convert("UTC")
         out: dict[str, np.ndarray] = {}
@@ -419,6 +425,9 @@ class LearnedForecaster:
             values = x[:, 4] + deviation
             if fallback is not None and column in fallback:
                 rule = np.asarray(fallback[column], dtype=float)
+                if column in centred:
+                    known = ~np.isnan(rule)
+                    values[:, known] += (rule - values[1])[known]
                 values = np.where(np.isnan(values), rule[None, :], values)
             spec = COLUMNS[column]
             values = np.clip(values, spec.min, spec.max)

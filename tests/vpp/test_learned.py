@@ -140,6 +140,33 @@ def test_deterministic_with_a_seed_and_across_the_daily_cache(history: pd.DataFr
     assert any(not np.array_equal(first[c], other_seed[c]) for c in LEARNED_COLUMNS)
 
 
+def test_a_centred_column_keeps_the_given_median_and_the_learned_band(
+    history: pd.DataFrame,
+) -> None:
+    """The heat demand forecast from issued temperatures is the median; P10 and P90 keep
+    their learned distances from the learned P50; the other columns are untouched."""
+    now = pd.Timestamp("2018-03-08T13:20Z")
+    index = forecast_index(now, H36)
+    rules = forecast(history, now, H36)
+    given_ = rules.copy()
+    heat = "heat_w_per_mwh_a"
+    given_[heat] = given_[heat] * 1.3
+    given_.iloc[:4, given_.columns.get_loc(heat)] = np.nan  # none given: the learned stay
+    plain = LearnedForecaster(SMALL).quantiles(history, now, index, reader(history), given_)
+    got = LearnedForecaster(SMALL).quantiles(
+        history, now, index, reader(history), given_, frozenset({heat})
+    )
+    median = given_[heat].to_numpy()
+    np.testing.assert_allclose(got[heat][1, 4:], median[4:])
+    np.testing.assert_allclose(got[heat][:, :4], plain[heat][:, :4])
+    np.testing.assert_allclose(
+        got[heat][:, 4:] - median[4:], plain[heat][:, 4:] - plain[heat][1, 4:], atol=1e-6
+    )
+    assert (got[heat][2] - got[heat][0]).min() > 0
+    for column in set(LEARNED_COLUMNS) - {heat}:
+        np.testing.assert_array_equal(got[column], plain[column])
+
+
 def test_short_history_leaves_the_rules(year: pd.DataFrame) -> None:
     now = pd.Timestamp("2018-01-09T10:00Z")  # 8 days into the file
     assert learned(year, now) == {}

@@ -62,6 +62,10 @@ class ControllerBase:
     weather_spec: ForecastSpec | None = field(default=None, init=False)
     #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
     store_reserve_wh: float = field(default=0.0, init=False)
+    #: Learned columns whose median is the last raw forecast's (see
+    #: :meth:`vpp.learned.LearnedForecaster.quantiles`): the heat demand when it came from
+    #: issued temperature forecasts.
+    _centred: frozenset[str] = field(default=frozenset(), init=False)
     store: StoreEstimate = field(init=False)
     #: The learned quantile forecasts (site ``[forecast] method = "learned"``), else None.
     learned: LearnedForecaster | None = field(default=None, init=False)

@@ -99,7 +99,12 @@ class Planning(Recording):
         bands = None
         if self.learned is not None and self.forecast_mode == "asof" and len(raw):
             quantiles = self.learned.quantiles(
-                used, pd.Timestamp(at), pd.DatetimeIndex(raw.index), self._read_history, raw
+                used,
+                pd.Timestamp(at),
+                pd.DatetimeIndex(raw.index),
+                self._read_history,
+                raw,
+                self._centred,
             )
             if quantiles:  # none while the history is too short: the rules stay
                 raw = apply_p50(raw, quantiles)
@@ -135,8 +140,11 @@ class Planning(Recording):
             weather = SyntheticTemperatureForecast(used["outdoor_temp_c"], self.weather_spec)
         if weather is None or self.forecast_mode != "asof":
             self.store_reserve_wh = 0.0
+            self._centred = frozenset()
             return forecast(used, at, horizon, mode=self.forecast_mode)
         raw, self.store_reserve_wh = forecast_with_weather(self.site, used, at, horizon, weather)
+        # The heat forecast from the issued temperatures is the learned heat band's median.
+        self._centred = frozenset({"heat_w_per_mwh_a"})
         return raw
 
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
