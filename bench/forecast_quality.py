@@ -10,6 +10,11 @@ what happened, in the demo site's units (base load, PV available, heat demand [k
 * the whole 36 h horizon: MAE and pinball;
 * the time per forecast; ratios learned / rules from this same run.
 
+As the plans make them: with the site's issued temperature forecasts (``[forecast] weather =
+"synthetic"``, :mod:`vpp.weather`) the rules forecast the heat demand from them, and that is
+also the learned heat band's median (``learned``); the learned models' own heat median is the
+extra column ``learned, own heat P50``.
+
 Usage: ``python bench/forecast_quality.py [--world SEED] [--week-starts 2018-02-05,...]
 [--every-h 2]``
 """
@@ -34,6 +39,7 @@ from vpp.data.world import noisy_world, read_household
 from vpp.forecast import forecast
 from vpp.learned import BAND_COLUMNS, LearnedForecaster, bands_frame, site_bands
 from vpp.replay.kpi import pinball
+from vpp.weather import ForecastSpec, SyntheticTemperatureForecast
 
 ROOT = Path(__file__).resolve().parents[1]
 H36 = timedelta(hours=36)
@@ -45,6 +51,11 @@ def evaluate(data: pd.DataFrame, starts: list[date], every_h: float) -> dict[str
     site = read_site(ROOT / "config" / "demo.toml")
     truth_w = site_values_frame(site, data)
     learned = LearnedForecaster()
+    weather = None
+    if site.forecast.weather == "synthetic":
+        spec = ForecastSpec(seed=site.forecast.weather_seed)
+        weather = SyntheticTemperatureForecast(data["outdoor_temp_c"], spec)
+    centred = frozenset({"heat_w_per_mwh_a"}) if weather is not None else frozenset()
     read = lambda start, end: data[(data.index >= start) & (data.index < end)]  # noqa: E731
     acc: dict[str, dict[str, list[np.ndarray]]] = {}
     seconds = {"rules": 0.0, "learned": 0.0}
@@ -55,23 +66,30 @@ def evaluate(data: pd.DataFrame, starts: list[date], every_h: float) -> dict[str
             now = t0 + pd.Timedelta(hours=k * every_h, minutes=7)
             history = data[(data.index >= now - pd.Timedelta(days=8)) & (data.index < now + H36)]
             tic = time.perf_counter()
-            rules = forecast(history, now, H36)
+            rules = forecast(history, now, H36, weather=weather)
             seconds["rules"] += time.perf_counter() - tic
+            index = pd.DatetimeIndex(rules.index)
             tic = time.perf_counter()
-            q = learned.quantiles(history, now, pd.DatetimeIndex(rules.index), read, rules)
+            q = learned.quantiles(history, now, index, read, rules, centred)
             seconds["learned"] += time.perf_counter() - tic
+            own = learned.quantiles(history, now, index, read, rules) if centred else {}
             calls += 1
             truth = truth_w.reindex(rules.index)
             rule_w = site_values_frame(site, rules)
-            band_w = site_bands(site, bands_frame(pd.DatetimeIndex(rules.index), q)) if q else None
+            bands = {
+                name: site_bands(site, bands_frame(index, got))
+                for name, got in (("learned", q), ("learned_own", own))
+                if got
+            }
             for plan_col in BAND_COLUMNS:
                 y = truth[plan_col].to_numpy()
                 point = rule_w[plan_col].to_numpy()
                 methods = {"rules": np.repeat(point[:, None], 3, axis=1)}
-                if band_w is not None and f"{plan_col}_p50" in band_w.columns:
-                    methods["learned"] = np.column_stack(
-                        [band_w[f"{plan_col}_p{round(lv * 100)}"].to_numpy() for lv in LEVELS]
-                    )
+                for name, band_w in bands.items():
+                    if f"{plan_col}_p50" in band_w.columns:
+                        methods[name] = np.column_stack(
+                            [band_w[f"{plan_col}_p{round(lv * 100)}"].to_numpy() for lv in LEVELS]
+                        )
                 for method, f in methods.items():
                     a = acc.setdefault(f"{plan_col}/{method}", {})
                     a.setdefault("err0", []).append(np.abs(y[:1] - f[:1, 1]))
@@ -111,6 +129,7 @@ def main() -> None:
     table = Table(title=f"forecast quality, demo site, {world}, weeks from {weeks}")
     for head in ("quantity", "figure", "rules", "learned", "learned / rules"):
         table.add_column(head)
+    table.add_column("learned, own heat P50")
     names = {
         "err0": "quarter hour ahead: MAE [kW]",
         "pin0": "quarter hour ahead: pinball [kW]",
@@ -121,13 +140,16 @@ def main() -> None:
     }
     for plan_col, label in LABELS.items():
         rules, learned = result[f"{plan_col}/rules"], result.get(f"{plan_col}/learned", {})
+        own = result.get(f"{plan_col}/learned_own", {}) if plan_col == "heat_demand_th_w" else {}
         for key, name in names.items():
             if key.startswith("cov"):
                 cells = ["-", f"{100 * learned.get(key, np.nan):.0f} %", "-"]
+                extra = f"{100 * own[key]:.0f} %" if key in own else "-"
             else:
                 r, m = rules[key] / 1e3, learned.get(key, np.nan) / 1e3
                 cells = [f"{r:,.2f}", f"{m:,.2f}", f"{m / r:.2f}" if r else "-"]
-            table.add_row(label, name, *cells)
+                extra = f"{own[key] / 1e3:,.2f}" if key in own else "-"
+            table.add_row(label, name, *cells, extra)
     t = result["_time"]
     table.add_row(
         "all",
@@ -135,11 +157,12 @@ def main() -> None:
         f"{t['rules'] * 1e3:.0f} ms",
         f"{t['learned'] * 1e3:.0f} ms",
         f"{t['learned'] / t['rules']:.1f}",
+        "",
     )
     end = os.getloadavg()
-    table.add_row("", "load average (1, 5, 15 min) start / end", "", "", "")
-    table.add_row("", f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", "", "", "")
-    table.add_row("", f"{end[0]:.1f} {end[1]:.1f} {end[2]:.1f}", "", "", "")
+    table.add_row("", "load average (1, 5, 15 min) start / end", "", "", "", "")
+    table.add_row("", f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", "", "", "", "")
+    table.add_row("", f"{end[0]:.1f} {end[1]:.1f} {end[2]:.1f}", "", "", "", "")
     Console().print(table)
 
 
