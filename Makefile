@@ -11,12 +11,12 @@ ARGS ?=
 
 .PHONY: run run-city test lint bench simulate docs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml .ci/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "Python 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,world]'
+	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e '.[dev,world]'
 	@touch $@
 
 run: $(STAMP)
