@@ -146,24 +146,31 @@ def forecast_from_raw(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in RAW_REQUIRED if c not in raw.columns]
     if missing:
         raise ForecastError(f"raw inputs lack column(s): {', '.join(missing)}")
+    return scale_raw(site, raw)
+
+
+def scale_raw(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
+    """The raw columns ``raw`` has, scaled to the site as :func:`forecast_from_raw` says
+    (in its column order); nothing is required (e.g. the heat side alone, for the store's
+    reserve)."""
     dc = site.datacentre
-    price = raw["price_eur_per_mwh"].astype(float)
-    out = pd.DataFrame(
-        {
-            "pv_w_per_kwp": raw["pv_w_per_kwp"].astype(float),
-            "load_w": raw["load_w_per_mwh_a"] * site.grid.base_load_annual_wh / 1e6,
-            "heat_demand_th_w": raw["heat_w_per_mwh_a"] * site.heat.annual_demand_wh / 1e6,
-            "price_import_eur_per_mwh": price + site.grid.import_fee_eur_per_mwh,
-            "price_export_eur_per_mwh": price - site.grid.export_fee_eur_per_mwh,
-        },
-        index=raw.index,
-    )
+    out: dict[str, pd.Series] = {}
+    if "pv_w_per_kwp" in raw.columns:
+        out["pv_w_per_kwp"] = raw["pv_w_per_kwp"].astype(float)
+    if "load_w_per_mwh_a" in raw.columns:
+        out["load_w"] = raw["load_w_per_mwh_a"] * site.grid.base_load_annual_wh / 1e6
+    if "heat_w_per_mwh_a" in raw.columns:
+        out["heat_demand_th_w"] = raw["heat_w_per_mwh_a"] * site.heat.annual_demand_wh / 1e6
+    if "price_eur_per_mwh" in raw.columns:
+        price = raw["price_eur_per_mwh"].astype(float)
+        out["price_import_eur_per_mwh"] = price + site.grid.import_fee_eur_per_mwh
+        out["price_export_eur_per_mwh"] = price - site.grid.export_fee_eur_per_mwh
     if "it_load_ratio" in raw.columns:
         out["it_power_w"] = raw["it_load_ratio"] * (dc.it_power_w if dc is not None else 0.0)
     for name in ("waste_heat_temp_c", "outdoor_temp_c", "co2_g_per_kwh"):
         if name in raw.columns:
             out[name] = raw[name].astype(float)
-    return out
+    return pd.DataFrame(out, index=raw.index)
 
 
 def plan_index(start: pd.Timestamp, steps: int, step_min: int) -> pd.DatetimeIndex:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from optimizer.inputs import State, forecast_from_raw
+from optimizer.inputs import State, forecast_from_raw, scale_raw
 from optimizer.plan import Plan
 from optimizer.reserve import store_reserve_wh
 from vpp.control import cycle
@@ -181,21 +181,8 @@ def forecast_with_weather(
     raw = pd.concat([rest, long.iloc[:steps]], axis=1)
     reserve = 0.0
     if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
-        reserve = store_reserve_wh(site, _heat_side_plan(site, long.iloc[steps:]))
+        reserve = store_reserve_wh(site, scale_raw(site, long.iloc[steps:]))
     return raw, reserve
-
-
-def _heat_side_plan(site: Site, raw: pd.DataFrame) -> pd.DataFrame:
-    """The forecast schema's heat-side columns from raw ones (as
-    :func:`optimizer.inputs.forecast_from_raw` scales them)."""
-    data = {"heat_demand_th_w": raw["heat_w_per_mwh_a"].to_numpy(float) * (
-        site.heat.annual_demand_wh / 1e6)}  # fmt: skip
-    dc = site.datacentre
-    if "it_load_ratio" in raw.columns and dc is not None:
-        data["it_power_w"] = raw["it_load_ratio"].to_numpy(float) * dc.it_power_w
-    if "waste_heat_temp_c" in raw.columns:
-        data["waste_heat_temp_c"] = raw["waste_heat_temp_c"].to_numpy(float)
-    return pd.DataFrame(data, index=raw.index, copy=False)
 
 
 def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
