@@ -83,6 +83,12 @@ class ForecastSettings:
     #: Complete known days whose measured heat demand scales the SigLinDe model of the heat
     #: forecast from a temperature forecast (:func:`forecast_heat_from_temperature`).
     heat_scale_days: int = 3
+    #: Hours of the latest measured heat whose mean departure from the scaled model is
+    #: carried into the heat forecast (0: off), and the time constant [h] over which that
+    #: departure fades (a heat network's departures from its weather model last hours:
+    #: cold nights, solar gains, the network's own inertia).
+    heat_nowcast_h: float = 1.0
+    heat_nowcast_decay_h: float = 6.0
 
 
 def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:
@@ -375,14 +381,7 @@ def forecast_heat_from_temperature(
     on_index = (pos < len(index)) & ahead
     on_index[on_index] = utc_ns(index)[pos[on_index]] == grid_ns[on_index]
     temp[on_index] = np.asarray(temp_forecast, dtype=float)[pos[on_index]]
-    have = ~np.isnan(temp)
-    counts = np.bincount(codes, weights=have.astype(float), minlength=n_days)
-    sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=n_days)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        daily = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    theta = geometric_temperature(daily, wrap=False)
-    daily_weight, share = day_shape(theta, weekday, codes, hours, coef)
-    model = daily_weight[codes] * share / STEP_H
+    model, theta = _siglinde(temp, codes, n_days, hours, weekday, coef)
     # Scale: the latest complete known days of measured heat.
     heat = values_at(known_heat, grid_ns)
     before = grid_ns < _ns(cutoff)
@@ -401,7 +400,38 @@ def forecast_heat_from_temperature(
     target = np.searchsorted(grid_ns, utc_ns(index))
     inside = target < len(grid_ns)
     out[inside] = scale * model[target[inside]]
+    if settings.heat_nowcast_h > 0 and settings.heat_nowcast_decay_h > 0:
+        # The latest measured departure from the scaled model (today's quarter hours are
+        # modelled with the day's mean temperature, the forecast's part included, as the
+        # forecast ahead is: so the first quarter hours start from the measured heat),
+        # fading with the lead.
+        recent = before & (grid_ns >= _ns(cutoff) - int(settings.heat_nowcast_h * 3600e9))
+        recent &= ~np.isnan(heat) & ~np.isnan(model)
+        if recent.any():
+            departure = float(np.mean(heat[recent] - scale * model[recent]))
+            lead_h = (utc_ns(index) - _ns(cutoff)) / 3600e9
+            out += departure * np.exp(-np.maximum(lead_h, 0.0) / settings.heat_nowcast_decay_h)
     return out
+
+
+def _siglinde(
+    temp: np.ndarray,
+    codes: np.ndarray,
+    n_days: int,
+    hours: np.ndarray,
+    weekday: np.ndarray,
+    coef: ShlpCoefficients,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The SigLinDe heat per quarter hour [W per MWh/a] from quarter-hour temperatures (NaN
+    where unknown; a day's mean over the known ones), and each day's ``theta``."""
+    have = ~np.isnan(temp)
+    counts = np.bincount(codes, weights=have.astype(float), minlength=n_days)
+    sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=n_days)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        daily = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    theta = geometric_temperature(daily, wrap=False)
+    daily_weight, share = day_shape(theta, weekday, codes, hours, coef)
+    return daily_weight[codes] * share / STEP_H, theta
 
 
 @lru_cache(maxsize=64)

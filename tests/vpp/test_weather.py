@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vpp.data import DATA_DIR, read_inputs, shipped_inputs
-from vpp.forecast import forecast
+from vpp.forecast import ForecastSettings, forecast
 from vpp.weather import (
     ISSUE_HOURS_UTC,
     RMSE_BY_LEAD_K,
@@ -75,7 +75,11 @@ def test_forecast_issued_after_now_is_never_used() -> None:
     a = forecast(history, delivered, horizon, weather=Issues(+15.0))
     b = forecast(history, delivered, horizon, weather=Issues(-15.0))
     assert (a["outdoor_temp_c"] - b["outdoor_temp_c"]).abs().min() > 29.0
-    assert (a["heat_w_per_mwh_a"] < b["heat_w_per_mwh_a"]).all()
+    # Warmer issues, less heat; over the first hour both start from the measured heat (the
+    # nowcast of the network's departure from its model).
+    heat_a, heat_b = a["heat_w_per_mwh_a"].to_numpy(), b["heat_w_per_mwh_a"].to_numpy()
+    assert (heat_a[4:] < heat_b[4:]).all()
+    assert (np.abs(heat_a[:4] - heat_b[:4]) < 0.1 * heat_b[:4]).all()
 
 
 def test_error_spread_grows_with_lead_time_as_published() -> None:
@@ -155,6 +159,40 @@ def test_heat_forecast_is_scaled_by_the_recent_days() -> None:
     heat = forecast(history, SPELL, pd.Timedelta(hours=24), weather=Observed())
     truth = year["heat_w_per_mwh_a"].reindex(heat.index)
     assert float(heat["heat_w_per_mwh_a"].sum() / truth.sum()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_heat_forecast_carries_the_last_hours_departure_and_lets_it_fade() -> None:
+    """The last hour's measured heat 25 % above the model (a cold night the temperature
+    forecast did not see): the forecast starts near it and returns to the model with the
+    nowcast's time constant; without the nowcast it is the model from the first step."""
+    year = _year().copy()
+    now = SPELL - pd.Timedelta(days=2) + pd.Timedelta(hours=9)
+    last_hour = (year.index >= now - pd.Timedelta(hours=1)) & (year.index < now)
+    year.loc[last_hour, "heat_w_per_mwh_a"] *= 1.25
+    history = year.loc[now - pd.Timedelta(days=8) : now + pd.Timedelta(days=2)]
+
+    class Observed:
+        def at(self, when: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+            return year["outdoor_temp_c"].reindex(index).to_numpy(float)
+
+    horizon = pd.Timedelta(hours=36)
+    plain = forecast(history, now, horizon, weather=Observed(),
+                     settings=ForecastSettings(heat_nowcast_h=0.0))["heat_w_per_mwh_a"]  # fmt: skip
+    nowcast = forecast(history, now, horizon, weather=Observed())["heat_w_per_mwh_a"]
+    measured = year.loc[last_hour, "heat_w_per_mwh_a"]
+    model = plain.to_numpy()
+    departure = float((measured - _unchanged(pd.DatetimeIndex(measured.index))).mean())
+    lead_h = np.arange(len(model)) / 4
+    expected = model + departure * np.exp(-lead_h / ForecastSettings().heat_nowcast_decay_h)
+    np.testing.assert_allclose(nowcast.to_numpy(), expected, rtol=0.02)
+    assert abs(nowcast.iloc[0] - measured.iloc[-1]) < 0.1 * measured.iloc[-1]
+    assert abs(plain.iloc[0] - measured.iloc[-1]) > 0.15 * measured.iloc[-1]
+    assert abs(nowcast.iloc[-1] - plain.iloc[-1]) < 0.01 * plain.iloc[-1]
+
+
+def _unchanged(index: pd.DatetimeIndex) -> pd.Series:
+    """The shipped heat on ``index`` (what the model reproduces on observed temperatures)."""
+    return _year()["heat_w_per_mwh_a"].reindex(index)
 
 
 def _reserve_at(at: pd.Timestamp, weather: object) -> float:
