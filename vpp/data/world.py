@@ -12,7 +12,8 @@ year file in which (see docs/replay-world.md for the figures it is checked again
   year of a real household from the HTW Berlin profiles, 4,675 kWh): every home takes each
   of its days from the same weekday of one of the five nearest weeks (so the season and the
   weekday stay), moved by a home-specific offset of up to an hour either way, and scaled by a
-  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year. (That
+  home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year (its mean
+  power to 1 MWh over 8,760 h, so a slice of the year keeps the year's level). (That
   file's quarter hours are hourly means of 18-19 of the 74 HTW homes, not one home's: see
   data/README.md; its homes are much smoother than a real home.) With ``model="richardson"``
   (``--households-model richardson``) the homes are resampled the same way, without the
@@ -65,6 +66,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HOUSEHOLD_FILE = ROOT / "data" / "household_htw_2010_quarter.parquet"
 PER_DAY = 96
 STEP_H = 0.25
+#: Hours of the year a profile per MWh/a is scaled over.
+HOURS_PER_YEAR = 8760.0
 
 
 def read_household(path: Path = HOUSEHOLD_FILE) -> F64:
@@ -195,7 +198,8 @@ def noisy_world(
         load = np.zeros(n)
         for home in richardson_pool_homes(rng, pool, index, count, tz):
             load += home
-    out["load_w_per_mwh_a"] = load / (load.sum() * STEP_H / 1e6)  # 1 MWh a year
+    # 1 MWh a year: the mean power of 1 MWh over 8,760 h, over a slice as over a year.
+    out["load_w_per_mwh_a"] = load * (1e6 / HOURS_PER_YEAR) / load.mean()
 
     heat = base["heat_w_per_mwh_a"].to_numpy(float)
     ghi = base["ghi_w_per_m2"].to_numpy(float) if "ghi_w_per_m2" in base else np.zeros(n)

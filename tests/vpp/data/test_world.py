@@ -54,7 +54,7 @@ def test_same_seed_same_world(base: pd.DataFrame, world: pd.DataFrame) -> None:
 
 
 def test_energies_kept_and_real_series_untouched(base: pd.DataFrame, world: pd.DataFrame) -> None:
-    assert world["load_w_per_mwh_a"].sum() * 0.25 / 1e6 == pytest.approx(1.0)
+    assert world["load_w_per_mwh_a"].sum() * 0.25 / 1e6 == pytest.approx(1.0)  # 2018: 8,760 h
     for column in ("heat_w_per_mwh_a", "pv_w_per_kwp"):
         assert world[column].sum() == pytest.approx(base[column].sum(), rel=1e-9)
     for column in ("price_eur_per_mwh", "co2_g_per_kwh", "outdoor_temp_c", "ghi_w_per_m2"):
@@ -179,12 +179,14 @@ def test_richardson_homes_lie_within_the_measured_homes(
 def test_noisy_world_with_richardson_homes(base: pd.DataFrame) -> None:
     """1 January to 24 March 2018 (winter time: the htw homes count summer days one short,
     which changes their number of draws): the load is the simulated homes' (scaled to 1 MWh
-    over the table, as the htw homes are), heat, IT load and PV are the htw world's of the
-    same seed; a wrong model or a table without irradiance is refused by name."""
+    a year, its mean power 1 MWh over 8,760 h, as the htw homes are), heat, IT load and PV
+    are the htw world's of the same seed; a wrong model or a table without irradiance is
+    refused by name."""
     winter = base.loc["2018-01-01":"2018-03-24"]
     world = noisy_world(winter, read_household(), seed=4, model="richardson", distinct=1)
     htw = noisy_world(winter, read_household(), seed=4)
-    assert world["load_w_per_mwh_a"].sum() * 0.25 / 1e6 == pytest.approx(1.0)
+    for got in (world, htw):
+        assert got["load_w_per_mwh_a"].mean() * 8760 / 1e6 == pytest.approx(1.0)
     for column in ("heat_w_per_mwh_a", "it_load_ratio", "pv_w_per_kwp", "price_eur_per_mwh"):
         pd.testing.assert_series_equal(world[column], htw[column])
     load = world["load_w_per_mwh_a"].to_numpy()
