@@ -1,4 +1,4 @@
-"""Benchmark: replayed weeks and a replayed year of the demo site on the shipped 2018 data.
+"""Benchmark: replayed weeks and a replayed year of the demo site on a shipped year (2018).
 
 Measures, for ``config/demo.toml`` on ``data/inputs_2018.parquet`` (every column real):
 
@@ -30,9 +30,14 @@ IT load, local PV; real prices) made with that seed instead of the shipped year,
 inverter's PV from its roof and the minute cloud process of :mod:`vpp.data.clouds` (same
 seed): the controller's polls see PV move inside the quarter hour (``--no-clouds``: without).
 
+``--year 2023`` replays the second shipped file instead: real 2023 day-ahead prices (301
+negative hours, down to -500 EUR/MWh), PV and heat demand from the typical-year weather, no
+CO2 column (CO2 is then not priced): data the controller and its settings were never tuned
+on.
+
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
 [--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--week-starts DATE,DATE]
-[--forecaster rules|learned] [--out DIR] [--progress CSV]``
+[--forecaster rules|learned] [--year 2018|2023] [--out DIR] [--progress CSV]``
 
 ``--progress CSV`` appends every day's KPI rows to ``CSV`` as its chain finishes, so a run
 cut short still leaves the chains it finished (``bench/regret_causes.py --progress CSV``
@@ -67,19 +72,31 @@ from vpp.replay.parallel import ReplayResult, make_jobs, run_jobs
 from vpp.replay.runner import DayResult, ReplayOptions
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The year replayed by default; ``--year 2023`` replays the second shipped file (real 2023
+#: prices, PV and heat from the typical-year weather, no CO2 column: see data/README.md),
+#: data the controller was never tuned on.
 YEAR = 2018
-#: First day with a full week of history before it (asof forecasts need it).
-FIRST = date(YEAR, 1, 8)
-ONE_DAY = date(YEAR, 5, 16)
+YEARS = (2018, 2023)
 
 
-def sample_days(weeks: int | None) -> list[date]:
-    """``weeks`` runs of 7 days spread evenly over the year from :data:`FIRST`; None = every
-    day."""
+def first_day(year: int) -> date:
+    """First day with a full week of history before it (asof forecasts need it)."""
+    return date(year, 1, 8)
+
+
+def one_day(year: int) -> date:
+    """The day timed on its own."""
+    return date(year, 5, 16)
+
+
+def sample_days(weeks: int | None, year: int = YEAR) -> list[date]:
+    """``weeks`` runs of 7 days spread evenly over ``year`` from :func:`first_day`; None =
+    every day."""
     if weeks is None:
-        return [date(YEAR, 1, 1) + timedelta(days=i) for i in range(365)]
-    span = (date(YEAR, 12, 24) - FIRST).days
-    starts = [FIRST + timedelta(days=round(i * span / max(weeks - 1, 1))) for i in range(weeks)]
+        return [date(year, 1, 1) + timedelta(days=i) for i in range(365)]
+    first = first_day(year)
+    span = (date(year, 12, 24) - first).days
+    starts = [first + timedelta(days=round(i * span / max(weeks - 1, 1))) for i in range(weeks)]
     return [s + timedelta(days=d) for s in starts for d in range(7)]
 
 
@@ -192,12 +209,20 @@ def main() -> None:
         default="site",
         help="the controller's forecasts: as the site file says, or rules or learned",
     )
+    parser.add_argument(
+        "--year",
+        type=int,
+        choices=YEARS,
+        default=YEAR,
+        help="the shipped year to replay (2023: data the controller was not tuned on)",
+    )
     args = parser.parse_args()
+    year = args.year
     site = with_forecaster(read_site(args.config), args.forecaster)
-    data = read_replay_inputs(site, date(YEAR, 1, 1), date(YEAR, 12, 31))
+    data = read_replay_inputs(site, date(year, 1, 1), date(year, 12, 31))
     clouds = None
     if args.world is not None:
-        data = noisy_world(read_inputs(shipped_inputs(YEAR)), read_household(), args.world)
+        data = noisy_world(read_inputs(shipped_inputs(year)), read_household(), args.world)
         clouds = None if args.no_clouds else CloudParams(seed=args.world)
     single = ReplayOptions(chain_days=1, clouds=clouds)
     chained = ReplayOptions(chain_days=args.chain_days, clouds=clouds)
@@ -207,10 +232,10 @@ def main() -> None:
     rows.append(("load average (1, 5, 15 min) at start", ", ".join(f"{x:.1f}" for x in load), ""))
 
     if not args.skip_day:
-        one, wall = timed(site, data, [ONE_DAY], 1, single)
+        one, wall = timed(site, data, [one_day(year)], 1, single)
         rows += day_rows(one[0], wall)
     if args.scaling_days > 0:
-        scaling = [ONE_DAY + timedelta(days=i) for i in range(args.scaling_days)]
+        scaling = [one_day(year) + timedelta(days=i) for i in range(args.scaling_days)]
         _, serial = timed(site, data, scaling, 1, single)
         _, parallel = timed(site, data, scaling, args.workers, single)
         rows.append(
@@ -220,7 +245,9 @@ def main() -> None:
                 "",
             )
         )
-    days = sample_days(None if args.full else args.weeks)[: args.full_days if args.full else None]
+    days = sample_days(None if args.full else args.weeks, year)[
+        : args.full_days if args.full else None
+    ]
     if args.week_starts:
         days = [start + timedelta(days=d) for start in args.week_starts for d in range(7)]
         args.weeks = len(args.week_starts)
@@ -265,7 +292,7 @@ def main() -> None:
     if args.world is not None:
         world += " (no PV clouds)" if clouds is None else " (PV clouds)"
     out = Table(
-        title=f"replay benchmark: {site.site.name}, {world} {YEAR} data, "
+        title=f"replay benchmark: {site.site.name}, {world} {year} data, "
         f"{site.forecast.method} forecasts, "
         f"{os.cpu_count()} CPUs, {args.workers} workers"
     )
