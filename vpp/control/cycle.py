@@ -265,6 +265,12 @@ def step_setpoints(
     return safe(site, snapshot, proposed, caps, now, bounds=bounds)
 
 
+#: How long into a quarter hour the readings must reach before a correction compares them
+#: with the plan's row for it (meters report minute means; the replay plant's readings are
+#: the last whole minute): until then they show the previous quarter hour.
+SETTLE = timedelta(minutes=1)
+
+
 def correction(
     site: Site,
     row: pd.Series | None,
@@ -282,14 +288,16 @@ def correction(
     the controller's estimate of the thermal store's energy (for the heat correction);
     ``correction_s``: seconds until the next correction, the horizon its setpoints hold for
     (None: the site's ``run.correction_interval_s``; a fast demo stretches it); ``spare_wh``:
-    what the store holds above the plan's need (as for :func:`step_setpoints`)."""
+    what the store holds above the plan's need (as for :func:`step_setpoints`). Until the
+    snapshot reaches :data:`SETTLE` into the quarter hour only the limits are held."""
     if row is None or snapshot is None:
         return []
     caps = list(caps)
     imp, exp = grid_limits_w(site, caps, now)
     horizon = correction_s or site.run.correction_interval_s
+    settled = snapshot.time >= floor_quarter(now) + SETTLE
     proposed = corrections(
-        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh, spare_wh
+        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh, spare_wh, settled
     )
     if not proposed:
         return []

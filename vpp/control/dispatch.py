@@ -7,9 +7,12 @@ Correction: between quarter hours the batteries move the measured grid exchange 
 With ``e`` the measured minus the target grid power (> 0: importing more than wanted), each
 battery's active setpoint moves by ``e * h_i / sum(h)``, where ``h_i`` is its headroom in the
 needed direction. The target is the planned exchange (``run.correction = "schedule"``: the
-fleet absorbs the forecast error of PV and load) or, by default (``"limits"``), the nearest
-connection limit when the exchange is past it (no correction inside the limits). Errors inside
-a deadband are left alone so that meter noise does not make the batteries chatter.
+fleet absorbs the forecast error of PV and load), the plan's exchange where taking the
+departure pays at the plan's own value of stored energy and the nearest limit otherwise
+(``"value"``, :func:`follow_value`: an unforeseen surplus is stored rather than exported, a
+surplus that falls short is not bought to be stored), or only the nearest connection limit
+when the exchange is past it (``"limits"``: no correction inside the limits). Errors inside a
+deadband are left alone so that meter noise does not make the batteries chatter.
 
 Heat correction (:func:`correct_heat_pump`, ``run.heat_correction``): the plan sets the heat
 pump per quarter hour from the heat-demand and waste-heat forecasts; the backup boiler (or
@@ -138,6 +141,87 @@ def hold_limits(
     return shift_batteries(site, snapshot, row, active, error, horizon_s, why)
 
 
+def follow_value(
+    site: Site,
+    snapshot: Snapshot,
+    row: pd.Series,
+    active: Mapping[str, float],
+    import_limit_w: float,
+    export_limit_w: float,
+    horizon_s: float,
+    deadband_w: float,
+) -> list[Setpoint]:
+    """New battery setpoints that take the grid's departure from the plan where the plan's
+    own value of stored energy says it pays (``run.correction = "value"``), and bring an
+    exchange past a grid limit back to it in any case (as :func:`hold_limits`).
+
+    The departure is the one the plan's battery setpoints alone would leave: with ``b`` the
+    batteries' measured power (the same last minute the grid reading covers; the setpoint in
+    force where a battery reports none) and ``B`` the plan's, ``alone = grid + b - B`` and
+    ``e = alone - planned grid`` (W, > 0 importing more than planned). With ``v`` the plan's
+    value of stored energy (``value_stored_eur_per_mwh``, the dual of the batteries' energy
+    balance), the fleet's mean efficiencies and wear cost ``w`` per MWh discharged, a MWh
+    taken from the grid side is worth ``keep = v * eta_c`` stored, and a MWh given to it
+    costs ``give = v / eta_d + w`` from the store. Then, at the prices of the plan's row now
+    (import with its CO2 price, as the plan counts it):
+
+    - a deficit (``e > 0``) cuts the import, never beyond it (no stored energy is exported):
+      first by charging less than planned, where the import costs more than ``keep``, then
+      by discharging more, where it costs more than ``give``;
+    - a surplus (``e < 0``) cuts the export, never beyond it (nothing is charged from the
+      grid): first by discharging less than planned, where the export earns less than
+      ``give``, then by charging more, where it earns less than ``keep``.
+
+    This is self-consumption around the plan, priced by the plan: an unforeseen surplus goes
+    into the batteries rather than out at the export price, a surplus that falls short is
+    not bought from the grid to be stored, and the next plan places the difference. Each
+    correction starts again from the plan's setpoints, so a passing cloud's correction ends
+    with the cloud. Departures under ``deadband_w`` and a plan without duals (a fallback
+    plan) only hold the limits."""
+    grid = measured_grid_w(site, snapshot)
+    if grid is None:
+        return []
+    bats = [b for b in site.batteries if b.id in active]
+    planned = sum(_value(row, f"{b.id}.battery_w", active[b.id]) for b in bats)
+    measured = 0.0
+    for bat in bats:
+        state = snapshot.devices.get(bat.id)
+        reading = state.reading if state is not None and state.health.online else None
+        power = reading.power_w if isinstance(reading, BatteryReading) else None
+        measured += power if power is not None and math.isfinite(power) else active[bat.id]
+    alone = grid + measured - planned
+    error = alone - planned_grid_w(row)
+    value = _value(row, "value_stored_eur_per_mwh", math.nan)
+    take = 0.0
+    if bats and abs(error) >= max(deadband_w, 1e-9) and math.isfinite(value):
+        n = len(bats)
+        keep = value * sum(b.charge_efficiency for b in bats) / n
+        eta_d = sum(b.discharge_efficiency for b in bats) / n
+        give = value / eta_d + sum(b.wear_cost_eur_per_mwh for b in bats) / n
+        if error > 0:
+            need = min(error, max(alone, 0.0))
+            co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
+            price = _value(row, "price_import_eur_per_mwh", math.nan) + co2
+            less_charge = min(need, max(-planned, 0.0))
+            take += less_charge if price > keep else 0.0
+            take += need - less_charge if price > give else 0.0
+        else:
+            need = min(-error, max(-alone, 0.0))
+            price = _value(row, "price_export_eur_per_mwh", math.nan)
+            less_discharge = min(need, max(planned, 0.0))
+            take -= less_discharge if price < give else 0.0
+            take -= need - less_discharge if price < keep else 0.0
+    after = alone - take
+    past = max(0.0, after - import_limit_w) - max(0.0, -after - export_limit_w)
+    if abs(past) >= max(deadband_w, 1e-9):  # past a limit: back to it, as hold_limits
+        take += past
+    move = planned + take - sum(active[b.id] for b in bats)  # from the setpoints in force
+    if abs(move) < 1e-6:
+        return []
+    why = f"correction: grid {error:+.0f} W off plan, {take:+.0f} W taken at the plan's value"
+    return shift_batteries(site, snapshot, row, active, move, horizon_s, why)
+
+
 def shift_batteries(
     site: Site,
     snapshot: Snapshot,
@@ -184,25 +268,43 @@ def corrections(
     horizon_s: float,
     store_wh: float | None = None,
     spare_wh: float | None = None,
+    settled: bool = True,
 ) -> list[Setpoint]:
     """One intra-quarter correction: the batteries move the exchange to the plan
-    (:func:`correct_batteries`, ``run.correction = "schedule"``) or back inside the grid
-    limits (:func:`hold_limits`, ``"limits"``), with the site's deadband; then PV is
+    (:func:`correct_batteries`, ``run.correction = "schedule"``), take the departure from it
+    where the plan's value of stored energy says it pays (:func:`follow_value`, ``"value"``)
+    or only bring it back inside the grid limits (:func:`hold_limits`, ``"limits"``), with
+    the site's deadband; then PV is
     curtailed where the export still exceeds ``export_limit_w`` (:func:`curtail_export`);
     and the heat pump follows the measured heat demand (:func:`correct_heat_pump`, with the
     store's estimated energy ``store_wh`` [Wh] and, with ``run.heat_correction_rule =
     "spare"``, what it holds above the plan's need ``spare_wh`` [Wh], :func:`store_spare_wh`).
 
-    ``vpp run`` calls this every ``run.correction_interval_s``; replay once per quarter
-    hour, after the first interval.
+    ``settled``: the readings cover a minute of the plan's current quarter hour. Until they
+    do (the first minute after the quarter's dispatch) the load, PV and grid they show are
+    the previous quarter's, which the plan's new row does not describe: only the limits are
+    held, whatever the mode.
+
+    ``vpp run`` and replay call this every ``run.correction_interval_s``.
     """
     run = site.run
-    if run.correction == "schedule":
+    if not settled or run.correction == "limits":
+        setpoints = hold_limits(
+            site,
+            snapshot,
+            row,
+            active,
+            import_limit_w,
+            export_limit_w,
+            horizon_s,
+            run.correction_deadband_w,
+        )
+    elif run.correction == "schedule":
         setpoints = correct_batteries(
             site, snapshot, row, active, horizon_s, run.correction_deadband_w
         )
     else:
-        setpoints = hold_limits(
+        setpoints = follow_value(
             site,
             snapshot,
             row,

@@ -428,13 +428,18 @@ class RunSettings(_Model):
     #: Input sources, e.g. ``[{kind = "entsoe"}, {kind = "file", path = "..."}]``: each column
     #: comes from the first source that has it. Empty = the historic year in ``inputs_file``.
     sources: list[dict[str, Any]] = Field(default_factory=list)
-    #: What the intra-quarter correction holds. ``limits``: the batteries (then PV
-    #: curtailment) step in only when the measured exchange goes past the connection's import
-    #: or export limit; forecast errors inside the limits go to the grid. ``schedule``: the
-    #: batteries hold the planned exchange, for sites whose deviations from a notified
-    #: schedule are billed (balancing energy); it costs battery losses and wear on sites
-    #: that pay only their energy (replaying the demo year: about 1 EUR a day).
-    correction: Literal["limits", "schedule"] = "limits"
+    #: What the intra-quarter correction holds. ``value`` (the default): the batteries take
+    #: the departure from the planned exchange where the plan's own value of stored energy
+    #: says it pays (an unforeseen surplus is stored, not exported; a surplus that falls
+    #: short is not bought to be stored; no stored energy is exported beyond the plan), and
+    #: hold the limits as ``limits`` does (see :func:`vpp.control.dispatch.follow_value`).
+    #: ``limits``: the batteries (then PV curtailment) step in only when the measured
+    #: exchange goes past the connection's import or export limit; forecast errors inside
+    #: the limits go to the grid. ``schedule``: the batteries hold the planned exchange, for
+    #: sites whose deviations from a notified schedule are billed (balancing energy); it
+    #: costs battery losses and wear on sites that pay only their energy (replaying the
+    #: demo year: about 1 EUR a day).
+    correction: Literal["limits", "schedule", "value"] = "value"
     #: Grid departures (from the plan, or past a limit) smaller than this are not
     #: corrected, W.
     correction_deadband_w: NonNegativeFloat = 5000.0

@@ -7,7 +7,8 @@ import pytest
 
 from adapters.snapshot import BatteryReading, CommsHealth, DeviceState, MeterReading, Snapshot
 from vpp.control.dispatch import correct_batteries, plan_row, pv_cap_w, setpoints_from_row
-from vpp.core.site import DeviceKind
+from vpp.control.safety import Setpoint
+from vpp.core.site import DeviceKind, Site
 from vpp.testing.harness import small_site
 
 T0 = datetime(2026, 6, 21, 10, 0, tzinfo=UTC)
@@ -109,8 +110,8 @@ def test_limits_mode_corrects_only_past_the_connection_limits() -> None:
     imp, exp = SITE.grid.import_limit_w, SITE.grid.export_limit_w
     # 6 kW off the plan but inside the limits: nothing to do in "limits" mode ...
     assert hold_limits(SITE, snap(26_000), row(), active, imp, exp, 300, 2000) == []
-    assert SITE.run.correction == "limits"
-    assert corrections(SITE, snap(26_000), row(), active, imp, exp, 300) == []
+    limits = SITE.model_copy(update={"run": SITE.run.model_copy(update={"correction": "limits"})})
+    assert corrections(limits, snap(26_000), row(), active, imp, exp, 300) == []
     # ... while "schedule" holds the planned exchange.
     schedule = SITE.model_copy(
         update={"run": SITE.run.model_copy(update={"correction": "schedule"})}
@@ -125,3 +126,153 @@ def test_limits_mode_corrects_only_past_the_connection_limits() -> None:
     out = hold_limits(SITE, snap(-exp - 4000.0), row(), active, imp, exp, 300, 2000)
     assert sum(sp.power_w - 1000.0 for sp in out) == pytest.approx(-4000.0)
     assert hold_limits(SITE, snap(-exp - 1000.0), row(), active, imp, exp, 300, 2000) == []
+
+
+# -- run.correction = "value" -----------------------------------------------------------------
+
+#: A plan step with no exchange planned, every battery charging 2 kW from the surplus, and the
+#: plan's value of stored energy 100 EUR/MWh: stored, a MWh from the grid side is worth
+#: keep = 95 EUR, and a MWh given to it costs give = 100 / 0.95 + 20 = 125.3 EUR.
+VALUE_ROW = {
+    "grid_import_w": 0.0,
+    "grid_export_w": 0.0,
+    "value_stored_eur_per_mwh": 100.0,
+    "price_import_eur_per_mwh": 200.0,
+    "price_export_eur_per_mwh": 40.0,
+    "co2_g_per_kwh": 0.0,
+    **{f"{b.id}.battery_w": -2000.0 for b in SITE.batteries},
+}
+PLANNED_W = -2000.0 * len(SITE.batteries)
+
+
+def snap_at(grid_w: float, battery_w: float | None) -> Snapshot:
+    """The grid meter at ``grid_w`` and every battery at 50 % measuring ``battery_w``."""
+    devices = {
+        SITE.grid.meter: DeviceState(SITE.grid.meter, "meter", MeterReading(grid_w, 0, 0), OK, T0)
+    }
+    for b in SITE.batteries:
+        reading = BatteryReading(50.0, battery_w, b.capacity_wh, b.max_charge_w, b.max_discharge_w)
+        devices[b.id] = DeviceState(b.id, "battery", reading, OK, T0)
+    return Snapshot(T0, devices)
+
+
+def follow(
+    grid_w: float, active_w: float = -2000.0, battery_w: float | None = -2000.0, **values: float
+) -> list[Setpoint]:
+    """``follow_value`` on ``VALUE_ROW`` (with ``values`` changed), the meter at ``grid_w``,
+    every battery in force at ``active_w`` and measuring ``battery_w``; 500 W deadband."""
+    from vpp.control.dispatch import follow_value
+
+    active = {b.id: active_w for b in SITE.batteries}
+    r = row(**{**VALUE_ROW, **values})
+    imp, exp = SITE.grid.import_limit_w, SITE.grid.export_limit_w
+    return follow_value(SITE, snap_at(grid_w, battery_w), r, active, imp, exp, 300, 500)
+
+
+def test_value_correction_stores_an_unforeseen_surplus_where_storing_it_pays() -> None:
+    # 6 kW exported against none planned: the batteries charge 6 kW more (95 > 40 EUR) ...
+    out = follow(-6000.0)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 6000.0)
+    assert all("plan's value" in sp.reason and sp.power_w < 0 for sp in out)
+    # ... not where the export earns more than the energy is worth stored.
+    assert follow(-6000.0, price_export_eur_per_mwh=120.0) == []
+    # A plan without duals (a fallback plan) keeps its setpoints inside the limits.
+    assert follow(-6000.0, value_stored_eur_per_mwh=float("nan")) == []
+
+
+def test_value_correction_does_not_buy_a_surplus_that_falls_short() -> None:
+    # Importing 5 kW where the plan had the batteries charging from a surplus: they charge
+    # 5 kW less (the import, 200 EUR, costs more than the 95 EUR the energy is worth stored).
+    out = follow(5000.0)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W + 5000.0)
+    assert all(sp.power_w <= 0.0 for sp in out)  # less charging, no discharge for it
+    # 12 kW short: the 8 kW of planned charging is dropped, and discharging the other 4 kW
+    # pays too (200 > 125.3 EUR) ...
+    out = follow(12_000.0)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W + 12_000.0)
+    # ... but not at an import price between keep and give: only the charging goes.
+    out = follow(12_000.0, price_import_eur_per_mwh=110.0)
+    assert sum(sp.power_w for sp in out) == pytest.approx(0.0, abs=1e-6)
+    # The import's CO2 price counts as the plan counts it: 110 + 80 EUR/t x 0.5 t/MWh > give.
+    out = follow(12_000.0, price_import_eur_per_mwh=110.0, co2_g_per_kwh=500.0)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W + 12_000.0)
+    # Storing from the grid where the plan's value says it pays (import 80 < keep 95).
+    assert follow(5000.0, price_import_eur_per_mwh=80.0) == []
+
+
+def test_value_correction_never_exports_stored_energy_beyond_the_plan() -> None:
+    # The plan exports 10 kW with the batteries discharging 2 kW each; only 4 kW go out:
+    # 6 kW short of the plan, but no import to cut, so nothing changes.
+    planned = {f"{b.id}.battery_w": 2000.0 for b in SITE.batteries}
+    out = follow(-4000.0, active_w=2000.0, battery_w=2000.0, grid_export_w=10_000.0, **planned)
+    assert out == []
+    # Importing 3 kW instead: at most those 3 kW are discharged.
+    out = follow(3000.0, active_w=2000.0, battery_w=2000.0, grid_export_w=10_000.0, **planned)
+    assert sum(sp.power_w for sp in out) == pytest.approx(8000.0 + 3000.0)
+
+
+def test_value_correction_reads_the_departure_from_the_batteries_measured_power() -> None:
+    """The grid reading covers the last minute, when the batteries still ran at the power
+    they measured, not at a setpoint written since: the same readings give the same
+    setpoints whatever is in force now (a correction is not taken twice)."""
+    first = follow(-6000.0)
+    assert sum(sp.power_w for sp in first) == pytest.approx(PLANNED_W - 6000.0)
+    # The first correction's setpoints in force, the batteries not yet at them: nothing
+    # more to write (a correction from the setpoints in force would charge 6 kW more again).
+    assert follow(-6000.0, active_w=-3500.0) == []
+    # In force with other setpoints (a correction since undone): the same target.
+    again = follow(-6000.0, active_w=-1000.0)
+    assert sum(sp.power_w for sp in again) == pytest.approx(PLANNED_W - 6000.0)
+    # Once the batteries run at the corrected power the grid shows no export: they stay.
+    assert follow(0.0, active_w=-3500.0, battery_w=-3500.0) == []
+    # When the cloud has passed (the plan's exchange again at the plan's power), back to
+    # the plan.
+    back = follow(0.0, active_w=-3500.0, battery_w=-2000.0)
+    assert sum(sp.power_w for sp in back) == pytest.approx(PLANNED_W)
+    # Without a measured power the setpoint in force stands for it.
+    none = follow(-6000.0, battery_w=None)
+    assert sum(sp.power_w for sp in none) == pytest.approx(PLANNED_W - 6000.0)
+
+
+def test_value_correction_holds_the_limits_whatever_the_value() -> None:
+    imp = SITE.grid.import_limit_w
+    # 7 kW past the import limit with no value to go by: back to the limit.
+    out = follow(imp + 7000.0, value_stored_eur_per_mwh=float("nan"), grid_import_w=imp)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W + 7000.0)
+    # The mode is chosen by the site's run.correction.
+    from vpp.control.dispatch import corrections
+
+    value = SITE.model_copy(update={"run": SITE.run.model_copy(update={"correction": "value"})})
+    active = {b.id: -2000.0 for b in SITE.batteries}
+    r = row(**VALUE_ROW)
+    out = corrections(value, snap_at(-6000.0, -2000.0), r, active, imp, 80_000.0, 300)
+    assert sum(sp.power_w for sp in out if sp.kind == DeviceKind.BATTERY) == pytest.approx(
+        PLANNED_W - 6000.0
+    )
+
+
+def test_no_correction_against_the_plan_before_the_readings_reach_its_quarter_hour() -> None:
+    """Right after a quarter hour's dispatch the readings still show the previous quarter
+    hour, which the new plan row does not describe: only the limits are held until they
+    cover a minute of it."""
+    from vpp.control.cycle import SETTLE, correction
+
+    imp = SITE.grid.import_limit_w
+    active = {b.id: -2000.0 for b in SITE.batteries}
+    r = row(**VALUE_ROW)
+
+    def batteries(site: Site, snapshot: Snapshot, now: datetime) -> float | None:
+        out = correction(site, r, snapshot, active, [], now)
+        bats = [sp.power_w for sp in out if sp.kind == DeviceKind.BATTERY]
+        return sum(bats) if bats else None
+
+    for mode in ("value", "schedule"):
+        site = SITE.model_copy(update={"run": SITE.run.model_copy(update={"correction": mode})})
+        early = snap_at(-6000.0, -2000.0)  # read at T0, the quarter hour's start
+        assert batteries(site, early, T0 + timedelta(seconds=30)) is None, mode
+        late = Snapshot(T0 + SETTLE, early.devices)
+        assert batteries(site, late, T0 + SETTLE) == pytest.approx(PLANNED_W - 6000.0), mode
+        # Past a limit the batteries act at once.
+        over = Snapshot(T0, snap_at(imp + 7000.0, -2000.0).devices)
+        at_once = batteries(site, over, T0 + timedelta(seconds=30))
+        assert at_once == pytest.approx(PLANNED_W + 7000.0), mode

@@ -127,7 +127,7 @@ def small_sites(draw: st.DrawFn) -> Site:
                 "base_load_peak_w": draw(between(0, 2e5)),
             },
             "run": {
-                "correction": draw(st.sampled_from(["limits", "schedule"])),
+                "correction": draw(st.sampled_from(["limits", "schedule", "value"])),
                 "correction_deadband_w": draw(st.sampled_from([0.0, 500.0, 5000.0])),
             },
             "devices": devices,
@@ -290,6 +290,12 @@ def rows(draw: st.DrawFn, site: Site) -> pd.Series:
     if site.heat_pump is not None:
         max_el = site.heat_pump.max_el_w
         values["heat_pump_el_w"] = c.pick([0.0, max_el, *ODD], (-max_el, 2 * max_el))
+    # What the "value" correction prices the departure with: the plan's value of stored
+    # energy (missing in a fallback plan) and the step's prices, odd ones included.
+    values["value_stored_eur_per_mwh"] = c.pick([0.0, *ODD], (-100.0, 600.0))
+    values["price_import_eur_per_mwh"] = c.pick([0.0, *ODD], (-500.0, 600.0))
+    values["price_export_eur_per_mwh"] = c.pick([0.0, *ODD], (-500.0, 600.0))
+    values["co2_g_per_kwh"] = c.pick([0.0, *ODD], (0.0, 1000.0))
     return pd.Series({k: NAN if v is None else v for k, v in values.items()})
 
 
