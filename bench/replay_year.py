@@ -32,8 +32,8 @@ seed): the controller's polls see PV move inside the quarter hour (``--no-clouds
 
 ``--year 2023`` replays the second shipped file instead: real 2023 day-ahead prices (301
 negative hours, down to -500 EUR/MWh), PV and heat demand from the typical-year weather, no
-CO2 column (CO2 is then not priced): data the controller and its settings were never tuned
-on.
+CO2 column (CO2 is then not priced); see docs/replay-world.md for what was and was not
+chosen on it.
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
 [--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--week-starts DATE,DATE]
@@ -73,8 +73,7 @@ from vpp.replay.runner import DayResult, ReplayOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The year replayed by default; ``--year 2023`` replays the second shipped file (real 2023
-#: prices, PV and heat from the typical-year weather, no CO2 column: see data/README.md),
-#: data the controller was never tuned on.
+#: prices, PV and heat from the typical-year weather, no CO2 column: see data/README.md).
 YEAR = 2018
 YEARS = (2018, 2023)
 
@@ -214,7 +213,7 @@ def main() -> None:
         type=int,
         choices=YEARS,
         default=YEAR,
-        help="the shipped year to replay (2023: data the controller was not tuned on)",
+        help="the shipped year to replay (2023: see docs/replay-world.md)",
     )
     args = parser.parse_args()
     year = args.year

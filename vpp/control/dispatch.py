@@ -288,23 +288,13 @@ def corrections(
     ``vpp run`` and replay call this every ``run.correction_interval_s``.
     """
     run = site.run
-    if not settled or run.correction == "limits":
-        setpoints = hold_limits(
-            site,
-            snapshot,
-            row,
-            active,
-            import_limit_w,
-            export_limit_w,
-            horizon_s,
-            run.correction_deadband_w,
-        )
-    elif run.correction == "schedule":
+    if settled and run.correction == "schedule":
         setpoints = correct_batteries(
             site, snapshot, row, active, horizon_s, run.correction_deadband_w
         )
     else:
-        setpoints = follow_value(
+        rule = follow_value if settled and run.correction == "value" else hold_limits
+        setpoints = rule(
             site,
             snapshot,
             row,
