@@ -243,7 +243,9 @@ async def test_a_cap_reaches_the_next_plan_and_is_recorded(
     assert (state.plan.frame["import_cap_w"] == state.site.grid.import_limit_w).all()
 
 
-async def test_pause_and_replan(plant: Plant, http: aiohttp.ClientSession) -> None:
+async def test_pause_and_replan(
+    plant: Plant, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = plant.state
     status, reply = await call(http, "POST", f"{plant.url}/api/pause", {"dry_run": True})
     assert (status, reply, state.dry_run) == (200, {"dry_run": True}, True)
@@ -255,9 +257,21 @@ async def test_pause_and_replan(plant: Plant, http: aiohttp.ClientSession) -> No
     _, view = await call(http, "GET", f"{plant.url}/api/status")
     assert view["dry_run"] is True
 
+    # The first re-plan's plan job waits until the second request has been answered, so the
+    # second finds it running whatever the machine's speed.
+    gate = asyncio.Event()
+    run_job = plant.ctl.run_job
+
+    async def held(name: str) -> bool:
+        if name == "plan":
+            await asyncio.wait_for(gate.wait(), 60)
+        return await run_job(name)
+
+    monkeypatch.setattr(plant.ctl, "run_job", held)
     plans = state.plans_total
     first = await call(http, "POST", f"{plant.url}/api/replan", raw=b"")
     second = await call(http, "POST", f"{plant.url}/api/replan", {"reason": "new forecast"})
+    gate.set()
     assert first == (202, {"replan": "started"}) and second == (202, {"replan": "queued"})
     await plant.replans_done()
     assert state.plans_total == plans + 2  # the second request ran after the first, not beside it
