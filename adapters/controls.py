@@ -3,18 +3,20 @@
 * PV limit: model 123 (``WMaxLimPct``, ``WMaxLimPct_RvrtTms``, ``WMaxLim_Ena``) or 704
   (``WMaxLimPct``, ``WMaxLimPctRvrtTms``, ``WMaxLimPctEna``): limit, revert timer and enable
   in one request over the contiguous block.
-* Battery with 124: ``OutWRte``/``InWRte`` [% of ``WChaMax``] with ``InOutWRte_RvrtTms`` in one
-  request, then ``StorCtl_Mod`` only when the mode changes (the registers between them are
-  read-only). Battery with 802: 704 ``WSetEna``, ``WSetMod``, ``WSet`` [W] and
-  ``WSetRvrtTms`` in one request over the contiguous block.
+* Battery with 124: a window of zero width, ``OutWRte`` = P and ``InWRte`` = -P [% of
+  ``WChaMax``], with ``InOutWRte_RvrtTms`` in one request, then ``StorCtl_Mod`` = 3 (both
+  bounds) only when the device is not in that mode already (the registers between them are
+  read-only): after start-up or a revert, never for a change of direction.
+* Battery with 802: 704 ``WSetEna``, ``WSetMod``, ``WSet`` [W] and ``WSetRvrtTms`` in one
+  request over the contiguous block.
 * Heat pump: ``setpoint_revert_s`` and ``el_setpoint_w`` through its register map.
 
 Round trips: scale factors, ratings and the points of a block that are not set come from the
 models as last read (every poll reads the control models; a read-back refreshes them), so a
-SunSpec setpoint is one write and one read-back: two requests (three for a 124 battery that
-changes direction). A device whose endpoint has ``modbus.read_write`` takes the last write
+SunSpec setpoint is one write and one read-back: two requests (three for a 124 battery taken
+out of its own mode). A device whose endpoint has ``modbus.read_write`` takes the last write
 and the read-back in one request (function code 23): one request (two for a 124 battery
-that changes direction). Only a device not read since discovery is read first.
+taken out of its own mode). Only a device not read since discovery is read first.
 
 Every write uses function code 16 (or 23, above) and sets the revert timer
 (``poll.revert_s``), so a device falls back to its own control if the controller goes
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.devices import DeviceDataError, Driver, SunSpecDriver, protocol_of
+from adapters.devices.battery import WINDOW_MODE, point_124
 from adapters.devices.sunspec import Step
 from adapters.poll import FleetPoller
 from adapters.regmap import RegisterMapError, decode_register, encode_register, load_map
@@ -330,20 +333,25 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
         (wchamax, _static(ss, "rating", "MaxDisChaRte")),
     )
     sf = model.values.get("InOutWRte_SF")
-    rate = unscale(abs(p) / wchamax * 100.0, sf)
-    out_raw, in_raw = (rate, 0) if p > 0 else (0, rate)
-    mode = 2 if p > 0 else 1 if p < 0 else 3  # DISCHARGE, CHARGE, both bits: hold at 0 W
+    # A window of zero width at P: OutWRte = P, InWRte = -P (both bits set, DEVICES.md).
+    rate = unscale(p / wchamax * 100.0, sf)
     rates: Step = [
-        ("OutWRte", out_raw),
-        ("InWRte", in_raw),
+        ("OutWRte", rate),
+        ("InWRte", -rate),
         ("InOutWRte_WinTms", model.values.get("InOutWRte_WinTms")),
         ("InOutWRte_RvrtTms", revert_s),
     ]
+    # The mode only when the device is not in it already (after start-up or a revert):
+    # a change of direction is the rates alone.
+    mode = WINDOW_MODE
     steps = [rates] if model.values.get("StorCtl_Mod") == mode else [rates, [("StorCtl_Mod", mode)]]
     back = await ss.write_points_read(model, steps, _KEPT_124)
     wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
-    written = _Plan((out_raw - in_raw) * 10.0 ** (sf or 0) / 100.0 * wchamax)
-    read_back = _rate_w(back.values.get("OutWRte"), back.values.get("InWRte"), wchamax)
+    written = _Plan(rate * 10.0 ** (sf or 0) / 100.0 * wchamax)
+    read_back = _rate_w(
+        back.values.get("StorCtl_Mod"), back.values.get("OutWRte"), back.values.get("InWRte"),
+        wchamax,
+    )  # fmt: skip
     return _result(
         driver,
         "battery_power_w",
@@ -356,11 +364,13 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
     )
 
 
-def _rate_w(out_pct: Any, in_pct: Any, wchamax: float) -> float | None:
-    """Setpoint [W] from discharge and charge rates [% of ``wchamax`` W]."""
-    if out_pct is None or in_pct is None:
+def _rate_w(mode: Any, out_pct: Any, in_pct: Any, wchamax: float) -> float | None:
+    """Setpoint [W] that mode and rates [% of ``wchamax`` W] hold the battery at; None when
+    they leave it room (not a window of zero width)."""
+    if mode is None or out_pct is None or in_pct is None:
         return None
-    return float((out_pct - in_pct) / 100.0 * wchamax)
+    point = point_124(int(mode), float(out_pct), float(in_pct))
+    return None if point is None else point / 100.0 * wchamax
 
 
 #: The points of model 704 a battery write reads (here and at its next write) and compares.

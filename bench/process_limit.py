@@ -22,7 +22,13 @@ For each size and delay:
   dispatch but the first after start-up finds the devices: under control, so a 124 battery
   whose direction stays takes one request, not two (its ``StorCtl_Mod`` is set already);
   wall time and both sides' CPU per device;
-- RSS of this process after both;
+- turn: a quarter hour later, every battery turned round (the last setpoint with its sign
+  reversed, at least a quarter of its discharge rating; the PV limits as before), written
+  through the controller's write path (``Controller.apply``: invariants, plant, read-back):
+  a 124 battery under control takes one request for it, its mode being set already (before
+  the window write of DEVICES.md it took two); wall time, both sides' CPU per device,
+  setpoints confirmed;
+- RSS of this process after all three;
 - the floor for the same reads: each device's poll requests (its cached read plan) sent with
   bare pymodbus clients (4 per gateway, one ``asyncio.gather``), wall time and CPU per device.
 
@@ -61,11 +67,12 @@ from vpp.control.controller import Controller
 from vpp.control.inputs import InputProvider
 from vpp.control.plant import ModbusPlant
 from vpp.control.runner import freeze_heap
-from vpp.control.state import ControllerState
+from vpp.control.safety import Setpoint
+from vpp.control.state import ControllerState, SetpointStatus
 from vpp.core.clock import ManualClock
 from vpp.core.loop import LOOPS
 from vpp.core.loop import run as run_on_loop
-from vpp.core.site import Site, parse_site
+from vpp.core.site import DeviceKind, Site, parse_site
 
 START = datetime(2026, 6, 21, 9, 59, tzinfo=UTC)
 UNITS_PER_PORT = 100
@@ -88,6 +95,10 @@ class Row:
     next_cpu_us: float = 0.0
     next_sim_cpu_us: float = 0.0
     next_confirmed: int = 0
+    turn_s: float = 0.0
+    turn_cpu_us: float = 0.0
+    turn_sim_cpu_us: float = 0.0
+    turn_confirmed: int = 0
     written: int = 0
     confirmed: int = 0
     rss_mb: float = 0.0
@@ -183,6 +194,20 @@ async def floor(reads: dict[tuple[int, int], list[tuple[int, int]]]) -> tuple[fl
     return result
 
 
+def turned_round(site: Site, last: dict[str, SetpointStatus]) -> list[Setpoint]:
+    """The last setpoints with every battery's direction reversed (at least a quarter of its
+    discharge rating; a battery at 0 W is sent to charge)."""
+    batch = []
+    for device in site.devices:
+        status = last[device.id]
+        power = status.requested_w
+        if device.kind is DeviceKind.BATTERY:
+            size = max(abs(power), 0.25 * device.max_discharge_w)
+            power = -size if power >= 0 else size
+        batch.append(Setpoint(device.id, device.kind, power, power))
+    return batch
+
+
 def bench_controller(site: Site, bridge: ModbusBridge, clock: ManualClock) -> Controller:
     """A controller of ``site`` with ``vpp run``'s defaults on ``bridge`` and ``clock``."""
     return Controller(
@@ -231,6 +256,15 @@ async def measure(site: Site, delay_ms: int, sim_pids: list[int | None]) -> Row:
         row.next_sim_cpu_us = (cpu_s(sim_pids) - sim) / n * 1e6
         now = clock.now()
         row.next_confirmed = sum(s.ok and s.time == now for s in ctl.state.setpoints.values())
+        clock.advance(15 * 60)
+        await ctl.run_job("poll")
+        batch = turned_round(site, ctl.state.setpoints)
+        sim, cpu, wall = cpu_s(sim_pids), time.process_time(), time.perf_counter()
+        statuses = await ctl.apply(batch, "dispatch")
+        row.turn_s = time.perf_counter() - wall
+        row.turn_cpu_us = (time.process_time() - cpu) / n * 1e6
+        row.turn_sim_cpu_us = (cpu_s(sim_pids) - sim) / n * 1e6
+        row.turn_confirmed = sum(s.ok for s in statuses)
         row.rss_mb = rss_mb()
         reads = reads_of(plant)
     row.floor_s, floor_cpu = await floor(reads)
@@ -258,6 +292,10 @@ def table(rows: list[Row]) -> Table:
         "next CPU us/dev",
         "next sim CPU us/dev",
         "next confirmed",
+        "turn s",
+        "turn CPU us/dev",
+        "turn sim CPU us/dev",
+        "turn confirmed",
         "RSS MB",
     ):
         out.add_column(name, justify="right")
@@ -280,6 +318,10 @@ def table(rows: list[Row]) -> Table:
             f"{r.next_cpu_us:.0f}",
             f"{r.next_sim_cpu_us:.0f}",
             f"{r.next_confirmed:,}",
+            f"{r.turn_s:.2f}",
+            f"{r.turn_cpu_us:.0f}",
+            f"{r.turn_sim_cpu_us:.0f}",
+            f"{r.turn_confirmed:,}",
             f"{r.rss_mb:.0f}",
         )
     return out

@@ -13,6 +13,34 @@ from vpp.core.site import DeviceKind
 #: StorCtl_Mod bits (model 124): bit 0 CHARGE, bit 1 DISCHARGE.
 CHARGE_BIT = 1
 DISCHARGE_BIT = 2
+#: Both bits: the window [-InWRte, OutWRte] bounds the battery's power from both sides.
+WINDOW_MODE = CHARGE_BIT | DISCHARGE_BIT
+
+
+def window_124(mode: int | None, out_pct: float, in_pct: float) -> tuple[float, float] | None:
+    """The power window model 124 sets, [% of ``WChaMax``, > 0 discharging] (DEVICES.md).
+
+    The CHARGE bit bounds charging by ``InWRte`` (a negative rate forces a discharge of at
+    least its size), the DISCHARGE bit bounds discharging by ``OutWRte`` (a negative rate
+    forces a charge); a direction without its bit is bounded by the device alone (100 %).
+    Inside the window the device runs its own control. None: neither bit, the device's own
+    mode.
+    """
+    if not mode:
+        return None
+    low = -in_pct if mode & CHARGE_BIT else -100.0
+    high = out_pct if mode & DISCHARGE_BIT else 100.0
+    return low, high
+
+
+def point_124(mode: int | None, out_pct: float, in_pct: float) -> float | None:
+    """The power [% of ``WChaMax``] a window of zero width holds the device at; None when
+    the window leaves the device room (or the device is in its own mode)."""
+    window = window_124(mode, out_pct, in_pct)
+    if window is None or abs(window[1] - window[0]) > 1e-9:
+        return None
+    return window[1]
+
 
 VARIANTS = {
     "124": Variant(
@@ -79,9 +107,8 @@ class BatteryDriver(SunSpecDriver):
             return None  # the device runs its own self-consumption mode
         out_pct = models.number("storage", "OutWRte", -100.0, 100.0, "%") or 0.0
         in_pct = models.number("storage", "InWRte", -100.0, 100.0, "%") or 0.0
-        out_pct = out_pct if mode & DISCHARGE_BIT else 0.0
-        in_pct = in_pct if mode & CHARGE_BIT else 0.0
-        return (out_pct - in_pct) / 100.0 * wchamax
+        point = point_124(int(mode), out_pct, in_pct)
+        return None if point is None else point / 100.0 * wchamax
 
     def normalise_802(self, models: Models) -> BatteryReading:
         dev = self.device

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.devices.battery import window_124
 from adapters.sim import physics
 from adapters.sim.device import Environment, SimulatedDevice, common_values, register
 from adapters.sim.images import ModelSpec, RegisterImage, build_sunspec_image, pick_sf
@@ -20,8 +21,6 @@ from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 BATTERY_VOLTAGE_V = 400.0
 PHASE_VOLTAGE_V = 230.0
-#: 124 StorCtl_Mod bits.
-CHARGE, DISCHARGE = 1, 2
 #: 124 ChaSt states.
 CHA_EMPTY, CHA_DISCHARGING, CHA_CHARGING, CHA_FULL, CHA_HOLDING = 2, 3, 4, 5, 6
 #: 802 ChaSt states (same numbering as 124's) and State CONNECTED, Typ LITHIUM_ION.
@@ -190,14 +189,18 @@ class Battery124Sim(_Battery):
         self._follow_registers()
 
     def _follow_registers(self) -> None:
-        """Setpoint [W] = (OutWRte if DISCHARGE bit) - (InWRte if CHARGE bit), % of WChaMax."""
+        """The device's own mode (idle, 0 W) held inside the window [-InWRte, OutWRte] (% of
+        WChaMax) that the mode bits switch on (``adapters.devices.battery.window_124``); an
+        empty window (its low end above its high end) holds it at the high end."""
         st, img = self._state, self.image
         mode = int(img.get("124.StorCtl_Mod") or 0)
         w_cha_max = float(img.get("124.WChaMax") or 0.0)
-        out_pct = float(img.get("124.OutWRte") or 0.0) if mode & DISCHARGE else 0.0
-        in_pct = float(img.get("124.InWRte") or 0.0) if mode & CHARGE else 0.0
-        st.remote = mode != 0
-        st.setpoint_w = (out_pct - in_pct) / 100.0 * w_cha_max
+        out_pct = float(img.get("124.OutWRte") or 0.0)
+        in_pct = float(img.get("124.InWRte") or 0.0)
+        window = window_124(mode, out_pct, in_pct)
+        st.remote = window is not None
+        held = 0.0 if window is None else min(max(0.0, window[0]), window[1])
+        st.setpoint_w = held / 100.0 * w_cha_max
 
     def _revert(self) -> None:
         super()._revert()

@@ -92,12 +92,16 @@ async def test_pv_limit_outside_0_100_is_refused_and_nothing_written(pct: float,
         assert written(fleet.units["pv-1"]) == []
 
 
+def int16(value: int) -> int:
+    return value & 0xFFFF
+
+
 @pytest.mark.parametrize(
-    ("power_w", "rates", "mode"),
-    [(2000.0, [40, 0], 2), (-1250.0, [0, 25], 1), (0.0, [0, 0], 3)],
+    ("power_w", "rates"),
+    [(2000.0, [40, int16(-40)]), (-1250.0, [int16(-25), 25]), (0.0, [0, 0])],
 )
-async def test_battery_124_rates_timer_then_mode(
-    power_w: float, rates: list[int], mode: int
+async def test_battery_124_window_of_zero_width_timer_then_mode(
+    power_w: float, rates: list[int]
 ) -> None:
     async with controlled() as (fleet, poller, controls):
         result = await controls.set_battery_power("bat-1", power_w)
@@ -105,23 +109,43 @@ async def test_battery_124_rates_timer_then_mode(
         a_mode = address(poller, "bat-1", 124, "StorCtl_Mod")
         assert written(fleet.units["bat-1"]) == [
             (16, a_rates, [*rates, 0xFFFF, REVERT_S]),  # OutWRte, InWRte, WinTms kept, timer
-            (16, a_mode, [mode]),
+            (16, a_mode, [3]),  # both bounds: the window [-InWRte, OutWRte]
         ]
         reading = (await poller.poll_device("bat-1")).reading
     assert result.ok and result.written == power_w and result.read_back == power_w
     assert isinstance(reading, BatteryReading) and reading.setpoint_w == power_w
 
 
-async def test_battery_124_same_direction_again_is_one_write_and_one_read() -> None:
+@pytest.mark.parametrize("again_w", [1500.0, -1500.0, 0.0])
+async def test_battery_124_under_control_is_one_write_and_one_read_in_either_direction(
+    again_w: float,
+) -> None:
     async with controlled() as (fleet, poller, controls):
         await controls.set_battery_power("bat-1", 2000.0)
         fake = fleet.units["bat-1"]
         before, writes = fake.requests, len(fake.writes)
-        result = await controls.set_battery_power("bat-1", 1500.0)
-        assert fake.requests - before == 2  # the mode is already DISCHARGE: rates only
+        result = await controls.set_battery_power("bat-1", again_w)
+        assert fake.requests - before == 2  # the mode is set already: rates only
         a_rates = address(poller, "bat-1", 124, "OutWRte")
-        assert fake.writes[writes:] == [(16, a_rates, [30, 0, 0xFFFF, REVERT_S])]
-    assert result.ok and result.read_back == 1500.0
+        pct = round(again_w / 50)
+        assert fake.writes[writes:] == [(16, a_rates, [int16(pct), int16(-pct), 0xFFFF, REVERT_S])]
+        reading = (await poller.poll_device("bat-1")).reading
+    assert result.ok and result.read_back == again_w
+    assert isinstance(reading, BatteryReading) and reading.setpoint_w == again_w
+
+
+async def test_battery_124_window_with_room_reads_as_no_setpoint() -> None:
+    """A window someone else left with room inside (here charge up to 20 %, discharge up to
+    40 %) does not hold the battery at one power: no setpoint is read, and a write replaces
+    it with a window of zero width."""
+    async with controlled() as (fleet, poller, controls):
+        fake = fleet.units["bat-1"]
+        fake.set(address(poller, "bat-1", 124, "StorCtl_Mod"), [3])
+        fake.set(address(poller, "bat-1", 124, "OutWRte"), [40, 20])
+        reading = (await poller.poll_device("bat-1")).reading
+        assert isinstance(reading, BatteryReading) and reading.setpoint_w is None
+        result = await controls.set_battery_power("bat-1", -500.0)
+    assert result.ok and result.read_back == -500.0
 
 
 async def test_battery_802_writes_wset_mode_timer_enable() -> None:
@@ -206,8 +230,9 @@ async def test_read_back_mismatch_is_reported_not_hidden() -> None:
 
 async def test_read_write_endpoint_writes_and_reads_back_in_one_request() -> None:
     """With ``modbus.read_write`` the last write of a setpoint carries its read-back
-    (function code 23): a PV limit, an 802 battery and a 124 battery in the same direction
-    are one request each, a 124 battery that changes direction two (rates, then mode)."""
+    (function code 23): a PV limit, an 802 battery and a 124 battery under control are one
+    request each (in either direction), a 124 battery taken out of its own mode two (rates,
+    then mode)."""
     async with controlled(read_write=True) as (fleet, poller, controls):
         units = fleet.units
         before = {name: units[name].requests for name in ("pv-1", "pv-2", "bat-1", "bat-2")}
@@ -221,20 +246,20 @@ async def test_read_write_endpoint_writes_and_reads_back_in_one_request() -> Non
         a_mode = address(poller, "bat-1", 124, "StorCtl_Mod")
         assert written(units["pv-1"]) == [(23, a_limit, [425, 0xFFFF, REVERT_S, 0xFFFF, 1])]
         assert written(units["bat-1"]) == [
-            (16, a_rates, [40, 0, 0xFFFF, REVERT_S]),
-            (23, a_mode, [2]),
+            (16, a_rates, [40, int16(-40), 0xFFFF, REVERT_S]),
+            (23, a_mode, [3]),
         ]
-        again = await controls.set_battery_power("bat-1", 1500.0)
+        again = await controls.set_battery_power("bat-1", -1500.0)  # the other direction
         assert units["bat-1"].requests - before["bat-1"] - counts["bat-1"] == 1
-        assert units["bat-1"].writes[-1] == (23, a_rates, [30, 0, 0xFFFF, REVERT_S])
+        assert units["bat-1"].writes[-1] == (23, a_rates, [int16(-30), 30, 0xFFFF, REVERT_S])
         reading = (await poller.poll_device("bat-1")).reading
     assert counts == {"pv-1": 1, "pv-2": 1, "bat-2": 1, "bat-1": 2}
     assert pv1.ok and (pv1.written, pv1.read_back) == (42.5, 42.5)
     assert pv2.ok and (pv2.written, pv2.read_back) == (55.0, 55.0)
     assert bat2.ok and (bat2.written, bat2.read_back) == (-3333.0, -3333.0)
     assert bat1.ok and (bat1.written, bat1.read_back) == (2000.0, 2000.0)
-    assert again.ok and again.read_back == 1500.0
-    assert isinstance(reading, BatteryReading) and reading.setpoint_w == 1500.0
+    assert again.ok and again.read_back == -1500.0
+    assert isinstance(reading, BatteryReading) and reading.setpoint_w == -1500.0
 
 
 async def test_read_write_read_back_mismatch_is_reported_not_hidden() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -88,14 +89,16 @@ async def test_pv_limit_caps_output_and_reverts_after_its_timer() -> None:
 async def write_124(port: int, power_w: float, revert_s: int) -> None:
     """A setpoint written the way DEVICES.md describes for model 124 (WChaMax = 5 kW)."""
     found = await scan_unit(port, 1)
-    pct = abs(power_w) / 5_000 * 100
-    mode = 2 if power_w > 0 else 1 if power_w < 0 else 3
+    pct = power_w / 5_000 * 100  # a window of zero width at the setpoint
+    await write_124_points(port, found, OutWRte=pct, InWRte=-pct, InOutWRte_RvrtTms=revert_s,
+                           StorCtl_Mod=3)  # fmt: skip
+
+
+async def write_124_points(port: int, found: Any, **points: float) -> None:
     c = client(port)
     await c.connect()
     try:
-        for name, value in (("OutWRte", pct if power_w > 0 else 0.0),
-                            ("InWRte", pct if power_w < 0 else 0.0),
-                            ("InOutWRte_RvrtTms", revert_s), ("StorCtl_Mod", mode)):  # fmt: skip
+        for name, value in points.items():
             assert not (await write_point(c, 1, found, 124, name, value)).isError()
     finally:
         c.close()
@@ -119,6 +122,33 @@ async def test_battery_124_integrates_setpoint_with_efficiency_and_reverts() -> 
         assert reverted.model(124).values["StorCtl_Mod"] == 0
         assert reverted.model(103).values["W"] == 0
         assert state.power_w == 0.0 and not state.remote
+
+
+@pytest.mark.parametrize(
+    ("mode", "out_pct", "in_pct", "power_w"),
+    [
+        (3, 40.0, 20.0, 0.0),  # room on both sides: its own mode (idle) inside
+        (3, -30.0, 50.0, -1_500.0),  # a negative discharge bound forces a charge
+        (3, 60.0, -20.0, 1_000.0),  # a negative charge bound forces a discharge
+        (2, -30.0, 0.0, -1_500.0),  # the discharge bound alone
+        (1, 0.0, -20.0, 1_000.0),  # the charge bound alone
+        (3, 10.0, -30.0, 500.0),  # an empty window: its high end
+        (0, -30.0, 50.0, 0.0),  # neither bit: its own mode
+    ],
+)
+async def test_battery_124_holds_its_own_mode_inside_the_window(
+    mode: int, out_pct: float, in_pct: float, power_w: float
+) -> None:
+    (port,) = free_ports(1)
+    async with fleet_of([battery("bat-1", port, 1)]) as fleet:
+        found = await scan_unit(port, 1)
+        await write_124_points(port, found, OutWRte=out_pct, InWRte=in_pct,
+                               InOutWRte_RvrtTms=600, StorCtl_Mod=mode)  # fmt: skip
+        fleet.step(1)
+        state: BatteryState = fleet.device("bat-1").state
+        assert state.power_w == pytest.approx(power_w)
+        reading = await scan_unit(port, 1)
+        assert reading.model(103).values["W"] == pytest.approx(power_w)
 
 
 async def test_battery_stops_at_its_soc_limits() -> None:
