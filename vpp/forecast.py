@@ -14,6 +14,14 @@ passes what it has recorded; replay passes a whole historic year, future include
 Everything after the cutoff is replaced by an estimate from the known past, one small
 pure function per quantity (see each for the method). ``mode="perfect"`` is the oracle:
 the true values from the history. All results are deterministic.
+
+A site's first days (a new installation, or a replay from the first day of its data) have
+no past to estimate from: household load then takes the BDEW H25 profile itself, PV, GHI
+and DHI a climatological share of the clear-sky irradiance (:data:`COLD_START_SKY_SHARE`)
+and heat, given a temperature forecast, the SigLinDe model at a typical year's level
+(:data:`COLD_START_HEAT_SCALE`), until the history has days of its own; prices and the rest
+keep their rules (the data centre's IT load and waste-heat temperature fall back to the
+site file's values in the optimizer's inputs).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Literal, Protocol
 
 import numpy as np
@@ -30,7 +38,13 @@ import pvlib  # type: ignore[import-untyped]
 
 from vpp.data import DATA_DIR
 from vpp.data.heat import ShlpCoefficients, day_shape, geometric_temperature, read_shlp
-from vpp.data.profiles import bdew_dynamisation, saxony_holidays, slp_day_types
+from vpp.data.profiles import (
+    bdew_dynamisation,
+    household_load,
+    read_bdew25,
+    saxony_holidays,
+    slp_day_types,
+)
 from vpp.data.schema import COLUMNS, INDEX_NAME, SCHEMA, STEP, STEP_H
 from vpp.data.timegrid import LOCAL_TZ
 from vpp.sources.daymap import (
@@ -61,6 +75,14 @@ DEFAULT_HORIZON = timedelta(hours=36)
 LOOKBACK = pd.Timedelta(days=35)
 DAY = pd.Timedelta(days=1)
 WEEK = pd.Timedelta(days=7)
+#: PV per kWp, GHI and DHI over a year, each over the clear-sky GHI of :func:`clear_sky_ghi`
+#: at Leipzig (the shipped 2018 year: 0.537, 0.616, 0.311): the cold-start estimate while no
+#: daylight quarter hour of the quantity is known yet.
+COLD_START_SKY_SHARE = {"pv_w_per_kwp": 0.54, "ghi_w_per_m2": 0.62, "dhi_w_per_m2": 0.31}
+#: The level of the SigLinDe model (:func:`forecast_heat_from_temperature`) that makes a year
+#: of Leipzig's test-reference temperatures 1 MWh (the shipped years: 2,804): the heat
+#: forecast's scale while no complete day of measured heat is known yet.
+COLD_START_HEAT_SCALE = 2800.0
 
 
 @dataclass(frozen=True)
@@ -248,13 +270,28 @@ def forecast_solar(
     mean absolute error of the first hour from 24 to 6 W/kWp and of hours 1-4 from 25 to
     18 W/kWp; beyond 12 h nothing changes.
     """
+    return _forecast_solar(known, index, cutoff, settings)
+
+
+def _forecast_solar(
+    known: pd.Series,
+    index: pd.DatetimeIndex,
+    cutoff: pd.Timestamp,
+    settings: ForecastSettings,
+    cold_start_share: float | None = None,
+) -> np.ndarray:
+    """:func:`forecast_solar`; with no daylight known at all, ``cold_start_share`` times
+    the clear-sky GHI where persistence has nothing (None: NaN there)."""
     days = settings.solar_days
     persistence = shift_persistence(known, index, cutoff, DAY, count=days, average=True)
     recent = known[known.index >= cutoff - days * DAY]
     sky_recent = clear_sky_ghi(pd.DatetimeIndex(recent.index), settings)
     total_sky = float(sky_recent.sum())
     if total_sky <= 0.0:
-        return persistence
+        if cold_start_share is None:
+            return persistence
+        prior = cold_start_share * clear_sky_ghi(index, settings)
+        return np.where(np.isnan(persistence), prior, persistence)
     sky = clear_sky_ghi(index, settings)
     clear = sky * float(recent.sum()) / total_sky
     w = settings.solar_persistence_weight
@@ -293,9 +330,22 @@ def forecast_load(
     H25 is a value per (month, day type, wall-clock quarter hour) times the dynamisation
     factor F(day of year). So each target day takes the latest known complete day of the
     same day type (working day, Saturday, Sunday/holiday in Saxony), preferably of the
-    same month, rescaled by F(target) / F(source): exact when the month matches.
+    same month, rescaled by F(target) / F(source): exact when the month matches. A day with
+    no known day of its type (a site's first days) takes the H25 profile itself.
     """
-    return by_day_type(known, index, dynamise=True)
+    values = by_day_type(known, index, dynamise=True)
+    missing = np.isnan(values)
+    if missing.any():
+        where = pd.DatetimeIndex(index[missing])
+        holidays = {d for y in set(where.year) for d in saxony_holidays(y)}
+        values[missing] = household_load(where, _h25(), holidays).to_numpy()
+    return values
+
+
+@lru_cache(maxsize=1)
+def _h25() -> pd.DataFrame:
+    """The BDEW H25 household profile table (data/README.md), W per MWh/a."""
+    return read_bdew25(DATA_DIR / "slp" / "h25.csv")
 
 
 def forecast_it_load(
@@ -361,8 +411,9 @@ def forecast_heat_from_temperature(
     factors of its temperature band. Its level is set by what the recent history says: the
     measured heat of the ``heat_scale_days`` latest complete known days over the model's
     heat of the same days (from their measured temperature), so a bias of the model or of
-    the network (noise, solar gains) is corrected by recent days. NaN where a day has no
-    temperature or the history has no complete day to scale by (the caller falls back).
+    the network (noise, solar gains) is corrected by recent days; with no complete day yet
+    (a site's first day) :data:`COLD_START_HEAT_SCALE`, the days before the first temperature
+    taking its day's mean. NaN where a day has no temperature (the caller falls back).
     """
     coef = _shlp()
     index = pd.DatetimeIndex(index)
@@ -390,12 +441,13 @@ def forecast_heat_from_temperature(
     complete = known_q == np.bincount(codes, minlength=n_days)
     usable = np.flatnonzero(complete & ~np.isnan(theta))[-settings.heat_scale_days :]
     if len(usable) == 0:
-        return np.full(len(index), np.nan)
-    rows = np.isin(codes, usable)
-    modelled = float(model[rows].sum())
-    if not modelled > 0:
-        return np.full(len(index), np.nan)
-    scale = float(heat[rows].sum()) / modelled
+        scale = COLD_START_HEAT_SCALE  # no complete day yet (a site's first day)
+    else:
+        rows = np.isin(codes, usable)
+        modelled = float(model[rows].sum())
+        if not modelled > 0:
+            return np.full(len(index), np.nan)
+        scale = float(heat[rows].sum()) / modelled
     out = np.full(len(index), np.nan)
     target = np.searchsorted(grid_ns, utc_ns(index))
     inside = target < len(grid_ns)
@@ -429,6 +481,11 @@ def _siglinde(
     sums = np.bincount(codes, weights=np.where(have, temp, 0.0), minlength=n_days)
     with np.errstate(invalid="ignore", divide="ignore"):
         daily = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    # Days before the first known temperature (a site's first days) take its day's mean, so
+    # the smoothing over the days before has something to work with.
+    known_days = np.flatnonzero(~np.isnan(daily))
+    if len(known_days) and known_days[0] > 0:
+        daily[: known_days[0]] = daily[known_days[0]]
     theta = geometric_temperature(daily, wrap=False)
     daily_weight, share = day_shape(theta, weekday, codes, hours, coef)
     return daily_weight[codes] * share / STEP_H, theta
@@ -640,9 +697,10 @@ Forecaster = Callable[[pd.Series, pd.DatetimeIndex, pd.Timestamp, ForecastSettin
 #: Which estimate each schema column gets.
 _FORECASTERS: dict[str, Forecaster] = {
     "price_eur_per_mwh": forecast_price,
-    "pv_w_per_kwp": forecast_solar,
-    "ghi_w_per_m2": forecast_solar,
-    "dhi_w_per_m2": forecast_solar,
+    **{
+        column: partial(_forecast_solar, cold_start_share=share)
+        for column, share in COLD_START_SKY_SHARE.items()
+    },
     "load_w_per_mwh_a": forecast_load,
     "heat_w_per_mwh_a": forecast_heat,
     "outdoor_temp_c": forecast_daily,
@@ -652,6 +710,8 @@ _FORECASTERS: dict[str, Forecaster] = {
 }
 
 __all__ = [
+    "COLD_START_HEAT_SCALE",
+    "COLD_START_SKY_SHARE",
     "DEFAULT_HORIZON",
     "PRICE_PUBLICATION",
     "ForecastSettings",

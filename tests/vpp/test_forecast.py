@@ -244,3 +244,42 @@ def test_pv_nowcast_follows_the_last_half_hour(history: pd.DataFrame) -> None:
         for name, s in (("nowcast", settings), ("blend", off)):
             errors[name] += float(np.abs(forecast_solar(before, idx, cut, s) - truth).mean())
     assert errors["nowcast"] < 0.7 * errors["blend"], errors
+
+
+def test_a_site_with_no_history_gets_a_forecast_it_can_plan_with() -> None:
+    """A new site (or a replay from the data's first day): nothing measured yet, only the
+    published prices. Load is the H25 profile itself (the shipped load is H25: equal to
+    it), PV the climatological share of clear sky (zero at night, never above clear sky),
+    heat the SigLinDe model at a typical year's level from the temperature forecast (near
+    the shipped heat, which is that model), and the optimizer takes it without an error
+    (it refused an empty column before, and the site ran on a safe plan for two days)."""
+    from optimizer.inputs import forecast_from_raw, plan_index, prepare_forecast
+    from vpp.core.site import read_site
+    from vpp.forecast import COLD_START_SKY_SHARE, clear_sky_ghi
+    from vpp.weather import SyntheticTemperatureForecast
+
+    year = read_inputs(shipped_inputs(2023))
+    now = local("2023-01-01 00:00")
+    assert year.index[0] == now  # the file's first quarter hour: no past at all
+    weather = SyntheticTemperatureForecast(year["outdoor_temp_c"])
+    got = forecast(year, now, timedelta(hours=36), weather=weather)
+    truth = year.reindex(got.index)
+    np.testing.assert_allclose(got["load_w_per_mwh_a"], truth["load_w_per_mwh_a"], atol=0.01)
+    sky = clear_sky_ghi(pd.DatetimeIndex(got.index), ForecastSettings())
+    np.testing.assert_allclose(got["pv_w_per_kwp"], COLD_START_SKY_SHARE["pv_w_per_kwp"] * sky)
+    assert (got["pv_w_per_kwp"][sky == 0] == 0).all() and got["pv_w_per_kwp"].max() > 50
+    heat, true_heat = got["heat_w_per_mwh_a"], truth["heat_w_per_mwh_a"]
+    assert heat.notna().all() and abs(heat.mean() / true_heat.mean() - 1) < 0.1
+    # Without the priors these columns were empty at this moment.
+    site = read_site("config/demo.toml")
+    index = plan_index(pd.Timestamp(now), 96, 15)
+    table, _ = prepare_forecast(site, forecast_from_raw(site, got), index)
+    optional = ["import_limit_w", "export_limit_w"]  # no grid-operator limits: NaN is "none"
+    assert table.drop(columns=optional).notna().all().all()
+    # A day later the site's own first day takes over the PV forecast.
+    later = forecast(year, now + pd.Timedelta(days=1), timedelta(hours=36), weather=weather)
+    assert not np.allclose(
+        later["pv_w_per_kwp"],
+        COLD_START_SKY_SHARE["pv_w_per_kwp"]
+        * clear_sky_ghi(pd.DatetimeIndex(later.index), ForecastSettings()),
+    )
