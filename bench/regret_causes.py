@@ -27,8 +27,13 @@ costs and regrets over the days there, and the controller's shares of the bound'
 ``--strategy oracle`` splits the oracle's cost above the bound's the same way (the bound
 still ends where the controller ended, so a day's sum is not the oracle's own regret).
 
+``--exchange`` instead compares the strategy's grid exchange with the bound's per quarter
+hour: the energy it exported and imported beyond the bound (MWh), the share of that extra
+export which the plan in force had planned (``planned_grid_w`` < -1 kW) and in which the
+bound was charging its batteries, the mean prices of both, and both by local hour of day.
+
 Usage: ``python bench/regret_causes.py REPORT_DIR [--config config/demo.toml]
-[--strategy oracle]`` or
+[--strategy oracle] [--exchange]`` or
 ``python bench/regret_causes.py --progress CSV``
 """
 
@@ -162,6 +167,48 @@ def progress_shares(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def exchange(report: Path, strategy: str) -> tuple[dict[str, float], pd.DataFrame]:
+    """Extra export and import of ``strategy`` over the bound's (see the module text): the
+    totals and shares, and both per local hour of day [MWh]."""
+    steps = pd.read_parquet(report / "steps.parquet")
+    mine = steps[steps["strategy"] == strategy]
+    bound = steps[steps["strategy"] == "bound"]
+    if not mine.index.equals(bound.index):
+        raise SystemExit(f"{report}: {strategy} and bound steps differ")
+    export = (-mine["grid_w"]).clip(lower=0.0) - (-bound["grid_w"]).clip(lower=0.0)
+    extra_export = export.clip(lower=0.0)
+    extra_import = (mine["grid_w"].clip(lower=0.0) - bound["grid_w"].clip(lower=0.0)).clip(
+        lower=0.0
+    )
+    to_mwh = 0.25 / 1e6
+    weight = extra_export / max(float(extra_export.sum()), 1e-9)
+    totals = {
+        "extra export MWh (quarter hours exporting more than the bound)": float(extra_export.sum())
+        * to_mwh,
+        "extra import MWh (quarter hours importing more)": float(extra_import.sum()) * to_mwh,
+        "net export beyond the bound MWh": float(export.sum()) * to_mwh,
+        "net import beyond the bound MWh": float(
+            (mine["grid_w"].clip(lower=0.0) - bound["grid_w"].clip(lower=0.0)).sum()
+        )
+        * to_mwh,
+        "extra export planned %": 100.0 * float(weight[mine["planned_grid_w"] < -1e3].sum()),
+        "bound charging then %": 100.0 * float(weight[bound["battery_w"] < -1e3].sum()),
+        "export price then EUR/MWh": float((weight * mine["price_export_eur_per_mwh"]).sum()),
+        "import price of extra import EUR/MWh": float(
+            (extra_import * mine["price_import_eur_per_mwh"]).sum()
+            / max(float(extra_import.sum()), 1e-9)
+        ),
+    }
+    hours = pd.DatetimeIndex(mine.index).tz_convert("Europe/Berlin").hour
+    by_hour = pd.DataFrame(
+        {
+            "extra export MWh": extra_export.groupby(hours).sum() * to_mwh,
+            "extra import MWh": extra_import.groupby(hours).sum() * to_mwh,
+        }
+    ).reindex(range(24), fill_value=0.0)
+    return totals, by_hour
+
+
 def _print_frame(frame: pd.DataFrame, title: str) -> None:
     """``frame`` transposed (one column per row of it), as a table."""
     table = Table(title=title)
@@ -183,7 +230,21 @@ def main() -> None:
         default="controller",
         help="split this strategy's cost above the bound's (e.g. oracle)",
     )
+    parser.add_argument(
+        "--exchange", action="store_true", help="extra export and import over the bound's"
+    )
     args = parser.parse_args()
+    if args.exchange:
+        totals, by_hour = exchange(args.report, args.strategy)
+        for name, value in totals.items():
+            Console().print(f"{name}: {value:,.1f}")
+        table = Table(title=f"{args.strategy} beyond the bound by local hour [MWh]")
+        for column in ("hour", *map(str, by_hour.columns)):
+            table.add_column(column, justify="right")
+        for hour, row in by_hour.iterrows():
+            table.add_row(str(hour), *(f"{v:,.2f}" for v in row))
+        Console().print(table)
+        return
     if args.progress is not None:
         shares = progress_shares(pd.read_csv(args.progress))
         _print_frame(shares, f"days replayed so far ({args.progress})")
