@@ -119,6 +119,12 @@ def correct_batteries(
     )
 
 
+def past_limits_w(grid_w: float, import_limit_w: float, export_limit_w: float) -> float:
+    """How far an exchange [W, > 0 import] lies past the grid limits: > 0 above the import
+    limit, < 0 beyond the export limit, 0 inside them."""
+    return max(0.0, grid_w - import_limit_w) - max(0.0, -grid_w - export_limit_w)
+
+
 def hold_limits(
     site: Site,
     snapshot: Snapshot,
@@ -134,7 +140,7 @@ def hold_limits(
     grid = measured_grid_w(site, snapshot)
     if grid is None:
         return []
-    error = max(0.0, grid - import_limit_w) - max(0.0, -grid - export_limit_w)
+    error = past_limits_w(grid, import_limit_w, export_limit_w)
     if abs(error) < max(deadband_w, 1e-9):
         return []
     why = f"correction: grid {grid:+.0f} W past its limit"
@@ -212,7 +218,7 @@ def follow_value(
             take -= less_discharge if price < give else 0.0
             take -= need - less_discharge if price < keep else 0.0
     after = alone - take
-    past = max(0.0, after - import_limit_w) - max(0.0, -after - export_limit_w)
+    past = past_limits_w(after, import_limit_w, export_limit_w)
     if abs(past) >= max(deadband_w, 1e-9):  # past a limit: back to it, as hold_limits
         take += past
     move = planned + take - sum(active[b.id] for b in bats)  # from the setpoints in force
