@@ -129,6 +129,10 @@ async def test_operator_signals_and_caps_while_the_city_runs(
                 q = floor_quarter(now) + timedelta(minutes=15)
                 window = int(CAP_FOR / timedelta(minutes=15))
                 # The cap: 90 % of the most the districts would import in its window without it.
+                # (Each agent's flexibility reaches the coordinator over the broker after its
+                # start's plan: wait for both, as a busy machine may not have delivered them.)
+                await until(lambda: set(centre.coord.flex) == set(AGENTS), 30,
+                            "every agent's flexibility at the coordinator")  # fmt: skip
                 free = plan_city(dict(centre.coord.flex), IMPORT_LIMIT_W, EXPORT_LIMIT_W, q)
                 cap_w = round(0.9 * max(free.import_w[:window]))
                 assert cap_w > 1_000.0, free.import_w[:window]
