@@ -14,7 +14,10 @@ Per world:
   autocorrelation (how much today says about tomorrow, which day-to-day persistence lives on);
 - the rule forecast of :mod:`vpp.forecast` made at 07:00 local every third day (from 8
   January), summed per band of lead time: bias and mean absolute error of the energy in
-  that band, in % of the true energy.
+  that band, in % of the true energy; the same for the synthetic issued PV forecast
+  (:class:`vpp.weather.SyntheticSolarForecast`) alone and for the rule forecast weighed
+  with it by their track record (:func:`vpp.forecast.issued_solar_weight`, the weight's
+  mean and range shown).
 
 Usage: ``python bench/pv_predictability.py [--years 2018 2023] [--world SEED]``
 """
@@ -31,10 +34,19 @@ from rich.table import Table
 
 from vpp.data import read_inputs, shipped_inputs
 from vpp.data.world import noisy_world, read_household
-from vpp.forecast import ForecastSettings, clear_sky_ghi, forecast
+from vpp.forecast import (
+    ForecastSettings,
+    clear_sky_ghi,
+    forecast,
+    issued_solar_weight,
+    known_series,
+)
+from vpp.weather import SyntheticSolarForecast
 
 LEADS_H = ((0, 1), (1, 4), (4, 10), (10, 24), (24, 36))
 COLUMN = "pv_w_per_kwp"
+#: The rule forecast, the synthetic issued forecast alone (vpp.weather), the two weighed.
+VARIANTS = ("rules", "issued", "combined")
 
 
 def day_stats(data: pd.DataFrame) -> tuple[float, float]:
@@ -46,13 +58,33 @@ def day_stats(data: pd.DataFrame) -> tuple[float, float]:
     return float(ratio.std()), float(ratio.autocorr(1))
 
 
-def lead_errors(data: pd.DataFrame, year: int) -> pd.DataFrame:
-    """Bias and MAE [% of the true energy] of the rule forecast per band of lead."""
+def lead_errors(
+    data: pd.DataFrame,
+    year: int,
+    variant: str = "rules",
+    weights: list[float] | None = None,
+    settings: ForecastSettings | None = None,
+    hour: int = 7,
+) -> pd.DataFrame:
+    """Bias and MAE [% of the true energy] per band of lead of the rule forecast
+    (``variant`` "rules"), the synthetic issued forecast alone ("issued") or the two
+    weighed by their track record ("combined"; the weights are appended to ``weights``)."""
     rows = []
     starts = pd.date_range(f"{year}-01-08", f"{year}-12-28", freq="3D", tz="Europe/Berlin")
+    solar = None if variant == "rules" else SyntheticSolarForecast(data[COLUMN])
     for day in starts:
-        now = (day + pd.Timedelta(hours=7)).tz_convert("UTC")
-        got = forecast(data, now.to_pydatetime(), timedelta(hours=36))[COLUMN]
+        now = (day + pd.Timedelta(hours=hour)).tz_convert("UTC")
+        weight = 1.0 if variant == "issued" else None
+        if variant == "combined":
+            cutoff = now.floor("15min")
+            known = known_series(data[COLUMN], cutoff)
+            weight = issued_solar_weight(known, solar, cutoff, settings or ForecastSettings())  # type: ignore[arg-type]
+            if weights is not None:
+                weights.append(weight)
+        got = forecast(
+            data, now.to_pydatetime(), timedelta(hours=36), settings=settings, solar=solar,
+            solar_weight=weight,
+        )[COLUMN]  # fmt: skip
         truth = data[COLUMN].reindex(got.index)
         lead = (pd.DatetimeIndex(got.index) - now) / pd.Timedelta(hours=1)
         for lo, hi in LEADS_H:
@@ -74,7 +106,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, nargs="+", default=[2018, 2023])
     parser.add_argument("--world", type=int, default=None, metavar="SEED")
+    parser.add_argument(
+        "--nowcast",
+        choices=("sky", "forecast"),
+        default=ForecastSettings().solar_nowcast_reference,
+        help="what the nowcast's index is measured against (ForecastSettings)",
+    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--hour", type=int, default=7, help="local hour the forecasts are made")
     args = parser.parse_args()
+    settings = ForecastSettings(solar_nowcast_reference=args.nowcast)
     worlds: list[tuple[str, pd.DataFrame, int]] = [
         (f"shipped {y}", read_inputs(shipped_inputs(y)), y) for y in args.years
     ]
@@ -84,17 +125,25 @@ def main() -> None:
             (f"noisy world (seed {args.world})", noisy_world(base, read_household(), args.world),
              2018)
         )  # fmt: skip
-    table = Table(title="PV: day-to-day weather and the rule forecast's error (made at 07:00)")
+    table = Table(
+        title=f"PV: day-to-day weather and the forecasts' error (made at {args.hour:02d}:00)"
+    )
     table.add_column("world")
+    table.add_column("forecast")
     table.add_column("daily clear-sky index: sd", justify="right")
     table.add_column("lag-1 autocorrelation", justify="right")
     for lo, hi in LEADS_H:
         table.add_column(f"{lo}-{hi} h: bias / MAE %", justify="right")
     for name, data, year in worlds:
         sd, autocorr = day_stats(data)
-        errors = lead_errors(data, year)
-        cells = [f"{b:+.1f} / {m:.1f}" for b, m in errors.to_numpy()]
-        table.add_row(name, f"{sd:.2f}", f"{autocorr:.2f}", *cells)
+        for variant in args.variants:
+            weights: list[float] = []
+            errors = lead_errors(data, year, variant, weights, settings, args.hour)
+            cells = [f"{b:+.1f} / {m:.1f}" for b, m in errors.to_numpy()]
+            label = variant
+            if weights:
+                label += f" (weight {np.mean(weights):.2f}, {min(weights):.2f}-{max(weights):.2f})"
+            table.add_row(name, label, f"{sd:.2f}", f"{autocorr:.2f}", *cells)
     Console(width=200).print(table)
     if not np.isfinite(sd):
         raise SystemExit("no PV in the data")

@@ -37,14 +37,17 @@ chosen on it.
 
 Usage: ``python bench/replay_year.py [--workers 2] [--weeks 4 | --full] [--chain-days 7]
 [--scaling-days 6] [--skip-day] [--world SEED [--no-clouds]] [--week-starts DATE,DATE]
-[--forecaster rules|learned] [--year 2018|2023] [--out DIR] [--progress CSV]``
+[--forecaster rules|learned] [--pv rules|issued] [--year 2018|2023] [--out DIR]
+[--progress CSV]``
 
 ``--progress CSV`` appends every day's KPI rows to ``CSV`` as its chain finishes, so a run
 cut short still leaves the chains it finished (``bench/regret_causes.py --progress CSV``
 sums them).
 
 ``--forecaster`` overrides the site file's ``[forecast] method`` (``learned``: the quantile
-forecasts of :mod:`vpp.learned`, refitted once a day on the 28 days before it).
+forecasts of :mod:`vpp.learned`, refitted once a day on the 28 days before it); ``--pv``
+its ``[forecast] pv`` (``issued``, the default: synthetic issued PV forecasts weighed against
+the rules, :class:`vpp.weather.SyntheticSolarForecast`; ``rules``: the rules alone).
 """
 
 from __future__ import annotations
@@ -155,11 +158,12 @@ def day_rows(result: DayResult, wall_s: float) -> list[tuple[str, str, str]]:
     return rows
 
 
-def with_forecaster(site: Site, method: str) -> Site:
-    """``site`` with its ``[forecast] method`` set (``site``: unchanged)."""
-    if method == "site":
+def with_forecaster(site: Site, method: str, pv: str = "site") -> Site:
+    """``site`` with its ``[forecast] method`` and ``pv`` set (``site``: unchanged)."""
+    update = {k: v for k, v in (("method", method), ("pv", pv)) if v != "site"}
+    if not update:
         return site
-    return site.model_copy(update={"forecast": site.forecast.model_copy(update={"method": method})})
+    return site.model_copy(update={"forecast": site.forecast.model_copy(update=update)})
 
 
 def main() -> None:
@@ -209,6 +213,13 @@ def main() -> None:
         help="the controller's forecasts: as the site file says, or rules or learned",
     )
     parser.add_argument(
+        "--pv",
+        choices=("site", "rules", "issued"),
+        default="site",
+        help="the controller's PV forecast: as the site file says, the rules alone, or with "
+        "synthetic issued PV forecasts",
+    )
+    parser.add_argument(
         "--year",
         type=int,
         choices=YEARS,
@@ -217,7 +228,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     year = args.year
-    site = with_forecaster(read_site(args.config), args.forecaster)
+    site = with_forecaster(read_site(args.config), args.forecaster, args.pv)
     data = read_replay_inputs(site, date(year, 1, 1), date(year, 12, 31))
     clouds = None
     if args.world is not None:

@@ -68,6 +68,16 @@ class TemperatureForecasts(Protocol):
     def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray: ...
 
 
+class SolarForecasts(Protocol):
+    """Issued PV forecasts (e.g. :class:`vpp.weather.SyntheticSolarForecast`): ``at(now,
+    index)`` gives the newest forecast usable at ``now`` on ``index`` [W/kWp], NaN where it
+    has no value."""
+
+    def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray: ...
+
+
+#: The column issued PV forecasts are for.
+PV_COLUMN = "pv_w_per_kwp"
 #: Local time from which the next delivery day's day-ahead prices count as published.
 PRICE_PUBLICATION = time(13, 0)
 DEFAULT_HORIZON = timedelta(hours=36)
@@ -102,6 +112,17 @@ class ForecastSettings:
     solar_nowcast_decay_h: float = 4.0
     #: Mean clear-sky GHI [W/m^2] the nowcast window needs (no nowcast around sunrise/night).
     solar_nowcast_min_sky: float = 30.0
+    #: What the nowcast's index is measured against: ``sky``, the clear-sky GHI (the
+    #: measured PV's clear-sky index, carried to the target's clear sky); ``forecast``, the
+    #: day-ahead forecast itself over the same window (its ratio scales the forecast ahead).
+    solar_nowcast_reference: Literal["sky", "forecast"] = "forecast"
+    #: Largest ratio of measured to forecast PV the nowcast against the forecast carries.
+    solar_nowcast_max_ratio: float = 3.0
+    #: Complete UTC days before the cutoff on which issued PV forecasts and the rule blend
+    #: are scored against the measured PV to weigh them (:func:`issued_solar_weight`).
+    solar_issued_days: int = 14
+    #: Fewer days than this with daylight to score: the two are weighed equally.
+    solar_issued_min_days: int = 3
     #: Complete known days whose measured heat demand scales the SigLinDe model of the heat
     #: forecast from a temperature forecast (:func:`forecast_heat_from_temperature`).
     heat_scale_days: int = 3
@@ -147,6 +168,8 @@ def forecast(
     mode: Mode = "asof",
     settings: ForecastSettings | None = None,
     weather: TemperatureForecasts | None = None,
+    solar: SolarForecasts | None = None,
+    solar_weight: float | None = None,
 ) -> pd.DataFrame:
     """Raw-schema forecast for the quarter hours of :func:`forecast_index`.
 
@@ -164,6 +187,11 @@ def forecast(
         Issued temperature forecasts (asof only): the outdoor temperature is the newest
         issue usable at ``now`` (persistence where it has no value) and the heat demand
         comes from it through :func:`forecast_heat_from_temperature`. None: persistence.
+    solar : SolarForecasts, optional
+        Issued PV forecasts (asof only): the PV column's day-to-day blend becomes
+        ``w * issued + (1 - w) * blend`` where the issue has a value, the nowcast on top
+        (:func:`forecast_solar`); ``w`` is ``solar_weight``, or when None
+        :func:`issued_solar_weight` on the known PV.
 
     Returns
     -------
@@ -182,7 +210,19 @@ def forecast(
     out = {}
     for column, cutoff in cutoffs(columns, now, settings).items():
         known = known_series(data[column], cutoff)
-        estimate = _FORECASTERS[column](known, index, cutoff, settings)
+        if solar is not None and column == PV_COLUMN:
+            issued = np.asarray(solar.at(_utc(now), index), dtype=float)
+            if len(issued) != len(index):
+                raise ValueError(f"PV forecast: {len(issued)} values for {len(index)} steps")
+            if solar_weight is None:
+                solar_weight = issued_solar_weight(known, solar, cutoff, settings)
+            estimate = _forecast_solar(
+                known, index, cutoff, settings, COLD_START_SKY_SHARE[column],
+                issued=(issued, solar_weight),
+                issued_at=lambda at: np.asarray(solar.at(_utc(now), at), dtype=float),
+            )  # fmt: skip
+        else:
+            estimate = _FORECASTERS[column](known, index, cutoff, settings)
         out[column] = _clip(column, estimate)
     if weather is not None and "outdoor_temp_c" in out:
         issued = np.asarray(weather.at(_utc(now), index), dtype=float)
@@ -263,12 +303,20 @@ def forecast_solar(
 
     Blended ``w * persistence + (1 - w) * clear sky`` with ``w = solar_persistence_weight``.
 
-    Within the day this is corrected by a nowcast: the clear-sky index of the last
-    ``solar_nowcast_h`` hours measured, times the target's clear-sky GHI, weighted
-    ``exp(-lead / solar_nowcast_decay_h)`` against the blend (the weather now says more
-    about the next hours than the last days do). On the shipped 2018 year this cuts the
-    mean absolute error of the first hour from 24 to 6 W/kWp and of hours 1-4 from 25 to
-    18 W/kWp; beyond 12 h nothing changes.
+    Within the day this is corrected by a nowcast (the weather now says more about the next
+    hours than the last days do), fading as ``f = exp(-lead / solar_nowcast_decay_h)``:
+
+    - ``solar_nowcast_reference = "forecast"`` (default): the PV measured over the last
+      ``solar_nowcast_h`` hours over what the same day-ahead forecast gives for them, ``r``
+      (at most ``solar_nowcast_max_ratio``); the forecast ahead is scaled by
+      ``1 + f (r - 1)``. A low sun's PV is measured against the forecast's own low-sun
+      shape, not against the clear-sky GHI of a horizontal plane;
+    - ``"sky"``: the clear-sky index of the last ``solar_nowcast_h`` hours measured, times
+      the target's clear-sky GHI, weighted ``f`` against the blend (at a low sun this index
+      is low and was carried into the day: docs/replay-world.md).
+
+    With issued PV forecasts (:func:`forecast`) the day-ahead forecast is the blend weighed
+    with the issue, and the nowcast is measured against that.
     """
     return _forecast_solar(known, index, cutoff, settings)
 
@@ -279,24 +327,103 @@ def _forecast_solar(
     cutoff: pd.Timestamp,
     settings: ForecastSettings,
     cold_start_share: float | None = None,
+    issued: tuple[np.ndarray, float] | None = None,
+    issued_at: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
 ) -> np.ndarray:
     """:func:`forecast_solar`; with no daylight known at all, ``cold_start_share`` times
-    the clear-sky GHI where persistence has nothing (None: NaN there)."""
+    the clear-sky GHI where persistence has nothing (None: NaN there). ``issued``: an
+    issued forecast on ``index`` and its weight against the blend (see :func:`forecast`)."""
     days = settings.solar_days
-    persistence = shift_persistence(known, index, cutoff, DAY, count=days, average=True)
     recent = known[known.index >= cutoff - days * DAY]
     sky_recent = clear_sky_ghi(pd.DatetimeIndex(recent.index), settings)
     total_sky = float(sky_recent.sum())
     if total_sky <= 0.0:
+        persistence = shift_persistence(known, index, cutoff, DAY, count=days, average=True)
         if cold_start_share is None:
             return persistence
         prior = cold_start_share * clear_sky_ghi(index, settings)
-        return np.where(np.isnan(persistence), prior, persistence)
-    sky = clear_sky_ghi(index, settings)
-    clear = sky * float(recent.sum()) / total_sky
+        return _with_issued(np.where(np.isnan(persistence), prior, persistence), issued)
+    sky_index = float(recent.sum()) / total_sky
     w = settings.solar_persistence_weight
-    blend = np.where(np.isnan(persistence), clear, w * persistence + (1.0 - w) * clear)
-    return nowcast_solar(recent, blend, sky, index, cutoff, settings)
+    weight = None if issued is None else issued[1]
+
+    def day_ahead(at: pd.DatetimeIndex, sky: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        """The day-to-day blend on ``at`` (with the issue ``values`` at ``weight``)."""
+        lagged = shift_persistence(known, at, cutoff, DAY, count=days, average=True)
+        clear = sky * sky_index
+        blend = np.where(np.isnan(lagged), clear, w * lagged + (1.0 - w) * clear)
+        return _with_issued(blend, None if values is None or weight is None else (values, weight))
+
+    sky = clear_sky_ghi(index, settings)
+    ahead = day_ahead(index, sky, None if issued is None else issued[0])
+    if settings.solar_nowcast_reference == "sky":
+        return nowcast_solar(recent, ahead, sky, index, cutoff, settings)
+    # The nowcast against the forecast: how the last measured window came out against
+    # what the same day-ahead forecast says for it, carried ahead as a fading ratio.
+    window = recent[recent.index >= cutoff - pd.Timedelta(hours=settings.solar_nowcast_h)]
+    if len(window) == 0:
+        return ahead
+    at = pd.DatetimeIndex(window.index)
+    sky_window = clear_sky_ghi(at, settings)
+    if float(sky_window.mean()) < settings.solar_nowcast_min_sky:
+        return ahead
+    said = day_ahead(at, sky_window, None if issued_at is None else issued_at(at))
+    expected = float(np.nansum(said))
+    if expected <= 0.0:
+        return ahead
+    ratio = min(max(float(window.sum()), 0.0) / expected, settings.solar_nowcast_max_ratio)
+    lead_h = np.asarray((index - cutoff) / pd.Timedelta(hours=1), dtype=float)
+    fade = np.exp(-np.maximum(lead_h, 0.0) / settings.solar_nowcast_decay_h)
+    result: np.ndarray = ahead * (1.0 + fade * (ratio - 1.0))
+    return result
+
+
+def _with_issued(blend: np.ndarray, issued: tuple[np.ndarray, float] | None) -> np.ndarray:
+    if issued is None:
+        return blend
+    values, weight = issued
+    mixed = weight * values + (1.0 - weight) * blend
+    out: np.ndarray = np.where(np.isnan(values) | np.isnan(blend), blend, mixed)
+    return np.where(np.isnan(blend), values, out)
+
+
+def issued_history(settings: ForecastSettings) -> pd.Timedelta:
+    """History :func:`issued_solar_weight` reads: the days it scores and the blend's days
+    before the first of them."""
+    return pd.Timedelta(days=settings.solar_issued_days + settings.solar_days + 1)
+
+
+def issued_solar_weight(
+    known: pd.Series, solar: SolarForecasts, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> float:
+    """Weight of issued PV forecasts against the rule blend, from their track record on
+    known days: for each of the ``solar_issued_days`` complete UTC days before ``cutoff``,
+    the issue usable at the day's start and the rule blend made then (nothing of the day
+    known), each against the day's measured PV. The weight that minimises the squared
+    error of two unbiased, uncorrelated forecasts, ``mse_blend / (mse_blend +
+    mse_issued)``; 0.5 with fewer than ``solar_issued_min_days`` days with daylight to
+    score. Reads only ``known`` (the measured PV before ``cutoff``) and issues usable by
+    each day's start."""
+    end = _utc(cutoff).floor("D")
+    err_issued = err_blend = 0.0
+    scored = 0
+    for back in range(settings.solar_issued_days, 0, -1):
+        start = end - back * DAY
+        index = pd.date_range(start, periods=96, freq=STEP)
+        truth = _lookup_in(known)(utc_ns(index))
+        if np.isnan(truth).any() or float(np.nansum(truth)) <= 0.0:
+            continue
+        before = known[known.index < start]
+        blend = _forecast_solar(before, index, start, settings)
+        issued = np.asarray(solar.at(start, index), dtype=float)
+        if np.isnan(blend).any() or np.isnan(issued).any():
+            continue
+        err_blend += float(np.square(blend - truth).sum())
+        err_issued += float(np.square(issued - truth).sum())
+        scored += 1
+    if scored < settings.solar_issued_min_days or err_blend + err_issued <= 0.0:
+        return 0.5
+    return err_blend / (err_blend + err_issued)
 
 
 def nowcast_solar(
@@ -714,7 +841,9 @@ __all__ = [
     "COLD_START_SKY_SHARE",
     "DEFAULT_HORIZON",
     "PRICE_PUBLICATION",
+    "PV_COLUMN",
     "ForecastSettings",
+    "SolarForecasts",
     "TemperatureForecasts",
     "cutoffs",
     "forecast",
@@ -727,6 +856,8 @@ __all__ = [
     "forecast_price",
     "forecast_solar",
     "forecast_weekly",
+    "issued_history",
+    "issued_solar_weight",
     "known_series",
     "perfect",
     "price_known_until",

@@ -171,11 +171,120 @@ def _utc(when: pd.Timestamp | object) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
+#: Spread of the hourly error of issued PV forecasts by lead time [h], in units of the clear-sky
+#: index (the error in W/kWp is this times the hour's clear-sky GHI in W/m^2, i.e. the PV of
+#: one kWp at standard test conditions under a clear sky). Set so that on the shipped
+#: typical-year GHI of Leipzig (one site) the first-day forecast's hourly RMSE is about half
+#: of day-ahead persistence's, the skill Perez et al. (2013) report for the best NWP-based
+#: forecasts (docs/forecasts.md).
+PV_ERROR_BY_LEAD: tuple[tuple[float, float], ...] = (
+    (0.0, 0.17),
+    (24.0, 0.20),
+    (48.0, 0.22),
+    (120.0, 0.26),
+)
+#: Correlation time [h] of an issued PV forecast's error over its lead hours (a misplaced
+#: cloud field is misplaced for hours, not for a day as a front is).
+PV_ERROR_CORR_H = 6.0
+
+
+def pv_error_index(lead_h: np.ndarray) -> np.ndarray:
+    """Error spread [clear-sky index] at the lead times [h] (:data:`PV_ERROR_BY_LEAD`)."""
+    leads, spread = zip(*PV_ERROR_BY_LEAD, strict=True)
+    out: np.ndarray = np.interp(np.asarray(lead_h, dtype=float), leads, spread)
+    return out
+
+
+class SyntheticSolarForecast:
+    """Issued PV forecasts [W/kWp] made from an observed PV series, as a forecast service
+    working from numerical weather prediction delivers them (same issue times and delivery
+    delay as :class:`SyntheticTemperatureForecast`, hourly values to ``max_lead_h``).
+
+    The forecast for the hour starting at ``issue + k h`` is the hour's observed mean plus
+    ``pv_error_index(k + 0.5) * z(k) * sky``: ``z`` a unit AR(1) process over the lead hours
+    (correlation time :data:`PV_ERROR_CORR_H`), drawn from
+    ``default_rng([seed, issue hour, 2])`` (independent of the temperature's errors),
+    ``sky`` the hour's mean clear-sky GHI [W/m^2]; clipped to ``[0, max(observed, sky)]``.
+    Within the hour the value is shaped by the clear-sky GHI of each quarter hour (dark
+    quarter hours get 0). ``observed`` is the truth the forecasts err around, read only
+    here; targets without an observation get NaN (the caller keeps its own forecast there).
+    """
+
+    def __init__(
+        self,
+        observed: pd.Series,
+        spec: ForecastSpec | None = None,
+        latitude_deg: float = 51.34,
+        longitude_deg: float = 12.37,
+    ) -> None:
+        from vpp.forecast import ForecastSettings
+
+        self.spec = spec or ForecastSpec()
+        self._settings = ForecastSettings(latitude_deg=latitude_deg, longitude_deg=longitude_deg)
+        times, values = _arrays(observed)
+        series = pd.Series(values, index=pd.DatetimeIndex(times, tz="UTC"))
+        hourly = series.resample("h").mean().dropna()
+        self._times, self._values = _ns(pd.DatetimeIndex(hourly.index)), hourly.to_numpy()
+
+    def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+        """PV [W/kWp] on the quarter hours ``index`` as forecast by the newest issue usable
+        at ``now``; NaN outside the issue's lead times or the observations."""
+        from vpp.forecast import clear_sky_ghi
+
+        index = pd.DatetimeIndex(index).tz_convert("UTC")
+        if len(index) == 0:
+            return np.full(0, np.nan)
+        issued = latest_issue(now, self.spec)
+        hour_of = index.floor("h")
+        hours = pd.DatetimeIndex(hour_of.unique())
+        quarters = pd.date_range(hours[0], hours[-1] + HOUR, freq="15min", inclusive="left")
+        sky_q = clear_sky_ghi(quarters, self._settings).reshape(-1, 4)
+        sky_h = sky_q.mean(axis=1)
+        k = np.asarray((hours - issued) / HOUR, dtype=float)
+        err = _solar_error(self.spec, issued)
+        inside = (k >= 0) & (k < self.spec.max_lead_h)
+        shift = np.full(len(hours), np.nan)
+        shift[inside] = err[k[inside].astype(int)]
+        truth = _lookup(self._times, self._values, _ns(hours))
+        hourly = np.clip(truth + shift * sky_h, 0.0, np.maximum(truth, sky_h))
+        row = np.asarray((hour_of - hours[0]) / HOUR, dtype=int)
+        col = np.asarray((index - hour_of) / pd.Timedelta(minutes=15), dtype=int)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shape = np.where(sky_h[row] > 0, sky_q[row, col] / sky_h[row], 0.0)
+        result: np.ndarray = hourly[row] * shape
+        return result
+
+    def truth(self, index: pd.DatetimeIndex) -> np.ndarray:
+        """The observed hourly mean of each step's hour, NaN where there is none."""
+        hours = pd.DatetimeIndex(index).tz_convert("UTC").floor("h")
+        return _lookup(self._times, self._values, _ns(hours))
+
+
+@lru_cache(maxsize=256)
+def _solar_error(spec: ForecastSpec, issued: pd.Timestamp) -> np.ndarray:
+    steps = spec.max_lead_h
+    rng = np.random.default_rng([spec.seed, int(issued.value // 3_600_000_000_000), 2])
+    phi = float(np.exp(-1.0 / PV_ERROR_CORR_H))
+    shocks = rng.standard_normal(steps)
+    z = np.empty(steps)
+    z[0] = shocks[0]
+    innovation = np.sqrt(1.0 - phi**2)
+    for i in range(1, steps):
+        z[i] = phi * z[i - 1] + innovation * shocks[i]
+    out: np.ndarray = pv_error_index(np.arange(steps) + 0.5) * z
+    out.flags.writeable = False
+    return out
+
+
 __all__ = [
     "ISSUE_HOURS_UTC",
+    "PV_ERROR_BY_LEAD",
+    "PV_ERROR_CORR_H",
     "RMSE_BY_LEAD_K",
     "ForecastSpec",
+    "SyntheticSolarForecast",
     "SyntheticTemperatureForecast",
     "latest_issue",
+    "pv_error_index",
     "rmse_k",
 ]

@@ -60,6 +60,12 @@ class ControllerBase:
     #: Synthetic issued forecasts' parameters (site ``[forecast] weather = "synthetic"``):
     #: each plan makes them from the temperature its inputs hold ahead.
     weather_spec: ForecastSpec | None = field(default=None, init=False)
+    #: Synthetic issued PV forecasts' parameters (site ``[forecast] pv = "issued"``): each
+    #: plan makes them from the PV its inputs hold ahead.
+    solar_spec: ForecastSpec | None = field(default=None, init=False)
+    #: The issued PV forecasts' weight against the rule blend, per UTC day (computed at the
+    #: day's first plan from the days before: :func:`vpp.forecast.issued_solar_weight`).
+    _solar_weights: dict[pd.Timestamp, float] = field(default_factory=dict, init=False)
     #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
     store_reserve_wh: float = field(default=0.0, init=False)
     #: Learned columns whose median is the last raw forecast's (see
@@ -117,6 +123,8 @@ class ControllerBase:
             # table, the demo's historic file); a source that knows only the past gives
             # persistence (vpp.control.planning).
             self.weather_spec = ForecastSpec(seed=config.weather_seed)
+        if config.pv == "issued" and self.forecast_mode == "asof":
+            self.solar_spec = ForecastSpec(seed=config.weather_seed)
         heat = self.site.heat
         self.store = StoreEstimate.for_site(
             heat, heat.store_capacity_wh * heat.store_initial_pct / 100

@@ -16,12 +16,20 @@ from optimizer.inputs import State, forecast_from_raw, scale_raw
 from optimizer.plan import Plan
 from optimizer.reserve import store_reserve_wh
 from vpp.control import cycle
+from vpp.control.inputs import HISTORY
 from vpp.control.recording import Recording
 from vpp.core.site import Site
-from vpp.forecast import forecast
+from vpp.forecast import (
+    PV_COLUMN,
+    ForecastSettings,
+    forecast,
+    issued_history,
+    issued_solar_weight,
+    known_series,
+)
 from vpp.learned import apply_p50, bands_frame, site_bands
 from vpp.signals.standing import spot_from_forecast
-from vpp.weather import SyntheticTemperatureForecast
+from vpp.weather import SyntheticSolarForecast, SyntheticTemperatureForecast
 
 log = logging.getLogger("vpp.control")
 
@@ -89,7 +97,14 @@ class Planning(Recording):
             # The synthetic issues err around the temperature the inputs hold, past the
             # horizon over the store reserve's look-ahead (the plans read no other future).
             ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h + 8)
-        history = self.inputs.history(at, horizon + ahead)
+        lookback = HISTORY
+        if self.solar_spec is not None and _utc_day(at) not in self._solar_weights:
+            # The day's first plan also scores the issued PV forecasts on the days before.
+            lookback = max(HISTORY, issued_history(ForecastSettings()).to_pytimedelta())
+        history = self.inputs.history(at, horizon + ahead, lookback=lookback)
+        if lookback > HISTORY:
+            self._solar_weight(history, at)
+            history = history[history.index >= pd.Timestamp(at) - pd.Timedelta(HISTORY)]
         if self.forecast_mode == "perfect" and len(history):
             # A perfect forecast sees no further than the inputs reach.
             end = pd.Timestamp(history.index[-1]) + pd.Timedelta(minutes=15)
@@ -138,14 +153,41 @@ class Planning(Recording):
         weather = self.weather if self.forecast_mode == "asof" else None
         if weather is None and self.weather_spec is not None and "outdoor_temp_c" in used:
             weather = SyntheticTemperatureForecast(used["outdoor_temp_c"], self.weather_spec)
+        solar, weight = self._solar(used, at)
         if weather is None or self.forecast_mode != "asof":
             self.store_reserve_wh = 0.0
             self._centred = frozenset()
-            return forecast(used, at, horizon, mode=self.forecast_mode)
-        raw, self.store_reserve_wh = forecast_with_weather(self.site, used, at, horizon, weather)
+            return forecast(
+                used, at, horizon, mode=self.forecast_mode, solar=solar, solar_weight=weight
+            )
+        raw, self.store_reserve_wh = forecast_with_weather(
+            self.site, used, at, horizon, weather, solar, weight
+        )
         # The heat forecast from the issued temperatures is the learned heat band's median.
         self._centred = frozenset({"heat_w_per_mwh_a"})
         return raw
+
+    def _solar(self, used: pd.DataFrame, at: datetime) -> tuple[Any, float | None]:
+        """Issued PV forecasts made from the PV ``used`` holds ahead, and their weight for
+        ``at``'s UTC day (:meth:`_solar_weight`); (None, None) without them."""
+        if self.solar_spec is None or PV_COLUMN not in used or self.forecast_mode != "asof":
+            return None, None
+        solar = SyntheticSolarForecast(used[PV_COLUMN], self.solar_spec)
+        return solar, self._solar_weights.get(_utc_day(at), 0.5)
+
+    def _solar_weight(self, history: pd.DataFrame, at: datetime) -> None:
+        """The issued PV forecasts' weight for ``at``'s UTC day, from the PV ``history``
+        holds before the day (:func:`vpp.forecast.issued_solar_weight`): kept for the
+        day's plans."""
+        assert self.solar_spec is not None
+        day = _utc_day(at)
+        weight = 0.5
+        if PV_COLUMN in history and len(history):
+            known = known_series(history[PV_COLUMN], day)
+            issues = SyntheticSolarForecast(history[PV_COLUMN], self.solar_spec)
+            weight = issued_solar_weight(known, issues, day, ForecastSettings())
+        self._solar_weights = {d: w for d, w in self._solar_weights.items() if d > day}
+        self._solar_weights[day] = weight
 
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
@@ -166,16 +208,30 @@ class Planning(Recording):
         return list(watch.signals)
 
 
+def _utc_day(at: datetime) -> pd.Timestamp:
+    return pd.Timestamp(at).tz_convert("UTC").floor("D")
+
+
 def forecast_with_weather(
-    site: Site, used: pd.DataFrame, at: datetime, horizon: timedelta, weather: Any
+    site: Site,
+    used: pd.DataFrame,
+    at: datetime,
+    horizon: timedelta,
+    weather: Any,
+    solar: Any = None,
+    solar_weight: float | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """The asof raw forecast over ``horizon`` with the issued temperature forecasts
-    ``weather`` (temperature and heat demand from them), and the store reserve [Wh]: the
-    heat side forecast ``[forecast] reserve_lookahead_h`` past the horizon, through
+    ``weather`` (temperature and heat demand from them) and PV forecasts ``solar`` (if
+    any, weighed ``solar_weight``), and the store reserve [Wh]: the heat side forecast
+    ``[forecast] reserve_lookahead_h`` past the horizon, through
     :func:`optimizer.reserve.store_reserve_wh`."""
     ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
     heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
-    rest = forecast(used.drop(columns=heat_side), at, horizon, mode="asof")
+    rest = forecast(
+        used.drop(columns=heat_side), at, horizon, mode="asof", solar=solar,
+        solar_weight=solar_weight,
+    )  # fmt: skip
     long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=weather)
     steps = len(rest)
     raw = pd.concat([rest, long.iloc[:steps]], axis=1)

@@ -361,7 +361,13 @@ class ForecastConfig(_Model):
     #: only, where the observations are known); ``persistence``: yesterday's temperature.
     #: ``vpp run`` has no source of issued forecasts yet and always uses persistence.
     weather: Literal["synthetic", "persistence"] = "synthetic"
-    #: Seed of the synthetic forecasts' errors.
+    #: PV ahead: ``issued``: synthetic issued PV forecasts made from the PV the inputs hold
+    #: ahead with the skill published for NWP-based forecasts (vpp/weather.py; replay and a
+    #: historic file only), weighed against the rule blend by their track record
+    #: (vpp.forecast.issued_solar_weight); ``rules``: the rule blend alone. A source that
+    #: knows only the past gives the rules either way.
+    pv: Literal["issued", "rules"] = "issued"
+    #: Seed of the synthetic forecasts' errors (temperature and PV).
     weather_seed: Annotated[int, AfterValidator(_between(0, 2**31 - 1))] = 2018
     #: Hours after the plan's horizon whose forecast heat demand, where the heat pump cannot
     #: meet it, the store keeps in reserve at the plan's end (optimizer/reserve.py; 0: off;

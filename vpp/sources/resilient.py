@@ -29,8 +29,9 @@ from vpp.sources.base import (
 
 logger = logging.getLogger(__name__)
 
-#: How long good data is kept: a week back covers every forecast's look-back.
-DEFAULT_RETAIN = timedelta(days=8)
+#: How long good data is kept: every forecast's look-back, the longest the days the issued
+#: PV forecasts are scored on (:func:`vpp.forecast.issued_history`, 18 days).
+DEFAULT_RETAIN = timedelta(days=19)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from vpp.control.runner import step
 from vpp.control.schedule import PLAN_LEAD_S
 from vpp.control.state import SetpointStatus
 from vpp.core.site import Site
+from vpp.forecast import ForecastSettings, issued_history
 from vpp.replay.drive import drive_controller
 from vpp.replay.layout import plant_inputs, plant_params
 from vpp.replay.trace import PLANNED_COLUMNS
@@ -103,8 +104,10 @@ async def _replay(site: Site) -> tuple[pd.DataFrame, pd.DataFrame]:
     ahead = site.optimizer.horizon_h + site.forecast.reserve_lookahead_h + 8
     end = START + timedelta(days=1, hours=ahead)
     # The file itself (its resilient wrapper keeps only the last days before ``now``): the
-    # heat forecast's model reads a week of temperature back, as the live side has it.
-    raw = source.inner.fetch(START - HISTORY, end, end)
+    # heat forecast's model reads a week of temperature back, as the live side has it, and
+    # the issued PV forecasts are scored on the weeks before the day.
+    back = max(HISTORY, issued_history(ForecastSettings()).to_pytimedelta())
+    raw = source.inner.fetch(START - back, end, end)
     index = pd.date_range(START, periods=QUARTERS, freq="15min")
     truth = plant_inputs(site, raw.loc[index])
     trace, journal, _ = await drive_controller(site, plant_params(site), truth, raw, "asof")

@@ -19,6 +19,7 @@ from vpp.sources import (
     build_source,
     quarter_index,
 )
+from vpp.sources.resilient import DEFAULT_RETAIN
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "inputs_sample.csv"
 PRICE = "price_eur_per_mwh"
@@ -146,10 +147,11 @@ def test_new_data_replaces_kept_data_and_old_data_is_dropped(
 ) -> None:
     source.fetch(T0, T0 + 48 * H, T0)
     inner.behaviour = lambda index: Scripted.good(index) + 100.0
-    source.fetch(T0 + 24 * H, T0 + 30 * H, T0 + 9 * 24 * H)
+    now = T0 + (DEFAULT_RETAIN.days + 1) * 24 * H
+    source.fetch(T0 + 24 * H, T0 + 30 * H, now)
     inner.behaviour = raising
-    got = source.fetch(T0, T0 + 48 * H, T0 + 9 * 24 * H)
-    # Older than 8 days before now is gone; the refreshed hours carry the new values,
+    got = source.fetch(T0, T0 + 48 * H, now)
+    # Older than DEFAULT_RETAIN before now is gone; the refreshed hours carry the new values,
     # the others keep the first fetch's.
     assert got.index[0] == T0 + 24 * H and len(got) == 96
     assert got[PRICE].iloc[0] == 100.0 and got[PRICE].iloc[23] == 123.0
