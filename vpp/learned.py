@@ -395,8 +395,9 @@ class LearnedForecaster:
 
         ``centred``: columns whose median is ``fallback``'s, from a forecast that knows
         more than the learned model's features (the heat demand from issued temperature
-        forecasts, :func:`vpp.forecast.forecast_heat_from_temperature`): their P50 is that
-        forecast and P10/P90 keep the learned band's distances from the learned P50."""
+        forecasts, :func:`vpp.forecast.forecast_heat_from_temperature`; PV weighed with
+        issued PV forecasts): their P50 is that forecast and P10/P90 keep the learned
+        band's distances from the learned P50."""
         cutoff = pd.Timestamp(now).tz_convert("UTC").floor(STEP)
         midnight = cutoff.tz_convert(LOCAL_TZ).normalize().tz_convert("UTC")
         out: dict[str, np.ndarray] = {}

@@ -154,9 +154,11 @@ class Planning(Recording):
         if weather is None and self.weather_spec is not None and "outdoor_temp_c" in used:
             weather = SyntheticTemperatureForecast(used["outdoor_temp_c"], self.weather_spec)
         solar, weight = self._solar(used, at)
+        # The PV forecast with the issued PV forecasts is the learned PV band's median.
+        issued_pv = frozenset() if solar is None else frozenset({PV_COLUMN})
         if weather is None or self.forecast_mode != "asof":
             self.store_reserve_wh = 0.0
-            self._centred = frozenset()
+            self._centred = issued_pv
             return forecast(
                 used, at, horizon, mode=self.forecast_mode, solar=solar, solar_weight=weight
             )
@@ -164,7 +166,7 @@ class Planning(Recording):
             self.site, used, at, horizon, weather, solar, weight
         )
         # The heat forecast from the issued temperatures is the learned heat band's median.
-        self._centred = frozenset({"heat_w_per_mwh_a"})
+        self._centred = frozenset({"heat_w_per_mwh_a"}) | issued_pv
         return raw
 
     def _solar(self, used: pd.DataFrame, at: datetime) -> tuple[Any, float | None]:
