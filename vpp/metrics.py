@@ -158,6 +158,10 @@ SPECS: tuple[MetricSpec, ...] = (
         "quantity",
     ),
     _g("vpp_forecast_scored_steps", "Quarter hours scored over the last day.", "quantity"),
+    _g(
+        "vpp_forecast_pv_issued_weight_ratio",
+        "Weight of the issued PV forecasts against the rule forecast in today's plans.",
+    ),
     _g("vpp_cost_accrued_euros", "Energy cost since start, EUR (export revenue lowers it)."),
     _c("vpp_job_runs", "Runs of each job since start.", "task"),
     _c("vpp_job_failures", "Runs that raised an error.", "task"),
@@ -356,6 +360,8 @@ class VppCollector(Collector):
             if not math.isnan(score["coverage_ratio"]):
                 s.add("vpp_forecast_coverage_ratio", score["coverage_ratio"], quantity)
             s.add("vpp_forecast_scored_steps", score["steps"], quantity)
+        if state.pv_issued_weight is not None:
+            s.add("vpp_forecast_pv_issued_weight_ratio", state.pv_issued_weight)
 
     def _devices(self, s: _Scrape, snap: Snapshot) -> None:
         s.add("vpp_snapshot_age_seconds", _age_s(s.now, snap.time))

@@ -231,3 +231,38 @@ def test_a_live_source_keeps_the_days_the_weight_is_scored_on() -> None:
     from vpp.sources.resilient import DEFAULT_RETAIN
 
     assert issued_history(ForecastSettings()) <= DEFAULT_RETAIN
+
+
+class _PastOnly:
+    """A real source that answers only up to ``now`` (as a live feed of measurements)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner.inner  # type: ignore[attr-defined]
+        self.name, self.columns = "past", self.inner.columns
+
+    def fetch(self, start: object, end: object, now: object) -> pd.DataFrame:
+        frame: pd.DataFrame = self.inner.fetch(start, end, now)
+        return frame[frame.index < pd.Timestamp(now)]  # type: ignore[arg-type]
+
+
+async def test_vpp_run_weighs_issued_pv_only_where_its_inputs_hold_pv_ahead() -> None:
+    """``vpp run`` on the demo's historic file (PV ahead known): the day's plans weigh the
+    issued PV forecasts (the weight shown in the state); on a source that knows only the
+    past there is nothing to issue from, the rules plan alone and no weight is shown."""
+    from datetime import UTC, datetime
+
+    from vpp.sources import ResilientSource
+    from vpp.testing.harness import plant, small_site
+
+    site = small_site()
+    async with plant(site, datetime(2026, 6, 21, 10, 0, tzinfo=UTC)) as p:
+        assert await p.ctl.run_job("poll")
+        assert await p.ctl.run_job("plan")
+        weight = p.ctl.state.pv_issued_weight
+        assert weight is not None and 0.0 <= weight <= 1.0 and weight != 0.5
+        provider = p.ctl.inputs
+        provider.sources[0] = ResilientSource(_PastOnly(provider.sources[0]))
+        p.clock.advance(900)
+        assert await p.ctl.run_job("plan")
+        assert p.ctl.state.pv_issued_weight is None
+        assert p.ctl.state.plan is not None and p.ctl.state.plan.info.status == "optimal"

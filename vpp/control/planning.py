@@ -172,10 +172,15 @@ class Planning(Recording):
     def _solar(self, used: pd.DataFrame, at: datetime) -> tuple[Any, float | None]:
         """Issued PV forecasts made from the PV ``used`` holds ahead, and their weight for
         ``at``'s UTC day (:meth:`_solar_weight`); (None, None) without them."""
+        self.state.pv_issued_weight = None
         if self.solar_spec is None or PV_COLUMN not in used or self.forecast_mode != "asof":
             return None, None
+        if not used[PV_COLUMN][used.index >= pd.Timestamp(at)].notna().any():
+            return None, None  # a source that knows only the past: nothing to issue from
         solar = SyntheticSolarForecast(used[PV_COLUMN], self.solar_spec)
-        return solar, self._solar_weights.get(_utc_day(at), 0.5)
+        weight = self._solar_weights.get(_utc_day(at), 0.5)
+        self.state.pv_issued_weight = weight
+        return solar, weight
 
     def _solar_weight(self, history: pd.DataFrame, at: datetime) -> None:
         """The issued PV forecasts' weight for ``at``'s UTC day, from the PV ``history``

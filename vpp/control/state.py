@@ -104,6 +104,9 @@ class ControllerState:
     #: Forecast errors for the quarter hour ahead over the last day, by quantity
     #: (:meth:`vpp.control.scores.ForecastScores.summary`).
     forecast_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The issued PV forecasts' weight against the rule blend today (0..1,
+    #: :func:`vpp.forecast.issued_solar_weight`), None without issued PV forecasts.
+    pv_issued_weight: float | None = None
     setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
     #: Counts changes to ``setpoints`` (what depends on them can tell it is still current).
     setpoints_revision: int = 0
