@@ -188,6 +188,20 @@ def optimizer() -> dict[str, Any]:
         8,
         8,
     )
+    lay.add(
+        timeseries(
+            "PV forecast: issued weight",
+            "Weight of the issued PV forecasts against the rule forecast in today's plans "
+            "(from both forecasts' errors on the 14 days before; absent without issued "
+            "PV forecasts).",
+            (f"vpp_forecast_pv_issued_weight_ratio{{{SITE}}}", "issued weight"),
+            unit="percentunit",
+            min=0,
+            max=1,
+        ),
+        24,
+        6,
+    )
     lay.row("Jobs and data")
     lay.add(
         timeseries(
