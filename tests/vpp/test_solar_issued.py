@@ -193,8 +193,9 @@ def test_the_forecast_takes_the_issue_by_its_weight() -> None:
 
 def test_replayed_plans_take_the_issued_pv_and_the_rules_stay_on_request() -> None:
     """The controller replayed on a June morning of 2023: with ``[forecast] pv = "issued"``
-    (the default) its plans' PV differs from the rules' (``pv = "rules"``), the quarter
-    hour ahead's PV error is scored for both, and the same replay gives the same plans."""
+    (the default) its plans' PV differs from the rules' (``pv = "rules"``), and the quarter
+    hour ahead's PV error is scored for both (replay's determinism with it:
+    tests/vpp/replay/test_determinism.py)."""
     from datetime import date
 
     from tests.vpp.replay.conftest import small_site
@@ -217,12 +218,11 @@ def test_replayed_plans_take_the_issued_pv_and_the_rules_stay_on_request() -> No
         frame: pd.DataFrame = result.frames[CONTROLLER]
         return frame
 
-    issued, rules, again = replay("issued"), replay("rules"), replay("issued")
+    issued, rules = replay("issued"), replay("rules")
     column = "planned_pv_available_w"
     daylight = issued[column] > 0
     assert daylight.sum() >= 16
     assert not np.allclose(issued[column], rules[column])
-    pd.testing.assert_frame_equal(issued, again)
 
 
 def test_a_live_source_keeps_the_days_the_weight_is_scored_on() -> None:
