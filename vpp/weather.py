@@ -148,15 +148,21 @@ def _error(spec: ForecastSpec, issued: pd.Timestamp) -> pd.Series:
     steps = spec.max_lead_h
     targets = pd.date_range(issued + HOUR, periods=steps, freq="h")
     lead_h = np.arange(1, steps + 1, dtype=float)
-    rng = np.random.default_rng([spec.seed, int(issued.value // 3_600_000_000_000)])
-    phi = float(np.exp(-1.0 / spec.error_corr_h))
+    z = _ar1([spec.seed, int(issued.value // 3_600_000_000_000)], steps, spec.error_corr_h)
+    return pd.Series(rmse_k(lead_h) * z, index=targets, name="error_k")
+
+
+def _ar1(seed: list[int], steps: int, corr_h: float) -> np.ndarray:
+    """A unit AR(1) process over ``steps`` hours with correlation time ``corr_h`` [h]."""
+    rng = np.random.default_rng(seed)
+    phi = float(np.exp(-1.0 / corr_h))
     shocks = rng.standard_normal(steps)
     z = np.empty(steps)
     z[0] = shocks[0]
     innovation = np.sqrt(1.0 - phi**2)
     for i in range(1, steps):
         z[i] = phi * z[i - 1] + innovation * shocks[i]
-    return pd.Series(rmse_k(lead_h) * z, index=targets, name="error_k")
+    return z
 
 
 def _ns(index: pd.DatetimeIndex) -> np.ndarray:
@@ -263,14 +269,7 @@ class SyntheticSolarForecast:
 @lru_cache(maxsize=256)
 def _solar_error(spec: ForecastSpec, issued: pd.Timestamp) -> np.ndarray:
     steps = spec.max_lead_h
-    rng = np.random.default_rng([spec.seed, int(issued.value // 3_600_000_000_000), 2])
-    phi = float(np.exp(-1.0 / PV_ERROR_CORR_H))
-    shocks = rng.standard_normal(steps)
-    z = np.empty(steps)
-    z[0] = shocks[0]
-    innovation = np.sqrt(1.0 - phi**2)
-    for i in range(1, steps):
-        z[i] = phi * z[i - 1] + innovation * shocks[i]
+    z = _ar1([spec.seed, int(issued.value // 3_600_000_000_000), 2], steps, PV_ERROR_CORR_H)
     out: np.ndarray = pv_error_index(np.arange(steps) + 0.5) * z
     out.flags.writeable = False
     return out
