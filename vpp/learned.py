@@ -38,7 +38,8 @@ import pandas as pd
 from vpp.core.site import Site
 from vpp.data.schema import COLUMNS, STEP
 from vpp.data.timegrid import LOCAL_TZ
-from vpp.forecast import ForecastSettings, _day_type, clear_sky_ghi
+from vpp.forecast import ForecastSettings, clear_sky_ghi
+from vpp.forecast.demand import day_type
 from vpp.sources.daymap import local_calendar
 
 #: The quantiles each model gives, in this order.
@@ -130,9 +131,9 @@ def make_grid(
         else:
             values[name] = np.full(len(index), np.nan)
     days, slot = local_calendar(index, LOCAL_TZ)
-    types = {d: _DAY_TYPES.get(_day_type(d), 0) for d in np.unique(days)}
-    day_type = np.array([types[d] for d in days], dtype=float)
-    return Grid(start, values, slot.astype(float), day_type, clear_sky_ghi(index, settings))
+    types = {d: _DAY_TYPES.get(day_type(d), 0) for d in np.unique(days)}
+    codes = np.array([types[d] for d in days], dtype=float)
+    return Grid(start, values, slot.astype(float), codes, clear_sky_ghi(index, settings))
 
 
 def _at(a: np.ndarray, pos: np.ndarray) -> np.ndarray:

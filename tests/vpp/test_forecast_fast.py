@@ -13,15 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vpp.data import read_inputs, shipped_inputs
-from vpp.forecast import (
-    ForecastSettings,
-    _clear_sky,
-    _clear_sky_day,
-    clear_sky_ghi,
-    forecast,
-    shift_persistence,
-    values_at,
-)
+from vpp.forecast import ForecastSettings, clear_sky_ghi, forecast, shift_persistence, values_at
+from vpp.forecast.solar import _clear_sky, _clear_sky_day
 from vpp.sources import daymap
 from vpp.sources.daymap import day_table, local_calendar, utc_ns
 

@@ -346,7 +346,7 @@ class OptimizerSettings(_Model):
 
 
 class ForecastConfig(_Model):
-    """Which forecasts the plans use (see vpp/forecast.py and vpp/learned.py)."""
+    """Which forecasts the plans use (see vpp/forecast/ and vpp/learned.py)."""
 
     #: ``rules``: profile and persistence rules; ``learned``: LightGBM quantile forecasts
     #: (P10/P50/P90) of heat demand, base load and PV, refitted daily, the rules where
