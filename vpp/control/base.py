@@ -57,6 +57,10 @@ class ControllerBase:
     #: forecasts use; None: made from the inputs with site ``[forecast] weather =
     #: "synthetic"``, else temperature persistence and no store reserve.
     weather: Any = None
+    #: Issued PV forecasts (:class:`vpp.forecast.SolarForecasts`, e.g. a forecast service's
+    #: issues) the asof forecasts weigh against the rule blend; None: made from the inputs
+    #: with site ``[forecast] pv = "issued"``, else the rule blend alone.
+    solar: Any = None
     #: Synthetic issued forecasts' parameters (site ``[forecast] weather = "synthetic"``):
     #: each plan makes them from the temperature its inputs hold ahead.
     weather_spec: ForecastSpec | None = field(default=None, init=False)
@@ -123,7 +127,7 @@ class ControllerBase:
             # table, the demo's historic file); a source that knows only the past gives
             # persistence (vpp.control.planning).
             self.weather_spec = ForecastSpec(seed=config.weather_seed)
-        if config.pv == "issued" and self.forecast_mode == "asof":
+        if self.solar is None and config.pv == "issued" and self.forecast_mode == "asof":
             self.solar_spec = ForecastSpec(seed=config.weather_seed)
         heat = self.site.heat
         self.store = StoreEstimate.for_site(

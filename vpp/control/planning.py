@@ -98,7 +98,7 @@ class Planning(Recording):
             # horizon over the store reserve's look-ahead (the plans read no other future).
             ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h + 8)
         lookback = HISTORY
-        if self.solar_spec is not None and _utc_day(at) not in self._solar_weights:
+        if self._issues_pv() and _utc_day(at) not in self._solar_weights:
             # The day's first plan also scores the issued PV forecasts on the days before.
             lookback = max(HISTORY, issued_history(ForecastSettings()).to_pytimedelta())
         history = self.inputs.history(at, horizon + ahead, lookback=lookback)
@@ -170,28 +170,39 @@ class Planning(Recording):
         return raw
 
     def _solar(self, used: pd.DataFrame, at: datetime) -> tuple[Any, float | None]:
-        """Issued PV forecasts made from the PV ``used`` holds ahead, and their weight for
-        ``at``'s UTC day (:meth:`_solar_weight`); (None, None) without them."""
+        """The issued PV forecasts (:attr:`solar`, or made from the PV ``used`` holds
+        ahead) and their weight for ``at``'s UTC day (:meth:`_solar_weight`); (None, None)
+        without them."""
         self.state.pv_issued_weight = None
-        if self.solar_spec is None or PV_COLUMN not in used or self.forecast_mode != "asof":
+        if not self._issues_pv() or PV_COLUMN not in used:
             return None, None
-        if not used[PV_COLUMN][used.index >= pd.Timestamp(at)].notna().any():
-            return None, None  # a source that knows only the past: nothing to issue from
-        solar = SyntheticSolarForecast(used[PV_COLUMN], self.solar_spec)
+        solar = self.solar
+        if solar is None:
+            assert self.solar_spec is not None
+            if not used[PV_COLUMN][used.index >= pd.Timestamp(at)].notna().any():
+                return None, None  # a source that knows only the past: nothing to issue from
+            solar = SyntheticSolarForecast(used[PV_COLUMN], self.solar_spec)
         weight = self._solar_weights.get(_utc_day(at), 0.5)
         self.state.pv_issued_weight = weight
         return solar, weight
+
+    def _issues_pv(self) -> bool:
+        """Whether the asof forecasts weigh issued PV forecasts (given or synthetic)."""
+        has = self.solar is not None or self.solar_spec is not None
+        return has and self.forecast_mode == "asof"
 
     def _solar_weight(self, history: pd.DataFrame, at: datetime) -> None:
         """The issued PV forecasts' weight for ``at``'s UTC day, from the PV ``history``
         holds before the day (:func:`vpp.forecast.issued_solar_weight`): kept for the
         day's plans."""
-        assert self.solar_spec is not None
         day = _utc_day(at)
         weight = 0.5
         if PV_COLUMN in history and len(history):
             known = known_series(history[PV_COLUMN], day)
-            issues = SyntheticSolarForecast(history[PV_COLUMN], self.solar_spec)
+            issues = self.solar
+            if issues is None:
+                assert self.solar_spec is not None
+                issues = SyntheticSolarForecast(history[PV_COLUMN], self.solar_spec)
             weight = issued_solar_weight(known, issues, day, ForecastSettings())
         self._solar_weights = {d: w for d, w in self._solar_weights.items() if d > day}
         self._solar_weights[day] = weight

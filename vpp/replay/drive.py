@@ -34,7 +34,7 @@ from vpp.control.store import StoreEstimate
 from vpp.control.world import world_from_frame
 from vpp.core.clock import ManualClock, floor_quarter
 from vpp.core.site import Site
-from vpp.forecast import Mode
+from vpp.forecast import Mode, SolarForecasts, TemperatureForecasts
 from vpp.replay.layout import PlantInputs, PlantParams
 from vpp.replay.sim import ReplayPlant
 from vpp.replay.trace import BAND_COLUMNS, Trace, band_values, planned_values
@@ -115,14 +115,21 @@ def run_controller(
     planner: Planner | None = None,
     signals: Sequence[Signal] = (),
     metrics: MetricsFactory | None = None,
+    weather: TemperatureForecasts | None = None,
+    solar: SolarForecasts | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """The controller over the quarter hours of ``inputs`` (consecutive), from the energies
     in ``params``, under the recorded grid-operator ``signals``; returns the plant's trace,
     the journal and the seconds spent per job. ``metrics`` makes the controller's metrics
-    collector from its state and clock, as ``vpp run`` does (None: none, as in replay)."""
+    collector from its state and clock, as ``vpp run`` does (None: none, as in replay).
+    ``weather`` and ``solar``: issued temperature and PV forecasts given to the controller
+    (:attr:`Controller.weather`, :attr:`Controller.solar`); None: as the site file says
+    (synthetic issues made from ``raw``)."""
     with _quiet_controller():
         return asyncio.run(
-            drive_controller(site, params, inputs, raw, mode, planner, signals, metrics)
+            drive_controller(
+                site, params, inputs, raw, mode, planner, signals, metrics, weather, solar
+            )
         )
 
 
@@ -135,6 +142,8 @@ async def drive_controller(
     planner: Planner | None = None,
     signals: Sequence[Signal] = (),
     metrics: MetricsFactory | None = None,
+    weather: TemperatureForecasts | None = None,
+    solar: SolarForecasts | None = None,
 ) -> tuple[Trace, Journal, dict[str, float]]:
     """:func:`run_controller` inside a running event loop."""
     # The heat meter at the start shows the minute before it, as the simulated one does.
@@ -151,6 +160,8 @@ async def drive_controller(
         inputs=FrameInputs(raw),
         state=ControllerState(site=site, started_at=clock.now()),
         forecast_mode=mode,
+        weather=weather,
+        solar=solar,
     )
     ctl.store = StoreEstimate.for_site(site.heat, params.store0_wh)
     if metrics is not None:

@@ -4,6 +4,7 @@ inputs give the same figures, and nothing decided at ``t`` depends on data after
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from optimizer.params import DETERMINISTIC, OptimizerParams
 from optimizer.planner import Planner
 from vpp.core.site import Site
-from vpp.forecast import Mode, price_known_until
+from vpp.forecast import PV_COLUMN, Mode, price_known_until
 from vpp.replay import plant as k
 from vpp.replay.baselines import (
     BOUND,
@@ -30,6 +31,7 @@ from vpp.replay.layout import plant_inputs, plant_params
 from vpp.replay.parallel import make_jobs, run_jobs
 from vpp.replay.runner import DayResult, ReplayOptions, day_index, raw_window
 from vpp.replay.trace import Trace
+from vpp.weather import ForecastSpec, SyntheticSolarForecast, SyntheticTemperatureForecast
 
 from .conftest import SAMPLE_DAYS
 
@@ -191,15 +193,30 @@ def _perturb(raw: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     return out
 
 
-def _controller(site: Site, raw: pd.DataFrame, day: date, steps: int, mode: Mode) -> Trace:
-    """The live controller over the day's first ``steps`` quarter hours."""
+def _controller(
+    site: Site, raw: pd.DataFrame, day: date, steps: int, mode: Mode, **issues: Any
+) -> Trace:
+    """The live controller over the day's first ``steps`` quarter hours (``issues``: issued
+    ``weather`` and ``solar`` forecasts given to it, see :func:`run_controller`)."""
     truth = plant_inputs(site, raw.loc[day_index(site, day)[:steps]])
-    trace, journal, _ = run_controller(site, plant_params(site), truth, raw, mode)
+    trace, journal, _ = run_controller(site, plant_params(site), truth, raw, mode, **issues)
     return day_trace(trace, journal, slice(0, steps))
 
 
-def _setpoints(site: Site, raw: pd.DataFrame, day: date, steps: int, mode: Mode) -> np.ndarray:
-    return _controller(site, raw, day, steps, mode).setpoints
+def _setpoints(
+    site: Site, raw: pd.DataFrame, day: date, steps: int, mode: Mode, **issues: Any
+) -> np.ndarray:
+    return _controller(site, raw, day, steps, mode, **issues).setpoints
+
+
+class _Scaled:
+    """Issued forecasts times ``factor``."""
+
+    def __init__(self, issues: SyntheticSolarForecast, factor: float) -> None:
+        self.issues, self.factor = issues, factor
+
+    def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+        return self.factor * self.issues.at(now, index)
 
 
 def test_no_peeking(site: Site, data: pd.DataFrame) -> None:
@@ -207,21 +224,34 @@ def test_no_peeking(site: Site, data: pd.DataFrame) -> None:
     ``t``'s quarter hour began to be felt (and the same change does move a perfect-foresight
     controller, so the test can tell).
 
+    ``t`` is 09:00 local on a May day, so the setpoints compared span the sunrise and the
+    morning's PV. The issued temperature and PV forecasts are what a weather service issued
+    before ``t`` (made once from the unchanged data and given to both runs): in replay they
+    are made from the data ahead, so changing the data would otherwise change issues that
+    were delivered before ``t``. That the given PV issues are read is checked too: the same
+    run with them halved decides other setpoints before ``t``.
+
     The plant's minutes interpolate between neighbouring quarter hours, so new data at ``t``
     already shapes the second half of the quarter hour before it: the setpoints compared are
     those in force at the start of every quarter hour up to that one."""
     day = SAMPLE_DAYS[0]
     start, end = raw_window(site, day, day)
     raw = data[(data.index >= start) & (data.index < end)]
-    steps = 14
+    steps = 37
     t = day_index(site, day)[steps - 1]
+    assert t.tz_convert("Europe/Berlin").hour == 9
+    spec = ForecastSpec(seed=site.forecast.weather_seed)
+    solar = SyntheticSolarForecast(raw[PV_COLUMN], spec)
+    issues = {"weather": SyntheticTemperatureForecast(raw["outdoor_temp_c"], spec), "solar": solar}
     changed = _perturb(raw, t)
-    before = _setpoints(site, raw, day, steps, "asof")
-    after = _setpoints(site, changed, day, steps, "asof")
+    before = _setpoints(site, raw, day, steps, "asof", **issues)
+    after = _setpoints(site, changed, day, steps, "asof", **issues)
     np.testing.assert_array_equal(before[: steps - 1], after[: steps - 1])
-    oracle_before = _setpoints(site, raw, day, 2, "perfect")
-    oracle_after = _setpoints(site, changed, day, 2, "perfect")
-    assert not np.array_equal(oracle_before, oracle_after)
+    halved = _setpoints(site, raw, day, steps, "asof", **{**issues, "solar": _Scaled(solar, 0.5)})
+    assert not np.array_equal(before[: steps - 1], halved[: steps - 1])
+    oracle_before = _setpoints(site, raw, day, steps, "perfect")
+    oracle_after = _setpoints(site, changed, day, steps, "perfect")
+    assert not np.array_equal(oracle_before[: steps - 1], oracle_after[: steps - 1])
     assert t - day_index(site, day)[0] == timedelta(minutes=15 * (steps - 1))
 
 
