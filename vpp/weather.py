@@ -31,6 +31,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from vpp.sources.base import to_utc
+
 #: Hours (UTC) of the runs.
 ISSUE_HOURS_UTC: tuple[int, ...] = (0, 6, 12, 18)
 #: Root-mean-square error [K] of operational 2 m temperature point forecasts by lead time
@@ -79,7 +81,7 @@ def rmse_k(lead_h: np.ndarray) -> np.ndarray:
 
 def latest_issue(now: pd.Timestamp, spec: ForecastSpec) -> pd.Timestamp:
     """The newest issue time whose forecast is usable at ``now`` (UTC)."""
-    ready = _utc(now) - spec.available_after
+    ready = to_utc(now) - spec.available_after
     issue = ready.floor("h")
     for _ in range(25):  # at most a day back to the previous run hour
         if issue.hour in ISSUE_HOURS_UTC:
@@ -104,7 +106,7 @@ class SyntheticTemperatureForecast:
 
     def error(self, issued: pd.Timestamp) -> pd.Series:
         """One issue's error [K] at its hourly lead times ``issued + 1 h .. + max_lead_h``."""
-        return _error(self.spec, _utc(issued))
+        return _error(self.spec, to_utc(issued))
 
     def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
         """Temperature [degC] on ``index`` as forecast by the newest issue usable at ``now``:
@@ -168,13 +170,6 @@ def _ar1(seed: list[int], steps: int, corr_h: float) -> np.ndarray:
 def _ns(index: pd.DatetimeIndex) -> np.ndarray:
     out: np.ndarray = np.asarray(index.tz_convert("UTC").as_unit("ns").asi8)
     return out
-
-
-def _utc(when: pd.Timestamp | object) -> pd.Timestamp:
-    ts = pd.Timestamp(when)  # type: ignore[arg-type]
-    if ts.tzinfo is None:
-        raise ValueError(f"time {ts} has no time zone (UTC expected)")
-    return ts.tz_convert("UTC")
 
 
 #: Spread of the hourly error of issued PV forecasts by lead time [h], in units of the clear-sky

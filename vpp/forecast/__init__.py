@@ -57,7 +57,6 @@ from vpp.forecast.common import (
     last_complete,
     price_known_until,
     shift_persistence,
-    utc,
     utc_index,
     values_at,
 )
@@ -74,6 +73,7 @@ from vpp.forecast.solar import (
     issued_history,
     issued_solar_weight,
 )
+from vpp.sources.base import to_utc
 from vpp.sources.daymap import day_table, local_slots, utc_ns
 
 
@@ -127,7 +127,7 @@ def forecast(
     for column, cutoff in cutoffs(columns, now, settings).items():
         known = known_series(data[column], cutoff)
         if solar is not None and column == PV_COLUMN:
-            issued = np.asarray(solar.at(utc(now), index), dtype=float)
+            issued = np.asarray(solar.at(to_utc(now), index), dtype=float)
             if len(issued) != len(index):
                 raise ValueError(f"PV forecast: {len(issued)} values for {len(index)} steps")
             if solar_weight is None:
@@ -135,19 +135,19 @@ def forecast(
             estimate = blend_solar(
                 known, index, cutoff, settings, COLD_START_SKY_SHARE[column],
                 issued=(issued, solar_weight),
-                issued_at=lambda at: np.asarray(solar.at(utc(now), at), dtype=float),
+                issued_at=lambda at: np.asarray(solar.at(to_utc(now), at), dtype=float),
             )  # fmt: skip
         else:
             estimate = _FORECASTERS[column](known, index, cutoff, settings)
         out[column] = clip(column, estimate)
     if weather is not None and "outdoor_temp_c" in out:
-        issued = np.asarray(weather.at(utc(now), index), dtype=float)
+        issued = np.asarray(weather.at(to_utc(now), index), dtype=float)
         if len(issued) != len(index):
             raise ValueError(f"weather forecast: {len(issued)} values for {len(index)} steps")
         temp = np.where(np.isnan(issued), out["outdoor_temp_c"], issued)
         out["outdoor_temp_c"] = clip("outdoor_temp_c", temp)
         if "heat_w_per_mwh_a" in out:
-            cutoff = utc(now).floor(STEP)
+            cutoff = to_utc(now).floor(STEP)
             heat = forecast_heat_from_temperature(
                 known_series(data["heat_w_per_mwh_a"], cutoff),
                 known_series(data["outdoor_temp_c"], cutoff),

@@ -13,6 +13,7 @@ import pandas as pd
 
 from vpp.data.schema import COLUMNS, INDEX_NAME, STEP
 from vpp.data.timegrid import LOCAL_TZ
+from vpp.sources.base import to_utc
 from vpp.sources.daymap import DayTable, utc_ns
 
 Mode = Literal["asof", "perfect"]
@@ -101,7 +102,7 @@ class ForecastSettings:
 
 def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:
     """UTC quarter hours from the one containing ``now``, as many as cover ``horizon``."""
-    start = utc(now).floor(STEP)
+    start = to_utc(now).floor(STEP)
     steps = int(np.ceil(pd.Timedelta(horizon) / STEP))
     return pd.date_range(start, periods=steps, freq=STEP, name=INDEX_NAME)
 
@@ -109,7 +110,7 @@ def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.Da
 def price_known_until(now: datetime, publication: time = PRICE_PUBLICATION) -> pd.Timestamp:
     """End (UTC) of the day-ahead prices published at ``now``: the next local midnight,
     or the one after it from ``publication`` local time on."""
-    local = utc(now).tz_convert(LOCAL_TZ)
+    local = to_utc(now).tz_convert(LOCAL_TZ)
     days = 2 if local.time() >= publication else 1
     midnight = local.normalize()
     for _ in range(days):  # step over 23/25-hour days without drifting off midnight
@@ -121,7 +122,7 @@ def cutoffs(
     columns: list[str], now: datetime, settings: ForecastSettings
 ) -> dict[str, pd.Timestamp]:
     """First instant (UTC) not known at ``now``, per column."""
-    measured = utc(now).floor(STEP)
+    measured = to_utc(now).floor(STEP)
     prices = price_known_until(now, settings.price_publication)
     return {c: prices if c == "price_eur_per_mwh" else measured for c in columns}
 
@@ -214,13 +215,6 @@ def clip(column: str, values: np.ndarray) -> np.ndarray:
     spec = COLUMNS[column]
     clipped: np.ndarray = np.clip(values, spec.min, spec.max)
     return clipped
-
-
-def utc(when: datetime | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(when)
-    if ts.tzinfo is None:
-        raise ValueError(f"forecast time {ts} has no time zone (UTC expected)")
-    return ts.tz_convert("UTC")
 
 
 def utc_index(history: pd.DataFrame) -> pd.DataFrame:

@@ -17,8 +17,8 @@ from vpp.forecast.common import (
     SolarForecasts,
     lookup_in,
     shift_persistence,
-    utc,
 )
+from vpp.sources.base import to_utc
 from vpp.sources.daymap import DAY_NS, quarter_grid, utc_ns
 
 
@@ -136,7 +136,7 @@ def issued_solar_weight(
     mse_issued)``; 0.5 with fewer than ``solar_issued_min_days`` days with daylight to
     score. Reads only ``known`` (the measured PV before ``cutoff``) and issues usable by
     each day's start."""
-    end = utc(cutoff).floor("D")
+    end = to_utc(cutoff).floor("D")
     err_issued = err_blend = 0.0
     scored = 0
     for back in range(settings.solar_issued_days, 0, -1):
