@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from vpp.core.site import Site
+from vpp.core.site_types import non_negative, positive
 
 #: Name endings and their units, longest first where one ends another.
 UNITS: tuple[tuple[str, str], ...] = (
@@ -175,7 +176,7 @@ def _constraint(meta: object) -> str:
     cells = dict(zip(func.__code__.co_freevars, closure, strict=True))
     if {"lo", "hi"} <= cells.keys():
         return f"{_number(cells['lo'])}..{_number(cells['hi'])}"
-    return {"_positive": "> 0", "_non_negative": ">= 0"}.get(func.__name__, "")
+    return {positive: "> 0", non_negative: ">= 0"}.get(func, "")
 
 
 def _number(value: object) -> str:

@@ -8,8 +8,11 @@ their position in ``devices`` when the id is missing, malformed, all digits or n
 Every problem is reported at once: field errors, cross-references (duplicate ids, two devices
 on one Modbus endpoint, the grid meter) and files that cannot be read.
 
-The schema is here; :func:`parse_site` and :func:`read_site` at the end bind it to the
-cross-reference checks (:mod:`vpp.core.site_refs`) and to reading files and wording errors
+The schema is here, its devices in :mod:`vpp.core.site_devices`, its grid-operator signal
+sources in :mod:`vpp.core.site_signals` and the constrained types all three use in
+:mod:`vpp.core.site_types` (import them from here); :func:`parse_site` and
+:func:`read_site` at the end bind it to the cross-reference checks
+(:mod:`vpp.core.site_refs`) and to reading files and wording errors
 (:mod:`vpp.core.site_load`), two modules below this one.
 
 Numbers must be finite (``inf`` and ``nan`` are valid TOML but no valid rating), the time zone
@@ -24,18 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date
-from enum import StrEnum
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -44,210 +42,45 @@ from pydantic import (
     model_validator,
 )
 
+from vpp.core.site_devices import BatteryDevice as BatteryDevice
+from vpp.core.site_devices import DatacentreDevice as DatacentreDevice
+from vpp.core.site_devices import Device
+from vpp.core.site_devices import DeviceKind as DeviceKind
+from vpp.core.site_devices import HeatPumpDevice as HeatPumpDevice
+from vpp.core.site_devices import MeterDevice as MeterDevice
+from vpp.core.site_devices import ModbusEndpoint as ModbusEndpoint
+from vpp.core.site_devices import PvDevice as PvDevice
+from vpp.core.site_devices import SimOptions as SimOptions
 from vpp.core.site_load import ConfigError as ConfigError
 from vpp.core.site_load import SiteFileError as SiteFileError
 from vpp.core.site_load import error_lines, read_document
-from vpp.core.site_refs import ID_PATTERN, DeviceRef
+from vpp.core.site_refs import DeviceRef
 from vpp.core.site_refs import device_labels as device_labels
 from vpp.core.site_refs import reference_problems as reference_problems
 from vpp.core.site_refs import resolve_host as resolve_host
+from vpp.core.site_signals import ControlBoxSource as ControlBoxSource
+from vpp.core.site_signals import OpenAdrSource as OpenAdrSource
+from vpp.core.site_signals import RelayContacts as RelayContacts
+from vpp.core.site_signals import SignalSettings
+from vpp.core.site_types import (
+    Efficiency,
+    Identifier,
+    NonNegativeFloat,
+    Pct,
+    Port,
+    PositiveFloat,
+    SiteModel,
+    TempC,
+    between,
+)
 
 
-def _between(lo: float, hi: float) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if not lo <= value <= hi:
-            lo_s = f"{lo:g}" if isinstance(lo, float) else str(lo)
-            hi_s = f"{hi:g}" if isinstance(hi, float) else str(hi)
-            raise ValueError(f"must be {lo_s}..{hi_s}, got {value}")
-        return value
-
-    return check
-
-
-def _positive(value: Any) -> Any:
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {value}")
-    return value
-
-
-def _non_negative(value: Any) -> Any:
-    if not value >= 0:
-        raise ValueError(f"must be >= 0, got {value}")
-    return value
-
-
-Port = Annotated[int, AfterValidator(_between(1, 65535))]
-UnitId = Annotated[int, AfterValidator(_between(0, 247))]
-RegisterAddress = Annotated[int, AfterValidator(_between(0, 65535))]
-Pct = Annotated[float, AfterValidator(_between(0.0, 100.0))]
-Ratio = Annotated[float, AfterValidator(_between(0.0, 1.0))]
-Efficiency = Annotated[float, AfterValidator(_between(0.01, 1.0))]
-PositiveFloat = Annotated[float, AfterValidator(_positive)]
-NonNegativeFloat = Annotated[float, AfterValidator(_non_negative)]
-TempC = Annotated[float, AfterValidator(_between(-50.0, 150.0))]
-Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-class _Model(BaseModel):
-    # allow_inf_nan=False: every float field refuses inf and nan (TOML has both).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class DeviceKind(StrEnum):
-    PV = "pv"
-    BATTERY = "battery"
-    METER = "meter"
-    HEAT_PUMP = "heat_pump"
-    DATACENTRE = "datacentre"
-
-
-class ModbusEndpoint(_Model):
-    """Where a device answers Modbus TCP."""
-
-    host: str = "127.0.0.1"
-    port: Port = 502
-    unit: UnitId = 1
-    timeout_s: PositiveFloat = 1.0
-    retries: Annotated[int, AfterValidator(_between(0, 10))] = 1
-    #: SunSpec base address; None means discovery at 40000, 0 and 50000.
-    base: RegisterAddress | None = None
-    #: The device serves function code 23 (write, then read, in one request): a setpoint's
-    #: last write carries its read-back.
-    read_write: bool = False
-
-
-class SimOptions(_Model):
-    """How the simulator presents this device (ignored for real hardware)."""
-
-    #: SunSpec model the simulated device presents (103/113 PV, 124/802 storage, 203 meter).
-    sunspec_model: int | None = None
-    response_delay_s: NonNegativeFloat = 0.0
-
-
-class _DeviceBase(_Model):
-    id: Identifier
-    name: str | None = None
-    modbus: ModbusEndpoint
-    feeder: str = "main"
-    enabled: bool = True
-    sim: SimOptions = SimOptions()
-
-
-class PvDevice(_DeviceBase):
-    """A rooftop PV inverter controlled through SunSpec model 123 or 704."""
-
-    kind: Literal[DeviceKind.PV]
-    rated_w: PositiveFloat
-    #: Installed DC peak power; defaults to the AC rating.
-    peak_wp: PositiveFloat | None = None
-    #: Lowest PV limit the controller writes: some inverters go to standby at 0 %.
-    min_limit_pct: Annotated[float, AfterValidator(_between(1.0, 100.0))] = 5.0
-    control: Literal["123", "704"] = "123"
-    tilt_deg: Annotated[float, AfterValidator(_between(0.0, 90.0))] = 30.0
-    azimuth_deg: Annotated[float, AfterValidator(_between(0.0, 360.0))] = 180.0
-    #: The grid operator may cap this inverter's feed-in by remote control (§9 EEG: the
-    #: control box's 100/60/30/0 % stages, as a share of ``rated_w``); see ``[signals]``.
-    eeg_controllable: bool = True
-    #: Day the system was commissioned (``2025-03-01``); None: before 25 Feb 2025. With no
-    #: ``smart_meter_gateway``, a system commissioned from 25 Feb 2025 on is held to the
-    #: Solarspitzengesetz rules (feed-in at most 60 % of ``peak_wp``, no feed-in at negative
-    #: prices); see ``vpp.signals.rules``.
-    commissioned_on: date | None = None
-    #: A smart-meter gateway is fitted (the Solarspitzengesetz 60 % cap no longer applies).
-    smart_meter_gateway: bool = False
-
-    @property
-    def dc_peak_w(self) -> float:
-        return self.peak_wp if self.peak_wp is not None else self.rated_w
-
-
-class BatteryDevice(_DeviceBase):
-    """A home or district battery controlled through SunSpec model 124 or 802 + 7xx."""
-
-    kind: Literal[DeviceKind.BATTERY]
-    capacity_wh: PositiveFloat
-    max_charge_w: PositiveFloat
-    max_discharge_w: PositiveFloat
-    charge_efficiency: Efficiency = 0.95
-    discharge_efficiency: Efficiency = 0.95
-    soc_min_pct: Pct = 10.0
-    # validate_default: the SoC window is checked when only soc_min_pct is given, too.
-    soc_max_pct: Pct = Field(default=95.0, validate_default=True)
-    #: Initial state of charge of a simulated battery.
-    soc_initial_pct: Pct = 50.0
-    control: Literal["124", "802"] = "124"
-    #: Cost of cycling, charged per kWh discharged (covers wear).
-    wear_cost_eur_per_mwh: NonNegativeFloat = 20.0
-    #: A controllable consumer under §14a EnWG: the grid operator may dim its charging
-    #: from the grid, never below the §14a floor (4.2 kW; see ``vpp.signals.rules``).
-    enwg_14a: bool = False
-
-    @field_validator("soc_max_pct")
-    @classmethod
-    def _soc_window(cls, v: float, info: ValidationInfo) -> float:
-        # A field validator (not a model validator) so that it runs, and is reported, even
-        # when other fields of the device are wrong.
-        low = info.data.get("soc_min_pct")
-        if low is not None and low >= v:
-            raise ValueError(f"must be above soc_min_pct ({low:g}), got {v:g}")
-        return v
-
-
-class MeterDevice(_DeviceBase):
-    """A SunSpec meter (model 201-204); the grid-connection meter is named in ``grid.meter``."""
-
-    kind: Literal[DeviceKind.METER]
-
-
-class HeatPumpDevice(_DeviceBase):
-    """A large heat pump lifting the data centre's waste heat into the heating network."""
-
-    kind: Literal[DeviceKind.HEAT_PUMP]
-    register_map: Identifier = "heat_pump"
-    max_el_w: PositiveFloat
-    #: Lowest electric power while running, as a share of ``max_el_w`` (0 = fully modulating).
-    min_part_load_pct: Pct = 0.0
-    #: Carnot efficiency factor: COP = eta * T_supply / (T_supply - T_source), kelvin. The
-    #: default is the median fitted to the water/water and brine/water heat pumps of the hplib
-    #: database (``optimizer/fit_carnot.py``, ``optimizer/carnot_fit.csv``).
-    carnot_efficiency: Ratio = 0.57
-    #: Temperature drop across the evaporator, degC.
-    source_approach_k: NonNegativeFloat = 5.0
-    #: A controllable consumer under §14a EnWG: the grid operator may dim its electric
-    #: power, never below the §14a floor (4.2 kW, 40 % of ``max_el_w`` above 11 kW).
-    enwg_14a: bool = False
-    #: What it serves under §14a EnWG: ``heating`` (a heat pump) or ``room_cooling`` (a
-    #: room-cooling device, Anlage 1 Ziff. 2.4.1 c). Behind one energy-management system
-    #: all heat pumps together count as one consumer of their summed rating, and all room
-    #: cooling together as another (Ziff. 2.4.2).
-    enwg_14a_use: Literal["heating", "room_cooling"] = "heating"
-
-
-class DatacentreDevice(_DeviceBase):
-    """The data centre's heat meter: IT power and the waste heat it offers."""
-
-    kind: Literal[DeviceKind.DATACENTRE]
-    register_map: Identifier = "datacentre_meter"
-    it_power_w: PositiveFloat
-    #: Share of IT power available as recoverable waste heat.
-    heat_recovery_ratio: Ratio = 0.9
-    waste_heat_temp_c: TempC = 35.0
-    #: Electric power of the dry coolers per watt of heat rejected (must-cool).
-    dry_cooler_el_per_th: Annotated[float, AfterValidator(_between(0.0, 0.5))] = 0.05
-
-
-Device = Annotated[
-    PvDevice | BatteryDevice | MeterDevice | HeatPumpDevice | DatacentreDevice,
-    Field(discriminator="kind"),
-]
-
-
-class SiteInfo(_Model):
+class SiteInfo(SiteModel):
     name: str
     #: IANA time zone of the site's local days (reports, day-ahead prices, replay days).
     timezone: str = "Europe/Berlin"
-    latitude_deg: Annotated[float, AfterValidator(_between(-90.0, 90.0))] = 51.34
-    longitude_deg: Annotated[float, AfterValidator(_between(-180.0, 180.0))] = 12.37
+    latitude_deg: Annotated[float, AfterValidator(between(-90.0, 90.0))] = 51.34
+    longitude_deg: Annotated[float, AfterValidator(between(-180.0, 180.0))] = 12.37
 
     @field_validator("timezone")
     @classmethod
@@ -261,7 +94,7 @@ class SiteInfo(_Model):
         return v
 
 
-class GridConnection(_Model):
+class GridConnection(SiteModel):
     """The district's connection to the distribution grid."""
 
     import_limit_w: PositiveFloat
@@ -270,15 +103,15 @@ class GridConnection(_Model):
     meter: Identifier | None = None
     #: Share of each grid limit that plans keep free, so that forecast errors between two
     #: corrections do not push the measured exchange past the limit.
-    limit_margin_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 3.0
+    limit_margin_pct: Annotated[float, AfterValidator(between(0.0, 50.0))] = 3.0
     #: ``fixed``: the margin is ``limit_margin_pct`` of each limit. ``spread``: with learned
     #: forecasts, each quarter hour's margin is the spread of the net load (base load less
     #: PV) between its P50 and P90 (import) or P10 (export), within ``limit_margin_min_pct``
     #: and ``limit_margin_max_pct`` of the limit (vpp.control.cycle.plan_margins); quarter
     #: hours without learned quantiles keep the fixed margin.
     limit_margin_from: Literal["fixed", "spread"] = "fixed"
-    limit_margin_min_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 0.5
-    limit_margin_max_pct: Annotated[float, AfterValidator(_between(0.0, 50.0))] = 10.0
+    limit_margin_min_pct: Annotated[float, AfterValidator(between(0.0, 50.0))] = 0.5
+    limit_margin_max_pct: Annotated[float, AfterValidator(between(0.0, 50.0))] = 10.0
     #: Grid fees, levies and taxes on each MWh imported, on top of the day-ahead price.
     import_fee_eur_per_mwh: NonNegativeFloat = 120.0
     #: Fee deducted from the day-ahead price for each MWh exported.
@@ -298,7 +131,7 @@ class GridConnection(_Model):
         return self
 
 
-class HeatSystem(_Model):
+class HeatSystem(SiteModel):
     """Heating network, thermal store and backup boiler fed by the heat pump."""
 
     supply_temp_c: TempC = 70.0
@@ -331,13 +164,13 @@ class HeatSystem(_Model):
         return v
 
 
-class Economics(_Model):
+class Economics(SiteModel):
     co2_price_eur_per_t: NonNegativeFloat = 80.0
     gas_co2_kg_per_mwh: NonNegativeFloat = 201.0
 
 
-class OptimizerSettings(_Model):
-    horizon_h: Annotated[int, AfterValidator(_between(1, 72))] = 36
+class OptimizerSettings(SiteModel):
+    horizon_h: Annotated[int, AfterValidator(between(1, 72))] = 36
     step_min: Literal[5, 15, 30, 60] = 15
     time_limit_s: PositiveFloat = 10.0
     #: "aggregated" plans clusters of similar devices; "device" plans each device.
@@ -345,7 +178,7 @@ class OptimizerSettings(_Model):
     milp: bool = False
 
 
-class ForecastConfig(_Model):
+class ForecastConfig(SiteModel):
     """Which forecasts the plans use (see vpp/forecast/ and vpp/learned.py)."""
 
     #: ``rules``: profile and persistence rules; ``learned``: LightGBM quantile forecasts
@@ -353,9 +186,9 @@ class ForecastConfig(_Model):
     #: less than ``min_train_days`` of history are known.
     method: Literal["rules", "learned"] = "rules"
     #: Days of history each day's learned models are fitted on.
-    train_days: Annotated[int, AfterValidator(_between(2, 365))] = 28
+    train_days: Annotated[int, AfterValidator(between(2, 365))] = 28
     #: Fewer known days than this: the rule forecasts are used.
-    min_train_days: Annotated[int, AfterValidator(_between(2, 365))] = 14
+    min_train_days: Annotated[int, AfterValidator(between(2, 365))] = 14
     #: Outdoor temperature ahead: ``synthetic``: issued forecasts made from the observed
     #: temperature with the published error spread by lead time (vpp/weather.py; replay
     #: only, where the observations are known); ``persistence``: yesterday's temperature.
@@ -368,11 +201,11 @@ class ForecastConfig(_Model):
     #: knows only the past gives the rules either way.
     pv: Literal["issued", "rules"] = "issued"
     #: Seed of the synthetic forecasts' errors (temperature and PV).
-    weather_seed: Annotated[int, AfterValidator(_between(0, 2**31 - 1))] = 2018
+    weather_seed: Annotated[int, AfterValidator(between(0, 2**31 - 1))] = 2018
     #: Hours after the plan's horizon whose forecast heat demand, where the heat pump cannot
     #: meet it, the store keeps in reserve at the plan's end (optimizer/reserve.py; 0: off;
     #: only with a weather forecast).
-    reserve_lookahead_h: Annotated[int, AfterValidator(_between(0, 72))] = 48
+    reserve_lookahead_h: Annotated[int, AfterValidator(between(0, 72))] = 48
 
     @model_validator(mode="after")
     def _window(self) -> ForecastConfig:
@@ -383,19 +216,19 @@ class ForecastConfig(_Model):
         return self
 
 
-class PollSettings(_Model):
+class PollSettings(SiteModel):
     interval_s: PositiveFloat = 10.0
-    max_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
+    max_concurrency: Annotated[int, AfterValidator(between(1, 10000))] = 200
     #: Consecutive failures that open a device's circuit breaker.
-    breaker_failures: Annotated[int, AfterValidator(_between(1, 100))] = 3
+    breaker_failures: Annotated[int, AfterValidator(between(1, 100))] = 3
     #: Seconds an open breaker waits before one trial request.
     breaker_reset_s: PositiveFloat = 30.0
     #: Revert timer written with every control: the device falls back to its own defaults
     #: if the controller goes silent this long.
-    revert_s: Annotated[int, AfterValidator(_between(10, 86400))] = 900
+    revert_s: Annotated[int, AfterValidator(between(10, 86400))] = 900
 
 
-class RunSettings(_Model):
+class RunSettings(SiteModel):
     """How ``vpp run`` runs this site."""
 
     #: Serve every device from the simulator on 127.0.0.1 and control that (the demo).
@@ -417,7 +250,7 @@ class RunSettings(_Model):
     #: Hours between backups (controller clock), counted from the newest copy in the folder.
     backup_interval_h: PositiveFloat = 24.0
     #: Backups kept in ``backup_dir``; older ones are deleted after each new one.
-    backup_keep: Annotated[int, AfterValidator(_between(1, 10000))] = 14
+    backup_keep: Annotated[int, AfterValidator(between(1, 10000))] = 14
     #: Operator page, JSON API and Prometheus ``/metrics``; loopback unless told otherwise.
     http_host: str = "127.0.0.1"
     http_port: Port = 9310
@@ -462,9 +295,9 @@ class RunSettings(_Model):
     #: discharge; the heat pump makes the rest (the rule before, docs/replay-world.md).
     heat_correction_rule: Literal["plan", "spare"] = "spare"
     #: Devices written at the same time during a dispatch.
-    dispatch_concurrency: Annotated[int, AfterValidator(_between(1, 10000))] = 200
+    dispatch_concurrency: Annotated[int, AfterValidator(between(1, 10000))] = 200
     #: A snapshot older than this many poll intervals is stale.
-    stale_polls: Annotated[int, AfterValidator(_between(2, 100))] = 3
+    stale_polls: Annotated[int, AfterValidator(between(2, 100))] = 3
 
     @field_validator("sources")
     @classmethod
@@ -490,115 +323,7 @@ class RunSettings(_Model):
         return v
 
 
-class RelayContacts(_Model):
-    """Where a control box shows its relay contacts: bit addresses in ``table`` (a closed
-    contact reads 1). None: the contact is not wired."""
-
-    #: ``discrete_inputs`` (function code 2) or ``coils`` (function code 1).
-    table: Literal["discrete_inputs", "coils"] = "discrete_inputs"
-    #: Contact of the §9 EEG stage 100 % (no limit). Of the wired stage contacts exactly one
-    #: is closed; without a 100 % contact, none closed means 100 %.
-    feed_in_100: RegisterAddress | None = 0
-    #: Contact of the stage 60 %: feed-in at most 60 % of each inverter's rating.
-    feed_in_60: RegisterAddress | None = 1
-    #: Contact of the stage 30 %.
-    feed_in_30: RegisterAddress | None = 2
-    #: Contact of the stage 0 % (no feed-in; an inverter is held at its ``min_limit_pct``).
-    feed_in_0: RegisterAddress | None = 3
-    #: §14a EnWG dimming contact: closed = dim the controllable consumers to their floor.
-    dim_14a: RegisterAddress | None = 4
-
-
-class ControlBoxSource(_Model):
-    """A grid operator's control box or ripple-control receiver read over Modbus TCP: relay
-    contacts, a heartbeat counter and, optionally, the feed-in limit as a register."""
-
-    #: Name of the source in events and reports (not a device id).
-    id: Identifier
-    #: The kind of source; control boxes on Modbus for now.
-    kind: Literal["control_box"] = "control_box"
-    #: Where the box answers Modbus TCP.
-    modbus: ModbusEndpoint
-    #: Where the box shows its relay contacts.
-    relays: RelayContacts = RelayContacts()
-    #: Holding register with a counter the box advances while it is alive; None: the box
-    #: counts as alive while it answers with a valid reading.
-    heartbeat_register: RegisterAddress | None = 0
-    #: Holding register with the feed-in limit in % (0..100), read besides the relays;
-    #: None: the relays alone.
-    feed_in_pct_register: RegisterAddress | None = None
-    #: Seconds without a valid reading and a moving heartbeat after which the box counts as
-    #: silent and its devices go to the failsafe limits (120 s as the EEBus LPC heartbeat).
-    heartbeat_timeout_s: PositiveFloat = 120.0
-    #: Feed-in limit of this box's §9 EEG inverters while it is silent, % of their rating.
-    failsafe_feed_in_pct: Pct = 60.0
-    #: Consumption limit of this box's §14a consumers while it is silent: W per device
-    #: under ``direct`` control, for all of them under ``ems`` (never below the §14a floor).
-    failsafe_consumption_w: NonNegativeFloat = 4200.0
-    #: How the §14a dim reaches the consumers: ``direct`` (each to its own floor) or ``ems``
-    #: (this controller as the energy-management system behind one connection: one floor
-    #: for all of them, by the several-device formula of BK6-22-300).
-    enwg_14a_control: Literal["direct", "ems"] = "direct"
-    #: Device ids this box acts on; empty: every §9 inverter and §14a consumer of the site.
-    devices: list[Identifier] = Field(default_factory=list)
-
-
-def _vtn_url(v: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
-        raise ValueError(f"must be an http:// or https:// URL, got {v!r}")
-    return v.rstrip("/")
-
-
-class OpenAdrSource(_Model):
-    """An OpenADR 2.0b VTN of the grid operator or an aggregator, polled by this controller
-    as a VEN (``openleadr``). Its events become signals (``vpp.signals.openadr``)."""
-
-    #: Name of the source in events and reports (not a device id).
-    id: Identifier
-    #: The VTN's base URL, e.g. ``https://vtn.example/OpenADR2/Simple/2.0b``.
-    vtn_url: Annotated[str, AfterValidator(_vtn_url)]
-    #: This VEN's name at the VTN.
-    ven_name: Annotated[str, Field(min_length=1, max_length=64)] = "vpp"
-    #: The VEN id the VTN knows this controller by; None: the VTN assigns one.
-    ven_id: str | None = None
-    #: Seconds between two polls of the VTN (the signals job runs more often, for the
-    #: control boxes; a VTN asks for 10 s or more).
-    poll_interval_s: PositiveFloat = 10.0
-    #: Seconds without a successful poll of the VTN after which its devices go to the
-    #: failsafe limits.
-    heartbeat_timeout_s: PositiveFloat = 120.0
-    #: Feed-in limit of this source's §9 EEG inverters while the VTN is unreachable, %.
-    failsafe_feed_in_pct: Pct = 60.0
-    #: Consumption limit of this source's §14a consumers while the VTN is unreachable [W].
-    failsafe_consumption_w: NonNegativeFloat = 4200.0
-    #: As for a control box: ``direct`` (each consumer to its floor) or ``ems``.
-    enwg_14a_control: Literal["direct", "ems"] = "direct"
-    #: Device ids the VTN's events act on (events may narrow it by resource or feeder);
-    #: empty: every device of the site a rule applies to.
-    devices: list[Identifier] = Field(default_factory=list)
-
-
-class SignalSettings(_Model):
-    """Grid-operator signals (§9 EEG feed-in stages, §14a EnWG dimming, import and export
-    caps): where they come from and how often they are read."""
-
-    #: Signal sources, e.g. ``[[signals.sources]]`` with ``id``, ``modbus`` and the relay
-    #: addresses of a control box.
-    sources: list[ControlBoxSource] = Field(default_factory=list)
-    #: OpenADR 2.0b VTNs, e.g. ``[[signals.openadr]]`` with ``id`` and ``vtn_url``.
-    openadr: list[OpenAdrSource] = Field(default_factory=list)
-    #: Seconds between two reads of the control boxes; a change is enforced at that read,
-    #: so this is most of the time from a relay flip to the devices following it. A box
-    #: answers one request of bits and one of registers, so once a second costs nothing.
-    poll_interval_s: PositiveFloat = 1.0
-
-    @property
-    def any_source(self) -> bool:
-        """Whether any signal source (control box or VTN) is configured."""
-        return bool(self.sources or self.openadr)
-
-
-class Site(_Model):
+class Site(SiteModel):
     """A whole site: everything the controller, the optimizer and the simulator need."""
 
     site: SiteInfo
