@@ -208,7 +208,7 @@ def test_pv_blends_persistence_and_clear_sky(history: pd.DataFrame) -> None:
 
 
 def test_bad_inputs_are_refused(history: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="naive time .* UTC offset is required"):
+    with pytest.raises(ValueError, match=r"naive time .* UTC offset is required"):
         forecast(history, pd.Timestamp("2018-06-01T10:00"))
     with pytest.raises(ValueError, match="unknown forecast mode"):
         forecast(history, pd.Timestamp("2018-06-01T10:00Z"), mode="oracle")  # type: ignore[arg-type]
