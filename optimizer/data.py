@@ -93,6 +93,12 @@ class ModelData:
     #: EUR per MWh thermal (see :func:`set_store_floor`).
     store_end_min_wh: float = 0.0
     store_reserve_eur_per_mwh: float = 0.0
+    #: The heat forecast's error per step, W thermal, that the store keeps a reserve against
+    #: where the heat pump could not catch up (:func:`set_heat_risk`); empty: no such reserve
+    #: (and none of its columns and rows in the LP).
+    heat_error_w: F64 = field(default_factory=lambda: np.zeros(0))
+    #: What each MWh by which the store falls short of that reserve costs, EUR per MWh thermal.
+    heat_short_eur_per_mwh: float = 0.0
 
     @property
     def steps(self) -> int:
@@ -116,7 +122,13 @@ class ModelData:
             self.milp,
             self.milp and self.hp_min_part > 0,
             self.bat_charge_taper is not None,
+            self.heat_risk,
         )
+
+    @property
+    def heat_risk(self) -> bool:
+        """Whether the LP carries the store's heat-risk reserve (:func:`set_heat_risk`)."""
+        return self.heat_error_w.size > 0
 
     def import_eur_per_mwh(self) -> F64:
         """Cost of one MWh imported: price plus its CO2 at the CO2 price, EUR/MWh."""
@@ -222,6 +234,7 @@ def build_problem(
     set_soc_bounds(data)
     set_terminal_values(data, params)
     set_store_floor(data, state.store_reserve_wh)
+    set_heat_risk(data, state.heat_level_error, params)
     return Problem(
         data=data,
         batteries=fleet,
@@ -315,6 +328,82 @@ def set_store_floor(data: ModelData, reserve_wh: float) -> None:
     data.store_reserve_eur_per_mwh = max(
         data.store_terminal_eur_per_mwh, float(later * data.store_keep)
     )
+
+
+def set_heat_risk(data: ModelData, level_error: float, params: OptimizerParams) -> None:
+    """The store's reserve against the heat forecast's error (call after
+    :func:`set_store_floor`).
+
+    Where the plan runs the heat pump at what it can give, heat demand above the forecast
+    comes out of the store, and what the store cannot give the boiler makes; a re-plan can
+    make up only with the heat pump's spare heat. So over the steps ``t`` the demand's
+    error ``e[t] = level_error * Q_demand[t]`` (:func:`vpp.forecast.heat_level_error`: the
+    level errs for a whole day alike, so the errors of a stretch add up) accumulates
+    against the heat pump's spare heat ``R[t] - COP[t] * p_hp[t] - q_boiler[t]`` (``R``
+    its reach under the import limit, :func:`heat_risk_reach_th_w`) into a deficit the
+    store must be able to cover::
+
+        d[t] >= keep * d[t-1] + (e[t] - R[t] + COP[t] * p_hp[t] + q_boiler[t]) * dt
+        m[t] >= m[t-1]       m[t] >= d[t] - (e_store[t] + r[t])       d[t], m[t] >= 0
+
+    The planned boiler heat counts as heat the heat pump makes: otherwise the plan could
+    buy the heat pump room by burning gas now against a shortfall that, when it comes, the
+    boiler's heat would cover at the same price (where the boiler runs while the heat pump
+    has room, this overstates the deficit, which then costs only some store heat held).
+
+    and ``m[T-1]``, the largest shortfall of the store's content against that deficit, is
+    priced at the boiler's heat (gas and its CO2 over the efficiency; without a boiler,
+    unmet heat's penalty) times ``params.heat_short_chance``. So the plan holds heat in the
+    store ahead of a stretch in which the heat pump is at its limit where the heat pump's
+    heat costs less than that, never fires the boiler to hold it (its heat costs the whole
+    price), and stays feasible whatever the reserve. A level error below
+    ``params.heat_error_min``, a site without a heat pump's reach or without a store: none.
+    """
+    reach = heat_pump_reach_th_w(data.cop, data.hp_max_el_w, data.waste_heat_w)
+    off = (
+        not level_error >= params.heat_error_min
+        or data.steps == 0
+        or not data.store_capacity_wh > 0
+        or not np.any(reach > 0)
+    )
+    if off:
+        data.heat_error_w = np.zeros(0)
+        data.heat_short_eur_per_mwh = 0.0
+        return
+    data.heat_error_w = float(level_error) * np.maximum(np.nan_to_num(data.heat_demand_w), 0.0)
+    later = (
+        data.boiler_eur_per_mwh_th()
+        if data.boiler_max_w > 0
+        else data.unmet_heat_penalty_eur_per_mwh
+    )
+    data.heat_short_eur_per_mwh = float(params.heat_short_chance * later)
+
+
+def heat_risk_reach_th_w(data: ModelData) -> F64:
+    """``R[t]`` of :func:`set_heat_risk`: the heat pump's reach (:func:`heat_pump_reach_th_w`),
+    at most what the import limit leaves it, W thermal (a heat pump held back by the grid
+    has no heat to spare). The import limit leaves the heat pump::
+
+        p_hp <= (P_imp - P_load + P_pv - k_dry * Q_waste) / (1 - k_dry * (COP - 1))
+
+    (the base load, the PV available and the dry coolers' electricity for the waste heat
+    the heat pump does not take; the batteries left out, so it errs low).
+    """
+    reach = heat_pump_reach_th_w(data.cop, data.hp_max_el_w, data.waste_heat_w)
+    pv = data.pv_avail_w.sum(axis=0) if data.pv_avail_w.size else 0.0
+    k = data.dry_cooler_el_per_th
+    free = data.import_cap_w - data.load_w + pv - k * data.waste_heat_w
+    saves = 1.0 - k * (data.cop - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(saves > 0, np.maximum(free, 0.0) / saves, np.inf)
+    out: F64 = np.minimum(reach, np.maximum(data.cop, 0.0) * room)
+    return out
+
+
+def heat_risk_rhs_w(data: ModelData) -> F64:
+    """``e[t] - R[t]`` of :func:`set_heat_risk`'s deficit rows, W thermal."""
+    out: F64 = data.heat_error_w - heat_risk_reach_th_w(data)
+    return out
 
 
 def heat_cost_eur_per_mwh(data: ModelData) -> F64:

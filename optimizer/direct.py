@@ -14,7 +14,7 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
-from optimizer.data import ModelData
+from optimizer.data import ModelData, heat_risk_rhs_w
 from optimizer.model.base import KW
 
 F64 = NDArray[np.float64]
@@ -271,7 +271,31 @@ def build_lp(d: ModelData) -> _Lp:
     lp.coef(r[None, :], pv, 1.0)
     lp.coef(r[None, :], dis, 1.0)
     lp.coef(r[None, :], ch, -1.0)
+    if d.heat_risk:
+        _heat_risk(lp, d, hp, boiler, st_e, st_kept)
     return lp
+
+
+def _heat_risk(lp: _Lp, d: ModelData, hp: I64, boiler: I64, st_e: I64, st_kept: I64) -> None:
+    """The store's heat-risk reserve (:func:`optimizer.data.set_heat_risk`): columns and
+    rows after all others, so that without it the LP is the one without, column for column
+    and row for row."""
+    T, dt, inf = d.steps, d.dt_h, highspy.kHighsInf
+    deficit = lp.var("heat_risk", (T,), 0.0, inf)
+    short_cost = np.zeros(T)
+    short_cost[-1] = 1e-3 * d.heat_short_eur_per_mwh
+    short = lp.var("heat_short", (T,), 0.0, inf, short_cost)
+    r = lp.rows_of(T, heat_risk_rhs_w(d) * KW * dt, inf, "heat_risk")
+    lp.coef(r, deficit, 1.0)
+    lp.coef(r[1:], deficit[:-1], -d.store_keep)
+    lp.coef(r, hp, -dt * d.cop)
+    lp.coef(r, boiler, -dt)
+    r = lp.rows_of(T, 0.0, inf, "heat_short_run")
+    lp.coef(r, short, 1.0)
+    lp.coef(r[1:], short[:-1], -1.0)
+    r = lp.rows_of(T, 0.0, inf, "heat_short")
+    for col, sign in ((short, 1.0), (st_e, 1.0), (st_kept, 1.0), (deficit, -1.0)):
+        lp.coef(r, col, sign)
 
 
 def solve_direct(

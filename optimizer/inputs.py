@@ -118,6 +118,10 @@ class State:
     #: The plan values its end content up to it at the boiler's heat it saves
     #: (:func:`optimizer.data.set_store_floor`).
     store_reserve_wh: float = 0.0
+    #: The heat forecast's level error, a share of the forecast heat per step
+    #: (:func:`vpp.forecast.heat_level_error`): the store keeps a reserve against it where
+    #: the heat pump could not catch up (:func:`optimizer.data.set_heat_risk`). 0 = none.
+    heat_level_error: float = 0.0
 
     @classmethod
     def from_site(cls, site: Site) -> State:

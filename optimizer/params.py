@@ -33,6 +33,13 @@ class OptimizerParams:
     #: quantile keeps the terminal value below what the energy would fetch on most future days,
     #: so the plan neither hoards nor empties the stores at the end.
     terminal_price_quantile: float = 0.25
+    #: The store's heat-risk reserve (:func:`optimizer.data.set_heat_risk`): each MWh by which
+    #: the store falls short of the heat-forecast error it may have to cover is priced at the
+    #: boiler's heat times this chance. 0.35 is the mean chance that a normally distributed
+    #: error exceeds a reserve between nothing and its mean absolute size (0.8 sigma).
+    heat_short_chance: float = 0.35
+    #: Level errors of the heat forecast below this share are taken as none (no reserve).
+    heat_error_min: float = 0.001
     #: Highest COP the model uses. The Carnot form keeps growing as the lift shrinks, but the fitted
     #: units cover lifts of 25-55 K and published data-centre heat pumps reach 5.5 at a 15 K lift.
     cop_max: float = 6.0

@@ -18,7 +18,7 @@ from optimizer.model.heat_pump import add_heat_pump_constraints
 from optimizer.model.must_cool import add_must_cool_constraints
 from optimizer.model.objective import add_objective
 from optimizer.model.pv import add_pv_constraints
-from optimizer.model.store import add_store_constraints
+from optimizer.model.store import add_heat_risk_constraints, add_store_constraints
 
 __all__ = ["KW", "build_model", "param_items", "update_params"]
 
@@ -30,6 +30,7 @@ FAMILIES = (
     add_store_constraints,
     add_heat_demand_constraints,
     add_grid_constraints,
+    add_heat_risk_constraints,
     add_objective,
 )
 

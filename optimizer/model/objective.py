@@ -23,7 +23,8 @@ def add_objective(m: pyo.ConcreteModel, data: ModelData) -> None:
     earn their price and no CO2 credit), ``c_boil = (gas + co2_price*gas_co2)/eta_boiler``,
     ``w`` the wear cost per MWh discharged, ``v_bat`` and ``v_store`` the terminal values of
     :func:`optimizer.data.set_terminal_values`, ``v_res`` the value of the store's content
-    held as its reserve (``r``, :func:`optimizer.data.set_store_floor`).
+    held as its reserve (``r``, :func:`optimizer.data.set_store_floor`); with the
+    heat-risk reserve ``+ c_short * m[T-1] / 1000`` (:func:`optimizer.data.set_heat_risk`).
     """
     T, B = m.T, m.B
     add_param(m, "c_imp", (T,), lambda d: d.import_eur_per_mwh(), data)
@@ -56,4 +57,8 @@ def add_objective(m: pyo.ConcreteModel, data: ModelData) -> None:
         + _PER_MWH * m.v_store * m.store_e[last]
         + sum(_PER_MWH * m.v_res * m.store_kept[t] for t in T)
     )
-    m.objective = pyo.Objective(expr=per_step + wear - terminal, sense=pyo.minimize)
+    risk = 0.0
+    if data.heat_risk:
+        add_param(m, "c_short", (), lambda d: d.heat_short_eur_per_mwh, data)
+        risk = _PER_MWH * m.c_short * m.heat_short[last]
+    m.objective = pyo.Objective(expr=per_step + wear - terminal + risk, sense=pyo.minimize)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from optimizer.data import ModelData
+from optimizer.data import ModelData, heat_risk_rhs_w
 from optimizer.model.base import KW, add_param
 
 
@@ -49,3 +49,37 @@ def add_store_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
         return now == m.store_keep * prev + dt * (m.store_ch[t] - m.store_dis[t])
 
     m.store_balance = pyo.Constraint(T, rule=balance)
+
+
+def add_heat_risk_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
+    """The store's heat-risk reserve (:func:`optimizer.data.set_heat_risk`; kW, kWh)::
+
+        d[t] - keep * d[t-1] - dt * (COP[t] * p_hp[t] + q_boiler[t]) >= (e[t] - R[t]) * dt
+        m[t] - m[t-1] >= 0       m[t] + e_store[t] + r[t] - d[t] >= 0     d[t], m[t] >= 0
+
+    (``d[-1] = m[-1] = 0``); the objective prices ``m[T-1]``. Only with
+    ``data.heat_risk``: without it the model has none of these.
+    """
+    if not data.heat_risk:
+        return
+    T = m.T
+    add_param(m, "heat_risk_rhs", (T,), lambda d: heat_risk_rhs_w(d) * KW * d.dt_h, data)
+    m.heat_risk = pyo.Var(T, within=pyo.NonNegativeReals)
+    m.heat_short = pyo.Var(T, within=pyo.NonNegativeReals)
+    dt = m.dt
+
+    def deficit(m: pyo.ConcreteModel, t: int) -> object:
+        prev = 0.0 if t == 0 else m.store_keep * m.heat_risk[t - 1]
+        made = m.cop[t] * m.hp_el[t] + m.boiler_th[t]
+        return m.heat_risk[t] - prev - dt * made >= m.heat_risk_rhs[t]
+
+    def running(m: pyo.ConcreteModel, t: int) -> object:
+        return m.heat_short[t] - (0.0 if t == 0 else m.heat_short[t - 1]) >= 0.0
+
+    def cover(m: pyo.ConcreteModel, t: int) -> object:
+        content = m.store_e[t] + m.store_kept[t]
+        return m.heat_short[t] + content - m.heat_risk[t] >= 0.0
+
+    m.heat_risk_rows = pyo.Constraint(T, rule=deficit)
+    m.heat_short_run = pyo.Constraint(T, rule=running)
+    m.heat_short_rows = pyo.Constraint(T, rule=cover)

@@ -51,6 +51,8 @@ class Case:
     taper: str = "none"
     #: The store's reserve at the plan's end, Wh thermal (``State.store_reserve_wh``).
     reserve_wh: float = 0.0
+    #: The heat forecast's level error (``State.heat_level_error``: the heat-risk reserve).
+    heat_error: float = 0.0
 
 
 CASES = [
@@ -73,6 +75,7 @@ CASES = [
     Case("no batteries", 8, 0, seed=7),
     Case("no PV, fine groups", 0, 40, seed=8, soc_groups=16),
     Case("store reserve", 6, 10, seed=10, reserve_wh=1e9),
+    Case("heat-risk reserve", 6, 10, seed=11, reserve_wh=2e6, heat_error=0.3, horizon_h=12),
 ]
 
 
@@ -94,6 +97,7 @@ def _inputs(case: Case, seed: int = 0) -> tuple[Planner, State, pd.DataFrame]:
         store_wh=state.store_wh,
         offline=offline,
         store_reserve_wh=case.reserve_wh,
+        heat_level_error=case.heat_error,
     )
     steps = case.horizon_h * 4 + 8
     forecast = synthetic_forecast(site, START, steps, seed=case.seed + seed)

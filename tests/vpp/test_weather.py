@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optimizer.params import OptimizerParams
 from vpp.data import DATA_DIR, read_inputs, shipped_inputs
-from vpp.forecast import ForecastSettings, forecast
+from vpp.data.world import noisy_world, read_household
+from vpp.forecast import ForecastSettings, forecast, heat_error_history, heat_level_error
 from vpp.weather import (
     ISSUE_HOURS_UTC,
     RMSE_BY_LEAD_K,
@@ -220,3 +222,46 @@ def test_the_plan_sees_the_spell_past_its_horizon_as_a_store_reserve() -> None:
     before = _reserve_at(pd.Timestamp("2018-05-20T12:00Z"), weather)
     assert 2e6 < before <= 10e6
     assert _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather) == 0.0
+
+
+def _level_error(year: pd.DataFrame, cutoff: pd.Timestamp, settings: ForecastSettings) -> float:
+    known = year[year.index < cutoff]
+    return heat_level_error(known["heat_w_per_mwh_a"], known["outdoor_temp_c"], cutoff, settings)
+
+
+def test_the_heat_level_error_is_what_a_day_departs_from_the_recent_level() -> None:
+    """The shipped heat is the SigLinDe model of its temperature: no level error (below the
+    optimizer's floor). Each local day's heat scaled by 1.1 and 0.9 in turn: each day
+    departs from the level of the three days before by the share worked out here; fewer
+    scored days than the minimum give none; what is measured after the cutoff's day
+    changes nothing."""
+    settings = ForecastSettings()
+    cutoff = pd.Timestamp("2018-10-20T06:00Z")
+    year = _year()
+    assert _level_error(year, cutoff, settings) < OptimizerParams().heat_error_min
+    noisy = year.copy()
+    local_day = noisy.index.tz_convert("Europe/Berlin").normalize()
+    codes = (local_day - local_day[0]).days.to_numpy()
+    factor = np.where(codes % 2 == 0, 1.1, 0.9)
+    noisy["heat_w_per_mwh_a"] *= factor
+    got = _level_error(noisy, cutoff, settings)
+    # Days scored: the 14 before the cutoff's local day. A day at 1.1 follows days at 0.9,
+    # 1.1, 0.9 (a level of about 0.967, model-weighted), a day at 0.9 the mirror (1.033):
+    # errors of |1.1 / 0.967 - 1| = 13.8 % and |0.9 / 1.033 - 1| = 12.9 %.
+    assert 0.125 < got < 0.140
+    few = ForecastSettings(heat_error_min_days=15)
+    assert _level_error(noisy, cutoff, few) == 0.0
+    later = noisy.copy()
+    after = later.index >= cutoff.tz_convert("Europe/Berlin").normalize()
+    later.loc[after, "heat_w_per_mwh_a"] *= 3.0
+    assert _level_error(later, cutoff, settings) == got
+    assert heat_error_history(settings) >= pd.Timedelta(days=21)
+
+
+def test_the_noisy_world_has_a_level_error_the_plans_are_told_of() -> None:
+    """The noisy world's heat (vpp.data.world) departs from its recent level by some 4-8 %
+    a day in every season; the controller hands the day's error to each plan."""
+    world = noisy_world(_year(), read_household(), 2018)
+    settings = ForecastSettings()
+    for day in ("2018-01-20", "2018-04-15", "2018-06-12", "2018-10-05"):
+        assert 0.03 < _level_error(world, pd.Timestamp(day, tz="UTC"), settings) < 0.09

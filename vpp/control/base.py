@@ -72,6 +72,11 @@ class ControllerBase:
     _solar_weights: dict[pd.Timestamp, float] = field(default_factory=dict, init=False)
     #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
     store_reserve_wh: float = field(default=0.0, init=False)
+    #: The heat forecast's level error per UTC day (computed at the day's first plan from the
+    #: days before: :func:`vpp.forecast.heat_level_error`), and the last forecast's (0 where
+    #: the heat forecast is not the one from temperature forecasts).
+    _heat_errors: dict[pd.Timestamp, float] = field(default_factory=dict, init=False)
+    heat_level_error: float = field(default=0.0, init=False)
     #: Learned columns whose median is the last raw forecast's (see
     #: :meth:`vpp.learned.LearnedForecaster.quantiles`): the heat demand when it came from
     #: issued temperature forecasts.

@@ -23,6 +23,8 @@ from vpp.forecast import (
     PV_COLUMN,
     ForecastSettings,
     forecast,
+    heat_error_history,
+    heat_level_error,
     issued_history,
     issued_solar_weight,
     known_series,
@@ -55,7 +57,11 @@ class Planning(Recording):
         tic = time.perf_counter()
         forecast = await asyncio.to_thread(self._forecast, at)
         self.state.forecast_seconds_total += time.perf_counter() - tic
-        start_state = dataclasses.replace(self.plan_state(), store_reserve_wh=self.store_reserve_wh)
+        start_state = dataclasses.replace(
+            self.plan_state(),
+            store_reserve_wh=self.store_reserve_wh,
+            heat_level_error=self.heat_level_error,
+        )
         tic = time.perf_counter()
         plan: Plan = await asyncio.to_thread(self.planner.plan, start_state, forecast, at)
         self.state.planner_seconds_total += time.perf_counter() - tic
@@ -98,12 +104,20 @@ class Planning(Recording):
             # horizon over the store reserve's look-ahead (the plans read no other future).
             ahead = timedelta(hours=self.site.forecast.reserve_lookahead_h + 8)
         lookback = HISTORY
-        if self._issues_pv() and _utc_day(at) not in self._solar_weights:
-            # The day's first plan also scores the issued PV forecasts on the days before.
-            lookback = max(HISTORY, issued_history(ForecastSettings()).to_pytimedelta())
+        # The day's first plan also scores the issued PV forecasts and the heat forecast's
+        # level on the days before.
+        score_pv = self._issues_pv() and _utc_day(at) not in self._solar_weights
+        score_heat = self._heat_from_weather() and _utc_day(at) not in self._heat_errors
+        if score_pv:
+            lookback = max(lookback, issued_history(ForecastSettings()).to_pytimedelta())
+        if score_heat:
+            lookback = max(lookback, heat_error_history(ForecastSettings()).to_pytimedelta())
         history = self.inputs.history(at, horizon + ahead, lookback=lookback)
-        if lookback > HISTORY:
+        if score_pv:
             self._solar_weight(history, at)
+        if score_heat:
+            self._heat_error(history, at)
+        if lookback > HISTORY:
             history = history[history.index >= pd.Timestamp(at) - pd.Timedelta(HISTORY)]
         if self.forecast_mode == "perfect" and len(history):
             # A perfect forecast sees no further than the inputs reach.
@@ -156,14 +170,20 @@ class Planning(Recording):
         solar, weight = self._solar(used, at)
         # The PV forecast with the issued PV forecasts is the learned PV band's median.
         issued_pv = frozenset() if solar is None else frozenset({PV_COLUMN})
+        self.heat_level_error = 0.0
         if weather is None or self.forecast_mode != "asof":
             self.store_reserve_wh = 0.0
             self._centred = issued_pv
             return forecast(
                 used, at, horizon, mode=self.forecast_mode, solar=solar, solar_weight=weight
             )
+        # The day's level error of the heat forecast (none below the optimizer's floor):
+        # the reserve past the horizon is made for the forecast plus it, and the plan keeps
+        # one against it inside the horizon (optimizer.data.set_heat_risk).
+        error = self._heat_errors.get(_utc_day(at), 0.0)
+        self.heat_level_error = error if error >= self.planner.params.heat_error_min else 0.0
         raw, self.store_reserve_wh = forecast_with_weather(
-            self.site, used, at, horizon, weather, solar, weight
+            self.site, used, at, horizon, weather, solar, weight, self.heat_level_error
         )
         # The heat forecast from the issued temperatures is the learned heat band's median.
         self._centred = frozenset({"heat_w_per_mwh_a"}) | issued_pv
@@ -207,6 +227,28 @@ class Planning(Recording):
         self._solar_weights = {d: w for d, w in self._solar_weights.items() if d > day}
         self._solar_weights[day] = weight
 
+    def _heat_from_weather(self) -> bool:
+        """Whether the asof forecasts make the heat demand from temperature forecasts
+        (given or synthetic)."""
+        has = self.weather is not None or self.weather_spec is not None
+        return has and self.forecast_mode == "asof"
+
+    def _heat_error(self, history: pd.DataFrame, at: datetime) -> None:
+        """The heat forecast's level error for ``at``'s UTC day, from the heat and
+        temperature ``history`` holds before the day (:func:`vpp.forecast.
+        heat_level_error`): kept for the day's plans."""
+        day = _utc_day(at)
+        error = 0.0
+        if {"heat_w_per_mwh_a", "outdoor_temp_c"} <= set(history.columns) and len(history):
+            error = heat_level_error(
+                known_series(history["heat_w_per_mwh_a"], day),
+                known_series(history["outdoor_temp_c"], day),
+                day,
+                ForecastSettings(),
+            )
+        self._heat_errors = {d: e for d, e in self._heat_errors.items() if d > day}
+        self._heat_errors[day] = error
+
     def _read_history(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Raw inputs over ``[start, end)`` (the learned forecasts' daily refit)."""
         rows = self.inputs.history(end.to_pydatetime(), timedelta(0), lookback=end - start)
@@ -238,11 +280,13 @@ def forecast_with_weather(
     weather: Any,
     solar: Any = None,
     solar_weight: float | None = None,
+    heat_error: float = 0.0,
 ) -> tuple[pd.DataFrame, float]:
     """The asof raw forecast over ``horizon`` with the issued temperature forecasts
     ``weather`` (temperature and heat demand from them) and PV forecasts ``solar`` (if
     any, weighed ``solar_weight``), and the store reserve [Wh]: the heat side forecast
-    ``[forecast] reserve_lookahead_h`` past the horizon, through
+    ``[forecast] reserve_lookahead_h`` past the horizon, its heat demand raised by the
+    level error ``heat_error`` (a share, :func:`vpp.forecast.heat_level_error`), through
     :func:`optimizer.reserve.store_reserve_wh`."""
     ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
     heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
@@ -255,7 +299,9 @@ def forecast_with_weather(
     raw = pd.concat([rest, long.iloc[:steps]], axis=1)
     reserve = 0.0
     if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
-        reserve = store_reserve_wh(site, scale_raw(site, long.iloc[steps:]))
+        after = scale_raw(site, long.iloc[steps:])
+        after["heat_demand_th_w"] *= 1.0 + heat_error
+        reserve = store_reserve_wh(site, after)
     return raw, reserve
 
 

@@ -65,6 +65,8 @@ from vpp.forecast.demand import (
     forecast_heat_from_temperature,
     forecast_it_load,
     forecast_load,
+    heat_error_history,
+    heat_level_error,
 )
 from vpp.forecast.solar import (
     blend_solar,
@@ -242,6 +244,8 @@ __all__ = [
     "forecast_price",
     "forecast_solar",
     "forecast_weekly",
+    "heat_error_history",
+    "heat_level_error",
     "issued_history",
     "issued_solar_weight",
     "known_series",

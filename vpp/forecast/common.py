@@ -98,6 +98,11 @@ class ForecastSettings:
     #: cold nights, solar gains, the network's own inertia).
     heat_nowcast_h: float = 1.0
     heat_nowcast_decay_h: float = 6.0
+    #: Complete known days on which the heat forecast's level is scored against the measured
+    #: heat (:func:`vpp.forecast.demand.heat_level_error`); fewer than ``heat_error_min_days``
+    #: scored: no error is given.
+    heat_error_days: int = 14
+    heat_error_min_days: int = 7
 
 
 def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:

@@ -175,6 +175,53 @@ def forecast_heat_from_temperature(
     return out
 
 
+def heat_error_history(settings: ForecastSettings) -> pd.Timedelta:
+    """History :func:`heat_level_error` reads: the days it scores, the days that level the
+    first of them, and four days before those (the model's temperature is smoothed over the
+    days before; one of them for the local day's offset)."""
+    return pd.Timedelta(days=settings.heat_error_days + settings.heat_scale_days + 4)
+
+
+def heat_level_error(
+    known_heat: pd.Series, known_temp: pd.Series, cutoff: pd.Timestamp, settings: ForecastSettings
+) -> float:
+    """The heat forecast's level error: the mean relative error, over the last
+    ``heat_error_days`` complete known days before ``cutoff``, of a day's measured heat
+    against the SigLinDe model of its measured temperature levelled as
+    :func:`forecast_heat_from_temperature` levels it (measured over modelled heat of the
+    ``heat_scale_days`` days before). 0 with fewer than ``heat_error_min_days`` such days.
+
+    It is what the network's own departures from the weather model (noise, solar gains, its
+    occupants) leave in a day's heat after the recent level is applied; it leaves out the
+    temperature forecast's error (the model is fed the measured temperature).
+    """
+    days = settings.heat_error_days + settings.heat_scale_days
+    end = cutoff.tz_convert(LOCAL_TZ).normalize()
+    start = (end - pd.Timedelta(days=days + 4)).normalize()
+    grid_ns, codes, n_days, hours, weekday = _local_grid(ns(start), ns(end))
+    temp = values_at(known_temp, grid_ns)
+    heat = values_at(known_heat, grid_ns)
+    model, _ = _siglinde(temp, codes, n_days, hours, weekday, _shlp())
+    have = ~np.isnan(temp) & ~np.isnan(heat) & ~np.isnan(model)
+    complete = np.bincount(codes, weights=have.astype(float), minlength=n_days) == np.bincount(
+        codes, minlength=n_days
+    )
+    heat_d = np.bincount(codes, weights=np.where(have, heat, 0.0), minlength=n_days)
+    model_d = np.bincount(codes, weights=np.where(have, model, 0.0), minlength=n_days)
+    k = settings.heat_scale_days
+    errors = []
+    for d in range(max(k, n_days - settings.heat_error_days), n_days):
+        before = slice(d - k, d)
+        if not (complete[d] and complete[before].all()) or not model_d[before].sum() > 0:
+            continue
+        expected = model_d[d] * heat_d[before].sum() / model_d[before].sum()
+        if expected > 0:
+            errors.append(abs(heat_d[d] / expected - 1.0))
+    if len(errors) < settings.heat_error_min_days:
+        return 0.0
+    return float(np.mean(errors))
+
+
 def _siglinde(
     temp: np.ndarray,
     codes: np.ndarray,

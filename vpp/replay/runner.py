@@ -38,7 +38,7 @@ from optimizer.planner import Planner
 from vpp.control.inputs import HISTORY
 from vpp.core.site import Site
 from vpp.data.clouds import CloudParams
-from vpp.forecast import ForecastSettings, Mode, issued_history
+from vpp.forecast import ForecastSettings, Mode, heat_error_history, issued_history
 from vpp.recorder.export import day_bounds
 from vpp.replay import plant
 from vpp.replay.baselines import (
@@ -147,7 +147,8 @@ def day_index(site: Site, day: date) -> pd.DatetimeIndex:
 def raw_window(site: Site, first: date, last: date) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Raw rows days ``first..last`` need: 8 days of history before (the learned forecasts'
     training window with a site's ``[forecast] method = "learned"``, the days the issued PV
-    forecasts are scored on with ``pv = "issued"``), the horizon after (and
+    forecasts are scored on with ``pv = "issued"``, the days the heat forecast's level is
+    scored on with ``weather = "synthetic"``), the horizon after (and
     the store reserve's look-ahead with synthetic weather forecasts, whose issues are made
     from the observed temperature)."""
     start, _ = day_bounds(first, site.site.timezone)
@@ -160,6 +161,8 @@ def raw_window(site: Site, first: date, last: date) -> tuple[pd.Timestamp, pd.Ti
         back = max(back, pd.Timedelta(days=site.forecast.train_days + 9))
     if site.forecast.pv == "issued":  # the days the issued PV forecasts are scored on
         back = max(back, issued_history(ForecastSettings()))
+    if site.forecast.weather == "synthetic":  # the days the heat forecast's level is scored on
+        back = max(back, heat_error_history(ForecastSettings()))
     return start - back, end + pd.Timedelta(lead)
 
 

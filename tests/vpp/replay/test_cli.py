@@ -143,14 +143,19 @@ def test_folder_of_exported_days(tmp_path: Path, site: Site) -> None:
         if day.day == 10:
             rows = rows.drop(columns=["ghi_w_per_m2"])
         write_inputs(rows, tmp_path / f"inputs_{day}.csv")
-    rules = site.model_copy(update={"forecast": site.forecast.model_copy(update={"pv": "rules"})})
+    plain = {"pv": "rules", "weather": "persistence"}
+    rules = site.model_copy(update={"forecast": site.forecast.model_copy(update=plain)})
     table = read_replay_inputs(rules, days[-1], days[-1], tmp_path)
     assert "ghi_w_per_m2" not in table.columns and "price_eur_per_mwh" in table.columns
     assert table.index[0] == day_index(site, days[2])[0]  # 8 days of history before the day
     assert table.index[-1] == day_index(site, days[-1])[-1]
-    # Issued PV forecasts are scored on more days before: all the folder has.
-    issued = read_replay_inputs(site, days[-1], days[-1], tmp_path)
-    assert site.forecast.pv == "issued" and issued.index[0] == day_index(site, days[0])[0]
+    # Issued PV forecasts are scored on more days before, and so is the heat forecast's
+    # level with issued temperature forecasts: all the folder has.
+    assert site.forecast.pv == "issued" and site.forecast.weather == "synthetic"
+    for forecast in ({"pv": "issued", "weather": "persistence"}, {"pv": "rules"}):
+        more = site.model_copy(update={"forecast": site.forecast.model_copy(update=forecast)})
+        issued = read_replay_inputs(more, days[-1], days[-1], tmp_path)
+        assert issued.index[0] == day_index(site, days[0])[0]
 
 
 def test_cli_pv_clouds_gives_each_inverter_its_minutes(
