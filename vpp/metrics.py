@@ -162,6 +162,11 @@ SPECS: tuple[MetricSpec, ...] = (
         "vpp_forecast_pv_issued_weight_ratio",
         "Weight of the issued PV forecasts against the rule forecast in today's plans.",
     ),
+    _g(
+        "vpp_forecast_heat_level_error_ratio",
+        "Level error of the heat forecast from temperature forecasts over the 14 days before "
+        "today.",
+    ),
     _g("vpp_cost_accrued_euros", "Energy cost since start, EUR (export revenue lowers it)."),
     _c("vpp_job_runs", "Runs of each job since start.", "task"),
     _c("vpp_job_failures", "Runs that raised an error.", "task"),
@@ -362,6 +367,8 @@ class VppCollector(Collector):
             s.add("vpp_forecast_scored_steps", score["steps"], quantity)
         if state.pv_issued_weight is not None:
             s.add("vpp_forecast_pv_issued_weight_ratio", state.pv_issued_weight)
+        if state.heat_level_error is not None:
+            s.add("vpp_forecast_heat_level_error_ratio", state.heat_level_error)
 
     def _devices(self, s: _Scrape, snap: Snapshot) -> None:
         s.add("vpp_snapshot_age_seconds", _age_s(s.now, snap.time))

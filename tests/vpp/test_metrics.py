@@ -208,6 +208,7 @@ def record_controller_activity(
     state.heat_delivered_wh = {"heat_pump": 4.0e6, "boiler": 1.0e5}
     state.forecast_error_w = {"pv_w": -350.0, "load_w": 1200.0}
     state.pv_issued_weight = 0.8
+    state.heat_level_error = 0.052
     state.forecast_scores = {
         "heat": {"mae_w": 5e4, "pinball_w": 2e4, "coverage_ratio": 0.75, "steps": 96.0},
         "load": {"mae_w": 3e3, "pinball_w": 1.5e3, "coverage_ratio": float("nan"), "steps": 4.0},
@@ -425,6 +426,7 @@ async def test_controller_records_setpoints_caps_jobs_and_sources() -> None:
     assert m("vpp_forecast_scored_steps", quantity="load") == 4.0
     assert m.get("vpp_forecast_coverage_ratio", quantity="load") is None  # rule forecasts
     assert m("vpp_forecast_pv_issued_weight_ratio") == 0.8
+    assert m("vpp_forecast_heat_level_error_ratio") == 0.052
     assert m("vpp_cost_accrued_euros") == 12.5
     assert m("vpp_recorder_errors_total") == 2.0
     clock.advance(2 * 3600)  # the cap has ended

@@ -265,3 +265,22 @@ def test_the_noisy_world_has_a_level_error_the_plans_are_told_of() -> None:
     settings = ForecastSettings()
     for day in ("2018-01-20", "2018-04-15", "2018-06-12", "2018-10-05"):
         assert 0.03 < _level_error(world, pd.Timestamp(day, tz="UTC"), settings) < 0.09
+
+
+async def test_vpp_run_shows_the_heat_forecast_s_level_error() -> None:
+    """``vpp run`` on the demo's historic file: the day's first plan scores the heat
+    forecast's level on the days before and tells the plans (the state shows it, for the
+    metrics). The file's heat is the model's, but its days, mapped onto this year's
+    calendar, follow other days than in the file, which the model's smoothed temperature
+    feels: a small error, above the optimizer's floor."""
+    from datetime import UTC, datetime
+
+    from vpp.testing.harness import plant, small_site
+
+    site = small_site()
+    async with plant(site, datetime(2026, 6, 21, 10, 0, tzinfo=UTC)) as p:
+        assert await p.ctl.run_job("poll")
+        assert await p.ctl.run_job("plan")
+        shown = p.ctl.state.heat_level_error
+        assert shown is not None and OptimizerParams().heat_error_min <= shown < 0.01
+        assert p.ctl.heat_level_error == shown

@@ -171,6 +171,7 @@ class Planning(Recording):
         # The PV forecast with the issued PV forecasts is the learned PV band's median.
         issued_pv = frozenset() if solar is None else frozenset({PV_COLUMN})
         self.heat_level_error = 0.0
+        self.state.heat_level_error = None
         if weather is None or self.forecast_mode != "asof":
             self.store_reserve_wh = 0.0
             self._centred = issued_pv
@@ -181,6 +182,7 @@ class Planning(Recording):
         # the reserve past the horizon is made for the forecast plus it, and the plan keeps
         # one against it inside the horizon (optimizer.data.set_heat_risk).
         error = self._heat_errors.get(_utc_day(at), 0.0)
+        self.state.heat_level_error = error
         self.heat_level_error = error if error >= self.planner.params.heat_error_min else 0.0
         raw, self.store_reserve_wh = forecast_with_weather(
             self.site, used, at, horizon, weather, solar, weight, self.heat_level_error

@@ -107,6 +107,11 @@ class ControllerState:
     #: The issued PV forecasts' weight against the rule blend today (0..1,
     #: :func:`vpp.forecast.issued_solar_weight`), None without issued PV forecasts.
     pv_issued_weight: float | None = None
+    #: The heat forecast's level error today (a share, :func:`vpp.forecast.
+    #: heat_level_error`; the plans keep a reserve against it from
+    #: ``OptimizerParams.heat_error_min`` up), None where the heat forecast is not the one
+    #: from temperature forecasts.
+    heat_level_error: float | None = None
     setpoints: dict[str, SetpointStatus] = field(default_factory=dict)
     #: Counts changes to ``setpoints`` (what depends on them can tell it is still current).
     setpoints_revision: int = 0
