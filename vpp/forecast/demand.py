@@ -189,7 +189,9 @@ def heat_level_error(
     ``heat_error_days`` complete known days before ``cutoff``, of a day's measured heat
     against the SigLinDe model of its measured temperature levelled as
     :func:`forecast_heat_from_temperature` levels it (measured over modelled heat of the
-    ``heat_scale_days`` days before). 0 with fewer than ``heat_error_min_days`` such days.
+    ``heat_scale_days`` days before). Only days with their heat and the temperature of
+    them and of the three days before known all day count (the model smooths the
+    temperature over those). 0 with fewer than ``heat_error_min_days`` such days.
 
     It is what the network's own departures from the weather model (noise, solar gains, its
     occupants) leave in a day's heat after the recent level is applied; it leaves out the
@@ -203,9 +205,13 @@ def heat_level_error(
     heat = values_at(known_heat, grid_ns)
     model, _ = _siglinde(temp, codes, n_days, hours, weekday, _shlp())
     have = ~np.isnan(temp) & ~np.isnan(heat) & ~np.isnan(model)
-    complete = np.bincount(codes, weights=have.astype(float), minlength=n_days) == np.bincount(
-        codes, minlength=n_days
-    )
+    quarters = np.bincount(codes, minlength=n_days)
+    complete = np.bincount(codes, weights=have.astype(float), minlength=n_days) == quarters
+    # The model of a day is the model's only with the measured temperature of the three
+    # days its temperature is smoothed over (at a history's start it is not).
+    warm = np.bincount(codes, weights=(~np.isnan(temp)).astype(float), minlength=n_days)
+    warm = np.convolve(warm == quarters, np.ones(4), mode="full")[:n_days] == 4
+    complete &= warm
     heat_d = np.bincount(codes, weights=np.where(have, heat, 0.0), minlength=n_days)
     model_d = np.bincount(codes, weights=np.where(have, model, 0.0), minlength=n_days)
     k = settings.heat_scale_days
