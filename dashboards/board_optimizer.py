@@ -199,7 +199,20 @@ def optimizer() -> dict[str, Any]:
             min=0,
             max=1,
         ),
-        24,
+        12,
+        6,
+    )
+    lay.add(
+        timeseries(
+            "Heat forecast: level error",
+            "How far each of the 14 days before today departed from the level of the three "
+            "days before it; the plans keep a store reserve against that share of the heat "
+            "from 0.1 % up (absent without temperature forecasts).",
+            (f"vpp_forecast_heat_level_error_ratio{{{SITE}}}", "level error"),
+            unit="percentunit",
+            min=0,
+        ),
+        12,
         6,
     )
     lay.row("Jobs and data")
