@@ -331,8 +331,7 @@ def set_store_floor(data: ModelData, reserve_wh: float) -> None:
 
 
 def set_heat_risk(data: ModelData, level_error: float, params: OptimizerParams) -> None:
-    """The store's reserve against the heat forecast's error (call after
-    :func:`set_store_floor`).
+    """The store's reserve against the heat forecast's error.
 
     Where the plan runs the heat pump at what it can give, heat demand above the forecast
     comes out of the store, and what the store cannot give the boiler makes; a re-plan can
@@ -346,11 +345,6 @@ def set_heat_risk(data: ModelData, level_error: float, params: OptimizerParams) 
         d[t] >= keep * d[t-1] + (e[t] - R[t] + COP[t] * p_hp[t] + q_boiler[t]) * dt
         m[t] >= m[t-1]       m[t] >= d[t] - (e_store[t] + r[t])       d[t], m[t] >= 0
 
-    The planned boiler heat counts as heat the heat pump makes: otherwise the plan could
-    buy the heat pump room by burning gas now against a shortfall that, when it comes, the
-    boiler's heat would cover at the same price (where the boiler runs while the heat pump
-    has room, this overstates the deficit, which then costs only some store heat held).
-
     and ``m[T-1]``, the largest shortfall of the store's content against that deficit, is
     priced at the boiler's heat (gas and its CO2 over the efficiency; without a boiler,
     unmet heat's penalty) times ``params.heat_short_chance``. So the plan holds heat in the
@@ -358,6 +352,11 @@ def set_heat_risk(data: ModelData, level_error: float, params: OptimizerParams) 
     heat costs less than that, never fires the boiler to hold it (its heat costs the whole
     price), and stays feasible whatever the reserve. A level error below
     ``params.heat_error_min``, a site without a heat pump's reach or without a store: none.
+
+    The planned boiler heat counts as heat the heat pump makes: otherwise the plan could
+    buy the heat pump room by burning gas now against a shortfall that, when it comes, the
+    boiler's heat would cover at the same price (where the boiler runs while the heat pump
+    has room, this overstates the deficit, which then costs only some store heat held).
     """
     reach = heat_pump_reach_th_w(data.cop, data.hp_max_el_w, data.waste_heat_w)
     off = (
