@@ -6,7 +6,12 @@
 * Battery with 124: a window of zero width, ``OutWRte`` = P and ``InWRte`` = -P [% of
   ``WChaMax``], with ``InOutWRte_RvrtTms`` in one request, then ``StorCtl_Mod`` = 3 (both
   bounds) only when the device is not in that mode already (the registers between them are
-  read-only): after start-up or a revert, never for a change of direction.
+  read-only): after start-up or a revert, never for a change of direction. Rates the device
+  holds already are not written again.
+* Staging (:meth:`Controls.stage`): a 124 battery in its own mode (neither mode bit set)
+  acts on no rates, so the controller may write the next quarter hour's rates ahead (after
+  the plan); at the quarter hour the setpoint is then ``StorCtl_Mod`` alone, if it is still
+  the value staged. A battery under control (either bit set) is never staged: its rates act.
 * Battery with 802: 704 ``WSetEna``, ``WSetMod``, ``WSet`` [W] and ``WSetRvrtTms`` in one
   request over the contiguous block.
 * Heat pump: ``setpoint_revert_s`` and ``el_setpoint_w`` through its register map.
@@ -16,7 +21,8 @@ models as last read (every poll reads the control models; a read-back refreshes 
 SunSpec setpoint is one write and one read-back: two requests (three for a 124 battery taken
 out of its own mode). A device whose endpoint has ``modbus.read_write`` takes the last write
 and the read-back in one request (function code 23): one request (two for a 124 battery
-taken out of its own mode). Only a device not read since discovery is read first.
+taken out of its own mode, one if its rates were staged). Only a device not read since
+discovery is read first.
 
 Every write uses function code 16 (or 23, above) and sets the revert timer
 (``poll.revert_s``), so a device falls back to its own control if the controller goes
@@ -38,7 +44,7 @@ from adapters.devices.battery import WINDOW_MODE, point_124
 from adapters.devices.sunspec import Step
 from adapters.poll import FleetPoller
 from adapters.regmap import RegisterMapError, decode_register, encode_register, load_map
-from adapters.sunspec.codec import unscale
+from adapters.sunspec.codec import scale, unscale
 from adapters.sunspec.decode import DecodedModel
 
 
@@ -83,6 +89,12 @@ Writer = Callable[[Driver, float, int], Awaitable[ControlResult]]
 _WRITERS: dict[tuple[str, str], Writer] = {}
 
 
+#: Stages the next setpoint where a device can hold it inactive: (driver, value, revert_s) ->
+#: result, or None when nothing was written.
+Stager = Callable[[Driver, float, int], Awaitable["ControlResult | None"]]
+_STAGERS: dict[tuple[str, str], Stager] = {}
+
+
 def control_of(device: Any) -> str:
     """How a device takes setpoints: its ``control`` model ("123", "124"...) or "regmap"."""
     return str(getattr(device, "control", None) or protocol_of(device))
@@ -91,6 +103,14 @@ def control_of(device: Any) -> str:
 def _writer(kind: str, control: str) -> Callable[[Writer], Writer]:
     def add(fn: Writer) -> Writer:
         _WRITERS[(kind, control)] = fn
+        return fn
+
+    return add
+
+
+def _stager(kind: str, control: str) -> Callable[[Stager], Stager]:
+    def add(fn: Stager) -> Stager:
+        _STAGERS[(kind, control)] = fn
         return fn
 
     return add
@@ -126,6 +146,33 @@ class Controls:
         attempt.enter()
         try:
             result = await writer(driver, float(value), self.revert_s)
+        except BaseException as exc:
+            attempt.settle(exc)
+            raise
+        attempt.settle(None)
+        return result
+
+    def can_stage(self, device_id: str) -> bool:
+        """Whether the device can hold a next setpoint inactive (:meth:`stage`)."""
+        device = self.poller.driver(device_id).device
+        return (str(device.kind), control_of(device)) in _STAGERS
+
+    async def stage(self, device_id: str, value: float) -> ControlResult | None:
+        """Write what the device can hold of the setpoint ``value`` without acting on it, so
+        that the setpoint itself takes fewer requests when it comes: a 124 battery in its own
+        mode takes the rates (inactive without the mode bits), and then only the mode.
+        Checked as :meth:`apply` checks (ratings); None when the device cannot stage or
+        nothing needs writing (it is under control, or holds the rates already)."""
+        driver = self.poller.driver(device_id)
+        stager = _STAGERS.get((str(driver.device.kind), control_of(driver.device)))
+        if stager is None:
+            return None
+        if not math.isfinite(value):
+            raise ControlRefused(device_id, "setpoint", value, "not a finite number")
+        attempt = driver.link.attempt(not_failures=_REFUSED)
+        attempt.enter()
+        try:
+            result = await stager(driver, float(value), self.revert_s)
         except BaseException as exc:
             attempt.settle(exc)
             raise
@@ -318,8 +365,31 @@ _KEPT_124 = frozenset(
 )  # fmt: skip
 
 
-@_writer("battery", "124")
-async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
+@dataclass(slots=True)
+class _Rates124:
+    """A 124 battery's setpoint as its registers: the model it was computed from, the rates
+    step (raw values) and what they hold the battery at [W]."""
+
+    model: DecodedModel
+    step: Step
+    written: _Plan
+    tolerance_w: float
+    wchamax: float
+
+    def held(self) -> bool:
+        """Whether the device holds these rates and revert timer already (as last read)."""
+        values = self.model.values
+        sf = values.get("InOutWRte_SF")
+        return all(
+            values.get(name) == (scale(raw, sf) if name in ("OutWRte", "InWRte") else raw)
+            for name, raw in self.step
+        )
+
+
+async def _rates_124(driver: Driver, p: float, revert_s: int) -> _Rates124:
+    """The rates that hold a 124 battery at ``p`` [W]: a window of zero width, ``OutWRte`` =
+    P and ``InWRte`` = -P [% of ``WChaMax``], with the revert timer. Refused beyond the
+    config's ratings (before any I/O) and the device's own."""
     _battery_limits(driver, p)  # the config's ratings first: no I/O for an obvious refusal
     ss = _sunspec(driver)
     model = ss.recent(124) or (await ss.control_models(124))[124]
@@ -333,34 +403,81 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
         (wchamax, _static(ss, "rating", "MaxDisChaRte")),
     )
     sf = model.values.get("InOutWRte_SF")
-    # A window of zero width at P: OutWRte = P, InWRte = -P (both bits set, DEVICES.md).
     rate = unscale(p / wchamax * 100.0, sf)
-    rates: Step = [
+    step: Step = [
         ("OutWRte", rate),
         ("InWRte", -rate),
         ("InOutWRte_WinTms", model.values.get("InOutWRte_WinTms")),
         ("InOutWRte_RvrtTms", revert_s),
     ]
-    # The mode only when the device is not in it already (after start-up or a revert):
-    # a change of direction is the rates alone.
-    mode = WINDOW_MODE
-    steps = [rates] if model.values.get("StorCtl_Mod") == mode else [rates, [("StorCtl_Mod", mode)]]
-    back = await ss.write_points_read(model, steps, _KEPT_124)
-    wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
     written = _Plan(rate * 10.0 ** (sf or 0) / 100.0 * wchamax)
+    return _Rates124(model, step, written, _half_step(sf) * wchamax / 100.0, float(wchamax))
+
+
+@_writer("battery", "124")
+async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
+    rates = await _rates_124(driver, p, revert_s)
+    model = rates.model
+    # The mode only when the device is not in it already (after start-up or a revert): a
+    # change of direction is the rates alone. Rates the device holds already (staged while
+    # it was in its own mode, :func:`_stage_124`) are not written again: the mode alone.
+    mode = WINDOW_MODE
+    if model.values.get("StorCtl_Mod") == mode:
+        steps = [rates.step]
+    elif rates.held():
+        steps = [[("StorCtl_Mod", mode)]]
+    else:
+        steps = [rates.step, [("StorCtl_Mod", mode)]]
+    back = await _sunspec(driver).write_points_read(model, steps, _KEPT_124)
+    wrong = _mismatches(back, {"StorCtl_Mod": mode, "InOutWRte_RvrtTms": revert_s})
     read_back = _rate_w(
         back.values.get("StorCtl_Mod"), back.values.get("OutWRte"), back.values.get("InWRte"),
-        wchamax,
+        rates.wchamax,
     )  # fmt: skip
     return _result(
         driver,
         "battery_power_w",
         p,
-        written,
+        rates.written,
         read_back,
-        _half_step(sf) * wchamax / 100.0,
+        rates.tolerance_w,
         revert_s,
         wrong,
+    )
+
+
+@_stager("battery", "124")
+async def _stage_124(driver: Driver, p: float, revert_s: int) -> ControlResult | None:
+    """Write the rates of ``p`` to a 124 battery in its own mode, where they hold nothing
+    (neither mode bit set: ``window_124`` is None), so that its next setpoint of ``p`` is
+    the mode alone. None, and nothing written, when the device is not in its own mode as
+    last read (the rates would act at once), or holds these rates already."""
+    rates = await _rates_124(driver, p, revert_s)
+    values = rates.model.values
+    mode = values.get("StorCtl_Mod")
+    if mode is None or int(mode) & WINDOW_MODE or rates.held():
+        return None
+    back = await _sunspec(driver).write_points_read(rates.model, [rates.step], _KEPT_124)
+    wrong = _mismatches(back, {"StorCtl_Mod": mode})
+    if not _Rates124(back, rates.step, rates.written, 0.0, rates.wchamax).held():
+        wrong.insert(
+            0,
+            f"model 124 read back OutWRte {back.values.get('OutWRte')}, InWRte "
+            f"{back.values.get('InWRte')}, InOutWRte_RvrtTms "
+            f"{back.values.get('InOutWRte_RvrtTms')}, not the rates staged",
+        )
+    message = "; ".join(wrong) or (
+        f"rates of {rates.written.written:g} W staged in the device's own mode (inactive)"
+    )
+    return ControlResult(
+        driver.device_id,
+        "battery_power_w",
+        p,
+        rates.written.written,
+        None,
+        not wrong,
+        message,
+        revert_s,
     )
 
 
