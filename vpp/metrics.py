@@ -113,6 +113,7 @@ SPECS: tuple[MetricSpec, ...] = (
     _c("vpp_setpoint_clamps", "Setpoints the safety layer clamped.", "device"),
     _c("vpp_setpoint_refusals", "Setpoints the safety layer refused.", "device"),
     _c("vpp_setpoint_unsafe", "Setpoints refused at the invariant check before the write."),
+    _c("vpp_setpoints_staged", "Setpoints staged inactive ahead of their quarter hour."),
     _c("vpp_readings_quarantined", "Implausible readings that quarantined a device (episodes)."),
     _g("vpp_devices_quarantined", "Devices quarantined now for an implausible reading."),
     _g("vpp_price_import_euros_per_megawatt_hour", "Import price now, fees included."),
@@ -352,6 +353,7 @@ class VppCollector(Collector):
         s.add("vpp_recorder_pending", state.recorder_pending)
         s.add("vpp_recorder_dropped", state.recorder_dropped_total)
         s.add("vpp_setpoint_unsafe", state.invariant_violations_total)
+        s.add("vpp_setpoints_staged", state.setpoints_staged_total)
         s.add("vpp_readings_quarantined", state.quarantines_total)
         s.add("vpp_devices_quarantined", len(state.quarantined))
         s.add("vpp_store_capacity_watt_hours", state.site.heat.store_capacity_wh)

@@ -7,7 +7,8 @@ decide
 - what the optimiser is asked (:func:`plan_limits`: the forecast with the grid limits less
   the planning margin and the caps; :func:`plan_state`: where batteries and store start),
 - whether and how a new plan is adopted (:func:`adopt`),
-- the setpoints of a quarter hour (:func:`step_setpoints`),
+- the setpoints of a quarter hour (:func:`step_setpoints`) and those staged ahead of it
+  (:func:`staged_setpoints`),
 - the intra-quarter correction (:func:`correction`) and the keep-alive (:func:`keepalive`).
 
 When each of them runs is the job table of :mod:`vpp.control.schedule`. Nothing here does
@@ -37,7 +38,7 @@ from vpp.control.envelope import Bounds
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.control.state import OperatorCap
 from vpp.core.clock import floor_quarter
-from vpp.core.site import BatteryDevice, Site
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 from vpp.signals.model import Signal
 from vpp.signals.plan import plan_caps
 
@@ -263,6 +264,34 @@ def step_setpoints(
                 replace(sp, power_w=found[0]) if sp.device_id == hp.id else sp for sp in proposed
             ]
     return safe(site, snapshot, proposed, caps, now, bounds=bounds)
+
+
+def staged_setpoints(
+    site: Site,
+    row: pd.Series | None,
+    snapshot: Snapshot | None,
+    caps: Iterable[OperatorCap],
+    now: datetime,
+    start: datetime,
+    bounds: Bounds | None = None,
+) -> list[Setpoint]:
+    """The batteries' setpoints of ``row``, the plan's row for the quarter hour at ``start``
+    (after ``now``), as known now: what a plant may stage ahead where a device holds them
+    inactive (:class:`vpp.control.plant.Stages`). Safe as a dispatch's are, with the SoC
+    window checked until that quarter hour's end. The dispatch at ``start`` makes its own
+    setpoints again from what is known then; a staged value only saves requests where it
+    is still the same."""
+    if row is None or start <= now:
+        return []
+    proposed = [
+        sp
+        for sp in setpoints_from_row(site, row, online_ids(snapshot))
+        if sp.kind is DeviceKind.BATTERY
+    ]
+    if not proposed:
+        return []
+    horizon = (start - now).total_seconds() + QUARTER.total_seconds()
+    return safe(site, snapshot, proposed, caps, now, horizon_s=horizon, bounds=bounds)
 
 
 #: How long into a quarter hour the readings must reach before a correction compares them

@@ -16,8 +16,13 @@ from optimizer.inputs import State, forecast_from_raw, scale_raw
 from optimizer.plan import Plan
 from optimizer.reserve import store_reserve_wh
 from vpp.control import cycle
+from vpp.control.dispatch import plan_row
 from vpp.control.inputs import HISTORY
+from vpp.control.invariants import Limits, enforce
+from vpp.control.plant import Stages
 from vpp.control.recording import Recording
+from vpp.control.tracking import few
+from vpp.core.clock import floor_quarter
 from vpp.core.site import Site
 from vpp.forecast import (
     PV_COLUMN,
@@ -47,9 +52,54 @@ class Planning(Recording):
     """The plan job (part of :class:`~vpp.control.controller.Controller`)."""
 
     async def plan(self) -> None:
-        """Plan from the quarter hour that starts within ``plan_lead_s`` (or the current one)."""
+        """Plan from the quarter hour that starts within ``plan_lead_s`` (or the current one);
+        then stage that quarter hour's setpoints where the plant can (:meth:`stage`)."""
         async with self._plan_lock:
             await self._plan()
+        await self.stage()
+
+    async def stage(self) -> None:
+        """Stage the next quarter hour's battery setpoints, as known now, on a plant whose
+        devices can hold them inactive (:class:`~vpp.control.plant.Stages`: a 124 battery
+        in its own mode takes its rates now and only its mode at the quarter hour). Nothing
+        when the plan in force does not reach ahead, in dry-run, or on a plant without it.
+
+        Each value is checked as a write is (:func:`cycle.staged_setpoints`, then the
+        invariants with the limits in force now and at the quarter hour); the dispatch makes
+        and checks its own setpoints again and writes only what a device does not hold
+        already, so what acts on a device is always the dispatch's checked value."""
+        plant, st = self.plant, self.state
+        if st.dry_run or st.plan is None or not isinstance(plant, Stages):
+            return
+        now = self.clock.now()
+        start = floor_quarter(now + timedelta(seconds=self.plan_lead_s))
+        if start <= now:
+            return
+        caps, bounds = self._caps_in_force(), self._signal_bounds()
+        setpoints = cycle.staged_setpoints(
+            self.site, plan_row(st.plan.frame, start), st.snapshot, caps, now, start, bounds
+        )
+        horizon = (start - now).total_seconds() + cycle.QUARTER.total_seconds()
+        for when in (now, start):
+            limits = Limits.at(self.site, caps, when, bounds)
+            setpoints = enforce(self.site, st.snapshot, setpoints, limits, horizon).passed
+        if not setpoints:
+            return
+        results = await plant.stage(setpoints)
+        st.setpoints_staged_total += sum(w.ok for w in results)
+        failed = [w.device_id for w in results if not w.ok]
+        if failed:
+            self.event(
+                "warning",
+                "plan",
+                "stage_failed",
+                f"staging the next setpoints failed on {len(failed)} device(s) ({few(failed)}): "
+                f"{next(w.message for w in results if not w.ok)}; their setpoints are written "
+                "in full at the quarter hour",
+            )
+        if results:
+            log.info("staged %d of %d battery setpoints for %s", len(results) - len(failed),
+                     len(setpoints), start.strftime("%H:%M"))  # fmt: skip
 
     async def _plan(self) -> None:
         now = self.clock.now()

@@ -4,7 +4,9 @@ One table drives both the live scheduler (APScheduler, wall time = controller ti
 the virtual stepper that tests and replays use, so both run the jobs in the same order.
 
 Quarter-hour jobs are aligned to :00/:15/:30/:45. The plan for a quarter hour is made
-``plan_lead_s`` before it starts, so that at the boundary the dispatch only writes.
+``plan_lead_s`` before it starts, so that at the boundary the dispatch only writes; the plan
+job also stages what devices can hold inactive until then (a 124 battery's rates,
+:meth:`vpp.control.planning.Planning.stage`), so that the dispatch writes less.
 
 A fast demo (``vpp run --speed K``) runs every job K times as often in wall time. The jobs on
 their own short interval (poll, signals, correct, watchdog) would then come faster

@@ -132,6 +132,8 @@ class ControllerState:
     #: Setpoints refused at the last check before a write, and readings quarantined as
     #: implausible (episodes).
     invariant_violations_total: int = 0
+    #: Setpoints staged ahead of their quarter hour (:meth:`Planning.stage`) and confirmed.
+    setpoints_staged_total: int = 0
     quarantines_total: int = 0
     #: Devices quarantined now for an implausible reading.
     quarantined: frozenset[str] = frozenset()

@@ -43,6 +43,7 @@ from vpp.control.safety import (
 )
 from vpp.core.site import (
     BatteryDevice,
+    DeviceKind,
     HeatPumpDevice,
     PvDevice,
     Site,
@@ -386,6 +387,22 @@ def test_dispatch_output_never_breaks_an_invariant(data: st.DataObject, site: Si
     horizon_s = data.draw(HORIZONS, "horizon_s")
     online = {d.id for d in snap.online()}
     through_the_pipeline(site, snap, setpoints_from_row(site, row, online), lim, horizon_s)
+
+
+@PROPERTY
+@given(st.data(), sites)
+def test_staged_output_never_breaks_an_invariant(data: st.DataObject, site: Site) -> None:
+    """What the plan job stages ahead (:func:`vpp.control.cycle.staged_setpoints`): the
+    batteries of a row alone, checked until the end of the next quarter hour."""
+    snap = data.draw(snapshots(site), "snapshot")
+    row = data.draw(rows(site), "row")
+    lim = data.draw(limits(site), "limits")
+    horizon_s = data.draw(between(900, 1200), "horizon_s")
+    online = {d.id for d in snap.online()}
+    batteries = [
+        sp for sp in setpoints_from_row(site, row, online) if sp.kind is DeviceKind.BATTERY
+    ]
+    through_the_pipeline(site, snap, batteries, lim, horizon_s)
 
 
 @PROPERTY
