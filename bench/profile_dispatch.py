@@ -6,9 +6,11 @@ clock): discovery poll, poll, plan, then the ``dispatch`` job profiled. The cont
 profiled with cProfile (on CPU time, not wall time) around the job; each simulator process
 profiles itself the same way between SIGUSR1 (start) and SIGUSR2 (stop and write its
 stats), so both sides cover the same dispatch (the first after the plan, as
-``process_limit.py`` measures it). Prints the top functions by own time and by cumulative
-time on each side, in us per device (cProfile's own overhead inflates every figure, roughly
-alike on both sides, and most where many small functions are called).
+``process_limit.py`` measures it: the plan job staged the batteries' rates, so every device
+takes one request; before staging, the profiles in docs/dispatch-cpu.md, 1.5). Prints the
+top functions by own time and by cumulative time on each side, in us per device (cProfile's
+own overhead inflates every figure, roughly alike on both sides, and most where many small
+functions are called).
 
 ``--sampler py-spy`` samples instead (``py-spy record --nonblocking``, 250 samples per s,
 idle threads left out), attached to this process and to every simulator process for the
