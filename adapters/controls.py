@@ -92,7 +92,9 @@ _WRITERS: dict[tuple[str, str], Writer] = {}
 #: Stages the next setpoint where a device can hold it inactive: (driver, value, revert_s) ->
 #: result, or None when nothing was written.
 Stager = Callable[[Driver, float, int], Awaitable["ControlResult | None"]]
-_STAGERS: dict[tuple[str, str], Stager] = {}
+#: Whether a device may take a staged setpoint now, from what was last read (no I/O).
+Ready = Callable[[Driver], bool]
+_STAGERS: dict[tuple[str, str], tuple[Ready, Stager]] = {}
 
 
 def control_of(device: Any) -> str:
@@ -108,9 +110,9 @@ def _writer(kind: str, control: str) -> Callable[[Writer], Writer]:
     return add
 
 
-def _stager(kind: str, control: str) -> Callable[[Stager], Stager]:
+def _stager(kind: str, control: str, ready: Ready) -> Callable[[Stager], Stager]:
     def add(fn: Stager) -> Stager:
-        _STAGERS[(kind, control)] = fn
+        _STAGERS[(kind, control)] = (ready, fn)
         return fn
 
     return add
@@ -153,9 +155,11 @@ class Controls:
         return result
 
     def can_stage(self, device_id: str) -> bool:
-        """Whether the device can hold a next setpoint inactive (:meth:`stage`)."""
-        device = self.poller.driver(device_id).device
-        return (str(device.kind), control_of(device)) in _STAGERS
+        """Whether the device can hold a next setpoint inactive now (:meth:`stage`), as last
+        read: a 124 battery in its own mode. No I/O."""
+        driver = self.poller.driver(device_id)
+        found = _STAGERS.get((str(driver.device.kind), control_of(driver.device)))
+        return found is not None and found[0](driver)
 
     async def stage(self, device_id: str, value: float) -> ControlResult | None:
         """Write what the device can hold of the setpoint ``value`` without acting on it, so
@@ -164,9 +168,10 @@ class Controls:
         Checked as :meth:`apply` checks (ratings); None when the device cannot stage or
         nothing needs writing (it is under control, or holds the rates already)."""
         driver = self.poller.driver(device_id)
-        stager = _STAGERS.get((str(driver.device.kind), control_of(driver.device)))
-        if stager is None:
+        found = _STAGERS.get((str(driver.device.kind), control_of(driver.device)))
+        if found is None:
             return None
+        stager = found[1]
         if not math.isfinite(value):
             raise ControlRefused(device_id, "setpoint", value, "not a finite number")
         attempt = driver.link.attempt(not_failures=_REFUSED)
@@ -380,10 +385,13 @@ class _Rates124:
         """Whether the device holds these rates and revert timer already (as last read)."""
         values = self.model.values
         sf = values.get("InOutWRte_SF")
-        return all(
-            values.get(name) == (scale(raw, sf) if name in ("OutWRte", "InWRte") else raw)
-            for name, raw in self.step
-        )
+        if sf is None:  # rates unreadable: never assume they are held
+            return False
+        for name, raw in self.step:
+            want = scale(raw, sf) if name in ("OutWRte", "InWRte") else raw
+            if values.get(name) != want or (want is None and name != "InOutWRte_WinTms"):
+                return False
+        return True
 
 
 async def _rates_124(driver: Driver, p: float, revert_s: int) -> _Rates124:
@@ -446,15 +454,21 @@ async def _write_124(driver: Driver, p: float, revert_s: int) -> ControlResult:
     )
 
 
-@_stager("battery", "124")
+def _own_mode_124(driver: Driver) -> bool:
+    """A 124 battery that the last read found in its own mode (neither mode bit set)."""
+    model = driver.recent(124) if isinstance(driver, SunSpecDriver) else None
+    mode = None if model is None else model.values.get("StorCtl_Mod")
+    return mode is not None and not int(mode) & WINDOW_MODE
+
+
+@_stager("battery", "124", _own_mode_124)
 async def _stage_124(driver: Driver, p: float, revert_s: int) -> ControlResult | None:
     """Write the rates of ``p`` to a 124 battery in its own mode, where they hold nothing
     (neither mode bit set: ``window_124`` is None), so that its next setpoint of ``p`` is
     the mode alone. None, and nothing written, when the device is not in its own mode as
     last read (the rates would act at once), or holds these rates already."""
-    rates = await _rates_124(driver, p, revert_s)
-    values = rates.model.values
-    mode = values.get("StorCtl_Mod")
+    rates = await _rates_124(driver, p, revert_s)  # refuses beyond the ratings
+    mode = rates.model.values.get("StorCtl_Mod")
     if mode is None or int(mode) & WINDOW_MODE or rates.held():
         return None
     back = await _sunspec(driver).write_points_read(rates.model, [rates.step], _KEPT_124)

@@ -50,7 +50,9 @@ async def test_a_setpoint_other_than_the_staged_one_writes_rates_and_mode() -> N
 async def test_a_battery_under_control_is_never_staged() -> None:
     """Its rates act: staging them would change what it does now. Nothing is written."""
     async with controlled() as (fleet, _, controls):
+        assert controls.can_stage("bat-1")
         await controls.set_battery_power("bat-1", 1500.0)
+        assert not controls.can_stage("bat-1")  # as last read: under control
         fake = fleet.units["bat-1"]
         before, writes = fake.requests, len(fake.writes)
         assert await controls.stage("bat-1", -2000.0) is None
@@ -113,3 +115,19 @@ async def test_a_staged_rate_the_device_does_not_keep_is_reported() -> None:
         staged = await controls.stage("bat-1", 2000.0)
     assert staged is not None and not staged.ok
     assert "not the rates staged" in staged.message
+
+
+async def test_rates_whose_scale_factor_is_unreadable_are_never_taken_as_held() -> None:
+    """A setpoint is the mode alone only where the rates read back as the ones it needs:
+    with ``InOutWRte_SF`` not implemented the rates decode to nothing, and a setpoint writes
+    them again before the mode."""
+    async with controlled() as (fleet, poller, controls):
+        fake = fleet.units["bat-1"]
+        await controls.stage("bat-1", 1000.0)
+        fake.set(address(poller, "bat-1", 124, "InOutWRte_SF"), [0x8000])
+        await poller.poll_device("bat-1")
+        writes = len(fake.writes)
+        await controls.set_battery_power("bat-1", 1000.0)
+        a_rates = address(poller, "bat-1", 124, "OutWRte")
+        a_mode = address(poller, "bat-1", 124, "StorCtl_Mod")
+        assert [(code, a) for code, a, _ in fake.writes[writes:]] == [(16, a_rates), (16, a_mode)]
