@@ -274,20 +274,18 @@ def staged_setpoints(
     now: datetime,
     start: datetime,
     bounds: Bounds | None = None,
+    only: Iterable[str] | None = None,
 ) -> list[Setpoint]:
     """The batteries' setpoints of ``row``, the plan's row for the quarter hour at ``start``
     (after ``now``), as known now: what a plant may stage ahead where a device holds them
-    inactive (:class:`vpp.control.plant.Stages`). Safe as a dispatch's are, with the SoC
-    window checked until that quarter hour's end. The dispatch at ``start`` makes its own
-    setpoints again from what is known then; a staged value only saves requests where it
-    is still the same."""
+    inactive (:class:`vpp.control.plant.Stages`); ``only``: those of these devices. Safe as
+    a dispatch's are, with the SoC window checked until that quarter hour's end. The
+    dispatch at ``start`` makes its own setpoints again from what is known then; a staged
+    value only saves requests where it is still the same."""
     if row is None or start <= now:
         return []
-    proposed = [
-        sp
-        for sp in setpoints_from_row(site, row, online_ids(snapshot))
-        if sp.kind is DeviceKind.BATTERY
-    ]
+    ids = online_ids(snapshot) if only is None else online_ids(snapshot) & set(only)
+    proposed = [sp for sp in setpoints_from_row(site, row, ids) if sp.kind is DeviceKind.BATTERY]
     if not proposed:
         return []
     horizon = (start - now).total_seconds() + QUARTER.total_seconds()

@@ -75,9 +75,13 @@ class Planning(Recording):
         start = floor_quarter(now + timedelta(seconds=self.plan_lead_s))
         if start <= now:
             return
+        ready = [b.id for b in self.site.batteries if plant.can_stage(b.id)]
+        if not ready:  # every battery under control (as usual) or none that can
+            return
         caps, bounds = self._caps_in_force(), self._signal_bounds()
+        row = plan_row(st.plan.frame, start)
         setpoints = cycle.staged_setpoints(
-            self.site, plan_row(st.plan.frame, start), st.snapshot, caps, now, start, bounds
+            self.site, row, st.snapshot, caps, now, start, bounds, only=ready
         )
         horizon = (start - now).total_seconds() + cycle.QUARTER.total_seconds()
         for when in (now, start):

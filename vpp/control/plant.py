@@ -69,6 +69,10 @@ class Stages(Protocol):
     next quarter hour's setpoints after a plan made ahead, and at the quarter hour such a
     device takes one request fewer. Replay's plant model has nothing to stage."""
 
+    def can_stage(self, device_id: str) -> bool:
+        """Whether the device can hold a setpoint inactive now, as last read (no I/O)."""
+        ...
+
     async def stage(self, setpoints: Sequence[Setpoint]) -> list[Written]:
         """Stage each setpoint a device can hold inactive; one result per setpoint that
         wrote something (``read_back`` None: a staged value holds nothing)."""
@@ -129,6 +133,9 @@ class ModbusPlant:
             return await self._write_one(sp, intent)
 
         return await self._each([sp for sp, _ in tickets], one)
+
+    def can_stage(self, device_id: str) -> bool:
+        return self.controls.can_stage(device_id)
 
     async def stage(self, setpoints: Sequence[Setpoint]) -> list[Written]:
         """Stage the setpoints the devices can hold inactive (:meth:`Controls.stage`), one
