@@ -309,14 +309,17 @@ def correction(
     store_wh: float | None = None,
     correction_s: float | None = None,
     spare_wh: float | None = None,
+    export_ahead_wh: float | None = None,
 ) -> list[Setpoint]:
     """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
     the plan's ``row`` for now, safe; empty when nothing needs correcting. ``store_wh``:
     the controller's estimate of the thermal store's energy (for the heat correction);
     ``correction_s``: seconds until the next correction, the horizon its setpoints hold for
     (None: the site's ``run.correction_interval_s``; a fast demo stretches it); ``spare_wh``:
-    what the store holds above the plan's need (as for :func:`step_setpoints`). Until the
-    snapshot reaches :data:`SETTLE` into the quarter hour only the limits are held."""
+    what the store holds above the plan's need (as for :func:`step_setpoints`);
+    ``export_ahead_wh``: what the plan exports over the next hours
+    (:func:`vpp.control.dispatch.export_ahead_wh`). Until the snapshot reaches
+    :data:`SETTLE` into the quarter hour only the limits are held."""
     if row is None or snapshot is None:
         return []
     caps = list(caps)
@@ -324,7 +327,17 @@ def correction(
     horizon = correction_s or site.run.correction_interval_s
     settled = snapshot.time >= floor_quarter(now) + SETTLE
     proposed = corrections(
-        site, snapshot, row, active_battery_w, imp, exp, horizon, store_wh, spare_wh, settled
+        site,
+        snapshot,
+        row,
+        active_battery_w,
+        imp,
+        exp,
+        horizon,
+        store_wh,
+        spare_wh,
+        settled,
+        export_ahead_wh,
     )
     if not proposed:
         return []

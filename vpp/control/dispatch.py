@@ -49,7 +49,7 @@ from adapters.snapshot import BatteryReading, DatacentreReading, HeatPumpReading
 from vpp.control.safety import Setpoint, battery_window_w, measured_grid_w
 from vpp.core.clock import floor_quarter
 from vpp.core.kinds import KINDS
-from vpp.core.site import DeviceKind, Site
+from vpp.core.site import BatteryDevice, DeviceKind, Site
 
 
 def plan_row(frame: pd.DataFrame, when: datetime) -> pd.Series | None:
@@ -156,6 +156,7 @@ def follow_value(
     export_limit_w: float,
     horizon_s: float,
     deadband_w: float,
+    export_ahead_wh: float | None = None,
 ) -> list[Setpoint]:
     """New battery setpoints that take the grid's departure from the plan where the plan's
     own value of stored energy says it pays (``run.correction = "value"``), and bring an
@@ -183,7 +184,19 @@ def follow_value(
     not bought from the grid to be stored, and the next plan places the difference. Each
     correction starts again from the plan's setpoints, so a passing cloud's correction ends
     with the cloud. Departures under ``deadband_w`` and a plan without duals (a fallback
-    plan) only hold the limits."""
+    plan) only hold the limits.
+
+    Storing the planned export too (``run.store_surplus_first``; ``export_ahead_wh``: what
+    the plan exports after this quarter hour, over the next :data:`EXPORT_AHEAD_H` hours
+    [Wh], :func:`export_ahead_wh`): an export still left after the above is stored where
+    the energy displaces import (export price < (import price + CO2) * eta_c * eta_d) and
+    ``export_ahead_wh`` is below ``run.store_surplus_ahead_ratio`` times the batteries'
+    room (the energy that fills them to their SoC maximum, over ``eta_c``). A plan made with
+    perfect foresight may export in the morning, when export pays a little more, and fill
+    the batteries from the noon surplus; where its forecast of that surplus is too high the
+    batteries stay part empty and their energy is bought back at the import price. Where
+    the plan exports several times their room later on they fill whatever the forecast's
+    error, and the plan's timing stands."""
     grid = measured_grid_w(site, snapshot)
     if grid is None:
         return []
@@ -218,6 +231,24 @@ def follow_value(
             take -= less_discharge if price < give else 0.0
             take -= need - less_discharge if price < keep else 0.0
     after = alone - take
+    run = site.run
+    if (
+        run.store_surplus_first
+        and export_ahead_wh is not None
+        and bats
+        and math.isfinite(value)
+        and after <= -max(deadband_w, 1e-9)
+    ):
+        n = len(bats)
+        eta_c = sum(b.charge_efficiency for b in bats) / n
+        eta_d = sum(b.discharge_efficiency for b in bats) / n
+        co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
+        displaced = (_value(row, "price_import_eur_per_mwh", math.nan) + co2) * eta_c * eta_d
+        if _value(row, "price_export_eur_per_mwh", math.nan) < displaced and (
+            export_ahead_wh < run.store_surplus_ahead_ratio * batteries_room_wh(bats, snapshot)
+        ):
+            take += after  # charge the export that is left (as far as the batteries can)
+            after = 0.0
     past = past_limits_w(after, import_limit_w, export_limit_w)
     if abs(past) >= max(deadband_w, 1e-9):  # past a limit: back to it, as hold_limits
         take += past
@@ -226,6 +257,34 @@ def follow_value(
         return []
     why = f"correction: grid {error:+.0f} W off plan, {take:+.0f} W taken at the plan's value"
     return shift_batteries(site, snapshot, row, active, move, horizon_s, why)
+
+
+#: Hours of the plan ahead whose export tells whether the batteries fill anyway
+#: (:func:`follow_value`): the rest of a day's sunshine from the morning on.
+EXPORT_AHEAD_H = 8.0
+
+
+def export_ahead_wh(frame: pd.DataFrame, step: datetime) -> float:
+    """What the plan ``frame`` exports after the quarter hour ``step``, over the next
+    :data:`EXPORT_AHEAD_H` hours [Wh]."""
+    if "grid_export_w" not in frame.columns:
+        return 0.0
+    start = pd.Timestamp(step)
+    after = (frame.index > start) & (frame.index <= start + pd.Timedelta(hours=EXPORT_AHEAD_H))
+    return float(frame["grid_export_w"].to_numpy()[after].sum() * 0.25)
+
+
+def batteries_room_wh(bats: list[BatteryDevice], snapshot: Snapshot) -> float:
+    """The surplus [Wh] that would fill ``bats`` to their SoC maximum from the readings of
+    ``snapshot`` (each battery's room over its charge efficiency; none without a reading)."""
+    room = 0.0
+    for bat in bats:
+        state = snapshot.devices.get(bat.id)
+        reading = state.reading if state is not None and state.health.online else None
+        if isinstance(reading, BatteryReading) and reading.soc_pct is not None:
+            empty = (bat.soc_max_pct - reading.soc_pct) / 100.0 * bat.capacity_wh
+            room += max(0.0, empty) / bat.charge_efficiency
+    return room
 
 
 def shift_batteries(
@@ -275,6 +334,7 @@ def corrections(
     store_wh: float | None = None,
     spare_wh: float | None = None,
     settled: bool = True,
+    export_ahead_wh: float | None = None,
 ) -> list[Setpoint]:
     """One intra-quarter correction: the batteries move the exchange to the plan
     (:func:`correct_batteries`, ``run.correction = "schedule"``), take the departure from it
@@ -291,6 +351,9 @@ def corrections(
     the previous quarter's, which the plan's new row does not describe: only the limits are
     held, whatever the mode.
 
+    ``export_ahead_wh``: what the plan exports over the next hours (:func:`export_ahead_wh`;
+    None: a planned export is left to the plan), for ``run.store_surplus_first``.
+
     ``vpp run`` and replay call this every ``run.correction_interval_s``.
     """
     run = site.run
@@ -298,9 +361,20 @@ def corrections(
         setpoints = correct_batteries(
             site, snapshot, row, active, horizon_s, run.correction_deadband_w
         )
+    elif settled and run.correction == "value":
+        setpoints = follow_value(
+            site,
+            snapshot,
+            row,
+            active,
+            import_limit_w,
+            export_limit_w,
+            horizon_s,
+            run.correction_deadband_w,
+            export_ahead_wh,
+        )
     else:
-        rule = follow_value if settled and run.correction == "value" else hold_limits
-        setpoints = rule(
+        setpoints = hold_limits(
             site,
             snapshot,
             row,

@@ -279,6 +279,18 @@ class RunSettings(SiteModel):
     #: costs battery losses and wear on sites that pay only their energy (replaying the
     #: demo year: about 1 EUR a day).
     correction: Literal["limits", "schedule", "value"] = "value"
+    #: With ``correction = "value"``: a surplus the plan exports is stored as well (not only
+    #: one it did not foresee) where the energy would displace import (export price below
+    #: the import price, CO2 included, times the batteries' round-trip efficiency) and the
+    #: plan exports less over the next 8 hours than ``store_surplus_ahead_ratio`` times the
+    #: batteries' room: the plan then counts on a later surplus to fill them, which its
+    #: forecasts may overstate, and a shortfall is bought back at the import price. Where it
+    #: exports more than that later on, the batteries fill anyway and its choice of when to
+    #: export stands (see :func:`vpp.control.dispatch.follow_value`).
+    store_surplus_first: bool = True
+    #: The plan's export over the next 8 hours, as a multiple of the batteries' room, above
+    #: which a planned export is left to the plan (``store_surplus_first``).
+    store_surplus_ahead_ratio: PositiveFloat = 4.0
     #: Grid departures (from the plan, or past a limit) smaller than this are not
     #: corrected, W.
     correction_deadband_w: NonNegativeFloat = 5000.0

@@ -145,28 +145,38 @@ VALUE_ROW = {
 PLANNED_W = -2000.0 * len(SITE.batteries)
 
 
-def snap_at(grid_w: float, battery_w: float | None) -> Snapshot:
-    """The grid meter at ``grid_w`` and every battery at 50 % measuring ``battery_w``."""
+def snap_at(grid_w: float, battery_w: float | None, soc_pct: float = 50.0) -> Snapshot:
+    """The grid meter at ``grid_w`` and every battery at ``soc_pct`` measuring ``battery_w``."""
     devices = {
         SITE.grid.meter: DeviceState(SITE.grid.meter, "meter", MeterReading(grid_w, 0, 0), OK, T0)
     }
     for b in SITE.batteries:
-        reading = BatteryReading(50.0, battery_w, b.capacity_wh, b.max_charge_w, b.max_discharge_w)
+        reading = BatteryReading(
+            soc_pct, battery_w, b.capacity_wh, b.max_charge_w, b.max_discharge_w
+        )
         devices[b.id] = DeviceState(b.id, "battery", reading, OK, T0)
     return Snapshot(T0, devices)
 
 
 def follow(
-    grid_w: float, active_w: float = -2000.0, battery_w: float | None = -2000.0, **values: float
+    grid_w: float,
+    active_w: float = -2000.0,
+    battery_w: float | None = -2000.0,
+    ahead_wh: float | None = None,
+    site: Site = SITE,
+    soc_pct: float = 50.0,
+    **values: float,
 ) -> list[Setpoint]:
     """``follow_value`` on ``VALUE_ROW`` (with ``values`` changed), the meter at ``grid_w``,
-    every battery in force at ``active_w`` and measuring ``battery_w``; 500 W deadband."""
+    every battery in force at ``active_w`` and measuring ``battery_w`` at ``soc_pct``; 500 W
+    deadband; ``ahead_wh``: the plan's export over the next hours."""
     from vpp.control.dispatch import follow_value
 
     active = {b.id: active_w for b in SITE.batteries}
     r = row(**{**VALUE_ROW, **values})
     imp, exp = SITE.grid.import_limit_w, SITE.grid.export_limit_w
-    return follow_value(SITE, snap_at(grid_w, battery_w), r, active, imp, exp, 300, 500)
+    snap = snap_at(grid_w, battery_w, soc_pct)
+    return follow_value(site, snap, r, active, imp, exp, 300, 500, ahead_wh)
 
 
 def test_value_correction_stores_an_unforeseen_surplus_where_storing_it_pays() -> None:
@@ -232,6 +242,63 @@ def test_value_correction_reads_the_departure_from_the_batteries_measured_power(
     # Without a measured power the setpoint in force stands for it.
     none = follow(-6000.0, battery_w=None)
     assert sum(sp.power_w for sp in none) == pytest.approx(PLANNED_W - 6000.0)
+
+
+#: The small site's batteries at 50 %: 45 % of 45 kWh to fill, over eta_c 0.95.
+ROOM_WH = 0.45 * 45_000.0 / 0.95
+
+
+def test_a_planned_export_is_stored_where_the_plan_counts_on_a_later_surplus() -> None:
+    """The plan exports 6 kW now (the batteries charging 2 kW each) and little later on:
+    the export is stored as well, since a later surplus that falls short is bought back at
+    the import price (200 EUR/MWh, of which 180.5 displaced after losses, against 40 for
+    the export)."""
+    planned = {"grid_export_w": 6000.0}
+    assert follow(-6000.0, **planned) == []  # no departure: the plan stands as before
+    out = follow(-6000.0, ahead_wh=0.0, **planned)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 6000.0)
+    assert all(sp.power_w < 0 for sp in out)
+    # Later exports up to 4 times the batteries' room: still stored.
+    out = follow(-6000.0, ahead_wh=3.99 * ROOM_WH, **planned)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 6000.0)
+    # Exporting more than that later on, the batteries fill anyway: the plan's timing stands.
+    assert follow(-6000.0, ahead_wh=4.01 * ROOM_WH, **planned) == []
+    # Where the export earns more than the import it would displace: exported.
+    assert follow(-6000.0, ahead_wh=0.0, price_export_eur_per_mwh=181.0, **planned) == []
+    assert follow(-6000.0, ahead_wh=0.0, price_export_eur_per_mwh=180.0, **planned) != []
+    # Full batteries have no room; a plan without duals only holds the limits.
+    assert follow(-6000.0, ahead_wh=0.0, soc_pct=95.0, **planned) == []
+    nan = float("nan")
+    assert follow(-6000.0, ahead_wh=0.0, value_stored_eur_per_mwh=nan, **planned) == []
+    # Under the deadband nothing moves; with the setting off the plan's export stands.
+    assert follow(-400.0, ahead_wh=0.0, grid_export_w=400.0) == []
+    off = SITE.model_copy(
+        update={"run": SITE.run.model_copy(update={"store_surplus_first": False})}
+    )
+    assert follow(-6000.0, ahead_wh=0.0, site=off, **planned) == []
+
+
+def test_a_planned_export_is_stored_after_the_departure_and_never_beyond_it() -> None:
+    """An unforeseen surplus on top of a planned export: both are stored, as far as the
+    batteries can take them in the correction's horizon, and nothing is charged from the
+    grid for it."""
+    out = follow(-9000.0, ahead_wh=0.0, grid_export_w=4000.0)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 9000.0)
+    # Importing although the plan exports: nothing to store; the import is cut as before.
+    importing = follow(1000.0, ahead_wh=0.0, grid_export_w=4000.0)
+    assert importing == follow(1000.0, grid_export_w=4000.0)
+    assert sum(sp.power_w for sp in importing) == pytest.approx(PLANNED_W + 1000.0)
+
+
+def test_export_ahead_sums_the_plans_export_after_the_quarter_hour() -> None:
+    from vpp.control.dispatch import EXPORT_AHEAD_H, export_ahead_wh
+
+    index = pd.date_range(T0, periods=48, freq="15min")
+    frame = pd.DataFrame({"grid_export_w": 4000.0}, index=index)
+    # The quarter hour now is left out; the next 8 hours' 32 quarter hours count, 1 kWh each.
+    assert export_ahead_wh(frame, T0) == pytest.approx(4000.0 * 0.25 * EXPORT_AHEAD_H * 4)
+    assert export_ahead_wh(frame, index[-1]) == 0.0
+    assert export_ahead_wh(frame[[]], T0) == 0.0
 
 
 def test_value_correction_holds_the_limits_whatever_the_value() -> None:
