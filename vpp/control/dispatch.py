@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -361,20 +362,13 @@ def corrections(
         setpoints = correct_batteries(
             site, snapshot, row, active, horizon_s, run.correction_deadband_w
         )
-    elif settled and run.correction == "value":
-        setpoints = follow_value(
-            site,
-            snapshot,
-            row,
-            active,
-            import_limit_w,
-            export_limit_w,
-            horizon_s,
-            run.correction_deadband_w,
-            export_ahead_wh,
-        )
     else:
-        setpoints = hold_limits(
+        rule = (
+            partial(follow_value, export_ahead_wh=export_ahead_wh)
+            if settled and run.correction == "value"
+            else hold_limits
+        )
+        setpoints = rule(
             site,
             snapshot,
             row,
