@@ -56,7 +56,11 @@ class Planning(Recording):
         then stage that quarter hour's setpoints where the plant can (:meth:`stage`)."""
         async with self._plan_lock:
             await self._plan()
-        await self.stage()
+        try:
+            await self.stage()
+        except Exception as exc:  # the plan stands; the dispatch writes in full
+            log.exception("staging failed")
+            self.event("warning", "plan", "stage_failed", f"staging failed: {exc}")
 
     async def stage(self) -> None:
         """Stage the next quarter hour's battery setpoints, as known now, on a plant whose

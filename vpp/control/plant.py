@@ -135,7 +135,10 @@ class ModbusPlant:
         return await self._each([sp for sp, _ in tickets], one)
 
     def can_stage(self, device_id: str) -> bool:
-        return self.controls.can_stage(device_id)
+        try:
+            return self.controls.can_stage(device_id)
+        except KeyError:  # not a device of this fleet
+            return False
 
     async def stage(self, setpoints: Sequence[Setpoint]) -> list[Written]:
         """Stage the setpoints the devices can hold inactive (:meth:`Controls.stage`), one

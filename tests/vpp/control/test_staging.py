@@ -110,3 +110,21 @@ async def test_dry_run_and_a_plan_for_the_current_quarter_stage_nothing() -> Non
         assert await p.ctl.run_job("plan")
         after = {d.id: p.fleet.device(d.id).requests for d in site.batteries}
     assert after == before and p.ctl.state.setpoints_staged_total == 0
+
+
+async def test_a_staging_that_fails_leaves_the_plan_and_says_so() -> None:
+    (port,) = free_ports(1)
+    site = synthetic_site(0, 2, port)
+    async with plant(site, BEFORE) as p:
+        assert await p.ctl.run_job("poll")
+        p.ctl.plan_lead_s = 60.0
+
+        async def broken(setpoints: object) -> list[object]:
+            raise RuntimeError("gateway gone")
+
+        p.ctl.plant.stage = broken  # type: ignore[method-assign]
+        assert await p.ctl.run_job("plan")  # the plan job itself succeeded
+        st = p.ctl.state
+        assert st.plan is not None and st.job("plan").failures == 0
+        events = [e for e in st.events if e.kind == "stage_failed"]
+        assert events and "gateway gone" in events[-1].message
