@@ -339,6 +339,20 @@ def quality_rows(table: pd.DataFrame, results: list[DayResult]) -> list[tuple[st
             "> 0 % every month",
         )
     )
+    limits = float(ctl["grid_limits_eur"])
+    within = float(ctl["regret_eur"]) - limits
+    kept = [
+        100.0 * (1.0 - within / float(total.loc[ref, "regret_eur"]))
+        for ref in (NO_CONTROL, SELF_CONSUMPTION)
+    ]
+    rows.append(
+        (
+            "  (secondary) controller's regret: of it the bound's gain past the site's grid"
+            " limits / shares without that part (no control, self-cons.)",
+            f"{limits:,.0f} EUR / {kept[0]:.1f} % / {kept[1]:.1f} %",
+            "",
+        )
+    )
     rows.append(
         (
             "  (secondary) oracle's adjusted savings captured",

@@ -99,12 +99,14 @@ def bound_data(
     inputs: PlantInputs,
     pv_w: tuple[F64, F64] | None = None,
     caps: SignalCaps | None = None,
+    grid_w: tuple[F64, F64] | None = None,
 ) -> ModelData:
     """The optimiser's inputs for the bound: the plant's own parameters and what really
     happened, one battery per device, one PV unit (its output within ``pv_w``, default
     :func:`pv_interval_w`), no grid limit, no terminal value; under the grid-operator
     signals' ``caps`` over the quarter hours they cover whole (charging, heat pump, export;
-    the PV caps are in ``pv_w``)."""
+    the PV caps are in ``pv_w``). ``grid_w``: import and export caps per step [W] (the
+    bound held to grid limits, :func:`limits_w`)."""
     b, h, inp = params.bat, params.heat, inputs.inp
     steps, n_bat = len(inputs.index), b.shape[0]
     soc0 = params.soc0_wh.copy()
@@ -134,6 +136,9 @@ def bound_data(
     export_max = pv_hi + b[:, k.B_MAX_DIS].sum() + 1.0
     if caps is not None:
         export_max = np.minimum(export_max, caps.export_w)
+    if grid_w is not None:
+        import_max = np.minimum(import_max, grid_w[0])
+        export_max = np.minimum(export_max, grid_w[1])
     opt = OptimizerParams()
     return ModelData(
         index=inputs.index,
@@ -180,6 +185,18 @@ def bound_data(
     )
 
 
+def limits_w(site: Site, exchange_w: F64) -> tuple[F64, F64]:
+    """Import and export caps per step [W] that hold the bound to the site's grid limits,
+    widened to ``exchange_w`` (a strategy's quarter-hour mean exchange, > 0 importing) where
+    the strategy went past them: the bound held to these caps is a lower bound on the cost
+    of that strategy (its operation stays a point of the LP) and of every operation that
+    keeps to the limits at least as closely."""
+    exchange = np.asarray(exchange_w, dtype=float)
+    imp = np.maximum(site.grid.import_limit_w, exchange) + 1.0
+    exp = np.maximum(site.grid.export_limit_w, -exchange) + 1.0
+    return imp, exp
+
+
 @dataclass(frozen=True)
 class BoundSolve:
     """One solve of the bound: the solver's optimum and a certified lower bound [EUR], its
@@ -212,16 +229,18 @@ class Bound:
         inputs: PlantInputs,
         pv_w: tuple[F64, F64] | None = None,
         caps: SignalCaps | None = None,
+        grid_w: tuple[F64, F64] | None = None,
     ) -> None:
         self.site, self.params, self.inputs = site, params, inputs
         if caps is not None and pv_w is None:
             pv_w = pv_interval_w(site, params, inputs, caps.pv_w)
-        self.data = bound_data(site, params, inputs, pv_w, caps)
+        self.data = bound_data(site, params, inputs, pv_w, caps, grid_w)
         #: The PV available without the signals' caps [W] (what the trace shows).
         self._pv_avail_w = (
             self.data.pv_avail_w[0] if caps is None else pv_interval_w(site, params, inputs)[1]
         )
-        #: Steps where a signal caps the export.
+        #: Steps where a signal caps the export (``grid_w`` caps never keep out a
+        #: strategy's own exchange: nothing needs spilling under them).
         self._capped = (
             np.isfinite(caps.export_w) if caps is not None else np.zeros(self.data.steps, bool)
         )

@@ -12,7 +12,10 @@ bound_cost_eur``, and ``share_vs_<reference>_pct = 100 * (1 - regret / regret of
 reference)`` is the share of the bound's savings over no control or self-consumption that the
 strategy achieved (:func:`shares`; exact over whole chains, see docs/replay-bound.md).
 ``bound_gap_eur`` (on a chain's last day) is how far the solver's optimum lies above the
-bound's dual certificate.
+bound's dual certificate. The plant, and so the bound, has no grid limit; the controller keeps
+to the site's: its ``grid_limits_eur`` is what the bound gains on the day by going past them
+(the bound held to them, at the controller's end, less the bound), the part of its regret no
+operation that keeps to the limits can win back.
 
 As secondary figures, kept from earlier reports: strategies end a day with different amounts
 of energy stored. ``storage_value_eur`` values the
@@ -94,6 +97,7 @@ ADDITIVE = (
     "bound_cost_eur",
     "regret_eur",
     "bound_gap_eur",
+    "grid_limits_eur",
     "forecast_steps",
     "load_forecast_abs_error_mwh",
     "pv_forecast_abs_error_mwh",

@@ -52,7 +52,7 @@ from vpp.replay.baselines import (
     run_rule_strategy,
     signal_caps,
 )
-from vpp.replay.bound import Bound, BoundSolve, pv_interval_w
+from vpp.replay.bound import Bound, BoundSolve, limits_w, pv_interval_w
 from vpp.replay.drive import day_trace, run_controller
 from vpp.replay.kpi import (
     StoragePrices,
@@ -272,7 +272,13 @@ def _add_bound(
     """Solve the bound (:mod:`vpp.replay.bound`) over the chain once for each strategy's end
     state and add to every day: each strategy's ``bound_cost_eur`` (what the bound paid on
     the day when ending the chain where the strategy ended) and ``regret_eur``, the bound's
-    own row (ending where the controller ended), and the shares (:func:`shares`)."""
+    own row (ending where the controller ended), and the shares (:func:`shares`).
+
+    The plant has no grid limit, so neither has the bound; the controller keeps to the
+    site's. Once more for the controller's end, the bound held to those limits (widened to
+    the controller's own exchange where it went past them, :func:`limits_w`) gives the
+    controller's ``grid_limits_eur``: what the bound gains on the day by going past them,
+    a part of the regret no operation that keeps to the limits can win back."""
     site, max_steps = days[0].job.site, days[0].job.options.max_steps
     inputs = _joined(days)
     # The grid-operator signals every strategy ran under, over the steps they cover whole.
@@ -299,6 +305,10 @@ def _add_bound(
         end = results[-1].ends[name]
         solves[name] = built[key].solve(end.soc_wh, end.store_wh)
     own = solves[CONTROLLER]
+    exchange = np.concatenate([r.frames[CONTROLLER]["grid_w"].to_numpy(float) for r in results])
+    limited = Bound(site, starts[CONTROLLER], inputs, pv, caps, limits_w(site, exchange))
+    end = results[-1].ends[CONTROLLER]
+    kept = limited.solve(end.soc_wh, end.store_wh)
     row = 0
     for i, (day, result) in enumerate(zip(days, results, strict=True)):
         rows = slice(row, row + day.steps)
@@ -308,6 +318,9 @@ def _add_bound(
             figures["bound_cost_eur"] = float(solve.step_cost_eur[rows].sum())
             figures["regret_eur"] = figures["cost_eur"] - figures["bound_cost_eur"]
             figures["bound_gap_eur"] = solve.gap_eur if last else 0.0
+        result.kpis[CONTROLLER]["grid_limits_eur"] = float(
+            kept.step_cost_eur[rows].sum() - own.step_cost_eur[rows].sum()
+        )
         first = starts[CONTROLLER]
         if i > 0:
             first = dataclasses.replace(

@@ -17,7 +17,7 @@ from optimizer.model import build_model
 from vpp.core.site import Site
 from vpp.replay import plant as k
 from vpp.replay.baselines import NO_CONTROL, SELF_CONSUMPTION, run_rule_strategy
-from vpp.replay.bound import Bound
+from vpp.replay.bound import Bound, limits_w
 from vpp.replay.kpi import strategy_kpis
 from vpp.replay.layout import PlantInputs, PlantParams, plant_inputs, plant_params
 from vpp.replay.runner import day_index
@@ -63,6 +63,37 @@ def test_rule_baselines_are_points_of_the_lp_and_cost_at_least_the_bound(
             assert cost - solve.cost_eur > 1.0  # leave money on the table (in January not)
         # The certificate is tight: the solver's optimum is within a cent of it.
         assert solve.gap_eur < 0.01
+
+
+def test_the_bound_held_to_the_grid_limits_lies_between_the_bound_and_the_operation(
+    site: Site, data: pd.DataFrame
+) -> None:
+    """The plant has no grid limit and the bound none either; held to the site's limits,
+    widened to an operation's own exchange where it went past them, the bound still lies
+    below that operation (it is a point of the LP), above the bound, and keeps to the
+    caps. With an import limit at half the bound's peak import it costs more."""
+    day = SAMPLE_DAYS[0]
+    params, inputs = plant_params(site), _inputs(site, data, day)
+    trace = run_rule_strategy(SELF_CONSUMPTION, params, inputs)
+    cost = strategy_kpis(trace, site, params, inputs)["cost_eur"]
+    end = (trace.bat_soc_wh[-1], float(trace.out[-1, k.O_STORE]))
+    free = Bound(site, params, inputs).solve(*end)
+    peak = float(np.max(free.trace.out[:, k.O_GRID]))
+    assert peak > 1000.0, "the bound imports"
+    grid = site.grid.model_copy(update={"import_limit_w": 0.5 * peak})
+    tight = site.model_copy(update={"grid": grid})
+    exchange = trace.out[:, k.O_GRID]
+    assert np.max(exchange) > 0.5 * peak, "the rule goes past the limit: caps widened"
+    imp, exp = limits_w(tight, exchange)
+    held = Bound(tight, params, inputs, grid_w=(imp, exp))
+    _check_operation(held, trace, cost)
+    solve = held.solve(*end)
+    assert solve.lower_eur <= cost
+    assert free.cost_eur - free.gap_eur <= solve.cost_eur
+    assert solve.cost_eur > free.cost_eur + 0.5  # the limit binds: the bound pays for it
+    flows = solve.trace.out[:, k.O_GRID]
+    assert np.all(flows <= imp + 1e-3) and np.all(-flows <= exp + 1e-3)
+    assert np.all(flows <= np.maximum(0.5 * peak, exchange) + 1.0 + 1e-3)
 
 
 def test_bound_flows_cost_what_the_kpis_count(site: Site, data: pd.DataFrame) -> None:

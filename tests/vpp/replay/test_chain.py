@@ -51,6 +51,7 @@ CHAIN_WIDE = (
     "bound_cost_eur",
     "regret_eur",
     "bound_gap_eur",
+    "grid_limits_eur",
     "share_vs_no_control_pct",
     "share_vs_self_consumption_pct",
 )
@@ -90,6 +91,11 @@ def test_the_bound_holds_over_the_chain(chained: list[DayResult]) -> None:
     for name, row in rows.items():
         assert row["regret_eur"] >= -tol, (name, row)
     assert rows[CONTROLLER]["regret_eur"] <= rows[NO_CONTROL]["regret_eur"] + tol, rows
+    # Held to the site's grid limits (widened to the controller's exchange), the bound
+    # costs no less, and no more than the controller (its own certificate's cent added).
+    limits = sum(d.kpis[CONTROLLER]["grid_limits_eur"] for d in chained)
+    assert limits >= -tol - 0.01
+    assert rows[CONTROLLER]["regret_eur"] - limits >= -tol - 0.01, (limits, rows)
     assert rows[BOUND]["cost_eur"] == pytest.approx(
         sum(d.kpis[CONTROLLER]["bound_cost_eur"] for d in chained), rel=1e-12
     )
