@@ -71,7 +71,7 @@ class Applying(Recording):
             store_wh=self.store.energy_wh,
             correction_s=st.correction_every_s(),
             spare_wh=self.store_spare_wh(),
-            export_ahead_wh=self.export_ahead_wh(),
+            ahead=self.export_ahead(),
         )
         if setpoints:
             await self.apply(setpoints, "correct")

@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from optimizer.planner import Planner
-from vpp.control.dispatch import export_ahead_wh, plan_row, plan_store_ahead, store_spare_wh
+from vpp.control.dispatch import (
+    ExportAhead,
+    export_ahead,
+    plan_row,
+    plan_store_ahead,
+    store_spare_wh,
+)
 from vpp.control.envelope import Bounds
 from vpp.control.inputs import Inputs
 from vpp.control.plant import Plant
@@ -111,7 +117,7 @@ class ControllerBase:
     _ahead: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)
     _export_for: Any = field(default=None, init=False)
     _export_step: datetime | None = field(default=None, init=False)
-    _export_wh: float = field(default=0.0, init=False)
+    _export: ExportAhead = field(default=ExportAhead(0.0), init=False)
     _values_of: pd.Series | None = field(default=None, init=False)
     _values: dict[str, float] = field(default_factory=dict, init=False)
     _summed_from: Any = field(default=None, init=False)
@@ -171,9 +177,9 @@ class ControllerBase:
         elapsed = (now - step).total_seconds() / 900.0
         return store_spare_wh(self.store.energy_wh, energy, flow, elapsed)
 
-    def export_ahead_wh(self) -> float | None:
-        """What the plan in force exports after the quarter hour now, over the next hours
-        (:func:`~vpp.control.dispatch.export_ahead_wh`; looked up once per plan and
+    def export_ahead(self) -> ExportAhead | None:
+        """What the plan in force does with its surplus after the quarter hour now, over the
+        next hours (:func:`~vpp.control.dispatch.export_ahead`; looked up once per plan and
         quarter); None without a plan or with ``run.store_surplus_first`` off."""
         plan = self.state.plan
         if plan is None or not self.site.run.store_surplus_first:
@@ -181,8 +187,8 @@ class ControllerBase:
         step = floor_quarter(self.clock.now())
         if self._export_for is not plan or self._export_step != step:
             self._export_for, self._export_step = plan, step
-            self._export_wh = export_ahead_wh(plan.frame, step)
-        return self._export_wh
+            self._export = export_ahead(plan.frame, step)
+        return self._export
 
     def _row_values(self) -> dict[str, float] | None:
         """:meth:`current_row` as a dict (every poll reads a few of its values)."""

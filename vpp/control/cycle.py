@@ -33,7 +33,12 @@ import pandas as pd
 from adapters.snapshot import BatteryReading, Snapshot
 from optimizer.inputs import State
 from optimizer.plan import Plan
-from vpp.control.dispatch import corrections, heat_pump_setpoint, setpoints_from_row
+from vpp.control.dispatch import (
+    ExportAhead,
+    corrections,
+    heat_pump_setpoint,
+    setpoints_from_row,
+)
 from vpp.control.envelope import Bounds
 from vpp.control.safety import Setpoint, check_setpoints, grid_limits_w, guard_grid
 from vpp.control.state import OperatorCap
@@ -309,7 +314,7 @@ def correction(
     store_wh: float | None = None,
     correction_s: float | None = None,
     spare_wh: float | None = None,
-    export_ahead_wh: float | None = None,
+    ahead: ExportAhead | None = None,
 ) -> list[Setpoint]:
     """The intra-quarter correction (see :func:`vpp.control.dispatch.corrections`) against
     the plan's ``row`` for now, safe; empty when nothing needs correcting. ``store_wh``:
@@ -317,8 +322,8 @@ def correction(
     ``correction_s``: seconds until the next correction, the horizon its setpoints hold for
     (None: the site's ``run.correction_interval_s``; a fast demo stretches it); ``spare_wh``:
     what the store holds above the plan's need (as for :func:`step_setpoints`);
-    ``export_ahead_wh``: what the plan exports over the next hours
-    (:func:`vpp.control.dispatch.export_ahead_wh`). Until the snapshot reaches
+    ``ahead``: what the plan does with its surplus over the next hours
+    (:func:`vpp.control.dispatch.export_ahead`). Until the snapshot reaches
     :data:`SETTLE` into the quarter hour only the limits are held."""
     if row is None or snapshot is None:
         return []
@@ -337,7 +342,7 @@ def correction(
         store_wh,
         spare_wh,
         settled,
-        export_ahead_wh,
+        ahead,
     )
     if not proposed:
         return []

@@ -42,6 +42,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -157,7 +158,7 @@ def follow_value(
     export_limit_w: float,
     horizon_s: float,
     deadband_w: float,
-    export_ahead_wh: float | None = None,
+    ahead: ExportAhead | None = None,
 ) -> list[Setpoint]:
     """New battery setpoints that take the grid's departure from the plan where the plan's
     own value of stored energy says it pays (``run.correction = "value"``), and bring an
@@ -187,17 +188,21 @@ def follow_value(
     with the cloud. Departures under ``deadband_w`` and a plan without duals (a fallback
     plan) only hold the limits.
 
-    Storing the planned export too (``run.store_surplus_first``; ``export_ahead_wh``: what
-    the plan exports after this quarter hour, over the next :data:`EXPORT_AHEAD_H` hours
-    [Wh], :func:`export_ahead_wh`): an export still left after the above is stored where
-    the energy displaces import (export price < (import price + CO2) * eta_c * eta_d) and
-    ``export_ahead_wh`` is below ``run.store_surplus_ahead_ratio`` times the batteries'
-    room (the energy that fills them to their SoC maximum, over ``eta_c``). A plan made with
-    perfect foresight may export in the morning, when export pays a little more, and fill
-    the batteries from the noon surplus; where its forecast of that surplus is too high the
+    Storing the planned export too (``run.store_surplus_first``; ``ahead``: what the plan
+    does after this quarter hour, over the next :data:`EXPORT_AHEAD_H` hours,
+    :func:`export_ahead`): an export still left after the above is stored where the energy
+    displaces import (export price < (import price + CO2) * eta_c * eta_d) and the plan's
+    export ahead is below ``run.store_surplus_ahead_ratio`` times the batteries' room (the
+    energy that fills them to their SoC maximum, over ``eta_c``). A plan made with perfect
+    foresight may export in the morning, when export pays a little more, and fill the
+    batteries from the noon surplus; where its forecast of that surplus is too high the
     batteries stay part empty and their energy is bought back at the import price. Where
     the plan exports several times their room later on they fill whatever the forecast's
-    error, and the plan's timing stands."""
+    error, and the plan's timing stands. The room the plan keeps for energy it values at
+    nothing or below its export price (``ahead.kept_wh``: a surplus above the export limit
+    or at a negative price, an import at a negative price) is left to it: a morning export
+    stored there would push that energy into curtailment. At most the rest of the room is
+    filled, spread over the correction's horizon."""
     grid = measured_grid_w(site, snapshot)
     if grid is None:
         return []
@@ -235,7 +240,7 @@ def follow_value(
     run = site.run
     if (
         run.store_surplus_first
-        and export_ahead_wh is not None
+        and ahead is not None
         and bats
         and math.isfinite(value)
         and after <= -max(deadband_w, 1e-9)
@@ -245,11 +250,18 @@ def follow_value(
         eta_d = sum(b.discharge_efficiency for b in bats) / n
         co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
         displaced = (_value(row, "price_import_eur_per_mwh", math.nan) + co2) * eta_c * eta_d
-        if _value(row, "price_export_eur_per_mwh", math.nan) < displaced and (
-            export_ahead_wh < run.store_surplus_ahead_ratio * batteries_room_wh(bats, snapshot)
+        room = batteries_room_wh(bats, snapshot)
+        free = room - ahead.kept_wh
+        if (
+            _value(row, "price_export_eur_per_mwh", math.nan) < displaced
+            and ahead.export_wh < run.store_surplus_ahead_ratio * room
+            and free > 0.0
         ):
-            take += after  # charge the export that is left (as far as the batteries can)
-            after = 0.0
+            # Charge the export that is left, at most the free room over the horizon (and as
+            # far as the batteries can).
+            stored = max(after, -free * 3600.0 / horizon_s)
+            take += stored
+            after -= stored
     past = past_limits_w(after, import_limit_w, export_limit_w)
     if abs(past) >= max(deadband_w, 1e-9):  # past a limit: back to it, as hold_limits
         take += past
@@ -265,14 +277,39 @@ def follow_value(
 EXPORT_AHEAD_H = 8.0
 
 
-def export_ahead_wh(frame: pd.DataFrame, step: datetime) -> float:
+class ExportAhead(NamedTuple):
+    """What a plan does with its surplus after a quarter hour, over the next
+    :data:`EXPORT_AHEAD_H` hours (:func:`export_ahead`)."""
+
+    #: Exported [Wh].
+    export_wh: float
+    #: Charged into the batteries in quarter hours whose energy the plan values below its
+    #: export price (the export at its limit) or at or below nothing (a surplus curtailed or
+    #: at a negative price, an import at a negative price) [Wh]: the room it keeps for them.
+    kept_wh: float = 0.0
+
+
+def export_ahead(frame: pd.DataFrame, step: datetime) -> ExportAhead:
     """What the plan ``frame`` exports after the quarter hour ``step``, over the next
-    :data:`EXPORT_AHEAD_H` hours [Wh]."""
-    if "grid_export_w" not in frame.columns:
-        return 0.0
+    :data:`EXPORT_AHEAD_H` hours, and the room it keeps for energy it values below its export
+    price or at nothing (:class:`ExportAhead`; none without the columns, or without duals)."""
     start = pd.Timestamp(step)
     after = (frame.index > start) & (frame.index <= start + pd.Timedelta(hours=EXPORT_AHEAD_H))
-    return float(frame["grid_export_w"].to_numpy()[after].sum() * 0.25)
+    cols = frame.columns
+    export = (
+        float(frame["grid_export_w"].to_numpy()[after].sum() * 0.25)
+        if "grid_export_w" in cols
+        else 0.0
+    )
+    kept = 0.0
+    if {"battery_w", "value_el_eur_per_mwh", "price_export_eur_per_mwh"} <= set(cols):
+        charge = np.maximum(-frame["battery_w"].to_numpy(dtype=float)[after], 0.0)
+        value = frame["value_el_eur_per_mwh"].to_numpy(dtype=float)[after]
+        price = frame["price_export_eur_per_mwh"].to_numpy(dtype=float)[after]
+        # 1 EUR/MWh below the export price: the export is at its limit (a NaN dual: never).
+        low = value < np.maximum(price - 1.0, 1e-6)
+        kept = float(charge[low].sum() * 0.25)
+    return ExportAhead(export, kept)
 
 
 def batteries_room_wh(bats: list[BatteryDevice], snapshot: Snapshot) -> float:
@@ -335,7 +372,7 @@ def corrections(
     store_wh: float | None = None,
     spare_wh: float | None = None,
     settled: bool = True,
-    export_ahead_wh: float | None = None,
+    ahead: ExportAhead | None = None,
 ) -> list[Setpoint]:
     """One intra-quarter correction: the batteries move the exchange to the plan
     (:func:`correct_batteries`, ``run.correction = "schedule"``), take the departure from it
@@ -352,7 +389,7 @@ def corrections(
     the previous quarter's, which the plan's new row does not describe: only the limits are
     held, whatever the mode.
 
-    ``export_ahead_wh``: what the plan exports over the next hours (:func:`export_ahead_wh`;
+    ``ahead``: what the plan does with its surplus over the next hours (:func:`export_ahead`;
     None: a planned export is left to the plan), for ``run.store_surplus_first``.
 
     ``vpp run`` and replay call this every ``run.correction_interval_s``.
@@ -364,7 +401,7 @@ def corrections(
         )
     else:
         rule = (
-            partial(follow_value, export_ahead_wh=export_ahead_wh)
+            partial(follow_value, ahead=ahead)
             if settled and run.correction == "value"
             else hold_limits
         )

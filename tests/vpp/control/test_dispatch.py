@@ -165,18 +165,21 @@ def follow(
     ahead_wh: float | None = None,
     site: Site = SITE,
     soc_pct: float = 50.0,
+    kept_wh: float = 0.0,
     **values: float,
 ) -> list[Setpoint]:
     """``follow_value`` on ``VALUE_ROW`` (with ``values`` changed), the meter at ``grid_w``,
     every battery in force at ``active_w`` and measuring ``battery_w`` at ``soc_pct``; 500 W
-    deadband; ``ahead_wh``: the plan's export over the next hours."""
-    from vpp.control.dispatch import follow_value
+    deadband, 300 s horizon; ``ahead_wh``: the plan's export over the next hours,
+    ``kept_wh`` the room it keeps for energy it values below its export price."""
+    from vpp.control.dispatch import ExportAhead, follow_value
 
     active = {b.id: active_w for b in SITE.batteries}
     r = row(**{**VALUE_ROW, **values})
     imp, exp = SITE.grid.import_limit_w, SITE.grid.export_limit_w
     snap = snap_at(grid_w, battery_w, soc_pct)
-    return follow_value(site, snap, r, active, imp, exp, 300, 500, ahead_wh)
+    ahead = ExportAhead(ahead_wh, kept_wh) if ahead_wh is not None else None
+    return follow_value(site, snap, r, active, imp, exp, 300, 500, ahead)
 
 
 def test_value_correction_stores_an_unforeseen_surplus_where_storing_it_pays() -> None:
@@ -290,15 +293,59 @@ def test_a_planned_export_is_stored_after_the_departure_and_never_beyond_it() ->
     assert sum(sp.power_w for sp in importing) == pytest.approx(PLANNED_W + 1000.0)
 
 
+def test_a_planned_export_leaves_the_room_the_plan_keeps_for_energy_worth_less() -> None:
+    """Where the plan fills the batteries later from energy it values below its export price
+    (a surplus above the export limit, at a negative price), a morning export stored now
+    would push that energy into curtailment: only the room beyond it is filled."""
+    planned = {"grid_export_w": 6000.0}
+    assert follow(-6000.0, ahead_wh=0.0, kept_wh=ROOM_WH, **planned) == []
+    assert follow(-6000.0, ahead_wh=0.0, kept_wh=2 * ROOM_WH, **planned) == []
+    # 200 Wh of room left: at most 200 Wh over the 300 s horizon, 2.4 kW more charging.
+    out = follow(-6000.0, ahead_wh=0.0, kept_wh=ROOM_WH - 200.0, **planned)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 2400.0)
+    # Room enough for the whole export: all of it stored, as without kept room.
+    out = follow(-6000.0, ahead_wh=0.0, kept_wh=ROOM_WH - 1000.0, **planned)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 6000.0)
+    # An unforeseen surplus is still stored where it pays, whatever room the plan keeps.
+    out = follow(-6000.0, ahead_wh=0.0, kept_wh=ROOM_WH)
+    assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 6000.0)
+
+
 def test_export_ahead_sums_the_plans_export_after_the_quarter_hour() -> None:
-    from vpp.control.dispatch import EXPORT_AHEAD_H, export_ahead_wh
+    from vpp.control.dispatch import EXPORT_AHEAD_H, export_ahead
 
     index = pd.date_range(T0, periods=48, freq="15min")
     frame = pd.DataFrame({"grid_export_w": 4000.0}, index=index)
     # The quarter hour now is left out; the next 8 hours' 32 quarter hours count, 1 kWh each.
-    assert export_ahead_wh(frame, T0) == pytest.approx(4000.0 * 0.25 * EXPORT_AHEAD_H * 4)
-    assert export_ahead_wh(frame, index[-1]) == 0.0
-    assert export_ahead_wh(frame[[]], T0) == 0.0
+    assert export_ahead(frame, T0).export_wh == pytest.approx(4000.0 * 0.25 * EXPORT_AHEAD_H * 4)
+    assert export_ahead(frame, index[-1]).export_wh == 0.0
+    assert export_ahead(frame[[]], T0) == (0.0, 0.0)
+    assert export_ahead(frame, T0).kept_wh == 0.0  # no duals: no room kept
+
+
+def test_export_ahead_counts_the_charge_the_plan_takes_from_energy_worth_less() -> None:
+    from vpp.control.dispatch import export_ahead
+
+    index = pd.date_range(T0, periods=8, freq="15min")
+    frame = pd.DataFrame(
+        {
+            "grid_export_w": 0.0,
+            "battery_w": -4000.0,  # charging 1 kWh every quarter hour
+            "price_export_eur_per_mwh": 50.0,
+            "value_el_eur_per_mwh": 50.0,  # exporting at the margin: not counted
+        },
+        index=index,
+    )
+    frame.loc[index[1], "value_el_eur_per_mwh"] = 20.0  # the export at its limit
+    frame.loc[index[2], "value_el_eur_per_mwh"] = 0.0  # curtailing
+    frame.loc[index[3], ["price_export_eur_per_mwh", "value_el_eur_per_mwh"]] = (-30.0, -30.0)
+    frame.loc[index[4], "value_el_eur_per_mwh"] = 200.0  # importing: not counted
+    frame.loc[index[5], "value_el_eur_per_mwh"] = 49.5  # within 1 EUR/MWh: not counted
+    frame.loc[index[6], ["battery_w", "value_el_eur_per_mwh"]] = (3000.0, 0.0)  # discharging
+    frame.loc[index[7], "value_el_eur_per_mwh"] = float("nan")  # no dual: not counted
+    assert export_ahead(frame, index[0]).kept_wh == pytest.approx(3000.0)
+    # The quarter hour now never counts.
+    assert export_ahead(frame, index[1]).kept_wh == pytest.approx(2000.0)
 
 
 def test_value_correction_holds_the_limits_whatever_the_value() -> None:
