@@ -259,7 +259,7 @@ def follow_value(
         ):
             # Charge the export that is left, at most the free room over the horizon (and as
             # far as the batteries can).
-            stored = max(after, -free * 3600.0 / horizon_s)
+            stored = max(after, -free * 3600.0 / max(horizon_s, 1.0))
             take += stored
             after -= stored
     past = past_limits_w(after, import_limit_w, export_limit_w)

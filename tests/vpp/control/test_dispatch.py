@@ -309,6 +309,15 @@ def test_a_planned_export_leaves_the_room_the_plan_keeps_for_energy_worth_less()
     # An unforeseen surplus is still stored where it pays, whatever room the plan keeps.
     out = follow(-6000.0, ahead_wh=0.0, kept_wh=ROOM_WH)
     assert sum(sp.power_w for sp in out) == pytest.approx(PLANNED_W - 6000.0)
+    # No horizon left (a correction due at once): the room is not spread over it.
+    from vpp.control.dispatch import ExportAhead, follow_value
+
+    r = row(**{**VALUE_ROW, **planned})
+    active = {b.id: -2000.0 for b in SITE.batteries}
+    imp, exp = SITE.grid.import_limit_w, SITE.grid.export_limit_w
+    snap = snap_at(-6000.0, -2000.0, 50.0)
+    ahead = ExportAhead(0.0, ROOM_WH - 200.0)
+    assert follow_value(SITE, snap, r, active, imp, exp, 0.0, 500, ahead) != []
 
 
 def test_export_ahead_sums_the_plans_export_after_the_quarter_hour() -> None:

@@ -30,7 +30,7 @@ from adapters.snapshot import (
     Snapshot,
 )
 from tests.vpp.control.snapshots import T0
-from vpp.control.dispatch import corrections, setpoints_from_row
+from vpp.control.dispatch import ExportAhead, corrections, setpoints_from_row
 from vpp.control.envelope import Bound
 from vpp.control.invariants import Limits, enforce, violations
 from vpp.control.plausible import screen
@@ -405,6 +405,17 @@ def test_staged_output_never_breaks_an_invariant(data: st.DataObject, site: Site
     through_the_pipeline(site, snap, batteries, lim, horizon_s)
 
 
+@st.composite
+def ahead(draw: st.DrawFn, site: Site) -> ExportAhead | None:
+    """What the plan does with its surplus over the next hours (``run.store_surplus_first``),
+    odd values included; None now and then (the setting off, no plan)."""
+    c = chooser(draw, site)
+    if not c.index(4):
+        return None
+    export, kept = (c.pick([0.0, *ODD], (0.0, 1e7)) for _ in range(2))
+    return ExportAhead(NAN if export is None else export, NAN if kept is None else kept)
+
+
 @PROPERTY
 @given(st.data(), sites)
 def test_correction_output_never_breaks_an_invariant(data: st.DataObject, site: Site) -> None:
@@ -413,7 +424,10 @@ def test_correction_output_never_breaks_an_invariant(data: st.DataObject, site: 
     lim = data.draw(limits(site), "limits")
     horizon_s = data.draw(HORIZONS, "horizon_s")
     active = data.draw(active_setpoints(site), "active")
-    proposed = corrections(site, snap, row, active, lim.import_w, lim.export_w, horizon_s)
+    later = data.draw(ahead(site), "ahead")
+    proposed = corrections(
+        site, snap, row, active, lim.import_w, lim.export_w, horizon_s, ahead=later
+    )
     through_the_pipeline(site, snap, proposed, lim, horizon_s)
 
 
