@@ -217,43 +217,35 @@ def follow_value(
     alone = grid + measured - planned
     error = alone - planned_grid_w(row)
     value = _value(row, "value_stored_eur_per_mwh", math.nan)
-    take = 0.0
-    if bats and abs(error) >= max(deadband_w, 1e-9) and math.isfinite(value):
+    priced = bool(bats) and math.isfinite(value)
+    if priced:  # the fleet's mean efficiencies and wear, the row's prices as the plan counts
         n = len(bats)
-        keep = value * sum(b.charge_efficiency for b in bats) / n
-        eta_d = sum(b.discharge_efficiency for b in bats) / n
+        charge_eff = sum(b.charge_efficiency for b in bats)
+        eta_c, eta_d = charge_eff / n, sum(b.discharge_efficiency for b in bats) / n
+        keep = value * charge_eff / n
         give = value / eta_d + sum(b.wear_cost_eur_per_mwh for b in bats) / n
+        co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
+        import_price = _value(row, "price_import_eur_per_mwh", math.nan) + co2
+        export_price = _value(row, "price_export_eur_per_mwh", math.nan)
+    take = 0.0
+    if priced and abs(error) >= max(deadband_w, 1e-9):
         if error > 0:
             need = min(error, max(alone, 0.0))
-            co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
-            price = _value(row, "price_import_eur_per_mwh", math.nan) + co2
             less_charge = min(need, max(-planned, 0.0))
-            take += less_charge if price > keep else 0.0
-            take += need - less_charge if price > give else 0.0
+            take += less_charge if import_price > keep else 0.0
+            take += need - less_charge if import_price > give else 0.0
         else:
             need = min(-error, max(-alone, 0.0))
-            price = _value(row, "price_export_eur_per_mwh", math.nan)
             less_discharge = min(need, max(planned, 0.0))
-            take -= less_discharge if price < give else 0.0
-            take -= need - less_discharge if price < keep else 0.0
+            take -= less_discharge if export_price < give else 0.0
+            take -= need - less_discharge if export_price < keep else 0.0
     after = alone - take
     run = site.run
-    if (
-        run.store_surplus_first
-        and ahead is not None
-        and bats
-        and math.isfinite(value)
-        and after <= -max(deadband_w, 1e-9)
-    ):
-        n = len(bats)
-        eta_c = sum(b.charge_efficiency for b in bats) / n
-        eta_d = sum(b.discharge_efficiency for b in bats) / n
-        co2 = site.economics.co2_price_eur_per_t * _value(row, "co2_g_per_kwh") / 1e3
-        displaced = (_value(row, "price_import_eur_per_mwh", math.nan) + co2) * eta_c * eta_d
+    if priced and run.store_surplus_first and ahead is not None and after <= -max(deadband_w, 1e-9):
         room = batteries_room_wh(bats, snapshot)
         free = room - ahead.kept_wh
         if (
-            _value(row, "price_export_eur_per_mwh", math.nan) < displaced
+            export_price < import_price * eta_c * eta_d  # the energy would displace import
             and ahead.export_wh < run.store_surplus_ahead_ratio * room
             and free > 0.0
         ):
