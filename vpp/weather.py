@@ -27,10 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
+from vpp.forecast.common import TemperatureForecasts
 from vpp.sources.base import to_utc
 
 #: Hours (UTC) of the runs.
@@ -79,6 +81,37 @@ def rmse_k(lead_h: np.ndarray) -> np.ndarray:
     return out
 
 
+def spread_at(
+    weather: TemperatureForecasts, now: pd.Timestamp, index: pd.DatetimeIndex
+) -> np.ndarray:
+    """The error spread [K] of ``weather``'s forecasts at ``now`` on ``index``: its own
+    ``spread_k(now, index)`` where it states one, else :func:`rmse_k` of the lead time
+    from ``now`` (published skill of operational forecasts)."""
+    own = getattr(weather, "spread_k", None)
+    if own is not None:
+        return np.asarray(own(now, index), dtype=float)
+    lead_h = (pd.DatetimeIndex(index) - to_utc(now)) / HOUR
+    return rmse_k(np.maximum(np.asarray(lead_h, dtype=float), 0.0))
+
+
+class TemperatureQuantile:
+    """A quantile of issued temperature forecasts: ``at(now, index)`` is ``weather.at(now,
+    index) + z * spread``, ``spread`` of :func:`spread_at` and ``z`` the standard normal
+    quantile of ``quantile`` (the errors taken as normal; 0.1 gives the cold side that
+    heat reserves are made for)."""
+
+    def __init__(self, weather: TemperatureForecasts, quantile: float) -> None:
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"quantile must lie in (0, 1), got {quantile}")
+        self.weather = weather
+        self.z = NormalDist().inv_cdf(quantile)
+
+    def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+        base = np.asarray(self.weather.at(now, index), dtype=float)
+        out: np.ndarray = base + self.z * spread_at(self.weather, now, index)
+        return out
+
+
 def latest_issue(now: pd.Timestamp, spec: ForecastSpec) -> pd.Timestamp:
     """The newest issue time whose forecast is usable at ``now`` (UTC)."""
     ready = to_utc(now) - spec.available_after
@@ -121,6 +154,13 @@ class SyntheticTemperatureForecast:
         shift = np.interp(middle, hours, err.to_numpy(), left=np.nan, right=np.nan)
         out: np.ndarray = _lookup(self._times, self._values, times) + shift
         return out
+
+    def spread_k(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+        """The error spread [K] of the issue :meth:`at` reads at ``now`` on ``index``:
+        :func:`rmse_k` at each step's lead time from that issue."""
+        issued = latest_issue(now, self.spec)
+        lead_h = (pd.DatetimeIndex(index) - issued) / HOUR
+        return rmse_k(np.maximum(np.asarray(lead_h, dtype=float), 0.0))
 
     def truth(self, index: pd.DatetimeIndex) -> np.ndarray:
         """The observation on ``index``, NaN where there is none."""

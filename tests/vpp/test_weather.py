@@ -19,7 +19,9 @@ from vpp.weather import (
     RMSE_BY_LEAD_K,
     ForecastSpec,
     SyntheticTemperatureForecast,
+    TemperatureQuantile,
     latest_issue,
+    rmse_k,
 )
 
 #: The first day of the May cold spell of 2018 (docs/replay-world.md).
@@ -197,20 +199,55 @@ def _unchanged(index: pd.DatetimeIndex) -> pd.Series:
     return _year()["heat_w_per_mwh_a"].reindex(index)
 
 
-def _reserve_at(at: pd.Timestamp, weather: object) -> float:
+def test_a_temperature_quantile_is_the_issue_moved_by_its_spread() -> None:
+    """The quantile of an issue is the issue plus the normal quantile times the published
+    spread at each step's lead time from that issue (so it parts from the issue more the
+    further ahead); the median is the issue itself. A source that states no spread gets
+    the published one at the lead time from ``now``. Quantiles outside (0, 1) are refused."""
+    weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
+    now = pd.Timestamp("2018-10-02T09:45Z")
+    index = pd.date_range(now, periods=4 * 100, freq="15min")
+    issue = weather.at(now, index)
+    assert not np.isnan(issue).any()
+    np.testing.assert_array_equal(TemperatureQuantile(weather, 0.5).at(now, index), issue)
+    cold = TemperatureQuantile(weather, 0.1).at(now, index)
+    lead_h = np.asarray((index - latest_issue(now, ForecastSpec())) / pd.Timedelta(hours=1))
+    np.testing.assert_allclose(issue - cold, 1.2815516 * rmse_k(lead_h), rtol=1e-6)
+    assert (np.diff(issue - cold) >= 0).all()
+    assert (issue - cold)[0] < 1.0 * 1.29 and (issue - cold)[-1] > 2.3 * 1.28
+
+    class Plain:
+        def at(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+            return np.full(len(index), 5.0)
+
+    warm = TemperatureQuantile(Plain(), 0.9).at(now, index)
+    lead_now = np.asarray((index - now) / pd.Timedelta(hours=1))
+    np.testing.assert_allclose(warm - 5.0, 1.2815516 * rmse_k(lead_now), rtol=1e-6)
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="quantile"):
+            TemperatureQuantile(weather, bad)
+
+
+def _reserve_at(
+    at: pd.Timestamp, weather: object, quantile: float | None = None
+) -> tuple[pd.DataFrame, float]:
     from datetime import timedelta
 
     from vpp.control.planning import forecast_with_weather
     from vpp.core.site import read_site
 
     site = read_site(ROOT / "config" / "demo.toml")
+    if quantile is not None:
+        forecast = site.forecast.model_copy(update={"reserve_quantile": quantile})
+        site = site.model_copy(update={"forecast": forecast})
     year = _year()
-    used = year.loc[at - pd.Timedelta(days=8) : at + pd.Timedelta(hours=37)]
+    ahead = 36 + site.forecast.reserve_lookahead_h + 8
+    used = year.loc[at - pd.Timedelta(days=8) : at + pd.Timedelta(hours=ahead)]
     raw, reserve = forecast_with_weather(
         site, used, at.to_pydatetime(), timedelta(hours=36), weather
     )
     assert len(raw) == 144 and not raw[["heat_w_per_mwh_a", "outdoor_temp_c"]].isna().any().any()
-    return reserve
+    return raw, reserve
 
 
 def test_the_plan_sees_the_spell_past_its_horizon_as_a_store_reserve() -> None:
@@ -219,9 +256,23 @@ def test_the_plan_sees_the_spell_past_its_horizon_as_a_store_reserve() -> None:
     at the plan's end; in a quiet July week for none. With persistence the reserve is 0 by
     construction (vpp run without a forecast source)."""
     weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
-    before = _reserve_at(pd.Timestamp("2018-05-20T12:00Z"), weather)
+    _, before = _reserve_at(pd.Timestamp("2018-05-20T12:00Z"), weather)
     assert 2e6 < before <= 10e6
-    assert _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather) == 0.0
+    assert _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather)[1] == 0.0
+
+
+def test_the_reserve_is_made_for_the_cold_side_of_the_issue() -> None:
+    """Two days before the October 2018 spell, with the issue of 06 UTC, whose temperature
+    for the spell lies above the observed: the reserve for the heat at its median issue is
+    small, for its 0.9 quantile (the default) several MWh; the quantile only moves the
+    reserve, the plan's own rows are the issue's either way."""
+    weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
+    at = pd.Timestamp("2018-10-02T09:45Z")
+    median_raw, median = _reserve_at(at, weather, 0.5)
+    cold_raw, cold = _reserve_at(at, weather)
+    pd.testing.assert_frame_equal(cold_raw, median_raw)
+    assert cold > median + 2e6
+    assert cold <= 10e6
 
 
 def _level_error(year: pd.DataFrame, cutoff: pd.Timestamp, settings: ForecastSettings) -> float:

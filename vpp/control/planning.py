@@ -36,7 +36,11 @@ from vpp.forecast import (
 )
 from vpp.learned import apply_p50, bands_frame, site_bands
 from vpp.signals.standing import spot_from_forecast
-from vpp.weather import SyntheticSolarForecast, SyntheticTemperatureForecast
+from vpp.weather import (
+    SyntheticSolarForecast,
+    SyntheticTemperatureForecast,
+    TemperatureQuantile,
+)
 
 log = logging.getLogger("vpp.control")
 
@@ -345,9 +349,12 @@ def forecast_with_weather(
     """The asof raw forecast over ``horizon`` with the issued temperature forecasts
     ``weather`` (temperature and heat demand from them) and PV forecasts ``solar`` (if
     any, weighed ``solar_weight``), and the store reserve [Wh]: the heat side forecast
-    ``[forecast] reserve_lookahead_h`` past the horizon, its heat demand raised by the
-    level error ``heat_error`` (a share, :func:`vpp.forecast.heat_level_error`), through
-    :func:`optimizer.reserve.store_reserve_wh`."""
+    ``[forecast] reserve_lookahead_h`` past the horizon on the issued temperatures at
+    their ``1 - reserve_quantile`` quantile (:class:`vpp.weather.TemperatureQuantile`; the
+    heat demand at its ``reserve_quantile``), raised by the level error ``heat_error`` (a
+    share, :func:`vpp.forecast.heat_level_error`), through
+    :func:`optimizer.reserve.store_reserve_wh`. The plan's own rows keep the issues
+    themselves."""
     ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
     heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
     rest = forecast(
@@ -359,6 +366,10 @@ def forecast_with_weather(
     raw = pd.concat([rest, long.iloc[:steps]], axis=1)
     reserve = 0.0
     if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
+        quantile = site.forecast.reserve_quantile
+        if quantile != 0.5:  # the heat past the horizon at its quantile: colder weather
+            cold = TemperatureQuantile(weather, 1.0 - quantile)
+            long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=cold)
         after = scale_raw(site, long.iloc[steps:])
         after["heat_demand_th_w"] *= 1.0 + heat_error
         reserve = store_reserve_wh(site, after)

@@ -205,7 +205,13 @@ class ForecastConfig(SiteModel):
     #: Hours after the plan's horizon whose forecast heat demand, where the heat pump cannot
     #: meet it, the store keeps in reserve at the plan's end (optimizer/reserve.py; 0: off;
     #: only with a weather forecast).
-    reserve_lookahead_h: Annotated[int, AfterValidator(between(0, 72))] = 48
+    #: 72 h: the furthest that every usable issue (120 h, up to 9 h old) reaches past a
+    #: 36 h horizon.
+    reserve_lookahead_h: Annotated[int, AfterValidator(between(0, 72))] = 72
+    #: The quantile of the heat demand past the horizon the store reserve is made for: the
+    #: issued temperature there at its ``1 - reserve_quantile`` quantile (the issue's error
+    #: spread at its lead time, vpp/weather.py). 0.5: the forecast itself.
+    reserve_quantile: Annotated[float, AfterValidator(between(0.5, 0.99))] = 0.9
 
     @model_validator(mode="after")
     def _window(self) -> ForecastConfig:
