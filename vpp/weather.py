@@ -90,7 +90,12 @@ def spread_at(
     own = getattr(weather, "spread_k", None)
     if own is not None:
         return np.asarray(own(now, index), dtype=float)
-    lead_h = (pd.DatetimeIndex(index) - to_utc(now)) / HOUR
+    return spread_from(to_utc(now), index)
+
+
+def spread_from(issued: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
+    """:func:`rmse_k` at the lead time of each step of ``index`` from ``issued``."""
+    lead_h = (pd.DatetimeIndex(index) - issued) / HOUR
     return rmse_k(np.maximum(np.asarray(lead_h, dtype=float), 0.0))
 
 
@@ -158,9 +163,7 @@ class SyntheticTemperatureForecast:
     def spread_k(self, now: pd.Timestamp, index: pd.DatetimeIndex) -> np.ndarray:
         """The error spread [K] of the issue :meth:`at` reads at ``now`` on ``index``:
         :func:`rmse_k` at each step's lead time from that issue."""
-        issued = latest_issue(now, self.spec)
-        lead_h = (pd.DatetimeIndex(index) - issued) / HOUR
-        return rmse_k(np.maximum(np.asarray(lead_h, dtype=float), 0.0))
+        return spread_from(latest_issue(now, self.spec), index)
 
     def truth(self, index: pd.DatetimeIndex) -> np.ndarray:
         """The observation on ``index``, NaN where there is none."""
