@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.snapshot import BatteryReading, DatacentreReading, HeatPumpReading, Snapshot
+from vpp.control.envelope import effective_horizon_s, soc_room_wh
 from vpp.control.safety import Setpoint, battery_window_w, measured_grid_w
 from vpp.core.clock import floor_quarter
 from vpp.core.kinds import KINDS
@@ -251,7 +252,7 @@ def follow_value(
         ):
             # Charge the export that is left, at most the free room over the horizon (and as
             # far as the batteries can).
-            stored = max(after, -free * 3600.0 / max(horizon_s, 1.0))
+            stored = max(after, -free * 3600.0 / effective_horizon_s(horizon_s))
             take += stored
             after -= stored
     past = past_limits_w(after, import_limit_w, export_limit_w)
@@ -312,8 +313,7 @@ def batteries_room_wh(bats: list[BatteryDevice], snapshot: Snapshot) -> float:
         state = snapshot.devices.get(bat.id)
         reading = state.reading if state is not None and state.health.online else None
         if isinstance(reading, BatteryReading) and reading.soc_pct is not None:
-            empty = (bat.soc_max_pct - reading.soc_pct) / 100.0 * bat.capacity_wh
-            room += max(0.0, empty) / bat.charge_efficiency
+            room += max(0.0, soc_room_wh(bat, reading.soc_pct)[1]) / bat.charge_efficiency
     return room
 
 

@@ -134,16 +134,25 @@ def battery_bounds(
         if not math.isfinite(soc):
             bounds.append(Bound(0.0, 0.0, "state of charge (unreadable)"))
             return bounds
-        hours = _horizon_s(horizon_s) / 3600.0
-        above = (soc - device.soc_min_pct) / 100 * device.capacity_wh
-        below = (device.soc_max_pct - soc) / 100 * device.capacity_wh
+        hours = effective_horizon_s(horizon_s) / 3600.0
+        above, below = soc_room_wh(device, soc)
         dis = max(0.0, above * device.discharge_efficiency / hours)
         ch = max(0.0, below / device.charge_efficiency / hours)
         bounds.append(Bound(-ch, dis, "state of charge"))
     return bounds
 
 
-def _horizon_s(horizon_s: float) -> float:
+def soc_room_wh(device: BatteryDevice, soc_pct: float) -> tuple[float, float]:
+    """The energy [Wh] the battery holds above its SoC minimum and lacks below its SoC
+    maximum at ``soc_pct`` (negative outside the window)."""
+    above = (soc_pct - device.soc_min_pct) / 100 * device.capacity_wh
+    below = (device.soc_max_pct - soc_pct) / 100 * device.capacity_wh
+    return above, below
+
+
+def effective_horizon_s(horizon_s: float) -> float:
+    """The time [s] a power must be held for: ``horizon_s``, at least one second
+    (:data:`DEFAULT_HORIZON_S` for NaN)."""
     if math.isnan(horizon_s):
         return DEFAULT_HORIZON_S
     return max(horizon_s, 1.0)
