@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,24 @@ from vpp.forecast import Mode
 from vpp.learned import LearnedForecaster, LearnedSettings
 from vpp.signals.watch import SignalWatch
 from vpp.weather import ForecastSpec
+
+T = TypeVar("T")
+
+
+class PerQuarter(Generic[T]):
+    """A value worked out from the plan in force once per plan and quarter hour."""
+
+    def __init__(self) -> None:
+        self._plan: object = None
+        self._step: datetime | None = None
+        self._value: T
+
+    def get(self, plan: object, step: datetime, make: Callable[[], T]) -> T:
+        """The value for ``plan`` at the quarter hour ``step``, from ``make`` when either
+        changed since the last call."""
+        if self._step is None or self._plan is not plan or self._step != step:
+            self._plan, self._step, self._value = plan, step, make()
+        return self._value
 
 
 @dataclass
@@ -109,15 +127,11 @@ class ControllerBase:
     _recorder_ok: bool = field(default=True, init=False)
     _last_retention: datetime | None = field(default=None, init=False)
     _backup_failed_at: datetime | None = field(default=None, init=False)
-    _row_for: Any = field(default=None, init=False)
-    _row_step: datetime | None = field(default=None, init=False)
-    _row: pd.Series | None = field(default=None, init=False)
-    _ahead_for: Any = field(default=None, init=False)
-    _ahead_step: datetime | None = field(default=None, init=False)
-    _ahead: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)
-    _export_for: Any = field(default=None, init=False)
-    _export_step: datetime | None = field(default=None, init=False)
-    _export: ExportAhead = field(default=ExportAhead(0.0), init=False)
+    _row: PerQuarter[pd.Series | None] = field(default_factory=lambda: PerQuarter(), init=False)
+    _ahead: PerQuarter[tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=lambda: PerQuarter(), init=False
+    )
+    _export: PerQuarter[ExportAhead] = field(default_factory=lambda: PerQuarter(), init=False)
     _values_of: pd.Series | None = field(default=None, init=False)
     _values: dict[str, float] = field(default_factory=dict, init=False)
     _summed_from: Any = field(default=None, init=False)
@@ -156,9 +170,7 @@ class ControllerBase:
         if plan is None:
             return None
         step = floor_quarter(self.clock.now())
-        if self._row_for is not plan or self._row_step != step:
-            self._row_for, self._row_step, self._row = plan, step, plan_row(plan.frame, step)
-        return self._row
+        return self._row.get(plan, step, lambda: plan_row(plan.frame, step))
 
     def store_spare_wh(self) -> float | None:
         """What the store holds above the plan's need before its next recharge
@@ -169,11 +181,7 @@ class ControllerBase:
             return None
         now = self.clock.now()
         step = floor_quarter(now)
-        if self._ahead_for is not plan or self._ahead_step != step:
-            self._ahead_for, self._ahead_step = plan, step
-            self._ahead = plan_store_ahead(plan.frame, step)
-        assert self._ahead is not None
-        energy, flow = self._ahead
+        energy, flow = self._ahead.get(plan, step, lambda: plan_store_ahead(plan.frame, step))
         elapsed = (now - step).total_seconds() / 900.0
         return store_spare_wh(self.store.energy_wh, energy, flow, elapsed)
 
@@ -185,10 +193,7 @@ class ControllerBase:
         if plan is None or not self.site.run.store_surplus_first:
             return None
         step = floor_quarter(self.clock.now())
-        if self._export_for is not plan or self._export_step != step:
-            self._export_for, self._export_step = plan, step
-            self._export = export_ahead(plan.frame, step)
-        return self._export
+        return self._export.get(plan, step, lambda: export_ahead(plan.frame, step))
 
     def _row_values(self) -> dict[str, float] | None:
         """:meth:`current_row` as a dict (every poll reads a few of its values)."""
