@@ -263,7 +263,7 @@ class DirectBackend:
             boiler_th_w=get("boiler_th"),
             store_charge_w=get("store_ch"),
             store_discharge_w=get("store_dis"),
-            store_wh=get("store_e") + get("store_kept"),
+            store_wh=get("store_e") + get("store_kept").sum(axis=0),
             heat_unmet_w=get("heat_unmet"),
         )
 

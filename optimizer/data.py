@@ -7,6 +7,7 @@ Pyomo model rescales to kW internally.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,10 +90,10 @@ class ModelData:
     unserved_el_penalty_eur_per_mwh: float
     spilled_el_penalty_eur_per_mwh: float
     unmet_heat_penalty_eur_per_mwh: float
-    #: The store's reserve at the last step, Wh thermal, and what each MWh of it is worth,
-    #: EUR per MWh thermal (see :func:`set_store_floor`).
-    store_end_min_wh: float = 0.0
-    store_reserve_eur_per_mwh: float = 0.0
+    #: The store's reserve at the last step in tiers: each tier's energy, Wh thermal, and
+    #: what each MWh of it is worth, EUR per MWh thermal (see :func:`set_store_floor`).
+    store_tier_wh: F64 = field(default_factory=lambda: np.zeros(0))
+    store_tier_eur_per_mwh: F64 = field(default_factory=lambda: np.zeros(0))
     #: The heat forecast's error per step, W thermal, that the store keeps a reserve against
     #: where the heat pump could not catch up (:func:`set_heat_risk`); empty: no such reserve
     #: (and none of its columns and rows in the LP).
@@ -123,6 +124,7 @@ class ModelData:
             self.milp and self.hp_min_part > 0,
             self.bat_charge_taper is not None,
             self.heat_risk,
+            self.store_tier_wh.size,
         )
 
     @property
@@ -233,7 +235,7 @@ def build_problem(
     )
     set_soc_bounds(data)
     set_terminal_values(data, params)
-    set_store_floor(data, state.store_reserve_wh)
+    set_store_floor(data, state.store_reserve)
     set_heat_risk(data, state.heat_level_error, params)
     return Problem(
         data=data,
@@ -300,34 +302,41 @@ def heat_pump_reach_th_w(cop: F64, hp_max_el_w: F64, waste_heat_w: F64) -> F64:
     return out
 
 
-def set_store_floor(data: ModelData, reserve_wh: float) -> None:
-    """The store's reserve at the plan's end: ``reserve_wh`` (heat needed after the horizon
-    that the heat pump cannot give then, :mod:`optimizer.reserve`), at most the capacity,
-    and its value per MWh (call after :func:`set_terminal_values`).
+def set_store_floor(data: ModelData, tiers: Sequence[tuple[float, float]]) -> None:
+    """The store's reserve at the plan's end in ``tiers`` ``(energy Wh, chance it is
+    needed)`` (heat needed after the horizon that the heat pump cannot give then, for
+    several quantiles of the forecast: :mod:`optimizer.reserve`), cut to the capacity from
+    the last tier down, and each tier's value per MWh (call after
+    :func:`set_terminal_values`).
 
-    It is no hard floor: each MWh of the end content up to the reserve is worth what it
-    saves then, the boiler's heat (gas and its CO2 over the efficiency; without a boiler,
-    unmet heat's penalty) less one step's standing loss, and never less than the store's
-    terminal value; the content above it keeps the terminal value. So the plan keeps the
-    reserve with heat cheaper than the boiler's (the heat pump's, as a rule), never fires
-    the boiler to hold heat (boiler heat made now reaches the end with at least one step's
-    loss, so it costs more than it is worth there), and where the heat pump cannot reach
-    the reserve (grid limits, caps, a grid operator's dimming) the plan stays feasible and
-    ends short of it.
+    It is no hard floor: each MWh of a tier is worth, with its chance ``p``, what it saves
+    then, the boiler's heat (gas and its CO2 over the efficiency; without a boiler, unmet
+    heat's penalty) less one step's standing loss, and otherwise the store's terminal value:
+    ``p * later * keep + (1 - p) * terminal``, never less than the terminal value; the
+    content above the tiers keeps the terminal value. The tiers' chances fall as the store
+    fills, so the LP fills them in order. So the plan keeps a tier with heat cheaper than
+    what it is worth (the heat pump's, as a rule, and for an unlikely tier only cheap heat
+    pump heat or waste heat otherwise cooled away), never fires the boiler to hold heat
+    (boiler heat made now reaches the end with at least one step's loss, so it costs more
+    than it is worth there), and where the heat pump cannot reach the reserve (grid limits,
+    caps, a grid operator's dimming) the plan stays feasible and ends short of it. The
+    number of tiers is kept (empty tiers have width 0), so the model's shape does not
+    change from plan to plan.
     """
-    if not reserve_wh > 0 or data.steps == 0:
-        data.store_end_min_wh = 0.0
-        data.store_reserve_eur_per_mwh = 0.0
-        return
-    data.store_end_min_wh = float(min(reserve_wh, data.store_capacity_wh))
+    width = np.array([max(float(w), 0.0) for w, _ in tiers])
+    chance = np.array([min(max(float(p), 0.0), 1.0) for _, p in tiers])
+    if data.steps == 0:
+        width[:] = 0.0
+    room = data.store_capacity_wh - np.cumsum(width) + width
+    data.store_tier_wh = np.clip(np.minimum(width, room), 0.0, None)
     later = (
         data.boiler_eur_per_mwh_th()
         if data.boiler_max_w > 0
         else data.unmet_heat_penalty_eur_per_mwh
     )
-    data.store_reserve_eur_per_mwh = max(
-        data.store_terminal_eur_per_mwh, float(later * data.store_keep)
-    )
+    terminal = data.store_terminal_eur_per_mwh
+    value = chance * later * data.store_keep + (1.0 - chance) * terminal
+    data.store_tier_eur_per_mwh = np.maximum(terminal, value)
 
 
 def set_heat_risk(data: ModelData, level_error: float, params: OptimizerParams) -> None:

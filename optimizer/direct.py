@@ -214,14 +214,18 @@ def build_lp(d: ModelData) -> _Lp:
     st_dis = lp.var("store_dis", (T,), 0.0, d.store_max_discharge_w * KW)
     st_cost = np.zeros(T)
     st_cost[-1] = -1e-3 * d.store_terminal_eur_per_mwh
-    reserve = np.zeros(T)
-    reserve[-1] = d.store_end_min_wh * KW
-    st_e = lp.var("store_e", (T,), 0.0, d.store_capacity_wh * KW - reserve, st_cost)
+    # The reserve's tiers: a family per tier over every step (step-minor, optimizer.basis),
+    # fixed at 0 before the last step.
+    K = d.store_tier_wh.size
+    tier_hi = np.zeros((K, T))
+    tier_hi[:, -1] = d.store_tier_wh * KW
+    tier_cost = np.repeat(-1e-3 * d.store_tier_eur_per_mwh[:, None], T, axis=1)
+    st_e = lp.var("store_e", (T,), 0.0, d.store_capacity_wh * KW - tier_hi.sum(axis=0), st_cost)
     boiler = lp.var("boiler_th", (T,), 0.0, d.boiler_max_w * KW, k * d.boiler_eur_per_mwh_th())
     unmet = lp.var("heat_unmet", (T,), 0.0, inf, k * d.unmet_heat_penalty_eur_per_mwh)
-    # Last among the columns: without a reserve it is fixed at 0 and the LP is the one
+    # Last among the columns: without a reserve they are fixed at 0 and the LP is the one
     # without it, column for column (HiGHS's pivoting follows the column order).
-    st_kept = lp.var("store_kept", (T,), 0.0, reserve, -1e-3 * d.store_reserve_eur_per_mwh)
+    st_kept = lp.var("store_kept", (K, T), 0.0, tier_hi, tier_cost)
 
     first = np.zeros((U, T))
     first[:, 0] = d.bat.soc0_wh * KW
@@ -252,7 +256,7 @@ def build_lp(d: ModelData) -> _Lp:
     e0[0] = d.store_keep * d.store0_wh * KW
     r = lp.rows_of(T, e0, e0, "store")
     lp.coef(r, st_e, 1.0)
-    lp.coef(r, st_kept, 1.0)
+    lp.coef(r[None, :], st_kept, 1.0)
     lp.coef(r[1:], st_e[:-1], -d.store_keep)
     lp.coef(r, st_ch, -dt)
     lp.coef(r, st_dis, dt)
@@ -294,8 +298,9 @@ def _heat_risk(lp: _Lp, d: ModelData, hp: I64, boiler: I64, st_e: I64, st_kept: 
     lp.coef(r, short, 1.0)
     lp.coef(r[1:], short[:-1], -1.0)
     r = lp.rows_of(T, 0.0, inf, "heat_short")
-    for col, sign in ((short, 1.0), (st_e, 1.0), (st_kept, 1.0), (deficit, -1.0)):
+    for col, sign in ((short, 1.0), (st_e, 1.0), (deficit, -1.0)):
         lp.coef(r, col, sign)
+    lp.coef(r[None, :], st_kept, 1.0)
 
 
 def solve_direct(

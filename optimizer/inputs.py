@@ -113,11 +113,13 @@ class State:
     store_wh: float | None = None
     #: Ids of devices that do not answer: they are left out of the plan.
     offline: frozenset[str] = frozenset()
-    #: Heat the store should hold at the plan's end, Wh thermal: the forecast demand after
-    #: the horizon that the heat pump cannot meet (:func:`optimizer.reserve.store_reserve_wh`).
-    #: The plan values its end content up to it at the boiler's heat it saves
-    #: (:func:`optimizer.data.set_store_floor`).
-    store_reserve_wh: float = 0.0
+    #: Heat the store should hold at the plan's end, in tiers ``(energy Wh thermal, chance
+    #: it is needed)`` in the order the store fills: the forecast demand after the horizon
+    #: that the heat pump cannot meet, for several of its quantiles
+    #: (:func:`optimizer.reserve.reserve_tiers`). The plan values each tier's energy at that
+    #: chance of the boiler's heat it saves (:func:`optimizer.data.set_store_floor`);
+    #: ``((R, 1.0),)`` is a reserve ``R`` that is needed for certain. Empty: none.
+    store_reserve: tuple[tuple[float, float], ...] = ()
     #: The heat forecast's level error, a share of the forecast heat per step
     #: (:func:`vpp.forecast.heat_level_error`): the store keeps a reserve against it where
     #: the heat pump could not catch up (:func:`optimizer.data.set_heat_risk`). 0 = none.

@@ -18,6 +18,7 @@ def read_flows(m: pyo.ConcreteModel, solver: PersistentHighs, data: ModelData) -
     negative flow; the balances still hold to within those tolerances.
     """
     T, U, V = data.steps, data.n_bat, data.n_pv
+    K = data.store_tier_wh.size
 
     def get(var: object, shape: tuple[int, ...]) -> np.ndarray:
         return np.maximum(solver.values(var, shape), 0.0) / KW
@@ -40,7 +41,7 @@ def read_flows(m: pyo.ConcreteModel, solver: PersistentHighs, data: ModelData) -
         boiler_th_w=get(m.boiler_th, (T,)),
         store_charge_w=get(m.store_ch, (T,)),
         store_discharge_w=get(m.store_dis, (T,)),
-        store_wh=get(m.store_e, (T,)) + get(m.store_kept, (T,)),
+        store_wh=get(m.store_e, (T,)) + get(m.store_kept, (K, T)).sum(axis=0),
         heat_unmet_w=get(m.heat_unmet, (T,)),
     )
 

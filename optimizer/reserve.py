@@ -14,11 +14,19 @@ boiler heat is needed::
 
 ``D`` the forecast demand, ``R`` the heat pump's reach (:func:`optimizer.data.
 heat_pump_reach_th_w`), ``keep`` the store's share kept per step; the reserve is ``N[0]``
-capped at the store's capacity. The planner values the end content up to it at the boiler's
-heat it saves (:func:`optimizer.data.set_store_floor`).
+capped at the store's capacity.
+
+The forecast is uncertain, and so is the reserve: :func:`reserve_tiers` turns the reserves
+for several quantiles of the heat demand into tiers, each MWh with the chance that it is
+needed, and the planner values each tier at that chance of the boiler's heat it saves and
+otherwise at the store's terminal value (:func:`optimizer.data.set_store_floor`). So the
+plan fills the store for a spell that may not come only where the heat is cheap enough for
+the chance.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -68,4 +76,27 @@ def store_reserve_wh(
     return float(min(need, heat.store_capacity_wh))
 
 
-__all__ = ["store_reserve_wh"]
+def reserve_tiers(
+    levels_wh: Sequence[float], quantiles: Sequence[float]
+) -> tuple[tuple[float, float], ...]:
+    """Tiers ``(energy Wh, chance it is needed)`` from the reserves ``levels_wh`` made for
+    the heat demand's ``quantiles`` (increasing, in (0, 1)).
+
+    The reserve for quantile ``q`` is the shortfall's ``q`` quantile, so the energy between
+    the reserves for ``q[i-1]`` and ``q[i]`` is needed with a chance between ``1 - q[i]``
+    and ``1 - q[i-1]``; the tier takes the middle, ``1 - (q[i-1] + q[i]) / 2`` (``q[-1] =
+    0``: the first tier's chance lies between ``1 - q[0]`` and 1). Levels that fall with the
+    quantile (they cannot, but for rounding) count as equal; empty tiers are kept (width
+    0), so the number of tiers is the number of quantiles."""
+    if len(levels_wh) != len(quantiles):
+        raise ValueError(f"{len(levels_wh)} reserve levels for {len(quantiles)} quantiles")
+    q = np.asarray(quantiles, dtype=float)
+    if len(q) and (not ((q > 0) & (q < 1)).all() or (np.diff(q) <= 0).any()):
+        raise ValueError(f"quantiles must increase within (0, 1), got {list(quantiles)}")
+    levels = np.maximum.accumulate(np.maximum(np.asarray(levels_wh, dtype=float), 0.0))
+    widths = np.diff(levels, prepend=0.0)
+    chance = 1.0 - (np.concatenate([[0.0], q[:-1]]) + q) / 2
+    return tuple((float(w), float(p)) for w, p in zip(widths, chance, strict=True))
+
+
+__all__ = ["reserve_tiers", "store_reserve_wh"]

@@ -17,13 +17,13 @@ def add_objective(m: pyo.ConcreteModel, data: ModelData) -> None:
         sum_t dt/1000 * ( c_imp[t]*g_imp[t] - c_exp[t]*g_exp[t] + c_boil*q_boiler[t]
                           + sum_b w[b]*p_dis[b,t]
                           + pen_u*u[t] + pen_s*s[t] + pen_h*q_unmet[t] )
-        - sum_b v_bat[b]*soc[b,T-1]/1000 - v_store*e[T-1]/1000 - sum_t v_res*r[t]/1000
+        - sum_b v_bat[b]*soc[b,T-1]/1000 - v_store*e[T-1]/1000 - sum_k,t v_res[k]*r[k,t]/1000
 
     ``c_imp = price_import + co2_price*co2_intensity`` (CO2 counted on imports only; exports
     earn their price and no CO2 credit), ``c_boil = (gas + co2_price*gas_co2)/eta_boiler``,
     ``w`` the wear cost per MWh discharged, ``v_bat`` and ``v_store`` the terminal values of
-    :func:`optimizer.data.set_terminal_values`, ``v_res`` the value of the store's content
-    held as its reserve (``r``, :func:`optimizer.data.set_store_floor`); with the
+    :func:`optimizer.data.set_terminal_values`, ``v_res[k]`` the value of the store's content
+    held as the reserve's tier ``k`` (``r[k]``, :func:`optimizer.data.set_store_floor`); with the
     heat-risk reserve ``+ c_short * m[T-1] / 1000`` (:func:`optimizer.data.set_heat_risk`).
     """
     T, B = m.T, m.B
@@ -33,7 +33,7 @@ def add_objective(m: pyo.ConcreteModel, data: ModelData) -> None:
     add_param(m, "wear", (B,), lambda d: d.bat.wear_eur_per_mwh, data)
     add_param(m, "v_bat", (B,), lambda d: d.bat_terminal_eur_per_mwh, data)
     add_param(m, "v_store", (), lambda d: d.store_terminal_eur_per_mwh, data)
-    add_param(m, "v_res", (), lambda d: d.store_reserve_eur_per_mwh, data)
+    add_param(m, "v_res", (m.TIER,), lambda d: d.store_tier_eur_per_mwh, data)
     add_param(m, "pen_u", (), lambda d: d.unserved_el_penalty_eur_per_mwh, data)
     add_param(m, "pen_s", (), lambda d: d.spilled_el_penalty_eur_per_mwh, data)
     add_param(m, "pen_h", (), lambda d: d.unmet_heat_penalty_eur_per_mwh, data)
@@ -55,7 +55,7 @@ def add_objective(m: pyo.ConcreteModel, data: ModelData) -> None:
     terminal = (
         sum(_PER_MWH * m.v_bat[b] * m.bat_soc[b, last] for b in B)
         + _PER_MWH * m.v_store * m.store_e[last]
-        + sum(_PER_MWH * m.v_res * m.store_kept[t] for t in T)
+        + sum(_PER_MWH * m.v_res[k] * m.store_kept[k, t] for k in m.TIER for t in T)
     )
     risk = 0.0
     if data.heat_risk:

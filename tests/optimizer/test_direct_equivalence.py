@@ -49,8 +49,9 @@ class Case:
     caps: bool = False
     soc_groups: int = 4
     taper: str = "none"
-    #: The store's reserve at the plan's end, Wh thermal (``State.store_reserve_wh``).
-    reserve_wh: float = 0.0
+    #: The store's reserve at the plan's end, tiers (Wh thermal, chance it is needed)
+    #: (``State.store_reserve``).
+    reserve: tuple[tuple[float, float], ...] = ()
     #: The heat forecast's level error (``State.heat_level_error``: the heat-risk reserve).
     heat_error: float = 0.0
 
@@ -74,8 +75,15 @@ CASES = [
     Case("operator caps, long horizon", 6, 12, seed=6, caps=True, horizon_h=24),
     Case("no batteries", 8, 0, seed=7),
     Case("no PV, fine groups", 0, 40, seed=8, soc_groups=16),
-    Case("store reserve", 6, 10, seed=10, reserve_wh=1e9),
-    Case("heat-risk reserve", 6, 10, seed=11, reserve_wh=2e6, heat_error=0.3, horizon_h=12),
+    Case("store reserve", 6, 10, seed=10, reserve=((1e9, 1.0),)),
+    Case(
+        "reserve tiers",
+        6,
+        10,
+        seed=12,
+        reserve=((2e6, 0.95), (0.0, 0.8), (3e6, 0.4), (1e9, 0.06)),
+    ),
+    Case("heat-risk reserve", 6, 10, seed=11, reserve=((2e6, 1.0),), heat_error=0.3, horizon_h=12),
 ]
 
 
@@ -96,7 +104,7 @@ def _inputs(case: Case, seed: int = 0) -> tuple[Planner, State, pd.DataFrame]:
         battery_soc_wh=socs,
         store_wh=state.store_wh,
         offline=offline,
-        store_reserve_wh=case.reserve_wh,
+        store_reserve=case.reserve,
         heat_level_error=case.heat_error,
     )
     steps = case.horizon_h * 4 + 8

@@ -12,7 +12,7 @@ from optimizer.data import heat_pump_reach_th_w
 from optimizer.inputs import State
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
-from optimizer.reserve import store_reserve_wh
+from optimizer.reserve import reserve_tiers, store_reserve_wh
 from tests.optimizer.checks import check_plan
 from tests.optimizer.conftest import START, make_forecast, store_site
 from vpp.core.site import Site
@@ -77,12 +77,47 @@ def test_plan_keeps_the_reserve_at_its_end_with_heat_pump_heat(builder: str) -> 
     state = State.from_site(site)
     plain = Planner(site, options=options).plan(state, _day(), START)
     assert plain.frame.store_wh.iloc[-1] < 1.1e6
-    kept = dataclasses.replace(state, store_reserve_wh=3e6)
+    kept = dataclasses.replace(state, store_reserve=((3e6, 1.0),))
     plan = Planner(site, options=options).plan(kept, _day(), START)
     assert plan.info.status == "optimal"
     assert plan.frame.store_wh.iloc[-1] >= 3e6 - 1.0
     assert float(plan.frame.boiler_th_w.max()) < 1.0
     check_plan(plan, site, kept)
+
+
+def test_tiers_are_the_energy_between_quantiles_with_the_chance_it_is_needed() -> None:
+    """Reserves 0, 2, 2, 5 and 4.9 MWh for the heat demand's 0.1, 0.3, 0.5, 0.7 and 0.9
+    quantiles: tiers of 0, 2, 0, 3 and 0 MWh (a level below the one before counts as
+    equal), each needed with the chance between its quantile and the one before."""
+    tiers = reserve_tiers([0.0, 2e6, 2e6, 5e6, 4.9e6], [0.1, 0.3, 0.5, 0.7, 0.9])
+    assert [w for w, _ in tiers] == [0.0, 2e6, 0.0, 3e6, 0.0]
+    assert [p for _, p in tiers] == pytest.approx([0.95, 0.8, 0.6, 0.4, 0.2])
+    assert reserve_tiers([1e6], [0.5]) == ((1e6, 0.75),)
+    with pytest.raises(ValueError, match="quantiles"):
+        reserve_tiers([0.0, 1.0], [0.5, 0.5])
+    with pytest.raises(ValueError, match="levels"):
+        reserve_tiers([0.0], [0.5, 0.9])
+
+
+@pytest.mark.parametrize("builder", ["direct", "pyomo"])
+def test_a_tier_is_kept_where_its_chance_pays_for_the_heat(builder: str) -> None:
+    """The heat pump's heat costs ~41 EUR/MWh here, the boiler's 49, the store's terminal
+    value 33. A first tier of 2 MWh needed for certain is kept; the 3 MWh above it are kept
+    (to the 5 MWh capacity) with a chance of 0.6 (worth ~42 EUR/MWh) and not with a chance
+    of 0.1 (~35 EUR/MWh): the plan ends with 2 MWh. The boiler never runs."""
+    site = _site()
+    options = SolveOptions(builder=builder)  # type: ignore[arg-type]
+    state = State.from_site(site)
+    ends = {}
+    for chance in (0.6, 0.1):
+        tiers = dataclasses.replace(state, store_reserve=((2e6, 1.0), (3e6, chance)))
+        plan = Planner(site, options=options).plan(tiers, _day(), START)
+        assert plan.info.status == "optimal"
+        assert float(plan.frame.boiler_th_w.max()) < 1.0
+        check_plan(plan, site, tiers)
+        ends[chance] = float(plan.frame.store_wh.iloc[-1])
+    assert ends[0.6] == pytest.approx(5e6, abs=1.0)
+    assert ends[0.1] == pytest.approx(2e6, abs=1.0)
 
 
 def test_a_reserve_out_of_reach_is_kept_as_far_as_the_heat_pump_reaches() -> None:
@@ -92,7 +127,7 @@ def test_a_reserve_out_of_reach_is_kept_as_far_as_the_heat_pump_reaches() -> Non
     site = _site()
     reach = _reach(site)
     forecast = _day(reach - 20_000.0)
-    state = dataclasses.replace(State.from_site(site), store_reserve_wh=5e6)
+    state = dataclasses.replace(State.from_site(site), store_reserve=((5e6, 1.0),))
     plan = Planner(site).plan(state, forecast, START)
     assert plan.info.status == "optimal"
     end = float(plan.frame.store_wh.iloc[-1])
@@ -113,7 +148,7 @@ def test_under_a_grid_limit_the_reserve_never_fires_the_boiler(builder: str) -> 
     options = SolveOptions(builder=builder)  # type: ignore[arg-type]
     state = State.from_site(site)
     plain = Planner(site, options=options).plan(state, _day(), START)
-    kept = dataclasses.replace(state, store_reserve_wh=4e6)
+    kept = dataclasses.replace(state, store_reserve=((4e6, 1.0),))
     plan = Planner(site, options=options).plan(kept, _day(), START)
     assert plan.info.status == "optimal" and not plan.info.slacks
     gas = float(plan.frame.boiler_th_w.sum())

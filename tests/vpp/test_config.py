@@ -73,6 +73,26 @@ def test_every_bad_field_is_reported() -> None:
     assert len(err.value.errors) == 5
 
 
+@pytest.mark.parametrize(
+    ("quantiles", "message"),
+    [
+        ([0.5, 0.3], "must increase"),
+        ([0.1, 1.0], "within 0.01..0.99"),
+        ([math.nan], "must be a finite number"),
+        ([], "1 to 12"),
+    ],
+)
+def test_bad_reserve_quantiles_are_named(quantiles: list[float], message: str) -> None:
+    """Each error names the field (a NaN its entry) and says what is wrong, once."""
+    data = demo_data()
+    data.setdefault("forecast", {})["reserve_quantiles"] = quantiles
+    with pytest.raises(ConfigError) as err:
+        parse_site(data)
+    assert len(err.value.errors) == 1
+    assert err.value.errors[0].startswith("forecast.reserve_quantiles")
+    assert message in err.value.errors[0]
+
+
 def test_cross_references_are_checked() -> None:
     data = demo_data()
     data["devices"][1]["id"] = data["devices"][0]["id"]

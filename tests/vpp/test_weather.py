@@ -229,16 +229,16 @@ def test_a_temperature_quantile_is_the_issue_moved_by_its_spread() -> None:
 
 
 def _reserve_at(
-    at: pd.Timestamp, weather: object, quantile: float | None = None
-) -> tuple[pd.DataFrame, float]:
+    at: pd.Timestamp, weather: object, quantiles: tuple[float, ...] | None = None
+) -> tuple[pd.DataFrame, tuple[tuple[float, float], ...]]:
     from datetime import timedelta
 
     from vpp.control.planning import forecast_with_weather
     from vpp.core.site import read_site
 
     site = read_site(ROOT / "config" / "demo.toml")
-    if quantile is not None:
-        forecast = site.forecast.model_copy(update={"reserve_quantile": quantile})
+    if quantiles is not None:
+        forecast = site.forecast.model_copy(update={"reserve_quantiles": quantiles})
         site = site.model_copy(update={"forecast": forecast})
     year = _year()
     ahead = 36 + site.forecast.reserve_lookahead_h + 8
@@ -250,29 +250,42 @@ def _reserve_at(
     return raw, reserve
 
 
+def _levels(tiers: tuple[tuple[float, float], ...]) -> list[float]:
+    """The reserve [Wh] up to each tier."""
+    return np.cumsum([w for w, _ in tiers]).tolist()
+
+
 def test_the_plan_sees_the_spell_past_its_horizon_as_a_store_reserve() -> None:
     """On the demo site, at noon the day before the May 2018 spell (its demand two days
     ahead, past the 36 h horizon), the issued forecasts call for several MWh in the store
-    at the plan's end; in a quiet July week for none. With persistence the reserve is 0 by
-    construction (vpp run without a forecast source)."""
+    at the plan's end already at the heat demand's median; in a quiet July week for none,
+    at any quantile. With persistence the reserve is empty by construction (vpp run
+    without a forecast source)."""
     weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
     _, before = _reserve_at(pd.Timestamp("2018-05-20T12:00Z"), weather)
-    assert 2e6 < before <= 10e6
-    assert _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather)[1] == 0.0
+    assert [p for _, p in before] == pytest.approx([0.95, 0.8, 0.6, 0.4, 0.2, 0.065])
+    assert 2e6 < _levels(before)[2] <= 10e6  # up to the median (0.5)
+    quiet = _reserve_at(pd.Timestamp("2018-07-10T12:00Z"), weather)[1]
+    assert len(quiet) == 6 and _levels(quiet)[-1] == 0.0
 
 
 def test_the_reserve_is_made_for_the_cold_side_of_the_issue() -> None:
     """Two days before the October 2018 spell, with the issue of 06 UTC: the reserve for
-    the heat at the issue itself is none (0.0 Wh), for its 0.9 quantile (the default) the
-    whole store; the quantile only moves the reserve, the plan's own rows are the issue's
-    either way."""
+    the heat at the issue itself is none (0.0 Wh); for the quantiles (the default 0.1 to
+    0.97) none up to the median, part of the store by the 0.7 quantile and the whole store
+    by the 0.9 quantile, so the store's energy for the spell is valued at chances of 0.4
+    and 0.2 that it is needed; the quantiles only move the reserve, the plan's own rows are
+    the issue's either way."""
     weather = SyntheticTemperatureForecast(_year()["outdoor_temp_c"])
     at = pd.Timestamp("2018-10-02T09:45Z")
-    median_raw, median = _reserve_at(at, weather, 0.5)
-    cold_raw, cold = _reserve_at(at, weather)
+    median_raw, median = _reserve_at(at, weather, (0.5,))
+    cold_raw, tiers = _reserve_at(at, weather)
     pd.testing.assert_frame_equal(cold_raw, median_raw)
-    assert median == 0.0
-    assert 9.99e6 <= cold <= 10e6
+    assert median == ((0.0, 0.75),)
+    levels = _levels(tiers)
+    assert levels[2] == 0.0
+    assert 1e6 < levels[3] < 9e6
+    assert 9.99e6 <= levels[4] <= levels[5] <= 10e6
 
 
 def _level_error(year: pd.DataFrame, cutoff: pd.Timestamp, settings: ForecastSettings) -> float:

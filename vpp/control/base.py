@@ -94,8 +94,9 @@ class ControllerBase:
     #: The issued PV forecasts' weight against the rule blend, per UTC day (computed at the
     #: day's first plan from the days before: :func:`vpp.forecast.issued_solar_weight`).
     _solar_weights: dict[pd.Timestamp, float] = field(default_factory=dict, init=False)
-    #: The store reserve [Wh] of the last forecast (:mod:`optimizer.reserve`).
-    store_reserve_wh: float = field(default=0.0, init=False)
+    #: The store reserve's tiers ``(Wh, chance it is needed)`` of the last forecast
+    #: (:mod:`optimizer.reserve`).
+    store_reserve: tuple[tuple[float, float], ...] = field(default=(), init=False)
     #: The heat forecast's level error per UTC day (computed at the day's first plan from the
     #: days before: :func:`vpp.forecast.heat_level_error`), and the last forecast's (0 where
     #: the heat forecast is not the one from temperature forecasts).

@@ -8,13 +8,15 @@ import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta
+from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from optimizer.inputs import State, forecast_from_raw, scale_raw
 from optimizer.plan import Plan
-from optimizer.reserve import store_reserve_wh
+from optimizer.reserve import reserve_tiers, store_reserve_wh
 from vpp.control import cycle
 from vpp.control.dispatch import plan_row
 from vpp.control.inputs import HISTORY
@@ -50,6 +52,10 @@ log = logging.getLogger("vpp.control")
 UNUSED_COLUMNS = ("ghi_w_per_m2", "dhi_w_per_m2")
 #: Raw columns forecast past the horizon for the store reserve (optimizer/reserve.py).
 RESERVE_COLUMNS = ("heat_w_per_mwh_a", "outdoor_temp_c", "it_load_ratio", "waste_heat_temp_c")
+#: The quantile of the heat demand past the horizon that is forecast from the issued
+#: temperatures' own quantile; the reserve's other quantiles are interpolated along it
+#: (:func:`forecast_with_weather`).
+RESERVE_ANCHOR = 0.9
 
 
 class Planning(Recording):
@@ -121,7 +127,7 @@ class Planning(Recording):
         self.state.forecast_seconds_total += time.perf_counter() - tic
         start_state = dataclasses.replace(
             self.plan_state(),
-            store_reserve_wh=self.store_reserve_wh,
+            store_reserve=self.store_reserve,
             heat_level_error=self.heat_level_error,
         )
         tic = time.perf_counter()
@@ -224,7 +230,7 @@ class Planning(Recording):
         )
 
     def _raw_forecast(self, used: pd.DataFrame, at: datetime, horizon: timedelta) -> pd.DataFrame:
-        """The raw forecast over ``horizon``; sets :attr:`store_reserve_wh`
+        """The raw forecast over ``horizon``; sets :attr:`store_reserve`
         (:func:`forecast_with_weather`)."""
         weather = self.weather if self.forecast_mode == "asof" else None
         if weather is None and self.weather_spec is not None and "outdoor_temp_c" in used:
@@ -235,7 +241,7 @@ class Planning(Recording):
         self.heat_level_error = 0.0
         self.state.heat_level_error = None
         if weather is None or self.forecast_mode != "asof":
-            self.store_reserve_wh = 0.0
+            self.store_reserve = ()
             self._centred = issued_pv
             return forecast(
                 used, at, horizon, mode=self.forecast_mode, solar=solar, solar_weight=weight
@@ -246,7 +252,7 @@ class Planning(Recording):
         error = self._heat_errors.get(_utc_day(at), 0.0)
         self.state.heat_level_error = error
         self.heat_level_error = error if error >= self.planner.params.heat_error_min else 0.0
-        raw, self.store_reserve_wh = forecast_with_weather(
+        raw, self.store_reserve = forecast_with_weather(
             self.site, used, at, horizon, weather, solar, weight, self.heat_level_error
         )
         # The heat forecast from the issued temperatures is the learned heat band's median.
@@ -345,16 +351,22 @@ def forecast_with_weather(
     solar: Any = None,
     solar_weight: float | None = None,
     heat_error: float = 0.0,
-) -> tuple[pd.DataFrame, float]:
+) -> tuple[pd.DataFrame, tuple[tuple[float, float], ...]]:
     """The asof raw forecast over ``horizon`` with the issued temperature forecasts
     ``weather`` (temperature and heat demand from them) and PV forecasts ``solar`` (if
-    any, weighed ``solar_weight``), and the store reserve [Wh]: the heat side forecast
-    ``[forecast] reserve_lookahead_h`` past the horizon on the issued temperatures at
-    their ``1 - reserve_quantile`` quantile (:class:`vpp.weather.TemperatureQuantile`; the
-    heat demand at its ``reserve_quantile``), raised by the level error ``heat_error`` (a
-    share, :func:`vpp.forecast.heat_level_error`), through
-    :func:`optimizer.reserve.store_reserve_wh`. The plan's own rows keep the issues
-    themselves."""
+    any, weighed ``solar_weight``), and the store reserve's tiers ``(Wh, chance it is
+    needed)`` (:func:`optimizer.reserve.reserve_tiers`): the heat side forecast ``[forecast]
+    reserve_lookahead_h`` past the horizon, raised by the level error ``heat_error`` (a
+    share, :func:`vpp.forecast.heat_level_error`), at each of ``[forecast]
+    reserve_quantiles``, through :func:`optimizer.reserve.store_reserve_wh`. The plan's own
+    rows keep the issues themselves.
+
+    The heat demand's quantiles past the horizon come from the issued temperatures moved
+    by their error spread at each lead time (:class:`vpp.weather.TemperatureQuantile`): the
+    heat side is forecast once on the issue and once on its ``1 - RESERVE_ANCHOR``
+    quantile, and each quantile's demand is the issue's moved along that difference by its
+    normal quantile (the demand is near linear in the temperature below the heating limit;
+    at most 0)."""
     ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
     heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
     rest = forecast(
@@ -364,16 +376,22 @@ def forecast_with_weather(
     long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=weather)
     steps = len(rest)
     raw = pd.concat([rest, long.iloc[:steps]], axis=1)
-    reserve = 0.0
-    if ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns:
-        quantile = site.forecast.reserve_quantile
-        if quantile != 0.5:  # the heat past the horizon at its quantile: colder weather
-            cold = TemperatureQuantile(weather, 1.0 - quantile)
-            long = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=cold)
-        after = scale_raw(site, long.iloc[steps:])
-        after["heat_demand_th_w"] *= 1.0 + heat_error
-        reserve = store_reserve_wh(site, after)
-    return raw, reserve
+    if not (ahead > timedelta(0) and "heat_w_per_mwh_a" in long.columns):
+        return raw, ()
+    quantiles = site.forecast.reserve_quantiles
+    after = scale_raw(site, long.iloc[steps:])
+    demand = after["heat_demand_th_w"].to_numpy(float)
+    per_z = np.zeros_like(demand)
+    if any(q != 0.5 for q in quantiles):
+        cold = TemperatureQuantile(weather, 1.0 - RESERVE_ANCHOR)
+        colder = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=cold)
+        cold_demand = scale_raw(site, colder.iloc[steps:])["heat_demand_th_w"].to_numpy(float)
+        per_z = np.maximum(cold_demand - demand, 0.0) / NormalDist().inv_cdf(RESERVE_ANCHOR)
+    levels = []
+    for q in quantiles:
+        at_q = np.maximum(demand + NormalDist().inv_cdf(q) * per_z, 0.0) * (1.0 + heat_error)
+        levels.append(store_reserve_wh(site, after.assign(heat_demand_th_w=at_q)))
+    return raw, reserve_tiers(levels, quantiles)
 
 
 def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:

@@ -26,6 +26,7 @@ The module imports nothing from ``adapters`` or ``optimizer``: both may import t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -208,10 +209,24 @@ class ForecastConfig(SiteModel):
     #: 72 h: the furthest that every usable issue (120 h, up to 9 h old) reaches past a
     #: 36 h horizon.
     reserve_lookahead_h: Annotated[int, AfterValidator(between(0, 72))] = 72
-    #: The quantile of the heat demand past the horizon the store reserve is made for: the
-    #: issued temperature there at its ``1 - reserve_quantile`` quantile (the issue's error
-    #: spread at its lead time, vpp/weather.py). 0.5: the forecast itself.
-    reserve_quantile: Annotated[float, AfterValidator(between(0.5, 0.99))] = 0.9
+    #: The quantiles of the heat demand past the horizon the store reserve is made for
+    #: (increasing, within 0.01..0.99): for each the issued temperature there at its ``1 -
+    #: q`` quantile (the issue's error spread at its lead time, vpp/weather.py). The energy
+    #: between the reserves of two neighbouring quantiles is valued at the chance it is
+    #: needed (optimizer/reserve.py). ``[0.5]``: the forecast itself, worth the boiler's
+    #: heat with a chance of 0.75.
+    reserve_quantiles: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.97)
+
+    @field_validator("reserve_quantiles")
+    @classmethod
+    def _quantiles(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not 1 <= len(value) <= 12:
+            raise ValueError(f"give 1 to 12 quantiles, got {len(value)}")
+        if any(not 0.01 <= q <= 0.99 for q in value):
+            raise ValueError(f"quantiles must lie within 0.01..0.99, got {list(value)}")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"quantiles must increase, got {list(value)}")
+        return value
 
     @model_validator(mode="after")
     def _window(self) -> ForecastConfig:
