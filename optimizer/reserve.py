@@ -44,15 +44,27 @@ def store_reserve_wh(
     schema of :mod:`optimizer.inputs`: ``heat_demand_th_w``, ``it_power_w``,
     ``waste_heat_temp_c``; missing IT power or waste-heat temperature take the data
     centre's nominal values). 0 without a heat pump or a data centre, or without rows."""
+    demand = after["heat_demand_th_w"].to_numpy(float) if len(after) else np.zeros(0)
+    return store_reserves_wh(site, after, [demand], params)[0]
+
+
+def store_reserves_wh(
+    site: Site,
+    after: pd.DataFrame,
+    demands: Sequence[np.ndarray],
+    params: OptimizerParams | None = None,
+) -> list[float]:
+    """:func:`store_reserve_wh` for each heat demand [W thermal] of ``demands`` (one value
+    per row of ``after``) in place of ``after``'s own: the heat pump's reach is worked out
+    once for all of them."""
     hp, dc = site.heat_pump, site.datacentre
     if hp is None or dc is None or len(after) == 0:
-        return 0.0
+        return [0.0] * len(demands)
     params = params or OptimizerParams()
     heat = site.heat
     index = pd.DatetimeIndex(after.index)
     dt_h = float((index[1] - index[0]) / pd.Timedelta(hours=1)) if len(index) > 1 else 0.25
     steps = len(after)
-    demand = after["heat_demand_th_w"].to_numpy(float)
     it_power = (
         after["it_power_w"].to_numpy(float) if "it_power_w" in after else np.full(steps, np.nan)
     )
@@ -66,14 +78,19 @@ def store_reserve_wh(
     cop = cop_series(hp, heat.supply_temp_c, source_c, params)
     hp_max = np.where(cop > 0, hp.max_el_w, 0.0)
     reach = heat_pump_reach_th_w(cop, hp_max, it_power * dc.heat_recovery_ratio)
-    short = np.clip(
-        np.nan_to_num(demand) - reach, -heat.store_max_charge_th_w, heat.store_max_discharge_th_w
-    )
     keep = (1.0 - heat.store_loss_pct_per_h / 100) ** dt_h
-    need = 0.0
-    for k in range(steps - 1, -1, -1):
-        need = max(0.0, (need + float(short[k]) * dt_h) / keep)
-    return float(min(need, heat.store_capacity_wh))
+    out = []
+    for demand in demands:
+        short = np.clip(
+            np.nan_to_num(np.asarray(demand, dtype=float)) - reach,
+            -heat.store_max_charge_th_w,
+            heat.store_max_discharge_th_w,
+        )
+        need = 0.0
+        for k in range(steps - 1, -1, -1):
+            need = max(0.0, (need + float(short[k]) * dt_h) / keep)
+        out.append(float(min(need, heat.store_capacity_wh)))
+    return out
 
 
 def reserve_tiers(
@@ -99,4 +116,4 @@ def reserve_tiers(
     return tuple((float(w), float(p)) for w, p in zip(widths, chance, strict=True))
 
 
-__all__ = ["reserve_tiers", "store_reserve_wh"]
+__all__ = ["reserve_tiers", "store_reserve_wh", "store_reserves_wh"]

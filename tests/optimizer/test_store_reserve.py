@@ -12,7 +12,7 @@ from optimizer.data import heat_pump_reach_th_w
 from optimizer.inputs import State
 from optimizer.params import SolveOptions
 from optimizer.planner import Planner
-from optimizer.reserve import reserve_tiers, store_reserve_wh
+from optimizer.reserve import reserve_tiers, store_reserve_wh, store_reserves_wh
 from tests.optimizer.checks import check_plan
 from tests.optimizer.conftest import START, make_forecast, store_site
 from vpp.core.site import Site
@@ -65,6 +65,9 @@ def test_reserve_is_the_shortfall_after_the_horizon_the_heat_pump_cannot_fill() 
     assert store_reserve_wh(site, after.assign(heat_demand_th_w=reach - 1.0)) == 0.0
     huge = after.assign(heat_demand_th_w=reach + 900_000.0)
     assert store_reserve_wh(site, huge) == site.heat.store_capacity_wh  # capped
+    # Several demands over the same rows at once: each as on its own.
+    demands = [f["heat_demand_th_w"].to_numpy() for f in (short, huge)]
+    assert store_reserves_wh(site, after, demands) == [need, site.heat.store_capacity_wh]
 
 
 @pytest.mark.parametrize("builder", ["direct", "pyomo"])

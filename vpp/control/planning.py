@@ -16,7 +16,7 @@ import pandas as pd
 
 from optimizer.inputs import State, forecast_from_raw, scale_raw
 from optimizer.plan import Plan
-from optimizer.reserve import reserve_tiers, store_reserve_wh
+from optimizer.reserve import reserve_tiers, store_reserves_wh
 from vpp.control import cycle
 from vpp.control.dispatch import plan_row
 from vpp.control.inputs import HISTORY
@@ -358,15 +358,15 @@ def forecast_with_weather(
     needed)`` (:func:`optimizer.reserve.reserve_tiers`): the heat side forecast ``[forecast]
     reserve_lookahead_h`` past the horizon, raised by the level error ``heat_error`` (a
     share, :func:`vpp.forecast.heat_level_error`), at each of ``[forecast]
-    reserve_quantiles``, through :func:`optimizer.reserve.store_reserve_wh`. The plan's own
-    rows keep the issues themselves.
+    reserve_quantiles``, through :func:`optimizer.reserve.store_reserves_wh`. The plan's
+    own rows keep the issues themselves.
 
     The heat demand's quantiles past the horizon come from the issued temperatures moved
     by their error spread at each lead time (:class:`vpp.weather.TemperatureQuantile`): the
     heat side is forecast once on the issue and once on its ``1 - RESERVE_ANCHOR``
     quantile, and each quantile's demand is the issue's moved along that difference by its
     normal quantile (the demand is near linear in the temperature below the heating limit;
-    at most 0)."""
+    never below 0)."""
     ahead = timedelta(hours=site.forecast.reserve_lookahead_h)
     heat_side = [c for c in RESERVE_COLUMNS if c in used.columns]
     rest = forecast(
@@ -387,11 +387,11 @@ def forecast_with_weather(
         colder = forecast(used[heat_side], at, horizon + ahead, mode="asof", weather=cold)
         cold_demand = scale_raw(site, colder.iloc[steps:])["heat_demand_th_w"].to_numpy(float)
         per_z = np.maximum(cold_demand - demand, 0.0) / NormalDist().inv_cdf(RESERVE_ANCHOR)
-    levels = []
-    for q in quantiles:
-        at_q = np.maximum(demand + NormalDist().inv_cdf(q) * per_z, 0.0) * (1.0 + heat_error)
-        levels.append(store_reserve_wh(site, after.assign(heat_demand_th_w=at_q)))
-    return raw, reserve_tiers(levels, quantiles)
+    demands = [
+        np.maximum(demand + NormalDist().inv_cdf(q) * per_z, 0.0) * (1.0 + heat_error)
+        for q in quantiles
+    ]
+    return raw, reserve_tiers(store_reserves_wh(site, after, demands), quantiles)
 
 
 def plan_line(plan: Plan, now: datetime, time_limit_s: float) -> str:
