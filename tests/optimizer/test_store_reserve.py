@@ -105,9 +105,10 @@ def test_tiers_are_the_energy_between_quantiles_with_the_chance_it_is_needed() -
 @pytest.mark.parametrize("builder", ["direct", "pyomo"])
 def test_a_tier_is_kept_where_its_chance_pays_for_the_heat(builder: str) -> None:
     """The heat pump's heat costs ~41 EUR/MWh here, the boiler's 49, the store's terminal
-    value 33. A first tier of 2 MWh needed for certain is kept; the 3 MWh above it are kept
-    (to the 5 MWh capacity) with a chance of 0.6 (worth ~42 EUR/MWh) and not with a chance
-    of 0.1 (~35 EUR/MWh): the plan ends with 2 MWh. The boiler never runs."""
+    value 33. A first tier of 2 MWh needed for certain is kept. The 3 MWh above it (to the
+    5 MWh capacity) are kept with a chance of 0.6 (worth ~42 EUR/MWh): the plan ends with
+    5 MWh; with a chance of 0.1 (~35 EUR/MWh) they are not: it ends with 2 MWh. The
+    boiler never runs."""
     site = _site()
     options = SolveOptions(builder=builder)  # type: ignore[arg-type]
     state = State.from_site(site)
