@@ -126,14 +126,11 @@ def htw_homes(
     docstring) on ``index`` (UTC quarter hours), W, one array per home."""
     days = household_w.size // PER_DAY
     base = household_w[: days * PER_DAY].reshape(days, PER_DAY)
-    local = index.tz_convert(tz)
     # The source year starts on a Friday; find each target day's source day with its weekday.
-    # (Differences of zone-aware midnights: in summer time one day short, so summer days take
-    # the weekday before; kept so that the worlds of earlier figures stay the same.)
-    target_day = (local.normalize() - local[0].normalize()).days.to_numpy()
-    first_weekday = local[0].weekday()  # Monday = 0
+    # Days are counted on the local calendar, so a summer-time day keeps its own weekday.
+    target_day, quarter = local_days(index, tz)
+    first_weekday = index.tz_convert(tz)[0].weekday()  # Monday = 0
     offset = (first_weekday - 4) % 7  # source day with the same weekday as target day 0
-    quarter = (local.hour * 4 + local.minute // 15).to_numpy()
     yield from _resampled(rng, [base], offset, target_day, quarter, count, 0.3)
 
 

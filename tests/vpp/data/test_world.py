@@ -22,7 +22,7 @@ from vpp.data.richardson import (
     richardson_homes,
     simulate_home,
 )
-from vpp.data.world import households, noisy_world, read_household
+from vpp.data.world import households, htw_homes, noisy_world, read_household
 
 ROOT_INPUTS = "data/inputs_2018.parquet"
 
@@ -71,6 +71,23 @@ def test_a_generated_home_is_shaped_like_the_measured_household(base: pd.DataFra
     assert _lag1(one) == pytest.approx(_lag1(real), abs=0.05)
     assert np.corrcoef(_daily(one), _daily(real))[0, 1] > 0.8
     assert one.max() / one.mean() == pytest.approx(real.max() / real.mean(), rel=0.2)
+
+
+def test_every_day_of_a_home_comes_from_its_own_weekday(base: pd.DataFrame) -> None:
+    """A household whose days carry their weekday (Monday 1 .. Sunday 7, the source year from
+    a Friday): every local day of 2018, in summer time too and across both clock changes
+    (no day repeated in March, none skipped in October), takes a day of its own weekday."""
+    source_days = 365
+    weekday = (4 + np.arange(source_days)) % 7
+    household = np.repeat(weekday + 1.0, 96)
+    index = pd.DatetimeIndex(base.index)
+    local = index.tz_convert("Europe/Berlin")
+    midday = (local.hour >= 10) & (local.hour < 14)  # clear of the home's shift of up to 1 h
+    want = local.day_of_week[midday] + 1.0
+    for home in htw_homes(np.random.default_rng(5), household, index, 3, "Europe/Berlin"):
+        got = home[midday]
+        scale = got[0] / want[0]
+        np.testing.assert_allclose(got / scale, want)
 
 
 def test_the_district_is_noisier_than_the_standard_profile(
