@@ -11,7 +11,8 @@ year file in which (see docs/replay-world.md for the figures it is checked again
   measured household in ``data/household_htw_2010_quarter.parquet`` (quarter-hour means of a
   year of a real household from the HTW Berlin profiles, 4,675 kWh): every home takes each
   of its days from the same weekday of one of the five nearest weeks (so the season and the
-  weekday stay), moved by a home-specific offset of up to an hour either way, and scaled by a
+  weekday stay; a holiday in Saxony lived as a Sunday, 24 and 31 December as a Saturday, the
+  BDEW day types), moved by a home-specific offset of up to an hour either way, and scaled by a
   home-specific factor (lognormal, sigma 0.3); the sum is scaled to 1 MWh a year (its mean
   power to 1 MWh over 8,760 h, so a slice of the year keeps the year's level). (That
   file's quarter hours are hourly means of 18-19 of the 74 HTW homes, not one home's: see
@@ -50,12 +51,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from vpp.data.profiles import saxony_holidays, slp_day_types
 from vpp.data.richardson import local_days, richardson_homes
 from vpp.data.schema import read_inputs, validate_inputs
 
@@ -96,17 +99,19 @@ def _resampled(
     quarter: NDArray[np.int64],
     count: int,
     scale_sigma: float,
+    day_shift: NDArray[np.int64],
 ) -> Iterator[F64]:
     """``count`` homes, home ``i`` resampled day by day from ``pool[i % len(pool)]`` (each
     ``(days, 96)``, local days, ``offset`` the pool day with target day 0's weekday): each
-    target day from the same weekday of one of the five nearest weeks, the whole home shifted
+    target day from the weekday its homes live (its own moved by ``day_shift``, see
+    :func:`lived_weekday_shift`) of one of the five nearest weeks, the whole home shifted
     by up to an hour and scaled by ``lognormal(0, scale_sigma)``."""
     n_days = int(target_day.max()) + 1
     for i in range(count):
         base = pool[i % len(pool)]
         days = base.shape[0]
         weeks = rng.integers(-2, 3, n_days)
-        src = offset + np.arange(n_days) + 7 * weeks
+        src = offset + np.arange(n_days) + day_shift[:n_days] + 7 * weeks
         src = np.where(src < 0, src + 7 * 5, src)
         src = np.where(src >= days, src - 7 * 5, src)
         # Pools shorter than seven weeks: fold by whole weeks (no-op for a year's pool).
@@ -117,6 +122,24 @@ def _resampled(
         flat = base[np.clip(src, 0, days - 1)].ravel()
         pos = np.clip(target_day * PER_DAY + quarter + shift, 0, flat.size - 1)
         yield scale * flat[pos]
+
+
+def lived_weekday_shift(index: pd.DatetimeIndex, tz: str) -> NDArray[np.int64]:
+    """Per local day of ``index``: days (-3..3) from its weekday to the weekday its homes live
+    by the BDEW day types: a holiday in Saxony as a Sunday, 24 and 31 December as a Saturday,
+    any other day as itself (0)."""
+    local = index.tz_convert(tz)
+    first = local[0].normalize().tz_localize(None)
+    n_days = int(local_days(index, tz)[0].max()) + 1
+    dates = pd.Series(pd.date_range(first, periods=n_days, freq="D"))
+    holidays: set[date] = set()
+    for year in set(dates.dt.year):
+        holidays |= set(saxony_holidays(int(year)))
+    types = slp_day_types(dates, holidays)
+    own = dates.dt.day_of_week.to_numpy(np.int64)
+    lived = np.where(types == "FT", 6, np.where(types == "SA", 5, own))
+    shift: NDArray[np.int64] = ((lived - own + 3) % 7 - 3).astype(np.int64)
+    return shift
 
 
 def htw_homes(
@@ -131,7 +154,8 @@ def htw_homes(
     target_day, quarter = local_days(index, tz)
     first_weekday = index.tz_convert(tz)[0].weekday()  # Monday = 0
     offset = (first_weekday - 4) % 7  # source day with the same weekday as target day 0
-    yield from _resampled(rng, [base], offset, target_day, quarter, count, 0.3)
+    shift = lived_weekday_shift(index, tz)
+    yield from _resampled(rng, [base], offset, target_day, quarter, count, 0.3, shift)
 
 
 def households(
@@ -152,7 +176,8 @@ def richardson_pool_homes(
     days of ``index``, :func:`vpp.data.richardson.richardson_homes`), W, one array per home;
     no extra scale (the model draws each home's size and appliances)."""
     target_day, quarter = local_days(index, tz)
-    yield from _resampled(rng, list(pool), 0, target_day, quarter, count, 0.0)
+    shift = lived_weekday_shift(index, tz)
+    yield from _resampled(rng, list(pool), 0, target_day, quarter, count, 0.0, shift)
 
 
 HOUSEHOLD_MODELS = ("htw", "richardson")

@@ -73,17 +73,38 @@ def test_a_generated_home_is_shaped_like_the_measured_household(base: pd.DataFra
     assert one.max() / one.mean() == pytest.approx(real.max() / real.mean(), rel=0.2)
 
 
-def test_every_day_of_a_home_comes_from_its_own_weekday(base: pd.DataFrame) -> None:
+#: 2018's holidays in Saxony (lived as Sundays) and the days BDEW counts as Saturdays.
+HOLIDAYS_2018 = [
+    "01-01",
+    "03-30",
+    "04-02",
+    "05-01",
+    "05-10",
+    "05-21",
+    "10-03",
+    "10-31",
+    "11-21",
+    "12-25",
+    "12-26",
+]
+SATURDAYS_2018 = ("12-24", "12-31")
+
+
+def test_every_day_of_a_home_comes_from_the_weekday_it_is_lived_as(base: pd.DataFrame) -> None:
     """A household whose days carry their weekday (Monday 1 .. Sunday 7, the source year from
     a Friday): every local day of 2018, in summer time too and across both clock changes
-    (no day repeated in March, none skipped in October), takes a day of its own weekday."""
-    source_days = 365
-    weekday = (4 + np.arange(source_days)) % 7
+    (no day repeated in March), takes a day of its own weekday; a holiday a Sunday, 24 and
+    31 December a Saturday."""
+    weekday = (4 + np.arange(365)) % 7
     household = np.repeat(weekday + 1.0, 96)
     index = pd.DatetimeIndex(base.index)
     local = index.tz_convert("Europe/Berlin")
     midday = (local.hour >= 10) & (local.hour < 14)  # clear of the home's shift of up to 1 h
-    want = local.day_of_week[midday] + 1.0
+    lived = pd.Series(local.day_of_week + 1.0, index=local.strftime("%m-%d"))
+    lived[lived.index.isin(HOLIDAYS_2018)] = 7.0
+    lived[lived.index.isin(SATURDAYS_2018)] = 6.0
+    want = lived.to_numpy()[midday]
+    assert (want == 7.0).sum() == (52 + len(HOLIDAYS_2018)) * 16  # 2018: 52 Sundays
     for home in htw_homes(np.random.default_rng(5), household, index, 3, "Europe/Berlin"):
         got = home[midday]
         scale = got[0] / want[0]
@@ -194,8 +215,7 @@ def test_richardson_homes_lie_within_the_measured_homes(
 
 
 def test_noisy_world_with_richardson_homes(base: pd.DataFrame) -> None:
-    """1 January to 24 March 2018 (winter time: the htw homes count summer days one short,
-    which changes their number of draws): the load is the simulated homes' (scaled to 1 MWh
+    """1 January to 24 March 2018: the load is the simulated homes' (scaled to 1 MWh
     a year, its mean power 1 MWh over 8,760 h, as the htw homes are), heat, IT load and PV
     are the htw world's of the same seed; a wrong model or a table without irradiance is
     refused by name."""
