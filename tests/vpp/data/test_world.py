@@ -22,7 +22,13 @@ from vpp.data.richardson import (
     richardson_homes,
     simulate_home,
 )
-from vpp.data.world import households, htw_homes, noisy_world, read_household
+from vpp.data.world import (
+    households,
+    htw_homes,
+    noisy_world,
+    read_household,
+    richardson_pool_homes,
+)
 
 ROOT_INPUTS = "data/inputs_2018.parquet"
 
@@ -94,7 +100,7 @@ def test_every_day_of_a_home_comes_from_the_weekday_it_is_lived_as(base: pd.Data
     """A household whose days carry their weekday (Monday 1 .. Sunday 7, the source year from
     a Friday): every local day of 2018, in summer time too and across both clock changes
     (no day repeated in March), takes a day of its own weekday; a holiday a Sunday, 24 and
-    31 December a Saturday."""
+    31 December a Saturday; the same for homes drawn from a Richardson pool."""
     weekday = (4 + np.arange(365)) % 7
     household = np.repeat(weekday + 1.0, 96)
     index = pd.DatetimeIndex(base.index)
@@ -109,6 +115,12 @@ def test_every_day_of_a_home_comes_from_the_weekday_it_is_lived_as(base: pd.Data
         got = home[midday]
         scale = got[0] / want[0]
         np.testing.assert_allclose(got / scale, want)
+    # A Richardson pool is simulated on the table's own days: the same rule.
+    days = pd.date_range("2018-01-01", "2018-12-31", freq="D")
+    pool = np.repeat((days.day_of_week + 1.0).to_numpy()[None, :, None], 96, axis=2)
+    homes = richardson_pool_homes(np.random.default_rng(5), pool, index, 2, "Europe/Berlin")
+    for home in homes:
+        np.testing.assert_allclose(home[midday], want)
 
 
 def test_the_district_is_noisier_than_the_standard_profile(
