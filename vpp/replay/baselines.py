@@ -15,7 +15,9 @@ the day-ahead price is negative) and any recorded signals, resolved per step as 
 resolves them; PV gives way to an export cap as an inverter's own export limiter does.
 
 - ``oracle``: perfect foresight. The optimiser plans with the true future (``perfect``
-  forecast) and plans again only when its plan runs out (once a day with a horizon over 24 h);
+  forecast; where the plant's PV is each inverter's own, :mod:`vpp.data.clouds`, each
+  inverter's quarter hours as the plant has them rather than the table's regional profile)
+  and plans again only when its plan runs out (once a day with a horizon over 24 h);
   the plant follows the plan's device values open-loop, quarter hour by quarter hour: the best
   plan the controller's own model can make for the day.
   It is not a bound: it plans a day at a time and values what it leaves stored by a
@@ -35,7 +37,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from optimizer.inputs import DEVICE_CAP_SUFFIX, State, forecast_from_raw
+from optimizer.inputs import DEVICE_CAP_SUFFIX, PV_OVERRIDE_SUFFIX, State, forecast_from_raw
 from optimizer.plan import Plan
 from optimizer.planner import Planner
 from vpp.control.dispatch import plan_row
@@ -256,12 +258,13 @@ def run_oracle(
     trace = Trace.empty(inputs.index[:n], len(params.battery_ids), len(params.pv_ids), True)
     trace.stats.update(plans=0.0, fallback_plans=0.0, failed_plans=0.0, unplanned_steps=0.0)
     soc, store = params.soc0_wh.copy(), np.array([params.store0_wh])
+    roofs = _roofs(params, inputs)
     plan: Plan | None = None
     for t in range(n):
         when = pd.Timestamp(trace.index[t])
         if plan is None or when not in plan.frame.index:
             plan = (
-                _perfect_plan(site, raw, when, soc, float(store[0]), planner, trace, signals)
+                _perfect_plan(site, raw, when, soc, float(store[0]), planner, trace, signals, roofs)
                 or plan
             )
         row = plan_row(plan.frame, when.to_pydatetime()) if plan is not None else None
@@ -282,6 +285,31 @@ def run_oracle(
     return trace
 
 
+def _roofs(params: PlantParams, inputs: PlantInputs) -> pd.DataFrame | None:
+    """Each inverter's PV available in each quarter hour [W] as the plant has it, where it
+    is not the table's profile times the inverter's peak (PV per inverter and minute,
+    :mod:`vpp.data.clouds`); None where it is."""
+    if inputs.pv_minute_w is None or not len(params.pv_ids):
+        return None
+    columns = [f"{p}{PV_OVERRIDE_SUFFIX}" for p in params.pv_ids]
+    return pd.DataFrame(inputs.pv_avail_w, index=inputs.index, columns=columns)
+
+
+def _with_roofs(site: Site, fc: pd.DataFrame, roofs: pd.DataFrame | None) -> pd.DataFrame:
+    """``fc`` with each inverter's own PV (``roofs``, :func:`_roofs`) as its forecast; past
+    the replayed days the table's profile times its peak, clipped at its rating."""
+    if roofs is None:
+        return fc
+    out = fc.copy()
+    known = roofs.reindex(fc.index)
+    profile = fc["pv_w_per_kwp"].to_numpy(float)
+    for pv in site.pv:
+        column = f"{pv.id}{PV_OVERRIDE_SUFFIX}"
+        default = np.clip(profile * pv.dc_peak_w / 1000.0, 0.0, pv.rated_w)
+        out[column] = np.where(known[column].notna(), known[column].to_numpy(float), default)
+    return out
+
+
 def _perfect_plan(
     site: Site,
     raw: pd.DataFrame,
@@ -291,6 +319,7 @@ def _perfect_plan(
     planner: Planner,
     trace: Trace,
     signals: Sequence[Signal] = (),
+    roofs: pd.DataFrame | None = None,
 ) -> Plan | None:
     index = pd.DatetimeIndex(raw.index)
     horizon = min(
@@ -304,7 +333,7 @@ def _perfect_plan(
     )
     try:
         fc = forecast_from_raw(site, forecast(window, when.to_pydatetime(), horizon, "perfect"))
-        fc = with_signals(site, fc, signals)
+        fc = with_signals(site, _with_roofs(site, fc, roofs), signals)
         plan = planner.plan(state, fc, when.to_pydatetime())
     except ValueError as exc:  # the data end, or a column without values
         trace.stats["failed_plans"] += 1

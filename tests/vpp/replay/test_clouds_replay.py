@@ -17,12 +17,13 @@ from vpp.control.safety import Setpoint
 from vpp.core.site import DeviceKind, Site
 from vpp.data.clouds import CloudParams
 from vpp.replay import plant as k
+from vpp.replay.baselines import run_oracle
 from vpp.replay.bound import Bound
 from vpp.replay.kpi import strategy_kpis
 from vpp.replay.layout import PlantInputs, PlantParams, plant_inputs, plant_params
-from vpp.replay.runner import day_index
+from vpp.replay.runner import day_index, planner_for
 from vpp.replay.sim import PER_QUARTER, ReplayPlant
-from vpp.replay.trace import Trace
+from vpp.replay.trace import PLANNED_COLUMNS, Trace
 
 from .conftest import SAMPLE_DAYS
 
@@ -118,3 +119,20 @@ def test_no_operation_of_the_cloudy_plant_beats_the_bound(
     assert float(bound.cost @ x) == pytest.approx(kpis["cost_eur"], rel=1e-9, abs=1e-9)
     solve = bound.solve(trace.bat_soc_wh[-1], float(trace.out[-1, k.O_STORE]))
     assert solve.lower_eur <= kpis["cost_eur"] + 1e-9 * abs(kpis["cost_eur"])
+
+
+def test_the_oracle_plans_on_each_roofs_own_pv(
+    site: Site, data: pd.DataFrame, cloudy: tuple[PlantParams, PlantInputs, Bound]
+) -> None:
+    """Perfect foresight of the cloudy plant: the oracle's plan has each quarter hour's PV
+    available as the roofs give it (the minutes' means), not the table's regional profile
+    times the inverters' peaks, which differs from it here by more than 1 kW."""
+    params, inputs, _ = cloudy
+    trace = run_oracle(site, params, inputs, data, planner_for(site))
+    planned = trace.planned[:, PLANNED_COLUMNS.index("pv_available_w")]
+    roofs = inputs.pv_avail_w.sum(axis=1)
+    np.testing.assert_allclose(planned, roofs, rtol=1e-9, atol=1e-6)
+    peak = np.array([p.dc_peak_w for p in site.pv]) / 1000.0
+    rated = np.array([p.rated_w for p in site.pv])
+    profile = np.clip(np.outer(inputs.pv_w_per_kwp, peak), 0.0, rated).sum(axis=1)
+    assert np.abs(profile - roofs).max() > 1_000.0
