@@ -12,9 +12,9 @@ differently shows here as a bias on its weekday.
 ``--homes SEED [SEED ...]`` instead looks at the household load itself, with no replay:
 the measured household's mean power by weekday (``data/household_htw_2010_quarter.parquet``,
 all day and 10-18 h), and the mean absolute error of two day-ahead rules, each day of the
-year from its 15th forecast from the latest earlier day of its BDEW day type (the month's
-first, as the forecasts do) or from the same weekday of the week before (where that is of
-its type), on the measured household and on the noisy world's load of each seed
+year from its 15th forecast from the latest earlier day of its BDEW day type (of its month
+where there is one, as the forecasts do) or from the same weekday of the week before (where
+that is of its type), on the measured household and on the noisy world's load of each seed
 (:func:`vpp.data.world.noisy_world` on the shipped 2018 table).
 
 Usage: ``python bench/forecast_days.py REPORT_DIR [--strategy controller]`` or
