@@ -24,7 +24,6 @@ Usage: ``python bench/forecast_days.py REPORT_DIR [--strategy controller]`` or
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vpp.data import read_inputs
-from vpp.data.profiles import saxony_holidays, slp_day_types
+from vpp.data.profiles import saxony_holidays_in, slp_day_types
 from vpp.data.world import noisy_world, read_household
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,9 +50,7 @@ def by_day(steps: pd.DataFrame) -> pd.DataFrame:
     """Rows ``DAY_ROWS``; per quantity its bias and MAE [kW], and the days counted."""
     local = pd.DatetimeIndex(steps.index).tz_convert(TZ)
     dates = local.tz_localize(None).normalize()
-    holidays: set[date] = set()
-    for year in set(dates.year):
-        holidays |= set(saxony_holidays(int(year)))
+    holidays = saxony_holidays_in(dates.year)
     kind = np.where(
         np.isin(dates.date, np.array(sorted(holidays), dtype=object)),
         "holiday",
@@ -73,10 +70,7 @@ def by_day(steps: pd.DataFrame) -> pd.DataFrame:
 def day_rules_mae(days: pd.DatetimeIndex, values: np.ndarray) -> tuple[float, float]:
     """Mean absolute error of the day-type rule and of the week before over ``values``
     (``(len(days), 96)``, local days), each day from the 15th."""
-    holidays: set[date] = set()
-    for year in set(days.year):
-        holidays |= set(saxony_holidays(int(year)))
-    types = slp_day_types(pd.Series(days), holidays)
+    types = slp_day_types(pd.Series(days), saxony_holidays_in(days.year))
     by_type, by_week = [], []
     for i in range(14, len(days)):
         earlier = [j for j in range(i - 1, -1, -1) if types[j] == types[i]]

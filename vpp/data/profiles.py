@@ -11,6 +11,7 @@ as Sundays; 24 and 31 December as Saturdays (BDEW's rule for the standard load p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def saxony_holidays(year: int) -> dict[date, str]:
         date(year, 12, 26): "2. Weihnachtstag",
     }
     return dict(sorted(days.items()))
+
+
+def saxony_holidays_in(years: Iterable[int]) -> set[date]:
+    """The public holidays in Saxony of each of ``years`` (:func:`saxony_holidays`)."""
+    return {d for year in set(years) for d in saxony_holidays(int(year))}
 
 
 def slp_day_types(dates: pd.Series, holidays: set[date]) -> np.ndarray:

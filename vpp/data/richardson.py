@@ -50,14 +50,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from vpp.data.profiles import saxony_holidays
+from vpp.data.profiles import saxony_holidays_in
 
 F64 = NDArray[np.float64]
 
@@ -178,9 +177,7 @@ def day_calendar(index: pd.DatetimeIndex, tz: str) -> tuple[list[bool], list[int
     first = local[0].normalize().tz_localize(None)
     n_days = int(local_days(index, tz)[0].max()) + 1
     dates = pd.date_range(first, periods=n_days, freq="D")
-    holidays: set[date] = set()
-    for year in set(dates.year):
-        holidays |= set(saxony_holidays(int(year)))
+    holidays = saxony_holidays_in(dates.year)
     weekend = [
         d.weekday() >= 5 or d.date() in holidays or (d.month == 12 and d.day in (24, 31))
         for d in dates

@@ -51,14 +51,13 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from vpp.data.profiles import saxony_holidays, slp_day_types
+from vpp.data.profiles import saxony_holidays_in, slp_day_types
 from vpp.data.richardson import local_days, richardson_homes
 from vpp.data.schema import read_inputs, validate_inputs
 
@@ -132,10 +131,7 @@ def lived_weekday_shift(index: pd.DatetimeIndex, tz: str) -> NDArray[np.int64]:
     first = local[0].normalize().tz_localize(None)
     n_days = int(local_days(index, tz)[0].max()) + 1
     dates = pd.Series(pd.date_range(first, periods=n_days, freq="D"))
-    holidays: set[date] = set()
-    for year in set(dates.dt.year):
-        holidays |= set(saxony_holidays(int(year)))
-    types = slp_day_types(dates, holidays)
+    types = slp_day_types(dates, saxony_holidays_in(dates.dt.year))
     own = dates.dt.day_of_week.to_numpy(np.int64)
     lived = np.where(types == "FT", 6, np.where(types == "SA", 5, own))
     shift: NDArray[np.int64] = ((lived - own + 3) % 7 - 3).astype(np.int64)

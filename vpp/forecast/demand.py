@@ -15,6 +15,7 @@ from vpp.data.profiles import (
     household_load,
     read_bdew25,
     saxony_holidays,
+    saxony_holidays_in,
     slp_day_types,
 )
 from vpp.data.schema import STEP, STEP_H
@@ -46,7 +47,7 @@ def forecast_load(
     missing = np.isnan(values)
     if missing.any():
         where = pd.DatetimeIndex(index[missing])
-        holidays = {d for y in set(where.year) for d in saxony_holidays(y)}
+        holidays = saxony_holidays_in(where.year)
         values[missing] = household_load(where, _h25(), holidays).to_numpy()
     return values
 
