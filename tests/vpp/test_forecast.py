@@ -16,6 +16,7 @@ from vpp.forecast import (
     cutoffs,
     forecast,
     forecast_index,
+    forecast_it_load,
     forecast_solar,
     price_known_until,
 )
@@ -175,6 +176,57 @@ def test_it_load_follows_the_day_type_across_a_holiday(history: pd.DataFrame) ->
     )
     today = index.tz_convert("Europe/Berlin").day == 28
     assert (np.abs(week_before - truth.to_numpy())[office & today] > 0.01).all()
+
+
+def _it_history(history: pd.DataFrame, now: pd.Timestamp) -> pd.Series:
+    """The shipped IT load (the same usual day by day type) over the eight days before ``now``."""
+    it = history["it_load_ratio"]
+    return it[(it.index < now) & (it.index >= now - pd.Timedelta(days=8))].copy()
+
+
+def test_it_load_does_not_repeat_one_days_batch_job(history: pd.DataFrame) -> None:
+    """A batch job of 0.12 for six hours on the last working day is not forecast again the
+    next working day (the latest day of the kind would repeat it): the usual day is the
+    median over the latest working days, the job ended before the cutoff."""
+    now = local("2018-05-31 00:00")  # Thursday 00:00; the job ran Wednesday 10-16 h
+    known = _it_history(history, now)
+    job = (known.index >= local("2018-05-30 10:00")) & (known.index < local("2018-05-30 16:00"))
+    known[job] += 0.12
+    index = forecast_index(now, timedelta(hours=36))
+    got = forecast_it_load(known, index, now, ForecastSettings())
+    truth = history["it_load_ratio"].reindex(index).to_numpy()
+    np.testing.assert_allclose(got, truth, atol=1e-9)
+    # The latest working day repeated (the rule before): the job again, 0.12 too high.
+    repeated = known.reindex(index - pd.Timedelta(days=1)).to_numpy()
+    again = (index >= local("2018-05-31 10:00")) & (index < local("2018-05-31 16:00"))
+    np.testing.assert_allclose(repeated[again] - truth[again], 0.12, atol=1e-9)
+
+
+def test_it_load_carries_the_latest_departure_fading(history: pd.DataFrame) -> None:
+    """Departures from the usual day that persist (AR(1), 0.9 per quarter hour, over the
+    two days before the cutoff) are carried ahead: the first quarter hour keeps most of the
+    latest one, the forecast is back at the usual day within hours."""
+    now = local("2018-05-31 09:00")
+    known = _it_history(history, now)
+    rng = np.random.default_rng(5)
+    recent = known.index >= now - pd.Timedelta(days=2)
+    departure = np.zeros(int(recent.sum()))
+    for i in range(1, len(departure)):
+        departure[i] = 0.9 * departure[i - 1] + rng.normal(0.0, 0.01)
+    departure[-1] = 0.08  # a level well off the usual day at the cutoff
+    known[recent] += departure
+    index = forecast_index(now, timedelta(hours=36))
+    got = (
+        forecast_it_load(known, index, now, ForecastSettings())
+        - history["it_load_ratio"].reindex(index).to_numpy()
+    )
+    assert 0.06 < got[0] < 0.08
+    assert (np.diff(got) <= 1e-12).all() and (got >= -1e-12).all()  # fading, never past 0
+    assert got[4 * 12] < 0.01  # twelve hours on
+    # Without carrying departures the first quarter hour is the usual day.
+    off = ForecastSettings(it_departure_days=0)
+    usual = forecast_it_load(known, index, now, off)
+    np.testing.assert_allclose(usual, history["it_load_ratio"].reindex(index), atol=1e-9)
 
 
 def test_temperature_is_persistence_of_the_last_24_hours(history: pd.DataFrame) -> None:

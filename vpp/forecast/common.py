@@ -103,6 +103,11 @@ class ForecastSettings:
     #: scored: no error is given.
     heat_error_days: int = 14
     heat_error_min_days: int = 7
+    #: Latest complete known days of its kind whose median makes the data centre's usual
+    #: day, and known days before the cutoff over which the persistence of the IT load's
+    #: departures from it is measured (0: no departure carried) (:func:`forecast_it_load`).
+    it_load_days: int = 5
+    it_departure_days: int = 2
 
 
 def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:

@@ -22,6 +22,7 @@ from vpp.data.schema import STEP, STEP_H
 from vpp.data.timegrid import LOCAL_TZ
 from vpp.forecast.common import (
     COLD_START_HEAT_SCALE,
+    DAY,
     WEEK,
     ForecastSettings,
     last_complete,
@@ -29,7 +30,14 @@ from vpp.forecast.common import (
     shift_persistence,
     values_at,
 )
-from vpp.sources.daymap import DayTable, day_table, local_calendar, local_slots, utc_ns
+from vpp.sources.daymap import (
+    QUARTER_NS,
+    DayTable,
+    day_table,
+    local_calendar,
+    local_slots,
+    utc_ns,
+)
 
 
 def forecast_load(
@@ -61,13 +69,64 @@ def _h25() -> pd.DataFrame:
 def forecast_it_load(
     known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
 ) -> np.ndarray:
-    """Data-centre IT load ratio [1]: the latest known complete day of the same day type
-    (office hours on working days, not on Saturdays, Sundays and Saxon holidays), so a
-    Monday after a holiday Monday is not forecast as a holiday; weekly persistence where
-    no such day is known."""
-    values = by_day_type(known, index, dynamise=False)
+    """Data-centre IT load ratio [1]: the usual day plus the latest departure from it.
+
+    The usual day is, per local wall-clock quarter hour, the median over the latest
+    ``it_load_days`` complete known days of the target day's kind: working days (office
+    hours), or days without them (Saturdays, Sundays and Saxon holidays, pooled), so a
+    Monday after a holiday Monday is not forecast as a holiday and one day's batch job or
+    noise is not repeated. The latest known departure from the usual day is carried ahead,
+    fading by the lag-one autocorrelation of the departures over the ``it_departure_days``
+    known days before the cutoff (a job under way, a level drifting off, persist for hours;
+    noise does not). Weekly persistence where no day of the kind is known.
+    """
+    table = day_table(known)
+    values = _usual_day(table, index, settings.it_load_days)
     weekly = shift_persistence(known, index, cutoff, WEEK)
-    return np.where(np.isnan(values), weekly, values)
+    values = np.where(np.isnan(values), weekly, values)
+    if settings.it_departure_days > 0 and len(known):
+        recent = pd.DatetimeIndex(
+            known.index[known.index >= cutoff - settings.it_departure_days * DAY]
+        )
+        departures = known.to_numpy(float)[-len(recent) :] - _usual_day(
+            table, recent, settings.it_load_days
+        )
+        fade = _persistence(departures)
+        if fade > 0 and not np.isnan(departures[-1]):
+            lead = (utc_ns(index) - utc_ns(recent[-1:])[0]) / QUARTER_NS
+            values = values + departures[-1] * fade ** np.maximum(lead, 0.0)
+    return values
+
+
+def _usual_day(table: DayTable, index: pd.DatetimeIndex, days: int) -> np.ndarray:
+    """Per instant of ``index`` the median, at its wall-clock slot, of the latest ``days``
+    complete days of ``table`` before its day that are of its kind (working day or not);
+    NaN for days without one."""
+    target_days, slots = local_calendar(index)
+    values = np.full(len(index), np.nan)
+    complete = np.flatnonzero(table.complete)[::-1]
+    working = np.array([day_type(d) == "WT" for d in table.days], dtype=bool)
+    for day in np.unique(target_days):
+        wanted = day_type(day) == "WT"
+        rows = [r for r in complete if table.days[r] < day and working[r] == wanted][:days]
+        if not rows:
+            continue
+        here = target_days == day
+        values[here] = np.median(table.values[np.array(rows)][:, slots[here]], axis=0)
+    return values
+
+
+def _persistence(departures: np.ndarray) -> float:
+    """The lag-one autocorrelation of a series of departures (NaN gaps left out), in
+    [0, 0.995]; 0 with fewer than eight pairs or no spread."""
+    pairs = ~np.isnan(departures[:-1]) & ~np.isnan(departures[1:])
+    if pairs.sum() < 8:
+        return 0.0
+    a, b = departures[:-1][pairs], departures[1:][pairs]
+    spread = float(np.dot(a, a))
+    if spread <= 1e-12:
+        return 0.0
+    return float(np.clip(np.dot(a, b) / spread, 0.0, 0.995))
 
 
 def by_day_type(known: pd.Series, index: pd.DatetimeIndex, dynamise: bool) -> np.ndarray:

@@ -60,9 +60,10 @@ def test_with_the_heat_correction_the_controller_pays_no_more_than_heat_led(
     assert on["no_control"]["cost_eur"] == off["no_control"]["cost_eur"]
     # Regret is the cost above the bound ending where the strategy ended (no valuation of
     # stored energy). Without the correction the controller is behind heat-led no control
-    # by more than a euro; with it, within ten cents (on a day of about 480 EUR).
+    # by more than half a euro (0.57 EUR; 1.95 with the IT-load forecast that repeated the
+    # latest day of its kind); with it, within ten cents (on a day of about 480 EUR).
     nc = on["no_control"]["regret_eur"]
-    assert off["controller"]["regret_eur"] > nc + 1.0
+    assert off["controller"]["regret_eur"] > nc + 0.5
     assert on["controller"]["regret_eur"] <= nc + 0.1
     assert on["controller"]["regret_eur"] < off["controller"]["regret_eur"] / 5
     # It does so with heat: more waste heat used, less boiler heat.
@@ -87,14 +88,17 @@ def test_on_the_winter_day_the_spare_rule_does_what_the_rule_before_did(
 ) -> None:
     """A winter day: the plan empties the store, so there is nothing to spare and the
     heat pump is raised as under the rule before; both stay within ten cents of heat-led no
-    control and burn no more gas than it (to a kWh)."""
+    control and burn no more gas than it but for what the correction's deadband leaves."""
     spare, plan = days[True].kpis, plan_day.kpis
     assert _site(True).run.heat_correction_rule == "spare"  # the default
     assert spare["no_control"]["cost_eur"] == plan["no_control"]["cost_eur"]
     for kpis in (spare, plan):
         assert kpis["controller"]["regret_eur"] <= kpis["no_control"]["regret_eur"] + 0.1
-        # Within 1 kWh of heat-led no control's gas (of about 3.1 MWh).
-        assert kpis["controller"]["boiler_heat_mwh"] <= kpis["no_control"]["boiler_heat_mwh"] + 1e-3
+        # Within 5 kWh of heat-led no control's gas (of about 3.1 MWh): corrections leave a
+        # heat pump below the waste heat's limit by less than the site's deadband (5 kW of
+        # heat) alone; on this day that is 2.0 kWh of gas (0.0 with the IT-load forecast
+        # that repeated the latest day of its kind).
+        assert kpis["controller"]["boiler_heat_mwh"] <= kpis["no_control"]["boiler_heat_mwh"] + 5e-3
     # Nothing to spare: the same setpoints, the same cost.
     assert spare["controller"]["cost_eur"] == pytest.approx(
         plan["controller"]["cost_eur"], abs=1e-6
