@@ -229,6 +229,17 @@ def test_it_load_carries_the_latest_departure_fading(history: pd.DataFrame) -> N
     np.testing.assert_allclose(usual, history["it_load_ratio"].reindex(index), atol=1e-9)
 
 
+def test_it_load_without_its_latest_days_takes_the_usual_day(history: pd.DataFrame) -> None:
+    """The data centre's meter silent for the three days before the cutoff: no departure to
+    carry, the forecast is the usual day of the days known before."""
+    now = local("2018-05-31 09:00")
+    known = _it_history(history, now)
+    known = known[known.index < now - pd.Timedelta(days=3)]
+    index = forecast_index(now, timedelta(hours=36))
+    got = forecast_it_load(known, index, now, ForecastSettings())
+    np.testing.assert_allclose(got, history["it_load_ratio"].reindex(index), atol=1e-9)
+
+
 def test_temperature_is_persistence_of_the_last_24_hours(history: pd.DataFrame) -> None:
     now = pd.Timestamp("2018-05-23T11:00Z")
     got = forecast(history, now, timedelta(hours=30))["outdoor_temp_c"]

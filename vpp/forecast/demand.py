@@ -84,11 +84,10 @@ def forecast_it_load(
     values = _usual_day(table, index, settings.it_load_days)
     weekly = shift_persistence(known, index, cutoff, WEEK)
     values = np.where(np.isnan(values), weekly, values)
-    if settings.it_departure_days > 0 and len(known):
-        recent = pd.DatetimeIndex(
-            known.index[known.index >= cutoff - settings.it_departure_days * DAY]
-        )
-        departures = known.to_numpy(float)[-len(recent) :] - _usual_day(
+    inside = np.asarray(known.index >= cutoff - settings.it_departure_days * DAY)
+    if settings.it_departure_days > 0 and inside.any():
+        recent = pd.DatetimeIndex(known.index[inside])
+        departures = known.to_numpy(float)[inside] - _usual_day(
             table, recent, settings.it_load_days
         )
         fade = _persistence(departures)
