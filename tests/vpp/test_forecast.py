@@ -15,6 +15,7 @@ from vpp.forecast import (
     ForecastSettings,
     cutoffs,
     forecast,
+    forecast_co2,
     forecast_index,
     forecast_it_load,
     forecast_solar,
@@ -246,6 +247,49 @@ def test_temperature_is_persistence_of_the_last_24_hours(history: pd.DataFrame) 
     for t in (now, now + pd.Timedelta(hours=23, minutes=45), now + pd.Timedelta(hours=29)):
         lag = pd.Timedelta(days=1) if t < now + pd.Timedelta(days=1) else pd.Timedelta(days=2)
         assert got[t] == history.loc[t - lag, "outdoor_temp_c"]
+
+
+def _co2_line_history(history: pd.DataFrame) -> pd.DataFrame:
+    """The shipped prices with a CO2 intensity that is exactly a line of them (300 g/kWh
+    plus 2 g/kWh per EUR/MWh), so that only the price carries the days' differences."""
+    out = history.copy()
+    out["co2_g_per_kwh"] = 300.0 + 2.0 * out[PRICE]
+    return out
+
+
+def test_co2_follows_the_published_price_not_yesterday() -> None:
+    """Where the intensity follows the price, the forecast takes its change from yesterday
+    from the price forecast: exact where tomorrow's prices are published, while yesterday's
+    intensity (the rule before, still the fallback) misses by the days' price difference
+    (on 2018-05-22, the day after Whit Monday, by more than 10 g/kWh on average)."""
+    data = _co2_line_history(
+        read_inputs(shipped_inputs(2018), "2018-05-10T00:00Z", "2018-05-25T00:00Z")
+    )
+    now = local("2018-05-22 14:00")  # Wednesday's prices are published
+    index = forecast_index(now, timedelta(hours=34))  # to Wednesday's end
+    got = forecast(data, now, timedelta(hours=34))["co2_g_per_kwh"].to_numpy()
+    truth = data["co2_g_per_kwh"].reindex(index).to_numpy()
+    np.testing.assert_allclose(got, truth, atol=1e-6)
+    before = forecast(data, now, timedelta(hours=34), settings=ForecastSettings(co2_fit_days=0))
+    day = 96  # the first 24 h: yesterday's same quarter hour
+    yesterday = data["co2_g_per_kwh"].reindex(index[:day] - pd.Timedelta(days=1)).to_numpy()
+    np.testing.assert_allclose(before["co2_g_per_kwh"].to_numpy()[:day], yesterday)
+    assert np.abs(yesterday - truth[:day]).mean() > 10.0  # the fallback is not the line
+
+
+def test_co2_without_two_days_of_pairs_is_yesterday(history: pd.DataFrame) -> None:
+    """Fewer than ``co2_fit_min_days`` known days of intensity and price (a new site, or
+    its CO2 source silent): no line, daily persistence as before."""
+    now = pd.Timestamp("2018-05-23T11:00Z")
+    short = history[history.index >= now - pd.Timedelta(hours=36)]
+    got = forecast(short, now, timedelta(hours=24))["co2_g_per_kwh"]
+    index = forecast_index(now, timedelta(hours=24))
+    expected = history["co2_g_per_kwh"].reindex(index - pd.Timedelta(days=1)).to_numpy()
+    np.testing.assert_allclose(got, expected)
+    cutoff = now.floor("15min")
+    known = short["co2_g_per_kwh"][short.index < cutoff]
+    line = forecast_co2(known, short[PRICE], got.to_numpy(), index, cutoff, ForecastSettings())
+    assert np.isnan(line).all()
 
 
 def test_pv_blends_persistence_and_clear_sky(history: pd.DataFrame) -> None:

@@ -142,6 +142,20 @@ def forecast(
         else:
             estimate = _FORECASTERS[column](known, index, cutoff, settings)
         out[column] = clip(column, estimate)
+    if mode == "asof" and {"co2_g_per_kwh", "price_eur_per_mwh"} <= out.keys():
+        cutoff = cutoffs(["co2_g_per_kwh"], now, settings)["co2_g_per_kwh"]
+        prices = cutoffs(["price_eur_per_mwh"], now, settings)["price_eur_per_mwh"]
+        line = forecast_co2(
+            known_series(data["co2_g_per_kwh"], cutoff),
+            known_series(data["price_eur_per_mwh"], prices),
+            out["price_eur_per_mwh"],
+            index,
+            cutoff,
+            settings,
+        )
+        out["co2_g_per_kwh"] = clip(
+            "co2_g_per_kwh", np.where(np.isnan(line), out["co2_g_per_kwh"], line)
+        )
     if weather is not None and "outdoor_temp_c" in out:
         issued = np.asarray(weather.at(to_utc(now), index), dtype=float)
         if len(issued) != len(index):
@@ -198,6 +212,37 @@ def forecast_daily(
     return shift_persistence(known, index, cutoff, DAY)
 
 
+def forecast_co2(
+    known: pd.Series,
+    known_price: pd.Series,
+    price: np.ndarray,
+    index: pd.DatetimeIndex,
+    cutoff: pd.Timestamp,
+    settings: ForecastSettings,
+) -> np.ndarray:
+    """The grid's CO2 intensity [g/kWh] on ``index``: yesterday's intensity (daily
+    persistence, :func:`forecast_daily`) moved by the change of the day-ahead price from
+    yesterday to the forecast ``price``, times the slope of the least-squares line of the
+    known intensity over the known price in the ``co2_fit_days`` days before ``cutoff``.
+
+    Both follow the residual load (wind and sun push coal and gas out of the merit order
+    and the price down), so the published price tells how far tomorrow's intensity departs
+    from today's; yesterday's gives the shape of the day. NaN where the slope cannot be
+    made (fewer than ``co2_fit_min_days`` of pairs, a price without spread) or yesterday is
+    not known: the caller keeps daily persistence there."""
+    out = np.full(len(index), np.nan)
+    start = cutoff - pd.Timedelta(days=settings.co2_fit_days)
+    co2 = known[(known.index >= start) & (known.index < cutoff)]
+    paid = values_at(known_price, utc_ns(pd.DatetimeIndex(co2.index)))
+    ok = np.isfinite(paid) & np.isfinite(co2.to_numpy(dtype=float))
+    if ok.sum() < settings.co2_fit_min_days * (DAY // STEP) or np.std(paid[ok]) < 1e-6:
+        return out
+    slope = float(np.polyfit(paid[ok], co2.to_numpy(dtype=float)[ok], 1)[0])
+    then = shift_persistence(known, index, cutoff, DAY)
+    paid_then = shift_persistence(known_price[known_price.index < cutoff], index, cutoff, DAY)
+    return then + slope * (np.asarray(price, dtype=float) - paid_then)
+
+
 def forecast_weekly(
     known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
 ) -> np.ndarray:
@@ -235,6 +280,7 @@ __all__ = [
     "clear_sky_ghi",
     "cutoffs",
     "forecast",
+    "forecast_co2",
     "forecast_daily",
     "forecast_heat",
     "forecast_heat_from_temperature",

@@ -108,6 +108,11 @@ class ForecastSettings:
     #: departures from it is measured (0: no departure carried) (:func:`forecast_it_load`).
     it_load_days: int = 5
     it_departure_days: int = 2
+    #: Known days of the grid's CO2 intensity and the day-ahead price over which the
+    #: intensity's slope in the price is fitted (:func:`vpp.forecast.forecast_co2`); fewer
+    #: than ``co2_fit_min_days`` days of pairs (0 days: off), daily persistence.
+    co2_fit_days: int = 7
+    co2_fit_min_days: int = 2
 
 
 def forecast_index(now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> pd.DatetimeIndex:
