@@ -240,7 +240,8 @@ def forecast_co2(
     slope = float(np.polyfit(paid[ok], co2.to_numpy(dtype=float)[ok], 1)[0])
     then = shift_persistence(known, index, cutoff, DAY)
     paid_then = shift_persistence(known_price[known_price.index < cutoff], index, cutoff, DAY)
-    return then + slope * (np.asarray(price, dtype=float) - paid_then)
+    moved: np.ndarray = then + slope * (np.asarray(price, dtype=float) - paid_then)
+    return moved
 
 
 def forecast_weekly(
