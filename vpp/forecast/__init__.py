@@ -208,7 +208,8 @@ def forecast_daily(
     known: pd.Series, index: pd.DatetimeIndex, cutoff: pd.Timestamp, settings: ForecastSettings
 ) -> np.ndarray:
     """Persistence of the last 24 h: the latest known value at the same UTC time of day
-    (temperature, CO2 intensity, waste-heat temperature)."""
+    (temperature, waste-heat temperature; the CO2 intensity where :func:`forecast_co2`
+    has no slope)."""
     return shift_persistence(known, index, cutoff, DAY)
 
 
