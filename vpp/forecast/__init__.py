@@ -126,7 +126,8 @@ def forecast(
     if mode != "asof":
         raise ValueError(f"unknown forecast mode {mode!r} (asof or perfect)")
     out = {}
-    for column, cutoff in cutoffs(columns, now, settings).items():
+    cuts = cutoffs(columns, now, settings)
+    for column, cutoff in cuts.items():
         known = known_series(data[column], cutoff)
         if solar is not None and column == PV_COLUMN:
             issued = np.asarray(solar.at(to_utc(now), index), dtype=float)
@@ -143,11 +144,10 @@ def forecast(
             estimate = _FORECASTERS[column](known, index, cutoff, settings)
         out[column] = clip(column, estimate)
     if mode == "asof" and {"co2_g_per_kwh", "price_eur_per_mwh"} <= out.keys():
-        cutoff = cutoffs(["co2_g_per_kwh"], now, settings)["co2_g_per_kwh"]
-        prices = cutoffs(["price_eur_per_mwh"], now, settings)["price_eur_per_mwh"]
+        cutoff = cuts["co2_g_per_kwh"]
         line = forecast_co2(
             known_series(data["co2_g_per_kwh"], cutoff),
-            known_series(data["price_eur_per_mwh"], prices),
+            known_series(data["price_eur_per_mwh"], cuts["price_eur_per_mwh"]),
             out["price_eur_per_mwh"],
             index,
             cutoff,
