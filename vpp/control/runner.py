@@ -57,13 +57,21 @@ STOP_WAIT_S = 10.0
 class JobRunner:
     """Runs the controller's jobs for the scheduler and knows which are in flight, so a stop
     lets them finish (bounded) and a job cancelled at shutdown ends quietly instead of as a
-    ``CancelledError`` traceback from the scheduler."""
+    ``CancelledError`` traceback from the scheduler.
+
+    The scheduler's executor starts a job as a task that takes its first step on the loop's
+    next round; a job whose task was made before a stop but takes that step after it is not
+    started at all (:meth:`drain`)."""
 
     def __init__(self, ctl: Controller) -> None:
         self.ctl = ctl
         self.running: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
     async def run(self, name: str) -> None:
+        if self.stopping:
+            log.info("job %s not started: stopping", name)
+            return
         task = asyncio.current_task()
         if task is not None:
             self.running.add(task)
@@ -76,7 +84,11 @@ class JobRunner:
                 self.running.discard(task)
 
     async def drain(self, wait_s: float = STOP_WAIT_S) -> None:
-        """Wait up to ``wait_s`` for the jobs in flight, then cancel what is left."""
+        """Start no more jobs; wait up to ``wait_s`` for the jobs in flight, then cancel
+        what is left. Job tasks the scheduler made but the loop has not run yet take their
+        first step first (they return at once)."""
+        self.stopping = True
+        await asyncio.sleep(0)
         pending = set(self.running)
         if not pending:
             return
@@ -247,8 +259,16 @@ async def run_until_stopped(
         await stop.wait()
         log.info("stopping")
     finally:
-        # No new runs; the ones in flight finish (the scheduler's shutdown would cancel them).
-        scheduler.pause()
-        await runner.drain()
-        scheduler.shutdown(wait=False)
+        await stop_jobs(scheduler, runner)
     log.info("stopped")
+
+
+async def stop_jobs(scheduler: AsyncIOScheduler, runner: JobRunner) -> None:
+    """No new runs; the ones in flight finish (the scheduler's shutdown would cancel them),
+    then the scheduler is shut down. Its shutdown is deferred to the loop's next round
+    (``call_soon_threadsafe``), where it cancels the job tasks still pending: it is let
+    run before this returns, so nothing it cancels can come after the stop."""
+    scheduler.pause()
+    await runner.drain()
+    scheduler.shutdown(wait=False)
+    await asyncio.sleep(0)
