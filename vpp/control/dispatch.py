@@ -25,6 +25,11 @@ centre's meter) allows, when that is more than planned and its heat is cheaper t
 boiler's at the price and COP now; it is lowered when the store would overflow before the
 next correction. Without a heat meter reading nothing is corrected.
 
+Waste heat beyond the plan's (``run.heat_store_waste``, :func:`stored_waste_el_w`): where the
+data centre's meter shows more waste heat than the plan's heat pump takes, the heat pump
+takes it into the store, as far as the store has room until the next correction, where the
+plan's value of stored heat exceeds what the heat pump's heat costs now.
+
 Which share of the difference the store may take (``run.heat_correction_rule``): ``"plan"``
 holds the store to the plan's discharge ``s`` (above). ``"spare"`` (the default) lets the
 store give more, but only what it holds above what the plan needs of it before its next
@@ -599,8 +604,52 @@ def heat_pump_setpoint(
     target = heat_pump_target_w(site, row, demand, cop, store_wh, horizon_s, exporting, spare_wh)
     waste = _waste_heat_w(site, snapshot)
     if waste is not None:
-        target = min(target, waste / (cop - 1.0))
+        reach_w = min(waste / (cop - 1.0), hp.max_el_w)
+        target = min(target, reach_w)
+        if site.run.heat_store_waste:
+            stored = stored_waste_el_w(
+                site, row, demand, cop, store_wh, horizon_s, exporting, reach_w
+            )
+            target = max(target, stored)
     return target, cop, demand
+
+
+def stored_waste_el_w(
+    site: Site,
+    row: pd.Series,
+    demand_th_w: float,
+    cop: float,
+    store_wh: float | None,
+    horizon_s: float,
+    exporting: bool,
+    reach_el_w: float,
+) -> float:
+    """The heat pump's electric power [W] that takes the waste heat on offer into the store
+    where the plan's own value of stored heat (``value_store_eur_per_mwh``, the dual of the
+    store's energy balance) exceeds what the heat pump's heat costs now
+    (:func:`heat_pump_eur_per_mwh_th`): at most ``reach_el_w`` (what the waste heat on offer
+    feeds, within the rating), and only what the network (``demand_th_w``) and the store's
+    room until the next correction (``horizon_s``) can take. 0 where that does not pay, the
+    store's content or the plan's value is unknown (a fallback plan has none), or below the
+    minimum part load.
+
+    The plan sets the heat pump for the waste heat it expects; where the data centre gives
+    more (a batch job, the IT load's own noise), the plan would have taken it at the same
+    value, and the extra heat is otherwise cooled away. Where the plan values stored heat
+    below its cost (a store that will overflow, heat that is cheaper later) the plan stands.
+    """
+    hp = site.heat_pump
+    value = float(row.get("value_store_eur_per_mwh", math.nan))
+    if hp is None or store_wh is None or not math.isfinite(value) or horizon_s <= 0:
+        return 0.0
+    if value <= heat_pump_eur_per_mwh_th(site, row, cop, exporting):
+        return 0.0
+    room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
+    charge_w = min(room_wh * 3600.0 / horizon_s, site.heat.store_max_charge_th_w)
+    supply_w = demand_th_w + charge_w - _value(row, "boiler_th_w")
+    target = min(reach_el_w, max(0.0, supply_w) / cop, hp.max_el_w)
+    floor_w = hp.min_part_load_pct / 100.0 * hp.max_el_w
+    return target if target >= floor_w else 0.0
 
 
 def correct_heat_pump(

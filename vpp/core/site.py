@@ -327,6 +327,12 @@ class RunSettings(SiteModel):
     #: :func:`vpp.control.dispatch.store_spare_wh`). ``plan``: no more than the plan's
     #: discharge; the heat pump makes the rest (the rule before, docs/replay-world.md).
     heat_correction_rule: Literal["plan", "spare"] = "spare"
+    #: With ``heat_correction``: where the data centre offers more waste heat than the plan
+    #: counted on, the heat pump takes it into the store as far as the store has room until
+    #: the next correction, where the plan's value of stored heat (the dual of the store's
+    #: energy balance) exceeds what the heat pump's heat costs now (see
+    #: :func:`vpp.control.dispatch.stored_waste_el_w`). Needs the data centre's meter.
+    heat_store_waste: bool = True
     #: Devices written at the same time during a dispatch.
     dispatch_concurrency: Annotated[int, AfterValidator(between(1, 10000))] = 200
     #: A snapshot older than this many poll intervals is stale.
