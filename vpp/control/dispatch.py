@@ -629,9 +629,11 @@ def stored_waste_el_w(
     store's energy balance) exceeds what the heat pump's heat costs now
     (:func:`heat_pump_eur_per_mwh_th`): at most ``reach_el_w`` (what the waste heat on offer
     feeds, within the rating), and only what the network (``demand_th_w``) and the store's
-    room until the next correction (``horizon_s``) can take. 0 where that does not pay, the
-    store's content or the plan's value is unknown (a fallback plan has none), or below the
-    minimum part load.
+    room until the next correction (``horizon_s``) can take. 0 where that does not pay, where
+    the plan itself cools waste heat away in the quarter hour (then it takes no more of it
+    at any price: its heat pump runs below its reach, and the store's value equals the
+    heat's cost there), where the store's content or the plan's value is unknown (a
+    fallback plan has none), or below the minimum part load.
 
     The plan sets the heat pump for the waste heat it expects; where the data centre gives
     more (a batch job, the IT load's own noise), the plan would have taken it at the same
@@ -642,6 +644,8 @@ def stored_waste_el_w(
     value = float(row.get("value_store_eur_per_mwh", math.nan))
     if hp is None or store_wh is None or not math.isfinite(value) or horizon_s <= 0:
         return 0.0
+    if _value(row, "dry_cooler_th_w") > STORE_FLOW_TOL_W:
+        return 0.0  # the plan cools waste heat away itself: it does not want more
     if value <= heat_pump_eur_per_mwh_th(site, row, cop, exporting):
         return 0.0
     room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)

@@ -102,3 +102,12 @@ def test_switched_off_by_the_site() -> None:
     found = heat_pump_setpoint(off, snap(30_000.0), row(cost() + 5.0), STORE_WH, HORIZON_S)
     assert found is not None
     assert found[0] == pytest.approx(PLANNED_EL_W)
+
+
+def test_not_where_the_plan_cools_waste_heat_away_itself() -> None:
+    # A plan that dry-cools part of the waste heat it expected runs its heat pump below its
+    # reach: the store's value there is the heat's cost, and more waste heat is not wanted.
+    cooling = row(cost() + 5.0, dry_cooler_th_w=8_000.0)
+    found = heat_pump_setpoint(SITE, snap(30_000.0), cooling, STORE_WH, HORIZON_S)
+    assert found is not None
+    assert found[0] == pytest.approx(PLANNED_EL_W)
