@@ -539,12 +539,7 @@ def heat_pump_target_w(
         extra_th = min(spare_wh * 3600.0 / horizon_s, rating_room)
     need_th = demand_th_w - store_th - extra_th
     target = planned
-    # The most heat the network and the store can take until the next correction [W].
-    supply_max = math.inf
-    if store_wh is not None and site.heat.store_capacity_wh > 0:
-        room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
-        charge_max_w = min(room_wh * 3600.0 / horizon_s, site.heat.store_max_charge_th_w)
-        supply_max = demand_th_w + charge_max_w - _value(row, "boiler_th_w")
+    supply_max = heat_supply_max_w(site, row, demand_th_w, store_wh, horizon_s)
     if need_th > cop * planned:
         if heat_pump_eur_per_mwh_th(site, row, cop, exporting) < boiler_eur_per_mwh_th(site):
             target = need_th / cop
@@ -557,6 +552,19 @@ def heat_pump_target_w(
         raise_ok = target >= planned and cop * floor_w <= max(supply_max, cop * planned)
         target = floor_w if raise_ok else 0.0
     return target
+
+
+def heat_supply_max_w(
+    site: Site, row: pd.Series, demand_th_w: float, store_wh: float | None, horizon_s: float
+) -> float:
+    """The most heat [W] the heat pump can give until the next correction (``horizon_s``):
+    the network's demand and what the store (``store_wh`` [Wh]) has room for, within its
+    charge rating, less the plan's boiler heat; unbounded without a store or its content."""
+    if store_wh is None or site.heat.store_capacity_wh <= 0:
+        return math.inf
+    room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
+    charge_max_w = min(room_wh * 3600.0 / horizon_s, site.heat.store_max_charge_th_w)
+    return demand_th_w + charge_max_w - _value(row, "boiler_th_w")
 
 
 def _waste_heat_w(site: Site, snapshot: Snapshot) -> float | None:
@@ -644,13 +652,13 @@ def stored_waste_el_w(
     value = float(row.get("value_store_eur_per_mwh", math.nan))
     if hp is None or store_wh is None or not math.isfinite(value) or horizon_s <= 0:
         return 0.0
+    if site.heat.store_capacity_wh <= 0:
+        return 0.0
     if _value(row, "dry_cooler_th_w") > STORE_FLOW_TOL_W:
         return 0.0  # the plan cools waste heat away itself: it does not want more
     if value <= heat_pump_eur_per_mwh_th(site, row, cop, exporting):
         return 0.0
-    room_wh = max(0.0, site.heat.store_capacity_wh - store_wh)
-    charge_w = min(room_wh * 3600.0 / horizon_s, site.heat.store_max_charge_th_w)
-    supply_w = demand_th_w + charge_w - _value(row, "boiler_th_w")
+    supply_w = heat_supply_max_w(site, row, demand_th_w, store_wh, horizon_s)
     target = min(reach_el_w, max(0.0, supply_w) / cop, hp.max_el_w)
     floor_w = hp.min_part_load_pct / 100.0 * hp.max_el_w
     return target if target >= floor_w else 0.0

@@ -265,9 +265,9 @@ async def run_until_stopped(
 
 async def stop_jobs(scheduler: AsyncIOScheduler, runner: JobRunner) -> None:
     """No new runs; the ones in flight finish (the scheduler's shutdown would cancel them),
-    then the scheduler is shut down. Its shutdown is deferred to the loop's next round
-    (``call_soon_threadsafe``), where it cancels the job tasks still pending: it is let
-    run before this returns, so nothing it cancels can come after the stop."""
+    then the scheduler is shut down. ``AsyncIOScheduler.shutdown`` defers itself to the
+    loop's next round (``call_soon_threadsafe``), where it cancels the job tasks still
+    pending; that round runs before this returns, so nothing is cancelled after the stop."""
     scheduler.pause()
     await runner.drain()
     scheduler.shutdown(wait=False)
