@@ -235,7 +235,9 @@ def main() -> None:
         data = noisy_world(read_inputs(shipped_inputs(year)), read_household(), args.world)
         clouds = None if args.no_clouds else CloudParams(seed=args.world)
     single = ReplayOptions(chain_days=1, clouds=clouds)
-    chained = ReplayOptions(chain_days=args.chain_days, clouds=clouds)
+    # The whole year in chains that start again on every month's first day: each month's
+    # figures are then those of whole chains, measured against the month's own bound.
+    chained = ReplayOptions(chain_days=args.chain_days, clouds=clouds, month_chains=args.full)
     console = Console()
     rows: list[tuple[str, str, str]] = []
     load = os.getloadavg()
@@ -264,6 +266,7 @@ def main() -> None:
     results, year_wall = timed(site, data, days, args.workers, chained, args.progress)
     what = (
         f"{'year' if len(days) >= 365 else f'{len(days)} days'}, chains of {args.chain_days} days"
+        " cut at month ends"
         if args.full
         else f"{args.weeks} weeks from {', '.join(d.isoformat() for d in args.week_starts)}"
         if args.week_starts
@@ -311,7 +314,7 @@ def main() -> None:
     for row in rows:
         out.add_row(*row)
     console.print(out)
-    console.print(month_table(table))
+    console.print(month_table(table, chained.month_chains))
     for note in failed[:5]:
         console.print(f"[bold red]job failed[/] {note}")
 
@@ -409,10 +412,17 @@ def quality_rows(table: pd.DataFrame, results: list[DayResult]) -> list[tuple[st
     return rows
 
 
-def month_table(table: pd.DataFrame) -> Table:
-    """Per month: the controller's shares, and whether it beat self-consumption."""
+def month_table(table: pd.DataFrame, month_chains: bool) -> Table:
+    """Per month: the controller's shares, and whether it beat self-consumption.
+    ``month_chains``: the chains start again on each month's first day (each month has its
+    own bound); else a chain across a month's end is split by the bound's cost per day."""
     months = monthly(table)
-    out = Table(title="per month (chains cut at month ends: the bound's day split)")
+    how = (
+        "chains start on the 1st: each month's own bound"
+        if month_chains
+        else "chains across month ends split by the bound's cost per day"
+    )
+    out = Table(title=f"per month ({how})")
     for head in ("month", "share vs no control", "share vs self-cons.", "beats self-cons."):
         out.add_column(head)
     for month, group in months.groupby("day", sort=True):

@@ -71,14 +71,16 @@ def make_jobs(
 
 def chains(jobs: list[DayJob]) -> list[list[DayJob]]:
     """The jobs in chains: runs of consecutive days, at most ``chain_days`` long, counted
-    from the first job of each run (the first job's options decide)."""
+    from the first job of each run, cut at month ends with ``month_chains`` (the first job's
+    options decide)."""
     out: list[list[DayJob]] = []
     for job in sorted(jobs, key=lambda j: j.day):
         last = out[-1] if out else None
         if (
             last is not None
             and job.day == last[-1].day + timedelta(days=1)
-            and len(last) < job.options.chain_days
+            and len(last) < last[0].options.chain_days
+            and not (last[0].options.month_chains and job.day.day == 1)
         ):
             last.append(job)
         else:

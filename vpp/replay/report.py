@@ -193,21 +193,23 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float | np.floating | np.integer)
 
 
-def _method(chain_days: int) -> str:
+def _method(chain_days: int, month_chains: bool) -> str:
     """How the figures were made, for the summary page."""
     start = (
         "Every day starts from the site file's initial battery and store levels"
         if chain_days == 1
-        else f"Days run in chains of up to {chain_days}: the first day of a chain starts from "
-        "the site file's initial battery and store levels, each later day where the same "
-        "strategy ended the day before"
+        else f"Days run in chains of up to {chain_days}"
+        + (", a new chain on every month's first day" if month_chains else "")
+        + ": the first day of a chain starts from the site file's initial battery and store "
+        "levels, each later day where the same strategy ended the day before"
     )
+    exact = "per day" if month_chains and chain_days > 1 else "per day and per month"
     return (
         f"<p>{start}. The bound is solved over each chain once for every strategy's end "
         "state; a strategy's <i>regret</i> is its cost minus the bound's ending where it "
         "ended, and its share of the bound's savings over a reference is 1 - regret / the "
         "reference's regret: no value of stored energy enters (docs/replay-bound.md). Over "
-        "whole chains these figures are exact; per day and per month they use the bound's "
+        f"whole chains these figures are exact; {exact} they use the bound's "
         "costs of those days. As a secondary figure, what a strategy has stored at midnight "
         "is valued as the optimiser values energy at a horizon's end (a low quantile of the "
         "day's prices), giving the adjusted cost, savings and oracle capture of earlier "
@@ -244,7 +246,7 @@ def render_html(result: ReplayResult, images: list[str]) -> str:
         + ".</p>",
         "<h2>Totals</h2>",
         _table(k[k["day"] == "total"], with_day=False),
-        _method(result.options.chain_days),
+        _method(result.options.chain_days, result.options.month_chains),
         "<h2>Strategies</h2>",
         *[_paragraph(str(s), row) for s, row in total.iterrows() if s in STRATEGIES or s == BOUND],
         "<h2>Plots</h2>",

@@ -87,6 +87,11 @@ class ReplayOptions:
     #: one day to the next; chains start from the site file's initial state and run in
     #: parallel. 1 = every day on its own.
     chain_days: int = 7
+    #: Start a new chain on the first of every month, so that a month's figures are those
+    #: of whole chains and its bound a bound on the month (else a chain across a month's
+    #: end splits the bound's cost by days, and the bound may pay on one side of the end
+    #: for what it saves on the other).
+    month_chains: bool = False
     #: Recorded grid-operator signals (:func:`vpp.signals.recorded.read_signals`), applied
     #: by the controller like live ones; the law's rules apply in any case.
     signals: tuple[Signal, ...] = ()

@@ -46,6 +46,22 @@ def test_chains_group_consecutive_days_up_to_the_length(site: Site) -> None:
         ReplayOptions(chain_days=0)
 
 
+def test_month_chains_start_again_on_the_first(site: Site) -> None:
+    empty = pd.DataFrame()
+    days = [date(2018, 1, 22) + timedelta(days=i) for i in range(18)]  # to 8 February
+    options = ReplayOptions(chain_days=7, month_chains=True)
+    jobs = [DayJob(site, d, empty, options) for d in days]
+    got = [[j.day.isoformat() for j in c] for c in chains(jobs)]
+    assert [(c[0], c[-1]) for c in got] == [
+        ("2018-01-22", "2018-01-28"),
+        ("2018-01-29", "2018-01-31"),
+        ("2018-02-01", "2018-02-07"),
+        ("2018-02-08", "2018-02-08"),
+    ]
+    across = [DayJob(site, d, empty, ReplayOptions(chain_days=7)) for d in days]
+    assert [len(c) for c in chains(across)] == [7, 7, 4]
+
+
 #: Figures that depend on the whole chain: the bound is solved over it at once.
 CHAIN_WIDE = (
     "bound_cost_eur",
