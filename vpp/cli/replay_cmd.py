@@ -107,6 +107,14 @@ def replay_command(
             "chains run in parallel (1: every day on its own from the site file's state)",
         ),
     ] = ReplayOptions().chain_days,
+    month_chains: Annotated[
+        bool,
+        typer.Option(
+            "--month-chains/--across-months",
+            help="Start a new chain on every month's first day, so that each month's figures "
+            "(kpis_monthly.csv) are measured against the month's own bound",
+        ),
+    ] = True,
     signals: Annotated[
         Path | None,
         typer.Option(
@@ -157,6 +165,7 @@ def replay_command(
     options = ReplayOptions(
         mode="perfect" if mode == "perfect" else "asof",
         chain_days=chain_days,
+        month_chains=month_chains,
         signals=recorded,
         clouds=None if pv_clouds is None else CloudParams(seed=pv_clouds),
     )
