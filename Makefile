@@ -16,9 +16,7 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 		{ echo "Python 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# --no-compile: Python compiles each module on its first import (and keeps it), not all
-	# of every package at install time; 40 s less to set up on a busy 2-core machine.
-	$(BIN)/python -m pip install --quiet --no-compile -c .ci/constraints.txt -e '.[dev,world]'
+	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e '.[dev,world]'
 	@touch $@
 
 run: $(STAMP)
