@@ -15,6 +15,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -92,6 +93,16 @@ class CoordinatorProcess:
                 self.proc.wait(10)
 
 
+@pytest.fixture
+def coordinators() -> Iterator[list[CoordinatorProcess]]:
+    """The coordinator processes a test starts, stopped at its teardown whatever happened:
+    a test stopped by its timeout never reaches its own ``finally``."""
+    started: list[CoordinatorProcess] = []
+    yield started
+    for coord in started:
+        coord.stop()
+
+
 def within_limits(site: Site, ra: ReplayAgent) -> None:
     """Every battery within its power rating and energy window, every inverter limit within
     its rating: what the safety layer holds, whoever plans."""
@@ -113,7 +124,7 @@ def last_telemetry(ra: ReplayAgent) -> s.Telemetry:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_agents_hold_on_while_the_coordinator_is_killed(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, coordinators: list[CoordinatorProcess]
 ) -> None:
     _need("/usr/lib/postgresql/15/bin/initdb", "postgresql")
     site = small_site()
@@ -126,6 +137,7 @@ async def test_agents_hold_on_while_the_coordinator_is_killed(
     tasks = [asyncio.create_task(ra.agent.link.run(stop)) for ra in agents]  # type: ignore[union-attr]
     with PgCluster(free_port()) as pg:
         coord = CoordinatorProcess(broker, pg.dsn, tmp_path)
+        coordinators.append(coord)
         try:
             coord.start()
             await until(coord.connected, 60, "coordinator connected")
