@@ -5,8 +5,6 @@ again in the middle. Nothing is lost, nothing is applied twice, the substation h
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, _need, coordinator_link, link_for
+from tests.vpp.city.conftest import AGENTS, _need, coordinator_link, link_for, until
 from tests.vpp.replay.conftest import small_site
 from vpp.city.broker import Broker
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
@@ -30,18 +28,6 @@ DAY = date(2018, 5, 16)
 #: The substation limits the two districts together (each may export 200 kW on its own).
 EXPORT_LIMIT_W = 60_000.0
 IMPORT_LIMIT_W = 400_000.0
-
-
-def _state() -> str:
-    return ""
-
-
-async def until(what: Callable[[], bool], timeout_s: float, why: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not what():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {why} ({_state()})")
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -63,9 +49,8 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
             history,
             now=lambda: max(ra.clock.now() for ra in agents),
         )
-        global _state
 
-        def _state():
+        def state() -> str:
             return (
                 f"coordinator {coord.stats}, plans {coord.plans}, flex "
                 f"{ {a: f.start for a, f in coord.flex.items()} }, link {coord.link.stats}; "
@@ -75,7 +60,7 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
         tasks = [asyncio.create_task(coord.run(stop))]
         tasks += [asyncio.create_task(ra.agent.link.run(stop)) for ra in agents]  # type: ignore[union-attr]
         try:
-            await until(lambda: coord.link.stats.connected, 20, "coordinator connected")
+            await until(lambda: coord.link.stats.connected, 20, "coordinator connected", state)
             for ra in agents:
                 await ra.start()
 
@@ -86,7 +71,7 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
                     await until(
                         lambda: any(p.start == q and len(p.acked) == len(AGENTS)
                                     for p in coord.plans),
-                        60, f"every agent holding its targets for {q}",
+                        60, f"every agent holding its targets for {q}", state,
                     )  # fmt: skip
                 for ra in agents:
                     await ra.run_until(q + timedelta(minutes=1))
@@ -103,12 +88,12 @@ async def test_a_city_over_mqtt_survives_a_broker_crash(broker: Broker, tmp_path
             # Resynced: the coordinator stored and confirmed everything buffered meanwhile.
             await until(
                 lambda: all(ra.agent.outbox.pending() == 0 for ra in agents),
-                60, "agents resynced and their outboxes confirmed",
+                60, "agents resynced and their outboxes confirmed", state,
             )  # fmt: skip
             await quarter(q0 + timedelta(minutes=45))
             await coord.flush()
             await until(lambda: all(ra.agent.outbox.pending() == 0 for ra in agents), 30,
-                        "outboxes confirmed")  # fmt: skip
+                        "outboxes confirmed", state)  # fmt: skip
 
             # Telemetry: every poll of every agent is a row, once.
             rows = await history.count("telemetry")

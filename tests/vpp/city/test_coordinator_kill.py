@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, _need, link_for
+from tests.vpp.city.conftest import AGENTS, _need, link_for, until, within
 from tests.vpp.replay.conftest import small_site
 from vpp.city import schema as s
 from vpp.city.broker import COORDINATOR_USER, Broker
@@ -39,12 +38,13 @@ from vpp.replay.data import read_replay_inputs
 DAY = date(2018, 5, 16)
 
 
-async def until(what, timeout_s: float, why: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not await what():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {why}")
-        await asyncio.sleep(0.1)
+#: The most one agent's step of a few minutes of controller time may take (a few seconds
+#: alone): past it the test fails and says where the step was waiting.
+STEP_S = 120.0
+
+
+async def run_until(ra: ReplayAgent, t: datetime) -> None:
+    await within(ra.run_until(t), STEP_S, f"{ra.agent.id} controlling until {t}")
 
 
 class CoordinatorProcess:
@@ -73,9 +73,10 @@ class CoordinatorProcess:
             pytest.fail(f"coordinator exited: {self.log.read_text()[-2000:]}")
         url = f"http://127.0.0.1:{self.port}/metrics"
         try:
-            async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as resp:
                 return "vpp_city_link_connected 1.0" in await resp.text()
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):
             return False
 
     def kill(self) -> None:
@@ -148,7 +149,7 @@ async def test_agents_hold_on_while_the_coordinator_is_killed(
                 """Plan for ``q`` (each agent reports 30 s ahead); every agent holds targets
                 for it; into the quarter hour."""
                 for ra in agents:
-                    await ra.run_until(q - timedelta(seconds=20))
+                    await run_until(ra, q - timedelta(seconds=20))
 
                 async def held() -> bool:
                     return all(
@@ -157,7 +158,7 @@ async def test_agents_hold_on_while_the_coordinator_is_killed(
 
                 await until(held, 90, f"every agent holding targets for {q}")
                 for ra in agents:
-                    await ra.run_until(q + timedelta(minutes=1))
+                    await run_until(ra, q + timedelta(minutes=1))
 
             q0 = floor_quarter(agents[0].clock.now()) + timedelta(minutes=15)
             await quarter(q0)
@@ -173,7 +174,7 @@ async def test_agents_hold_on_while_the_coordinator_is_killed(
             while t < expires + timedelta(minutes=16):
                 t += timedelta(minutes=1)
                 for ra in agents:
-                    await ra.run_until(t)
+                    await run_until(ra, t)
                     within_limits(site, ra)
             for ra in agents:
                 a = ra.agent

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, Districts, _need, coordinator_link, link_for
+from tests.vpp.city.conftest import AGENTS, Districts, _need, coordinator_link, link_for, until
 from vpp.city.broker import Broker
 from vpp.city.cityplan import plan_city
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
@@ -42,14 +40,6 @@ EXPORT_LIMIT_W = 300_000.0
 #: The operator's substation import cap for an hour: below what the districts import then.
 #: Long enough to reach the evening, when the districts import most.
 CAP_FOR = timedelta(hours=12)
-
-
-async def until(what: Callable[[], bool], timeout_s: float, why: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not what():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {why}")
-        await asyncio.sleep(0.05)
 
 
 def pv_capped(site: Site, ra: ReplayAgent, pct: float) -> bool:
