@@ -53,6 +53,7 @@ the rules, :class:`vpp.weather.SyntheticSolarForecast`; ``rules``: the rules alo
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from collections.abc import Callable
@@ -409,6 +410,16 @@ def quality_rows(table: pd.DataFrame, results: list[DayResult]) -> list[tuple[st
                 "",
             )
         )
+    co2 = summary["co2"]
+    rows.append(
+        (
+            "  controller: grid CO2 intensity forecast, quarter hour ahead: MAE / bias / mean",
+            f"{co2['mae_gkwh']:,.0f} / {co2['bias_gkwh']:+,.0f} / {co2['mean_gkwh']:,.0f} g/kWh"
+            if not math.isnan(co2["mae_gkwh"])
+            else "none in the inputs",
+            "",
+        )
+    )
     return rows
 
 

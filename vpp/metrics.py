@@ -160,6 +160,15 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     _g("vpp_forecast_scored_steps", "Quarter hours scored over the last day.", "quantity"),
     _g(
+        "vpp_forecast_co2_mae_grams_per_kilowatt_hour",
+        "Mean absolute error of the grid CO2 intensity forecast for the quarter hour ahead, "
+        "last day, g/kWh.",
+    ),
+    _g(
+        "vpp_forecast_co2_bias_grams_per_kilowatt_hour",
+        "Mean of forecast minus measured grid CO2 intensity, quarter hour ahead, last day, g/kWh.",
+    ),
+    _g(
         "vpp_forecast_pv_issued_weight_ratio",
         "Weight of the issued PV forecasts against the rule forecast in today's plans.",
     ),
@@ -367,6 +376,10 @@ class VppCollector(Collector):
             if not math.isnan(score["coverage_ratio"]):
                 s.add("vpp_forecast_coverage_ratio", score["coverage_ratio"], quantity)
             s.add("vpp_forecast_scored_steps", score["steps"], quantity)
+        co2 = state.co2_forecast_score
+        if co2:
+            s.add("vpp_forecast_co2_mae_grams_per_kilowatt_hour", co2["mae_gkwh"])
+            s.add("vpp_forecast_co2_bias_grams_per_kilowatt_hour", co2["bias_gkwh"])
         if state.pv_issued_weight is not None:
             s.add("vpp_forecast_pv_issued_weight_ratio", state.pv_issued_weight)
         if state.heat_level_error is not None:

@@ -213,6 +213,7 @@ def record_controller_activity(
         "heat": {"mae_w": 5e4, "pinball_w": 2e4, "coverage_ratio": 0.75, "steps": 96.0},
         "load": {"mae_w": 3e3, "pinball_w": 1.5e3, "coverage_ratio": float("nan"), "steps": 4.0},
     }
+    state.co2_forecast_score = {"mae_gkwh": 57.9, "bias_gkwh": -3.3, "steps": 96.0}
     state.readback_mismatches_total = {"bat-a": 4}
     state.setpoint_clamps_total = {"bat-a": 2}
     state.setpoint_refusals_total = {"pv-b": 1}
@@ -427,6 +428,8 @@ async def test_controller_records_setpoints_caps_jobs_and_sources() -> None:
     assert m.get("vpp_forecast_coverage_ratio", quantity="load") is None  # rule forecasts
     assert m("vpp_forecast_pv_issued_weight_ratio") == 0.8
     assert m("vpp_forecast_heat_level_error_ratio") == 0.052
+    assert m("vpp_forecast_co2_mae_grams_per_kilowatt_hour") == 57.9
+    assert m("vpp_forecast_co2_bias_grams_per_kilowatt_hour") == -3.3
     assert m("vpp_cost_accrued_euros") == 12.5
     assert m("vpp_recorder_errors_total") == 2.0
     clock.advance(2 * 3600)  # the cap has ended
@@ -542,6 +545,7 @@ def test_names_follow_the_conventions() -> None:
         "_total",
         "_per_second",
         "_per_megawatt_hour",
+        "_per_kilowatt_hour",
         "_bytes",
     )
     counts = (

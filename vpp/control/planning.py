@@ -213,6 +213,7 @@ class Planning(Recording):
             self.scores.observe(used[used.index < cutoff], cutoff)
             self.scores.expect(raw, bands)
             self.state.forecast_scores = self.scores.summary()
+            self.state.co2_forecast_score = self.scores.co2()
         if self.recorder is not None:
             # What was known of the past, so a recorded day can be exported and replayed.
             past = history[history.index < pd.Timestamp(self.clock.now())]

@@ -7,7 +7,9 @@ hour's measured value is among the inputs (the next plans' history), the forecas
 against it: absolute error of P50, pinball loss averaged over the three quantiles
 (:func:`vpp.replay.kpi.pinball`, as the replay report), and whether the value fell inside
 P10..P90. :meth:`ForecastScores.summary` gives the means over the scored quarter hours of
-the last ``window``; the metrics collector reads it at scrape time.
+the last ``window``; the metrics collector reads it at scrape time. The grid's CO2 intensity
+forecast [g/kWh] is scored the same way as a point forecast (:meth:`ForecastScores.co2`:
+MAE and bias), where the inputs carry a measured intensity (above zero).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from vpp.learned import BAND_COLUMNS, QUANTILE_NAMES, QUANTILES, site_bands
 
 #: Quantities scored, by the plan column their values are in (the metric label).
 QUANTITIES = {"load_w": "load", "pv_available_w": "pv", "heat_demand_th_w": "heat"}
+#: The raw input column of the grid's CO2 intensity [g/kWh].
+CO2 = "co2_g_per_kwh"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,10 @@ class ForecastScores:
         default_factory=dict
     )
     scores: deque[Score] = field(default_factory=deque)
+    #: Quarter hour -> the CO2 intensity forecast for it [g/kWh].
+    pending_co2: dict[pd.Timestamp, float] = field(default_factory=dict)
+    #: (quarter hour, forecast minus measured) [g/kWh] over the window.
+    co2_errors: deque[tuple[pd.Timestamp, float]] = field(default_factory=deque)
 
     def expect(self, raw: pd.DataFrame, bands: pd.DataFrame | None) -> None:
         """Note the forecast for the first quarter hour of ``raw`` (raw input columns, the
@@ -72,6 +80,8 @@ class ForecastScores:
             else:
                 values[plan_col] = (p50, p50, p50)
         self.pending[step] = (values, band_w is not None)
+        if CO2 in raw.columns:
+            self.pending_co2[step] = float(raw[CO2].iloc[0])
 
     def observe(self, known: pd.DataFrame, now: pd.Timestamp) -> None:
         """Score the pending forecasts whose quarter hour is in ``known`` (raw inputs
@@ -89,11 +99,21 @@ class ForecastScores:
                         if math.isnan(actual):
                             continue
                         self.scores.append(score(step, plan_col, actual, quantiles, banded))
+        if self.pending_co2 and not known.empty and CO2 in known.columns:
+            for step in [s for s in self.pending_co2 if s in known.index and s < now]:
+                forecast = self.pending_co2.pop(step)
+                actual = float(known[CO2].to_numpy()[known.index.get_loc(step)])
+                if actual > 0 and math.isfinite(forecast):  # zero: no measured intensity
+                    self.co2_errors.append((step, forecast - actual))
         horizon = now - pd.Timedelta(self.window)
         for step in [s for s in self.pending if s < horizon]:
             del self.pending[step]  # never measured: nothing to score
+        for step in [s for s in self.pending_co2 if s < horizon]:
+            del self.pending_co2[step]
         while self.scores and self.scores[0].step < horizon:
             self.scores.popleft()
+        while self.co2_errors and self.co2_errors[0][0] < horizon:
+            self.co2_errors.popleft()
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per quantity label: ``mae_w``, ``pinball_w``, ``coverage_ratio`` (NaN without
@@ -111,6 +131,18 @@ class ForecastScores:
                 "steps": float(len(mine)),
             }
         return out
+
+    def co2(self) -> dict[str, float]:
+        """The CO2 intensity forecast over the window: ``mae_gkwh``, ``bias_gkwh`` (forecast
+        minus measured) and ``steps``; empty before the first scored quarter hour."""
+        if not self.co2_errors:
+            return {}
+        errors = np.array([e for _, e in self.co2_errors])
+        return {
+            "mae_gkwh": float(np.abs(errors).mean()),
+            "bias_gkwh": float(errors.mean()),
+            "steps": float(len(errors)),
+        }
 
 
 def score(

@@ -104,6 +104,9 @@ class ControllerState:
     #: Forecast errors for the quarter hour ahead over the last day, by quantity
     #: (:meth:`vpp.control.scores.ForecastScores.summary`).
     forecast_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The CO2 intensity forecast's MAE and bias over the last day [g/kWh]
+    #: (:meth:`vpp.control.scores.ForecastScores.co2`); empty without measured intensity.
+    co2_forecast_score: dict[str, float] = field(default_factory=dict)
     #: The issued PV forecasts' weight against the rule blend today (0..1,
     #: :func:`vpp.forecast.issued_solar_weight`), None without issued PV forecasts.
     pv_issued_weight: float | None = None

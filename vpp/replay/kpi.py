@@ -109,6 +109,9 @@ ADDITIVE = (
     "load_forecast_covered_steps",
     "pv_forecast_covered_steps",
     "heat_forecast_covered_steps",
+    "co2_forecast_abs_error_gkwh",
+    "co2_forecast_error_gkwh",
+    "co2_actual_gkwh",
 )
 #: References the shares of the bound's savings are measured against.
 SHARE_REFERENCES = ("no_control", "self_consumption")
@@ -214,6 +217,7 @@ def strategy_kpis(
     for name in ("plans", "fallback_plans", "failed_plans", "unplanned_steps", "clamped_setpoints"):
         figures[name] = float(trace.stats.get(name, 0.0))
     figures.update(forecast_errors(trace, dt))
+    figures.update(co2_forecast_errors(trace, inp[:, k.I_CO2]))
     return figures
 
 
@@ -248,6 +252,23 @@ def forecast_errors(trace: Trace, dt_h: float) -> dict[str, float]:
     return out
 
 
+def co2_forecast_errors(trace: Trace, actual: np.ndarray) -> dict[str, float]:
+    """The grid's CO2 intensity forecast in the plans in force (for the quarter hour about to
+    start) against what it was, summed over the planned steps [g/kWh]: absolute errors,
+    errors (forecast minus truth) and the truth itself, so that MAE, bias and the mean
+    intensity are each ``sum / forecast_steps``. Zero for strategies without plans."""
+    planned = np.isfinite(trace.planned[:, 0])
+    forecast = trace.planned[planned, PLANNED_COLUMNS.index("co2_g_per_kwh")]
+    truth = actual[planned]
+    known = np.isfinite(forecast)
+    error = forecast[known] - truth[known]
+    return {
+        "co2_forecast_abs_error_gkwh": float(np.abs(error).sum()),
+        "co2_forecast_error_gkwh": float(error.sum()),
+        "co2_actual_gkwh": float(truth.sum()),
+    }
+
+
 def forecast_summary(
     figures: Mapping[str, float], dt_h: float = 0.25
 ) -> dict[str, dict[str, float]]:
@@ -265,6 +286,18 @@ def forecast_summary(
             "pinball_w": float(figures.get(f"{quantity}_forecast_pinball_mwh", math.nan)) * per_w,
             "coverage_pct": 100.0 * covered / banded if banded else math.nan,
         }
+    # The CO2 intensity [g/kWh]; NaN where the inputs carry none (all zero).
+    actual = float(figures.get("co2_actual_gkwh", 0.0))
+    has = steps > 0 and actual > 0
+    out["co2"] = {
+        "mae_gkwh": float(figures.get("co2_forecast_abs_error_gkwh", 0.0)) / steps
+        if has
+        else math.nan,
+        "bias_gkwh": float(figures.get("co2_forecast_error_gkwh", 0.0)) / steps
+        if has
+        else math.nan,
+        "mean_gkwh": actual / steps if has else math.nan,
+    }
     return out
 
 

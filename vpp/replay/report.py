@@ -179,6 +179,13 @@ def _paragraph(name: str, row: pd.Series) -> str:
                 f"{_fmt(e['pv']['pinball_w'] / 1e3, 1)} and "
                 f"{_fmt(e['heat']['pinball_w'] / 1e3, 1)} kW."
             )
+            co2 = e["co2"]
+            if not math.isnan(co2["mae_gkwh"]):
+                text += (
+                    " The grid's CO2 intensity was forecast with an MAE of "
+                    f"{_fmt(co2['mae_gkwh'], 0)} g/kWh (bias {_fmt(co2['bias_gkwh'], 0)}, "
+                    f"mean {_fmt(co2['mean_gkwh'], 0)} g/kWh)."
+                )
             if float(row.get("forecast_band_steps", 0.0)) > 0:
                 text += (
                     " The truth fell inside the learned P10-P90 band in "

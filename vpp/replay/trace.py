@@ -25,6 +25,7 @@ PLANNED_COLUMNS = (
     "load_w",
     "pv_available_w",
     "heat_demand_th_w",
+    "co2_g_per_kwh",
 )
 #: Forecast quantities among :data:`PLANNED_COLUMNS` and the plant's output columns of what
 #: really happened (the plan in force at a quarter hour was made just before it, so its

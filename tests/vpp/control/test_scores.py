@@ -54,6 +54,32 @@ def test_scores_against_what_was_then_measured(inputs: pd.DataFrame) -> None:
     assert scores.summary() == {}
 
 
+def test_co2_intensity_scored_where_it_was_measured(inputs: pd.DataFrame) -> None:
+    """The CO2 intensity forecast (a point forecast, g/kWh) against the measured intensity:
+    MAE and bias over the scored quarter hours; a quarter hour without a measured intensity
+    (zero in the inputs) is not scored; the window forgets them as the other scores."""
+    site = read_site(ROOT / "config" / "demo.toml")
+    scores = ForecastScores(site)
+    start = pd.Timestamp("2018-02-02T00:00Z")
+    known = inputs.copy()
+    known.loc[start + 2 * Q, "co2_g_per_kwh"] = 0.0  # no measured intensity here
+    for k in range(6):
+        step = start + k * Q
+        raw = inputs.loc[[step]].copy()
+        raw["co2_g_per_kwh"] *= 1.1
+        scores.observe(known[known.index < step], step)
+        scores.expect(raw, None)
+    truth = inputs["co2_g_per_kwh"].loc[[start + k * Q for k in (0, 1, 3, 4)]].to_numpy()
+    assert truth.min() > 0
+    got = scores.co2()
+    assert got["steps"] == 4.0  # the last quarter hour is not measured yet, one had none
+    assert got["mae_gkwh"] == pytest.approx(0.1 * truth.mean())
+    assert got["bias_gkwh"] == pytest.approx(0.1 * truth.mean())
+    later = start + timedelta(days=1, hours=3)
+    scores.observe(known[known.index < later], later)
+    assert scores.co2() == {}
+
+
 def test_rule_forecasts_have_no_coverage(inputs: pd.DataFrame) -> None:
     site = read_site(ROOT / "config" / "demo.toml")
     scores = ForecastScores(site)
@@ -118,3 +144,11 @@ def test_vpp_run_metrics_score_the_forecasts_the_plans_used() -> None:
     assert samples[("vpp_forecast_mae_watts", "heat")] == pytest.approx(expected, rel=1e-9)
     assert 0.0 <= samples[("vpp_forecast_coverage_ratio", "heat")] <= 1.0
     assert samples[("vpp_forecast_pinball_watts", "heat")] > 0.0
+    # The CO2 intensity, measured in every quarter hour of the day: scored as the heat.
+    co2_planned = part.planned[:, PLANNED_COLUMNS.index("co2_g_per_kwh")]
+    co2_truth = truth.inp[:steps, k.I_CO2]
+    assert co2_truth.min() > 0
+    co2_error = np.abs(co2_planned[:scored] - co2_truth[:scored]).mean()
+    assert samples[("vpp_forecast_co2_mae_grams_per_kilowatt_hour", None)] == pytest.approx(
+        co2_error
+    )

@@ -120,6 +120,28 @@ def test_forecast_errors_are_sums_over_planned_steps() -> None:
     assert errors["heat_forecast_abs_error_mwh"] == 0.0
 
 
+def test_co2_forecast_errors_over_planned_steps() -> None:
+    """The CO2 intensity in the plans in force against the true one, where a plan was in
+    force: MAE, bias and mean per step; none reported where the inputs carry no CO2."""
+    from vpp.replay.kpi import co2_forecast_errors, forecast_errors, forecast_summary
+    from vpp.replay.trace import PLANNED_COLUMNS, Trace
+
+    trace = Trace.empty(pd.date_range("2018-05-16", periods=3, freq="15min", tz="UTC"), 0, 0, True)
+    trace.planned[:2] = 0.0  # the third step had no plan
+    trace.planned[:2, PLANNED_COLUMNS.index("co2_g_per_kwh")] = [300.0, 500.0]
+    truth = np.array([400.0, 450.0, 999.0])
+    figures = forecast_errors(trace, 0.25) | co2_forecast_errors(trace, truth)
+    assert figures["co2_forecast_abs_error_gkwh"] == pytest.approx(100.0 + 50.0)
+    assert figures["co2_forecast_error_gkwh"] == pytest.approx(-100.0 + 50.0)
+    co2 = forecast_summary(figures)["co2"]
+    assert co2["mae_gkwh"] == pytest.approx(75.0)
+    assert co2["bias_gkwh"] == pytest.approx(-25.0)
+    assert co2["mean_gkwh"] == pytest.approx(425.0)
+
+    none = forecast_errors(trace, 0.25) | co2_forecast_errors(trace, np.zeros(3))
+    assert np.isnan(forecast_summary(none)["co2"]["mae_gkwh"])
+
+
 def test_pinball_and_coverage_of_the_learned_bands() -> None:
     """Pinball loss averaged over P10, P50, P90 per step, and the steps inside P10..P90;
     without bands the plan's value stands for every quantile and nothing counts as covered."""
