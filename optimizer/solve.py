@@ -6,6 +6,7 @@ tests) raises :class:`SolveFailed` with a reason; the planner turns it into a fa
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from pyomo.contrib.solver.solvers.highs import Highs
 
 from optimizer.param_map import NotCompilable, ParamMap
 from optimizer.params import SolveOptions
+
+log = logging.getLogger(__name__)
 
 #: HiGHS's "no limit" for its integer limits (kHighsIInf); options persist in an instance, so
 #: a solve without a work limit sets this back explicitly.
@@ -81,7 +84,10 @@ def run_highs(
 ) -> tuple[SolveResult, NDArray[np.float64]]:
     """Run HiGHS on the model it holds; the result and the primal values, or :class:`SolveFailed`.
 
-    A failed solve clears HiGHS's basis, so the next solve starts from scratch.
+    A solve that ends without an optimum for another reason than a limit (HiGHS's
+    ``kUnknown``: a start from the idle or shifted basis of :mod:`optimizer.basis` can end
+    so where the same LP solves from scratch) is run once more without the basis, in the
+    time left. A failed solve clears HiGHS's basis, so the next solve starts from scratch.
     """
     start = time.perf_counter()
     try:
@@ -97,6 +103,15 @@ def run_highs(
         h.run()
         status = h.getModelStatus()
         info = h.getInfo()
+        left = time_limit_s - (time.perf_counter() - start)
+        if _worth_a_fresh_start(status, info) and left > 0:
+            log.info("HiGHS ended with %s from its starting basis: solving from scratch",
+                     status.name)  # fmt: skip
+            h.clearSolver()
+            h.setOptionValue("time_limit", left)
+            h.run()
+            status = h.getModelStatus()
+            info = h.getInfo()
     except Exception as exc:  # HiGHS errors must not reach the caller
         raise SolveFailed(f"solver error: {exc!r}") from exc
     seconds = time.perf_counter() - start
@@ -116,6 +131,15 @@ def run_highs(
         iterations=max(int(info.simplex_iteration_count), 0),
     )
     return result, primal
+
+
+def _worth_a_fresh_start(status: highspy.HighsModelStatus, info: Any) -> bool:
+    """No optimum with a feasible solution, and not for a limit (a second run would only
+    spend the same budget again)."""
+    s = highspy.HighsModelStatus
+    if status == s.kOptimal:
+        return bool(info.primal_solution_status != 2)
+    return status not in (s.kTimeLimit, s.kIterationLimit, s.kSolutionLimit, s.kInterrupt)
 
 
 class PersistentHighs:
