@@ -1,6 +1,8 @@
 """A broker and a database of the tests' own: Mosquitto with per-agent users and ACLs on a
 loopback port, a throwaway PostgreSQL cluster; both stopped by the fixtures. District agents
-on the replay plant of one shipped day (``districts``), their outboxes closed after the test."""
+on the replay plant of one shipped day (``districts``), their outboxes closed after the test.
+The tests wait with :func:`until` and :func:`within`: bounded in time, also where a check or
+a step does not return, and a step that does not finish says where it waited."""
 
 from __future__ import annotations
 
