@@ -199,7 +199,8 @@ async def test_agents_hold_on_while_the_coordinator_is_killed(
                 # Numbered after the targets before the crash (the history keeps the
                 # numbers): each applied once, none refused as a duplicate or out of order.
                 assert a.last_target_seq > before[a.id]
-                assert a.stats.targets == {"applied": a.last_target_seq}
+                city = [e.message for e in ra.ctl.state.events if e.source == "city"]
+                assert a.stats.targets == {"applied": a.last_target_seq}, (a.id, city[-6:])
                 assert last_telemetry(ra).plan_source == "target"
                 within_limits(site, ra)
 
