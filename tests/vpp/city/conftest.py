@@ -1,20 +1,15 @@
 """A broker and a database of the tests' own: Mosquitto with per-agent users and ACLs on a
 loopback port, a throwaway PostgreSQL cluster; both stopped by the fixtures. District agents
 on the replay plant of one shipped day (``districts``), their outboxes closed after the test.
-The tests wait with :func:`until` and :func:`within`: bounded in time, also where a check or
-a step does not return, and a step that does not finish says where it waited."""
+The tests wait with :func:`tests.waiting.until` and :func:`tests.waiting.within`."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import shutil
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pandas as pd
 import pytest
@@ -27,63 +22,9 @@ from vpp.city.sim import ReplayAgent, replay_agent
 from vpp.core.site import Site
 from vpp.replay.data import read_replay_inputs
 
-T = TypeVar("T")
-
 AGENTS = ["north", "south"]
 #: The shipped day the districts replay (a sunny noon in May).
 DAY = date(2018, 5, 16)
-
-
-def await_chain(aw: Any) -> str:
-    """Where a suspended coroutine waits, outermost first: each coroutine it awaits, down to
-    the future at the end (a task's own stack shows only its outermost frame)."""
-    lines = []
-    for _ in range(100):  # bounded: a chain is a few dozen deep at most
-        frame = getattr(aw, "cr_frame", None) or getattr(aw, "ag_frame", None)
-        if frame is None:
-            lines.append(f"  awaiting {aw!r}")
-            break
-        code = frame.f_code
-        lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
-        aw = getattr(aw, "cr_await", None) or getattr(aw, "ag_await", None)
-        if aw is None:
-            break
-    return "\n".join(lines)
-
-
-async def within(aw: Awaitable[T], timeout_s: float, why: str) -> T:
-    """``await aw``, failing the test after ``timeout_s`` with where it was waiting."""
-    task = asyncio.ensure_future(aw)
-    done, _ = await asyncio.wait([task], timeout=timeout_s)
-    if not done:
-        where = await_chain(task.get_coro())
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        pytest.fail(f"not within {timeout_s} s: {why}; it waited at\n{where}")
-    return task.result()
-
-
-async def until(
-    what: Callable[[], bool | Awaitable[bool]],
-    timeout_s: float,
-    why: str,
-    state: Callable[[], str] | None = None,
-) -> None:
-    """Until ``what()`` is true (it may be a coroutine function), checked every 50 ms; the
-    test fails after ``timeout_s``, also when one check itself does not return."""
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05) + 2):  # bounded in count and, below, in time
-        left = deadline - time.monotonic()
-        result = what()
-        if inspect.isawaitable(result):
-            result = await within(result, max(left, 0.05), f"{why} (one check)")
-        if result:
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    extra = f" ({state()})" if state is not None else ""
-    pytest.fail(f"not within {timeout_s} s: {why}{extra}")
 
 
 def _need(binary: str, package: str) -> None:

@@ -12,8 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, _need, coordinator_link, link_for, until
+from tests.vpp.city.conftest import AGENTS, _need, coordinator_link, link_for
 from tests.vpp.replay.conftest import small_site
+from tests.waiting import until
 from vpp.city.broker import Broker
 from vpp.city.coordinator import Coordinator, CoordinatorConfig
 from vpp.city.history import History

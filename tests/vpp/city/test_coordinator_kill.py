@@ -24,8 +24,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, _need, link_for, until, within
+from tests.vpp.city.conftest import AGENTS, _need, link_for
 from tests.vpp.replay.conftest import small_site
+from tests.waiting import until, within
 from vpp.city import schema as s
 from vpp.city.broker import COORDINATOR_USER, Broker
 from vpp.city.history import History

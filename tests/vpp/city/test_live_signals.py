@@ -19,7 +19,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import free_port
-from tests.vpp.city.conftest import AGENTS, Districts, _need, coordinator_link, link_for, until
+from tests.vpp.city.conftest import AGENTS, Districts, _need, coordinator_link, link_for
+from tests.waiting import until
 from vpp.city.broker import Broker
 from vpp.city.cityplan import plan_city
 from vpp.city.coordinator import Coordinator, CoordinatorConfig

@@ -9,13 +9,13 @@ shorter horizon, so a plan takes a fraction of a second. :func:`running_controll
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import LOOPBACK, free_port
+from tests.waiting import until
 from vpp.app import RunOptions, run
 from vpp.control.controller import Controller
 from vpp.core.site import Site
@@ -45,12 +45,8 @@ def demo_site(
 async def wait_until(
     check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2
 ) -> None:
-    """Poll ``check`` until it is true; TimeoutError naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout_s} s")
-        await asyncio.sleep(poll_s)
+    """Poll ``check`` until it is true (:func:`tests.waiting.until`)."""
+    await until(check, timeout_s, what, poll_s=poll_s)
 
 
 @asynccontextmanager

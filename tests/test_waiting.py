@@ -1,5 +1,6 @@
-"""The city tests' waiting helpers fail with a reason instead of hanging: a step that does
-not finish says where it waits; a check that does not return counts against the deadline."""
+"""The tests' waiting helpers (tests/waiting.py) fail with a reason instead of hanging: a
+step that does not finish says where it waits; a check that does not return counts against
+the deadline."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.vpp.city.conftest import until, within
+from tests.waiting import until, within
 
 
 async def test_within_says_where_it_waited() -> None:
